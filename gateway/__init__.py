@@ -1,0 +1,3 @@
+"""ASEAN Single Window message gateway."""
+
+__version__ = "0.1.0"

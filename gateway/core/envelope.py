@@ -1,0 +1,187 @@
+"""The message header every document type shares, and how to read it.
+
+The header is the only part of a document that routing, the journal and the delivery side look
+at. It is defined once in ``xsd/common`` and sits as the first child of every document's root:
+
+    <cm:MessageHeader>
+      <cm:MessageID>uuid</cm:MessageID>
+      <cm:SenderParty><cm:CountryCode>SG</cm:CountryCode><cm:PartyID>..</cm:PartyID>?</cm:SenderParty>
+      <cm:ReceiverParty><cm:CountryCode>TH</cm:CountryCode>..</cm:ReceiverParty>
+      <cm:DocumentTypeCode>EFD</cm:DocumentTypeCode>
+      <cm:FunctionCode>9</cm:FunctionCode>
+      <cm:CreationDateTime>2026-11-22T07:00:00Z</cm:CreationDateTime>
+      <cm:ReferencedMessageID>uuid</cm:ReferencedMessageID>?
+      <cm:TestIndicator>false</cm:TestIndicator>?
+    </cm:MessageHeader>
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from gateway.errors import HeaderInvalid, UnknownDocumentType
+
+NS_COMMON = "urn:asw-gw:datamodel:Common_DS:1"
+NS_FORMD = "urn:asw-gw:datamodel:EFORMD-DMS:1"
+NS_ACDD = "urn:asw-gw:datamodel:ACDD-DMS:1"
+NS_RESPONSE = "urn:asw-gw:datamodel:RES-DMS:1"
+NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
+NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
+
+MEMBER_STATES = ("BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN")
+
+
+class DocumentType(enum.Enum):
+    """The document types the gateway exchanges; the value is the header's DocumentTypeCode."""
+
+    FORM_D = "EFD"
+    ACDD = "ACDD"
+    CUSTOMS_RESPONSE = "RES"
+    DELIVERY_RECEIPT = "RCT"
+
+    @property
+    def root_tag(self) -> str:
+        """The qualified tag of this document type's root element."""
+        return _ROOT_TAGS[self]
+
+    @property
+    def slug(self) -> str:
+        """Short lower-case name, used in routing keys and file names."""
+        return _SLUGS[self]
+
+
+_ROOT_TAGS = {
+    DocumentType.FORM_D: f"{{{NS_FORMD}}}EFormD",
+    DocumentType.ACDD: f"{{{NS_ACDD}}}ACDD",
+    DocumentType.CUSTOMS_RESPONSE: f"{{{NS_RESPONSE}}}CustomsResponse",
+    DocumentType.DELIVERY_RECEIPT: f"{{{NS_RECEIPT}}}DeliveryReceipt",
+}
+_SLUGS = {
+    DocumentType.FORM_D: "formd",
+    DocumentType.ACDD: "acdd",
+    DocumentType.CUSTOMS_RESPONSE: "response",
+    DocumentType.DELIVERY_RECEIPT: "receipt",
+}
+_BY_ROOT_TAG = {tag: doc_type for doc_type, tag in _ROOT_TAGS.items()}
+
+
+class FunctionCode(enum.Enum):
+    """UNCL 1225 message function codes the gateway understands."""
+
+    ORIGINAL = "9"
+    CANCELLATION = "1"
+    REPLACEMENT = "5"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Party:
+    """A sending or receiving party: a member state, optionally one NSW party inside it."""
+
+    country: str
+    party_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """What the gateway knows of a message from its header alone."""
+
+    message_id: str
+    sender: Party
+    receiver: Party
+    document_type: DocumentType
+    function: FunctionCode
+    created: datetime
+    referenced_message_id: str | None
+    test: bool
+
+
+def _c(name: str) -> str:
+    return f"{{{NS_COMMON}}}{name}"
+
+
+def document_type_of(root: etree._Element) -> DocumentType:
+    """Tell the document type from the root element, or refuse it."""
+    doc_type = _BY_ROOT_TAG.get(root.tag) if isinstance(root.tag, str) else None
+    if doc_type is None:
+        known = ", ".join(sorted(t.root_tag for t in DocumentType))
+        raise UnknownDocumentType(
+            f"The root element {root.tag!s} is not a document type this gateway exchanges "
+            f"(expected one of: {known})."
+        )
+    return doc_type
+
+
+def _text(parent: etree._Element, name: str, what: str, *, required: bool = True) -> str | None:
+    node = parent.find(_c(name))
+    value = node.text.strip() if node is not None and node.text else ""
+    if not value:
+        if required:
+            raise HeaderInvalid(f"The message header has no {what} ({name}).")
+        return None
+    return value
+
+
+def _party(header: etree._Element, name: str, what: str) -> Party:
+    node = header.find(_c(name))
+    if node is None:
+        raise HeaderInvalid(f"The message header has no {what} ({name}).")
+    country = _text(node, "CountryCode", f"{what} country code")
+    assert country is not None  # noqa: S101  (required=True returns a value or raises)
+    return Party(country=country, party_id=_text(node, "PartyID", "party id", required=False))
+
+
+def read_envelope(root: etree._Element) -> Envelope:
+    """Read the header of a parsed document.
+
+    Only structure is checked here; the XSD has the last word on formats. This is enough for
+    routing even before schema validation, and it never trusts anything outside the header.
+    """
+    doc_type = document_type_of(root)
+    header = root.find(_c("MessageHeader"))
+    if header is None:
+        raise HeaderInvalid("The document has no MessageHeader.")
+    message_id = _text(header, "MessageID", "message id")
+    assert message_id is not None  # noqa: S101
+    try:
+        uuid.UUID(message_id)
+    except ValueError as exc:
+        raise HeaderInvalid(f"The message id {message_id!r} is not a UUID.") from exc
+    declared = _text(header, "DocumentTypeCode", "document type code")
+    if declared != doc_type.value:
+        raise HeaderInvalid(
+            f"The header says document type {declared!r} but the document is {doc_type.value!r}."
+        )
+    function_text = _text(header, "FunctionCode", "function code")
+    try:
+        function = FunctionCode(function_text)
+    except ValueError as exc:
+        raise HeaderInvalid(
+            f"The function code {function_text!r} is not one of 9 (original), "
+            "1 (cancellation) or 5 (replacement)."
+        ) from exc
+    created_text = _text(header, "CreationDateTime", "creation date-time")
+    assert created_text is not None  # noqa: S101
+    try:
+        created = datetime.fromisoformat(created_text)
+    except ValueError as exc:
+        raise HeaderInvalid(f"The creation date-time {created_text!r} is not valid.") from exc
+    if created.tzinfo is None:
+        raise HeaderInvalid(f"The creation date-time {created_text!r} has no time zone.")
+    test_text = _text(header, "TestIndicator", "test indicator", required=False)
+    return Envelope(
+        message_id=message_id.lower(),
+        sender=_party(header, "SenderParty", "sender"),
+        receiver=_party(header, "ReceiverParty", "receiver"),
+        document_type=doc_type,
+        function=function,
+        created=created,
+        referenced_message_id=_text(
+            header, "ReferencedMessageID", "referenced message id", required=False
+        ),
+        test=test_text in {"true", "1"},
+    )

@@ -1,0 +1,381 @@
+"""The gateway's one error tree.
+
+Every failure the gateway reports is a ``GatewayError``. Each class carries a stable kebab-case
+``code`` (the same string in problem+json ``type``, dead-letter headers and logs), the HTTP
+status a server answers with, and whether trying again later may succeed.
+
+    GatewayError
+    ├── RejectedMessage            the sender's fault: 4xx, never retried
+    │   ├── PayloadTooLarge        413 payload-too-large
+    │   ├── UnsupportedMediaType   415 unsupported-media-type
+    │   ├── MalformedXml           400 malformed-xml
+    │   ├── ForbiddenXml           400 xml-forbidden (DTD, entities, XInclude, ...)
+    │   ├── XmlLimitExceeded       400 xml-limit-exceeded (depth, node size)
+    │   ├── UnknownDocumentType    422 unknown-document-type
+    │   ├── HeaderInvalid          422 header-invalid
+    │   ├── SchemaViolation        422 schema-violation
+    │   ├── BusinessRuleViolation  422 business-rule-violation
+    │   ├── SignatureProblem       422 (one subclass per signature / certificate code)
+    │   ├── UnknownRoute           422 no-route
+    │   ├── SenderNotAllowed       403 sender-not-allowed
+    │   ├── Unauthenticated        401 unauthenticated
+    │   ├── DuplicateMessage       409 duplicate-business-key
+    │   └── NotFound               404 not-found
+    └── TemporaryFailure           ours or a peer's: 5xx, retryable
+        ├── BrokerUnavailable      503 broker-unavailable
+        ├── JournalUnavailable     503 journal-unavailable
+        ├── PeerUnavailable        502 peer-unavailable
+        └── PeerTimeout            504 peer-timeout
+    PermanentDeliveryFailure       a receiver refused the document for good (dead letter)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One problem (or remark) found in a document, for a trade officer to act on."""
+
+    severity: str  # "error" | "warning" | "info"
+    code: str
+    message: str
+    box: str | None = None
+    path: str | None = None
+    line: int | None = None
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Render as the JSON object used by the API and the CLI."""
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "box": self.box,
+            "path": self.path,
+            "line": self.line,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway reports."""
+
+    code: ClassVar[str] = "internal-error"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    title: ClassVar[str] = "The gateway could not process the message"
+
+    def __init__(self, detail: str, *, findings: tuple[Finding, ...] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.findings = findings
+
+    def to_problem(self, *, base_uri: str, instance: str | None = None) -> dict[str, Any]:
+        """Render as an RFC 9457 problem details object."""
+        problem: dict[str, Any] = {
+            "type": f"{base_uri}{self.code}",
+            "title": self.title,
+            "status": self.http_status,
+            "detail": self.detail,
+            "code": self.code,
+            "retryable": self.retryable,
+        }
+        if instance is not None:
+            problem["instance"] = instance
+        if self.findings:
+            problem["findings"] = [f.to_json() for f in self.findings]
+        return problem
+
+
+# --- the sender's fault ----------------------------------------------------------------------
+
+
+class RejectedMessage(GatewayError):
+    """The message itself is wrong; sending it again unchanged will fail again."""
+
+    code = "message-rejected"
+    http_status = 400
+    title = "The message was refused"
+
+
+class PayloadTooLarge(RejectedMessage):
+    """The body is larger than the configured limit."""
+
+    code = "payload-too-large"
+    http_status = 413
+    title = "The message is too large"
+
+
+class UnsupportedMediaType(RejectedMessage):
+    """The body is not declared as XML."""
+
+    code = "unsupported-media-type"
+    http_status = 415
+    title = "The message must be sent as XML"
+
+
+class MalformedXml(RejectedMessage):
+    """The body is not well-formed XML."""
+
+    code = "malformed-xml"
+    http_status = 400
+    title = "The message is not well-formed XML"
+
+
+class ForbiddenXml(RejectedMessage):
+    """The XML uses a construct the gateway never accepts (DTD, entity, XInclude, PI ...)."""
+
+    code = "xml-forbidden"
+    http_status = 400
+    title = "The message uses a forbidden XML construct"
+
+
+class XmlLimitExceeded(RejectedMessage):
+    """The XML is nested too deeply or has an oversized node."""
+
+    code = "xml-limit-exceeded"
+    http_status = 400
+    title = "The message exceeds the XML size limits"
+
+
+class UnknownDocumentType(RejectedMessage):
+    """The root element is not a document type the gateway knows."""
+
+    code = "unknown-document-type"
+    http_status = 422
+    title = "The document type is not supported"
+
+
+class HeaderInvalid(RejectedMessage):
+    """The message header is missing or cannot be read."""
+
+    code = "header-invalid"
+    http_status = 422
+    title = "The message header is invalid"
+
+
+class SchemaViolation(RejectedMessage):
+    """The document does not conform to its XML schema."""
+
+    code = "schema-violation"
+    http_status = 422
+    title = "The document does not match its schema"
+
+
+class BusinessRuleViolation(RejectedMessage):
+    """The document breaks one or more business rules."""
+
+    code = "business-rule-violation"
+    http_status = 422
+    title = "The document breaks business rules"
+
+
+class SignatureProblem(RejectedMessage):
+    """Base of every signature and certificate refusal."""
+
+    code = "signature-invalid"
+    http_status = 422
+    title = "The document's signature is not acceptable"
+
+
+class Unsigned(SignatureProblem):
+    """The document carries no signature."""
+
+    code = "unsigned"
+    title = "The document is not signed"
+
+
+class SignatureInvalid(SignatureProblem):
+    """The signature value does not verify, or the signature is malformed."""
+
+    code = "signature-invalid"
+    title = "The signature does not verify"
+
+
+class DigestMismatch(SignatureProblem):
+    """The signed content was changed after signing."""
+
+    code = "digest-mismatch"
+    title = "The document was changed after it was signed"
+
+
+class AlgorithmForbidden(SignatureProblem):
+    """The signature uses an algorithm outside the pinned set."""
+
+    code = "algorithm-forbidden"
+    title = "The signature uses a forbidden algorithm"
+
+
+class SignatureWrapping(SignatureProblem):
+    """The signature does not cover exactly the document (wrapping attack shape)."""
+
+    code = "signature-reference-invalid"
+    title = "The signature does not cover the whole document"
+
+
+class CertificateUntrusted(SignatureProblem):
+    """The signing certificate does not chain to a trusted CA."""
+
+    code = "certificate-untrusted"
+    title = "The signing certificate is not trusted"
+
+
+class CertificateExpired(SignatureProblem):
+    """The signing certificate is outside its validity period."""
+
+    code = "certificate-expired"
+    title = "The signing certificate is expired or not yet valid"
+
+
+class CertificateRevoked(SignatureProblem):
+    """The signing certificate is on its CA's revocation list."""
+
+    code = "certificate-revoked"
+    title = "The signing certificate has been revoked"
+
+
+class CertificateUsage(SignatureProblem):
+    """The signing certificate is not allowed to make digital signatures."""
+
+    code = "certificate-usage"
+    title = "The signing certificate may not sign documents"
+
+
+class SenderMismatch(SignatureProblem):
+    """The signer belongs to another country than the header's sender."""
+
+    code = "sender-mismatch"
+    title = "The signer does not belong to the sending country"
+
+
+class RevocationUnknown(SignatureProblem):
+    """No current revocation list, and the country's policy is hard-fail."""
+
+    code = "revocation-unknown"
+    title = "The revocation status of the signing certificate is unknown"
+
+
+class UnknownRoute(RejectedMessage):
+    """No receiving party is configured for the header's receiver."""
+
+    code = "no-route"
+    http_status = 422
+    title = "The receiver is not reachable through this gateway"
+
+
+class Unauthenticated(RejectedMessage):
+    """The caller did not prove who it is."""
+
+    code = "unauthenticated"
+    http_status = 401
+    title = "Authentication is required"
+
+
+class SenderNotAllowed(RejectedMessage):
+    """The caller tried to send as another party."""
+
+    code = "sender-not-allowed"
+    http_status = 403
+    title = "The caller may not send as this sender"
+
+
+class DuplicateMessage(RejectedMessage):
+    """Another message already carries the same business key."""
+
+    code = "duplicate-business-key"
+    http_status = 409
+    title = "This document was already submitted under another message id"
+
+
+class NotFound(RejectedMessage):
+    """The requested resource does not exist."""
+
+    code = "not-found"
+    http_status = 404
+    title = "Not found"
+
+
+# --- ours or a peer's: try again ----------------------------------------------------------
+
+
+class TemporaryFailure(GatewayError):
+    """Something the gateway depends on failed; the same request may succeed later."""
+
+    code = "temporary-failure"
+    http_status = 503
+    retryable = True
+    title = "The gateway cannot take the message right now"
+
+
+class BrokerUnavailable(TemporaryFailure):
+    """RabbitMQ cannot be reached or did not confirm the publish."""
+
+    code = "broker-unavailable"
+    http_status = 503
+    title = "The message broker is unavailable; nothing was accepted"
+
+
+class JournalUnavailable(TemporaryFailure):
+    """The message journal could not record the message."""
+
+    code = "journal-unavailable"
+    http_status = 503
+    title = "The message journal is unavailable; nothing was accepted"
+
+
+class PeerUnavailable(TemporaryFailure):
+    """A receiving national single window failed or could not be reached."""
+
+    code = "peer-unavailable"
+    http_status = 502
+    title = "The receiving system is unavailable"
+
+
+class PeerTimeout(TemporaryFailure):
+    """A receiving national single window did not answer in time."""
+
+    code = "peer-timeout"
+    http_status = 504
+    title = "The receiving system did not answer in time"
+
+
+class PermanentDeliveryFailure(GatewayError):
+    """The receiver refused the document for good; it goes to the dead letters."""
+
+    code = "delivery-refused"
+    http_status = 502
+    title = "The receiving system refused the document"
+
+
+class RetriesExhausted(GatewayError):
+    """Every retry step failed; the message is parked for an operator."""
+
+    code = "retries-exhausted"
+    http_status = 504
+    title = "Delivery failed after every retry"
+
+
+class SettingsError(GatewayError):
+    """The configuration is invalid; raised once with every problem listed."""
+
+    code = "settings-invalid"
+    http_status = 500
+    title = "The gateway configuration is invalid"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = tuple(problems)
+
+
+def all_error_classes() -> list[type[GatewayError]]:
+    """Every concrete class of the tree, for catalogues and tests."""
+    seen: list[type[GatewayError]] = []
+    pending: list[type[GatewayError]] = [GatewayError]
+    while pending:
+        cls = pending.pop()
+        seen.append(cls)
+        pending.extend(cls.__subclasses__())
+    return seen
