@@ -176,7 +176,7 @@ class BusinessRuleViolation(RejectedMessage):
 class SignatureProblem(RejectedMessage):
     """Base of every signature and certificate refusal."""
 
-    code = "signature-invalid"
+    code = "signature-unacceptable"
     http_status = 422
     title = "The document's signature is not acceptable"
 

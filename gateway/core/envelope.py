@@ -106,7 +106,7 @@ def _c(name: str) -> str:
 
 def document_type_of(root: etree._Element) -> DocumentType:
     """Tell the document type from the root element, or refuse it."""
-    doc_type = _BY_ROOT_TAG.get(root.tag) if isinstance(root.tag, str) else None
+    doc_type = _BY_ROOT_TAG.get(str(root.tag))
     if doc_type is None:
         known = ", ".join(sorted(t.root_tag for t in DocumentType))
         raise UnknownDocumentType(

@@ -1,0 +1,24 @@
+# The gateway image: the same commands `make run` uses, without the demo submission.
+# RabbitMQ runs beside it (set ASW_AMQP__URL); drop folders live under /srv/asw (a volume).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --system --create-home --home-dir /srv/asw asw
+WORKDIR /opt/asw-gateway
+
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY adapters ./adapters
+RUN python -m pip install --no-cache-dir .
+
+COPY xsd ./xsd
+COPY config ./config
+COPY samples ./samples
+
+ENV ASW_HTTP__HOST=0.0.0.0 \
+    ASW_AMQP__URL=amqp://guest:guest@rabbitmq:5672/ \
+    ASW_LOG__FORMAT=json
+USER asw
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"
+CMD ["asw-gateway", "serve", "--config", "config/gateway.toml"]

@@ -1,0 +1,121 @@
+"""Wiring: the one place that builds the gateway's parts from the settings and joins them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from adapters import build_adapter
+from gateway.broker import Broker
+from gateway.core.handover import Adapter
+from gateway.core.parsing import ParseLimits
+from gateway.core.pipeline import Ingest
+from gateway.core.routing import RoutingTable
+from gateway.core.topology import Topology
+from gateway.core.validation import Validator
+from gateway.delivery import DeliveryWorker
+from gateway.settings import Settings
+from gateway.web import BROKER, CLOCK, INGEST, SETTINGS, add_routes, errors_middleware, utc_now
+
+log = structlog.get_logger("gateway.app")
+
+
+def build_ingest(settings: Settings) -> Ingest:
+    """Compile the schemas and build the routing table once."""
+    topology = Topology(settings.amqp.prefix)
+    return Ingest(
+        limits=ParseLimits(
+            max_bytes=settings.http.max_body_bytes, max_depth=settings.documents.max_depth
+        ),
+        validator=Validator.load(Path(settings.documents.xsd_dir)),
+        routes=RoutingTable(topology=topology, receivers=frozenset(settings.parties)),
+    )
+
+
+def build_adapters(settings: Settings) -> dict[str, Adapter]:
+    """One adapter per configured receiving party."""
+    return {
+        country: build_adapter(party.adapter, party.options)
+        for country, party in settings.parties.items()
+    }
+
+
+def create_app(
+    settings: Settings,
+    *,
+    broker: Broker,
+    ingest: Ingest,
+    clock: Callable[[], datetime] = utc_now,
+) -> web.Application:
+    """The aiohttp application with its dependencies under typed keys."""
+    app = web.Application(
+        middlewares=[errors_middleware], client_max_size=settings.http.max_body_bytes + 1
+    )
+    app[SETTINGS] = settings
+    app[INGEST] = ingest
+    app[BROKER] = broker
+    app[CLOCK] = clock
+    add_routes(app)
+    return app
+
+
+class Gateway:
+    """A running gateway: HTTP API, broker connection and delivery workers."""
+
+    def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None):
+        self.settings = settings
+        topology = Topology(settings.amqp.prefix)
+        self.broker = Broker(settings.amqp, topology, frozenset(settings.parties))
+        self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
+        self.worker = DeliveryWorker(self.broker, topology, self.adapters, settings.amqp)
+        self.app = create_app(settings, broker=self.broker, ingest=build_ingest(settings))
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self, *, port: int | None = None) -> None:
+        """Connect to the broker (in the background), start consuming and listening."""
+        self.worker.register()
+        await self.broker.start()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner,
+            self.settings.http.host,
+            self.settings.http.port if port is None else port,
+        )
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        log.info("gateway_started", host=self.settings.http.host, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop listening, then close the broker; unacked deliveries return to their queues."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.broker.stop()
+        for adapter in self.adapters.values():
+            await adapter.close()
+        log.info("gateway_stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run the gateway until SIGINT or SIGTERM."""
+    gateway = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()

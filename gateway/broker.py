@@ -1,0 +1,227 @@
+"""The RabbitMQ shell: topology, confirmed publishing, consumers, reconnection.
+
+A supervisor task keeps one connection: it connects, declares the topology (idempotently),
+starts the registered consumers and waits for the connection to drop, then starts over after a
+pause. While disconnected, ``publish`` fails at once with ``BrokerUnavailable`` so that the HTTP
+layer answers 503 instead of hanging, and nothing is ever reported as accepted unless RabbitMQ
+confirmed it. Foreign exceptions become ``GatewayError``s here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+)
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
+
+from gateway.core.topology import Topology
+from gateway.errors import BrokerUnavailable
+from gateway.settings import AmqpSettings
+
+log = structlog.get_logger("gateway.broker")
+
+MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outgoing:
+    """One message to publish, with the AMQP properties the gateway sets."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    correlation_id: str | None
+    headers: Mapping[str, str | int | bool]
+
+
+class Broker:
+    """One supervised connection to RabbitMQ for publishing and consuming."""
+
+    def __init__(self, settings: AmqpSettings, topology: Topology, receivers: frozenset[str]):
+        self._settings = settings
+        self._topology = topology
+        self._receivers = receivers
+        self._consumers: dict[str, MessageHandler] = {}
+        self._connection: AbstractConnection | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._connected = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection with a declared topology is up."""
+        return self._connected.is_set()
+
+    def consume(self, queue: str, handler: MessageHandler) -> None:
+        """Register ``handler`` for ``queue``; it is (re)started on every connection."""
+        self._consumers[queue] = handler
+
+    async def start(self) -> None:
+        """Start the supervisor; returns at once, connected or not."""
+        self._supervisor = asyncio.create_task(self._supervise(), name="broker-supervisor")
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the broker; say whether it is connected."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        return self.connected
+
+    async def stop(self) -> None:
+        """Close the connection and stop reconnecting."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        await self._close()
+
+    async def _close(self) -> None:
+        self._connected.clear()
+        self._exchanges = {}
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+                await connection.close()
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            lost = asyncio.Event()
+            try:
+                await self._connect(lost)
+                log.info("broker_connected", url=_redact(self._settings.url))
+                await lost.wait()
+                log.warning("broker_connection_lost")
+            except CONNECTION_EXCEPTIONS as exc:
+                log.warning("broker_unreachable", error=type(exc).__name__, detail=str(exc)[:200])
+            finally:
+                await self._close()
+            await asyncio.sleep(self._settings.reconnect_seconds)
+
+    async def _connect(self, lost: asyncio.Event) -> None:
+        connection = await aio_pika.connect(self._settings.url, timeout=5)
+        self._connection = connection
+        connection.close_callbacks.add(lambda *_: lost.set())
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel.close_callbacks.add(lambda *_: lost.set())
+        await self._declare(channel)
+        for queue_name, handler in self._consumers.items():
+            consumer_channel = await connection.channel()
+            consumer_channel.close_callbacks.add(lambda *_: lost.set())
+            await consumer_channel.set_qos(prefetch_count=self._settings.prefetch)
+            queue = await consumer_channel.get_queue(queue_name, ensure=False)
+            await queue.consume(handler)
+        self._connected.set()
+
+    async def _declare(self, channel: AbstractChannel) -> None:
+        """Declare every exchange and queue; safe to repeat on every connection."""
+        topo = self._topology
+        route = await channel.declare_exchange(
+            topo.route_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dead = await channel.declare_exchange(
+            topo.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dead_queue = await channel.declare_queue(
+            topo.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead_queue.bind(dead, routing_key="#")
+        for country in sorted(self._receivers):
+            queue = await channel.declare_queue(
+                topo.delivery_queue(country),
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": topo.dead_exchange,
+                    "x-delivery-limit": self._settings.delivery_limit,
+                },
+            )
+            await queue.bind(route, routing_key=topo.binding_key(country))
+        self._exchanges = {topo.route_exchange: route, topo.dead_exchange: dead}
+
+    async def publish(self, outgoing: Outgoing) -> None:
+        """Publish persistently and wait for RabbitMQ's confirm, or raise BrokerUnavailable.
+
+        Many publishes may wait on their confirms at once (one per HTTP request), so confirms
+        are pipelined on the one channel rather than serialised.
+        """
+        exchange = self._exchanges.get(outgoing.exchange) if self.connected else None
+        if exchange is None:
+            raise BrokerUnavailable(
+                "The message broker is not reachable right now; the message was not accepted. "
+                "Please send it again shortly."
+            )
+        message = aio_pika.Message(
+            outgoing.body,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=outgoing.message_id,
+            correlation_id=outgoing.correlation_id,
+            content_type="application/xml",
+            headers=dict(outgoing.headers),
+        )
+        try:
+            await exchange.publish(
+                message,
+                outgoing.routing_key,
+                mandatory=True,
+                timeout=self._settings.confirm_timeout_seconds,
+            )
+        except PublishError as exc:
+            raise BrokerUnavailable(
+                f"The broker could not route the message ({outgoing.routing_key}); "
+                "it was not accepted."
+            ) from exc
+        except DeliveryError as exc:
+            raise BrokerUnavailable("The broker refused to store the message.") from exc
+        except TimeoutError as exc:
+            raise BrokerUnavailable("The broker did not confirm the message in time.") from exc
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BrokerUnavailable(
+                "The connection to the message broker failed; the message was not accepted."
+            ) from exc
+
+    async def queue_depths(self) -> dict[str, int]:
+        """Messages waiting in each delivery queue and the dead letters (passive declares)."""
+        if self._connection is None or not self.connected:
+            raise BrokerUnavailable("The message broker is not reachable right now.")
+        names = [self._topology.delivery_queue(c) for c in sorted(self._receivers)]
+        names.append(self._topology.dead_queue)
+        depths: dict[str, int] = {}
+        try:
+            channel = await self._connection.channel()
+            try:
+                for name in names:
+                    queue = await channel.declare_queue(name, passive=True)
+                    depths[name] = int(queue.declaration_result.message_count or 0)
+            finally:
+                await channel.close()
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BrokerUnavailable("Could not read the queue depths from the broker.") from exc
+        return depths
+
+
+def _redact(url: str) -> str:
+    """Hide the password in an AMQP URL for logging."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
+
+
+def amqp_headers(values: Mapping[str, Any]) -> dict[str, str | int | bool]:
+    """Keep only header values AMQP tables carry as-is, dropping Nones."""
+    return {k: v for k, v in values.items() if isinstance(v, str | int | bool)}

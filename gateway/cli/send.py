@@ -1,0 +1,73 @@
+"""``asw-gateway send FILE --url URL``: submit one document and print its message id."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+from lxml import etree
+
+from gateway.core.envelope import NS_COMMON
+from gateway.core.parsing import parse
+
+EX_TEMPFAIL = 75
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``send`` subcommand."""
+    parser = subparsers.add_parser("send", help="submit one document to a gateway")
+    parser.add_argument("file", type=Path, help="the XML document to submit")
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
+    parser.add_argument("--api-key", help="API key of the sending party, if the gateway asks")
+    parser.add_argument(
+        "--new-id",
+        action="store_true",
+        help="give the document a fresh message id first (breaks an existing signature)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def with_fresh_message_id(document: bytes) -> bytes:
+    """The document with a new random MessageID in its header."""
+    root = parse(document)
+    node = root.find(f"{{{NS_COMMON}}}MessageHeader/{{{NS_COMMON}}}MessageID")
+    if node is None:
+        raise ValueError("the document has no MessageHeader/MessageID to replace")
+    node.text = str(uuid.uuid4())
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Submit the file; print the message id (exit 0) or the refusal (exit 1, or 75 to retry)."""
+    document = args.file.read_bytes()
+    if args.new_id:
+        document = with_fresh_message_id(document)
+    headers = {"Content-Type": "application/xml", "Accept": "application/json"}
+    if args.api_key:
+        headers["X-API-Key"] = args.api_key
+    request = urllib.request.Request(  # noqa: S310  (the URL is the operator's own gateway)
+        args.url.rstrip("/") + "/v1/messages", data=document, headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        problem = json.loads(exc.read() or b"{}")
+        print(
+            f"refused ({exc.code} {problem.get('code', '?')}): {problem.get('detail', '')}",
+            file=sys.stderr,
+        )
+        for finding in problem.get("findings", []):
+            box = f"box {finding['box']}: " if finding.get("box") else ""
+            print(f"  - {finding['code']}: {box}{finding['message']}", file=sys.stderr)
+        return EX_TEMPFAIL if exc.code >= 500 else 1
+    except urllib.error.URLError as exc:
+        print(f"cannot reach the gateway at {args.url}: {exc.reason}", file=sys.stderr)
+        return EX_TEMPFAIL
+    print(body["message_id"])
+    return 0

@@ -1,0 +1,35 @@
+"""``asw-gateway serve``: run the HTTP API and the delivery workers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from gateway.app import serve
+from gateway.errors import SettingsError
+from gateway.logs import configure_logging
+from gateway.settings import DEFAULT_CONFIG, load_settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` subcommand."""
+    parser = subparsers.add_parser("serve", help="run the gateway (HTTP API and delivery)")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="TOML configuration file"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the settings, configure logging and serve until stopped."""
+    try:
+        settings = load_settings(args.config, os.environ)
+    except SettingsError as exc:
+        print(f"asw-gateway: {exc.detail}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log)
+    asyncio.run(serve(settings))
+    return 0

@@ -1,0 +1,61 @@
+"""Ingest as a pure function: bytes in, an accepted message (or a refusal) out.
+
+parse (hardened) -> read the header -> validate (XSD, rules) -> decide the route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.core.envelope import Envelope, read_envelope
+from gateway.core.parsing import ParseLimits, parse
+from gateway.core.routing import Route, RoutingTable
+from gateway.core.validation import ValidationReport, Validator
+from gateway.errors import SchemaViolation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """A message that passed every check and knows where it goes."""
+
+    envelope: Envelope
+    route: Route
+    payload: bytes
+    digest: str
+    report: ValidationReport
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ingest:
+    """What ingest needs, built once at start-up."""
+
+    limits: ParseLimits
+    validator: Validator
+    routes: RoutingTable
+
+    def check(self, data: bytes, *, now: datetime) -> tuple[Envelope, ValidationReport]:
+        """Parse, read the header and validate, without routing (``POST /v1/validate``)."""
+        root = parse(data, self.limits)
+        envelope = read_envelope(root)
+        return envelope, self.validator.check(root, now=now)
+
+    def accept(self, data: bytes, *, now: datetime) -> Accepted:
+        """Run every check on ``data`` and decide its route, or raise why not."""
+        envelope, report = self.check(data, now=now)
+        if not report.valid:
+            errors = tuple(f for f in report.findings if f.severity == "error")
+            raise SchemaViolation(
+                f"The {envelope.document_type.value} document has {len(errors)} error(s); "
+                "see findings.",
+                findings=report.findings,
+            )
+        route = self.routes.decide(envelope)
+        return Accepted(
+            envelope=envelope,
+            route=route,
+            payload=data,
+            digest=hashlib.sha256(data).hexdigest(),
+            report=report,
+        )

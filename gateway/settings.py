@@ -1,0 +1,229 @@
+"""One frozen, typed settings tree, read from TOML with ``ASW_*`` environment overrides.
+
+``load_settings(path, environ)`` is the only place that reads configuration; the environment is
+passed in, never read behind the caller's back. Overrides use double underscores between key
+levels: ``ASW_HTTP__PORT=9000``, ``ASW_AMQP__URL=amqp://...``,
+``ASW_PARTIES__TH__OPTIONS__DIRECTORY=/srv/th``. Every problem found is collected and raised as
+one ``SettingsError``, so a bad configuration is fixed in one round.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.core.envelope import MEMBER_STATES
+from gateway.errors import SettingsError
+
+DEFAULT_CONFIG = Path("config/gateway.toml")
+ENV_PREFIX = "ASW_"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSettings:
+    """Who this gateway is."""
+
+    name: str = "asw-gateway"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    """The HTTP API listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 8 * 1024 * 1024
+    problem_base_uri: str = "https://asw-gateway.dev/problems/"
+    offload_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmqpSettings:
+    """The RabbitMQ connection and topology."""
+
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    prefix: str = "asw"
+    prefetch: int = 64
+    delivery_limit: int = 10
+    confirm_timeout_seconds: float = 10.0
+    reconnect_seconds: float = 1.0
+    transient_retry_seconds: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentSettings:
+    """Where schemas live and how documents are bounded."""
+
+    xsd_dir: str = "xsd"
+    max_depth: int = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    """Logging output."""
+
+    level: str = "info"
+    format: str = "auto"  # auto | json | console
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PartySettings:
+    """A national single window this gateway delivers to, and how."""
+
+    country: str
+    adapter: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The whole configuration of one gateway process."""
+
+    node: NodeSettings = field(default_factory=NodeSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    amqp: AmqpSettings = field(default_factory=AmqpSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    parties: Mapping[str, PartySettings] = field(default_factory=dict)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "node": NodeSettings,
+    "http": HttpSettings,
+    "amqp": AmqpSettings,
+    "documents": DocumentSettings,
+    "log": LogSettings,
+}
+_CHOICES = {
+    ("log", "level"): {"debug", "info", "warning", "error"},
+    ("log", "format"): {"auto", "json", "console"},
+}
+_POSITIVE = {
+    ("http", "port"),
+    ("http", "max_body_bytes"),
+    ("amqp", "prefetch"),
+    ("amqp", "delivery_limit"),
+    ("documents", "max_depth"),
+}
+KNOWN_ADAPTERS = frozenset({"drop-folder"})
+
+
+def _coerce(raw: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        lowered = raw.strip().lower()
+        if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+            raise ValueError(f"expected true or false, got {raw!r}")
+        return lowered in {"true", "1", "yes"}
+    if isinstance(like, int):
+        return int(raw)
+    if isinstance(like, float):
+        return float(raw)
+    return raw
+
+
+def _apply_environment(
+    data: dict[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> None:
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if path[0] == "parties" and len(path) >= 3:
+            path[1] = path[1].upper()
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append(f"{name}: {'.'.join(path)} is not a table")
+                break
+            node = child
+        else:
+            node[path[-1]] = raw
+
+
+def _build_section(name: str, raw: Any, problems: list[str]) -> Any:
+    cls = _SECTIONS[name]
+    defaults = cls()
+    if not isinstance(raw, dict):
+        problems.append(f"[{name}] must be a table")
+        return defaults
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not hasattr(defaults, key):
+            problems.append(f"{name}.{key}: unknown setting")
+            continue
+        like = getattr(defaults, key)
+        try:
+            coerced = _coerce(value, like) if isinstance(value, str) else value
+        except ValueError as exc:
+            problems.append(f"{name}.{key}: {exc}")
+            continue
+        if isinstance(like, bool) != isinstance(coerced, bool) or (
+            isinstance(like, int | float) and not isinstance(coerced, int | float)
+        ):
+            problems.append(f"{name}.{key}: expected {type(like).__name__}, got {coerced!r}")
+            continue
+        if isinstance(like, float):
+            coerced = float(coerced)
+        if (name, key) in _POSITIVE and coerced <= 0:
+            problems.append(f"{name}.{key}: must be greater than 0, got {coerced!r}")
+        allowed = _CHOICES.get((name, key))
+        if allowed is not None and coerced not in allowed:
+            problems.append(f"{name}.{key}: must be one of {sorted(allowed)}, got {coerced!r}")
+        values[key] = coerced
+    return cls(**values)
+
+
+def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
+    parties: dict[str, PartySettings] = {}
+    if not isinstance(raw, dict):
+        problems.append("[parties] must be a table")
+        return parties
+    for country, body in sorted(raw.items()):
+        where = f"parties.{country}"
+        if country not in MEMBER_STATES:
+            problems.append(f"{where}: {country!r} is not an ASEAN member state code")
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        adapter = body.get("adapter")
+        if adapter not in KNOWN_ADAPTERS:
+            problems.append(f"{where}.adapter: must be one of {sorted(KNOWN_ADAPTERS)}")
+            continue
+        options = body.get("options", {})
+        if not isinstance(options, dict):
+            problems.append(f"{where}.options: must be a table")
+            continue
+        unknown = set(body) - {"adapter", "options"}
+        problems.extend(f"{where}.{key}: unknown setting" for key in sorted(unknown))
+        parties[country] = PartySettings(
+            country=country,
+            adapter=adapter,
+            options={str(k): str(v) for k, v in options.items()},
+        )
+    return parties
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read ``path`` (TOML), apply ``ASW_*`` overrides from ``environ``, and check everything."""
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            problems.append(f"{path}: configuration file not found")
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"{path}: not valid TOML: {exc}")
+    _apply_environment(data, environ, problems)
+    unknown = set(data) - set(_SECTIONS) - {"parties"}
+    problems.extend(f"[{name}]: unknown section" for name in sorted(unknown))
+    sections = {name: _build_section(name, data.get(name, {}), problems) for name in _SECTIONS}
+    parties = _build_parties(data.get("parties", {}), problems)
+    if problems:
+        raise SettingsError(problems)
+    return Settings(parties=parties, **sections)

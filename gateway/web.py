@@ -1,0 +1,228 @@
+"""The aiohttp shell: handlers, correlation ids, and problem+json for every refusal.
+
+Handlers stay thin: read the body, hand it to the pure ingest, publish, answer. Errors are
+rendered in one middleware from the attributes of the error class, never ad hoc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+
+from gateway.broker import Broker, Outgoing, amqp_headers
+from gateway.core.pipeline import Ingest
+from gateway.errors import (
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+    RejectedMessage,
+    TemporaryFailure,
+    UnsupportedMediaType,
+)
+from gateway.settings import Settings
+
+log = structlog.get_logger("gateway.web")
+
+SETTINGS = web.AppKey("settings", Settings)
+INGEST = web.AppKey("ingest", Ingest)
+BROKER = web.AppKey("broker", Broker)
+Clock = Callable[[], datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+
+PROBLEM_JSON = "application/problem+json"
+XML_TYPES = frozenset({"application/xml", "text/xml"})
+T = TypeVar("T")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC; the one clock the shells hand to the core."""
+    return datetime.now(UTC)
+
+
+def problem_response(
+    error: GatewayError, settings: Settings, *, instance: str | None = None
+) -> web.Response:
+    """Render ``error`` as RFC 9457 problem details."""
+    body = error.to_problem(base_uri=settings.http.problem_base_uri, instance=instance)
+    response = web.json_response(body, status=error.http_status, content_type=PROBLEM_JSON)
+    if isinstance(error, TemporaryFailure):
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a correlation id, and turn every failure into problem+json."""
+    correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+    settings = request.app[SETTINGS]
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except GatewayError as exc:
+        response = problem_response(exc, settings, instance=request.path)
+    except web.HTTPNotFound:
+        response = problem_response(NotFound(f"There is nothing at {request.path}."), settings)
+    except web.HTTPMethodNotAllowed as exc:
+        error = RejectedMessage(f"{request.method} is not allowed on {request.path}.")
+        response = problem_response(error, settings)
+        response.set_status(405)
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("request_failed", path=request.path)
+        response = problem_response(
+            GatewayError("An internal error occurred; it has been logged."), settings
+        )
+    response.headers["X-Correlation-ID"] = correlation_id
+    return response
+
+
+async def _read_xml_body(request: web.Request) -> bytes:
+    settings = request.app[SETTINGS]
+    limit = settings.http.max_body_bytes
+    if request.content_type not in XML_TYPES and not request.content_type.endswith("+xml"):
+        raise UnsupportedMediaType(
+            f"The body must be sent as application/xml, not {request.content_type!r}."
+        )
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(
+            f"The document is {request.content_length:,} bytes; this gateway accepts at most "
+            f"{limit:,} bytes."
+        )
+    data = await request.content.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The document is larger than the limit of {limit:,} bytes.")
+    return data
+
+
+async def _offload(request: web.Request, size: int, work: Callable[[], T]) -> T:
+    """Run CPU work inline when small, in a thread when large (never stall the loop long)."""
+    if size <= request.app[SETTINGS].http.offload_bytes:
+        return work()
+    return await asyncio.to_thread(work)
+
+
+async def submit_message(request: web.Request) -> web.Response:
+    """POST /v1/messages: check a document, publish it durably, answer 202 with its id."""
+    started = time.perf_counter()
+    ingest = request.app[INGEST]
+    now = request.app[CLOCK]()
+    try:
+        data = await _read_xml_body(request)
+        accepted = await _offload(request, len(data), lambda: ingest.accept(data, now=now))
+        envelope = accepted.envelope
+        structlog.contextvars.bind_contextvars(
+            message_id=envelope.message_id,
+            sender=envelope.sender.country,
+            recipient=envelope.receiver.country,
+            doc_type=envelope.document_type.value,
+        )
+        await request.app[BROKER].publish(
+            Outgoing(
+                exchange=accepted.route.exchange,
+                routing_key=accepted.route.routing_key,
+                body=accepted.payload,
+                message_id=envelope.message_id,
+                correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
+                headers=amqp_headers(
+                    {
+                        "x-asw-sender": envelope.sender.country,
+                        "x-asw-receiver": envelope.receiver.country,
+                        "x-asw-document-type": envelope.document_type.value,
+                        "x-asw-function": envelope.function.value,
+                        "x-asw-test": envelope.test,
+                        "x-asw-digest": accepted.digest,
+                    }
+                ),
+            )
+        )
+    except GatewayError as exc:
+        log.info(
+            "message_rejected" if isinstance(exc, RejectedMessage) else "message_not_accepted",
+            outcome="rejected" if isinstance(exc, RejectedMessage) else "unavailable",
+            error=exc.code,
+            status=exc.http_status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        raise
+    log.info(
+        "message_accepted",
+        outcome="accepted",
+        route=accepted.route.routing_key,
+        size=len(data),
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return web.json_response(
+        {
+            "message_id": envelope.message_id,
+            "status": "ACCEPTED",
+            "document_type": envelope.document_type.value,
+            "sender": envelope.sender.country,
+            "receiver": envelope.receiver.country,
+            "test": envelope.test,
+            "warnings": [f.to_json() for f in accepted.report.findings],
+        },
+        status=202,
+        headers={"Location": f"/v1/messages/{envelope.message_id}"},
+    )
+
+
+async def validate_document(request: web.Request) -> web.Response:
+    """POST /v1/validate: the findings for a document, never routed or stored."""
+    ingest = request.app[INGEST]
+    now = request.app[CLOCK]()
+    data = await _read_xml_body(request)
+    envelope, report = await _offload(request, len(data), lambda: ingest.check(data, now=now))
+    body: dict[str, Any] = {
+        "message_id": envelope.message_id,
+        "document_type": report.document_type.value,
+        "valid": report.valid,
+        "findings": [f.to_json() for f in report.findings],
+    }
+    return web.json_response(body)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is alive; says whether the broker is connected."""
+    broker = request.app[BROKER]
+    return web.json_response(
+        {
+            "status": "ok" if broker.connected else "degraded",
+            "broker": "connected" if broker.connected else "disconnected",
+            "node": request.app[SETTINGS].node.name,
+        }
+    )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: 200 only when submissions can be accepted."""
+    broker = request.app[BROKER]
+    status = 200 if broker.connected else 503
+    return web.json_response({"ready": broker.connected}, status=status)
+
+
+async def queues(request: web.Request) -> web.Response:
+    """GET /v1/queues: messages waiting per receiving country, and dead letters."""
+    depths = await request.app[BROKER].queue_depths()
+    return web.json_response({"queues": depths})
+
+
+def add_routes(app: web.Application) -> None:
+    """Mount every HTTP route of the gateway."""
+    app.router.add_post("/v1/messages", submit_message)
+    app.router.add_post("/v1/validate", validate_document)
+    app.router.add_get("/v1/queues", queues)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

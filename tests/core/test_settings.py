@@ -1,0 +1,61 @@
+"""Loading the settings tree from TOML and the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import SettingsError
+from gateway.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "config" / "gateway.toml"
+
+
+def test_committed_defaults_load_with_ten_parties() -> None:
+    """config/gateway.toml loads and configures all ten member states."""
+    settings = load_settings(DEFAULT, {})
+    assert sorted(settings.parties) == sorted(
+        ["BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN"]
+    )
+    assert settings.http.port == 8080
+
+
+def test_environment_overrides_nested_keys() -> None:
+    """ASW_HTTP__PORT and a party option can be overridden from the environment."""
+    settings = load_settings(
+        DEFAULT,
+        {"ASW_HTTP__PORT": "9100", "ASW_PARTIES__TH__OPTIONS__DIRECTORY": "/srv/th", "HOME": "/"},
+    )
+    assert settings.http.port == 9100
+    assert settings.parties["TH"].options["directory"] == "/srv/th"
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """A bad configuration raises one error listing all of its problems."""
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[http]\nport = "eighty"\n[log]\nlevel = "loud"\n[parties.XX]\nadapter = "drop-folder"\n'
+        '[parties.TH]\nadapter = "carrier-pigeon"\n[mystery]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, {"ASW_AMQP__PREFETCH": "-1"})
+    problems = "\n".join(caught.value.problems)
+    for expected in (
+        "http.port",
+        "log.level",
+        "parties.XX",
+        "parties.TH.adapter",
+        "[mystery]",
+        "amqp.prefetch",
+    ):
+        assert expected in problems
+    assert len(caught.value.problems) == 6
+
+
+def test_missing_file_is_a_settings_error(tmp_path: Path) -> None:
+    """A configuration path that does not exist is reported, not a traceback."""
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "nope.toml", {})
