@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 from lxml import etree
 
@@ -69,6 +71,6 @@ class Validator:
                 path=entry.path,
                 line=entry.line,
             )
-            for entry in schema.error_log
+            for entry in cast("Iterable[Any]", schema.error_log)  # lxml-stubs: not iterable
         )
         return ValidationReport(document_type=doc_type, findings=findings)
