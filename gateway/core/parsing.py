@@ -97,8 +97,8 @@ def _deeper_than(root: etree._Element, depth: int) -> bool:
 
 def _check_tree(root: etree._Element, limits: ParseLimits) -> None:
     docinfo = root.getroottree().docinfo
-    doctype: str = getattr(docinfo, "doctype", "")  # missing from lxml-stubs
-    if doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+    # getattr: lxml-stubs lacks doctype and claims the DTDs are never None.
+    if any(getattr(docinfo, name, None) for name in ("doctype", "internalDTD", "externalDTD")):
         raise ForbiddenXml("The document declares a DTD, which exchange documents must not do.")
     # The filtered iteration runs in C: about 0.2 ms for 40,000 elements.
     for node in root.iter(*_FORBIDDEN_NODES):
