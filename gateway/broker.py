@@ -32,6 +32,7 @@ from gateway.settings import AmqpSettings
 log = structlog.get_logger("gateway.broker")
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+RETRY_DELAY_HEADER = "x-asw-retry-delay-ms"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +51,9 @@ class Broker:
     """One supervised connection to RabbitMQ for publishing and consuming."""
 
     def __init__(self, settings: AmqpSettings, topology: Topology, receivers: frozenset[str]):
+        self.retry_delays_ms = tuple(
+            sorted({round(d * 1000) for d in settings.retry_schedule_seconds})
+        )
         self._settings = settings
         self._topology = topology
         self._receivers = receivers
@@ -138,6 +142,21 @@ class Broker:
             topo.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
         )
         await dead_queue.bind(dead, routing_key="#")
+        retry = await channel.declare_exchange(
+            topo.retry_exchange, aio_pika.ExchangeType.HEADERS, durable=True
+        )
+        for delay_ms in self.retry_delays_ms:
+            retry_queue = await channel.declare_queue(
+                topo.retry_queue(delay_ms),
+                durable=True,
+                arguments={
+                    "x-message-ttl": delay_ms,
+                    "x-dead-letter-exchange": topo.route_exchange,
+                },
+            )
+            await retry_queue.bind(
+                retry, arguments={"x-match": "all", RETRY_DELAY_HEADER: delay_ms}
+            )
         for country in sorted(self._receivers):
             queue = await channel.declare_queue(
                 topo.delivery_queue(country),
@@ -149,7 +168,11 @@ class Broker:
                 },
             )
             await queue.bind(route, routing_key=topo.binding_key(country))
-        self._exchanges = {topo.route_exchange: route, topo.dead_exchange: dead}
+        self._exchanges = {
+            topo.route_exchange: route,
+            topo.dead_exchange: dead,
+            topo.retry_exchange: retry,
+        }
 
     async def publish(self, outgoing: Outgoing) -> None:
         """Publish persistently and wait for RabbitMQ's confirm, or raise BrokerUnavailable.
@@ -197,6 +220,7 @@ class Broker:
         if self._connection is None or not self.connected:
             raise BrokerUnavailable("The message broker is not reachable right now.")
         names = [self._topology.delivery_queue(c) for c in sorted(self._receivers)]
+        names.extend(self._topology.retry_queue(d) for d in self.retry_delays_ms)
         names.append(self._topology.dead_queue)
         depths: dict[str, int] = {}
         try:

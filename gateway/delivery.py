@@ -1,27 +1,32 @@
 """The delivery side: consume a receiver's queue and hand each document to its adapter.
 
 A message is acked only after the adapter returned, i.e. after the receiver durably has the
-document. A temporary failure puts the message back after a pause (the quorum queue's delivery
-limit bounds how often); a permanent failure dead-letters it with its reason code.
+document. A temporary failure sends the message to the next step of the retry schedule; when
+the schedule is used up, or on a permanent failure, the message is dead-lettered with its
+reason code, original route, attempt count and last error. Whatever is published on the way
+(retry or dead letter) is confirmed by RabbitMQ before the original is acked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
-from gateway.broker import Broker, MessageHandler, Outgoing, amqp_headers
+from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
 from gateway.core.handover import Adapter, Handover
+from gateway.core.retry import GiveUp, RetrySchedule
 from gateway.core.topology import Topology
-from gateway.errors import GatewayError, TemporaryFailure
+from gateway.errors import GatewayError, RetriesExhausted, TemporaryFailure
 from gateway.settings import AmqpSettings
 
 log = structlog.get_logger("gateway.delivery")
+
+ATTEMPT_HEADER = "x-asw-attempt"
 
 
 class DeliveryWorker:
@@ -37,14 +42,13 @@ class DeliveryWorker:
         self._broker = broker
         self._topology = topology
         self._adapters = adapters
-        self._settings = settings
+        self._schedule = RetrySchedule(settings.retry_schedule_seconds)
 
     def register(self) -> None:
         """Subscribe to the delivery queue of every party that has an adapter."""
         for country in sorted(self._adapters):
-            self._broker.consume(
-                self._topology.delivery_queue(country), self._make_handler(country)
-            )
+            queue = self._topology.delivery_queue(country)
+            self._broker.consume(queue, self._make_handler(country))
 
     def _make_handler(self, country: str) -> MessageHandler:
         adapter = self._adapters[country]
@@ -65,6 +69,7 @@ class DeliveryWorker:
             document_type=str(headers.get("x-asw-document-type", "")),
             payload=message.body,
         )
+        attempt = _int_header(headers, ATTEMPT_HEADER, default=1)
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
             message_id=handover.message_id,
@@ -72,22 +77,15 @@ class DeliveryWorker:
             sender=handover.sender,
             recipient=country,
             doc_type=handover.document_type,
+            attempt=attempt,
         ):
             try:
                 await adapter.deliver(handover)
             except TemporaryFailure as exc:
-                log.warning(
-                    "message_delivery_retry",
-                    outcome="retrying",
-                    error=exc.code,
-                    detail=exc.detail,
-                    redelivered=message.redelivered,
-                )
-                await asyncio.sleep(self._settings.transient_retry_seconds)
-                await _settle(message.nack(requeue=True))
+                await self._retry_or_give_up(message, attempt, exc)
                 return
             except GatewayError as exc:
-                await self._dead_letter(message, exc)
+                await self._dead_letter(message, exc, attempt=attempt, last_error=exc)
                 return
             await _settle(message.ack())
             log.info(
@@ -96,7 +94,44 @@ class DeliveryWorker:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, error: GatewayError) -> None:
+    async def _retry_or_give_up(
+        self, message: AbstractIncomingMessage, attempt: int, error: TemporaryFailure
+    ) -> None:
+        decision = self._schedule.after_failure(attempt)
+        if isinstance(decision, GiveUp):
+            exhausted = RetriesExhausted(
+                f"Delivery failed {attempt} times; the last error was {error.code}: {error.detail}"
+            )
+            await self._dead_letter(message, exhausted, attempt=attempt, last_error=error)
+            return
+        delay_ms = round(decision.delay_seconds * 1000)
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                ATTEMPT_HEADER: decision.attempt,
+                RETRY_DELAY_HEADER: delay_ms,
+                "x-asw-last-error": error.code,
+                "x-asw-last-detail": error.detail[:500],
+            }
+        )
+        if not await self._republish(message, self._topology.retry_exchange, headers):
+            return
+        log.warning(
+            "message_delivery_retry",
+            outcome="retrying",
+            error=error.code,
+            detail=error.detail,
+            retry_in_seconds=decision.delay_seconds,
+        )
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        error: GatewayError,
+        *,
+        attempt: int,
+        last_error: GatewayError,
+    ) -> None:
         """Park the message with its reason, confirmed, then ack the original."""
         headers = dict(message.headers or {})
         headers.update(
@@ -104,12 +139,24 @@ class DeliveryWorker:
                 "x-asw-reason": error.code,
                 "x-asw-detail": error.detail[:500],
                 "x-asw-original-routing-key": message.routing_key or "",
+                ATTEMPT_HEADER: attempt,
+                "x-asw-last-error": last_error.code,
             }
         )
+        headers.pop(RETRY_DELAY_HEADER, None)
+        if await self._republish(message, self._topology.dead_exchange, headers):
+            log.error(
+                "message_dead_lettered", outcome="dead", error=error.code, detail=error.detail
+            )
+
+    async def _republish(
+        self, message: AbstractIncomingMessage, exchange: str, headers: Mapping[str, Any]
+    ) -> bool:
+        """Publish a copy (confirmed) and ack the original; on failure leave it queued."""
         try:
             await self._broker.publish(
                 Outgoing(
-                    exchange=self._topology.dead_exchange,
+                    exchange=exchange,
                     routing_key=message.routing_key or "unknown",
                     body=message.body,
                     message_id=message.message_id or "",
@@ -117,16 +164,22 @@ class DeliveryWorker:
                     headers=amqp_headers(headers),
                 )
             )
-        except GatewayError:
+        except GatewayError as exc:
+            log.warning("message_requeued", error=exc.code, detail=exc.detail)
             await _settle(message.nack(requeue=True))
-            raise
+            return False
         await _settle(message.ack())
-        log.error("message_dead_lettered", outcome="dead", error=error.code, detail=error.detail)
+        return True
 
 
-async def _settle(settlement: object) -> None:
+def _int_header(headers: Mapping[str, Any], name: str, *, default: int) -> int:
+    value = headers.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+async def _settle(settlement: Awaitable[None]) -> None:
     """Await an ack/nack; a dropped connection means RabbitMQ will redeliver anyway."""
     try:
-        await settlement  # type: ignore[misc]
+        await settlement
     except CONNECTION_EXCEPTIONS as exc:
         log.warning("message_settle_failed", error=type(exc).__name__)

@@ -50,7 +50,7 @@ class AmqpSettings:
     delivery_limit: int = 10
     confirm_timeout_seconds: float = 10.0
     reconnect_seconds: float = 1.0
-    transient_retry_seconds: float = 1.0
+    retry_schedule_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 3600.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +112,8 @@ KNOWN_ADAPTERS = frozenset({"drop-folder"})
 
 
 def _coerce(raw: str, like: Any) -> Any:
+    if isinstance(like, tuple):
+        return tuple(float(part) for part in raw.split(",") if part.strip())
     if isinstance(like, bool):
         lowered = raw.strip().lower()
         if lowered not in {"true", "false", "1", "0", "yes", "no"}:
@@ -160,6 +162,14 @@ def _build_section(name: str, raw: Any, problems: list[str]) -> Any:
             coerced = _coerce(value, like) if isinstance(value, str) else value
         except ValueError as exc:
             problems.append(f"{name}.{key}: {exc}")
+            continue
+        if isinstance(like, tuple):
+            if not isinstance(coerced, list | tuple) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in coerced
+            ):
+                problems.append(f"{name}.{key}: expected a list of positive numbers")
+                continue
+            values[key] = tuple(float(v) for v in coerced)
             continue
         if isinstance(like, bool) != isinstance(coerced, bool) or (
             isinstance(like, int | float) and not isinstance(coerced, int | float)

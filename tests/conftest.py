@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aio_pika
@@ -71,7 +71,7 @@ def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
     return Settings(
         http=HttpSettings(host="127.0.0.1", port=0, max_body_bytes=2 * 1024 * 1024),
         amqp=AmqpSettings(
-            url=amqp_url, prefix=prefix, reconnect_seconds=0.5, transient_retry_seconds=0.2
+            url=amqp_url, prefix=prefix, reconnect_seconds=0.5, retry_schedule_seconds=(0.3, 0.6)
         ),
         documents=DocumentSettings(xsd_dir=str(XSD_DIR)),
         parties={
@@ -85,7 +85,12 @@ def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
     )
 
 
-async def delete_topology(amqp_url: str, topology: Topology, countries: tuple[str, ...]) -> None:
+async def delete_topology(
+    amqp_url: str,
+    topology: Topology,
+    countries: tuple[str, ...],
+    retry_delays_ms: tuple[int, ...] = (),
+) -> None:
     """Remove a test's queues and exchanges from the shared broker."""
     try:
         connection = await aio_pika.connect(amqp_url, timeout=5)
@@ -93,13 +98,12 @@ async def delete_topology(amqp_url: str, topology: Topology, countries: tuple[st
         return
     async with connection:
         channel = await connection.channel()
-        for name in [topology.delivery_queue(c) for c in countries] + [topology.dead_queue]:
+        queues = [topology.delivery_queue(c) for c in countries] + [topology.dead_queue]
+        queues += [topology.retry_queue(d) for d in retry_delays_ms]
+        for name in queues:
             await channel.queue_delete(name)
-        for name in (topology.route_exchange, topology.dead_exchange):
+        for name in (topology.route_exchange, topology.dead_exchange, topology.retry_exchange):
             await channel.exchange_delete(name)
-
-
-GatewayFactory = Callable[..., "Gateway"]
 
 
 @pytest.fixture
@@ -114,4 +118,6 @@ async def running_gateway(tmp_path: Path, amqp_url: str) -> AsyncIterator[Gatewa
         yield gateway
     finally:
         await gateway.stop()
-        await delete_topology(amqp_url, Topology(prefix), MEMBER_STATES)
+        await delete_topology(
+            amqp_url, Topology(prefix), MEMBER_STATES, gateway.broker.retry_delays_ms
+        )

@@ -2,6 +2,12 @@
 
 exchange  {prefix}.route  (topic)  --{CC}.{doc}-->  queue {prefix}.deliver.{CC}  (quorum)
 queue {prefix}.deliver.{CC}  --dead-letter-->  exchange {prefix}.dead  -->  queue {prefix}.dead
+
+A delivery that failed for a temporary reason is published to ``{prefix}.retry`` (a headers
+exchange) with ``x-asw-retry-delay-ms: D``; the queue ``{prefix}.retry.{D}ms`` holds it for D ms
+(queue TTL) and then dead-letters it back to ``{prefix}.route`` under its original routing key,
+so it returns to the same delivery queue. Queues are named by delay, not step, so changing the
+schedule never collides with the arguments of an existing queue.
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ class Topology:
     def dead_queue(self) -> str:
         """The parking-lot queue operators inspect and replay from."""
         return f"{self.prefix}.dead"
+
+    @property
+    def retry_exchange(self) -> str:
+        """Headers exchange that sends a message to the queue of its retry step."""
+        return f"{self.prefix}.retry"
+
+    def retry_queue(self, delay_ms: int) -> str:
+        """The queue holding messages for a backoff delay of ``delay_ms`` milliseconds."""
+        return f"{self.prefix}.retry.{delay_ms}ms"
 
     def delivery_queue(self, country: str) -> str:
         """The durable queue holding what waits for one receiving party."""

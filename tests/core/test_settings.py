@@ -59,3 +59,15 @@ def test_missing_file_is_a_settings_error(tmp_path: Path) -> None:
     """A configuration path that does not exist is reported, not a traceback."""
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "nope.toml", {})
+
+
+def test_retry_schedule_from_toml_and_environment(tmp_path: Path) -> None:
+    """The retry schedule is a list in TOML and comma-separated in the environment."""
+    config = tmp_path / "c.toml"
+    config.write_text("[amqp]\nretry_schedule_seconds = [1, 2.5]\n", encoding="utf-8")
+    assert load_settings(config, {}).amqp.retry_schedule_seconds == (1.0, 2.5)
+    overridden = load_settings(config, {"ASW_AMQP__RETRY_SCHEDULE_SECONDS": "5,30,120"})
+    assert overridden.amqp.retry_schedule_seconds == (5.0, 30.0, 120.0)
+    config.write_text('[amqp]\nretry_schedule_seconds = ["soon"]\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match="retry_schedule_seconds"):
+        load_settings(config, {})
