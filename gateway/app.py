@@ -79,7 +79,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
-    async def start(self, *, port: int | None = None) -> None:
+    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
         """Connect to the broker (in the background), start consuming and listening."""
         self.worker.register()
         await self.broker.start()
@@ -89,6 +89,7 @@ class Gateway:
             self._runner,
             self.settings.http.host,
             self.settings.http.port if port is None else port,
+            reuse_port=reuse_port or None,
         )
         await site.start()
         server = site._server
@@ -106,7 +107,7 @@ class Gateway:
         log.info("gateway_stopped")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
     """Run the gateway until SIGINT or SIGTERM."""
     gateway = Gateway(settings)
     stop = asyncio.Event()
@@ -114,7 +115,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await gateway.start()
+    await gateway.start(reuse_port=reuse_port)
     try:
         await stop.wait()
     finally:

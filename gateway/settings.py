@@ -27,6 +27,7 @@ class NodeSettings:
     """Who this gateway is."""
 
     name: str = "asw-gateway"
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +103,7 @@ _CHOICES = {
     ("log", "format"): {"auto", "json", "console"},
 }
 _POSITIVE = {
+    ("node", "workers"),
     ("http", "port"),
     ("http", "max_body_bytes"),
     ("amqp", "prefetch"),

@@ -12,6 +12,7 @@ from gateway.app import serve
 from gateway.errors import SettingsError
 from gateway.logs import configure_logging
 from gateway.settings import DEFAULT_CONFIG, load_settings
+from gateway.workers import run_workers
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("serve", help="run the gateway (HTTP API and delivery)")
     parser.add_argument(
         "--config", type=Path, default=DEFAULT_CONFIG, help="TOML configuration file"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="number of gateway processes (default: node.workers from the configuration)",
     )
     parser.set_defaults(handler=run)
 
@@ -31,5 +38,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"asw-gateway: {exc.detail}", file=sys.stderr)
         return 2
     configure_logging(settings.log)
+    workers = args.workers if args.workers is not None else settings.node.workers
+    if workers > 1:
+        return run_workers(args.config, workers)
     asyncio.run(serve(settings))
     return 0

@@ -1,0 +1,87 @@
+"""Several gateway processes share the port and the queues; a dead one is replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.core.envelope import MEMBER_STATES
+from gateway.core.topology import Topology
+from tests.conftest import delete_topology, with_message_id
+from tests.integration.processes import GatewayProcess
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+
+
+@pytest.fixture(name="two_workers")
+def _two_workers(tmp_path: Path, amqp_url: str) -> Iterator[GatewayProcess]:
+    gateway = GatewayProcess(workdir=tmp_path, amqp_url=amqp_url, workers=2)
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+        asyncio.run(delete_topology(amqp_url, Topology(gateway.prefix), MEMBER_STATES, (500, 1000)))
+
+
+async def _submit_many(gateway: GatewayProcess, document: bytes, count: int) -> list[str]:
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    async with aiohttp.ClientSession() as session:
+
+        async def one(message_id: str) -> int:
+            async with session.post(
+                gateway.url + "/v1/messages",
+                data=with_message_id(document, message_id),
+                headers={"Content-Type": "application/xml"},
+            ) as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(one(i) for i in ids))
+    assert set(statuses) == {202}, statuses
+    return ids
+
+
+def _wait_delivered(gateway: GatewayProcess, ids: list[str], timeout: float = 20) -> set[str]:
+    deadline = time.monotonic() + timeout
+    missing = set(ids)
+    while missing and time.monotonic() < deadline:
+        missing = {i for i in missing if not (gateway.inbox("TH") / f"{i}.xml").exists()}
+        time.sleep(0.1)
+    return missing
+
+
+async def test_two_workers_accept_and_deliver(
+    two_workers: GatewayProcess, sample_formd: bytes
+) -> None:
+    """Two worker processes run; 50 submissions are all accepted and delivered."""
+    assert len(two_workers.children()) == 2, two_workers.log_tail()
+    ids = await _submit_many(two_workers, sample_formd, 50)
+    assert _wait_delivered(two_workers, ids) == set()
+
+
+async def test_a_killed_worker_is_replaced(
+    two_workers: GatewayProcess, sample_formd: bytes
+) -> None:
+    """After kill -9 of one worker the supervisor starts another and delivery goes on."""
+    before = two_workers.children()
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = two_workers.children()
+        if len(now) == 2 and before[0] not in now:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"worker not replaced:\n{two_workers.log_tail()}")
+    two_workers.wait_ready(30)
+    ids = await _submit_many(two_workers, sample_formd, 20)
+    assert _wait_delivered(two_workers, ids) == set()
+    assert "worker_died" in (two_workers.workdir / "gateway.log").read_text()
