@@ -1,0 +1,230 @@
+"""End to end: HTTP submit -> validate -> RabbitMQ (confirmed) -> deliver to a drop folder.
+
+Starts a real gateway (``asw-gateway serve --workers N``) on this machine, submits the 5 KB
+Form D sample under fresh message ids, and measures:
+
+- throughput: accepted per second (202s) and delivered per second (files in TH's inbox);
+- latency from submission to delivery (p50, p99) at about half that rate;
+- a baseline in the same run: bare aio-pika publish-with-confirm + consume-and-ack of the same
+  bytes through a quorum queue, one process, no HTTP and no gateway code.
+
+The client runs on the same 2 cores as the gateway and RabbitMQ, so absolute numbers are
+pessimistic; the ratio to the baseline is the figure to compare between runs.
+
+    .venv/bin/python bench/bench_e2e.py [--count 3000] [--workers 2] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.core.envelope import MEMBER_STATES  # noqa: E402
+from gateway.core.topology import Topology  # noqa: E402
+from tests.conftest import delete_topology, with_message_id  # noqa: E402
+from tests.integration.processes import GatewayProcess  # noqa: E402
+
+AMQP_URL = os.environ.get("ASW_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+SAMPLE = (ROOT / "samples" / "formd" / "valid" / "sg-th-basic.xml").read_bytes()
+
+
+class InboxWatcher:
+    """Notes when each message's file first appears in the inbox (polling every 2 ms)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> InboxWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                names = os.listdir(self.folder)
+            except FileNotFoundError:
+                names = []
+            now = time.perf_counter()
+            for name in names:
+                if name.endswith(".xml"):
+                    self.seen.setdefault(name[:-4], now)
+            time.sleep(0.002)
+
+    def wait_for(self, ids: list[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(i in self.seen for i in ids):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+async def submit_all(
+    url: str, documents: dict[str, bytes], concurrency: int, rate: float | None
+) -> dict[str, float]:
+    """POST every document; return the submission time of each accepted one."""
+    submitted: dict[str, float] = {}
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for message_id in documents:
+        queue.put_nowait(message_id)
+    interval = 1.0 / rate if rate else 0.0
+    start = time.perf_counter()
+    sent = 0
+    lock = asyncio.Lock()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal sent
+            while not queue.empty():
+                message_id = queue.get_nowait()
+                if interval:
+                    async with lock:
+                        due = start + sent * interval
+                        sent += 1
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                began = time.perf_counter()
+                async with session.post(
+                    url + "/v1/messages",
+                    data=documents[message_id],
+                    headers={"Content-Type": "application/xml"},
+                ) as response:
+                    await response.read()
+                    if response.status == 202:
+                        submitted[message_id] = began
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return submitted
+
+
+async def baseline(count: int) -> float:
+    """Bare aio-pika: publish with pipelined confirms, then consume and ack (msgs/s)."""
+    name = f"bench-baseline-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        started = time.perf_counter()
+        for batch in range(0, count, 200):
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(SAMPLE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        name,
+                    )
+                    for _ in range(min(200, count - batch))
+                )
+            )
+        consumer_channel = await connection.channel()
+        await consumer_channel.set_qos(prefetch_count=256)
+        done = asyncio.Event()
+        received = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal received
+            await message.ack()
+            received += 1
+            if received >= count:
+                done.set()
+
+        consumer_queue = await consumer_channel.get_queue(name)
+        tag = await consumer_queue.consume(on_message)
+        await asyncio.wait_for(done.wait(), 120)
+        elapsed = time.perf_counter() - started
+        await consumer_queue.cancel(tag)
+        await channel.queue_delete(name)
+    return count / elapsed
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def run(count: int, workers: int, concurrency: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="asw-bench-") as workdir:
+        gateway = GatewayProcess(workdir=Path(workdir), amqp_url=AMQP_URL, workers=workers)
+        gateway.extra_config = ""
+        gateway.write_config()
+        text = gateway.config_path.read_text().replace('format = "json"', 'level = "warning"')
+        gateway.config_path.write_text(text)
+        gateway.start()
+        try:
+            base = await baseline(count)
+            warm = {str(uuid.uuid4()): b"" for _ in range(200)}
+            warm = {i: with_message_id(SAMPLE, i) for i in warm}
+            with InboxWatcher(gateway.inbox("TH")) as watcher:
+                await submit_all(gateway.url, warm, concurrency, None)
+                watcher.wait_for(list(warm), 60)
+
+                documents = {}
+                for _ in range(count):
+                    message_id = str(uuid.uuid4())
+                    documents[message_id] = with_message_id(SAMPLE, message_id)
+                started = time.perf_counter()
+                submitted = await submit_all(gateway.url, documents, concurrency, None)
+                accepted_at = time.perf_counter()
+                ok = watcher.wait_for(list(submitted), 120)
+                delivered_at = max(watcher.seen[i] for i in submitted if i in watcher.seen)
+                accepted_rate = len(submitted) / (accepted_at - started)
+                delivered_rate = len(submitted) / (delivered_at - started)
+
+                half = delivered_rate / 2
+                paced = {}
+                for _ in range(min(count, int(half * 10))):
+                    message_id = str(uuid.uuid4())
+                    paced[message_id] = with_message_id(SAMPLE, message_id)
+                paced_submitted = await submit_all(gateway.url, paced, concurrency, half)
+                watcher.wait_for(list(paced_submitted), 120)
+                latencies = [
+                    (watcher.seen[i] - t) * 1000
+                    for i, t in paced_submitted.items()
+                    if i in watcher.seen
+                ]
+        finally:
+            gateway.stop()
+            await delete_topology(AMQP_URL, Topology(gateway.prefix), MEMBER_STATES, (500, 1000))
+    print(f"machine: {os.cpu_count()} cores; workers: {workers}; client concurrency: {concurrency}")
+    print(f"document: 5 KB Form D sample ({len(SAMPLE)} bytes), unsigned, drop-folder adapter")
+    print(f"baseline  bare aio-pika publish+confirm, consume+ack (quorum): {base:8.0f} msg/s")
+    print(f"gateway   accepted (202)  : {accepted_rate:8.0f} msg/s   ({len(submitted)}/{count})")
+    print(f"gateway   delivered       : {delivered_rate:8.0f} msg/s   (all delivered: {ok})")
+    print(f"ratio     delivered / baseline: {delivered_rate / base:.2f}")
+    print(
+        f"latency   submit -> delivered at {half:.0f} msg/s ({len(latencies)} messages): "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    asyncio.run(run(args.count, args.workers, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()
