@@ -22,6 +22,7 @@ from aio_pika.abc import (
     AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 
@@ -58,6 +59,10 @@ class Broker:
         self._topology = topology
         self._receivers = receivers
         self._consumers: dict[str, MessageHandler] = {}
+        self._consuming: list[tuple[AbstractQueue, str]] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._connection: AbstractConnection | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._connected = asyncio.Event()
@@ -83,9 +88,21 @@ class Broker:
             await asyncio.wait_for(self._connected.wait(), timeout)
         return self.connected
 
-    async def stop(self) -> None:
-        """Close the connection and stop reconnecting."""
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        """Stop consuming, let in-flight deliveries finish, then close and stop reconnecting.
+
+        Whatever is still unacked when the connection closes goes back to its queue, and the
+        adapters' idempotence makes a second hand-over harmless.
+        """
         self._stopping = True
+        for queue, tag in self._consuming:
+            with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+                await queue.cancel(tag)
+        self._consuming = []
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), drain_seconds)
+        if self._in_flight:
+            log.warning("broker_stopped_with_deliveries_in_flight", in_flight=self._in_flight)
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,6 +111,7 @@ class Broker:
 
     async def _close(self) -> None:
         self._connected.clear()
+        self._consuming = []
         self._exchanges = {}
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed:
@@ -126,8 +144,24 @@ class Broker:
             consumer_channel.close_callbacks.add(lambda *_: lost.set())
             await consumer_channel.set_qos(prefetch_count=self._settings.prefetch)
             queue = await consumer_channel.get_queue(queue_name, ensure=False)
-            await queue.consume(handler)
+            tag = await queue.consume(self._tracked(handler))
+            self._consuming.append((queue, tag))
         self._connected.set()
+
+    def _tracked(self, handler: MessageHandler) -> MessageHandler:
+        """Wrap ``handler`` so that ``stop`` can wait for deliveries in progress."""
+
+        async def tracked(message: AbstractIncomingMessage) -> None:
+            self._in_flight += 1
+            self._idle.clear()
+            try:
+                await handler(message)
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.set()
+
+        return tracked
 
     async def _declare(self, channel: AbstractChannel) -> None:
         """Declare every exchange and queue; safe to repeat on every connection."""
