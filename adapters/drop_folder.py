@@ -1,4 +1,4 @@
-"""Drop-folder adapter: each delivered document becomes one file in the receiver's folder.
+"""Drop folders: documents to an NSW are files in its inbox; documents from it, in its outbox.
 
 Files are written atomically: into a hidden temporary name in the same folder, flushed and
 fsynced, then renamed to ``<message-id>.xml`` and the folder fsynced, so a reader never sees a
@@ -10,13 +10,24 @@ again.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import structlog
+
 from gateway.core.handover import Handover
-from gateway.errors import PeerUnavailable, PermanentDeliveryFailure
+from gateway.errors import (
+    GatewayError,
+    PeerUnavailable,
+    PermanentDeliveryFailure,
+    RejectedMessage,
+)
+from gateway.submission import Submissions
+
+log = structlog.get_logger("adapters.drop_folder")
 
 _SAFE_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -79,3 +90,83 @@ class DropFolderAdapter:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+class FolderIntake:
+    """Watches an NSW's outbox folder and submits every document it finds there.
+
+    The NSW writes each document under a temporary name (a leading dot, or ``.tmp``) and renames
+    it to ``*.xml`` when complete; only such names are read, so nothing half-written is read.
+    An accepted file moves to ``done/``; a refused one moves to ``failed/`` beside a
+    ``<name>.problem.json`` saying why; a file that could not be accepted for a temporary reason
+    (broker down) stays and is tried again on the next scan. A file is submitted as its folder's
+    party, so a party can only send as itself.
+    """
+
+    def __init__(
+        self,
+        country: str,
+        directory: Path,
+        submissions: Submissions,
+        *,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.country = country
+        self.directory = directory
+        self._submissions = submissions
+        self._poll_seconds = poll_seconds
+
+    async def run(self) -> None:
+        """Scan the folder forever (until cancelled)."""
+        while True:
+            try:
+                await self.scan()
+            except OSError as exc:
+                log.warning("intake_scan_failed", country=self.country, detail=str(exc))
+            await asyncio.sleep(self._poll_seconds)
+
+    async def scan(self) -> dict[str, int]:
+        """Submit every complete document waiting now; count the outcomes."""
+        counts = {"accepted": 0, "refused": 0, "deferred": 0}
+        for path in await asyncio.to_thread(self._waiting):
+            data = await asyncio.to_thread(path.read_bytes)
+            with structlog.contextvars.bound_contextvars(intake_file=path.name):
+                try:
+                    await self._submissions.submit(data, channel="folder", caller=self.country)
+                except RejectedMessage as exc:
+                    await asyncio.to_thread(self._refuse, path, exc)
+                    counts["refused"] += 1
+                    continue
+                except GatewayError:
+                    counts["deferred"] += 1
+                    break  # the broker or journal is down: try the folder again later
+            await asyncio.to_thread(_move, path, self.directory / "done")
+            counts["accepted"] += 1
+        return counts
+
+    def _waiting(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            p
+            for p in self.directory.iterdir()
+            if p.is_file() and p.suffix == ".xml" and not p.name.startswith(".")
+        )
+
+    def _refuse(self, path: Path, error: RejectedMessage) -> None:
+        target = _move(path, self.directory / "failed")
+        problem = error.to_problem(base_uri="urn:asw-gateway:problem:", instance=path.name)
+        reason = target.with_name(target.name + ".problem.json")
+        reason.write_text(json.dumps(problem, indent=2) + "\n", encoding="utf-8")
+
+
+def _move(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder``, never overwriting an earlier file of the same name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    counter = 1
+    while target.exists():
+        target = folder / f"{path.stem}.{counter}{path.suffix}"
+        counter += 1
+    path.replace(target)
+    return target

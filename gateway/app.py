@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from adapters import build_adapter
+from adapters.drop_folder import FolderIntake
 from gateway.broker import Broker
 from gateway.core.handover import Adapter
 from gateway.core.parsing import ParseLimits
@@ -22,7 +23,16 @@ from gateway.core.topology import Topology
 from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.settings import Settings
-from gateway.web import BROKER, CLOCK, INGEST, SETTINGS, add_routes, errors_middleware, utc_now
+from gateway.submission import Submissions
+from gateway.web import (
+    BROKER,
+    CLOCK,
+    SETTINGS,
+    SUBMISSIONS,
+    add_routes,
+    errors_middleware,
+    utc_now,
+)
 
 log = structlog.get_logger("gateway.app")
 
@@ -39,6 +49,20 @@ def build_ingest(settings: Settings) -> Ingest:
     )
 
 
+def build_intakes(settings: Settings, submissions: Submissions) -> list[FolderIntake]:
+    """A watched outbox for every drop-folder party that has one configured."""
+    return [
+        FolderIntake(
+            country,
+            Path(party.options["outbox"]),
+            submissions,
+            poll_seconds=float(party.options.get("poll_seconds", "1.0")),
+        )
+        for country, party in sorted(settings.parties.items())
+        if party.adapter == "drop-folder" and party.options.get("outbox")
+    ]
+
+
 def build_adapters(settings: Settings) -> dict[str, Adapter]:
     """One adapter per configured receiving party."""
     return {
@@ -51,7 +75,7 @@ def create_app(
     settings: Settings,
     *,
     broker: Broker,
-    ingest: Ingest,
+    submissions: Submissions,
     clock: Callable[[], datetime] = utc_now,
 ) -> web.Application:
     """The aiohttp application with its dependencies under typed keys."""
@@ -59,7 +83,7 @@ def create_app(
         middlewares=[errors_middleware], client_max_size=settings.http.max_body_bytes + 1
     )
     app[SETTINGS] = settings
-    app[INGEST] = ingest
+    app[SUBMISSIONS] = submissions
     app[BROKER] = broker
     app[CLOCK] = clock
     add_routes(app)
@@ -75,7 +99,15 @@ class Gateway:
         self.broker = Broker(settings.amqp, topology, frozenset(settings.parties))
         self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
         self.worker = DeliveryWorker(self.broker, topology, self.adapters, settings.amqp)
-        self.app = create_app(settings, broker=self.broker, ingest=build_ingest(settings))
+        self.submissions = Submissions(
+            build_ingest(settings),
+            self.broker,
+            utc_now,
+            offload_bytes=settings.http.offload_bytes,
+        )
+        self.app = create_app(settings, broker=self.broker, submissions=self.submissions)
+        self.intakes = build_intakes(settings, self.submissions)
+        self._intake_tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -95,10 +127,17 @@ class Gateway:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        self._intake_tasks = [
+            asyncio.create_task(intake.run(), name=f"intake-{intake.country}")
+            for intake in self.intakes
+        ]
         log.info("gateway_started", host=self.settings.http.host, port=self.port)
 
     async def stop(self) -> None:
         """Stop listening, then close the broker; unacked deliveries return to their queues."""
+        for task in self._intake_tasks:
+            task.cancel()
+        await asyncio.gather(*self._intake_tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
         await self.broker.stop()

@@ -7,7 +7,6 @@ rendered in one middleware from the attributes of the error class, never ad hoc.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,8 +15,7 @@ from typing import Any, TypeVar
 import structlog
 from aiohttp import web
 
-from gateway.broker import Broker, Outgoing, amqp_headers
-from gateway.core.pipeline import Ingest
+from gateway.broker import Broker
 from gateway.errors import (
     GatewayError,
     NotFound,
@@ -27,11 +25,12 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.settings import Settings
+from gateway.submission import Submissions
 
 log = structlog.get_logger("gateway.web")
 
 SETTINGS = web.AppKey("settings", Settings)
-INGEST = web.AppKey("ingest", Ingest)
+SUBMISSIONS = web.AppKey("submissions", Submissions)
 BROKER = web.AppKey("broker", Broker)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
@@ -116,54 +115,13 @@ async def _offload(request: web.Request, size: int, work: Callable[[], T]) -> T:
 
 async def submit_message(request: web.Request) -> web.Response:
     """POST /v1/messages: check a document, publish it durably, answer 202 with its id."""
-    started = time.perf_counter()
-    ingest = request.app[INGEST]
-    now = request.app[CLOCK]()
-    try:
-        data = await _read_xml_body(request)
-        accepted = await _offload(request, len(data), lambda: ingest.accept(data, now=now))
-        envelope = accepted.envelope
-        structlog.contextvars.bind_contextvars(
-            message_id=envelope.message_id,
-            sender=envelope.sender.country,
-            recipient=envelope.receiver.country,
-            doc_type=envelope.document_type.value,
-        )
-        await request.app[BROKER].publish(
-            Outgoing(
-                exchange=accepted.route.exchange,
-                routing_key=accepted.route.routing_key,
-                body=accepted.payload,
-                message_id=envelope.message_id,
-                correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
-                headers=amqp_headers(
-                    {
-                        "x-asw-sender": envelope.sender.country,
-                        "x-asw-receiver": envelope.receiver.country,
-                        "x-asw-document-type": envelope.document_type.value,
-                        "x-asw-function": envelope.function.value,
-                        "x-asw-test": envelope.test,
-                        "x-asw-digest": accepted.digest,
-                    }
-                ),
-            )
-        )
-    except GatewayError as exc:
-        log.info(
-            "message_rejected" if isinstance(exc, RejectedMessage) else "message_not_accepted",
-            outcome="rejected" if isinstance(exc, RejectedMessage) else "unavailable",
-            error=exc.code,
-            status=exc.http_status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        raise
-    log.info(
-        "message_accepted",
-        outcome="accepted",
-        route=accepted.route.routing_key,
-        size=len(data),
-        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    data = await _read_xml_body(request)
+    accepted = await request.app[SUBMISSIONS].submit(
+        data,
+        channel="http",
+        correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
     )
+    envelope = accepted.envelope
     return web.json_response(
         {
             "message_id": envelope.message_id,
@@ -181,7 +139,7 @@ async def submit_message(request: web.Request) -> web.Response:
 
 async def validate_document(request: web.Request) -> web.Response:
     """POST /v1/validate: the findings for a document, never routed or stored."""
-    ingest = request.app[INGEST]
+    ingest = request.app[SUBMISSIONS].ingest
     now = request.app[CLOCK]()
     data = await _read_xml_body(request)
     envelope, report = await _offload(request, len(data), lambda: ingest.check(data, now=now))

@@ -78,7 +78,11 @@ def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
             cc: PartySettings(
                 country=cc,
                 adapter="drop-folder",
-                options={"directory": str(tmp_path / "nsw" / cc / "inbox")},
+                options={
+                    "directory": str(tmp_path / "nsw" / cc / "inbox"),
+                    "outbox": str(tmp_path / "nsw" / cc / "outbox"),
+                    "poll_seconds": "0.1",
+                },
             )
             for cc in MEMBER_STATES
         },

@@ -13,7 +13,7 @@ from gateway.core.envelope import Envelope, read_envelope
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.routing import Route, RoutingTable
 from gateway.core.validation import ValidationReport, Validator
-from gateway.errors import SchemaViolation
+from gateway.errors import SchemaViolation, SenderNotAllowed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,9 +41,18 @@ class Ingest:
         envelope = read_envelope(root)
         return envelope, self.validator.check(root, now=now)
 
-    def accept(self, data: bytes, *, now: datetime) -> Accepted:
-        """Run every check on ``data`` and decide its route, or raise why not."""
+    def accept(self, data: bytes, *, now: datetime, caller: str | None = None) -> Accepted:
+        """Run every check on ``data`` and decide its route, or raise why not.
+
+        ``caller`` is the authenticated party (country code) submitting the document, when the
+        channel knows it; a party may only send as itself.
+        """
         envelope, report = self.check(data, now=now)
+        if caller is not None and envelope.sender.country != caller:
+            raise SenderNotAllowed(
+                f"This channel belongs to {caller}; it cannot submit a document whose sender is "
+                f"{envelope.sender.country}."
+            )
         if not report.valid:
             errors = tuple(f for f in report.findings if f.severity == "error")
             raise SchemaViolation(
