@@ -1,0 +1,149 @@
+"""Journal write speed: one message's journal work per unit, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/bench_journal.py [--messages 2000] [--concurrency 50]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--dir DIR]
+
+One unit is what the hot path writes for a delivered message: ``record_accepted`` (5 KB
+payload) and three state changes (QUEUED, the delivery claim, DELIVERED): four transactions,
+each durable on return. Each backend runs sequentially (one task) and with ``--concurrency``
+tasks sharing one journal, and prints messages per second and per-unit latency.
+
+SQLite is measured with synchronous=FULL (the default: survives power loss) and NORMAL
+(survives a killed process only). The SQLite file goes in ``--dir`` (default: a temporary
+directory), which should be on the disk the gateway would use, not tmpfs. PostgreSQL gets a
+schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from gateway.core.states import MessageState  # noqa: E402
+from gateway.journal import ClaimResult, Journal, MessageRecord, open_journal  # noqa: E402
+
+PAYLOAD = (b"<EFormD>" + b"x" * 5000 + b"</EFormD>")[:5120]
+DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
+T0 = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+
+def record(n: int) -> MessageRecord:
+    """A fresh Form D record; every message has its own id and business key."""
+    return MessageRecord(
+        message_id=str(uuid.uuid4()),
+        sender="SG",
+        receiver="TH",
+        document_type="EFD",
+        document_id=f"SG-BENCH-{uuid.uuid4().hex}",
+        function_code="9",
+        referenced_message_id=None,
+        test=False,
+        size=len(PAYLOAD),
+        digest=DIGEST,
+        received_at=T0 + timedelta(microseconds=n),
+    )
+
+
+async def one_message(journal: Journal, n: int) -> float:
+    """Write one unit; return its latency in seconds."""
+    entry = record(n)
+    moment = entry.received_at
+    start = time.perf_counter()
+    await journal.record_accepted(entry, PAYLOAD, at=moment)
+    await journal.transition(entry.message_id, MessageState.QUEUED, at=moment)
+    claim = await journal.claim_delivery(entry.message_id, at=moment)
+    assert claim is ClaimResult.GRANTED
+    await journal.mark_delivered(entry.message_id, at=moment)
+    return time.perf_counter() - start
+
+
+async def run(journal: Journal, messages: int, concurrency: int) -> tuple[float, list[float]]:
+    """Write ``messages`` units with ``concurrency`` tasks; return (messages/s, latencies)."""
+    counter = iter(range(messages))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for n in counter:
+            latencies.append(await one_message(journal, n))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return messages / (time.perf_counter() - start), latencies
+
+
+def report(label: str, concurrency: int, rate: float, latencies: list[float]) -> None:
+    """Print one result line."""
+    cuts = statistics.quantiles(latencies, n=100)
+    print(
+        f"{label:<22} tasks={concurrency:>3}  {rate:8.0f} msg/s  "
+        f"({rate * 4:7.0f} tx/s)  p50 {cuts[49] * 1000:6.2f} ms  p99 {cuts[98] * 1000:7.2f} ms"
+    )
+
+
+async def bench(label: str, url: str, messages: int, concurrency: int) -> None:
+    """Sequential and concurrent runs on one journal URL."""
+    journal = await open_journal(url)
+    try:
+        await run(journal, min(100, messages), 1)  # warm-up: schema, caches, prepared statements
+        for tasks in (1, concurrency):
+            rate, latencies = await run(journal, messages, tasks)
+            report(label, tasks, rate, latencies)
+    finally:
+        await journal.close()
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line; ``--dir`` is made absolute here, before the event loop runs."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    if args.dir is not None:
+        args.dir = args.dir.resolve()
+    return args
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run every backend."""
+    print(f"unit = record_accepted (5 KB) + QUEUED + claim + DELIVERED; {args.messages} units")
+
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for mode in ("full", "normal"):
+            url = f"sqlite://{tmp}/journal-{mode}.db?synchronous={mode}"
+            await bench(f"sqlite sync={mode}", url, args.messages, args.concurrency)
+
+    schema = f"journal_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await psycopg.AsyncConnection.connect(args.postgres, autocommit=True)
+    except psycopg.OperationalError as exc:
+        print(f"postgres: skipped, {args.postgres} unreachable: {exc}")
+        return
+    async with admin:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            separator = "&" if "?" in args.postgres else "?"
+            options = quote(f"-csearch_path={schema}")
+            url = f"{args.postgres}{separator}options={options}&pool_max_size=20"
+            await bench("postgres", url, args.messages, args.concurrency)
+        finally:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))

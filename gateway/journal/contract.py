@@ -1,0 +1,367 @@
+"""What every journal backend promises: the ``Journal`` protocol and the values it trades in.
+
+The journal is the gateway's memory of every message: one row per message, one row per state
+change (the timeline), the payload for replay and audit, and links between a document and its
+receipt or answer. SQLite and PostgreSQL implement the same protocol and pass the same contract
+suite (``tests/journal``), so the shells never know which one they talk to.
+
+The journal never reads the clock: every write takes ``at`` from the caller, so tests pin time
+and the timeline shows the instant the caller observed, not when a busy database got to it.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from gateway.core.states import CLAIMABLE_STATES, DELIVERED_STATES, MessageState
+
+DEFAULT_LEASE = timedelta(minutes=5)
+"""How long a delivery claim holds; it must outlast the slowest adapter hand-over."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRecord:
+    """The facts about an accepted message that never change; taken from the header.
+
+    ``sender`` and ``receiver`` are the routing identities (country code, or country code and
+    NSW party id as the routing table spells them). ``document_id`` is the business document's
+    own number (e.g. the Form D reference number); receipts and some answers have none.
+    """
+
+    message_id: str
+    sender: str
+    receiver: str
+    document_type: str
+    document_id: str | None
+    function_code: str
+    referenced_message_id: str | None
+    test: bool
+    size: int
+    digest: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusinessKey:
+    """What makes a document the same document whatever message carries it.
+
+    The issue names (sender country, document id, function code); the document type is part of
+    the key too, because an ACDD may well carry the number of the Form D it accompanies.
+    """
+
+    sender: str
+    document_type: str
+    document_id: str
+    function_code: str
+
+
+class AcceptResult(enum.Enum):
+    """How ``record_accepted`` answered."""
+
+    ACCEPTED = "accepted"
+    """A new message: its row, RECEIVED and ACCEPTED and the payload are written."""
+    RESUBMITTED = "resubmitted"
+    """The message id is known: nothing is written, the first answer is returned."""
+    CONFLICT = "conflict"
+    """The business key belongs to another message id: nothing is written (HTTP 409)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcceptOutcome:
+    """The answer to one submission, the same every time the same message id comes back.
+
+    For ``RESUBMITTED``, ``state`` tells the ingest what to do: still ACCEPTED means the first
+    publish was never confirmed, so publish again before answering 202. ``same_payload`` is
+    False when a different document arrives under a known message id; the ingest decides.
+    For ``CONFLICT``, ``message_id`` is the *original* message that owns the business key.
+    """
+
+    result: AcceptResult
+    message_id: str
+    state: MessageState
+    accepted_at: datetime
+    same_payload: bool = True
+
+
+class ClaimResult(enum.Enum):
+    """The answer to ``claim_delivery``; each member says what the worker must do next."""
+
+    GRANTED = "granted"
+    """Hand the document over now, then ``mark_delivered`` and ack."""
+    DELIVERED = "delivered"
+    """Already delivered (a redelivery): ack without handing over again."""
+    BUSY = "busy"
+    """Another worker holds a live lease: do not ack into the void, send to a retry step."""
+    NOT_DELIVERABLE = "not-deliverable"
+    """Parked, rejected or never queued for good: ack and drop this copy."""
+    UNKNOWN = "unknown"
+    """The journal never saw this message id: dead-letter it."""
+
+    @property
+    def granted(self) -> bool:
+        """True only for the one caller that may hand the document over."""
+        return self is ClaimResult.GRANTED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChange:
+    """One row of a message's timeline."""
+
+    state: MessageState
+    at: datetime
+    error_code: str | None = None
+    detail: str | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """A relation between two messages, e.g. a document and its receipt or its answer.
+
+    Read it as "``related_message_id`` is the ``relation`` of ``message_id``".
+    """
+
+    message_id: str
+    related_message_id: str
+    relation: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageSummary:
+    """A message and where it is now, without its history; what lists return."""
+
+    record: MessageRecord
+    state: MessageState
+    state_at: datetime
+    accepted_at: datetime
+    attempts: int
+    last_error_code: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageView:
+    """A message with its whole timeline and links; what ``GET /v1/messages/{id}`` shows."""
+
+    summary: MessageSummary
+    timeline: tuple[StateChange, ...]
+    links: tuple[Link, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CountRow:
+    """How many messages to one receiver are in one state."""
+
+    receiver: str
+    state: MessageState
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counts:
+    """Message counts for the operator's overview."""
+
+    rows: tuple[CountRow, ...]
+
+    def by_state(self) -> Mapping[MessageState, int]:
+        """Totals per state over every receiver."""
+        totals: dict[MessageState, int] = {}
+        for row in self.rows:
+            totals[row.state] = totals.get(row.state, 0) + row.count
+        return totals
+
+    def by_receiver(self) -> Mapping[str, int]:
+        """Totals per receiver over every state."""
+        totals: dict[str, int] = {}
+        for row in self.rows:
+            totals[row.receiver] = totals.get(row.receiver, 0) + row.count
+        return totals
+
+
+class Journal(Protocol):
+    """The message store. Every method is one transaction; every write is durable on return."""
+
+    async def record_accepted(
+        self, entry: MessageRecord, payload: bytes, *, at: datetime
+    ) -> AcceptOutcome:
+        """Record a new accepted message, or give back the first answer for a known one.
+
+        Atomically: a known message id returns ``RESUBMITTED`` with the first acceptance; a
+        business key held by another message id returns ``CONFLICT`` naming it; otherwise the
+        message row, RECEIVED (at ``entry.received_at``), ACCEPTED (at ``at``) and the payload
+        are written together. ``entry.size`` and ``entry.digest`` must describe ``payload``.
+        """
+        ...
+
+    async def transition(
+        self,
+        message_id: str,
+        state: MessageState,
+        *,
+        at: datetime,
+        error_code: str | None = None,
+        detail: str | None = None,
+        attempt: int | None = None,
+    ) -> bool:
+        """Report ``state`` for a message; True if a timeline row was written.
+
+        False means the report was a repeat or arrived late and changed nothing (see
+        ``gateway.core.states``). Raises ``InvalidTransition`` for a forbidden move and
+        ``NotFound`` for an unknown message id.
+        """
+        ...
+
+    async def claim_delivery(
+        self, message_id: str, *, at: datetime, lease: timedelta = DEFAULT_LEASE
+    ) -> ClaimResult:
+        """Take the right to hand a message over, for ``lease`` from ``at``.
+
+        ``GRANTED`` goes to exactly one caller across every task, process and node while the
+        lease runs: the message moves to DELIVERING, ``attempts`` grows by one and a timeline
+        row records it. A message in DELIVERING whose lease has run out (its worker crashed
+        between claim and ``mark_delivered``) can be claimed again. See ``ClaimResult`` for
+        what every other answer asks the worker to do.
+        """
+        ...
+
+    async def mark_delivered(self, message_id: str, *, at: datetime) -> bool:
+        """Record the hand-over; False if the message was already delivered (a no-op)."""
+        ...
+
+    async def get(self, message_id: str) -> MessageView | None:
+        """The message with its timeline (in the order written) and its links, or None."""
+        ...
+
+    async def payload(self, message_id: str) -> bytes | None:
+        """The bytes as accepted, for replay and audit, or None once purged or unknown."""
+        ...
+
+    async def link(
+        self, message_id: str, related_message_id: str, relation: str, *, at: datetime
+    ) -> bool:
+        """Record that ``related_message_id`` is the ``relation`` of ``message_id``.
+
+        ``relation`` is a slug such as ``receipt`` or ``response``. Returns False if the link
+        exists already. Raises ``NotFound`` if ``message_id`` is unknown; the related message
+        may live in another node's journal.
+        """
+        ...
+
+    async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
+        """The message that holds a business key, or None."""
+        ...
+
+    async def list_messages(
+        self,
+        *,
+        state: MessageState | None = None,
+        sender: str | None = None,
+        receiver: str | None = None,
+        test: bool | None = None,
+        limit: int = 100,
+        before: datetime | None = None,
+    ) -> list[MessageSummary]:
+        """Messages newest first (by ``received_at``), filtered; ``before`` pages backwards.
+
+        ``test=None`` lists both test and live messages.
+        """
+        ...
+
+    async def counts(self, *, include_test: bool = False) -> Counts:
+        """Messages per receiver and state; test messages only if asked for."""
+        ...
+
+    async def purge_older_than(self, cutoff: datetime) -> int:
+        """Delete every message whose last state change is before ``cutoff``; return how many.
+
+        Its timeline, payload and links go with it. The age is taken from the last change so
+        that a message still moving (or recently replayed) is never purged under its worker.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads; the journal cannot be used afterwards."""
+        ...
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Refuse naive datetimes and normalise aware ones to UTC.
+
+    A naive timestamp in an audit trail is a guess; the mistake is caught at the door.
+    """
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"the journal needs timezone-aware datetimes, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def check_payload(entry: MessageRecord, payload: bytes) -> None:
+    """Make sure the record describes the payload it is stored with.
+
+    The size and digest are what auditors compare against; a mismatch is a bug upstream.
+    """
+    if entry.size != len(payload):
+        raise ValueError(f"size {entry.size} does not match a payload of {len(payload)} bytes")
+    if entry.digest != hashlib.sha256(payload).hexdigest():
+        raise ValueError("digest is not the sha256 of the payload")
+
+
+def business_key(entry: MessageRecord) -> BusinessKey | None:
+    """The record's business key, or None for documents without their own number."""
+    if entry.document_id is None:
+        return None
+    return BusinessKey(
+        sender=entry.sender,
+        document_type=entry.document_type,
+        document_id=entry.document_id,
+        function_code=entry.function_code,
+    )
+
+
+def settle_known(
+    entry: MessageRecord, rows: list[tuple[str, MessageState, datetime, str]]
+) -> AcceptOutcome | None:
+    """Answer a submission from the rows that hold its message id or its business key.
+
+    ``rows`` are (message_id, state, accepted_at, digest), read in one statement so that the
+    message id and the business key are judged against the same snapshot: a concurrent
+    submission of the same message id must read as a resubmission, never as a conflict with
+    itself. None means the submission is new.
+    """
+    for message_id, state, accepted_at, digest in rows:
+        if message_id == entry.message_id:
+            return AcceptOutcome(
+                result=AcceptResult.RESUBMITTED,
+                message_id=message_id,
+                state=state,
+                accepted_at=accepted_at,
+                same_payload=digest == entry.digest,
+            )
+    for message_id, state, accepted_at, _ in rows:
+        return AcceptOutcome(
+            result=AcceptResult.CONFLICT,
+            message_id=message_id,
+            state=state,
+            accepted_at=accepted_at,
+            same_payload=False,
+        )
+    return None
+
+
+def refused_claim(state: MessageState) -> ClaimResult:
+    """Tell a worker whose claim was not granted what the message's state asks of it."""
+    if state in DELIVERED_STATES:
+        return ClaimResult.DELIVERED
+    if state is MessageState.DELIVERING or state in CLAIMABLE_STATES:
+        # CLAIMABLE only if another caller moved it between our attempt and our look.
+        return ClaimResult.BUSY
+    return ClaimResult.NOT_DELIVERABLE
+
+
+def claimable_values() -> tuple[str, ...]:
+    """The stored values of the states a claim may take outright, for SQL ``IN (...)``."""
+    return tuple(sorted(s.value for s in CLAIMABLE_STATES))

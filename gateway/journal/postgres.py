@@ -1,0 +1,504 @@
+"""The journal in PostgreSQL, for several gateway processes or nodes sharing the work.
+
+psycopg 3 (async) over a small connection pool (psycopg_pool), at READ COMMITTED. The
+decisions that must hold across nodes are made by the database itself:
+
+- dedupe: one ``INSERT ... ON CONFLICT DO NOTHING`` statement that writes the message, its
+  first timeline rows and the payload, or nothing if the message id or the business key is
+  taken; then one read settles who holds them (``settle_known``).
+- claim: one conditional ``UPDATE ... RETURNING`` with its timeline row in the same statement.
+  A concurrent claimer waits for the row lock, re-checks the condition against the committed
+  row and finds it taken.
+- transition: compare and set. Read the state, decide with ``next_state`` (the table lives in
+  Python, not SQL), then update only if state and attempts are still as read; otherwise
+  decide again.
+
+The hot-path writes are single statements in autocommit, so each costs one round trip and one
+commit; the driver prepares them after a few uses.
+
+Tables live in the connection's ``search_path`` (the tests give each run its own schema with
+``options=-csearch_path=...`` in the URL). Creating them is idempotent and guarded by an
+advisory lock, so several processes may start at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+
+from gateway.core.states import INITIAL_STATES, MessageState, next_state
+from gateway.errors import JournalUnavailable, NotFound
+from gateway.journal.contract import (
+    DEFAULT_LEASE,
+    AcceptOutcome,
+    AcceptResult,
+    BusinessKey,
+    ClaimResult,
+    CountRow,
+    Counts,
+    Link,
+    MessageRecord,
+    MessageSummary,
+    MessageView,
+    StateChange,
+    as_utc,
+    check_payload,
+    claimable_values,
+    refused_claim,
+    settle_known,
+)
+from gateway.journal.schema import (
+    ATTEMPT_STATES,
+    KNOWN_SQL,
+    LINK_COLUMNS,
+    PURGE_BATCH,
+    SCHEMA_VERSION,
+    SUMMARY_COLUMNS,
+    TIMELINE_COLUMNS,
+    check_transition_target,
+    known_params,
+    record_values,
+    summary_from_row,
+)
+
+POOL_PARAMETERS = ("pool_min_size", "pool_max_size")
+"""URL query parameters the journal reads itself and does not pass to libpq."""
+
+_SCHEMA_LOCK = 0x4A4F55524E414C  # "JOURNAL": pg_advisory_xact_lock key for schema creation
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS journal_schema (version integer NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS messages (
+        message_id text PRIMARY KEY,
+        sender text NOT NULL,
+        receiver text NOT NULL,
+        document_type text NOT NULL,
+        document_id text,
+        function_code text NOT NULL,
+        referenced_message_id text,
+        test boolean NOT NULL,
+        size bigint NOT NULL,
+        digest text NOT NULL,
+        received_at timestamptz NOT NULL,
+        state text NOT NULL,
+        state_at timestamptz NOT NULL,
+        accepted_at timestamptz NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        lease_until timestamptz,
+        last_error_code text
+    )""",
+    """CREATE UNIQUE INDEX IF NOT EXISTS messages_business_key
+        ON messages (sender, document_type, document_id, function_code)
+        WHERE document_id IS NOT NULL""",
+    "CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at)",
+    "CREATE INDEX IF NOT EXISTS messages_state_at ON messages (state_at)",
+    """CREATE TABLE IF NOT EXISTS message_states (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_id text NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
+        state text NOT NULL,
+        at timestamptz NOT NULL,
+        error_code text,
+        detail text,
+        attempt integer
+    )""",
+    "CREATE INDEX IF NOT EXISTS message_states_message ON message_states (message_id, seq)",
+    """CREATE TABLE IF NOT EXISTS payloads (
+        message_id text PRIMARY KEY REFERENCES messages (message_id) ON DELETE CASCADE,
+        body bytea NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS links (
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        message_id text NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
+        related_message_id text NOT NULL,
+        relation text NOT NULL,
+        at timestamptz NOT NULL,
+        PRIMARY KEY (message_id, related_message_id, relation)
+    )""",
+    "CREATE INDEX IF NOT EXISTS links_related ON links (related_message_id)",
+)
+
+_ROUNDS = 20
+"""Compare-and-set attempts before giving up; contention on one message is a handful."""
+
+_CLAIM_SQL = (
+    # One statement: the conditional update and its timeline row commit together.
+    "WITH won AS (UPDATE messages SET state = 'DELIVERING', state_at = %s, lease_until = %s, "
+    "attempts = attempts + 1 WHERE message_id = %s AND (state = ANY(%s) "
+    "OR (state = 'DELIVERING' AND (lease_until IS NULL OR lease_until <= %s))) "
+    "RETURNING message_id, attempts), "
+    "row AS (INSERT INTO message_states (message_id, state, at, attempt) "
+    "SELECT message_id, 'DELIVERING', %s, attempts FROM won) "
+    "SELECT attempts FROM won"
+)
+_ACCEPT_SQL = (
+    # One statement: the message, its first two timeline rows (in order) and the payload, or
+    # nothing at all if the message id or the business key is taken.
+    f"WITH m AS (INSERT INTO messages ({SUMMARY_COLUMNS}) VALUES "  # noqa: S608
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, NULL) "
+    "ON CONFLICT DO NOTHING RETURNING message_id), "
+    "s AS (INSERT INTO message_states (message_id, state, at) "
+    "SELECT m.message_id, v.state, v.at FROM m CROSS JOIN (VALUES "
+    "(1, %s::text, %s::timestamptz), (2, %s::text, %s::timestamptz)) AS v (ord, state, at) "
+    "ORDER BY v.ord), "
+    "p AS (INSERT INTO payloads (message_id, body) SELECT message_id, %s FROM m) "
+    "SELECT count(*) FROM m"
+)
+_TRANSITION_SQL = (
+    "WITH u AS (UPDATE messages SET state = %s, state_at = %s, lease_until = NULL, "
+    "last_error_code = coalesce(%s, last_error_code) "
+    "WHERE message_id = %s AND state = %s AND attempts = %s RETURNING message_id) "
+    "INSERT INTO message_states (message_id, state, at, error_code, detail, attempt) "
+    "SELECT message_id, %s, %s, %s, %s, %s FROM u RETURNING 1"
+)
+_CLAIMABLE = list(claimable_values())
+_KNOWN_SQL = KNOWN_SQL.format(p="%s")
+
+
+def _when(value: Any) -> datetime:
+    return as_utc(value)
+
+
+def _same(moment: datetime) -> datetime:
+    return as_utc(moment)
+
+
+class PostgresJournal:
+    """``Journal`` on PostgreSQL; open it with ``PostgresJournal.open``."""
+
+    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
+        """Wrap an open pool; use ``open``, which also creates the schema."""
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, connect_timeout: float = 10.0) -> PostgresJournal:
+        """Connect to ``url`` (``postgresql://...``) and bring the schema up to date.
+
+        ``pool_min_size`` and ``pool_max_size`` in the query string size the pool (1 and 10).
+        """
+        conninfo, sizes = _split_url(url)
+        pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+            conninfo,
+            min_size=sizes.get("pool_min_size", 1),
+            max_size=sizes.get("pool_max_size", 10),
+            kwargs={"autocommit": True},
+            timeout=connect_timeout,
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=connect_timeout)
+            journal = cls(pool)
+            await journal._create_schema()
+        except psycopg_pool.PoolTimeout as exc:
+            await pool.close()
+            raise JournalUnavailable(f"The PostgreSQL journal cannot be reached: {exc}") from exc
+        except BaseException:
+            await pool.close()
+            raise
+        return journal
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+        """One transaction on a pooled connection, with driver failures translated."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                yield conn.cursor()
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise JournalUnavailable(f"The PostgreSQL journal failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+        """A pooled connection in autocommit: each statement is its own transaction."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn.cursor()
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            raise JournalUnavailable(f"The PostgreSQL journal failed: {exc}") from exc
+
+    async def _create_schema(self) -> None:
+        async with self._transaction() as cur:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in _DDL:
+                await cur.execute(statement)
+            await cur.execute("SELECT max(version) FROM journal_schema")
+            row = await cur.fetchone()
+            version = None if row is None else row[0]
+            if version is None:
+                await cur.execute(
+                    "INSERT INTO journal_schema (version) VALUES (%s)", (SCHEMA_VERSION,)
+                )
+            elif version > SCHEMA_VERSION:
+                raise JournalUnavailable(
+                    f"The PostgreSQL journal has schema version {version}; this gateway knows "
+                    f"only up to {SCHEMA_VERSION}. Run the newer gateway."
+                )
+
+    async def record_accepted(
+        self, entry: MessageRecord, payload: bytes, *, at: datetime
+    ) -> AcceptOutcome:
+        """See ``Journal.record_accepted``."""
+        check_payload(entry, payload)
+        at = as_utc(at)
+        params = (
+            *record_values(entry, _same),
+            INITIAL_STATES[-1].value,
+            at,
+            at,
+            INITIAL_STATES[0].value,
+            as_utc(entry.received_at),
+            INITIAL_STATES[1].value,
+            at,
+            payload,
+        )
+        async with self._connection() as cur:
+            # A few rounds at most: when the insert meets a row that is gone by the time we
+            # read (purged), try again; otherwise the second statement settles it.
+            for _ in range(_ROUNDS):
+                await cur.execute(_ACCEPT_SQL, params)
+                inserted = await cur.fetchone()
+                if inserted is not None and inserted[0] == 1:
+                    return AcceptOutcome(
+                        result=AcceptResult.ACCEPTED,
+                        message_id=entry.message_id,
+                        state=INITIAL_STATES[-1],
+                        accepted_at=at,
+                    )
+                await cur.execute(_KNOWN_SQL, known_params(entry))
+                rows = await cur.fetchall()
+                known = settle_known(
+                    entry, [(r[0], MessageState(r[1]), _when(r[2]), r[3]) for r in rows]
+                )
+                if known is not None:
+                    return known
+        raise JournalUnavailable(
+            f"The journal could not settle message {entry.message_id} against concurrent writers."
+        )
+
+    async def transition(
+        self,
+        message_id: str,
+        state: MessageState,
+        *,
+        at: datetime,
+        error_code: str | None = None,
+        detail: str | None = None,
+        attempt: int | None = None,
+    ) -> bool:
+        """See ``Journal.transition``."""
+        check_transition_target(state)
+        at = as_utc(at)
+        async with self._connection() as cur:
+            # Compare and set: read the state, decide with the table, write only if the row
+            # is still as read; a concurrent change makes us decide again.
+            for _ in range(_ROUNDS):
+                await cur.execute(
+                    "SELECT state, attempts FROM messages WHERE message_id = %s", (message_id,)
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    raise NotFound(f"The journal has no message {message_id}.")
+                current = MessageState(row[0])
+                new = next_state(current, state)
+                if new is current:
+                    return False
+                number = attempt
+                if number is None and new in ATTEMPT_STATES and row[1] > 0:
+                    number = row[1]
+                await cur.execute(
+                    _TRANSITION_SQL,
+                    (
+                        *(new.value, at, error_code),
+                        *(message_id, current.value, row[1]),
+                        *(new.value, at, error_code, detail, number),
+                    ),
+                )
+                if await cur.fetchone() is not None:
+                    return True
+        raise JournalUnavailable(
+            f"The journal could not settle message {message_id} against concurrent writers."
+        )
+
+    async def claim_delivery(
+        self, message_id: str, *, at: datetime, lease: timedelta = DEFAULT_LEASE
+    ) -> ClaimResult:
+        """See ``Journal.claim_delivery``."""
+        if lease <= timedelta(0):
+            raise ValueError("a claim's lease must be positive")
+        at = as_utc(at)
+        async with self._connection() as cur:
+            await cur.execute(_CLAIM_SQL, (at, at + lease, message_id, _CLAIMABLE, at, at))
+            if await cur.fetchone() is not None:
+                return ClaimResult.GRANTED
+            await cur.execute("SELECT state FROM messages WHERE message_id = %s", (message_id,))
+            row = await cur.fetchone()
+        if row is None:
+            return ClaimResult.UNKNOWN
+        return refused_claim(MessageState(row[0]))
+
+    async def mark_delivered(self, message_id: str, *, at: datetime) -> bool:
+        """See ``Journal.mark_delivered``."""
+        return await self.transition(message_id, MessageState.DELIVERED, at=at)
+
+    async def get(self, message_id: str) -> MessageView | None:
+        """See ``Journal.get``."""
+        async with self._transaction() as cur:
+            # REPEATABLE READ for this one read, so the timeline and the state agree.
+            await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            await cur.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE message_id = %s",  # noqa: S608
+                (message_id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            await cur.execute(
+                f"SELECT {TIMELINE_COLUMNS} FROM message_states "  # noqa: S608
+                "WHERE message_id = %s ORDER BY seq",
+                (message_id,),
+            )
+            timeline = await cur.fetchall()
+            await cur.execute(
+                f"SELECT {LINK_COLUMNS} FROM links "  # noqa: S608
+                "WHERE message_id = %s OR related_message_id = %s ORDER BY at, seq",
+                (message_id, message_id),
+            )
+            links = await cur.fetchall()
+        return MessageView(
+            summary=summary_from_row(row, _when),
+            timeline=tuple(
+                StateChange(
+                    state=MessageState(r[0]),
+                    at=_when(r[1]),
+                    error_code=r[2],
+                    detail=r[3],
+                    attempt=r[4],
+                )
+                for r in timeline
+            ),
+            links=tuple(
+                Link(message_id=r[0], related_message_id=r[1], relation=r[2], at=_when(r[3]))
+                for r in links
+            ),
+        )
+
+    async def payload(self, message_id: str) -> bytes | None:
+        """See ``Journal.payload``."""
+        async with self._transaction() as cur:
+            await cur.execute("SELECT body FROM payloads WHERE message_id = %s", (message_id,))
+            row = await cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def link(
+        self, message_id: str, related_message_id: str, relation: str, *, at: datetime
+    ) -> bool:
+        """See ``Journal.link``."""
+        async with self._transaction() as cur:
+            await cur.execute("SELECT 1 FROM messages WHERE message_id = %s", (message_id,))
+            if await cur.fetchone() is None:
+                raise NotFound(f"The journal has no message {message_id}.")
+            await cur.execute(
+                "INSERT INTO links (message_id, related_message_id, relation, at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (message_id, related_message_id, relation, as_utc(at)),
+            )
+            return cur.rowcount == 1
+
+    async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
+        """See ``Journal.find_by_business_key``."""
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE sender = %s AND "  # noqa: S608
+                "document_type = %s AND document_id = %s AND function_code = %s",
+                (key.sender, key.document_type, key.document_id, key.function_code),
+            )
+            row = await cur.fetchone()
+        return None if row is None else summary_from_row(row, _when)
+
+    async def list_messages(
+        self,
+        *,
+        state: MessageState | None = None,
+        sender: str | None = None,
+        receiver: str | None = None,
+        test: bool | None = None,
+        limit: int = 100,
+        before: datetime | None = None,
+    ) -> list[MessageSummary]:
+        """See ``Journal.list_messages``."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("state", state.value if state is not None else None),
+            ("sender", sender),
+            ("receiver", receiver),
+            ("test", test),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = %s")
+                params.append(value)
+        if before is not None:
+            conditions.append("received_at < %s")
+            params.append(as_utc(before))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM messages {where} "  # noqa: S608  (fixed fragments)
+                "ORDER BY received_at DESC, message_id DESC LIMIT %s",
+                (*params, max(0, limit)),
+            )
+            rows = await cur.fetchall()
+        return [summary_from_row(row, _when) for row in rows]
+
+    async def counts(self, *, include_test: bool = False) -> Counts:
+        """See ``Journal.counts``."""
+        where = "" if include_test else "WHERE NOT test"
+        async with self._transaction() as cur:
+            await cur.execute(
+                f"SELECT receiver, state, count(*) FROM messages {where} "  # noqa: S608
+                "GROUP BY receiver, state ORDER BY receiver, state"
+            )
+            rows = await cur.fetchall()
+        return Counts(
+            rows=tuple(
+                CountRow(receiver=r[0], state=MessageState(r[1]), count=int(r[2])) for r in rows
+            )
+        )
+
+    async def purge_older_than(self, cutoff: datetime) -> int:
+        """See ``Journal.purge_older_than``."""
+        cutoff = as_utc(cutoff)
+        purged = 0
+        while True:
+            async with self._transaction() as cur:
+                # SKIP LOCKED: a message some worker is moving right now is left for next time.
+                await cur.execute(
+                    "SELECT message_id FROM messages WHERE state_at < %s "
+                    "LIMIT %s FOR UPDATE SKIP LOCKED",
+                    (cutoff, PURGE_BATCH),
+                )
+                ids = [row[0] for row in await cur.fetchall()]
+                if ids:
+                    # ON DELETE CASCADE takes the timeline, payload and links along.
+                    await cur.execute("DELETE FROM messages WHERE message_id = ANY(%s)", (ids,))
+            purged += len(ids)
+            if len(ids) < PURGE_BATCH:
+                return purged
+
+    async def close(self) -> None:
+        """See ``Journal.close``."""
+        await self._pool.close()
+
+
+def _split_url(url: str) -> tuple[str, dict[str, int]]:
+    """Take the journal's own pool parameters out of the URL; libpq would refuse them."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    sizes = {name: int(value) for name, value in query if name in POOL_PARAMETERS}
+    rest = [(name, value) for name, value in query if name not in POOL_PARAMETERS]
+    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), sizes

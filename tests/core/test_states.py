@@ -1,0 +1,195 @@
+"""The message state machine: pinned paths, and properties checked over every pair of states."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+from gateway.core import states
+from gateway.core.states import (
+    CLAIMABLE_STATES,
+    DELIVERED_STATES,
+    FINAL_STATES,
+    TRANSITIONS,
+    InvalidTransition,
+    MessageState,
+    is_change,
+    next_state,
+)
+
+S = MessageState
+ALL_PAIRS = list(itertools.product(MessageState, MessageState))
+
+
+def walk(*path: MessageState) -> MessageState:
+    """Feed a sequence of requested states from the first one; return where it ends."""
+    current = path[0]
+    for requested in path[1:]:
+        current = next_state(current, requested)
+    return current
+
+
+class TestPinnedPaths:
+    """The paths the architecture names, one by one."""
+
+    def test_happy_path_reaches_answered(self) -> None:
+        """RECEIVED to ANSWERED through every intermediate state is allowed."""
+        path = (S.RECEIVED, S.ACCEPTED, S.QUEUED, S.DELIVERING, S.DELIVERED, S.RECEIPTED)
+        assert walk(*path, S.ANSWERED) is S.ANSWERED
+
+    def test_retry_loop(self) -> None:
+        """DELIVERING -> RETRYING -> DELIVERING loops as often as needed, then delivers."""
+        assert walk(S.DELIVERING, *[S.RETRYING, S.DELIVERING] * 5, S.DELIVERED) is S.DELIVERED
+
+    def test_dead_is_replayable(self) -> None:
+        """An operator's replay moves DEAD back to QUEUED, and it can be delivered again."""
+        assert walk(S.DELIVERING, S.DEAD, S.QUEUED, S.DELIVERING, S.DELIVERED) is S.DELIVERED
+
+    def test_answer_without_receipt(self) -> None:
+        """A DELIVERED message may be ANSWERED without a receipt."""
+        assert next_state(S.DELIVERED, S.ANSWERED) is S.ANSWERED
+
+    @pytest.mark.parametrize("state", [S.DELIVERED, S.RECEIPTED, S.ANSWERED])
+    def test_redelivery_is_recognised(self, state: MessageState) -> None:
+        """Reporting DELIVERED again never moves a delivered message and is not a change."""
+        assert state in DELIVERED_STATES
+        assert next_state(state, S.DELIVERED) is state
+        assert not is_change(state, S.DELIVERED)
+
+    def test_worker_may_overtake_ingest(self) -> None:
+        """ACCEPTED may go straight to DELIVERING, and the late QUEUED is then absorbed."""
+        assert walk(S.ACCEPTED, S.DELIVERING, S.QUEUED) is S.DELIVERING
+
+    def test_late_receipt_after_answer(self) -> None:
+        """A receipt arriving after the answer leaves the message ANSWERED."""
+        assert next_state(S.ANSWERED, S.RECEIPTED) is S.ANSWERED
+
+    def test_answer_proves_delivery(self) -> None:
+        """An answer that arrives while the journal still says DELIVERING wins."""
+        assert walk(S.DELIVERING, S.ANSWERED, S.DELIVERED) is S.ANSWERED
+
+    def test_reclaim_after_lease_is_not_a_change(self) -> None:
+        """DELIVERING -> DELIVERING is allowed (re-claim) but is written by the claim itself."""
+        assert next_state(S.DELIVERING, S.DELIVERING) is S.DELIVERING
+        assert not is_change(S.DELIVERING, S.DELIVERING)
+
+    @pytest.mark.parametrize(
+        ("current", "requested"),
+        [
+            (S.RECEIVED, S.QUEUED),
+            (S.ACCEPTED, S.DELIVERED),
+            (S.QUEUED, S.DELIVERED),
+            (S.REJECTED, S.QUEUED),
+            (S.DUPLICATE, S.ACCEPTED),
+            (S.DELIVERED, S.RETRYING),
+            (S.DELIVERED, S.DEAD),
+            (S.DEAD, S.DELIVERED),
+            (S.ANSWERED, S.DEAD),
+            (S.RETRYING, S.DELIVERED),
+        ],
+    )
+    def test_forbidden_moves_raise(self, current: MessageState, requested: MessageState) -> None:
+        """Moves the table lacks raise InvalidTransition naming both states."""
+        with pytest.raises(InvalidTransition) as caught:
+            next_state(current, requested)
+        assert caught.value.code == "invalid-transition"
+        assert caught.value.http_status == 409
+        assert current.value in caught.value.detail
+        assert requested.value in caught.value.detail
+
+
+class TestEveryPair:
+    """Properties over all 121 (current, requested) pairs."""
+
+    @pytest.mark.parametrize(("current", "requested"), ALL_PAIRS)
+    def test_result_is_target_or_unchanged(
+        self, current: MessageState, requested: MessageState
+    ) -> None:
+        """Every pair either raises or ends in the requested state or stays put."""
+        if requested not in TRANSITIONS[current]:
+            with pytest.raises(InvalidTransition) as caught:
+                next_state(current, requested)
+            assert (caught.value.current, caught.value.requested) == (current, requested)
+            return
+        result = next_state(current, requested)
+        assert result in (current, requested)
+        assert is_change(current, requested) is (result is not current)
+
+    @pytest.mark.parametrize(("current", "requested"), ALL_PAIRS)
+    def test_delivered_never_regresses(
+        self, current: MessageState, requested: MessageState
+    ) -> None:
+        """Once delivered, no report takes a message back to an undelivered state."""
+        if current not in DELIVERED_STATES or requested not in TRANSITIONS[current]:
+            return
+        assert next_state(current, requested) in DELIVERED_STATES
+
+    @pytest.mark.parametrize(("current", "requested"), ALL_PAIRS)
+    def test_final_states_never_move(self, current: MessageState, requested: MessageState) -> None:
+        """From a final state every report is a no-op or refused."""
+        if current not in FINAL_STATES:
+            return
+        if requested in TRANSITIONS[current]:
+            assert next_state(current, requested) is current
+        else:
+            with pytest.raises(InvalidTransition):
+                next_state(current, requested)
+
+    def test_every_state_has_a_row(self) -> None:
+        """The table has a row for every state and no unknown keys."""
+        assert set(TRANSITIONS) == set(MessageState)
+        for moves in TRANSITIONS.values():
+            assert set(moves) <= set(MessageState)
+            assert set(moves.values()) <= set(MessageState)
+
+    def test_every_state_reachable_from_received(self) -> None:
+        """Each state can be reached from RECEIVED; none is dead code in the table."""
+        seen = {S.RECEIVED}
+        pending = deque([S.RECEIVED])
+        while pending:
+            current = pending.popleft()
+            for result in TRANSITIONS[current].values():
+                if result not in seen:
+                    seen.add(result)
+                    pending.append(result)
+        assert seen == set(MessageState)
+
+    def test_every_state_can_settle(self) -> None:
+        """From every state some path leads to a final state or to DEAD (parked)."""
+        settled = FINAL_STATES | {S.DEAD}
+        for start in MessageState:
+            seen = {start}
+            pending = deque([start])
+            while pending:
+                current = pending.popleft()
+                pending.extend(r for r in TRANSITIONS[current].values() if r not in seen)
+                seen.update(TRANSITIONS[current].values())
+            assert seen & settled, start
+
+    def test_refusals_only_at_ingest(self) -> None:
+        """REJECTED and DUPLICATE can only be entered from RECEIVED."""
+        for current, moves in TRANSITIONS.items():
+            for result in moves.values():
+                if result in (S.REJECTED, S.DUPLICATE) and result is not current:
+                    assert current is S.RECEIVED
+
+    def test_derived_sets(self) -> None:
+        """The claimable and final sets derived from the table are the intended ones."""
+        assert {S.ACCEPTED, S.QUEUED, S.RETRYING} == CLAIMABLE_STATES
+        assert {S.REJECTED, S.DUPLICATE, S.ANSWERED} == FINAL_STATES
+
+
+def test_core_module_is_pure() -> None:
+    """gateway.core.states imports no event loop, broker, web framework or clock module."""
+    tree = ast.parse(Path(states.__file__).read_text(encoding="utf-8"))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"asyncio", "aiohttp", "aio_pika", "time", "datetime", "os"}
