@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -22,11 +22,14 @@ from gateway.core.routing import RoutingTable
 from gateway.core.topology import Topology
 from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
-from gateway.settings import Settings
+from gateway.errors import GatewayError
+from gateway.journal import Journal, open_journal
+from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
 from gateway.web import (
     BROKER,
     CLOCK,
+    JOURNAL,
     SETTINGS,
     SUBMISSIONS,
     add_routes,
@@ -76,6 +79,7 @@ def create_app(
     *,
     broker: Broker,
     submissions: Submissions,
+    journal: Journal,
     clock: Callable[[], datetime] = utc_now,
 ) -> web.Application:
     """The aiohttp application with its dependencies under typed keys."""
@@ -84,6 +88,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[SUBMISSIONS] = submissions
+    app[JOURNAL] = journal
     app[BROKER] = broker
     app[CLOCK] = clock
     add_routes(app)
@@ -91,31 +96,45 @@ def create_app(
 
 
 class Gateway:
-    """A running gateway: HTTP API, broker connection and delivery workers."""
+    """A running gateway: HTTP API, journal, broker connection and delivery workers."""
 
     def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None):
         self.settings = settings
-        topology = Topology(settings.amqp.prefix)
-        self.broker = Broker(settings.amqp, topology, frozenset(settings.parties))
+        self.topology = Topology(settings.amqp.prefix)
+        self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
         self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
-        self.worker = DeliveryWorker(self.broker, topology, self.adapters, settings.amqp)
-        self.submissions = Submissions(
-            build_ingest(settings),
-            self.broker,
-            utc_now,
-            offload_bytes=settings.http.offload_bytes,
-        )
-        self.app = create_app(settings, broker=self.broker, submissions=self.submissions)
-        self.intakes = build_intakes(settings, self.submissions)
+        self.ingest = build_ingest(settings)
+        self.journal: Journal | None = None
+        self.intakes: list[FolderIntake] = []
         self._intake_tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
-        """Connect to the broker (in the background), start consuming and listening."""
-        self.worker.register()
+        """Open the journal, connect to the broker (in the background), consume and listen."""
+        journal = self.journal = await open_journal(journal_url(self.settings.journal))
+        DeliveryWorker(
+            self.broker,
+            self.topology,
+            self.adapters,
+            self.settings.amqp,
+            journal=journal,
+            clock=utc_now,
+            lease_seconds=self.settings.journal.lease_seconds,
+        ).register()
+        submissions = Submissions(
+            self.ingest,
+            self.broker,
+            journal,
+            utc_now,
+            offload_bytes=self.settings.http.offload_bytes,
+        )
+        app = create_app(
+            self.settings, broker=self.broker, submissions=submissions, journal=journal
+        )
+        self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(
             self._runner,
@@ -131,10 +150,25 @@ class Gateway:
             asyncio.create_task(intake.run(), name=f"intake-{intake.country}")
             for intake in self.intakes
         ]
+        self._intake_tasks.append(
+            asyncio.create_task(self._sweep(submissions), name="sweep-unconfirmed")
+        )
         log.info("gateway_started", host=self.settings.http.host, port=self.port)
 
+    async def _sweep(self, submissions: Submissions) -> None:
+        """Every ``journal.sweep_seconds``, publish what was journalled but never confirmed."""
+        period = self.settings.journal.sweep_seconds
+        while True:
+            await asyncio.sleep(period)
+            if not self.broker.connected:
+                continue
+            try:
+                await submissions.sweep_unconfirmed(older_than=timedelta(seconds=period))
+            except GatewayError as exc:
+                log.warning("sweep_failed", error=exc.code, detail=exc.detail)
+
     async def stop(self) -> None:
-        """Stop listening, then close the broker; unacked deliveries return to their queues."""
+        """Stop intake and listening, drain deliveries, close the broker and the journal."""
         for task in self._intake_tasks:
             task.cancel()
         await asyncio.gather(*self._intake_tasks, return_exceptions=True)
@@ -143,6 +177,8 @@ class Gateway:
         await self.broker.stop()
         for adapter in self.adapters.values():
             await adapter.close()
+        if self.journal is not None:
+            await self.journal.close()
         log.info("gateway_stopped")
 
 

@@ -217,8 +217,9 @@ class Broker:
         exchange = self._exchanges.get(outgoing.exchange) if self.connected else None
         if exchange is None:
             raise BrokerUnavailable(
-                "The message broker is not reachable right now; the message was not accepted. "
-                "Please send it again shortly."
+                "The message broker is not reachable right now; the message is not accepted "
+                "yet. Send it again shortly with the same message id; it will not be "
+                "delivered twice."
             )
         message = aio_pika.Message(
             outgoing.body,

@@ -1,16 +1,20 @@
 """The delivery side: consume a receiver's queue and hand each document to its adapter.
 
-A message is acked only after the adapter returned, i.e. after the receiver durably has the
-document. A temporary failure sends the message to the next step of the retry schedule; when
-the schedule is used up, or on a permanent failure, the message is dead-lettered with its
-reason code, original route, attempt count and last error. Whatever is published on the way
-(retry or dead letter) is confirmed by RabbitMQ before the original is acked.
+Before handing a document over, the worker claims it in the journal: only one claimant may
+hand over a message, and a redelivery of a message already delivered (after a crash between
+hand-over and ack) is acked without reaching the receiver again. A message is acked only after
+the adapter returned, i.e. after the receiver durably has the document. A temporary failure
+sends the message to the next step of the retry schedule; when the schedule is used up, or on
+a permanent failure, the message is dead-lettered with its reason code, original route,
+attempt count and last error. Whatever is published on the way (retry or dead letter) is
+confirmed by RabbitMQ before the original is acked.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -20,8 +24,17 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
 from gateway.core.handover import Adapter, Handover
 from gateway.core.retry import GiveUp, RetrySchedule
+from gateway.core.states import MessageState
 from gateway.core.topology import Topology
-from gateway.errors import GatewayError, RetriesExhausted, TemporaryFailure
+from gateway.errors import (
+    GatewayError,
+    PeerUnavailable,
+    RejectedMessage,
+    RetriesExhausted,
+    TemporaryFailure,
+    UnknownMessage,
+)
+from gateway.journal import ClaimResult, Journal
 from gateway.settings import AmqpSettings
 
 log = structlog.get_logger("gateway.delivery")
@@ -38,10 +51,17 @@ class DeliveryWorker:
         topology: Topology,
         adapters: Mapping[str, Adapter],
         settings: AmqpSettings,
+        *,
+        journal: Journal,
+        clock: Callable[[], datetime],
+        lease_seconds: float,
     ) -> None:
         self._broker = broker
         self._topology = topology
         self._adapters = adapters
+        self._journal = journal
+        self._clock = clock
+        self._lease = timedelta(seconds=lease_seconds)
         self._schedule = RetrySchedule(settings.retry_schedule_seconds)
 
     def register(self) -> None:
@@ -80,7 +100,21 @@ class DeliveryWorker:
             attempt=attempt,
         ):
             try:
+                claim = await self._journal.claim_delivery(
+                    handover.message_id, at=self._clock(), lease=self._lease
+                )
+                if claim is ClaimResult.UNKNOWN:
+                    raise UnknownMessage(
+                        f"Message {handover.message_id} was never recorded as accepted."
+                    )
+                if claim is ClaimResult.BUSY:
+                    raise PeerUnavailable("Another worker is delivering this message right now.")
+                if not claim.granted:
+                    await _settle(message.ack())
+                    log.info("message_redelivery_ignored", outcome="ignored", claim=claim.value)
+                    return
                 await adapter.deliver(handover)
+                await self._journal.mark_delivered(handover.message_id, at=self._clock())
             except TemporaryFailure as exc:
                 await self._retry_or_give_up(message, attempt, exc)
                 return
@@ -104,6 +138,9 @@ class DeliveryWorker:
             )
             await self._dead_letter(message, exhausted, attempt=attempt, last_error=error)
             return
+        await self._note(
+            message, MessageState.RETRYING, error=error, attempt=attempt, ignore_failure=True
+        )
         delay_ms = round(decision.delay_seconds * 1000)
         headers = dict(message.headers or {})
         headers.update(
@@ -144,10 +181,35 @@ class DeliveryWorker:
             }
         )
         headers.pop(RETRY_DELAY_HEADER, None)
+        await self._note(message, MessageState.DEAD, error=error, attempt=attempt)
         if await self._republish(message, self._topology.dead_exchange, headers):
             log.error(
                 "message_dead_lettered", outcome="dead", error=error.code, detail=error.detail
             )
+
+    async def _note(
+        self,
+        message: AbstractIncomingMessage,
+        state: MessageState,
+        *,
+        error: GatewayError,
+        attempt: int,
+        ignore_failure: bool = False,
+    ) -> None:
+        """Record a state change; the broker copy is the source of truth if this fails."""
+        try:
+            await self._journal.transition(
+                message.message_id or "",
+                state,
+                at=self._clock(),
+                error_code=error.code,
+                detail=error.detail[:500],
+                attempt=attempt,
+            )
+        except GatewayError as exc:
+            log.warning("journal_note_failed", state=state.value, error=exc.code)
+            if not ignore_failure and not isinstance(exc, RejectedMessage):
+                raise
 
     async def _republish(
         self, message: AbstractIncomingMessage, exchange: str, headers: Mapping[str, Any]

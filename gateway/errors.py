@@ -20,6 +20,8 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── SenderNotAllowed       403 sender-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
     │   ├── DuplicateMessage       409 duplicate-business-key
+    │   ├── MessageIdReused        409 message-id-reused
+    │   ├── UnknownMessage         422 not-in-journal
     │   └── NotFound               404 not-found
     └── TemporaryFailure           ours or a peer's: 5xx, retryable
         ├── BrokerUnavailable      503 broker-unavailable
@@ -68,10 +70,17 @@ class GatewayError(Exception):
     retryable: ClassVar[bool] = False
     title: ClassVar[str] = "The gateway could not process the message"
 
-    def __init__(self, detail: str, *, findings: tuple[Finding, ...] = ()) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        findings: tuple[Finding, ...] = (),
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.findings = findings
+        self.extensions = extensions or {}
 
     def to_problem(self, *, base_uri: str, instance: str | None = None) -> dict[str, Any]:
         """Render as an RFC 9457 problem details object."""
@@ -87,6 +96,7 @@ class GatewayError(Exception):
             problem["instance"] = instance
         if self.findings:
             problem["findings"] = [f.to_json() for f in self.findings]
+        problem.update(self.extensions)
         return problem
 
 
@@ -288,6 +298,22 @@ class DuplicateMessage(RejectedMessage):
     code = "duplicate-business-key"
     http_status = 409
     title = "This document was already submitted under another message id"
+
+
+class MessageIdReused(RejectedMessage):
+    """A different document arrived under a message id the gateway already has."""
+
+    code = "message-id-reused"
+    http_status = 409
+    title = "This message id already belongs to a different document"
+
+
+class UnknownMessage(RejectedMessage):
+    """A delivery arrived for a message the journal never recorded."""
+
+    code = "not-in-journal"
+    http_status = 422
+    title = "The message is not in the journal"
 
 
 class NotFound(RejectedMessage):

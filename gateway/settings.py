@@ -63,6 +63,16 @@ class DocumentSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JournalSettings:
+    """The message journal: every message, every state change, payloads for replay and audit."""
+
+    url: str = "sqlite:var/journal.db"
+    retention_days: int = 1100  # ATIGA OCP rules 17 and 31: records kept at least 3 years
+    lease_seconds: float = 300.0
+    sweep_seconds: float = 30.0  # unconfirmed submissions older than this are published again
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings:
     """Logging output."""
 
@@ -87,6 +97,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
     log: LogSettings = field(default_factory=LogSettings)
     parties: Mapping[str, PartySettings] = field(default_factory=dict)
 
@@ -96,6 +107,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "http": HttpSettings,
     "amqp": AmqpSettings,
     "documents": DocumentSettings,
+    "journal": JournalSettings,
     "log": LogSettings,
 }
 _CHOICES = {
@@ -109,6 +121,9 @@ _POSITIVE = {
     ("amqp", "prefetch"),
     ("amqp", "delivery_limit"),
     ("documents", "max_depth"),
+    ("journal", "retention_days"),
+    ("journal", "lease_seconds"),
+    ("journal", "sweep_seconds"),
 }
 KNOWN_ADAPTERS = frozenset({"drop-folder"})
 
@@ -218,6 +233,14 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
             options={str(k): str(v) for k, v in options.items()},
         )
     return parties
+
+
+def journal_url(settings: JournalSettings) -> str:
+    """The journal URL with a relative SQLite path (``sqlite:var/j.db``) made absolute."""
+    url = settings.url
+    if url.startswith("sqlite:") and not url.startswith("sqlite://"):
+        return "sqlite://" + str(Path(url.removeprefix("sqlite:")).resolve())
+    return url
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:

@@ -1,8 +1,17 @@
 """Submission: the one path every inbound document takes, whatever channel it came by.
 
-HTTP, the drop-folder intake and (later) other channels all call ``Submissions.submit``: run the
-pure ingest checks (in a thread when the document is large), publish with a confirm, and log one
-line for the outcome. A document is accepted only once RabbitMQ has confirmed it.
+HTTP, the drop-folder intake and other channels all call ``Submissions.submit``:
+
+1. run the pure ingest checks (in a thread when the document is large);
+2. record the message in the journal: a known message id returns the first answer, a known
+   business key under a new message id is a conflict (409 naming the original);
+3. publish with a confirm, then mark the message QUEUED.
+
+A document is accepted (202) only once both the journal row and RabbitMQ's confirm exist. If the
+publish fails (503) the row stays ACCEPTED, unconfirmed: the sender's resubmission under the same
+message id publishes it, and ``sweep_unconfirmed`` publishes what nobody resent. Either way the
+business key stays with the first message id, and the delivery claim keeps the receiver from
+seeing the document twice.
 """
 
 from __future__ import annotations
@@ -10,30 +19,44 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import structlog
 
 from gateway.broker import Broker, Outgoing, amqp_headers
 from gateway.core.pipeline import Accepted, Ingest
-from gateway.errors import GatewayError, RejectedMessage
+from gateway.core.states import MessageState
+from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
+from gateway.journal import AcceptResult, Journal, MessageRecord
 
 log = structlog.get_logger("gateway.submission")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submitted:
+    """The answer to one submission: the same every time the same message comes back."""
+
+    accepted: Accepted
+    state: MessageState
+    resubmitted: bool
+
+
 class Submissions:
-    """Checks and publishes inbound documents."""
+    """Checks, journals and publishes inbound documents."""
 
     def __init__(
         self,
         ingest: Ingest,
         broker: Broker,
+        journal: Journal,
         clock: Callable[[], datetime],
         *,
         offload_bytes: int,
     ) -> None:
         self.ingest = ingest
         self._broker = broker
+        self._journal = journal
         self._clock = clock
         self._offload_bytes = offload_bytes
 
@@ -44,7 +67,7 @@ class Submissions:
         channel: str,
         caller: str | None = None,
         correlation_id: str | None = None,
-    ) -> Accepted:
+    ) -> Submitted:
         """Accept ``data`` durably or raise the reason; logs the outcome either way."""
         started = time.perf_counter()
         now = self._clock()
@@ -62,26 +85,7 @@ class Submissions:
                 recipient=envelope.receiver.country,
                 doc_type=envelope.document_type.value,
             )
-            await self._broker.publish(
-                Outgoing(
-                    exchange=accepted.route.exchange,
-                    routing_key=accepted.route.routing_key,
-                    body=accepted.payload,
-                    message_id=envelope.message_id,
-                    correlation_id=correlation_id,
-                    headers=amqp_headers(
-                        {
-                            "x-asw-sender": envelope.sender.country,
-                            "x-asw-receiver": envelope.receiver.country,
-                            "x-asw-document-type": envelope.document_type.value,
-                            "x-asw-function": envelope.function.value,
-                            "x-asw-test": envelope.test,
-                            "x-asw-digest": accepted.digest,
-                            "x-asw-channel": channel,
-                        }
-                    ),
-                )
-            )
+            submitted = await self._record_and_publish(accepted, channel, correlation_id, now)
         except GatewayError as exc:
             rejected = isinstance(exc, RejectedMessage)
             log.info(
@@ -94,11 +98,107 @@ class Submissions:
             )
             raise
         log.info(
-            "message_accepted",
-            outcome="accepted",
+            "message_resubmitted" if submitted.resubmitted else "message_accepted",
+            outcome="resubmitted" if submitted.resubmitted else "accepted",
             channel=channel,
             route=accepted.route.routing_key,
+            state=submitted.state.value,
             size=len(data),
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        return accepted
+        return submitted
+
+    async def _record_and_publish(
+        self, accepted: Accepted, channel: str, correlation_id: str | None, now: datetime
+    ) -> Submitted:
+        envelope = accepted.envelope
+        outcome = await self._journal.record_accepted(
+            MessageRecord(
+                message_id=envelope.message_id,
+                sender=envelope.sender.country,
+                receiver=envelope.receiver.country,
+                document_type=envelope.document_type.value,
+                document_id=accepted.document_id,
+                function_code=envelope.function.value,
+                referenced_message_id=envelope.referenced_message_id,
+                test=envelope.test,
+                size=len(accepted.payload),
+                digest=accepted.digest,
+                received_at=now,
+            ),
+            accepted.payload,
+            at=now,
+        )
+        if outcome.result is AcceptResult.CONFLICT:
+            raise DuplicateMessage(
+                f"The {envelope.document_type.value} document {accepted.document_id!r} from "
+                f"{envelope.sender.country} with function code {envelope.function.value} was "
+                f"already submitted as message {outcome.message_id}. To change it, send a "
+                "replacement (function code 5) or a cancellation (1) referencing that message.",
+                extensions={"original_message_id": outcome.message_id},
+            )
+        resubmitted = outcome.result is AcceptResult.RESUBMITTED
+        if resubmitted and not outcome.same_payload:
+            raise MessageIdReused(
+                f"Message id {envelope.message_id} was first used for a different document on "
+                f"{outcome.accepted_at.isoformat()}; every message needs its own id."
+            )
+        if resubmitted and outcome.state is not MessageState.ACCEPTED:
+            return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
+        # New, or known but never confirmed by the broker: publish (again) now.
+        await self._publish(accepted, channel, correlation_id)
+        return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
+
+    async def _publish(self, accepted: Accepted, channel: str, correlation_id: str | None) -> None:
+        envelope = accepted.envelope
+        await self._broker.publish(
+            Outgoing(
+                exchange=accepted.route.exchange,
+                routing_key=accepted.route.routing_key,
+                body=accepted.payload,
+                message_id=envelope.message_id,
+                correlation_id=correlation_id,
+                headers=amqp_headers(
+                    {
+                        "x-asw-sender": envelope.sender.country,
+                        "x-asw-receiver": envelope.receiver.country,
+                        "x-asw-document-type": envelope.document_type.value,
+                        "x-asw-function": envelope.function.value,
+                        "x-asw-test": envelope.test,
+                        "x-asw-digest": accepted.digest,
+                        "x-asw-channel": channel,
+                    }
+                ),
+            )
+        )
+        await self._journal.transition(envelope.message_id, MessageState.QUEUED, at=self._clock())
+
+    async def sweep_unconfirmed(self, *, older_than: timedelta) -> int:
+        """Publish journalled messages whose publish was never confirmed; return how many.
+
+        Re-running the ingest checks on the stored payload gives back the same route; a copy
+        published twice (by two sweepers, or a sweeper and a resubmission) is delivered once
+        thanks to the delivery claim.
+        """
+        cutoff = self._clock() - older_than
+        stale = await self._journal.list_messages(
+            state=MessageState.ACCEPTED, before=cutoff, limit=100
+        )
+        published = 0
+        for summary in stale:
+            message_id = summary.record.message_id
+            payload = await self._journal.payload(message_id)
+            if payload is None:
+                continue
+            with structlog.contextvars.bound_contextvars(message_id=message_id):
+                try:
+                    accepted = self.ingest.accept(payload, now=summary.record.received_at)
+                    await self._publish(accepted, "sweep", None)
+                except GatewayError as exc:
+                    log.warning("message_sweep_failed", error=exc.code, detail=exc.detail)
+                    if not isinstance(exc, RejectedMessage):
+                        break
+                    continue
+            published += 1
+            log.info("message_swept", outcome="queued")
+        return published

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from gateway.broker import Broker
+from gateway.core.states import MessageState
 from gateway.errors import (
     GatewayError,
     NotFound,
@@ -24,6 +25,7 @@ from gateway.errors import (
     TemporaryFailure,
     UnsupportedMediaType,
 )
+from gateway.journal import Journal, MessageSummary
 from gateway.settings import Settings
 from gateway.submission import Submissions
 
@@ -31,6 +33,7 @@ log = structlog.get_logger("gateway.web")
 
 SETTINGS = web.AppKey("settings", Settings)
 SUBMISSIONS = web.AppKey("submissions", Submissions)
+JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
 BROKER = web.AppKey("broker", Broker)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
@@ -116,16 +119,18 @@ async def _offload(request: web.Request, size: int, work: Callable[[], T]) -> T:
 async def submit_message(request: web.Request) -> web.Response:
     """POST /v1/messages: check a document, publish it durably, answer 202 with its id."""
     data = await _read_xml_body(request)
-    accepted = await request.app[SUBMISSIONS].submit(
+    submitted = await request.app[SUBMISSIONS].submit(
         data,
         channel="http",
         correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
     )
+    accepted = submitted.accepted
     envelope = accepted.envelope
     return web.json_response(
         {
             "message_id": envelope.message_id,
-            "status": "ACCEPTED",
+            "status": submitted.state.value,
+            "resubmitted": submitted.resubmitted,
             "document_type": envelope.document_type.value,
             "sender": envelope.sender.country,
             "receiver": envelope.receiver.country,
@@ -150,6 +155,77 @@ async def validate_document(request: web.Request) -> web.Response:
         "findings": [f.to_json() for f in report.findings],
     }
     return web.json_response(body)
+
+
+def _summary_json(summary: MessageSummary) -> dict[str, Any]:
+    record = summary.record
+    return {
+        "message_id": record.message_id,
+        "state": summary.state.value,
+        "state_at": summary.state_at.isoformat(),
+        "sender": record.sender,
+        "receiver": record.receiver,
+        "document_type": record.document_type,
+        "document_id": record.document_id,
+        "function_code": record.function_code,
+        "referenced_message_id": record.referenced_message_id,
+        "test": record.test,
+        "size": record.size,
+        "digest_sha256": record.digest,
+        "received_at": record.received_at.isoformat(),
+        "accepted_at": summary.accepted_at.isoformat(),
+        "attempts": summary.attempts,
+        "last_error": summary.last_error_code,
+    }
+
+
+async def get_message(request: web.Request) -> web.Response:
+    """GET /v1/messages/{id}: the message's state, its timeline and related messages."""
+    message_id = request.match_info["message_id"].lower()
+    view = await request.app[JOURNAL].get(message_id)
+    if view is None:
+        raise NotFound(f"No message {message_id} is known to this gateway.")
+    body = _summary_json(view.summary)
+    body["timeline"] = [
+        {
+            "state": change.state.value,
+            "at": change.at.isoformat(),
+            "error": change.error_code,
+            "detail": change.detail,
+            "attempt": change.attempt,
+        }
+        for change in view.timeline
+    ]
+    body["related"] = [
+        {
+            "message_id": link.related_message_id,
+            "relation": link.relation,
+            "at": link.at.isoformat(),
+        }
+        for link in view.links
+    ]
+    return web.json_response(body)
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """GET /v1/messages?state=&sender=&receiver=&test=&limit=&before=: newest first."""
+    query = request.query
+    try:
+        state = MessageState(query["state"].upper()) if "state" in query else None
+        limit = min(int(query.get("limit", "100")), 1000)
+        before = datetime.fromisoformat(query["before"]) if "before" in query else None
+    except ValueError as exc:
+        raise RejectedMessage(f"Bad query parameter: {exc}") from exc
+    test = {"true": True, "false": False}.get(query.get("test", "").lower())
+    summaries = await request.app[JOURNAL].list_messages(
+        state=state,
+        sender=query.get("sender"),
+        receiver=query.get("receiver"),
+        test=test,
+        limit=limit,
+        before=before,
+    )
+    return web.json_response({"messages": [_summary_json(s) for s in summaries]})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -180,6 +256,8 @@ async def queues(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Mount every HTTP route of the gateway."""
     app.router.add_post("/v1/messages", submit_message)
+    app.router.add_get("/v1/messages", list_messages)
+    app.router.add_get("/v1/messages/{message_id}", get_message)
     app.router.add_post("/v1/validate", validate_document)
     app.router.add_get("/v1/queues", queues)
     app.router.add_get("/healthz", healthz)

@@ -19,6 +19,7 @@ from gateway.settings import (
     AmqpSettings,
     DocumentSettings,
     HttpSettings,
+    JournalSettings,
     PartySettings,
     Settings,
 )
@@ -60,10 +61,22 @@ def _sample_formd() -> bytes:
     return SAMPLE_FORMD.read_bytes()
 
 
+SAMPLE_MESSAGE_ID = b"6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
+SAMPLE_DOCUMENT_ID = b"SG26-CO-0012345"
+
+
 def with_message_id(document: bytes, message_id: str | None = None) -> bytes:
-    """The same document under a fresh (or given) message id."""
-    old = b"6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
-    return document.replace(old, (message_id or str(uuid.uuid4())).encode())
+    """A new document from the sample: fresh (or given) message id and its own Form D number.
+
+    Both change, so that two copies are two documents rather than one document submitted
+    twice under different message ids (which the journal refuses as a duplicate).
+    """
+    message_id = message_id or str(uuid.uuid4())
+    assert SAMPLE_MESSAGE_ID in document and SAMPLE_DOCUMENT_ID in document
+    number = f"SG26-CO-{message_id[:8].upper()}".encode()
+    return document.replace(SAMPLE_MESSAGE_ID, message_id.encode()).replace(
+        SAMPLE_DOCUMENT_ID, number
+    )
 
 
 def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
@@ -74,6 +87,7 @@ def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
             url=amqp_url, prefix=prefix, reconnect_seconds=0.5, retry_schedule_seconds=(0.3, 0.6)
         ),
         documents=DocumentSettings(xsd_dir=str(XSD_DIR)),
+        journal=JournalSettings(url=f"sqlite://{tmp_path / 'journal.db'}", lease_seconds=5),
         parties={
             cc: PartySettings(
                 country=cc,

@@ -8,11 +8,13 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
 
-from gateway.core.envelope import NS_COMMON
+from gateway.core.documents import document_id_of, restamp
+from gateway.core.envelope import document_type_of
 from gateway.core.parsing import parse
 
 EX_TEMPFAIL = 75
@@ -27,26 +29,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--new-id",
         action="store_true",
-        help="give the document a fresh message id first (breaks an existing signature)",
+        help="send a fresh copy: new message id, document number and creation time "
+        "(breaks an existing signature)",
     )
     parser.set_defaults(handler=run)
 
 
-def with_fresh_message_id(document: bytes) -> bytes:
-    """The document with a new random MessageID in its header."""
+def fresh_copy(document: bytes) -> bytes:
+    """The document as a new one: fresh message id, document number and creation time."""
     root = parse(document)
-    node = root.find(f"{{{NS_COMMON}}}MessageHeader/{{{NS_COMMON}}}MessageID")
-    if node is None:
-        raise ValueError("the document has no MessageHeader/MessageID to replace")
-    node.text = str(uuid.uuid4())
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    old_number = document_id_of(root, document_type_of(root))
+    suffix = uuid.uuid4().hex[:8].upper()
+    copy = restamp(
+        root,
+        message_id=str(uuid.uuid4()),
+        document_id=f"{old_number}-{suffix}" if old_number else None,
+        created=datetime.now(UTC),
+    )
+    return bytes(etree.tostring(copy, xml_declaration=True, encoding="UTF-8"))
 
 
 def run(args: argparse.Namespace) -> int:
     """Submit the file; print the message id (exit 0) or the refusal (exit 1, or 75 to retry)."""
     document = args.file.read_bytes()
     if args.new_id:
-        document = with_fresh_message_id(document)
+        document = fresh_copy(document)
     headers = {"Content-Type": "application/xml", "Accept": "application/json"}
     if args.api_key:
         headers["X-API-Key"] = args.api_key

@@ -64,6 +64,7 @@ class GatewayProcess:
             f'[amqp]\nurl = "{self.amqp_url}"\nprefix = "{self.prefix}"\n'
             f"reconnect_seconds = 0.5\nretry_schedule_seconds = [0.5, 1]\n"
             f'[documents]\nxsd_dir = "{XSD_DIR}"\n'
+            f'[journal]\nurl = "sqlite://{self.workdir / "journal.db"}"\nlease_seconds = 5\n'
             f'[log]\nformat = "json"\n{self.extra_config}\n{parties}',
             encoding="utf-8",
         )

@@ -33,14 +33,14 @@ async def _wait(predicate: object, timeout: float) -> bool:
 async def test_broker_down_gives_503_then_recovers_without_restart(
     running_gateway: Gateway, sample_formd: bytes
 ) -> None:
-    """Submissions get 503 broker-unavailable while RabbitMQ is stopped, 202 after it returns."""
+    """503 while RabbitMQ is stopped; afterwards a new message and the resent one are delivered."""
+    refused_id = str(uuid.uuid4())
+    refused = with_message_id(sample_formd, refused_id)
     _rabbitmqctl("stop_app")
     try:
         assert await _wait(lambda: not running_gateway.broker.connected, 30)
         async with aiohttp.ClientSession() as session:
-            status, body, content_type = await submit(
-                session, running_gateway, with_message_id(sample_formd)
-            )
+            status, body, content_type = await submit(session, running_gateway, refused)
         assert status == 503, body
         assert content_type == "application/problem+json"
         assert body["code"] == "broker-unavailable"
@@ -56,3 +56,7 @@ async def test_broker_down_gives_503_then_recovers_without_restart(
         )
     assert status == 202, body
     assert await wait_for_file(inbox(running_gateway, "TH") / f"{message_id}.xml")
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await submit(session, running_gateway, refused)
+    assert status == 202, body
+    assert await wait_for_file(inbox(running_gateway, "TH") / f"{refused_id}.xml")
