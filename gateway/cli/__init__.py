@@ -11,7 +11,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES = ("gateway.cli.serve", "gateway.cli.send")
+COMMAND_MODULES = (
+    "gateway.cli.serve",
+    "gateway.cli.send",
+    "gateway.cli.pki",
+    "gateway.cli.sign",
+    "gateway.cli.verify",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

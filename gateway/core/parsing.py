@@ -46,6 +46,15 @@ def _new_parser() -> etree.XMLParser:
 _PARSER = _new_parser()
 
 
+def hardened_parser() -> etree.XMLParser:
+    """The parser behind ``parse``, for libraries that re-parse what the gateway already read.
+
+    signxml serialises and re-parses the document several times while verifying; handing it
+    this parser keeps one guard (no DTD, no entities, no network) on every one of those parses.
+    """
+    return _PARSER
+
+
 def parse(data: bytes, limits: ParseLimits | None = None) -> etree._Element:
     """Parse ``data`` into an element tree, refusing anything hostile or oversized.
 
@@ -97,9 +106,15 @@ def _deeper_than(root: etree._Element, depth: int) -> bool:
 
 def _check_tree(root: etree._Element, limits: ParseLimits) -> None:
     docinfo = root.getroottree().docinfo
-    # getattr: lxml-stubs lacks doctype and claims the DTDs are never None.
-    if any(getattr(docinfo, name, None) for name in ("doctype", "internalDTD", "externalDTD")):
+    doctype: str = docinfo.doctype  # type: ignore[attr-defined]  # lxml-stubs lacks doctype
+    dtds: tuple[object, ...] = (docinfo.internalDTD, docinfo.externalDTD)
+    if doctype or any(dtd is not None for dtd in dtds):
         raise ForbiddenXml("The document declares a DTD, which exchange documents must not do.")
+    # Processing instructions before or after the root element (xml-stylesheet, say) are
+    # siblings of the root, not descendants.
+    outside = (*root.itersiblings(preceding=True), *root.itersiblings())
+    if any(isinstance(node, etree._ProcessingInstruction) for node in outside):
+        raise ForbiddenXml("The document contains a processing instruction.")
     # The filtered iteration runs in C: about 0.2 ms for 40,000 elements.
     for node in root.iter(*_FORBIDDEN_NODES):
         if isinstance(node, etree._Entity):

@@ -1,0 +1,387 @@
+"""Enveloped XML signatures over whole exchange documents: sign, and verify against trust.
+
+The one shape the gateway makes and accepts: a single ``ds:Signature`` as the last child of the
+document's root, with one ``Reference URI=""`` whose transforms are exactly enveloped-signature
+then exclusive C14N, RSA or ECDSA with SHA-256/384/512, and the signing certificate (plus any
+intermediates) in ``KeyInfo/X509Data``. Anything else is refused before any cryptography runs.
+
+signxml does the XML-DSig work; it is handed trees the gateway's hardened parser produced and
+that same parser for its own re-parses. Its exceptions (and cryptography's) become the gateway's
+error classes in ``_check_signature`` and ``_sign_with`` only. After verification only the
+tree rebuilt from the signed bytes is returned: the caller never reads the unverified input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
+from lxml import etree
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
+from signxml.exceptions import InvalidDigest, InvalidInput, SignXMLException
+from signxml.exceptions import InvalidSignature as SignxmlInvalidSignature
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
+
+from gateway.core.envelope import NS_DSIG, read_envelope
+from gateway.core.parsing import hardened_parser
+from gateway.core.trust import Signer, TrustStore
+from gateway.errors import (
+    AlgorithmForbidden,
+    DigestMismatch,
+    SettingsError,
+    SignatureInvalid,
+    SignatureWrapping,
+    Unsigned,
+)
+
+__all__ = [
+    "Signer",
+    "SigningKey",
+    "Verified",
+    "load_signing_key",
+    "sign",
+    "verify",
+]
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+ENVELOPED = SignatureConstructionMethod.enveloped.value
+
+_METHODS = {
+    "sha256": (SignatureMethod.RSA_SHA256, SignatureMethod.ECDSA_SHA256, DigestAlgorithm.SHA256),
+    "sha384": (SignatureMethod.RSA_SHA384, SignatureMethod.ECDSA_SHA384, DigestAlgorithm.SHA384),
+    "sha512": (SignatureMethod.RSA_SHA512, SignatureMethod.ECDSA_SHA512, DigestAlgorithm.SHA512),
+}
+PINNED_SIGNATURE_METHODS = frozenset(
+    m for rsa_m, ec_m, _ in _METHODS.values() for m in (rsa_m, ec_m)
+)
+PINNED_DIGESTS = frozenset(d for _, _, d in _METHODS.values())
+_PINNED_SIGNATURE_URIS = frozenset(m.value for m in PINNED_SIGNATURE_METHODS)
+_PINNED_DIGEST_URIS = frozenset(d.value for d in PINNED_DIGESTS)
+_TRANSFORMS = (ENVELOPED, EXC_C14N.value)
+
+_SIGNATURE = f"{{{NS_DSIG}}}Signature"
+_SIGNATURE_CHILDREN = (
+    f"{{{NS_DSIG}}}SignedInfo",
+    f"{{{NS_DSIG}}}SignatureValue",
+    f"{{{NS_DSIG}}}KeyInfo",
+)
+_DS = f"{{{NS_DSIG}}}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigningKey:
+    """A private key with its certificate and the intermediates to send along."""
+
+    private_key: PrivateKey = field(repr=False)
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+    digest: str = "sha256"  # sha256 | sha384 | sha512
+
+    @property
+    def signature_method(self) -> SignatureMethod:
+        """The XML-DSig SignatureMethod this key signs with."""
+        rsa_method, ec_method, _ = _METHODS[self.digest]
+        return rsa_method if isinstance(self.private_key, rsa.RSAPrivateKey) else ec_method
+
+    @property
+    def digest_algorithm(self) -> DigestAlgorithm:
+        """The XML-DSig DigestMethod of the reference."""
+        return _METHODS[self.digest][2]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verified:
+    """A document whose signature verified and whose signer is trusted for its sender."""
+
+    root: etree._Element  # rebuilt from the signed bytes; the ds:Signature is not in it
+    signer: Signer
+    warnings: tuple[str, ...] = ()
+
+
+def load_signing_key(
+    key_pem: bytes, cert_pem: bytes, chain_pems: Sequence[bytes] = (), *, digest: str = "sha256"
+) -> SigningKey:
+    """Load a signing key and its certificate (PEM); ``cert_pem`` may carry the chain too.
+
+    Raises ``SettingsError`` when the key or certificates cannot be read, or do not match.
+    Error messages never contain key material.
+    """
+    if digest not in _METHODS:
+        raise SettingsError([f"signing digest must be one of {sorted(_METHODS)}, not {digest!r}"])
+    try:
+        private_key = load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise SettingsError(["the signing key is not an unencrypted PEM private key"]) from exc
+    if not isinstance(private_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise SettingsError(["the signing key must be an RSA or an EC (ECDSA) key"])
+    try:
+        certs = x509.load_pem_x509_certificates(cert_pem)
+        chain = [c for pem in chain_pems for c in x509.load_pem_x509_certificates(pem)]
+    except ValueError as exc:
+        raise SettingsError(["the signing certificate is not a PEM certificate"]) from exc
+    certificate, intermediates = certs[0], (*certs[1:], *chain)
+    if _spki(certificate.public_key()) != _spki(private_key.public_key()):
+        raise SettingsError(
+            [f"the signing key does not belong to {certificate.subject.rfc4514_string()}"]
+        )
+    return SigningKey(
+        private_key=private_key, certificate=certificate, chain=intermediates, digest=digest
+    )
+
+
+def _spki(public_key: object) -> bytes:
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        return b""
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+class _Signer(XMLSigner):
+    """signxml's signer, re-parsing only with the gateway's hardened parser."""
+
+    def __init__(self, key: SigningKey) -> None:
+        super().__init__(
+            method=SignatureConstructionMethod.enveloped,
+            signature_algorithm=key.signature_method,
+            digest_algorithm=key.digest_algorithm,
+            c14n_algorithm=EXC_C14N,
+        )
+
+    @property
+    def parser(self) -> etree.XMLParser:
+        """The gateway's parser for every re-parse signxml makes while signing."""
+        return hardened_parser()
+
+
+def sign(root: etree._Element, key: SigningKey) -> etree._Element:
+    """A new tree: ``root`` with an enveloped signature appended as its last child.
+
+    Refuses (``SignatureWrapping``) a document that already carries a signature: sign the
+    verified content, never a signed document a second time.
+    """
+    if next(root.iter(_SIGNATURE), None) is not None:
+        raise SignatureWrapping(
+            "The document already carries a ds:Signature; sign the verified content instead."
+        )
+    return _sign_with(_Signer(key), root, key)
+
+
+def _sign_with(signer: _Signer, root: etree._Element, key: SigningKey) -> etree._Element:
+    try:
+        signed: etree._Element = signer.sign(
+            root, key=key.private_key, cert=[key.certificate, *key.chain]
+        )
+    except (SignXMLException, ValueError, TypeError) as exc:
+        raise SignatureInvalid(f"The document could not be signed: {exc}") from exc
+    return signed
+
+
+def verify(root: etree._Element, trust: TrustStore, *, now: datetime) -> Verified:
+    """Verify the document's signature and that its signer may sign for the header's sender.
+
+    Raises a ``SignatureProblem`` subclass (``Unsigned``, ``SignatureWrapping``,
+    ``AlgorithmForbidden``, ``SignatureInvalid``, ``DigestMismatch``, ``CertificateUntrusted``,
+    ``SenderMismatch``, ``CertificateUsage``, ``CertificateRevoked``, ``CertificateExpired``,
+    ``RevocationUnknown``), or ``HeaderInvalid`` when the signed header cannot be read.
+    """
+    signature = _the_signature(root)
+    _check_shape(signature)
+    _refuse_split_text(root)
+    leaf, intermediates = _certificates(signature)
+    signed_root = _check_signature(root, leaf)
+    # The sender is read from the signed content only, never from the input tree.
+    sender = read_envelope(signed_root).sender.country
+    trusted = trust.check_signer(leaf, intermediates, sender=sender, now=now)
+    return Verified(root=signed_root, signer=trusted.signer, warnings=trusted.warnings)
+
+
+def _the_signature(root: etree._Element) -> etree._Element:
+    signatures = list(root.iter(_SIGNATURE))
+    if not signatures:
+        raise Unsigned("The document carries no ds:Signature.")
+    if len(signatures) > 1:
+        raise SignatureWrapping(
+            f"The document carries {len(signatures)} ds:Signature elements; exactly one, "
+            "the last child of the root element, is accepted."
+        )
+    signature = signatures[0]
+    if signature.getparent() is not root:
+        raise SignatureWrapping(
+            "The ds:Signature is not a child of the document's root element "
+            f"(found under {signature.getparent().tag!s})."  # type: ignore[union-attr]
+        )
+    if signature.getnext() is not None:
+        raise SignatureWrapping("The ds:Signature must be the last child of the root element.")
+    return signature
+
+
+def _children(parent: etree._Element) -> dict[str, list[etree._Element]]:
+    found: dict[str, list[etree._Element]] = {}
+    for child in parent.iterchildren("*"):
+        found.setdefault(child.tag, []).append(child)
+    return found
+
+
+def _algorithm(nodes: dict[str, list[etree._Element]], name: str) -> str:
+    matches = nodes.get(_DS + name, ())
+    if len(matches) != 1:
+        raise SignatureInvalid(f"The signature must have exactly one {name}.")
+    return matches[0].get("Algorithm") or ""
+
+
+def _check_shape(signature: etree._Element) -> None:
+    parts = _children(signature)
+    if any(tag not in _SIGNATURE_CHILDREN for tag in parts):
+        raise SignatureWrapping(
+            "The ds:Signature holds elements other than SignedInfo, SignatureValue and KeyInfo "
+            "(ds:Object is not accepted)."
+        )
+    signed_infos = parts.get(_DS + "SignedInfo", ())
+    if len(signed_infos) != 1:
+        raise SignatureInvalid("The signature must have exactly one SignedInfo.")
+    signed_info = _children(signed_infos[0])
+    c14n = _algorithm(signed_info, "CanonicalizationMethod")
+    if c14n != EXC_C14N.value:
+        raise AlgorithmForbidden(
+            f"The SignedInfo canonicalisation {c14n!r} is not accepted (only {EXC_C14N.value})."
+        )
+    method = _algorithm(signed_info, "SignatureMethod")
+    if method not in _PINNED_SIGNATURE_URIS:
+        raise AlgorithmForbidden(
+            f"The signature method {method!r} is not accepted; use RSA or ECDSA with "
+            "SHA-256, SHA-384 or SHA-512."
+        )
+    references = signed_info.get(_DS + "Reference", [])
+    if len(references) != 1:
+        raise SignatureWrapping(
+            f"The signature has {len(references)} references; exactly one, to the whole "
+            'document (URI=""), is accepted.'
+        )
+    uri = references[0].get("URI")
+    if uri != "":
+        raise SignatureWrapping(
+            f'The signature references {uri!r}; only the whole document (URI="") is accepted.'
+        )
+    reference = _children(references[0])
+    transforms = tuple(
+        t.get("Algorithm") or ""
+        for node in reference.get(_DS + "Transforms", ())
+        for t in node.iterchildren("*")
+    )
+    unknown = [t for t in transforms if t not in _TRANSFORMS]
+    if unknown:
+        raise AlgorithmForbidden(f"The reference uses forbidden transforms: {', '.join(unknown)}.")
+    if transforms != _TRANSFORMS:
+        raise SignatureWrapping(
+            "The reference transforms must be exactly enveloped-signature then exclusive C14N."
+        )
+    digest = _algorithm(reference, "DigestMethod")
+    if digest not in _PINNED_DIGEST_URIS:
+        raise AlgorithmForbidden(
+            f"The digest method {digest!r} is not accepted; use SHA-256, SHA-384 or SHA-512."
+        )
+
+
+def _refuse_split_text(root: etree._Element) -> None:
+    """Refuse comments inside text: they are not signed, and they cut text nodes in two."""
+    for comment in root.iter(etree.Comment):
+        previous = comment.getprevious()
+        before = previous.tail if previous is not None else comment.getparent().text  # type: ignore[union-attr]
+        if (before and before.strip()) or (comment.tail and comment.tail.strip()):
+            raise SignatureWrapping(
+                "A comment splits the text of a signed element; comments are not signed and "
+                "are not accepted inside text."
+            )
+
+
+def _certificates(
+    signature: etree._Element,
+) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
+    texts = [
+        node.text or ""
+        for node in signature.findall(f"{_DS}KeyInfo/{_DS}X509Data/{_DS}X509Certificate")
+    ]
+    if not texts:
+        raise SignatureInvalid("The signature carries no certificate in KeyInfo/X509Data.")
+    try:
+        certs = [_load_certificate(t) for t in texts]
+    except (ValueError, binascii.Error) as exc:
+        raise SignatureInvalid("A certificate in KeyInfo/X509Data cannot be read.") from exc
+    issuers = {c.issuer for c in certs}
+    leaves = [c for c in certs if c.subject not in issuers or c.subject == c.issuer]
+    leaf = leaves[0] if leaves else certs[0]
+    return leaf, tuple(c for c in certs if c is not leaf)
+
+
+class _Verifier(XMLVerifier):
+    """signxml's verifier, re-parsing only with the gateway's hardened parser."""
+
+    @property
+    def parser(self) -> etree.XMLParser:
+        """The gateway's parser for every re-parse signxml makes while verifying."""
+        return hardened_parser()
+
+    def get_root(self, data: object) -> etree._Element:
+        """The tree as given: it came from the hardened parser, and signxml copies it again
+        (``_verify_reference``) before the enveloped transform changes anything, so its
+        defensive serialise-and-re-parse here would only cost time (about 10% of a verify).
+        """
+        if not isinstance(data, etree._Element):
+            raise SignatureInvalid("The verifier takes parsed documents only.")
+        return data
+
+    def _check_cert_validity(self, cert: x509.Certificate, cert_source: str) -> None:
+        """Nothing: validity periods are checked by the trust store at the caller's ``now``
+        (signxml would read the wall clock, and format the subject on every call)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _load_certificate(text: str) -> x509.Certificate:
+    """Decode one X509Certificate element; the same few certificates arrive again and again."""
+    return x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True))
+
+
+def _check_signature(root: etree._Element, leaf: x509.Certificate) -> etree._Element:
+    """signxml's verification with the signer's key; the one seam for its exceptions."""
+    config = SignatureConfiguration(
+        require_x509=True,
+        location="./",
+        expect_references=1,
+        signature_methods=PINNED_SIGNATURE_METHODS,
+        digest_algorithms=PINNED_DIGESTS,
+    )
+    try:
+        result = _Verifier().verify(root, x509_cert=leaf, expect_config=config)
+    except InvalidDigest as exc:
+        raise DigestMismatch(f"The document was changed after it was signed ({exc}).") from exc
+    except InvalidInput as exc:
+        if "forbidden by configuration" in str(exc):
+            raise AlgorithmForbidden(f"The signature uses a forbidden algorithm: {exc}") from exc
+        raise SignatureInvalid(f"The signature is malformed: {exc}") from exc
+    except (SignxmlInvalidSignature, CryptoInvalidSignature) as exc:
+        raise SignatureInvalid(f"The signature value does not verify: {exc}") from exc
+    except (SignXMLException, etree.DocumentInvalid, etree.XMLSyntaxError, ValueError) as exc:
+        raise SignatureInvalid(f"The signature cannot be checked: {exc}") from exc
+    signed = result.signed_xml if not isinstance(result, list) else None
+    if not isinstance(signed, etree._Element):
+        raise SignatureInvalid("The signed content is not an XML element.")
+    return signed

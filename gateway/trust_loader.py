@@ -1,0 +1,149 @@
+"""Read trust stores from disk, and pick up CRLs (and CA certificates) again when they change.
+
+Layout, the same one ``asw-gateway pki init`` writes:
+
+    DIR/<CC>/ca*.pem    one or more CA certificates of the country (two during a rollover)
+    DIR/<CC>/crl*.pem   the CRLs of those CAs (PEM)
+
+Directories whose name is not a two-letter upper-case country code (``bad/`` for instance) are
+ignored, and so are keys and leaf certificates lying beside the CA files.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from gateway.core.trust import CountryTrust, RevocationPolicy, TrustStore
+from gateway.errors import SettingsError
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_Snapshot = tuple[tuple[str, int, int], ...]
+
+
+def _policy(country: str, policies: Mapping[str, str] | None) -> RevocationPolicy:
+    value = (policies or {}).get(country, RevocationPolicy.HARD_FAIL.value)
+    try:
+        return RevocationPolicy(value)
+    except ValueError as exc:
+        raise SettingsError(
+            [f"revocation policy of {country} must be hard-fail or soft-fail, not {value!r}"]
+        ) from exc
+
+
+def _trust_files(country_dir: Path) -> tuple[list[Path], list[Path]]:
+    return sorted(country_dir.glob("ca*.pem")), sorted(country_dir.glob("crl*.pem"))
+
+
+def _country_dirs(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise SettingsError([f"the trust directory {directory} does not exist"])
+    return sorted(p for p in directory.iterdir() if p.is_dir() and _COUNTRY.match(p.name))
+
+
+def load_country(
+    country_dir: Path, *, policy: RevocationPolicy = RevocationPolicy.HARD_FAIL
+) -> CountryTrust:
+    """One country's trust from ``country_dir`` (named by its ISO code)."""
+    anchors, crls = _trust_files(country_dir)
+    if not anchors:
+        raise SettingsError([f"{country_dir} holds no CA certificate (ca*.pem)"])
+    try:
+        return CountryTrust.from_pem(
+            country_dir.name,
+            anchors=[p.read_bytes() for p in anchors],
+            crls=[p.read_bytes() for p in crls],
+            policy=policy,
+        )
+    except (OSError, ValueError) as exc:
+        raise SettingsError([f"cannot read the trust files in {country_dir}: {exc}"]) from exc
+
+
+def load_trust_store(directory: Path, *, policies: Mapping[str, str] | None = None) -> TrustStore:
+    """Every country under ``directory``; ``policies`` maps a country to hard-fail/soft-fail.
+
+    Raises ``SettingsError`` listing every problem found.
+    """
+    countries: list[CountryTrust] = []
+    problems: list[str] = []
+    for country_dir in _country_dirs(directory):
+        try:
+            countries.append(load_country(country_dir, policy=_policy(country_dir.name, policies)))
+        except SettingsError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SettingsError(problems)
+    if not countries:
+        raise SettingsError([f"the trust directory {directory} holds no country (e.g. SG/ca.pem)"])
+    return TrustStore(countries)
+
+
+def _snapshot(country_dir: Path) -> _Snapshot:
+    anchors, crls = _trust_files(country_dir)
+    stamps = []
+    for path in (*anchors, *crls):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        stamps.append((path.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
+
+
+class ReloadingTrustStore:
+    """A trust store that re-reads a country's files when their mtime or size changes.
+
+    ``current()`` looks at the files at most every ``check_every`` seconds (a few ``stat``
+    calls). Only the countries whose files changed are rebuilt, so the others keep their cached
+    trust decisions. A file that cannot be read (a CRL being rewritten, say) keeps the previous
+    data for that country and is reported in ``problems`` until it reads cleanly.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        policies: Mapping[str, str] | None = None,
+        check_every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._directory = directory
+        self._policies = dict(policies or {})
+        self._check_every = check_every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._store = load_trust_store(directory, policies=self._policies)
+        self._snapshots = {p.name: _snapshot(p) for p in _country_dirs(directory)}
+        self._checked = clock()
+        self.problems: tuple[str, ...] = ()
+
+    def current(self) -> TrustStore:
+        """The trust store, reloaded first if the check interval passed and files changed."""
+        if self._clock() - self._checked < self._check_every:
+            return self._store
+        with self._lock:
+            self._checked = self._clock()
+            self._refresh()
+            return self._store
+
+    def _refresh(self) -> None:
+        problems: list[str] = []
+        store = self._store
+        for country_dir in _country_dirs(self._directory):
+            snapshot = _snapshot(country_dir)
+            if self._snapshots.get(country_dir.name) == snapshot:
+                continue
+            try:
+                country = load_country(
+                    country_dir, policy=_policy(country_dir.name, self._policies)
+                )
+            except SettingsError as exc:
+                problems.extend(exc.problems)
+                continue
+            store = store.replace_country(country)
+            self._snapshots[country_dir.name] = snapshot
+        self._store = store
+        self.problems = tuple(problems)

@@ -1,0 +1,159 @@
+"""Interoperability with independent implementations: xmlsec1 (XML-DSig) and openssl (PKI)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from lxml import etree
+
+from gateway.core.parsing import parse
+from gateway.core.signatures import verify
+from gateway.errors import DigestMismatch
+
+if TYPE_CHECKING:
+    from tests.pki_fixtures import PkiBundle
+
+pytest_plugins = ["tests.pki_fixtures"]
+
+XMLSEC1 = shutil.which("xmlsec1")
+OPENSSL = shutil.which("openssl")
+needs_xmlsec1 = pytest.mark.skipif(XMLSEC1 is None, reason="xmlsec1 is not installed")
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed")
+
+TEMPLATE = """<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">
+  <ds:SignedInfo>
+    <ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>
+    <ds:SignatureMethod Algorithm="{method}"/>
+    <ds:Reference URI="">
+      <ds:Transforms>
+        <ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>
+        <ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>
+      </ds:Transforms>
+      <ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>
+      <ds:DigestValue/>
+    </ds:Reference>
+  </ds:SignedInfo>
+  <ds:SignatureValue/>
+  <ds:KeyInfo><ds:X509Data><ds:X509Certificate/></ds:X509Data></ds:KeyInfo>
+</ds:Signature>"""
+METHODS = {
+    "rsa2048": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "p256": "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+}
+
+
+def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _xmlsec_verify(document: Path, ca: Path) -> subprocess.CompletedProcess[str]:
+    assert XMLSEC1 is not None
+    return _run(XMLSEC1, "--verify", "--trusted-pem", ca, document)
+
+
+def _tamper(data: bytes) -> bytes:
+    assert b"SG26-CO-0012345" in data
+    return data.replace(b"SG26-CO-0012345", b"SG26-CO-0099999", 1)
+
+
+@needs_xmlsec1
+def test_our_signature_verifies_with_xmlsec1(any_pki: PkiBundle, tmp_path: Path) -> None:
+    """A document signed by the gateway verifies with xmlsec1 against SG's CA."""
+    document = tmp_path / "signed.xml"
+    document.write_bytes(any_pki.signed("SG"))
+    result = _xmlsec_verify(document, any_pki.directory / "SG" / "ca.pem")
+    assert result.returncode == 0, result.stderr
+
+
+@needs_xmlsec1
+def test_xmlsec1_refuses_our_tampered_document(any_pki: PkiBundle, tmp_path: Path) -> None:
+    """xmlsec1 refuses a gateway-signed document changed after signing."""
+    document = tmp_path / "tampered.xml"
+    document.write_bytes(_tamper(any_pki.signed("SG")))
+    assert _xmlsec_verify(document, any_pki.directory / "SG" / "ca.pem").returncode != 0
+
+
+def _xmlsec_signed(bundle: PkiBundle, tmp_path: Path) -> bytes:
+    assert XMLSEC1 is not None
+    root = parse(bundle.sample())
+    root.append(etree.fromstring(TEMPLATE.format(method=METHODS[bundle.key_type.value])))
+    template = tmp_path / "template.xml"
+    template.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    out = tmp_path / "xmlsec-signed.xml"
+    sg = bundle.directory / "SG"
+    result = _run(
+        XMLSEC1,
+        "--sign",
+        "--privkey-pem",
+        f"{sg / 'signer.key'},{sg / 'signer.pem'}",
+        "--output",
+        out,
+        template,
+    )
+    assert result.returncode == 0, result.stderr
+    return out.read_bytes()
+
+
+@needs_xmlsec1
+def test_xmlsec1_signature_is_accepted(any_pki: PkiBundle, tmp_path: Path) -> None:
+    """A document signed by xmlsec1 with SG's signer is accepted by the gateway for SG."""
+    verified = verify(
+        parse(_xmlsec_signed(any_pki, tmp_path)), any_pki.trust(), now=datetime.now(UTC)
+    )
+    assert verified.signer.country == "SG"
+
+
+@needs_xmlsec1
+def test_tampered_xmlsec1_signature_is_refused(any_pki: PkiBundle, tmp_path: Path) -> None:
+    """The gateway refuses an xmlsec1-signed document changed after signing."""
+    tampered = _tamper(_xmlsec_signed(any_pki, tmp_path))
+    with pytest.raises(DigestMismatch):
+        verify(parse(tampered), any_pki.trust(), now=datetime.now(UTC))
+
+
+def _openssl_verify(bundle: PkiBundle, cert: Path) -> subprocess.CompletedProcess[str]:
+    assert OPENSSL is not None
+    sg = bundle.directory / "SG"
+    return _run(
+        OPENSSL, "verify", "-crl_check", "-CAfile", sg / "ca.pem", "-CRLfile", sg / "crl.pem", cert
+    )
+
+
+@needs_openssl
+@pytest.mark.parametrize("name", ["SG/signer.pem", "SG/gateway.pem"])
+def test_openssl_accepts_good_certificates(rsa_pki: PkiBundle, name: str) -> None:
+    """openssl verify -crl_check accepts SG's signer and gateway certificates."""
+    result = _openssl_verify(rsa_pki, rsa_pki.directory / name)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_openssl
+def test_openssl_accepts_every_country(rsa_pki: PkiBundle) -> None:
+    """Every country's signer verifies against its own CA and CRL."""
+    assert OPENSSL is not None
+    for country in rsa_pki.pki.countries:
+        base = rsa_pki.directory / country
+        result = _run(
+            OPENSSL, "verify", "-crl_check", "-CAfile", base / "ca.pem",
+            "-CRLfile", base / "crl.pem", base / "signer.pem",
+        )  # fmt: skip
+        assert result.returncode == 0, f"{country}: {result.stdout}{result.stderr}"
+
+
+@needs_openssl
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("revoked", "revoked"), ("expired", "expired"), ("not-yet-valid", "not yet valid")],
+)
+def test_openssl_rejects_bad_certificates(rsa_pki: PkiBundle, name: str, reason: str) -> None:
+    """openssl verify -crl_check rejects the revoked, expired and not-yet-valid certificates."""
+    result = _openssl_verify(rsa_pki, rsa_pki.directory / "bad" / f"{name}.pem")
+    assert result.returncode != 0
+    assert reason in (result.stdout + result.stderr).lower()
