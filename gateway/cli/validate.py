@@ -1,0 +1,102 @@
+"""``asw-gateway validate``: check documents against their schema and business rules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from gateway.core.parsing import parse
+from gateway.core.validation import Validator
+from gateway.errors import Finding, GatewayError
+
+DEFAULT_XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``validate`` subcommand."""
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate documents (XSD, then business rules) and list the findings",
+        description="Exit 0 when every file is valid (warnings allowed), 1 otherwise.",
+    )
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    parser.add_argument("--json", action="store_true", help="one JSON array on stdout")
+    parser.add_argument(
+        "--xsd-dir",
+        type=Path,
+        default=DEFAULT_XSD_DIR,
+        help=f"schema directory (default {DEFAULT_XSD_DIR})",
+    )
+    parser.add_argument(
+        "--at", type=datetime.fromisoformat, help="check as of this ISO date-time (default now)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def check_file(path: Path, validator: Validator, now: datetime) -> dict[str, Any]:
+    """The JSON result for one file: ``{file, document_type, valid, findings}``."""
+    try:
+        root = parse(path.read_bytes())
+        report = validator.check(root, now=now)
+    except OSError as exc:
+        finding = Finding(severity="error", code="unreadable", message=str(exc.strerror))
+        return {
+            "file": str(path),
+            "document_type": None,
+            "valid": False,
+            "findings": [finding.to_json()],
+        }
+    except GatewayError as exc:
+        finding = Finding(severity="error", code=exc.code, message=exc.detail)
+        return {
+            "file": str(path),
+            "document_type": None,
+            "valid": False,
+            "findings": [finding.to_json()],
+        }
+    return {
+        "file": str(path),
+        "document_type": report.document_type.value,
+        "valid": report.valid,
+        "findings": [f.to_json() for f in report.findings],
+    }
+
+
+def format_text(result: dict[str, Any]) -> str:
+    """A file's findings for people: one line each, with the Form D box and source line."""
+    findings = result["findings"]
+    verdict = "valid" if result["valid"] else "INVALID"
+    kind = result["document_type"] or "unknown"
+    head = f"{result['file']}: {verdict} ({kind}"
+    lines = [head + (f", {len(findings)} finding(s))" if findings else ")")]
+    for f in findings:
+        box = f" [box {f['box']}]" if f["box"] else ""
+        line = f" line {f['line']}" if f["line"] else ""
+        lines.append(f"  {f['severity']:<7} {f['code']}{box}{line}: {f['message']}")
+        if f["hint"]:
+            lines.append(f"          hint: {f['hint']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when every file is valid (warnings allowed), 1 otherwise, 2 on a bad schema dir."""
+    try:
+        validator = Validator.load(args.xsd_dir)
+    except (OSError, etree.LxmlError) as exc:
+        print(f"asw-gateway: cannot load the schemas in {args.xsd_dir}: {exc}", file=sys.stderr)
+        return 2
+    now: datetime = args.at or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    results = [check_file(path, validator, now) for path in args.files]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print("\n".join(format_text(result) for result in results))
+    return 0 if all(result["valid"] for result in results) else 1

@@ -1,0 +1,287 @@
+"""Code lists the business rules need, and the catalogue of business-rule finding codes.
+
+The authoritative document code lists are the schemas in ``xsd/codelists``; the XSD enforces
+them. The sets here are only those a rule must reason about (which countries need a FOB value,
+which statuses need a reason). ``CATALOGUE`` lists every business rule: its stable code,
+severity, Form D box and a one-line summary (the XSD codes are in ``gateway.core.schemas``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from lxml import etree
+
+from gateway.core.envelope import (
+    MEMBER_STATES,
+    NS_ACDD,
+    NS_COMMON,
+    NS_FORMD,
+    NS_RECEIPT,
+    NS_RESPONSE,
+)
+from gateway.core.schemas import where
+from gateway.errors import Finding
+
+NS_FORMD_EXT: Final = "urn:asw-gw:datamodel:EFORMD-EXT:1"
+
+MEMBER_STATE_SET: Final = frozenset(MEMBER_STATES)
+
+# Form D Note 10 / OCP Rule 25: the FOB price is shown when RVC is applied and the goods are
+# exported from or imported into one of these Member States (either direction, our reading).
+FOB_COUNTRIES: Final = frozenset({"KH", "ID", "LA"})
+
+# Document and item statuses of a Customs Response (xsd/codelists/document-status-1.xsd).
+STATUS_REJECTED: Final = "REJECTED"
+STATUS_PARTIALLY_UTILISED: Final = "PARTIALLY_UTILISED"
+
+# Function codes (UNCL 1225) that change an earlier message and so must reference it.
+FUNCTIONS_NEEDING_REFERENCE: Final = frozenset({"1", "5"})
+
+# Digest algorithm URI -> digest length in bytes (xsd/receipt/receipt-1.xsd).
+DIGEST_LENGTHS: Final = {
+    "http://www.w3.org/2001/04/xmlenc#sha256": 32,
+    "http://www.w3.org/2001/04/xmldsig-more#sha384": 48,
+    "http://www.w3.org/2001/04/xmlenc#sha512": 64,
+}
+
+# Allowed clock skew between a sender and the gateway for "not in the future" checks.
+CLOCK_SKEW_SECONDS: Final = 300
+
+PREFIXES: Final = {
+    "cm": NS_COMMON,
+    "fd": NS_FORMD,
+    "fdx": NS_FORMD_EXT,
+    "ac": NS_ACDD,
+    "rs": NS_RESPONSE,
+    "rc": NS_RECEIPT,
+}
+
+
+# --- the business rules -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """One business rule: its stable code, severity, Form D box and what it checks."""
+
+    code: str
+    severity: str
+    box: str | None
+    summary: str
+
+    def finding(
+        self, el: etree._Element | None, message: str, hint: str, *, item: str | None = None
+    ) -> Finding:
+        """A finding of this rule about ``el`` (``message`` without the location prefix)."""
+        text = where(self.box, item) + message
+        line: object = el.sourceline if el is not None else None  # the stubs leave it untyped
+        return Finding(
+            severity=self.severity,
+            code=self.code,
+            message=text[:1].upper() + text[1:],
+            box=self.box,
+            path=el.getroottree().getpath(el) if el is not None else None,
+            line=line if isinstance(line, int) else None,
+            hint=hint,
+        )
+
+    def without_box(self) -> Rule:
+        """The same rule for a document that has no boxes (ACDD)."""
+        return Rule(code=self.code, severity=self.severity, box=None, summary=self.summary)
+
+
+def _r(code: str, severity: str, box: str | None, summary: str) -> Rule:
+    return Rule(code=code, severity=severity, box=box, summary=summary)
+
+
+DATETIME_IN_FUTURE = _r(
+    "datetime-in-future",
+    "error",
+    None,
+    "A date-time lies more than 5 minutes after the gateway's clock.",
+)
+DATE_IN_FUTURE = _r(
+    "date-in-future", "error", "12", "A Form D issue or declaration date lies after today."
+)
+REFERENCE_MISSING = _r(
+    "reference-missing",
+    "error",
+    None,
+    "A replacement, cancellation or response names no ReferencedMessageID.",
+)
+REFERENCE_TO_SELF = _r(
+    "reference-to-self", "error", None, "ReferencedMessageID is the message's own id."
+)
+SENDER_IS_RECEIVER = _r(
+    "sender-is-receiver", "error", None, "The header's sender and receiver are the same country."
+)
+COUNTRIES_IDENTICAL = _r(
+    "countries-identical", "error", "11", "The exporting and importing countries are the same."
+)
+COUNTRY_NOT_MEMBER = _r(
+    "country-not-member-state",
+    "error",
+    "11",
+    "The exporting or importing country is not an ASEAN Member State.",
+)
+EXPORT_NOT_SENDER = _r(
+    "export-country-not-sender",
+    "error",
+    "header",
+    "The exporting country differs from the header's sender.",
+)
+IMPORT_NOT_RECEIVER = _r(
+    "import-country-not-receiver",
+    "error",
+    "11",
+    "The importing country differs from the header's receiver.",
+)
+ORIGIN_NOT_MEMBER = _r(
+    "origin-country-not-member-state",
+    "error",
+    "11",
+    "A goods item's country of origin is not an ASEAN Member State.",
+)
+CRITERION_FORMAT = _r(
+    "origin-criterion-format",
+    "error",
+    "8",
+    "The origin criterion is not WO, CC, CTH, CTSH, SP, x%, 'CTSH + x%' or 'PC x%'.",
+)
+PC_RANGE = _r(
+    "partial-cumulation-out-of-range",
+    "error",
+    "8",
+    "A 'PC x%' criterion has x below 20 or at 40 and above.",
+)
+PC_FLAG = _r(
+    "partial-cumulation-flag-mismatch",
+    "warning",
+    "13",
+    "'PC x%' criteria and the Partial Cumulation tick box disagree.",
+)
+FOB_MISSING = _r(
+    "fob-value-missing",
+    "error",
+    "9",
+    "An RVC or PC criterion applies, KH, ID or LA is involved, and no FOB value.",
+)
+HS_LENGTH = _r("hs-code-length", "error", "7", "The HS code has neither 6 nor 8 digits.")
+ISSUED_AFTER_DEPARTURE = _r(
+    "issue-date-after-departure",
+    "error",
+    "12",
+    "Issued after the departure date without 'Issued Retroactively'.",
+)
+RETRO_TOO_LATE = _r(
+    "retroactive-issue-too-late",
+    "error",
+    "13",
+    "Issued retroactively more than one year after shipment.",
+)
+RETRO_NO_DEPARTURE = _r(
+    "retroactive-departure-date-missing",
+    "error",
+    "3",
+    "Issued retroactively but Box 3 gives no departure date.",
+)
+RETRO_UNNEEDED = _r(
+    "retroactive-flag-unneeded",
+    "warning",
+    "13",
+    "'Issued Retroactively' is ticked but the issue date is not after shipment.",
+)
+B2B_MISSING = _r(
+    "back-to-back-original-missing",
+    "error",
+    "7",
+    "A back-to-back Form D names no original Proof of Origin.",
+)
+B2B_INCOMPLETE = _r(
+    "back-to-back-original-incomplete",
+    "error",
+    "7",
+    "An original Proof of Origin lacks its reference number or issue date.",
+)
+B2B_NOT_FLAGGED = _r(
+    "back-to-back-not-flagged",
+    "warning",
+    "13",
+    "Original Proofs of Origin are given but 'Back-to-Back CO' is not ticked.",
+)
+TCI_MISSING = _r(
+    "third-country-invoicing-party-missing",
+    "error",
+    "7",
+    "'Third Country Invoicing' is ticked but no invoicing company is named.",
+)
+TCI_NOT_FLAGGED = _r(
+    "third-country-invoicing-not-flagged",
+    "warning",
+    "13",
+    "An invoicing company is named but 'Third Country Invoicing' is not ticked.",
+)
+EXHIBITION_MISSING = _r(
+    "exhibition-missing", "error", "2", "'Exhibition' is ticked but no exhibition is named."
+)
+REJECTION_REASON = _r(
+    "rejection-reason-missing",
+    "error",
+    "4",
+    "A REJECTED status (document or item) gives no reason.",
+)
+PARTIAL_ITEMS = _r(
+    "partial-utilisation-items-missing",
+    "error",
+    "4",
+    "PARTIALLY_UTILISED is given without item statuses.",
+)
+DIGEST_LENGTH = _r(
+    "receipt-digest-length",
+    "error",
+    None,
+    "The digest value does not have the length of its algorithm.",
+)
+RECEIPT_REFERENCE = _r(
+    "receipt-reference-mismatch",
+    "error",
+    None,
+    "The receipt's ReceivedMessageID differs from ReferencedMessageID.",
+)
+
+CATALOGUE: Final[dict[str, Rule]] = {
+    rule.code: rule
+    for rule in (
+        DATETIME_IN_FUTURE,
+        DATE_IN_FUTURE,
+        REFERENCE_MISSING,
+        REFERENCE_TO_SELF,
+        SENDER_IS_RECEIVER,
+        COUNTRIES_IDENTICAL,
+        COUNTRY_NOT_MEMBER,
+        EXPORT_NOT_SENDER,
+        IMPORT_NOT_RECEIVER,
+        ORIGIN_NOT_MEMBER,
+        CRITERION_FORMAT,
+        PC_RANGE,
+        PC_FLAG,
+        FOB_MISSING,
+        HS_LENGTH,
+        ISSUED_AFTER_DEPARTURE,
+        RETRO_TOO_LATE,
+        RETRO_NO_DEPARTURE,
+        RETRO_UNNEEDED,
+        B2B_MISSING,
+        B2B_INCOMPLETE,
+        B2B_NOT_FLAGGED,
+        TCI_MISSING,
+        TCI_NOT_FLAGGED,
+        EXHIBITION_MISSING,
+        REJECTION_REASON,
+        PARTIAL_ITEMS,
+        DIGEST_LENGTH,
+        RECEIPT_REFERENCE,
+    )
+}

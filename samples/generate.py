@@ -1,0 +1,532 @@
+"""Generate the derived samples and samples/manifest.json, deterministically.
+
+    .venv/bin/python samples/generate.py
+
+Hand-written samples (``*/valid/*.xml`` except those listed in ``FORM_D_VARIANTS`` and the
+large one) are inputs. This script writes: the Form D variants, the ~1 MB Form D, one invalid
+sample per business rule and per important XSD constraint (each a small edit of a valid
+sample), and the manifest. The expected finding codes are declared here by hand next to each
+edit; the manifest test checks the validator against them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from lxml import etree
+
+sys.path.insert(0, str(Path(__file__).parent))
+from formd_builder import FormD, Item, Party, build, q, serialise
+from formd_variants import FORM_D_VARIANTS, LARGE_BASE, PRODUCTS
+
+HERE = Path(__file__).parent
+Edit = Callable[[etree._Element], None]
+
+
+def _set(path: str, value: str) -> Edit:
+    def edit(root: etree._Element) -> None:
+        el = _one(root, path)
+        el.text = value
+
+    return edit
+
+
+def _attr(path: str, name: str, value: str | None) -> Edit:
+    def edit(root: etree._Element) -> None:
+        el = _one(root, path)
+        if value is None:
+            del el.attrib[name]
+        else:
+            el.set(name, value)
+
+    return edit
+
+
+def _drop(path: str) -> Edit:
+    def edit(root: etree._Element) -> None:
+        el = _one(root, path)
+        parent = el.getparent()
+        if parent is None:
+            raise ValueError(path)
+        parent.remove(el)
+
+    return edit
+
+
+def _after(path: str, xml: str) -> Edit:
+    """Insert ``xml`` (one element, prefixes fd/fdx/cm/ac/rs/rc) after the element at path."""
+
+    def edit(root: etree._Element) -> None:
+        el = _one(root, path)
+        wrapper = etree.fromstring(f"<w {_NSDECL}>{xml}</w>")
+        for new in reversed(list(wrapper)):
+            el.addnext(new)
+
+    return edit
+
+
+def _all(*edits: Edit) -> Edit:
+    def edit(root: etree._Element) -> None:
+        for e in edits:
+            e(root)
+
+    return edit
+
+
+_NS = {
+    "fd": "urn:asw-gw:datamodel:EFORMD-DMS:1",
+    "fdx": "urn:asw-gw:datamodel:EFORMD-EXT:1",
+    "cm": "urn:asw-gw:datamodel:Common_DS:1",
+    "ac": "urn:asw-gw:datamodel:ACDD-DMS:1",
+    "rs": "urn:asw-gw:datamodel:RES-DMS:1",
+    "rc": "urn:asw-gw:datamodel:RCT-DMS:1",
+}
+_NSDECL = " ".join(f'xmlns:{p}="{ns}"' for p, ns in _NS.items())
+
+
+def _one(root: etree._Element, path: str) -> etree._Element:
+    found = root.xpath(path, namespaces=_NS)
+    el = found[0] if isinstance(found, list) and found else None
+    if not isinstance(el, etree._Element):
+        raise TypeError(f"no element at {path}")
+    return el
+
+
+FD_ITEM1 = "//fd:GovernmentAgencyGoodsItem[1]"
+FD_FLAG = "//fdx:CertificateFlags/fdx:{}Indicator"
+BASIC = "formd/valid/sg-th-basic.xml"
+FOB_BASE = "formd/valid/my-kh-rvc-fob.xml"
+NEW_ID = _set("//cm:MessageID", "9b1f3c5d-7e2a-4b6c-8d0e-f1a2b3c4d5e6")
+
+# (source, target, edit, expected codes): one per rule and per important XSD constraint.
+# Targets under */warning/ break only warning rules: they are valid, with findings.
+INVALID: list[tuple[str, str, Edit, list[str]]] = [
+    # --- business rules, Form D --------------------------------------------------------------
+    (
+        BASIC,
+        "formd/invalid/origin-criterion-format.xml",
+        _set(f"{FD_ITEM1}//fdx:OriginCriterionCode", "CTX"),
+        ["origin-criterion-format"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/origin-criterion-over-100.xml",
+        _set(f"{FD_ITEM1}//fdx:OriginCriterionCode", "140%"),
+        ["origin-criterion-format"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/partial-cumulation-out-of-range.xml",
+        _all(
+            _set(f"{FD_ITEM1}//fdx:OriginCriterionCode", "PC 45%"),
+            _set(FD_FLAG.format("PartialCumulation"), "true"),
+        ),
+        ["partial-cumulation-out-of-range"],
+    ),
+    (
+        BASIC,
+        "formd/warning/partial-cumulation-flag-mismatch.xml",
+        _set(f"{FD_ITEM1}//fdx:OriginCriterionCode", "PC 25%"),
+        ["partial-cumulation-flag-mismatch"],
+    ),
+    (
+        FOB_BASE,
+        "formd/invalid/fob-value-missing.xml",
+        _drop(f"{FD_ITEM1}/fdx:FOBValueAmount"),
+        ["fob-value-missing"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/hs-code-length.xml",
+        _set(f"{FD_ITEM1}//fd:Classification/fd:ID", "8482"),
+        ["hs-code-length"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/issue-date-after-departure.xml",
+        _set("//fdx:DepartureDate", "2026-11-18"),
+        ["issue-date-after-departure"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/retroactive-issue-too-late.xml",
+        _all(
+            _set("//fdx:DepartureDate", "2025-10-01"),
+            _set(FD_FLAG.format("IssuedRetroactively"), "true"),
+        ),
+        ["retroactive-issue-too-late"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/retroactive-departure-date-missing.xml",
+        _all(_drop("//fdx:DepartureDate"), _set(FD_FLAG.format("IssuedRetroactively"), "true")),
+        ["retroactive-departure-date-missing"],
+    ),
+    (
+        BASIC,
+        "formd/warning/retroactive-flag-unneeded.xml",
+        _set(FD_FLAG.format("IssuedRetroactively"), "true"),
+        ["retroactive-flag-unneeded"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/back-to-back-original-missing.xml",
+        _set(FD_FLAG.format("BackToBack"), "true"),
+        ["back-to-back-original-missing"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/back-to-back-original-incomplete.xml",
+        _all(
+            _set(FD_FLAG.format("BackToBack"), "true"),
+            _after(
+                "//fdx:CertificateFlags",
+                "<fdx:BackToBackOriginalReference><fdx:ID>"
+                "VN-HCM-26-0088123</fdx:ID></fdx:BackToBackOriginalReference>",
+            ),
+        ),
+        ["back-to-back-original-incomplete"],
+    ),
+    (
+        BASIC,
+        "formd/warning/back-to-back-not-flagged.xml",
+        _after(
+            "//fdx:CertificateFlags",
+            "<fdx:BackToBackOriginalReference><fdx:ID>VN-HCM-26-"
+            "0088123</fdx:ID><fdx:IssueDate>2026-10-30</fdx:IssueDate>"
+            "</fdx:BackToBackOriginalReference>",
+        ),
+        ["back-to-back-not-flagged"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/third-country-invoicing-party-missing.xml",
+        _set(FD_FLAG.format("ThirdCountryInvoicing"), "true"),
+        ["third-country-invoicing-party-missing"],
+    ),
+    (
+        BASIC,
+        "formd/warning/third-country-invoicing-not-flagged.xml",
+        _after(
+            "//fdx:CertificateFlags",
+            "<fdx:ThirdCountryInvoicingParty><fdx:Name>Harbour "
+            "Trading Ltd</fdx:Name><fdx:CountryCode>HK</fdx:CountryCode>"
+            "</fdx:ThirdCountryInvoicingParty>",
+        ),
+        ["third-country-invoicing-not-flagged"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/exhibition-missing.xml",
+        _set(FD_FLAG.format("Exhibition"), "true"),
+        ["exhibition-missing"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/origin-country-not-member-state.xml",
+        _set(f"{FD_ITEM1}/fd:Origin/fd:CountryCode", "CN"),
+        ["origin-country-not-member-state"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/countries-identical.xml",
+        _set("//fd:Destination/fd:CountryCode", "SG"),
+        ["countries-identical"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/country-not-member-state.xml",
+        _set("//fd:Destination/fd:CountryCode", "CN"),
+        ["country-not-member-state", "import-country-not-receiver"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/export-country-not-sender.xml",
+        _set("//fd:ExportCountry/fd:ID", "MY"),
+        ["export-country-not-sender"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/import-country-not-receiver.xml",
+        _set("//fd:Destination/fd:CountryCode", "VN"),
+        ["import-country-not-receiver"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/date-in-future.xml",
+        _set("//fdx:DeclarationDate", "2999-01-01"),
+        ["date-in-future"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/datetime-in-future.xml",
+        _set("//cm:CreationDateTime", "2999-01-01T00:00:00Z"),
+        ["datetime-in-future"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/reference-missing.xml",
+        _all(NEW_ID, _set("//cm:FunctionCode", "5")),
+        ["reference-missing"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/reference-to-self.xml",
+        _after(
+            "//cm:CreationDateTime",
+            "<cm:ReferencedMessageID>6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f</cm:ReferencedMessageID>",
+        ),
+        ["reference-to-self"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/sender-is-receiver.xml",
+        _set("//cm:ReceiverParty/cm:CountryCode", "SG"),
+        ["sender-is-receiver", "import-country-not-receiver"],
+    ),
+    # --- XSD constraints, Form D -------------------------------------------------------------
+    (
+        BASIC,
+        "formd/invalid/xsd-missing-reference-number.xml",
+        _drop("/fd:EFormD/fd:Declaration/fd:ID"),
+        ["xsd-unexpected-element"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-missing-flags.xml",
+        _drop("//fdx:CertificateFlags/fdx:PartialCumulationIndicator"),
+        ["xsd-missing-element"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-unknown-element.xml",
+        _after("//fd:Exporter", "<fd:Importer><cm:Name>x</cm:Name></fd:Importer>"),
+        ["xsd-unexpected-element"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-hs-code-letters.xml",
+        _set(f"{FD_ITEM1}//fd:Classification/fd:ID", "8482.10.AB"),
+        ["xsd-invalid-value"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-package-type-not-in-rec21.xml",
+        _set(f"{FD_ITEM1}//fd:Packaging/fd:TypeCode", "PLT"),
+        ["xsd-not-in-code-list"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-unit-not-in-rec20.xml",
+        _attr(f"{FD_ITEM1}//fd:GrossMassMeasure", "unitCode", "KG"),
+        ["xsd-not-in-code-list"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-missing-unit.xml",
+        _attr(f"{FD_ITEM1}//fd:GrossMassMeasure", "unitCode", None),
+        ["xsd-missing-attribute"],
+    ),
+    (
+        FOB_BASE,
+        "formd/invalid/xsd-currency-not-in-iso4217.xml",
+        _attr(f"{FD_ITEM1}/fdx:FOBValueAmount", "currencyID", "US$"),
+        ["xsd-not-in-code-list"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-transport-mode-not-in-rec19.xml",
+        _set("//fd:BorderTransportMeans/fd:ModeCode", "10"),
+        ["xsd-not-in-code-list"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-unlocode-format.xml",
+        _set("//fd:UnloadingLocation/fd:ID", "TH LCH"),
+        ["xsd-invalid-value"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-bad-date.xml",
+        _set("/fd:EFormD/fd:Declaration/fd:IssueDateTime", "19/11/2026"),
+        ["xsd-invalid-value"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-duplicate-item-number.xml",
+        _set("//fd:GovernmentAgencyGoodsItem[2]/fd:SequenceNumeric", "1"),
+        ["xsd-duplicate-key"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-name-too-long.xml",
+        _set(
+            "//fd:Exporter/cm:Name",
+            "Lion City Precision Components and Industrial Bearings Manufacturing Pte Ltd",
+        ),
+        ["xsd-invalid-value"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-header-sender-not-member.xml",
+        _set("//cm:SenderParty/cm:CountryCode", "CN"),
+        ["xsd-not-in-code-list"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-creation-time-without-zone.xml",
+        _set("//cm:CreationDateTime", "2026-11-20T09:15:00"),
+        ["xsd-invalid-value"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-bad-flag.xml",
+        _set(FD_FLAG.format("Exhibition"), "no"),
+        ["xsd-invalid-value"],
+    ),
+    (
+        BASIC,
+        "formd/invalid/xsd-stray-text.xml",
+        _set(f"{FD_ITEM1}/fd:Packaging", "12 cartons"),
+        ["xsd-unexpected-text"],
+    ),
+    # --- ACDD -----------------------------------------------------------------------------------
+    (
+        "acdd/valid/sg-my-electronics.xml",
+        "acdd/invalid/countries-identical.xml",
+        _set("//ac:Destination/ac:CountryCode", "SG"),
+        ["countries-identical"],
+    ),
+    (
+        "acdd/valid/sg-my-electronics.xml",
+        "acdd/invalid/xsd-hs-code-too-short.xml",
+        _set("//ac:GovernmentAgencyGoodsItem[1]//ac:Classification/ac:ID", "8542"),
+        ["xsd-invalid-value"],
+    ),
+    (
+        "acdd/valid/sg-my-electronics.xml",
+        "acdd/invalid/xsd-missing-declarant.xml",
+        _drop("//ac:Declarant"),
+        ["xsd-unexpected-element"],
+    ),
+    # --- Customs Response ---------------------------------------------------------------------
+    (
+        "response/valid/id-th-formd-rejected.xml",
+        "response/invalid/rejection-reason-missing.xml",
+        _drop("//rs:Error"),
+        ["rejection-reason-missing"],
+    ),
+    (
+        "response/valid/kh-my-formd-partially-utilised.xml",
+        "response/invalid/item-rejection-reason-missing.xml",
+        _drop("//rs:GovernmentAgencyGoodsItem[2]/rs:Error"),
+        ["rejection-reason-missing"],
+    ),
+    (
+        "response/valid/kh-my-formd-partially-utilised.xml",
+        "response/invalid/partial-utilisation-items-missing.xml",
+        _all(_drop("//rs:GovernmentAgencyGoodsItem[2]"), _drop("//rs:GovernmentAgencyGoodsItem")),
+        ["partial-utilisation-items-missing"],
+    ),
+    (
+        "response/valid/th-sg-formd-utilised.xml",
+        "response/invalid/reference-missing.xml",
+        _drop("//cm:ReferencedMessageID"),
+        ["reference-missing"],
+    ),
+    (
+        "response/valid/th-sg-formd-utilised.xml",
+        "response/invalid/xsd-status-not-in-list.xml",
+        _set("//rs:Status/rs:NameCode", "ACCEPTED"),
+        ["xsd-not-in-code-list"],
+    ),
+    # --- Delivery receipt ---------------------------------------------------------------------
+    (
+        "receipt/valid/th-sg-formd-sha256.xml",
+        "receipt/invalid/receipt-digest-length.xml",
+        _set("//rc:Digest/rc:Value", "q83vEjRWeJq83vEjRWeJ"),
+        ["receipt-digest-length"],
+    ),
+    (
+        "receipt/valid/th-sg-formd-sha256.xml",
+        "receipt/invalid/receipt-reference-mismatch.xml",
+        _set("//cm:ReferencedMessageID", "0b6e4a52-93c1-4f0e-a7d2-5c1e2f3a4b60"),
+        ["receipt-reference-mismatch"],
+    ),
+    (
+        "receipt/valid/th-sg-formd-sha256.xml",
+        "receipt/invalid/datetime-in-future.xml",
+        _set("//rc:ReceivedDateTime", "2999-11-20T08:15:01Z"),
+        ["datetime-in-future"],
+    ),
+    (
+        "receipt/valid/th-sg-formd-sha256.xml",
+        "receipt/invalid/xsd-digest-not-base64.xml",
+        _set("//rc:Digest/rc:Value", "not base64!"),
+        ["xsd-invalid-value"],
+    ),
+]
+
+
+def _large() -> FormD:
+    rng = random.Random(20261122)  # noqa: S311  (sample data, not security)
+    items = []
+    for n in range(1, 1061):
+        product = PRODUCTS[(n - 1) % len(PRODUCTS)]
+        packages = rng.randint(1, 400)
+        gross = f"{packages * product[3] * rng.uniform(0.9, 1.1):.1f}"
+        items.append(
+            Item(
+                marks=f"VNL/SGN/{n:04d}",
+                packages=packages,
+                package_type=product[2],
+                description=f"{product[0]}, lot {n:04d}",
+                hs=product[1],
+                gross_kg=gross,
+                quantity=str(packages * product[4]),
+                unit=product[5],
+                origin="SG",
+                criterion=product[6],
+                fob=(f"{packages * product[7]:.2f}", "USD") if product[6].endswith("%") else None,
+            )
+        )
+    return FormD(**{**LARGE_BASE, "items": tuple(items)})  # type: ignore[arg-type]
+
+
+def main() -> None:
+    """Write every derived sample and the manifest."""
+    manifest: list[dict[str, object]] = []
+    for name, form in FORM_D_VARIANTS.items():
+        (HERE / name).write_bytes(serialise(build(form)))
+    large = HERE / "formd/valid/sg-vn-large-1mb.xml"
+    large.write_bytes(serialise(build(_large())))
+    parser = etree.XMLParser(remove_blank_text=False)
+    for source, target, edit, codes in INVALID:
+        root = etree.parse(str(HERE / source), parser).getroot()
+        edit(root)
+        path = HERE / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n")
+        valid = "/warning/" in target  # warnings only: valid, but with findings
+        manifest.append({"file": target, "valid": valid, "codes": sorted(codes)})
+    derived = {entry["file"] for entry in manifest}
+    for path in sorted(HERE.glob("*/*/*.xml")):
+        relative = path.relative_to(HERE).as_posix()
+        if relative not in derived:
+            if "/valid/" not in relative:
+                raise ValueError(f"{relative} is neither valid nor generated")
+            manifest.append({"file": relative, "valid": True, "codes": []})
+    manifest.sort(key=lambda e: str(e["file"]))
+    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"{len(manifest)} samples; large Form D {large.stat().st_size:,} bytes")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["Party", "q"]
