@@ -1,0 +1,560 @@
+"""A simulated national single window: a real HTTP server that receives documents.
+
+``POST /documents`` takes one XML document (as the ``http-push`` adapter sends it), reads it
+through the gateway's hardened parser and header reader, and answers as its *behaviour* says:
+
+    accept             200 {"status": "accepted", ...}
+    slow               200, after ``delay_seconds``
+    timeout            no answer for ``hold_seconds`` (an hour by default)
+    fail-then-recover  500 for the first ``fail_count`` requests, then 200
+    garbage            200 with a body that is not JSON (the document *was* accepted)
+    reject             400 {"status": "rejected", "code": ..., "reason": ...}
+    down               503 for every request, without reading it
+
+A document that cannot be parsed, has no readable header or is addressed to another country
+is answered 400 whatever the behaviour (except ``down`` and the failing part of
+``fail-then-recover``, which do not look at the request).
+
+The simulator is not idempotent on purpose: every accepted arrival is recorded, so a message
+received twice shows up twice in ``GET /received``. ``GET /stats`` counts requests per answer,
+``POST /behaviour`` changes the behaviour at run time (JSON ``{behaviour, fail_count,
+delay}``), and ``GET /documents/{message_id}`` returns a stored document.
+
+With ``respond_to`` set, every accepted Form D or ACDD is answered a moment later by a Customs
+Response POSTed to ``{respond_to}/v1/messages``, built from a Customs Response template (by
+default the first of ``samples/response/valid/*.xml``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+import uuid
+from collections import Counter
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from lxml import etree
+
+from gateway.core.envelope import NS_COMMON, NS_DSIG, DocumentType, Envelope, read_envelope
+from gateway.core.parsing import parse
+from gateway.errors import GatewayError, SettingsError
+
+log = structlog.get_logger("adapters.simulator")
+
+BEHAVIOURS = ("accept", "slow", "timeout", "fail-then-recover", "garbage", "reject", "down")
+RESPONSE_SAMPLES = Path("samples") / "response" / "valid"
+GARBAGE_BODY = b"<<OK>> \x00\xff not json {"
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+_ANSWERED_TYPES = frozenset({DocumentType.FORM_D, DocumentType.ACDD})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Behaviour:
+    """How the simulated NSW answers documents."""
+
+    name: str = "accept"
+    fail_count: int = 3
+    delay_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.name not in BEHAVIOURS:
+            raise ValueError(f"behaviour must be one of {', '.join(BEHAVIOURS)}, got {self.name!r}")
+        if self.fail_count < 0:
+            raise ValueError(f"fail_count must be 0 or more, got {self.fail_count}")
+        if self.delay_seconds < 0:
+            raise ValueError(f"delay must be 0 or more seconds, got {self.delay_seconds}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Render as the JSON object of ``POST /behaviour`` and ``GET /stats``."""
+        return {"behaviour": self.name, "fail_count": self.fail_count, "delay": self.delay_seconds}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorConfig:
+    """Everything one simulated NSW is started with."""
+
+    country: str
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    store_dir: Path | None = None
+    respond_to: str | None = None
+    response_template: bytes | None = None
+    respond_api_key: str | None = None
+    respond_delay_seconds: float = 0.5
+    hold_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.respond_to is not None and self.response_template is None:
+            raise SettingsError(
+                [
+                    "respond_to needs a Customs Response template; none was given "
+                    f"(no {RESPONSE_SAMPLES}/*.xml found, or pass one explicitly)"
+                ]
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SentResponse:
+    """One Customs Response the simulator sent back, and how the gateway answered."""
+
+    message_id: str
+    referenced_message_id: str
+    status: int | None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Render for ``GET /stats``."""
+        return {
+            "message_id": self.message_id,
+            "referenced_message_id": self.referenced_message_id,
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+def find_response_template(roots: tuple[Path, ...] = ()) -> Path | None:
+    """A Customs Response sample to answer with, preferring one whose status is UTILISED.
+
+    Looks in ``samples/response/valid/*.xml`` under each of ``roots`` (default: the current
+    directory, then the repository this module belongs to).
+    """
+    search = roots or (Path.cwd(), Path(__file__).resolve().parents[1])
+    for root in search:
+        found = sorted((root / RESPONSE_SAMPLES).glob("*.xml"))
+        for path in found:
+            if _status_of(path) == "UTILISED":
+                return path
+        if found:
+            return found[0]
+    return None
+
+
+def _status_of(path: Path) -> str | None:
+    ns = DocumentType.CUSTOMS_RESPONSE.root_tag[1:].split("}")[0]
+    try:
+        root = parse(path.read_bytes())
+    except (OSError, GatewayError):
+        return None
+    node = root.find(f"{{{ns}}}Response/{{{ns}}}Status/{{{ns}}}NameCode")
+    return node.text.strip() if node is not None and node.text else None
+
+
+def build_customs_response(
+    template: bytes, *, country: str, answered: Envelope, declaration_id: str | None, now: datetime
+) -> tuple[str, bytes]:
+    """A Customs Response from ``template`` answering ``answered``; returns (message id, XML).
+
+    The header gets a new message id, this NSW as sender, the answered document's sender as
+    receiver and the answered message id as ``ReferencedMessageID``; the response names the
+    answered declaration. Any signature in the template is dropped (it would no longer verify).
+    """
+    root = parse(template)
+    if root.tag != DocumentType.CUSTOMS_RESPONSE.root_tag:
+        raise ValueError(f"the response template's root is {root.tag}, not a CustomsResponse")
+    header = root.find(_c("MessageHeader"))
+    if header is None:
+        raise ValueError("the response template has no MessageHeader")
+    message_id = str(uuid.uuid4())
+    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    _set(header, "MessageID", message_id)
+    _set_party(header, "SenderParty", country, answered.receiver.party_id)
+    _set_party(header, "ReceiverParty", answered.sender.country, answered.sender.party_id)
+    _set(header, "CreationDateTime", stamp)
+    referenced = header.find(_c("ReferencedMessageID"))
+    if referenced is None:
+        referenced = etree.Element(_c("ReferencedMessageID"))
+        created = header.find(_c("CreationDateTime"))
+        if created is None:
+            raise ValueError("the response template's header has no CreationDateTime")
+        created.addnext(referenced)
+    referenced.text = answered.message_id
+    ns = DocumentType.CUSTOMS_RESPONSE.root_tag[1:].split("}")[0]
+    response = root.find(f"{{{ns}}}Response")
+    if response is not None:
+        issued = response.find(f"{{{ns}}}IssueDateTime")
+        if issued is not None:
+            issued.text = stamp
+        if declaration_id is not None:
+            decl_id = response.find(f"{{{ns}}}Declaration/{{{ns}}}ID")
+            if decl_id is not None:
+                decl_id.text = declaration_id
+        type_code = response.find(f"{{{ns}}}Declaration/{{{ns}}}TypeCode")
+        if type_code is not None:
+            type_code.text = answered.document_type.value
+    for signature in root.findall(f"{{{NS_DSIG}}}Signature"):
+        root.remove(signature)
+    return message_id, bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def _c(name: str) -> str:
+    return f"{{{NS_COMMON}}}{name}"
+
+
+def _set(parent: etree._Element, name: str, text: str) -> None:
+    node = parent.find(_c(name))
+    if node is None:
+        raise ValueError(f"the response template's header has no {name}")
+    node.text = text
+
+
+def _set_party(header: etree._Element, name: str, country: str, party_id: str | None) -> None:
+    party = header.find(_c(name))
+    if party is None:
+        raise ValueError(f"the response template's header has no {name}")
+    _set(party, "CountryCode", country)
+    existing = party.find(_c("PartyID"))
+    if party_id is None:
+        if existing is not None:
+            party.remove(existing)
+        return
+    if existing is None:
+        existing = etree.SubElement(party, _c("PartyID"))
+    existing.text = party_id
+
+
+def _declaration_id(root: etree._Element) -> str | None:
+    ns = str(root.tag)[1:].split("}")[0] if str(root.tag).startswith("{") else ""
+    node = root.find(f"{{{ns}}}Declaration/{{{ns}}}ID")
+    return node.text.strip() if node is not None and node.text else None
+
+
+class NswSimulator:
+    """The state of one simulated NSW: its behaviour and everything it received."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.behaviour = config.behaviour
+        self.received: list[str] = []
+        self.documents: dict[str, bytes] = {}
+        self.requests = 0
+        self.answers: Counter[int] = Counter()
+        self.responses: list[SentResponse] = []
+        self._failures_served = 0
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+
+    def set_behaviour(self, behaviour: Behaviour) -> None:
+        """Switch behaviour; a new ``fail-then-recover`` fails its ``fail_count`` afresh."""
+        self.behaviour = behaviour
+        self._failures_served = 0
+        log.info("nsw_behaviour_changed", country=self.config.country, **behaviour.to_json())
+
+    def counts(self) -> dict[str, int]:
+        """Accepted arrivals per message id."""
+        return dict(Counter(self.received))
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for tests and fault-injection runs."""
+        counts = Counter(self.received)
+        return {
+            "country": self.config.country,
+            **self.behaviour.to_json(),
+            "requests": self.requests,
+            "answers": {str(status): n for status, n in sorted(self.answers.items())},
+            "accepted": len(self.received),
+            "unique": len(counts),
+            "duplicates": len(self.received) - len(counts),
+            "duplicated_message_ids": sorted(m for m, n in counts.items() if n > 1),
+            "held": self.requests - sum(self.answers.values()),
+            "responses": [r.to_json() for r in self.responses],
+        }
+
+    async def stop(self) -> None:
+        """Release held requests, finish or cancel response sending, close the client."""
+        self._stopping.set()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; True when the simulator is stopping instead."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return self._stopping.is_set()
+
+    async def handle_document(self, request: web.Request) -> web.Response:
+        """``POST /documents``: answer one document as the behaviour says."""
+        self.requests += 1
+        behaviour = self.behaviour
+        answer = await self._answer(request, behaviour)
+        self.answers[answer.status] += 1
+        return answer
+
+    async def _answer(self, request: web.Request, behaviour: Behaviour) -> web.Response:
+        country = self.config.country
+        if behaviour.name == "down":
+            return _json(503, {"status": "unavailable", "reason": f"NSW {country} is down."})
+        if behaviour.name == "fail-then-recover" and self._failures_served < behaviour.fail_count:
+            self._failures_served += 1
+            reason = (
+                f"Simulated failure {self._failures_served} of {behaviour.fail_count} "
+                f"at NSW {country}."
+            )
+            return _json(500, {"status": "error", "reason": reason})
+        body = await request.read()
+        if behaviour.name == "timeout":
+            await self._pause(self.config.hold_seconds)
+            return _json(503, {"status": "unavailable", "reason": "Gave up holding the request."})
+        read = self._read(body, request.headers.get("X-ASW-Message-ID"), behaviour)
+        if isinstance(read, web.Response):
+            return read
+        envelope, root = read
+        if behaviour.name == "slow" and await self._pause(behaviour.delay_seconds):
+            return _json(503, {"status": "unavailable", "reason": "Shutting down."})
+        await self._store(envelope, body)
+        if self.config.respond_to is not None and envelope.document_type in _ANSWERED_TYPES:
+            self._spawn(self._respond(envelope, _declaration_id(root)))
+        return self._accepted(envelope, behaviour)
+
+    def _accepted(self, envelope: Envelope, behaviour: Behaviour) -> web.Response:
+        """The 200 answer: a JSON receipt, or garbage when told to."""
+        if behaviour.name == "garbage":
+            return web.Response(status=200, body=GARBAGE_BODY, content_type="text/plain")
+        country = self.config.country
+        accepted = {"status": "accepted", "message_id": envelope.message_id, "receiver": country}
+        return _json(200, accepted)
+
+    def _read(
+        self, body: bytes, claimed: str | None, behaviour: Behaviour
+    ) -> tuple[Envelope, etree._Element] | web.Response:
+        """The document's header and tree, or the 400 answer refusing it."""
+        country = self.config.country
+        try:
+            root = parse(body)
+            envelope = read_envelope(root)
+        except GatewayError as exc:
+            return _refuse(exc.code, exc.detail)
+        if claimed is not None and claimed.strip().lower() != envelope.message_id:
+            return _refuse(
+                "message-id-mismatch",
+                f"X-ASW-Message-ID {claimed!r} differs from the header's {envelope.message_id}.",
+            )
+        if envelope.receiver.country != country:
+            addressed = envelope.receiver.country
+            return _refuse(
+                "wrong-receiver", f"This is NSW {country}; the document is for {addressed}."
+            )
+        if behaviour.name == "reject":
+            return _refuse(
+                "simulated-rejection",
+                f"NSW {country} rejects the document (simulated behaviour 'reject').",
+            )
+        return envelope, root
+
+    async def _store(self, envelope: Envelope, body: bytes) -> None:
+        message_id = envelope.message_id
+        duplicate = message_id in self.documents
+        if self.config.store_dir is not None:
+            await asyncio.to_thread(_write_once, self.config.store_dir, message_id, body)
+        self.documents.setdefault(message_id, body)
+        self.received.append(message_id)
+        log.info(
+            "nsw_document_accepted",
+            country=self.config.country,
+            message_id=message_id,
+            sender=envelope.sender.country,
+            doc_type=envelope.document_type.value,
+            duplicate=duplicate,
+        )
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _respond(self, answered: Envelope, declaration_id: str | None) -> None:
+        """Send a Customs Response for ``answered`` back through the gateway."""
+        config = self.config
+        assert config.respond_to is not None  # noqa: S101  (only spawned when set)
+        assert config.response_template is not None  # noqa: S101  (checked by the config)
+        if await self._pause(config.respond_delay_seconds):
+            return
+        message_id, document = build_customs_response(
+            config.response_template,
+            country=config.country,
+            answered=answered,
+            declaration_id=declaration_id,
+            now=datetime.now(UTC),
+        )
+        headers = {"Content-Type": "application/xml", "Accept": "application/json"}
+        if config.respond_api_key:
+            headers["X-API-Key"] = config.respond_api_key
+        url = config.respond_to.rstrip("/") + "/v1/messages"
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        sent: SentResponse
+        try:
+            async with self._session.post(url, data=document, headers=headers) as answer:
+                await answer.read()
+                sent = SentResponse(
+                    message_id=message_id,
+                    referenced_message_id=answered.message_id,
+                    status=answer.status,
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            sent = SentResponse(
+                message_id=message_id,
+                referenced_message_id=answered.message_id,
+                status=None,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        self.responses.append(sent)
+        log.info("nsw_response_sent", country=config.country, **sent.to_json())
+
+    async def handle_received(self, _: web.Request) -> web.Response:
+        """``GET /received``: accepted message ids in arrival order, with duplicates."""
+        return web.json_response({"message_ids": self.received, "counts": self.counts()})
+
+    async def handle_stats(self, _: web.Request) -> web.Response:
+        """``GET /stats``: request and answer counters."""
+        return web.json_response(self.stats())
+
+    async def handle_document_get(self, request: web.Request) -> web.Response:
+        """``GET /documents/{message_id}``: a stored document."""
+        document = self.documents.get(request.match_info["message_id"].lower())
+        if document is None:
+            return _json(404, {"status": "not-found"})
+        return web.Response(body=document, content_type="application/xml")
+
+    async def handle_behaviour(self, request: web.Request) -> web.Response:
+        """``POST /behaviour``: switch behaviour (JSON ``{behaviour, fail_count, delay}``)."""
+        try:
+            behaviour = _behaviour_from_json(await request.json(), self.behaviour)
+        except (ValueError, TypeError) as exc:
+            return _json(400, {"status": "invalid", "reason": str(exc)})
+        self.set_behaviour(behaviour)
+        return web.json_response(behaviour.to_json())
+
+
+def _behaviour_from_json(raw: object, current: Behaviour) -> Behaviour:
+    if not isinstance(raw, dict):
+        raise TypeError("expected a JSON object")
+    unknown = set(raw) - {"behaviour", "fail_count", "delay"}
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+    name = raw.get("behaviour", current.name)
+    fail_count = raw.get("fail_count", current.fail_count)
+    delay = raw.get("delay", current.delay_seconds)
+    if not isinstance(name, str):
+        raise TypeError("behaviour must be a string")
+    if isinstance(fail_count, bool) or not isinstance(fail_count, int):
+        raise TypeError("fail_count must be a whole number")
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
+        raise TypeError("delay must be a number of seconds")
+    return replace(current, name=name, fail_count=fail_count, delay_seconds=float(delay))
+
+
+def _write_once(directory: Path, message_id: str, body: bytes) -> None:
+    """Store ``<message-id>.xml`` atomically; a repeat keeps the first copy."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{message_id}.xml"
+    if target.exists():
+        return
+    temporary = directory / f".{message_id}.tmp"
+    with temporary.open("wb") as handle:
+        handle.write(body)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(target)
+
+
+def _json(status: int, body: Mapping[str, Any]) -> web.Response:
+    return web.json_response(dict(body), status=status)
+
+
+def _refuse(code: str, reason: str) -> web.Response:
+    return _json(400, {"status": "rejected", "code": code, "reason": reason})
+
+
+SIMULATOR = web.AppKey("simulator", NswSimulator)
+
+
+def create_app(config: SimulatorConfig) -> web.Application:
+    """The aiohttp application of one simulated NSW."""
+    simulator = NswSimulator(config)
+    app = web.Application(client_max_size=MAX_DOCUMENT_BYTES)
+    app[SIMULATOR] = simulator
+    app.router.add_post("/documents", simulator.handle_document)
+    app.router.add_get("/documents/{message_id}", simulator.handle_document_get)
+    app.router.add_get("/received", simulator.handle_received)
+    app.router.add_get("/stats", simulator.handle_stats)
+    app.router.add_post("/behaviour", simulator.handle_behaviour)
+
+    async def stop(_: web.Application) -> None:
+        await simulator.stop()
+
+    app.on_shutdown.append(stop)
+    return app
+
+
+class RunningSimulator:
+    """A simulated NSW listening on ``host:port`` (port 0: any free port) while in use.
+
+    ``async with RunningSimulator(config) as nsw:`` then ``nsw.url`` is its base URL,
+    ``nsw.documents_url`` the endpoint to configure in ``http-push`` and ``nsw.simulator``
+    its state.
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self.app = create_app(config)
+        self.simulator = self.app[SIMULATOR]
+        self._host = host
+        self._port = port
+        self._ssl_context = ssl_context
+        self._runner = web.AppRunner(self.app, shutdown_timeout=shutdown_timeout, access_log=None)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:9001``."""
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self._host}:{self.port}"
+
+    @property
+    def documents_url(self) -> str:
+        """Where documents are POSTed."""
+        return f"{self.url}/documents"
+
+    async def start(self) -> None:
+        """Bind and start serving."""
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        address = self._runner.addresses[0]
+        self.port = int(address[1])
+
+    async def stop(self) -> None:
+        """Stop serving; requests still held are answered 503."""
+        await self._runner.cleanup()
+
+    async def __aenter__(self) -> RunningSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
