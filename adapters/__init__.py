@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from adapters.drop_folder import DropFolderAdapter
+from adapters.http_push import HttpPushAdapter
 from gateway.core.handover import Adapter
 
 AdapterFactory = Callable[[Mapping[str, str]], Adapter]
 
 ADAPTERS: dict[str, AdapterFactory] = {
     "drop-folder": DropFolderAdapter.from_options,
+    "http-push": HttpPushAdapter.from_options,
 }
 
 

@@ -3,6 +3,10 @@
 Starts a real gateway (``asw-gateway serve --workers N``) on this machine, submits the 5 KB
 Form D sample under fresh message ids, and measures:
 
+Every document is signed by SG's (development) signer key in the client beforehand, so the
+gateway does the real work: verify at ingest, validate, journal, publish, consume, claim,
+verify again, hand over.
+
 - throughput: accepted per second (202s) and delivered per second (files in TH's inbox);
 - latency from submission to delivery (p50, p99) at about half that rate;
 - a baseline in the same run: bare aio-pika publish-with-confirm + consume-and-ack of the same
@@ -25,16 +29,22 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aio_pika
 import aiohttp
+from lxml import etree
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.core.envelope import MEMBER_STATES  # noqa: E402
+from gateway.core.parsing import parse  # noqa: E402
+from gateway.core.pki import KeyType, build_dev_pki  # noqa: E402
+from gateway.core.signatures import load_signing_key, sign  # noqa: E402
 from gateway.core.topology import Topology  # noqa: E402
+from gateway.pki_files import write_dev_pki  # noqa: E402
 from tests.conftest import delete_topology, with_message_id  # noqa: E402
 from tests.integration.processes import GatewayProcess  # noqa: E402
 
@@ -164,24 +174,36 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def run(count: int, workers: int, concurrency: int) -> None:
     with tempfile.TemporaryDirectory(prefix="asw-bench-") as workdir:
-        gateway = GatewayProcess(workdir=Path(workdir), amqp_url=AMQP_URL, workers=workers)
-        gateway.extra_config = ""
+        pki_dir = Path(workdir) / "pki"
+        pki = build_dev_pki(now=datetime.now(UTC), key_type=KeyType.RSA2048)
+        write_dev_pki(pki, pki_dir)
+        signer = pki.countries["SG"].signer
+        key = load_signing_key(signer.key_pem, signer.cert_pem)
+
+        def signed(message_id: str) -> bytes:
+            root = sign(parse(with_message_id(SAMPLE, message_id)), key)
+            return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+        gateway = GatewayProcess(
+            workdir=Path(workdir),
+            amqp_url=AMQP_URL,
+            pki_dir=pki_dir,
+            workers=workers,
+            sign_on_behalf=False,
+        )
         gateway.write_config()
         text = gateway.config_path.read_text().replace('format = "json"', 'level = "warning"')
         gateway.config_path.write_text(text)
         gateway.start()
         try:
             base = await baseline(count)
-            warm = {str(uuid.uuid4()): b"" for _ in range(200)}
-            warm = {i: with_message_id(SAMPLE, i) for i in warm}
+            warm = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(200))}
             with InboxWatcher(gateway.inbox("TH")) as watcher:
                 await submit_all(gateway.url, warm, concurrency, None)
                 watcher.wait_for(list(warm), 60)
 
-                documents = {}
-                for _ in range(count):
-                    message_id = str(uuid.uuid4())
-                    documents[message_id] = with_message_id(SAMPLE, message_id)
+                documents = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(count))}
+                signed_size = len(next(iter(documents.values())))
                 started = time.perf_counter()
                 submitted = await submit_all(gateway.url, documents, concurrency, None)
                 accepted_at = time.perf_counter()
@@ -191,10 +213,10 @@ async def run(count: int, workers: int, concurrency: int) -> None:
                 delivered_rate = len(submitted) / (delivered_at - started)
 
                 half = delivered_rate / 2
-                paced = {}
-                for _ in range(min(count, int(half * 10))):
-                    message_id = str(uuid.uuid4())
-                    paced[message_id] = with_message_id(SAMPLE, message_id)
+                paced = {
+                    i: signed(i)
+                    for i in (str(uuid.uuid4()) for _ in range(min(count, int(half * 10))))
+                }
                 paced_submitted = await submit_all(gateway.url, paced, concurrency, half)
                 watcher.wait_for(list(paced_submitted), 120)
                 latencies = [
@@ -206,7 +228,10 @@ async def run(count: int, workers: int, concurrency: int) -> None:
             gateway.stop()
             await delete_topology(AMQP_URL, Topology(gateway.prefix), MEMBER_STATES, (500, 1000))
     print(f"machine: {os.cpu_count()} cores; workers: {workers}; client concurrency: {concurrency}")
-    print(f"document: 5 KB Form D sample ({len(SAMPLE)} bytes), unsigned, drop-folder adapter")
+    print(
+        f"document: 5 KB Form D sample ({len(SAMPLE)} bytes, {signed_size} signed "
+        "RSA-2048); journal SQLite; verify at ingest and delivery; drop-folder adapter"
+    )
     print(f"baseline  bare aio-pika publish+confirm, consume+ack (quorum): {base:8.0f} msg/s")
     print(f"gateway   accepted (202)  : {accepted_rate:8.0f} msg/s   ({len(submitted)}/{count})")
     print(f"gateway   delivered       : {delivered_rate:8.0f} msg/s   (all delivered: {ok})")

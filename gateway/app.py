@@ -19,13 +19,15 @@ from gateway.core.handover import Adapter
 from gateway.core.parsing import ParseLimits
 from gateway.core.pipeline import Ingest
 from gateway.core.routing import RoutingTable
+from gateway.core.signatures import SigningKey, load_signing_key
 from gateway.core.topology import Topology
 from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, SettingsError
 from gateway.journal import Journal, open_journal
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
+from gateway.trust_loader import ReloadingTrustStore
 from gateway.web import (
     BROKER,
     CLOCK,
@@ -40,15 +42,64 @@ from gateway.web import (
 log = structlog.get_logger("gateway.app")
 
 
+def parse_limits(settings: Settings) -> ParseLimits:
+    """The XML bounds every document is read with."""
+    return ParseLimits(
+        max_bytes=settings.http.max_body_bytes, max_depth=settings.documents.max_depth
+    )
+
+
+def load_signers(settings: Settings) -> dict[str, SigningKey]:
+    """The signing keys of the parties the gateway signs for; every missing file reported."""
+    keys_dir = Path(settings.pki.keys_dir)
+    signers: dict[str, SigningKey] = {}
+    problems: list[str] = []
+    for country, party in sorted(settings.parties.items()):
+        if not party.sign_on_behalf:
+            continue
+        key_file, cert_file = keys_dir / country / "signer.key", keys_dir / country / "signer.pem"
+        try:
+            signers[country] = load_signing_key(key_file.read_bytes(), cert_file.read_bytes())
+        except OSError as exc:
+            problems.append(
+                f"parties.{country}.sign_on_behalf: cannot read {exc.filename} ({exc.strerror}); "
+                f"create a development PKI with `asw-gateway pki init {keys_dir}`"
+            )
+        except SettingsError as exc:
+            problems.extend(f"parties.{country}.sign_on_behalf: {p}" for p in exc.problems)
+    if problems:
+        raise SettingsError(problems)
+    return signers
+
+
+def build_trust(settings: Settings) -> ReloadingTrustStore | None:
+    """The per-country trust store, re-read when CA or CRL files change."""
+    trust_dir = Path(settings.pki.trust_dir)
+    if not trust_dir.is_dir():
+        if settings.pki.require_signature:
+            raise SettingsError(
+                [
+                    f"pki.trust_dir: {trust_dir} does not exist; create a development PKI with "
+                    f"`asw-gateway pki init {trust_dir}` or point ASW_PKI__TRUST_DIR at one"
+                ]
+            )
+        return None
+    return ReloadingTrustStore(
+        trust_dir,
+        policies={country: party.revocation for country, party in settings.parties.items()},
+        check_every=settings.pki.trust_check_seconds,
+    )
+
+
 def build_ingest(settings: Settings) -> Ingest:
-    """Compile the schemas and build the routing table once."""
+    """Compile the schemas, load signing keys and build the routing table once."""
     topology = Topology(settings.amqp.prefix)
     return Ingest(
-        limits=ParseLimits(
-            max_bytes=settings.http.max_body_bytes, max_depth=settings.documents.max_depth
-        ),
+        limits=parse_limits(settings),
         validator=Validator.load(Path(settings.documents.xsd_dir)),
         routes=RoutingTable(topology=topology, receivers=frozenset(settings.parties)),
+        signers=load_signers(settings),
+        require_signature=settings.pki.require_signature,
     )
 
 
@@ -104,6 +155,7 @@ class Gateway:
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
         self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
         self.ingest = build_ingest(settings)
+        self.trust = build_trust(settings)
         self.journal: Journal | None = None
         self.intakes: list[FolderIntake] = []
         self._intake_tasks: list[asyncio.Task[None]] = []
@@ -113,6 +165,7 @@ class Gateway:
     async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
         """Open the journal, connect to the broker (in the background), consume and listen."""
         journal = self.journal = await open_journal(journal_url(self.settings.journal))
+        trust = self.trust
         DeliveryWorker(
             self.broker,
             self.topology,
@@ -121,12 +174,16 @@ class Gateway:
             journal=journal,
             clock=utc_now,
             lease_seconds=self.settings.journal.lease_seconds,
+            trust=trust.current if trust and self.settings.pki.verify_on_delivery else None,
+            limits=parse_limits(self.settings),
+            offload_bytes=self.settings.http.offload_bytes,
         ).register()
         submissions = Submissions(
             self.ingest,
             self.broker,
             journal,
             utc_now,
+            trust=trust.current if trust else lambda: None,
             offload_bytes=self.settings.http.offload_bytes,
         )
         app = create_app(

@@ -12,6 +12,7 @@ confirmed by RabbitMQ before the original is acked.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -23,9 +24,12 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
 from gateway.core.handover import Adapter, Handover
+from gateway.core.parsing import ParseLimits, parse
 from gateway.core.retry import GiveUp, RetrySchedule
+from gateway.core.signatures import verify
 from gateway.core.states import MessageState
 from gateway.core.topology import Topology
+from gateway.core.trust import TrustStore
 from gateway.errors import (
     GatewayError,
     PeerUnavailable,
@@ -55,7 +59,13 @@ class DeliveryWorker:
         journal: Journal,
         clock: Callable[[], datetime],
         lease_seconds: float,
+        trust: Callable[[], TrustStore] | None = None,
+        limits: ParseLimits | None = None,
+        offload_bytes: int = 64 * 1024,
     ) -> None:
+        self._trust = trust
+        self._limits = limits or ParseLimits()
+        self._offload_bytes = offload_bytes
         self._broker = broker
         self._topology = topology
         self._adapters = adapters
@@ -113,6 +123,7 @@ class DeliveryWorker:
                     await _settle(message.ack())
                     log.info("message_redelivery_ignored", outcome="ignored", claim=claim.value)
                     return
+                await self._verify_again(handover.payload)
                 await adapter.deliver(handover)
                 await self._journal.mark_delivered(handover.message_id, at=self._clock())
             except TemporaryFailure as exc:
@@ -127,6 +138,20 @@ class DeliveryWorker:
                 outcome="delivered",
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    async def _verify_again(self, payload: bytes) -> None:
+        """Check the signature once more, against today's trust, before the receiver sees it."""
+        if self._trust is None:
+            return
+        trust, now = self._trust(), self._clock()
+
+        def check() -> None:
+            verify(parse(payload, self._limits), trust, now=now)
+
+        if len(payload) <= self._offload_bytes:
+            check()
+        else:
+            await asyncio.to_thread(check)
 
     async def _retry_or_give_up(
         self, message: AbstractIncomingMessage, attempt: int, error: TemporaryFailure

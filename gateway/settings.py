@@ -63,6 +63,17 @@ class DocumentSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PkiSettings:
+    """Where trust anchors and signing keys live, and what the gateway insists on."""
+
+    trust_dir: str = "certs/dev"  # <dir>/<CC>/ca*.pem and crl*.pem per member state
+    keys_dir: str = "certs/dev"  # <dir>/<CC>/signer.key|pem for parties the gateway signs for
+    require_signature: bool = True
+    verify_on_delivery: bool = True
+    trust_check_seconds: float = 5.0  # how often CA and CRL files are checked for changes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JournalSettings:
     """The message journal: every message, every state change, payloads for replay and audit."""
 
@@ -87,6 +98,8 @@ class PartySettings:
     country: str
     adapter: str
     options: Mapping[str, str] = field(default_factory=dict)
+    sign_on_behalf: bool = False  # the gateway signs this party's documents after validation
+    revocation: str = "hard-fail"  # no current CRL: refuse (hard-fail) or warn (soft-fail)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +111,7 @@ class Settings:
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
+    pki: PkiSettings = field(default_factory=PkiSettings)
     log: LogSettings = field(default_factory=LogSettings)
     parties: Mapping[str, PartySettings] = field(default_factory=dict)
 
@@ -108,6 +122,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "amqp": AmqpSettings,
     "documents": DocumentSettings,
     "journal": JournalSettings,
+    "pki": PkiSettings,
     "log": LogSettings,
 }
 _CHOICES = {
@@ -124,8 +139,9 @@ _POSITIVE = {
     ("journal", "retention_days"),
     ("journal", "lease_seconds"),
     ("journal", "sweep_seconds"),
+    ("pki", "trust_check_seconds"),
 }
-KNOWN_ADAPTERS = frozenset({"drop-folder"})
+KNOWN_ADAPTERS = frozenset({"drop-folder", "http-push"})
 
 
 def _coerce(raw: str, like: Any) -> Any:
@@ -225,12 +241,24 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
         if not isinstance(options, dict):
             problems.append(f"{where}.options: must be a table")
             continue
-        unknown = set(body) - {"adapter", "options"}
+        unknown = set(body) - {"adapter", "options", "sign_on_behalf", "revocation"}
         problems.extend(f"{where}.{key}: unknown setting" for key in sorted(unknown))
+        sign_on_behalf = body.get("sign_on_behalf", False)
+        if isinstance(sign_on_behalf, str):
+            sign_on_behalf = sign_on_behalf.lower() in {"true", "1", "yes"}
+        if not isinstance(sign_on_behalf, bool):
+            problems.append(f"{where}.sign_on_behalf: expected true or false")
+            continue
+        revocation = body.get("revocation", "hard-fail")
+        if revocation not in {"hard-fail", "soft-fail"}:
+            problems.append(f"{where}.revocation: must be hard-fail or soft-fail")
+            continue
         parties[country] = PartySettings(
             country=country,
             adapter=adapter,
             options={str(k): str(v) for k, v in options.items()},
+            sign_on_behalf=sign_on_behalf,
+            revocation=revocation,
         )
     return parties
 

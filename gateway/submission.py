@@ -27,6 +27,7 @@ import structlog
 from gateway.broker import Broker, Outgoing, amqp_headers
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.states import MessageState
+from gateway.core.trust import TrustStore
 from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
 from gateway.journal import AcceptResult, Journal, MessageRecord
 
@@ -52,9 +53,11 @@ class Submissions:
         journal: Journal,
         clock: Callable[[], datetime],
         *,
+        trust: Callable[[], TrustStore | None],
         offload_bytes: int,
     ) -> None:
         self.ingest = ingest
+        self._trust = trust
         self._broker = broker
         self._journal = journal
         self._clock = clock
@@ -72,11 +75,12 @@ class Submissions:
         started = time.perf_counter()
         now = self._clock()
         try:
+            trust = self._trust()
             if len(data) <= self._offload_bytes:
-                accepted = self.ingest.accept(data, now=now, caller=caller)
+                accepted = self.ingest.accept(data, now=now, trust=trust, caller=caller)
             else:
                 accepted = await asyncio.to_thread(
-                    self.ingest.accept, data, now=now, caller=caller
+                    self.ingest.accept, data, now=now, trust=trust, caller=caller
                 )
             envelope = accepted.envelope
             structlog.contextvars.bind_contextvars(
@@ -103,6 +107,9 @@ class Submissions:
             channel=channel,
             route=accepted.route.routing_key,
             state=submitted.state.value,
+            signer=accepted.signer.fingerprint if accepted.signer else None,
+            signed_by_gateway=accepted.signed_by_gateway,
+            signature_warnings=list(accepted.warnings) or None,
             size=len(data),
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
@@ -192,7 +199,9 @@ class Submissions:
                 continue
             with structlog.contextvars.bound_contextvars(message_id=message_id):
                 try:
-                    accepted = self.ingest.accept(payload, now=summary.record.received_at)
+                    accepted = self.ingest.accept(
+                        payload, now=summary.record.received_at, trust=self._trust()
+                    )
                     await self._publish(accepted, "sweep", None)
                 except GatewayError as exc:
                     log.warning("message_sweep_failed", error=exc.code, detail=exc.detail)

@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aio_pika
 import pytest
@@ -21,8 +22,14 @@ from gateway.settings import (
     HttpSettings,
     JournalSettings,
     PartySettings,
+    PkiSettings,
     Settings,
 )
+
+if TYPE_CHECKING:
+    from tests.pki_fixtures import PkiBundle
+
+pytest_plugins = ["tests.pki_fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -79,8 +86,19 @@ def with_message_id(document: bytes, message_id: str | None = None) -> bytes:
     )
 
 
-def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
-    """Settings for a gateway serving all ten member states through tmp drop folders."""
+def make_settings(
+    tmp_path: Path,
+    amqp_url: str,
+    prefix: str,
+    pki_dir: Path,
+    *,
+    sign_on_behalf: frozenset[str] = frozenset(MEMBER_STATES),
+) -> Settings:
+    """Settings for a gateway serving all ten member states through tmp drop folders.
+
+    The gateway signs for the parties in ``sign_on_behalf`` (all by default), so that tests can
+    submit unsigned samples; the others must sign their documents themselves.
+    """
     return Settings(
         http=HttpSettings(host="127.0.0.1", port=0, max_body_bytes=2 * 1024 * 1024),
         amqp=AmqpSettings(
@@ -88,6 +106,7 @@ def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
         ),
         documents=DocumentSettings(xsd_dir=str(XSD_DIR)),
         journal=JournalSettings(url=f"sqlite://{tmp_path / 'journal.db'}", lease_seconds=5),
+        pki=PkiSettings(trust_dir=str(pki_dir), keys_dir=str(pki_dir)),
         parties={
             cc: PartySettings(
                 country=cc,
@@ -97,6 +116,7 @@ def make_settings(tmp_path: Path, amqp_url: str, prefix: str) -> Settings:
                     "outbox": str(tmp_path / "nsw" / cc / "outbox"),
                     "poll_seconds": "0.1",
                 },
+                sign_on_behalf=cc in sign_on_behalf,
             )
             for cc in MEMBER_STATES
         },
@@ -125,10 +145,12 @@ async def delete_topology(
 
 
 @pytest.fixture
-async def running_gateway(tmp_path: Path, amqp_url: str) -> AsyncIterator[Gateway]:
+async def running_gateway(
+    tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle
+) -> AsyncIterator[Gateway]:
     """A real gateway (HTTP + RabbitMQ + drop folders) on an ephemeral port."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(tmp_path, amqp_url, prefix)
+    settings = make_settings(tmp_path, amqp_url, prefix, rsa_pki.directory)
     gateway = Gateway(settings)
     await gateway.start(port=0)
     assert await gateway.broker.wait_connected(15), "gateway did not connect to RabbitMQ"

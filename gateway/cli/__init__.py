@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "gateway.cli.pki",
     "gateway.cli.sign",
     "gateway.cli.verify",
+    "gateway.cli.simulate",
+    "gateway.cli.validate",
 )
 
 

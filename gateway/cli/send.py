@@ -14,8 +14,9 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.core.documents import document_id_of, restamp
-from gateway.core.envelope import document_type_of
+from gateway.core.envelope import document_type_of, read_envelope
 from gateway.core.parsing import parse
+from gateway.core.signatures import load_signing_key, sign
 
 EX_TEMPFAIL = 75
 
@@ -31,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="send a fresh copy: new message id, document number and creation time "
         "(breaks an existing signature)",
+    )
+    parser.add_argument(
+        "--sign-with",
+        type=Path,
+        metavar="DIR",
+        help="sign with the sender country's key from a development PKI (DIR/<CC>/signer.key)",
     )
     parser.set_defaults(handler=run)
 
@@ -49,11 +56,24 @@ def fresh_copy(document: bytes) -> bytes:
     return bytes(etree.tostring(copy, xml_declaration=True, encoding="UTF-8"))
 
 
+def signed_with_dev_key(document: bytes, pki_dir: Path) -> bytes:
+    """The document signed with its sender country's signer key from ``pki_dir``."""
+    root = parse(document)
+    country = read_envelope(root).sender.country
+    key = load_signing_key(
+        (pki_dir / country / "signer.key").read_bytes(),
+        (pki_dir / country / "signer.pem").read_bytes(),
+    )
+    return bytes(etree.tostring(sign(root, key), xml_declaration=True, encoding="UTF-8"))
+
+
 def run(args: argparse.Namespace) -> int:
     """Submit the file; print the message id (exit 0) or the refusal (exit 1, or 75 to retry)."""
     document = args.file.read_bytes()
     if args.new_id:
         document = fresh_copy(document)
+    if args.sign_with:
+        document = signed_with_dev_key(document, args.sign_with)
     headers = {"Content-Type": "application/xml", "Accept": "application/json"}
     if args.api_key:
         headers["X-API-Key"] = args.api_key

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from gateway.core.states import InvalidTransition, MessageState
 from gateway.errors import (
     GatewayError,
     RejectedMessage,
@@ -25,12 +26,16 @@ def test_codes_are_unique_kebab_case() -> None:
     assert all(re.fullmatch(r"[a-z]+(-[a-z0-9]+)*", code) for code in codes)
 
 
+def _example(cls: type[GatewayError]) -> GatewayError:
+    if issubclass(cls, InvalidTransition):
+        return cls(MessageState.REJECTED, MessageState.QUEUED)
+    return cls("something specific went wrong")
+
+
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.code)
 def test_every_error_renders_a_problem(cls: type[GatewayError]) -> None:
     """Each error renders to JSON problem details carrying its code and status."""
-    problem = cls("something specific went wrong").to_problem(
-        base_uri="https://x/p/", instance="/i"
-    )
+    problem = _example(cls).to_problem(base_uri="https://x/p/", instance="/i")
     assert problem["type"] == f"https://x/p/{cls.code}"
     assert problem["status"] == cls.http_status
     assert problem["code"] == cls.code

@@ -31,7 +31,9 @@ class GatewayProcess:
 
     workdir: Path
     amqp_url: str
+    pki_dir: Path
     workers: int = 1
+    sign_on_behalf: bool = True
     extra_config: str = ""
     prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
@@ -55,6 +57,7 @@ class GatewayProcess:
         """Write a configuration serving all ten member states through drop folders."""
         parties = "\n".join(
             f'[parties.{cc}]\nadapter = "drop-folder"\n'
+            f"sign_on_behalf = {str(self.sign_on_behalf).lower()}\n"
             f'options = {{ directory = "{self.inbox(cc)}" }}\n'
             for cc in MEMBER_STATES
         )
@@ -64,6 +67,7 @@ class GatewayProcess:
             f'[amqp]\nurl = "{self.amqp_url}"\nprefix = "{self.prefix}"\n'
             f"reconnect_seconds = 0.5\nretry_schedule_seconds = [0.5, 1]\n"
             f'[documents]\nxsd_dir = "{XSD_DIR}"\n'
+            f'[pki]\ntrust_dir = "{self.pki_dir}"\nkeys_dir = "{self.pki_dir}"\n'
             f'[journal]\nurl = "sqlite://{self.workdir / "journal.db"}"\nlease_seconds = 5\n'
             f'[log]\nformat = "json"\n{self.extra_config}\n{parties}',
             encoding="utf-8",

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 
 from gateway.app import Gateway
+from gateway.core.envelope import read_envelope
+from gateway.core.parsing import parse
+from gateway.core.signatures import verify
 from tests.conftest import with_message_id
 from tests.core.test_parsing import BILLION_LAUGHS, EXTERNAL_ENTITY
 from tests.integration.helpers import (
@@ -20,14 +24,15 @@ from tests.integration.helpers import (
     wait_for_file,
     without_element,
 )
+from tests.pki_fixtures import PkiBundle
 
 pytestmark = pytest.mark.rabbitmq
 
 
 async def test_form_d_is_delivered_into_the_receivers_drop_folder(
-    running_gateway: Gateway, sample_formd: bytes
+    running_gateway: Gateway, sample_formd: bytes, rsa_pki: PkiBundle
 ) -> None:
-    """A valid Form D gets 202 with its message id and lands in TH's folder unchanged."""
+    """A valid Form D gets 202 and lands in TH's folder, signed for SG by the gateway."""
     message_id = str(uuid.uuid4())
     document = with_message_id(sample_formd, message_id)
     async with aiohttp.ClientSession() as session:
@@ -37,7 +42,10 @@ async def test_form_d_is_delivered_into_the_receivers_drop_folder(
     assert body["message_id"] == message_id
     delivered = inbox(running_gateway, "TH") / f"{message_id}.xml"
     assert await wait_for_file(delivered)
-    assert delivered.read_bytes() == document
+    verified = verify(parse(delivered.read_bytes()), rsa_pki.trust(), now=datetime.now(UTC))
+    assert verified.signer.country == "SG"
+    assert read_envelope(verified.root).message_id == message_id
+    assert b"Ball bearings" in delivered.read_bytes()
 
 
 async def test_bad_input_is_refused_with_distinct_codes_and_nothing_published(

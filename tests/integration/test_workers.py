@@ -17,13 +17,18 @@ from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology, with_message_id
 from tests.integration.processes import GatewayProcess
+from tests.pki_fixtures import PkiBundle
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 
 @pytest.fixture(name="two_workers")
-def _two_workers(tmp_path: Path, amqp_url: str) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess(workdir=tmp_path, amqp_url=amqp_url, workers=2)
+def _two_workers(
+    tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle
+) -> Iterator[GatewayProcess]:
+    gateway = GatewayProcess(
+        workdir=tmp_path, amqp_url=amqp_url, pki_dir=rsa_pki.directory, workers=2
+    )
     gateway.start()
     try:
         yield gateway
