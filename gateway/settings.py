@@ -39,6 +39,11 @@ class HttpSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     problem_base_uri: str = "https://asw-gateway.dev/problems/"
     offload_bytes: int = 64 * 1024
+    auth: str = "none"  # none | api-key | tls | api-key-or-tls: how callers prove who they are
+    tls_cert: str = ""  # serve HTTPS with this certificate (PEM) and key
+    tls_key: str = ""
+    tls_client_ca: str = ""  # CA bundle that client certificates must chain to (mTLS)
+    operator_api_key_sha256: str = ""  # SHA-256 hex of the operators' key for /v1/ops endpoints
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +105,7 @@ class PartySettings:
     options: Mapping[str, str] = field(default_factory=dict)
     sign_on_behalf: bool = False  # the gateway signs this party's documents after validation
     revocation: str = "hard-fail"  # no current CRL: refuse (hard-fail) or warn (soft-fail)
+    api_key_sha256: tuple[str, ...] = ()  # SHA-256 hex of this party's API keys (two in rollover)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +134,7 @@ _SECTIONS: dict[str, type[Any]] = {
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("log", "format"): {"auto", "json", "console"},
+    ("http", "auth"): {"none", "api-key", "tls", "api-key-or-tls"},
 }
 _POSITIVE = {
     ("node", "workers"),
@@ -141,7 +148,7 @@ _POSITIVE = {
     ("journal", "sweep_seconds"),
     ("pki", "trust_check_seconds"),
 }
-KNOWN_ADAPTERS = frozenset({"drop-folder", "http-push"})
+KNOWN_ADAPTERS = frozenset({"drop-folder", "http-push", "pull-inbox", "remote-gateway"})
 
 
 def _coerce(raw: str, like: Any) -> Any:
@@ -241,13 +248,28 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
         if not isinstance(options, dict):
             problems.append(f"{where}.options: must be a table")
             continue
-        unknown = set(body) - {"adapter", "options", "sign_on_behalf", "revocation"}
+        unknown = set(body) - {
+            "adapter",
+            "options",
+            "sign_on_behalf",
+            "revocation",
+            "api_key_sha256",
+        }
         problems.extend(f"{where}.{key}: unknown setting" for key in sorted(unknown))
         sign_on_behalf = body.get("sign_on_behalf", False)
         if isinstance(sign_on_behalf, str):
             sign_on_behalf = sign_on_behalf.lower() in {"true", "1", "yes"}
         if not isinstance(sign_on_behalf, bool):
             problems.append(f"{where}.sign_on_behalf: expected true or false")
+            continue
+        keys = body.get("api_key_sha256", [])
+        if isinstance(keys, str):
+            keys = [k for k in keys.split(",") if k.strip()]
+        if not isinstance(keys, list) or not all(
+            isinstance(k, str) and len(k) == 64 and all(c in "0123456789abcdef" for c in k.lower())
+            for k in keys
+        ):
+            problems.append(f"{where}.api_key_sha256: expected SHA-256 hex digests")
             continue
         revocation = body.get("revocation", "hard-fail")
         if revocation not in {"hard-fail", "soft-fail"}:
@@ -259,6 +281,7 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
             options={str(k): str(v) for k, v in options.items()},
             sign_on_behalf=sign_on_behalf,
             revocation=revocation,
+            api_key_sha256=tuple(k.lower() for k in keys),
         )
     return parties
 
