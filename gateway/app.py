@@ -25,6 +25,7 @@ from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
 from gateway.journal import Journal, open_journal
+from gateway.receipting import ReceiptIssuer
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
 from gateway.trust_loader import ReloadingTrustStore
@@ -49,27 +50,31 @@ def parse_limits(settings: Settings) -> ParseLimits:
     )
 
 
-def load_signers(settings: Settings) -> dict[str, SigningKey]:
-    """The signing keys of the parties the gateway signs for; every missing file reported."""
+def load_keys(settings: Settings, role: str, countries: list[str]) -> dict[str, SigningKey]:
+    """``<keys_dir>/<CC>/<role>.key|pem`` for each country; every missing file reported."""
     keys_dir = Path(settings.pki.keys_dir)
-    signers: dict[str, SigningKey] = {}
+    keys: dict[str, SigningKey] = {}
     problems: list[str] = []
-    for country, party in sorted(settings.parties.items()):
-        if not party.sign_on_behalf:
-            continue
-        key_file, cert_file = keys_dir / country / "signer.key", keys_dir / country / "signer.pem"
+    for country in countries:
+        key_file, cert_file = keys_dir / country / f"{role}.key", keys_dir / country / f"{role}.pem"
         try:
-            signers[country] = load_signing_key(key_file.read_bytes(), cert_file.read_bytes())
+            keys[country] = load_signing_key(key_file.read_bytes(), cert_file.read_bytes())
         except OSError as exc:
             problems.append(
-                f"parties.{country}.sign_on_behalf: cannot read {exc.filename} ({exc.strerror}); "
+                f"{role} key of {country}: cannot read {exc.filename} ({exc.strerror}); "
                 f"create a development PKI with `asw-gateway pki init {keys_dir}`"
             )
         except SettingsError as exc:
-            problems.extend(f"parties.{country}.sign_on_behalf: {p}" for p in exc.problems)
+            problems.extend(f"{role} key of {country}: {p}" for p in exc.problems)
     if problems:
         raise SettingsError(problems)
-    return signers
+    return keys
+
+
+def load_signers(settings: Settings) -> dict[str, SigningKey]:
+    """The document signer keys of the parties the gateway signs for."""
+    countries = [c for c, party in sorted(settings.parties.items()) if party.sign_on_behalf]
+    return load_keys(settings, "signer", countries)
 
 
 def build_trust(settings: Settings) -> ReloadingTrustStore | None:
@@ -156,6 +161,11 @@ class Gateway:
         self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
         self.ingest = build_ingest(settings)
         self.trust = build_trust(settings)
+        self.receipt_keys = (
+            load_keys(settings, "gateway", sorted(settings.parties))
+            if settings.pki.receipts
+            else {}
+        )
         self.journal: Journal | None = None
         self.intakes: list[FolderIntake] = []
         self._intake_tasks: list[asyncio.Task[None]] = []
@@ -166,6 +176,17 @@ class Gateway:
         """Open the journal, connect to the broker (in the background), consume and listen."""
         journal = self.journal = await open_journal(journal_url(self.settings.journal))
         trust = self.trust
+        submissions = Submissions(
+            self.ingest,
+            self.broker,
+            journal,
+            utc_now,
+            trust=trust.current if trust else lambda: None,
+            offload_bytes=self.settings.http.offload_bytes,
+        )
+        receipts = (
+            ReceiptIssuer(submissions, self.receipt_keys) if self.settings.pki.receipts else None
+        )
         DeliveryWorker(
             self.broker,
             self.topology,
@@ -177,15 +198,8 @@ class Gateway:
             trust=trust.current if trust and self.settings.pki.verify_on_delivery else None,
             limits=parse_limits(self.settings),
             offload_bytes=self.settings.http.offload_bytes,
+            receipts=receipts,
         ).register()
-        submissions = Submissions(
-            self.ingest,
-            self.broker,
-            journal,
-            utc_now,
-            trust=trust.current if trust else lambda: None,
-            offload_bytes=self.settings.http.offload_bytes,
-        )
         app = create_app(
             self.settings, broker=self.broker, submissions=submissions, journal=journal
         )

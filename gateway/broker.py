@@ -33,7 +33,8 @@ from gateway.settings import AmqpSettings
 log = structlog.get_logger("gateway.broker")
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
-RETRY_DELAY_HEADER = "x-asw-retry-delay-ms"
+# Headers-exchange bindings ignore argument names starting with "x-", so this one must not.
+RETRY_DELAY_HEADER = "asw-retry-delay-ms"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,7 @@ from gateway.errors import (
     UnknownMessage,
 )
 from gateway.journal import ClaimResult, Journal
+from gateway.receipting import ReceiptIssuer
 from gateway.settings import AmqpSettings
 
 log = structlog.get_logger("gateway.delivery")
@@ -60,10 +61,12 @@ class DeliveryWorker:
         clock: Callable[[], datetime],
         lease_seconds: float,
         trust: Callable[[], TrustStore] | None = None,
+        receipts: ReceiptIssuer | None = None,
         limits: ParseLimits | None = None,
         offload_bytes: int = 64 * 1024,
     ) -> None:
         self._trust = trust
+        self._receipts = receipts
         self._limits = limits or ParseLimits()
         self._offload_bytes = offload_bytes
         self._broker = broker
@@ -118,14 +121,23 @@ class DeliveryWorker:
                         f"Message {handover.message_id} was never recorded as accepted."
                     )
                 if claim is ClaimResult.BUSY:
-                    raise PeerUnavailable("Another worker is delivering this message right now.")
+                    # Another worker holds a live claim: come back later, and leave its
+                    # journal state alone.
+                    busy = PeerUnavailable("Another worker is delivering this message right now.")
+                    await self._retry_or_give_up(message, attempt, busy, note=False)
+                    return
                 if not claim.granted:
+                    if claim is ClaimResult.DELIVERED:
+                        await self._receipt_again(handover)
                     await _settle(message.ack())
                     log.info("message_redelivery_ignored", outcome="ignored", claim=claim.value)
                     return
                 await self._verify_again(handover.payload)
                 await adapter.deliver(handover)
-                await self._journal.mark_delivered(handover.message_id, at=self._clock())
+                delivered_at = self._clock()
+                await self._journal.mark_delivered(handover.message_id, at=delivered_at)
+                if self._receipts is not None:
+                    await self._receipts.issue(handover, delivered_at=delivered_at)
             except TemporaryFailure as exc:
                 await self._retry_or_give_up(message, attempt, exc)
                 return
@@ -138,6 +150,18 @@ class DeliveryWorker:
                 outcome="delivered",
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    async def _receipt_again(self, handover: Handover) -> None:
+        """After a crash between delivery and ack the receipt may be missing: issue it again."""
+        if self._receipts is None or not self._receipts.issues_for(handover):
+            return
+        view = await self._journal.get(handover.message_id)
+        delivered = (
+            [c.at for c in view.timeline if c.state is MessageState.DELIVERED] if view else []
+        )
+        await self._receipts.issue(
+            handover, delivered_at=delivered[0] if delivered else self._clock()
+        )
 
     async def _verify_again(self, payload: bytes) -> None:
         """Check the signature once more, against today's trust, before the receiver sees it."""
@@ -154,7 +178,12 @@ class DeliveryWorker:
             await asyncio.to_thread(check)
 
     async def _retry_or_give_up(
-        self, message: AbstractIncomingMessage, attempt: int, error: TemporaryFailure
+        self,
+        message: AbstractIncomingMessage,
+        attempt: int,
+        error: TemporaryFailure,
+        *,
+        note: bool = True,
     ) -> None:
         decision = self._schedule.after_failure(attempt)
         if isinstance(decision, GiveUp):
@@ -163,9 +192,10 @@ class DeliveryWorker:
             )
             await self._dead_letter(message, exhausted, attempt=attempt, last_error=error)
             return
-        await self._note(
-            message, MessageState.RETRYING, error=error, attempt=attempt, ignore_failure=True
-        )
+        if note:
+            await self._note(
+                message, MessageState.RETRYING, error=error, attempt=attempt, ignore_failure=True
+            )
         delay_ms = round(decision.delay_seconds * 1000)
         headers = dict(message.headers or {})
         headers.update(

@@ -75,6 +75,7 @@ class PkiSettings:
     keys_dir: str = "certs/dev"  # <dir>/<CC>/signer.key|pem for parties the gateway signs for
     require_signature: bool = True
     verify_on_delivery: bool = True
+    receipts: bool = True  # sign a delivery receipt with the receiving gateway key (<CC>/gateway.*)
     trust_check_seconds: float = 5.0  # how often CA and CRL files are checked for changes
 
 

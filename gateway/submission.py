@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from gateway.broker import Broker, Outgoing, amqp_headers
+from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
@@ -32,6 +33,11 @@ from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, Reje
 from gateway.journal import AcceptResult, Journal, MessageRecord
 
 log = structlog.get_logger("gateway.submission")
+
+_RELATIONS = {
+    DocumentType.DELIVERY_RECEIPT: ("receipt", MessageState.RECEIPTED),
+    DocumentType.CUSTOMS_RESPONSE: ("response", MessageState.ANSWERED),
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,7 +160,23 @@ class Submissions:
             return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
         # New, or known but never confirmed by the broker: publish (again) now.
         await self._publish(accepted, channel, correlation_id)
+        await self._link_to_original(envelope)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
+
+    async def _link_to_original(self, envelope: Envelope) -> None:
+        """A receipt or answer joins the timeline of the message it refers to, if known here."""
+        relation = _RELATIONS.get(envelope.document_type)
+        original = envelope.referenced_message_id
+        if relation is None or original is None:
+            return
+        relation_name, state = relation
+        now = self._clock()
+        try:
+            if not await self._journal.link(original, envelope.message_id, relation_name, at=now):
+                return
+            await self._journal.transition(original, state, at=now)
+        except GatewayError as exc:  # unknown here (federation) or in a state that absorbs it
+            log.info("link_not_recorded", original=original, error=exc.code)
 
     async def _publish(self, accepted: Accepted, channel: str, correlation_id: str | None) -> None:
         envelope = accepted.envelope

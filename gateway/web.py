@@ -103,10 +103,15 @@ async def _read_xml_body(request: web.Request) -> bytes:
             f"The document is {request.content_length:,} bytes; this gateway accepts at most "
             f"{limit:,} bytes."
         )
-    data = await request.content.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"The document is larger than the limit of {limit:,} bytes.")
-    return data
+    # read(n) returns what has arrived so far; read chunks until the end of the body.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The document is larger than the limit of {limit:,} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _offload(request: web.Request, size: int, work: Callable[[], T]) -> T:

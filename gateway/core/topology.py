@@ -4,7 +4,7 @@ exchange  {prefix}.route  (topic)  --{CC}.{doc}-->  queue {prefix}.deliver.{CC} 
 queue {prefix}.deliver.{CC}  --dead-letter-->  exchange {prefix}.dead  -->  queue {prefix}.dead
 
 A delivery that failed for a temporary reason is published to ``{prefix}.retry`` (a headers
-exchange) with ``x-asw-retry-delay-ms: D``; the queue ``{prefix}.retry.{D}ms`` holds it for D ms
+exchange) with ``asw-retry-delay-ms: D``; the queue ``{prefix}.retry.{D}ms`` holds it for D ms
 (queue TTL) and then dead-letters it back to ``{prefix}.route`` under its original routing key,
 so it returns to the same delivery queue. Queues are named by delay, not step, so changing the
 schedule never collides with the arguments of an existing queue.

@@ -43,15 +43,15 @@ async def test_same_message_twice_returns_the_first_answer_and_delivers_once(
     document = with_message_id(sample_formd, message_id)
     async with aiohttp.ClientSession() as session:
         first_status, first, _ = await submit(session, running_gateway, document)
-        await _wait_state(session, running_gateway, message_id, "DELIVERED")
+        await _wait_state(session, running_gateway, message_id, "RECEIPTED")
         again_status, again, _ = await submit(session, running_gateway, document)
-        view = await _wait_state(session, running_gateway, message_id, "DELIVERED")
+        view = await _wait_state(session, running_gateway, message_id, "RECEIPTED")
     assert (first_status, again_status) == (202, 202)
     assert first["resubmitted"] is False
     assert again["resubmitted"] is True
-    assert again["status"] == "DELIVERED"
+    assert again["status"] == "RECEIPTED"
     states = [row["state"] for row in view["timeline"]]
-    assert states == ["RECEIVED", "ACCEPTED", "QUEUED", "DELIVERING", "DELIVERED"]
+    assert states == ["RECEIVED", "ACCEPTED", "QUEUED", "DELIVERING", "DELIVERED", "RECEIPTED"]
     assert view["attempts"] == 1
     assert [p.name for p in inbox(running_gateway, "TH").iterdir()] == [f"{message_id}.xml"]
 

@@ -75,5 +75,17 @@ async def test_exhausted_retries_end_in_dead_letters_with_the_reason(
     assert headers["x-asw-last-error"] == "peer-unavailable"
     assert headers["x-asw-attempt"] == 3  # the first try plus the two retry steps
     assert headers["x-asw-original-routing-key"] == "TH.formd"
+    await asyncio.sleep(1.5)
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(dead_queue)
+        assert await queue.get(no_ack=True, fail=False) is None, "a second copy was parked"
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{running_gateway.port}/v1/messages/{message_id}"
+        async with session.get(url) as response:
+            view = await response.json()
+    assert view["state"] == "DEAD"
+    assert view["attempts"] == 3
+    assert [r["state"] for r in view["timeline"]].count("RETRYING") == 2
     assert f"<cm:MessageID>{message_id}</cm:MessageID>".encode() in parked.body
     assert b"SignatureValue" in parked.body  # the document as signed for SG by the gateway

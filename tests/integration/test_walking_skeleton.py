@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from lxml import etree
 
 from gateway.app import Gateway
+from gateway.core.documents import restamp
 from gateway.core.envelope import read_envelope
-from gateway.core.parsing import parse
+from gateway.core.parsing import ParseLimits, parse
 from gateway.core.signatures import verify
-from tests.conftest import with_message_id
+from tests.conftest import SAMPLES, with_message_id
 from tests.core.test_parsing import BILLION_LAUGHS, EXTERNAL_ENTITY
 from tests.integration.helpers import (
     base_url,
@@ -120,3 +122,21 @@ async def test_health_reports_the_broker(running_gateway: Gateway) -> None:
         async with session.get(base_url(running_gateway) + "/nowhere") as response:
             assert response.status == 404
             assert (await response.json(content_type=None))["code"] == "not-found"
+
+
+async def test_one_megabyte_form_d_arrives_whole_and_is_delivered(
+    running_gateway: Gateway,
+) -> None:
+    """The ~1 MB Form D sample is read to its end over HTTP, accepted and delivered to VN."""
+    root = parse(
+        (SAMPLES / "formd" / "valid" / "sg-vn-large-1mb.xml").read_bytes(),
+        ParseLimits(max_bytes=4 * 1024 * 1024),
+    )
+    message_id = str(uuid.uuid4())
+    copy = restamp(root, message_id=message_id, document_id=f"SG26-BIG-{message_id[:8]}")
+    document = etree.tostring(copy, xml_declaration=True, encoding="UTF-8")
+    assert len(document) > 1_000_000
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await submit(session, running_gateway, document)
+    assert status == 202, body
+    assert await wait_for_file(inbox(running_gateway, "VN") / f"{message_id}.xml", timeout=30)

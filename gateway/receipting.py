@@ -1,0 +1,61 @@
+"""Issuing delivery receipts: after a hand-over, tell the sender, signed by the receiving side.
+
+The receipt is built by the pure ``gateway.core.receipts``, signed with the receiving country's
+gateway key, and submitted through the same path as every other document, so it is journalled,
+routed back to the sender, delivered by the sender's adapter and linked to the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import structlog
+from lxml import etree
+
+from gateway.core.envelope import DocumentType
+from gateway.core.handover import Handover
+from gateway.core.receipts import build_receipt
+from gateway.core.signatures import SigningKey, sign
+from gateway.errors import MessageIdReused
+from gateway.submission import Submissions
+
+log = structlog.get_logger("gateway.receipting")
+
+
+class ReceiptIssuer:
+    """Signs and submits a receipt for each delivered document (never for a receipt)."""
+
+    def __init__(self, submissions: Submissions, keys: Mapping[str, SigningKey]) -> None:
+        self._submissions = submissions
+        self._keys = keys
+
+    def issues_for(self, handover: Handover) -> bool:
+        """Whether a receipt is due: not for receipts, and only where the receiver has a key."""
+        return (
+            handover.document_type != DocumentType.DELIVERY_RECEIPT.value
+            and handover.receiver in self._keys
+        )
+
+    async def issue(self, handover: Handover, *, delivered_at: datetime) -> None:
+        """Submit the receipt of ``handover``; safe to call again for the same message.
+
+        Raises ``TemporaryFailure`` when it cannot be accepted now; the caller retries.
+        """
+        if not self.issues_for(handover):
+            return
+        receipt = build_receipt(
+            received_message_id=handover.message_id,
+            received_document_type=handover.document_type,
+            received_payload=handover.payload,
+            receiver=handover.receiver,
+            original_sender=handover.sender,
+            received_at=delivered_at,
+        )
+        signed = sign(receipt, self._keys[handover.receiver])
+        data = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+        try:
+            await self._submissions.submit(data, channel="receipt")
+        except MessageIdReused:
+            # Issued before with another (ECDSA, randomised) signature: already there.
+            log.info("receipt_already_issued", message_id=handover.message_id)
