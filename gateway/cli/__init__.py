@@ -19,6 +19,9 @@ COMMAND_MODULES = (
     "gateway.cli.verify",
     "gateway.cli.simulate",
     "gateway.cli.validate",
+    "gateway.cli.replay",
+    "gateway.cli.conformance",
+    "gateway.cli.samples",
 )
 
 

@@ -1,10 +1,16 @@
-"""``asw-gateway send FILE --url URL``: submit one document and print its message id."""
+"""``asw-gateway send FILE --url URL``: submit one document and print its message id.
+
+With ``--wait`` it then follows ``GET /v1/messages/{id}`` until the message is delivered
+(DELIVERED, RECEIPTED or ANSWERED: exit 0), fails for good (DEAD or REJECTED: exit 1) or
+``--timeout`` passes (exit 75), and prints the timeline.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -17,8 +23,10 @@ from gateway.core.documents import document_id_of, restamp
 from gateway.core.envelope import document_type_of, read_envelope
 from gateway.core.parsing import parse
 from gateway.core.signatures import load_signing_key, sign
+from gateway.testkit import SUCCESS_STATES, timeline_lines
 
 EX_TEMPFAIL = 75
+WAIT_FAILED = frozenset({"DEAD", "REJECTED", "DUPLICATE"})
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +46,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         metavar="DIR",
         help="sign with the sender country's key from a development PKI (DIR/<CC>/signer.key)",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the message until delivered (exit 0), dead or rejected (exit 1), or "
+        "--timeout (exit 75), and print its timeline",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="how long --wait waits (60)"
     )
     parser.set_defaults(handler=run)
 
@@ -97,4 +114,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot reach the gateway at {args.url}: {exc.reason}", file=sys.stderr)
         return EX_TEMPFAIL
     print(body["message_id"])
+    if args.wait:
+        return wait_for(args.url, body["message_id"], headers, timeout=args.timeout)
     return 0
+
+
+def wait_for(url: str, message_id: str, headers: dict[str, str], *, timeout: float) -> int:
+    """Poll the message until it reaches a final state; print its timeline."""
+    deadline = time.monotonic() + timeout
+    interval = 0.2
+    message: dict[str, object] | None = None
+    shown = 0
+    while True:
+        request = urllib.request.Request(  # noqa: S310  (the operator's own gateway)
+            f"{url.rstrip('/')}/v1/messages/{message_id}",
+            headers={k: v for k, v in headers.items() if k != "Content-Type"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                message = json.loads(response.read())
+        except (urllib.error.URLError, TimeoutError) as exc:
+            print(f"cannot follow the message: {exc}", file=sys.stderr)
+        if message is not None:
+            lines = timeline_lines(message)
+            for line in lines[shown:]:
+                print(line)
+            shown = len(lines)
+            state = str(message.get("state"))
+            if state in SUCCESS_STATES:
+                return 0
+            if state in WAIT_FAILED:
+                error = message.get("last_error")
+                print(f"{state}" + (f": {error}" if error else ""), file=sys.stderr)
+                return 1
+        if time.monotonic() >= deadline:
+            last = message.get("state") if message else "unknown"
+            print(f"still {last} after {timeout:g} s", file=sys.stderr)
+            return EX_TEMPFAIL
+        time.sleep(interval)
+        interval = min(interval * 1.5, 2.0)
