@@ -10,12 +10,30 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.core.envelope import MEMBER_STATES
 
 XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"
+
+
+def http_push_party(
+    url: str,
+    *,
+    timeout_seconds: float = 10.0,
+    breaker_failures: int = 5,
+    breaker_reset_seconds: float = 30.0,
+    sign_on_behalf: bool = True,
+) -> str:
+    """The TOML body of a party delivered by ``http-push`` to ``url`` (for ``parties_config``)."""
+    return (
+        f'adapter = "http-push"\nsign_on_behalf = {str(sign_on_behalf).lower()}\n'
+        f'options = {{ url = "{url}", timeout_seconds = "{timeout_seconds:g}", '
+        f'breaker_failures = "{breaker_failures}", '
+        f'breaker_reset_seconds = "{breaker_reset_seconds:g}" }}\n'
+    )
 
 
 def free_port() -> int:
@@ -27,7 +45,13 @@ def free_port() -> int:
 
 @dataclass
 class GatewayProcess:
-    """A gateway started with ``asw-gateway serve`` in its own process group."""
+    """A gateway started with ``asw-gateway serve`` in its own process group.
+
+    Every party is served through a drop folder unless ``parties_config`` gives the TOML body of
+    its ``[parties.<CC>]`` table (see ``http_push_party``). ``retry_schedule``,
+    ``lease_seconds``, ``delivery_limit``, ``prefetch`` and ``sweep_seconds`` go to the
+    ``[amqp]`` and ``[journal]`` tables; ``None`` keeps the gateway's default.
+    """
 
     workdir: Path
     amqp_url: str
@@ -35,6 +59,12 @@ class GatewayProcess:
     workers: int = 1
     sign_on_behalf: bool = True
     extra_config: str = ""
+    parties_config: Mapping[str, str] = field(default_factory=dict)
+    retry_schedule: tuple[float, ...] = (0.5, 1.0)
+    lease_seconds: float = 5.0
+    delivery_limit: int | None = None
+    prefetch: int | None = None
+    sweep_seconds: float | None = None
     prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -53,22 +83,40 @@ class GatewayProcess:
         """Drop folder of ``country``."""
         return self.workdir / "nsw" / country / "inbox"
 
+    @property
+    def retry_delays_ms(self) -> tuple[int, ...]:
+        """The retry queues' delays, as the broker names them (for ``delete_topology``)."""
+        return tuple(sorted({round(d * 1000) for d in self.retry_schedule}))
+
+    def _party(self, country: str) -> str:
+        body = self.parties_config.get(country)
+        if body is None:
+            body = (
+                f'adapter = "drop-folder"\n'
+                f"sign_on_behalf = {str(self.sign_on_behalf).lower()}\n"
+                f'options = {{ directory = "{self.inbox(country)}" }}\n'
+            )
+        return f"[parties.{country}]\n{body}"
+
     def write_config(self) -> None:
-        """Write a configuration serving all ten member states through drop folders."""
-        parties = "\n".join(
-            f'[parties.{cc}]\nadapter = "drop-folder"\n'
-            f"sign_on_behalf = {str(self.sign_on_behalf).lower()}\n"
-            f'options = {{ directory = "{self.inbox(cc)}" }}\n'
-            for cc in MEMBER_STATES
-        )
+        """Write a configuration serving all ten member states (drop folders by default)."""
+        parties = "\n".join(self._party(cc) for cc in MEMBER_STATES)
+        schedule = ", ".join(f"{d:g}" for d in self.retry_schedule)
+        amqp = f"reconnect_seconds = 0.5\nretry_schedule_seconds = [{schedule}]\n"
+        if self.delivery_limit is not None:
+            amqp += f"delivery_limit = {self.delivery_limit}\n"
+        if self.prefetch is not None:
+            amqp += f"prefetch = {self.prefetch}\n"
+        journal = f"lease_seconds = {self.lease_seconds:g}\n"
+        if self.sweep_seconds is not None:
+            journal += f"sweep_seconds = {self.sweep_seconds:g}\n"
         self.config_path.write_text(
             f"[node]\nworkers = {self.workers}\n"
             f"[http]\nport = {self.port}\n"
-            f'[amqp]\nurl = "{self.amqp_url}"\nprefix = "{self.prefix}"\n'
-            f"reconnect_seconds = 0.5\nretry_schedule_seconds = [0.5, 1]\n"
+            f'[amqp]\nurl = "{self.amqp_url}"\nprefix = "{self.prefix}"\n{amqp}'
             f'[documents]\nxsd_dir = "{XSD_DIR}"\n'
             f'[pki]\ntrust_dir = "{self.pki_dir}"\nkeys_dir = "{self.pki_dir}"\n'
-            f'[journal]\nurl = "sqlite://{self.workdir / "journal.db"}"\nlease_seconds = 5\n'
+            f'[journal]\nurl = "sqlite://{self.workdir / "journal.db"}"\n{journal}'
             f'[log]\nformat = "json"\n{self.extra_config}\n{parties}',
             encoding="utf-8",
         )
