@@ -21,20 +21,25 @@ from gateway.core.pipeline import Ingest
 from gateway.core.routing import RoutingTable
 from gateway.core.signatures import SigningKey, load_signing_key
 from gateway.core.topology import Topology
+from gateway.core.trust import TrustStore
 from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
 from gateway.journal import Journal, open_journal
+from gateway.operations import Operations
 from gateway.receipting import ReceiptIssuer
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
 from gateway.trust_loader import ReloadingTrustStore
 from gateway.web import (
+    ADAPTERS,
     BROKER,
     CLOCK,
     JOURNAL,
+    OPERATIONS,
     SETTINGS,
     SUBMISSIONS,
+    TRUST,
     add_routes,
     errors_middleware,
     utc_now,
@@ -136,6 +141,9 @@ def create_app(
     broker: Broker,
     submissions: Submissions,
     journal: Journal,
+    operations: Operations,
+    adapters: Mapping[str, Adapter],
+    trust: Callable[[], TrustStore] | None,
     clock: Callable[[], datetime] = utc_now,
 ) -> web.Application:
     """The aiohttp application with its dependencies under typed keys."""
@@ -145,6 +153,9 @@ def create_app(
     app[SETTINGS] = settings
     app[SUBMISSIONS] = submissions
     app[JOURNAL] = journal
+    app[OPERATIONS] = operations
+    app[ADAPTERS] = adapters
+    app[TRUST] = trust
     app[BROKER] = broker
     app[CLOCK] = clock
     add_routes(app)
@@ -201,7 +212,13 @@ class Gateway:
             receipts=receipts,
         ).register()
         app = create_app(
-            self.settings, broker=self.broker, submissions=submissions, journal=journal
+            self.settings,
+            broker=self.broker,
+            submissions=submissions,
+            journal=journal,
+            operations=Operations(journal, self.broker, submissions, utc_now),
+            adapters=self.adapters,
+            trust=trust.current if trust else None,
         )
         self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()

@@ -251,6 +251,37 @@ class Broker:
                 "The connection to the message broker failed; the message was not accepted."
             ) from exc
 
+    async def remove_parked(self, message_id: str, *, scan_limit: int = 10_000) -> bool:
+        """Take the parked copy of ``message_id`` out of the dead-letter queue (after a replay).
+
+        The parking lot is a queue, not a table: every message is looked at once, the match is
+        acked and the others are returned (their order in the parking lot may change).
+        """
+        if self._connection is None or not self.connected:
+            raise BrokerUnavailable("The message broker is not reachable right now.")
+        found = False
+        try:
+            channel = await self._connection.channel()
+            try:
+                queue = await channel.get_queue(self._topology.dead_queue, ensure=False)
+                held = []
+                for _ in range(scan_limit):
+                    parked = await queue.get(no_ack=False, fail=False)
+                    if parked is None:
+                        break
+                    if not found and parked.message_id == message_id:
+                        await parked.ack()
+                        found = True
+                        break
+                    held.append(parked)
+                for parked in held:
+                    await parked.nack(requeue=True)
+            finally:
+                await channel.close()
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BrokerUnavailable("Could not reach the dead-letter queue.") from exc
+        return found
+
     async def queue_depths(self) -> dict[str, int]:
         """Messages waiting in each delivery queue and the dead letters (passive declares)."""
         if self._connection is None or not self.connected:

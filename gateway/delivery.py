@@ -33,6 +33,7 @@ from gateway.core.trust import TrustStore
 from gateway.errors import (
     GatewayError,
     PeerUnavailable,
+    PoisonMessage,
     RejectedMessage,
     RetriesExhausted,
     TemporaryFailure,
@@ -67,6 +68,7 @@ class DeliveryWorker:
     ) -> None:
         self._trust = trust
         self._receipts = receipts
+        self._poison_after = settings.poison_after
         self._limits = limits or ParseLimits()
         self._offload_bytes = offload_bytes
         self._broker = broker
@@ -103,6 +105,9 @@ class DeliveryWorker:
             payload=message.body,
         )
         attempt = _int_header(headers, ATTEMPT_HEADER, default=1)
+        # Quorum queues count deliveries that ended without a settle: the worker died or
+        # crashed on this message. Park it ourselves, with a reason, before it can do so again.
+        crashes = _int_header(headers, "x-delivery-count", default=0)
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
             message_id=handover.message_id,
@@ -112,6 +117,14 @@ class DeliveryWorker:
             doc_type=handover.document_type,
             attempt=attempt,
         ):
+            if crashes >= self._poison_after:
+                poison = PoisonMessage(
+                    f"Delivery of this message was interrupted {crashes} times (the worker "
+                    "stopped or failed while handling it); it is parked so it cannot block "
+                    "the messages behind it."
+                )
+                await self._dead_letter(message, poison, attempt=attempt, last_error=poison)
+                return
             try:
                 claim = await self._journal.claim_delivery(
                     handover.message_id, at=self._clock(), lease=self._lease

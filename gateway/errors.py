@@ -316,6 +316,22 @@ class UnknownMessage(RejectedMessage):
     title = "The message is not in the journal"
 
 
+class ReplayRefused(RejectedMessage):
+    """An operator asked to replay a message that is not a dead letter."""
+
+    code = "not-a-dead-letter"
+    http_status = 409
+    title = "Only dead letters can be replayed"
+
+
+class ReplayReasonMissing(RejectedMessage):
+    """A replay must say who asks for it and why (the audit trail)."""
+
+    code = "replay-reason-required"
+    http_status = 422
+    title = "A replay needs an operator name and a reason"
+
+
 class NotFound(RejectedMessage):
     """The requested resource does not exist."""
 
@@ -382,6 +398,14 @@ class RetriesExhausted(GatewayError):
     code = "retries-exhausted"
     http_status = 504
     title = "Delivery failed after every retry"
+
+
+class PoisonMessage(GatewayError):
+    """Delivering this message kept failing hard (the worker died or crashed) too often."""
+
+    code = "poison-message"
+    http_status = 500
+    title = "The message could not be processed; the worker failed on it repeatedly"
 
 
 class SettingsError(GatewayError):

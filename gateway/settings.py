@@ -53,7 +53,8 @@ class AmqpSettings:
     url: str = "amqp://guest:guest@127.0.0.1:5672/"
     prefix: str = "asw"
     prefetch: int = 64
-    delivery_limit: int = 10
+    delivery_limit: int = 10  # the broker's own backstop (quorum x-delivery-limit)
+    poison_after: int = 5  # interrupted deliveries before the worker parks a message itself
     confirm_timeout_seconds: float = 10.0
     reconnect_seconds: float = 1.0
     retry_schedule_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 3600.0)
@@ -143,6 +144,7 @@ _POSITIVE = {
     ("http", "max_body_bytes"),
     ("amqp", "prefetch"),
     ("amqp", "delivery_limit"),
+    ("amqp", "poison_after"),
     ("documents", "max_depth"),
     ("journal", "retention_days"),
     ("journal", "lease_seconds"),

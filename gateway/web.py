@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 from aiohttp import web
 
 from gateway.broker import Broker
+from gateway.core.handover import Adapter
 from gateway.core.states import MessageState
+from gateway.core.trust import TrustStore
 from gateway.errors import (
     GatewayError,
     NotFound,
@@ -26,6 +28,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary
+from gateway.operations import Operations
 from gateway.settings import Settings
 from gateway.submission import Submissions
 
@@ -34,6 +37,9 @@ log = structlog.get_logger("gateway.web")
 SETTINGS = web.AppKey("settings", Settings)
 SUBMISSIONS = web.AppKey("submissions", Submissions)
 JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
+OPERATIONS = web.AppKey("operations", Operations)
+ADAPTERS: web.AppKey[Mapping[str, Adapter]] = web.AppKey("adapters")
+TRUST: web.AppKey[Callable[[], TrustStore] | None] = web.AppKey("trust")
 BROKER = web.AppKey("broker", Broker)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
@@ -233,6 +239,121 @@ async def list_messages(request: web.Request) -> web.Response:
     return web.json_response({"messages": [_summary_json(s) for s in summaries]})
 
 
+async def get_document(request: web.Request) -> web.Response:
+    """GET /v1/messages/{id}/document: the stored document exactly as accepted."""
+    message_id = request.match_info["message_id"].lower()
+    payload = await request.app[JOURNAL].payload(message_id)
+    if payload is None:
+        raise NotFound(f"No document is stored for message {message_id}.")
+    return web.Response(body=payload, content_type="application/xml")
+
+
+async def stats(request: web.Request) -> web.Response:
+    """GET /v1/stats: messages by state and by receiver and state (test messages apart)."""
+    include_test = request.query.get("test", "").lower() == "true"
+    counts = await request.app[JOURNAL].counts(include_test=include_test)
+    by_receiver: dict[str, dict[str, int]] = {}
+    for row in counts.rows:
+        states = by_receiver.setdefault(row.receiver, {})
+        states[row.state.value] = states.get(row.state.value, 0) + row.count
+    return web.json_response(
+        {
+            "by_state": {state.value: n for state, n in counts.by_state().items()},
+            "by_receiver": by_receiver,
+            "test_excluded": not include_test,
+        }
+    )
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    """GET /v1/dead-letters: parked messages with their reason, newest first."""
+    journal = request.app[JOURNAL]
+    try:
+        limit = min(int(request.query.get("limit", "100")), 500)
+    except ValueError as exc:
+        raise RejectedMessage(f"Bad query parameter: {exc}") from exc
+    parked = []
+    for summary in await journal.list_messages(state=MessageState.DEAD, limit=limit):
+        view = await journal.get(summary.record.message_id)
+        last = view.timeline[-1] if view and view.timeline else None
+        entry = _summary_json(summary)
+        entry["reason"] = last.error_code if last else summary.last_error_code
+        entry["detail"] = last.detail if last else None
+        parked.append(entry)
+    return web.json_response({"dead_letters": parked})
+
+
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    """POST /v1/dead-letters/{id}/replay {reason, operator}: send a dead letter again."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise RejectedMessage('The body must be JSON: {"reason": ..., "operator": ...}.') from exc
+    if not isinstance(body, dict):
+        raise RejectedMessage("The body must be a JSON object with reason and operator.")
+    replayed = await request.app[OPERATIONS].replay(
+        request.match_info["message_id"].lower(),
+        reason=str(body.get("reason") or ""),
+        operator=str(body.get("operator") or ""),
+    )
+    return web.json_response(
+        {
+            "message_id": replayed.message_id,
+            "state": replayed.state.value,
+            "replays": replayed.replays,
+            "parked_copy_removed": replayed.parked_copy_removed,
+        },
+        status=202,
+    )
+
+
+async def certificates(request: web.Request) -> web.Response:
+    """GET /v1/certificates?within_days=30: CA certificates and CRLs running out soon."""
+    try:
+        days = int(request.query.get("within_days", "30"))
+    except ValueError as exc:
+        raise RejectedMessage(f"Bad query parameter: {exc}") from exc
+    now = request.app[CLOCK]()
+    trust = request.app[TRUST]
+    store = trust() if trust is not None else None
+    expiring = store.expiring(now=now, within=timedelta(days=days)) if store else ()
+    return web.json_response(
+        {
+            "now": now.isoformat(),
+            "within_days": days,
+            "countries": sorted(store.countries) if store else [],
+            "expiring": [
+                {
+                    "country": e.country,
+                    "kind": e.kind,
+                    "name": e.name,
+                    "expires": e.expires.isoformat(),
+                    "days_left": (e.expires - now).days,
+                }
+                for e in expiring
+            ],
+        }
+    )
+
+
+async def partners(request: web.Request) -> web.Response:
+    """GET /v1/partners: whether each receiving party's adapter looks healthy."""
+    settings = request.app[SETTINGS]
+    adapters = request.app[ADAPTERS]
+    rows = []
+    for country, adapter in sorted(adapters.items()):
+        healthy = await adapter.healthy()
+        rows.append(
+            {
+                "country": country,
+                "adapter": settings.parties[country].adapter,
+                "healthy": healthy,
+                "detail": None if healthy else "the adapter reports the partner unreachable",
+            }
+        )
+    return web.json_response({"partners": rows})
+
+
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: the process is alive; says whether the broker is connected."""
     broker = request.app[BROKER]
@@ -263,6 +384,12 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages", submit_message)
     app.router.add_get("/v1/messages", list_messages)
     app.router.add_get("/v1/messages/{message_id}", get_message)
+    app.router.add_get("/v1/messages/{message_id}/document", get_document)
+    app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/v1/dead-letters", dead_letters)
+    app.router.add_post("/v1/dead-letters/{message_id}/replay", replay_dead_letter)
+    app.router.add_get("/v1/certificates", certificates)
+    app.router.add_get("/v1/partners", partners)
     app.router.add_post("/v1/validate", validate_document)
     app.router.add_get("/v1/queues", queues)
     app.router.add_get("/healthz", healthz)
