@@ -14,6 +14,8 @@ from aiohttp import web
 
 from adapters import build_adapter
 from adapters.drop_folder import FolderIntake
+from adapters.pull_inbox import attach_journal
+from gateway.auth import auth_middleware, server_ssl_context
 from gateway.broker import Broker
 from gateway.core.handover import Adapter
 from gateway.core.parsing import ParseLimits
@@ -25,6 +27,7 @@ from gateway.core.trust import TrustStore
 from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
+from gateway.inbox import INBOX_RECEIPTS, add_inbox_routes
 from gateway.journal import Journal, open_journal
 from gateway.operations import Operations
 from gateway.receipting import ReceiptIssuer
@@ -144,11 +147,13 @@ def create_app(
     operations: Operations,
     adapters: Mapping[str, Adapter],
     trust: Callable[[], TrustStore] | None,
+    receipts: ReceiptIssuer | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> web.Application:
     """The aiohttp application with its dependencies under typed keys."""
     app = web.Application(
-        middlewares=[errors_middleware], client_max_size=settings.http.max_body_bytes + 1
+        middlewares=[errors_middleware, auth_middleware(settings, trust=trust)],
+        client_max_size=settings.http.max_body_bytes + 1,
     )
     app[SETTINGS] = settings
     app[SUBMISSIONS] = submissions
@@ -159,6 +164,9 @@ def create_app(
     app[BROKER] = broker
     app[CLOCK] = clock
     add_routes(app)
+    add_inbox_routes(app)
+    if receipts is not None:
+        app[INBOX_RECEIPTS] = receipts
     return app
 
 
@@ -172,10 +180,15 @@ class Gateway:
         self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
         self.ingest = build_ingest(settings)
         self.trust = build_trust(settings)
+        # A receipt is signed by the gateway that hands the document to the receiving NSW; for a
+        # party behind a remote gateway, that gateway issues it, with its own key.
+        local_receivers = [
+            country
+            for country, party in sorted(settings.parties.items())
+            if party.adapter != "remote-gateway"
+        ]
         self.receipt_keys = (
-            load_keys(settings, "gateway", sorted(settings.parties))
-            if settings.pki.receipts
-            else {}
+            load_keys(settings, "gateway", local_receivers) if settings.pki.receipts else {}
         )
         self.journal: Journal | None = None
         self.intakes: list[FolderIntake] = []
@@ -186,6 +199,7 @@ class Gateway:
     async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
         """Open the journal, connect to the broker (in the background), consume and listen."""
         journal = self.journal = await open_journal(journal_url(self.settings.journal))
+        attach_journal(self.adapters.values(), journal)
         trust = self.trust
         submissions = Submissions(
             self.ingest,
@@ -219,6 +233,7 @@ class Gateway:
             operations=Operations(journal, self.broker, submissions, utc_now),
             adapters=self.adapters,
             trust=trust.current if trust else None,
+            receipts=receipts,
         )
         self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()
@@ -229,6 +244,9 @@ class Gateway:
             self.settings.http.host,
             self.settings.http.port if port is None else port,
             reuse_port=reuse_port or None,
+            ssl_context=server_ssl_context(
+                self.settings.http, trust_dir=Path(self.settings.pki.trust_dir)
+            ),
         )
         await site.start()
         server = site._server

@@ -147,10 +147,13 @@ class DeliveryWorker:
                     return
                 await self._verify_again(handover.payload)
                 await adapter.deliver(handover)
-                delivered_at = self._clock()
-                await self._journal.mark_delivered(handover.message_id, at=delivered_at)
-                if self._receipts is not None:
-                    await self._receipts.issue(handover, delivered_at=delivered_at)
+                # A pull inbox only stores the document; it counts as delivered (and the
+                # receipt goes) when the NSW acknowledges its pickup.
+                if not getattr(adapter, "confirms_on_pickup", False):
+                    delivered_at = self._clock()
+                    await self._journal.mark_delivered(handover.message_id, at=delivered_at)
+                    if self._receipts is not None:
+                        await self._receipts.issue(handover, delivered_at=delivered_at)
             except TemporaryFailure as exc:
                 await self._retry_or_give_up(message, attempt, exc)
                 return

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import structlog
 from aiohttp import web
 
+from gateway.auth import caller_of
 from gateway.broker import Broker
 from gateway.core.handover import Adapter
 from gateway.core.states import MessageState
@@ -133,6 +134,7 @@ async def submit_message(request: web.Request) -> web.Response:
     submitted = await request.app[SUBMISSIONS].submit(
         data,
         channel="http",
+        caller=caller_of(request),
         correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
     )
     accepted = submitted.accepted

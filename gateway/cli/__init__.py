@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gateway.cli.replay",
     "gateway.cli.conformance",
     "gateway.cli.samples",
+    "gateway.cli.keys",
 )
 
 

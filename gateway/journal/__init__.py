@@ -23,6 +23,10 @@ from gateway.journal.contract import (
     ClaimResult,
     CountRow,
     Counts,
+    InboxAck,
+    InboxDocument,
+    InboxItem,
+    InboxJournal,
     Journal,
     Link,
     MessageRecord,
@@ -30,6 +34,7 @@ from gateway.journal.contract import (
     MessageView,
     StateChange,
     business_key,
+    inbox_of,
 )
 from gateway.journal.sqlite import SqliteJournal
 
@@ -41,6 +46,10 @@ __all__ = [
     "ClaimResult",
     "CountRow",
     "Counts",
+    "InboxAck",
+    "InboxDocument",
+    "InboxItem",
+    "InboxJournal",
     "Journal",
     "Link",
     "MessageRecord",
@@ -49,6 +58,7 @@ __all__ = [
     "SqliteJournal",
     "StateChange",
     "business_key",
+    "inbox_of",
     "open_journal",
 ]
 

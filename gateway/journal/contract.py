@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.core.states import CLAIMABLE_STATES, DELIVERED_STATES, MessageState
 
@@ -365,3 +365,114 @@ def refused_claim(state: MessageState) -> ClaimResult:
 def claimable_values() -> tuple[str, ...]:
     """The stored values of the states a claim may take outright, for SQL ``IN (...)``."""
     return tuple(sorted(s.value for s in CLAIMABLE_STATES))
+
+
+# --- the pull inbox -----------------------------------------------------------------------------
+#
+# Some national single windows sit behind firewalls and cannot be pushed to; they pull. The
+# ``pull-inbox`` adapter hands a document over by putting its message in the receiver's inbox
+# (``inbox_store``); the NSW lists what waits (``inbox_waiting``), fetches a document, which
+# starts a lease (``inbox_fetch``), and acknowledges it (``inbox_ack``). A fetched document that
+# is not acknowledged before its lease runs out waits again. The payload is the one the journal
+# already holds; the inbox only adds one small row per message.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxItem:
+    """One document in a receiving party's inbox, without its bytes."""
+
+    message_id: str
+    receiver: str
+    sender: str
+    document_type: str
+    size: int
+    stored_at: datetime
+    available_since: datetime
+    """When it became fetchable: ``stored_at``, or the end of the last lease that ran out."""
+    fetches: int
+    lease_until: datetime | None
+    acked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxDocument:
+    """A fetched inbox document: the item, now under lease, and the bytes as accepted."""
+
+    item: InboxItem
+    payload: bytes
+
+
+class InboxAck(enum.Enum):
+    """The answer to ``inbox_ack``."""
+
+    ACKED = "acked"
+    """Acknowledged now."""
+    ALREADY_ACKED = "already-acked"
+    """Acknowledged before (a repeated ack); nothing changed."""
+    UNKNOWN = "unknown"
+    """No such document in this receiver's inbox (or it belongs to another party)."""
+
+
+class InboxJournal(Protocol):
+    """The inbox part of the journal; both backends implement it beside ``Journal``."""
+
+    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
+        """Put a journalled message in ``receiver``'s inbox; False if it was there already.
+
+        Idempotent: a message stored before (waiting, leased or acknowledged) is left as it is,
+        so a hand-over repeated after a crash never shows the receiver a second copy. Raises
+        ``NotFound`` if the journal has no such message.
+        """
+        ...
+
+    async def inbox_waiting(
+        self, receiver: str, *, at: datetime, limit: int = 100
+    ) -> list[InboxItem]:
+        """Documents ``receiver`` may fetch at ``at``: not acknowledged, no live lease; oldest
+        first."""
+        ...
+
+    async def inbox_fetch(
+        self, receiver: str, message_id: str, *, at: datetime, lease: timedelta
+    ) -> InboxDocument | None:
+        """The document with a lease until ``at + lease`` (a fetch during a lease renews it).
+
+        None when ``receiver`` has no such unacknowledged document (another party's document
+        is None too, never an error that would reveal it exists).
+        """
+        ...
+
+    async def inbox_ack(self, receiver: str, message_id: str, *, at: datetime) -> InboxAck:
+        """Acknowledge a document: it leaves the inbox for good."""
+        ...
+
+
+def inbox_item(
+    row: tuple[object, ...], when: Callable[[Any], datetime], *, at: datetime | None = None
+) -> InboxItem:
+    """Decode a row selected with ``schema.INBOX_COLUMNS``; ``at`` computes availability."""
+    stored_at = when(row[5])
+    lease_until = when(row[7]) if row[7] is not None else None
+    available = stored_at
+    if lease_until is not None and (at is None or lease_until <= at):
+        available = max(stored_at, lease_until)
+    return InboxItem(
+        message_id=str(row[0]),
+        receiver=str(row[1]),
+        sender=str(row[2]),
+        document_type=str(row[3]),
+        size=int(str(row[4])),
+        stored_at=stored_at,
+        available_since=available,
+        fetches=int(str(row[6])),
+        lease_until=lease_until,
+        acked_at=when(row[8]) if row[8] is not None else None,
+    )
+
+
+def inbox_of(journal: object) -> InboxJournal:
+    """The inbox side of a journal; both backends have one. Raises ``TypeError`` otherwise."""
+    for name in ("inbox_store", "inbox_waiting", "inbox_fetch", "inbox_ack"):
+        if not callable(getattr(journal, name, None)):
+            raise TypeError(f"{type(journal).__name__} has no pull inbox ({name} is missing)")
+    return journal  # type: ignore[return-value]

@@ -42,6 +42,9 @@ from gateway.journal.contract import (
     ClaimResult,
     CountRow,
     Counts,
+    InboxAck,
+    InboxDocument,
+    InboxItem,
     Link,
     MessageRecord,
     MessageSummary,
@@ -50,11 +53,14 @@ from gateway.journal.contract import (
     as_utc,
     check_payload,
     claimable_values,
+    inbox_item,
     refused_claim,
     settle_known,
 )
 from gateway.journal.schema import (
     ATTEMPT_STATES,
+    INBOX_COLUMNS,
+    INBOX_FROM,
     KNOWN_SQL,
     LINK_COLUMNS,
     PURGE_BATCH,
@@ -121,6 +127,16 @@ _DDL = (
         PRIMARY KEY (message_id, related_message_id, relation)
     )""",
     "CREATE INDEX IF NOT EXISTS links_related ON links (related_message_id)",
+    """CREATE TABLE IF NOT EXISTS inbox (
+        message_id text PRIMARY KEY REFERENCES messages (message_id) ON DELETE CASCADE,
+        receiver text NOT NULL,
+        stored_at timestamptz NOT NULL,
+        lease_until timestamptz,
+        fetches integer NOT NULL DEFAULT 0,
+        acked_at timestamptz
+    )""",
+    """CREATE INDEX IF NOT EXISTS inbox_waiting ON inbox (receiver, stored_at)
+        WHERE acked_at IS NULL""",
 )
 
 _ROUNDS = 20
@@ -488,6 +504,79 @@ class PostgresJournal:
             purged += len(ids)
             if len(ids) < PURGE_BATCH:
                 return purged
+
+    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
+        """See ``InboxJournal.inbox_store``."""
+        async with self._connection() as cur:
+            await cur.execute(
+                "INSERT INTO inbox (message_id, receiver, stored_at) "
+                "SELECT message_id, %s, %s FROM messages WHERE message_id = %s "
+                "ON CONFLICT DO NOTHING RETURNING 1",
+                (receiver, as_utc(at), message_id),
+            )
+            if await cur.fetchone() is not None:
+                return True
+            await cur.execute("SELECT 1 FROM messages WHERE message_id = %s", (message_id,))
+            if await cur.fetchone() is None:
+                raise NotFound(f"The journal has no message {message_id}.")
+        return False
+
+    async def inbox_waiting(
+        self, receiver: str, *, at: datetime, limit: int = 100
+    ) -> list[InboxItem]:
+        """See ``InboxJournal.inbox_waiting``."""
+        at = as_utc(at)
+        async with self._connection() as cur:
+            await cur.execute(
+                f"SELECT {INBOX_COLUMNS} FROM {INBOX_FROM} "  # noqa: S608  (fixed fragments)
+                "WHERE i.receiver = %s AND i.acked_at IS NULL "
+                "AND (i.lease_until IS NULL OR i.lease_until <= %s) "
+                "ORDER BY i.stored_at, i.message_id LIMIT %s",
+                (receiver, at, max(0, limit)),
+            )
+            rows = await cur.fetchall()
+        return [inbox_item(tuple(row), _when, at=at) for row in rows]
+
+    async def inbox_fetch(
+        self, receiver: str, message_id: str, *, at: datetime, lease: timedelta
+    ) -> InboxDocument | None:
+        """See ``InboxJournal.inbox_fetch``."""
+        if lease <= timedelta(0):
+            raise ValueError("an inbox lease must be positive")
+        at = as_utc(at)
+        async with self._connection() as cur:
+            # One statement: take the lease and read the row and the bytes it now holds.
+            await cur.execute(
+                "WITH i AS (UPDATE inbox SET lease_until = %s, fetches = fetches + 1 "
+                "WHERE message_id = %s AND receiver = %s AND acked_at IS NULL "
+                "RETURNING message_id, receiver, stored_at, fetches, lease_until, acked_at) "
+                "SELECT i.message_id, i.receiver, m.sender, m.document_type, m.size, "
+                "i.stored_at, i.fetches, i.lease_until, i.acked_at, p.body FROM i "
+                "JOIN messages m ON m.message_id = i.message_id "
+                "JOIN payloads p ON p.message_id = i.message_id",
+                (at + lease, message_id, receiver),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return InboxDocument(item=inbox_item(tuple(row[:-1]), _when, at=at), payload=bytes(row[-1]))
+
+    async def inbox_ack(self, receiver: str, message_id: str, *, at: datetime) -> InboxAck:
+        """See ``InboxJournal.inbox_ack``."""
+        async with self._connection() as cur:
+            await cur.execute(
+                "UPDATE inbox SET acked_at = %s, lease_until = NULL "
+                "WHERE message_id = %s AND receiver = %s AND acked_at IS NULL RETURNING 1",
+                (as_utc(at), message_id, receiver),
+            )
+            if await cur.fetchone() is not None:
+                return InboxAck.ACKED
+            await cur.execute(
+                "SELECT 1 FROM inbox WHERE message_id = %s AND receiver = %s",
+                (message_id, receiver),
+            )
+            known = await cur.fetchone()
+        return InboxAck.UNKNOWN if known is None else InboxAck.ALREADY_ACKED
 
     async def close(self) -> None:
         """See ``Journal.close``."""

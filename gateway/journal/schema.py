@@ -112,3 +112,20 @@ def check_transition_target(state: MessageState) -> None:
     """
     if state is MessageState.DELIVERING:
         raise ValueError("DELIVERING is entered through claim_delivery, not transition")
+
+
+# --- the pull inbox (see contract.InboxJournal) --------------------------------------------------
+#
+# ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits for,
+# ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and ``acked_at``.
+# Sender, type and size come from ``messages``, the bytes from ``payloads``; the row goes with
+# its message when the message is purged (ON DELETE CASCADE). The table is additive: the schema
+# version stays 1, and an older gateway simply never reads it.
+
+INBOX_COLUMNS = (
+    "i.message_id, i.receiver, m.sender, m.document_type, m.size, i.stored_at, i.fetches, "
+    "i.lease_until, i.acked_at"
+)
+"""What ``contract.inbox_item`` decodes; ``i`` is ``inbox``, ``m`` is ``messages``."""
+
+INBOX_FROM = "inbox i JOIN messages m ON m.message_id = i.message_id"

@@ -40,6 +40,9 @@ from gateway.journal.contract import (
     ClaimResult,
     CountRow,
     Counts,
+    InboxAck,
+    InboxDocument,
+    InboxItem,
     Link,
     MessageRecord,
     MessageSummary,
@@ -48,11 +51,14 @@ from gateway.journal.contract import (
     as_utc,
     check_payload,
     claimable_values,
+    inbox_item,
     refused_claim,
     settle_known,
 )
 from gateway.journal.schema import (
     ATTEMPT_STATES,
+    INBOX_COLUMNS,
+    INBOX_FROM,
     KNOWN_SQL,
     LINK_COLUMNS,
     PURGE_BATCH,
@@ -118,6 +124,16 @@ _DDL = (
         PRIMARY KEY (message_id, related_message_id, relation)
     )""",
     "CREATE INDEX IF NOT EXISTS links_related ON links (related_message_id)",
+    """CREATE TABLE IF NOT EXISTS inbox (
+        message_id TEXT PRIMARY KEY REFERENCES messages (message_id) ON DELETE CASCADE,
+        receiver TEXT NOT NULL,
+        stored_at TEXT NOT NULL,
+        lease_until TEXT,
+        fetches INTEGER NOT NULL DEFAULT 0,
+        acked_at TEXT
+    )""",
+    """CREATE INDEX IF NOT EXISTS inbox_waiting ON inbox (receiver, stored_at)
+        WHERE acked_at IS NULL""",
 )
 
 _KNOWN_SQL = KNOWN_SQL.format(p="?")
@@ -276,6 +292,28 @@ class SqliteJournal:
             purged += batch
             if batch < PURGE_BATCH:
                 return purged
+
+    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
+        """See ``InboxJournal.inbox_store``."""
+        return await self._run(_inbox_store, message_id, receiver, _stamp(at))
+
+    async def inbox_waiting(
+        self, receiver: str, *, at: datetime, limit: int = 100
+    ) -> list[InboxItem]:
+        """See ``InboxJournal.inbox_waiting``."""
+        return await self._run(_inbox_waiting, receiver, at, max(0, limit))
+
+    async def inbox_fetch(
+        self, receiver: str, message_id: str, *, at: datetime, lease: timedelta
+    ) -> InboxDocument | None:
+        """See ``InboxJournal.inbox_fetch``."""
+        if lease <= timedelta(0):
+            raise ValueError("an inbox lease must be positive")
+        return await self._run(_inbox_fetch, receiver, message_id, at, _stamp(at + lease))
+
+    async def inbox_ack(self, receiver: str, message_id: str, *, at: datetime) -> InboxAck:
+        """See ``InboxJournal.inbox_ack``."""
+        return await self._run(_inbox_ack, receiver, message_id, _stamp(at))
 
     async def close(self) -> None:
         """See ``Journal.close``."""
@@ -529,3 +567,67 @@ def _purge_batch(db: sqlite3.Connection, cutoff: str) -> int:
         for table in ("links", "message_states", "payloads", "messages"):
             db.execute(f"DELETE FROM {table} WHERE message_id IN ({marks})", ids)  # noqa: S608
     return len(ids)
+
+
+def _inbox_store(db: sqlite3.Connection, message_id: str, receiver: str, at: str) -> bool:
+    with _write(db):
+        known = db.execute("SELECT 1 FROM messages WHERE message_id = ?", (message_id,)).fetchone()
+        if known is None:
+            raise NotFound(f"The journal has no message {message_id}.")
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO inbox (message_id, receiver, stored_at) VALUES (?, ?, ?)",
+            (message_id, receiver, at),
+        )
+        return cursor.rowcount == 1
+
+
+def _inbox_waiting(
+    db: sqlite3.Connection, receiver: str, at: datetime, limit: int
+) -> list[InboxItem]:
+    stamp = _stamp(at)
+    rows = db.execute(
+        f"SELECT {INBOX_COLUMNS} FROM {INBOX_FROM} "  # noqa: S608  (fixed fragments)
+        "WHERE i.receiver = ? AND i.acked_at IS NULL "
+        "AND (i.lease_until IS NULL OR i.lease_until <= ?) "
+        "ORDER BY i.stored_at, i.message_id LIMIT ?",
+        (receiver, stamp, limit),
+    ).fetchall()
+    return [inbox_item(tuple(row), _when, at=at) for row in rows]
+
+
+def _inbox_fetch(
+    db: sqlite3.Connection, receiver: str, message_id: str, at: datetime, lease_until: str
+) -> InboxDocument | None:
+    with _write(db):
+        cursor = db.execute(
+            "UPDATE inbox SET lease_until = ?, fetches = fetches + 1 "
+            "WHERE message_id = ? AND receiver = ? AND acked_at IS NULL",
+            (lease_until, message_id, receiver),
+        )
+        if cursor.rowcount != 1:
+            return None
+        row = db.execute(
+            f"SELECT {INBOX_COLUMNS}, p.body FROM {INBOX_FROM} "  # noqa: S608
+            "JOIN payloads p ON p.message_id = i.message_id WHERE i.message_id = ?",
+            (message_id,),
+        ).fetchone()
+    if row is None:
+        return None
+    return InboxDocument(item=inbox_item(tuple(row[:-1]), _when, at=at), payload=bytes(row[-1]))
+
+
+def _inbox_ack(db: sqlite3.Connection, receiver: str, message_id: str, at: str) -> InboxAck:
+    with _write(db):
+        row = db.execute(
+            "SELECT acked_at FROM inbox WHERE message_id = ? AND receiver = ?",
+            (message_id, receiver),
+        ).fetchone()
+        if row is None:
+            return InboxAck.UNKNOWN
+        if row[0] is not None:
+            return InboxAck.ALREADY_ACKED
+        db.execute(
+            "UPDATE inbox SET acked_at = ?, lease_until = NULL WHERE message_id = ?",
+            (at, message_id),
+        )
+    return InboxAck.ACKED

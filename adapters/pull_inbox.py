@@ -1,0 +1,111 @@
+"""Pull inbox: for national single windows behind firewalls, which fetch instead of being pushed.
+
+``deliver()`` puts the message in the receiving party's inbox in the journal (one small row; the
+journal already holds the payload) and returns once that is committed, so the delivery worker
+acks RabbitMQ only when the document is durably waiting. The NSW then uses the HTTP API
+(``gateway.inbox``): ``GET /v1/inbox`` lists its waiting documents, ``GET /v1/inbox/{id}``
+fetches one and starts a lease of ``lease_seconds``, ``POST /v1/inbox/{id}/ack`` acknowledges
+it, which is when the message counts as delivered (``mark_delivered``). A document not
+acknowledged within its lease waits again. A hand-over repeated after a crash finds the message
+already stored (or acknowledged) and does not show it twice.
+
+The adapter needs the journal, which the gateway opens after building its adapters: the gateway
+calls ``attach_journal(adapters, journal)`` once the journal is open. Until then ``deliver``
+fails with ``peer-unavailable`` (retried).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import structlog
+
+from gateway.core.handover import Handover
+from gateway.errors import PeerUnavailable, SettingsError
+from gateway.journal import InboxJournal, inbox_of
+
+log = structlog.get_logger("adapters.pull_inbox")
+
+DEFAULT_LEASE_SECONDS = 300.0
+_OPTIONS = frozenset({"lease_seconds"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullInboxOptions:
+    """The checked ``options`` table of a party using the ``pull-inbox`` adapter."""
+
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> PullInboxOptions:
+        """Check every option; raise one ``SettingsError`` listing every problem."""
+        problems = [f"{key}: unknown option" for key in sorted(set(options) - _OPTIONS)]
+        lease = DEFAULT_LEASE_SECONDS
+        raw = options.get("lease_seconds")
+        if raw is not None:
+            try:
+                lease = float(raw)
+            except ValueError:
+                problems.append(f"lease_seconds: expected a number, got {raw!r}")
+            else:
+                if not lease > 0:
+                    problems.append(f"lease_seconds: must be greater than 0, got {raw!r}")
+        if problems:
+            raise SettingsError([f"pull-inbox {p}" for p in problems])
+        return cls(lease_seconds=lease)
+
+
+class PullInboxAdapter:
+    """Hands documents over by storing them in the receiving party's inbox in the journal."""
+
+    confirms_on_pickup: ClassVar[bool] = True
+    """``deliver`` only stores: the NSW's acknowledgement is the delivery (``gateway.inbox``
+    marks the message delivered and issues the receipt then), not the return of ``deliver``."""
+
+    def __init__(
+        self,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.lease_seconds = lease_seconds
+        self._clock = clock
+        self._inbox: InboxJournal | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> PullInboxAdapter:
+        """Build from the ``options`` table of a party's configuration."""
+        return cls(lease_seconds=PullInboxOptions.parse(options).lease_seconds)
+
+    def attach(self, journal: object) -> None:
+        """Give the adapter the gateway's journal (which holds the inbox)."""
+        self._inbox = inbox_of(journal)
+
+    async def deliver(self, handover: Handover) -> None:
+        """Store the message in the receiver's inbox; a repeat is a no-op."""
+        if self._inbox is None:
+            raise PeerUnavailable("The pull inbox is not attached to the journal yet.")
+        added = await self._inbox.inbox_store(
+            handover.message_id, receiver=handover.receiver, at=self._clock()
+        )
+        log.info("inbox_stored" if added else "inbox_store_repeated", receiver=handover.receiver)
+
+    async def healthy(self) -> bool:
+        """Healthy once attached to the journal (the NSW's polling is not visible here)."""
+        return self._inbox is not None
+
+    async def close(self) -> None:
+        """Nothing to release: the journal belongs to the gateway."""
+
+
+def attach_journal(adapters: Iterable[Any], journal: object) -> int:
+    """Attach ``journal`` to every pull-inbox adapter among ``adapters``; return how many."""
+    attached = 0
+    for adapter in adapters:
+        if isinstance(adapter, PullInboxAdapter):
+            adapter.attach(journal)
+            attached += 1
+    return attached

@@ -1,0 +1,164 @@
+"""Remote gateway: forward documents to another ASW gateway's ingest API (federation).
+
+In the live ASW each member state runs its own gateway. A party configured with
+``adapter = "remote-gateway"`` is reached through *its* gateway: the signed document is POSTed
+to ``<url>/v1/messages`` exactly as received, authenticated with an API key the remote gateway
+knows for this side's party (``api_key``, better given as ``api_key_file`` or through the
+environment) and/or this gateway's TLS client certificate (``client_cert``/``client_key``).
+The remote's ``202`` counts as delivery: from there the remote gateway owns the document.
+
+Everything else is the HTTP push adapter (``adapters.http_push``): timeouts, TLS, the circuit
+breaker and the classification of answers (``4xx`` permanent, ``5xx``/``408``/``429`` and
+timeouts transient). One addition: a ``409`` is checked with ``GET <url>/v1/messages/{id}``
+on the remote. If the remote already holds this very message id (a hand-over repeated after
+a crash, or a 409 naming this message as the original), it counts as delivered; otherwise
+(the business key belongs to another message, or the id was used for another document) the
+409 stands as a permanent refusal.
+
+Options: ``url`` (the remote gateway's base URL), ``api_key`` or ``api_key_file``,
+``timeout_seconds``, ``client_cert``, ``client_key``, ``ca_file``, ``breaker_failures``,
+``breaker_reset_seconds`` (the last six as for ``http-push``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+
+from adapters.http_push import HttpPushAdapter, HttpPushOptions
+from gateway.core.breaker import BreakerPolicy
+from gateway.core.handover import Handover
+from gateway.errors import PeerTimeout, PeerUnavailable, PermanentDeliveryFailure, SettingsError
+
+log = structlog.get_logger("adapters.remote_gateway")
+
+_OWN_OPTIONS = frozenset({"api_key", "api_key_file"})
+CONFLICT = 409
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteGatewayOptions:
+    """The checked ``options`` of a ``remote-gateway`` party."""
+
+    base_url: str
+    api_key: str | None
+    push: HttpPushOptions
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> RemoteGatewayOptions:
+        """Check every option; raise one ``SettingsError`` listing every problem."""
+        problems: list[str] = []
+        base = options.get("url", "").rstrip("/")
+        parts = urlsplit(base)
+        if parts.path not in ("", "/") or parts.query:
+            problems.append(
+                f"url: the remote gateway's base URL, without a path, got {options.get('url')!r}"
+            )
+        api_key = options.get("api_key") or None
+        key_file = options.get("api_key_file")
+        if api_key and key_file:
+            problems.append("api_key and api_key_file: give one of them")
+        if key_file:
+            try:
+                api_key = Path(key_file).read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                problems.append(f"api_key_file: cannot read {key_file}: {exc.strerror}")
+        if api_key is not None and any(c in api_key for c in "\r\n"):
+            problems.append("api_key: must be one line")
+        push_options = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
+        push_options["url"] = base + "/v1/messages"
+        try:
+            push = HttpPushOptions.parse(push_options)
+        except SettingsError as exc:
+            problems.extend(p.replace("http-push ", "", 1) for p in exc.problems)
+            push = None
+        if api_key is None and (push is None or push.client_cert is None):
+            problems.append("give api_key, api_key_file or client_cert: the remote must know us")
+        if problems or push is None:
+            raise SettingsError([f"remote-gateway {p}" for p in problems])
+        return cls(base_url=base, api_key=api_key, push=push)
+
+
+class RemoteGatewayAdapter(HttpPushAdapter):
+    """Forwards documents to another gateway's ``POST /v1/messages``.
+
+    Built on ``HttpPushAdapter``: the breaker, session, TLS and answer classification are its;
+    this class adds the caller's credentials to every request and settles ``409`` answers.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout_seconds: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+        breaker: BreakerPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            base_url.rstrip("/") + "/v1/messages",
+            timeout_seconds=timeout_seconds,
+            ssl_context=ssl_context,
+            breaker=breaker,
+        )
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"X-API-Key": api_key} if api_key else {}
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> RemoteGatewayAdapter:
+        """Build from the ``options`` table of a party's configuration."""
+        checked = RemoteGatewayOptions.parse(options)
+        try:
+            context = checked.push.ssl_context()
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError([f"remote-gateway TLS files could not be loaded: {exc}"]) from exc
+        return cls(
+            checked.base_url,
+            api_key=checked.api_key,
+            timeout_seconds=checked.push.timeout_seconds,
+            ssl_context=context,
+            breaker=BreakerPolicy(
+                failure_threshold=checked.push.breaker_failures,
+                reset_seconds=checked.push.breaker_reset_seconds,
+            ),
+        )
+
+    async def _post(self, handover: Handover, headers: Mapping[str, str]) -> None:
+        """POST with our credentials; a 409 for a message the remote already holds is success."""
+        try:
+            await super()._post(handover, {**headers, **self._credentials})
+        except PermanentDeliveryFailure as exc:
+            if not exc.detail.startswith(f"{self.display_url} answered HTTP {CONFLICT}:"):
+                raise
+            if not await self._remote_holds(handover.message_id):
+                raise
+            log.info("remote_already_holds_message", url=self.base_url)
+
+    async def _remote_holds(self, message_id: str) -> bool:
+        """Ask the remote whether it journalled ``message_id`` (transient failures raise)."""
+        url = f"{self.base_url}/v1/messages/{message_id}"
+        try:
+            async with self._client().get(
+                url, headers={"Accept": "application/json", **self._credentials}
+            ) as response:
+                if response.status == 404:
+                    return False
+                if response.status != 200:
+                    raise PeerUnavailable(
+                        f"{self.base_url} answered HTTP {response.status} when asked whether it "
+                        f"holds message {message_id} (after a 409)."
+                    )
+                body = await response.json(content_type=None)
+        except TimeoutError as exc:
+            raise PeerTimeout(f"{self.base_url} did not answer the 409 check in time.") from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise PeerUnavailable(
+                f"Could not ask {self.base_url} about message {message_id}: {exc}"
+            ) from exc
+        return isinstance(body, dict) and body.get("message_id") == message_id

@@ -1,0 +1,183 @@
+"""The pull inbox over HTTP: a party lists, fetches and acknowledges its own waiting documents.
+
+    GET  /v1/inbox                 200 {"party", "lease_seconds", "documents": [{message_id,
+                                   sender, document_type, size, available_since, fetches}]}
+    GET  /v1/inbox/{id}            200 the document (application/xml); starts a lease
+    POST /v1/inbox/{id}/ack        200 {"message_id", "status": "acknowledged", "repeated"}
+
+The party is the authenticated caller (``gateway.auth.CALLER``). With ``http.auth = "none"``
+(development) nobody is authenticated, so the party is named in the query: ``?party=TH``.
+Another party's document, an acknowledged one and an unknown id are all ``404 not-found``:
+nobody learns that someone else's document exists. The lease is the receiving party's
+``lease_seconds`` option (``pull-inbox`` adapter), 300 s by default. An acknowledgement marks
+the message delivered in the journal and, when ``app[INBOX_RECEIPTS]`` is set, issues the
+delivery receipt to the sender; repeating it is harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from aiohttp import web
+
+from adapters.pull_inbox import DEFAULT_LEASE_SECONDS, PullInboxOptions
+from gateway.auth import CALLER
+from gateway.core.envelope import MEMBER_STATES
+from gateway.core.handover import Handover
+from gateway.core.states import InvalidTransition
+from gateway.errors import GatewayError, NotFound, SettingsError, Unauthenticated
+from gateway.journal import InboxAck, InboxItem, InboxJournal, inbox_of
+from gateway.receipting import ReceiptIssuer
+from gateway.settings import Settings
+from gateway.web import CLOCK, JOURNAL, SETTINGS
+
+log = structlog.get_logger("gateway.inbox")
+
+MAX_LIST = 500
+
+INBOX_RECEIPTS = web.AppKey("inbox_receipts", ReceiptIssuer)
+"""Optional: when set, an acknowledgement issues the delivery receipt to the sender."""
+
+
+def _party(request: web.Request) -> str:
+    """The party whose inbox the request is about."""
+    if CALLER in request:
+        return request[CALLER]
+    settings = request.app[SETTINGS]
+    named = request.query.get("party", "").upper()
+    if settings.http.auth == "none" and named in MEMBER_STATES:
+        return named
+    if settings.http.auth == "none":
+        raise Unauthenticated("Name the party whose inbox this is: ?party=TH (development mode).")
+    raise Unauthenticated("The inbox belongs to a party: authenticate as one.")
+
+
+def lease_for(settings: Settings, party: str) -> float:
+    """The fetch lease of ``party``: its pull-inbox ``lease_seconds`` option, or the default."""
+    configured = settings.parties.get(party)
+    if configured is None or configured.adapter != "pull-inbox":
+        return DEFAULT_LEASE_SECONDS
+    try:
+        return PullInboxOptions.parse(configured.options).lease_seconds
+    except SettingsError:
+        return DEFAULT_LEASE_SECONDS
+
+
+def _inbox(request: web.Request) -> InboxJournal:
+    return inbox_of(request.app[JOURNAL])
+
+
+def _item_json(item: InboxItem) -> dict[str, object]:
+    return {
+        "message_id": item.message_id,
+        "sender": item.sender,
+        "document_type": item.document_type,
+        "size": item.size,
+        "available_since": item.available_since.isoformat(),
+        "fetches": item.fetches,
+        "url": f"/v1/inbox/{item.message_id}",
+    }
+
+
+async def list_inbox(request: web.Request) -> web.Response:
+    """GET /v1/inbox: the caller's documents waiting now, oldest first."""
+    party = _party(request)
+    try:
+        limit = max(1, min(int(request.query.get("limit", "100")), MAX_LIST))
+    except ValueError:
+        limit = 100
+    items = await _inbox(request).inbox_waiting(party, at=request.app[CLOCK](), limit=limit)
+    return web.json_response(
+        {
+            "party": party,
+            "lease_seconds": lease_for(request.app[SETTINGS], party),
+            "documents": [_item_json(item) for item in items],
+        }
+    )
+
+
+async def fetch_document(request: web.Request) -> web.Response:
+    """GET /v1/inbox/{id}: the document as accepted; it is leased to the caller."""
+    party = _party(request)
+    message_id = request.match_info["message_id"].lower()
+    lease = lease_for(request.app[SETTINGS], party)
+    document = await _inbox(request).inbox_fetch(
+        party, message_id, at=request.app[CLOCK](), lease=timedelta(seconds=lease)
+    )
+    if document is None:
+        raise NotFound(f"No document {message_id} is waiting in the inbox of {party}.")
+    item = document.item
+    lease_until = item.lease_until.isoformat() if item.lease_until is not None else ""
+    log.info("inbox_fetched", message_id=message_id, party=party, fetches=item.fetches)
+    return web.Response(
+        body=document.payload,
+        content_type="application/xml",
+        headers={
+            "X-ASW-Message-ID": item.message_id,
+            "X-ASW-Sender": item.sender,
+            "X-ASW-Document-Type": item.document_type,
+            "X-ASW-Lease-Until": lease_until,
+            "X-ASW-Fetches": str(item.fetches),
+        },
+    )
+
+
+async def ack_document(request: web.Request) -> web.Response:
+    """POST /v1/inbox/{id}/ack: the caller has the document; it counts as delivered."""
+    party = _party(request)
+    message_id = request.match_info["message_id"].lower()
+    now = request.app[CLOCK]()
+    outcome = await _inbox(request).inbox_ack(party, message_id, at=now)
+    if outcome is InboxAck.UNKNOWN:
+        raise NotFound(f"No document {message_id} is in the inbox of {party}.")
+    try:
+        await request.app[JOURNAL].mark_delivered(message_id, at=now)
+    except InvalidTransition as exc:
+        # e.g. RETRYING after the worker failed to write its own bookkeeping: the next retry
+        # finds the message acknowledged and marks it delivered then.
+        log.warning("inbox_ack_not_marked", message_id=message_id, detail=exc.detail)
+    except GatewayError as exc:
+        log.warning("inbox_ack_not_marked", message_id=message_id, error=exc.code)
+        raise
+    await _issue_receipt(request, party, message_id, now)
+    log.info("inbox_acknowledged", message_id=message_id, party=party, outcome=outcome.value)
+    return web.json_response(
+        {
+            "message_id": message_id,
+            "status": "acknowledged",
+            "repeated": outcome is InboxAck.ALREADY_ACKED,
+        }
+    )
+
+
+async def _issue_receipt(
+    request: web.Request, party: str, message_id: str, delivered_at: datetime
+) -> None:
+    """Tell the sender its document was picked up (repeats are harmless: same receipt id)."""
+    receipts = request.app.get(INBOX_RECEIPTS)
+    if receipts is None:
+        return
+    journal = request.app[JOURNAL]
+    view = await journal.get(message_id)
+    payload = await journal.payload(message_id)
+    if view is None or payload is None:
+        return
+    record = view.summary.record
+    await receipts.issue(
+        Handover(
+            message_id=message_id,
+            sender=record.sender,
+            receiver=party,
+            document_type=record.document_type,
+            payload=payload,
+        ),
+        delivered_at=delivered_at,
+    )
+
+
+def add_inbox_routes(app: web.Application) -> None:
+    """Mount the pull-inbox routes."""
+    app.router.add_get("/v1/inbox", list_inbox)
+    app.router.add_get("/v1/inbox/{message_id}", fetch_document)
+    app.router.add_post("/v1/inbox/{message_id}/ack", ack_document)

@@ -1,0 +1,313 @@
+"""Caller authentication against a real gateway: API keys, TLS client certificates, operators."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.app import Gateway
+from gateway.auth import Authenticator, key_digest, path_kind, server_ssl_context
+from gateway.errors import Unauthenticated
+from gateway.settings import HttpSettings, PartySettings, Settings
+from tests.conftest import SAMPLES, with_message_id
+from tests.federation.harness import (
+    KEYS,
+    OPERATOR_KEY,
+    client_tls,
+    hub_settings,
+    running,
+    server_name,
+)
+from tests.pki_fixtures import PkiBundle
+
+MY_FORMD = SAMPLES / "formd" / "valid" / "my-kh-rvc-fob.xml"
+
+
+async def post(
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
+    host: str | None = None,
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """POST an XML document; return status, JSON body and headers."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url + "/v1/messages",
+            data=body,
+            headers={"Content-Type": "application/xml", **(headers or {})},
+            ssl=tls if tls is not None else True,
+            server_hostname=host,
+        ) as response,
+    ):
+        return response.status, await response.json(content_type=None), dict(response.headers)
+
+
+async def get(
+    url: str, path: str, *, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """GET a JSON endpoint."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url + path, headers=headers or {}) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+def base_url(gateway: Gateway, scheme: str = "http") -> str:
+    """Where the gateway listens."""
+    return f"{scheme}://127.0.0.1:{gateway.port}"
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def api_key_gateway(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Any:
+    """A gateway with ``http.auth = "api-key"`` and a key per party."""
+    settings = hub_settings(tmp_path, amqp_url, rsa_pki.directory, http={"auth": "api-key"})
+    async with running(settings) as gateway:
+        yield gateway
+
+
+async def test_right_api_key_is_accepted(api_key_gateway: Gateway, sample_formd: bytes) -> None:
+    """SG's key in X-API-Key submits SG's document: 202."""
+    status, body, _ = await post(
+        base_url(api_key_gateway),
+        with_message_id(sample_formd),
+        headers={"X-API-Key": KEYS["SG"]},
+    )
+    assert status == 202, body
+    assert body["sender"] == "SG"
+
+
+async def test_bearer_token_is_accepted(api_key_gateway: Gateway, sample_formd: bytes) -> None:
+    """The key also works as ``Authorization: Bearer``."""
+    status, body, _ = await post(
+        base_url(api_key_gateway),
+        with_message_id(sample_formd),
+        headers={"Authorization": f"Bearer {KEYS['SG']}"},
+    )
+    assert status == 202, body
+
+
+async def test_wrong_api_key_is_401(api_key_gateway: Gateway, sample_formd: bytes) -> None:
+    """An unknown key is refused with 401 unauthenticated and a challenge."""
+    status, body, headers = await post(
+        base_url(api_key_gateway), sample_formd, headers={"X-API-Key": "not-a-key"}
+    )
+    assert status == 401
+    assert body["code"] == "unauthenticated"
+    assert "Bearer" in headers.get("WWW-Authenticate", "")
+
+
+async def test_missing_api_key_is_401(api_key_gateway: Gateway, sample_formd: bytes) -> None:
+    """No credentials at all: 401."""
+    status, body, _ = await post(base_url(api_key_gateway), sample_formd)
+    assert status == 401
+    assert body["code"] == "unauthenticated"
+
+
+async def test_sg_key_cannot_send_as_my(api_key_gateway: Gateway) -> None:
+    """SG's key on a document whose sender is MY: 403 sender-not-allowed."""
+    status, body, _ = await post(
+        base_url(api_key_gateway), MY_FORMD.read_bytes(), headers={"X-API-Key": KEYS["SG"]}
+    )
+    assert status == 403, body
+    assert body["code"] == "sender-not-allowed"
+
+
+async def test_health_stays_open(api_key_gateway: Gateway) -> None:
+    """/healthz and /readyz need no credentials."""
+    assert (await get(base_url(api_key_gateway), "/healthz"))[0] == 200
+    assert (await get(base_url(api_key_gateway), "/readyz"))[0] == 200
+
+
+async def test_operator_endpoint_needs_operator_key(api_key_gateway: Gateway) -> None:
+    """/v1/queues: no key and a party's key are 401; the operator's key is 200."""
+    url = base_url(api_key_gateway)
+    assert (await get(url, "/v1/queues"))[0] == 401
+    assert (await get(url, "/v1/queues", headers={"X-API-Key": KEYS["SG"]}))[0] == 401
+    status, body = await get(url, "/v1/queues", headers={"X-API-Key": OPERATOR_KEY})
+    assert status == 200, body
+
+
+async def test_operator_key_reads_but_cannot_submit(
+    api_key_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """The operator key may list messages but not submit documents."""
+    url = base_url(api_key_gateway)
+    assert (await get(url, "/v1/messages", headers={"X-API-Key": OPERATOR_KEY}))[0] == 200
+    status, body, _ = await post(url, sample_formd, headers={"X-API-Key": OPERATOR_KEY})
+    assert status == 401, body
+
+
+# --- TLS client certificates ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def tls_gateway(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Any:
+    """A gateway serving HTTPS with SG's gateway certificate and ``auth = "api-key-or-tls"``."""
+    pki = rsa_pki.directory
+    settings = hub_settings(
+        tmp_path,
+        amqp_url,
+        pki,
+        http={
+            "auth": "api-key-or-tls",
+            "tls_cert": str(pki / "SG" / "gateway.pem"),
+            "tls_key": str(pki / "SG" / "gateway.key"),
+        },
+    )
+    async with running(settings) as gateway:
+        yield gateway
+
+
+async def tls_post(
+    gateway: Gateway, pki: Path, client: str | None, body: bytes, **kwargs: Any
+) -> tuple[int, dict[str, Any]]:
+    """POST over HTTPS to the SG-certified gateway, presenting ``client``'s certificate."""
+    status, answer, _ = await post(
+        base_url(gateway, "https"),
+        body,
+        tls=client_tls(pki, server="SG", client=client),
+        host=server_name("SG"),
+        **kwargs,
+    )
+    return status, answer
+
+
+async def test_sg_client_certificate_is_accepted(
+    tls_gateway: Gateway, rsa_pki: PkiBundle, sample_formd: bytes
+) -> None:
+    """SG's gateway certificate authenticates SG: its Form D is accepted (202)."""
+    status, body = await tls_post(
+        tls_gateway, rsa_pki.directory, "SG", with_message_id(sample_formd)
+    )
+    assert status == 202, body
+
+
+async def test_my_certificate_cannot_send_as_sg(
+    tls_gateway: Gateway, rsa_pki: PkiBundle, sample_formd: bytes
+) -> None:
+    """MY's certificate on SG's document: 403 sender-not-allowed."""
+    status, body = await tls_post(
+        tls_gateway, rsa_pki.directory, "MY", with_message_id(sample_formd)
+    )
+    assert status == 403, body
+    assert body["code"] == "sender-not-allowed"
+
+
+async def test_revoked_certificate_is_401(
+    tls_gateway: Gateway, rsa_pki: PkiBundle, sample_formd: bytes
+) -> None:
+    """A certificate that chains to SG's CA but is on its CRL: 401 naming the revocation."""
+    status, body = await tls_post(tls_gateway, rsa_pki.directory, "bad/revoked", sample_formd)
+    assert status == 401, body
+    assert "revoked" in body["detail"]
+
+
+async def test_unknown_ca_certificate_fails_the_handshake(
+    tls_gateway: Gateway, rsa_pki: PkiBundle, sample_formd: bytes
+) -> None:
+    """A certificate from a CA nobody configured never gets past TLS."""
+    with pytest.raises(aiohttp.ClientError):
+        await tls_post(tls_gateway, rsa_pki.directory, "bad/unknown-ca", sample_formd)
+
+
+async def test_no_certificate_falls_back_to_api_key(
+    tls_gateway: Gateway, rsa_pki: PkiBundle, sample_formd: bytes
+) -> None:
+    """Over HTTPS without a certificate, SG's API key still works; nothing at all is 401."""
+    status, body = await tls_post(
+        tls_gateway,
+        rsa_pki.directory,
+        None,
+        with_message_id(sample_formd),
+        headers={"X-API-Key": KEYS["SG"]},
+    )
+    assert status == 202, body
+    status, body = await tls_post(tls_gateway, rsa_pki.directory, None, sample_formd)
+    assert status == 401, body
+
+
+async def test_key_and_certificate_of_different_parties_is_401(
+    tls_gateway: Gateway, rsa_pki: PkiBundle, sample_formd: bytes
+) -> None:
+    """SG's certificate with MY's key: the credentials disagree, 401."""
+    status, body = await tls_post(
+        tls_gateway, rsa_pki.directory, "SG", sample_formd, headers={"X-API-Key": KEYS["MY"]}
+    )
+    assert status == 401, body
+
+
+# --- the decision table, without a server ---------------------------------------------------
+
+
+def _authenticator(mode: str) -> Authenticator:
+    """An authenticator over SG with one key and an operator key."""
+    settings = Settings(
+        http=HttpSettings(auth=mode, operator_api_key_sha256=key_digest("op")),
+        parties={
+            "SG": PartySettings(
+                country="SG", adapter="drop-folder", api_key_sha256=(key_digest("sg"),)
+            )
+        },
+    )
+    return Authenticator(settings)
+
+
+def test_path_kinds() -> None:
+    """Health and console are open, ops endpoints operator-only, the rest for parties."""
+    assert path_kind("/healthz") == path_kind("/console/x") == "open"
+    assert path_kind("/v1/ops/replay") == path_kind("/v1/dead-letters") == "operator"
+    assert path_kind("/v1/queues") == path_kind("/v1/partners") == "operator"
+    assert path_kind("/v1/messages") == path_kind("/v1/inbox/x") == "party"
+    assert path_kind("/consoleX") == "party"
+
+
+def test_none_mode_lets_everyone_in_without_a_caller() -> None:
+    """Development mode: no caller, every path open."""
+    principal = _authenticator("none").authenticate(
+        path="/v1/ops/x", method="POST", key=None, cert=None
+    )
+    assert principal.party is None
+    assert principal.operator
+
+
+def test_key_principal_carries_no_key() -> None:
+    """The principal names the party and a digest prefix, never the key."""
+    principal = _authenticator("api-key").authenticate(
+        path="/v1/messages", method="POST", key="sg", cert=None
+    )
+    assert principal.party == "SG"
+    assert principal.key_id == key_digest("sg")[:12]
+    assert "sg" not in repr(principal).replace("SG", "")
+
+
+def test_tls_mode_refuses_party_keys() -> None:
+    """In ``tls`` mode a party's API key is not enough."""
+    with pytest.raises(Unauthenticated, match="certificates"):
+        _authenticator("tls").authenticate(path="/v1/messages", method="POST", key="sg", cert=None)
+
+
+def test_server_context_asks_for_client_certificates(rsa_pki: PkiBundle) -> None:
+    """HTTPS serving asks for (but does not require) client certificates."""
+    pki = rsa_pki.directory
+    context = server_ssl_context(
+        HttpSettings(
+            auth="tls",
+            tls_cert=str(pki / "SG" / "gateway.pem"),
+            tls_key=str(pki / "SG" / "gateway.key"),
+        ),
+        trust_dir=pki,
+    )
+    assert context is not None
+    assert context.verify_mode is ssl.CERT_OPTIONAL
+    assert server_ssl_context(HttpSettings()) is None
