@@ -18,7 +18,10 @@ XINCLUDE_NAMESPACES = frozenset(
     {"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"}
 )
 
-_DOCTYPE_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
+# Refused on sight: ``<!DOCTYPE`` anywhere, ``<!ENTITY`` within the first 4 KB.
+_DOCTYPE = b"<!DOCTYPE"
+_ENTITY = b"<!ENTITY"
+_ENTITY_WINDOW = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +47,7 @@ def _new_parser() -> etree.XMLParser:
 
 
 _PARSER = _new_parser()
+_DEFAULT_LIMITS = ParseLimits()
 
 
 def hardened_parser() -> etree.XMLParser:
@@ -55,23 +59,36 @@ def hardened_parser() -> etree.XMLParser:
     return _PARSER
 
 
+def _declares_dtd(data: bytes) -> bool:
+    """True when ``data`` holds ``<!DOCTYPE`` anywhere or ``<!ENTITY`` in its first 4 KB.
+
+    Both markers contain ``!``; a single ``memchr`` for it (about 1 us for 5 KB) spares the two
+    substring searches (about 6 us) for the many documents that have no ``!`` at all, and the
+    searches start at the first ``!`` otherwise.
+    """
+    bang = data.find(b"!")
+    if bang < 0:
+        return False
+    start = max(bang - 1, 0)
+    return data.find(_DOCTYPE, start) >= 0 or data.find(_ENTITY, start, _ENTITY_WINDOW) >= 0
+
+
 def parse(data: bytes, limits: ParseLimits | None = None) -> etree._Element:
     """Parse ``data`` into an element tree, refusing anything hostile or oversized.
 
     Raises ``PayloadTooLarge``, ``MalformedXml``, ``ForbiddenXml`` or ``XmlLimitExceeded``.
     """
-    limits = limits or ParseLimits()
+    limits = limits or _DEFAULT_LIMITS
     if len(data) > limits.max_bytes:
         raise PayloadTooLarge(
             f"The document is {len(data):,} bytes; this gateway accepts at most "
             f"{limits.max_bytes:,} bytes."
         )
-    if not data.strip():
+    if not data or data.isspace():  # the same test as ``not data.strip()``, without a copy
         raise MalformedXml("The message body is empty; an XML document was expected.")
     # A DTD is never legitimate in an exchange document. Refusing on sight (before libxml2
     # reads the internal subset) keeps entity bombs from costing anything at all.
-    head = data[:4096]
-    if any(marker in head for marker in _DOCTYPE_MARKERS) or b"<!DOCTYPE" in data:
+    if _declares_dtd(data):
         raise ForbiddenXml(
             "The document declares a DTD or entities. Exchange documents must not contain "
             "<!DOCTYPE> or <!ENTITY> declarations."
@@ -98,24 +115,49 @@ _depth_probes: dict[int, etree.XPath] = {}
 
 
 def _deeper_than(root: etree._Element, depth: int) -> bool:
+    """True when an element lies more than ``depth`` levels below the document node.
+
+    One compiled XPath (``boolean(/*/*/.../*)``) walks the levels in C: about 4 us for the 5 KB
+    Form D, 0.6 ms for the 1 MB one; counting ancestors or nesting predicates costs 3 to 10
+    times as much.
+    """
     probe = _depth_probes.get(depth)
     if probe is None:
-        probe = _depth_probes[depth] = etree.XPath("boolean(/*" + "/*" * depth + ")")
+        probe = _depth_probes[depth] = etree.XPath(
+            "boolean(/*" + "/*" * depth + ")", regexp=False, smart_strings=False
+        )
     return bool(probe(root))
+
+
+def _has_pi_beside(root: etree._Element) -> bool:
+    """True when a processing instruction (xml-stylesheet, say) precedes or follows the root.
+
+    Those are siblings of the root, not descendants; walking them one by one costs nothing for
+    the usual document that has none.
+    """
+    node = root.getprevious()
+    while node is not None:
+        if isinstance(node, etree._ProcessingInstruction):
+            return True
+        node = node.getprevious()
+    node = root.getnext()
+    while node is not None:
+        if isinstance(node, etree._ProcessingInstruction):
+            return True
+        node = node.getnext()
+    return False
 
 
 def _check_tree(root: etree._Element, limits: ParseLimits) -> None:
     docinfo = root.getroottree().docinfo
     doctype: str = docinfo.doctype  # type: ignore[attr-defined]  # lxml-stubs lacks doctype
-    dtds: tuple[object, ...] = (docinfo.internalDTD, docinfo.externalDTD)
-    if doctype or any(dtd is not None for dtd in dtds):
+    dtds: tuple[object, ...] = (docinfo.internalDTD, docinfo.externalDTD)  # stubs: never None
+    if doctype or dtds != (None, None):
         raise ForbiddenXml("The document declares a DTD, which exchange documents must not do.")
-    # Processing instructions before or after the root element (xml-stylesheet, say) are
-    # siblings of the root, not descendants.
-    outside = (*root.itersiblings(preceding=True), *root.itersiblings())
-    if any(isinstance(node, etree._ProcessingInstruction) for node in outside):
+    if _has_pi_beside(root):
         raise ForbiddenXml("The document contains a processing instruction.")
-    # The filtered iteration runs in C: about 0.2 ms for 40,000 elements.
+    # The filtered iteration runs in C: about 2 us for the 5 KB Form D, 0.2 ms for 17,000
+    # elements.
     for node in root.iter(*_FORBIDDEN_NODES):
         if isinstance(node, etree._Entity):
             raise ForbiddenXml("The document contains an entity reference.")

@@ -5,7 +5,8 @@
 and only a document that passes its schema goes on to the business rules (rules trust the
 structure the schema guarantees). Findings from the two stages are kept apart, because the
 HTTP layer answers ``schema-violation`` for the first and ``business-rule-violation`` for the
-second. Codes: ``gateway.core.schemas`` (``xsd-*``) and ``gateway.core.rules.CATALOGUE``.
+second. Codes: ``gateway.core.schemas`` (``xsd-*``) and ``gateway.core.codelists.CATALOGUE``
+(the rules themselves: the package ``gateway.core.rules``).
 """
 
 from __future__ import annotations

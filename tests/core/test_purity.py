@@ -51,7 +51,10 @@ def test_core_is_importable_without_io_frameworks() -> None:
     import subprocess
     import sys
 
-    modules = ", ".join(f"gateway.core.{p.stem}" for p in _core_modules() if p.stem != "__init__")
+    modules = ", ".join(
+        ".".join(p.relative_to(CORE.parents[1]).with_suffix("").parts).removesuffix(".__init__")
+        for p in _core_modules()
+    )
     script = (
         f"import sys\nimport {modules}\n"
         "bad = sorted(m for m in ('aiohttp', 'aio_pika', 'aiormq') if m in sys.modules)\n"

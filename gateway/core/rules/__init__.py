@@ -1,0 +1,42 @@
+"""Business rules: pure Python over a parsed tree that already passed its XSD.
+
+Each rule has a stable code, a severity and, for Form D, the box it is about
+(``gateway.core.codelists.CATALOGUE``). Rules trust the structure the XSD guarantees and never
+read the clock: ``now`` is passed in. Findings carry the element's XPath and source line, a
+message a trade officer understands and a hint on how to fix it.
+
+Modules: ``common`` (reading the tree, the message header, exporting/importing countries),
+``formd`` (Form D), ``acdd`` (ACDD), ``replies`` (Customs Response, Delivery receipt).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from gateway.core.envelope import DocumentType as Doc
+from gateway.core.rules.acdd import acdd_rules
+from gateway.core.rules.common import header_rules, read_header
+from gateway.core.rules.formd import form_d_rules
+from gateway.core.rules.replies import receipt_rules, response_rules
+from gateway.errors import Finding
+
+__all__ = ["check_rules"]
+
+
+def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Finding, ...]:
+    """Run every business rule for ``doc`` over an XSD-valid ``root``, as of ``now``."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    h = read_header(root)
+    findings = list(header_rules(doc, h, now))
+    if doc is Doc.FORM_D:
+        findings.extend(form_d_rules(root, h, now))
+    elif doc is Doc.ACDD:
+        findings.extend(acdd_rules(root, h, now))
+    elif doc is Doc.CUSTOMS_RESPONSE:
+        findings.extend(response_rules(root, now))
+    else:
+        findings.extend(receipt_rules(root, h, now))
+    return tuple(findings)

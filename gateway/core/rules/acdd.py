@@ -1,0 +1,35 @@
+"""ACDD rules: the exporting and importing country, and the declaration's date-time.
+
+ACDD findings carry no box: the rules shared with the Form D drop theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Final
+
+from lxml import etree
+
+from gateway.core.envelope import NS_ACDD
+from gateway.core.rules.common import Header, child, country_rules, future_datetime, q
+from gateway.errors import Finding
+
+_SHIPMENT: Final = q(NS_ACDD, "Declaration/GoodsShipment")
+_EXPORT_COUNTRY: Final = q(NS_ACDD, "ExportCountry")
+_EXPORT_ID: Final = q(NS_ACDD, "ID")
+_DESTINATION: Final = q(NS_ACDD, "Destination")
+_DESTINATION_COUNTRY: Final = q(NS_ACDD, "CountryCode")
+_ISSUED: Final = q(NS_ACDD, "Declaration/IssueDateTime")
+
+
+def acdd_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Finding]:
+    """Every ACDD rule over an XSD-valid ``root`` whose header is ``h``."""
+    shipment = root.find(_SHIPMENT)
+    yield from country_rules(
+        h,
+        child(child(shipment, _EXPORT_COUNTRY), _EXPORT_ID),
+        child(child(shipment, _DESTINATION), _DESTINATION_COUNTRY),
+        boxed=False,
+    )
+    yield from future_datetime(root.find(_ISSUED), "declaration date-time", now)
