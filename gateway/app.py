@@ -17,6 +17,7 @@ from adapters.drop_folder import FolderIntake
 from adapters.pull_inbox import attach_journal
 from gateway.auth import auth_middleware, server_ssl_context
 from gateway.broker import Broker
+from gateway.console import add_console_routes
 from gateway.core.handover import Adapter
 from gateway.core.parsing import ParseLimits
 from gateway.core.pipeline import Ingest
@@ -165,6 +166,7 @@ def create_app(
     app[CLOCK] = clock
     add_routes(app)
     add_inbox_routes(app)
+    add_console_routes(app)
     if receipts is not None:
         app[INBOX_RECEIPTS] = receipts
     return app
