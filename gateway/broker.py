@@ -62,6 +62,7 @@ class Broker:
         self._consumers: dict[str, MessageHandler] = {}
         self._consuming: list[tuple[AbstractQueue, str]] = []
         self._in_flight = 0
+        self._handling: set[asyncio.Future[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._connection: AbstractConnection | None = None
@@ -150,17 +151,27 @@ class Broker:
         self._connected.set()
 
     def _tracked(self, handler: MessageHandler) -> MessageHandler:
-        """Wrap ``handler`` so that ``stop`` can wait for deliveries in progress."""
+        """Wrap ``handler`` so that ``stop`` can wait for deliveries in progress.
+
+        The handler runs in a task of its own, shielded: when the connection drops, aiormq
+        cancels its consumer tasks, and a hand-over cut short between the NSW's answer and
+        the journal's DELIVERED would be handed over again once the claim's lease runs out.
+        Shielded, it finishes; its ack fails, and the redelivery is recognised as delivered.
+        """
+
+        def finished(task: asyncio.Future[None]) -> None:
+            self._handling.discard(task)
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
         async def tracked(message: AbstractIncomingMessage) -> None:
             self._in_flight += 1
             self._idle.clear()
-            try:
-                await handler(message)
-            finally:
-                self._in_flight -= 1
-                if not self._in_flight:
-                    self._idle.set()
+            task = asyncio.ensure_future(handler(message))
+            self._handling.add(task)
+            task.add_done_callback(finished)
+            await asyncio.shield(task)
 
         return tracked
 

@@ -202,6 +202,10 @@ class DeliveryWorker:
         note: bool = True,
     ) -> None:
         decision = self._schedule.after_failure(attempt)
+        if isinstance(decision, GiveUp) and not note:
+            # A busy copy: another worker holds a live claim. Never park it over that claim;
+            # keep coming back at the last step until the claimant settles the message.
+            decision = self._schedule.after_failure(len(self._schedule.delays_seconds) or 1)
         if isinstance(decision, GiveUp):
             exhausted = RetriesExhausted(
                 f"Delivery failed {attempt} times; the last error was {error.code}: {error.detail}"

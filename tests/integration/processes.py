@@ -49,8 +49,9 @@ class GatewayProcess:
 
     Every party is served through a drop folder unless ``parties_config`` gives the TOML body of
     its ``[parties.<CC>]`` table (see ``http_push_party``). ``retry_schedule``,
-    ``lease_seconds``, ``delivery_limit``, ``prefetch`` and ``sweep_seconds`` go to the
-    ``[amqp]`` and ``[journal]`` tables; ``None`` keeps the gateway's default.
+    ``lease_seconds``, ``delivery_limit``, ``poison_after``, ``prefetch`` and
+    ``sweep_seconds`` go to the ``[amqp]`` and ``[journal]`` tables; ``None`` keeps the
+    gateway's default.
     """
 
     workdir: Path
@@ -63,6 +64,7 @@ class GatewayProcess:
     retry_schedule: tuple[float, ...] = (0.5, 1.0)
     lease_seconds: float = 5.0
     delivery_limit: int | None = None
+    poison_after: int | None = None
     prefetch: int | None = None
     sweep_seconds: float | None = None
     prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
@@ -105,6 +107,8 @@ class GatewayProcess:
         amqp = f"reconnect_seconds = 0.5\nretry_schedule_seconds = [{schedule}]\n"
         if self.delivery_limit is not None:
             amqp += f"delivery_limit = {self.delivery_limit}\n"
+        if self.poison_after is not None:
+            amqp += f"poison_after = {self.poison_after}\n"
         if self.prefetch is not None:
             amqp += f"prefetch = {self.prefetch}\n"
         journal = f"lease_seconds = {self.lease_seconds:g}\n"

@@ -1,0 +1,64 @@
+"""Fixtures of the fault-injection scenarios: gateway processes cleaned up, summary lines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from gateway.core.envelope import MEMBER_STATES
+from gateway.core.topology import Topology
+from tests.conftest import delete_topology
+from tests.faults.harness import Summary
+from tests.integration.processes import GatewayProcess
+from tests.pki_fixtures import PkiBundle
+
+GatewayFactory = Callable[..., GatewayProcess]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_simulator() -> Iterator[None]:
+    """Keep the in-process NSW simulator from logging every document it receives."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Iterator[GatewayFactory]:
+    """Build ``GatewayProcess``es (not started); each is stopped and its topology deleted."""
+    made: list[GatewayProcess] = []
+
+    def make(**options: Any) -> GatewayProcess:
+        workdir = tmp_path / f"gateway-{len(made)}"
+        workdir.mkdir()
+        gateway = GatewayProcess(
+            workdir=workdir, amqp_url=amqp_url, pki_dir=rsa_pki.directory, **options
+        )
+        made.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in made:
+        gateway.stop()
+        asyncio.run(
+            delete_topology(
+                amqp_url, Topology(gateway.prefix), MEMBER_STATES, gateway.retry_delays_ms
+            )
+        )
+
+
+@pytest.fixture
+def report(capsys: pytest.CaptureFixture[str]) -> Callable[[Summary], None]:
+    """Print a scenario's summary line past pytest's capture (it shows with ``-q``)."""
+
+    def emit(summary: Summary) -> None:
+        with capsys.disabled():
+            print(f"\n{summary.line()}")
+
+    return emit

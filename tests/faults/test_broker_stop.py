@@ -1,0 +1,97 @@
+"""Scenario 2: RabbitMQ stopped in the middle of a load (``rabbitmqctl stop_app``) and started
+again a few seconds later.
+
+Submissions refused with 503 meanwhile are resent by the sender under the same message id
+until accepted. The broker is shared with every other test on this machine: the scenario stops
+it once, for a few seconds, and always starts it again (``finally``) and waits for port 5672.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.faults.conftest import GatewayFactory
+from tests.faults.harness import (
+    Load,
+    NswThread,
+    Summary,
+    documents,
+    nsw_stats,
+    queues_empty,
+    rabbitmqctl,
+    received,
+    send_until_accepted,
+    wait_broker,
+    wait_delivered,
+    wait_until,
+)
+from tests.integration.processes import http_push_party
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+
+MESSAGES = 600
+STOP_AFTER_DELIVERED = 150
+DOWN_SECONDS = 3.0
+LEASE_SECONDS = 3.0
+SCHEDULE = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 5.0)
+
+
+async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
+    gateway_factory: GatewayFactory, report: Callable[[Summary], None]
+) -> None:
+    """RabbitMQ down mid-load: 503s resent until accepted, every accepted message delivered."""
+    begun = time.monotonic()
+    with NswThread("TH") as nsw:
+        gateway = gateway_factory(
+            parties_config={"TH": http_push_party(nsw.documents_url, timeout_seconds=10)},
+            lease_seconds=LEASE_SECONDS,
+            retry_schedule=SCHEDULE,
+        )
+        await asyncio.to_thread(gateway.start)
+        load = Load()
+        sender = asyncio.create_task(
+            send_until_accepted(
+                gateway.url, documents(MESSAGES), load=load, concurrency=32, deadline=begun + 80
+            )
+        )
+
+        async def enough_delivered() -> bool:
+            return len(set(nsw.simulator.received)) >= STOP_AFTER_DELIVERED
+
+        assert await wait_until(enough_delivered, timeout=40, every=0.05), gateway.log_tail()
+        at_stop = {"accepted_at_stop": len(load.accepted)}
+        try:
+            await asyncio.to_thread(rabbitmqctl, "stop_app")
+            await asyncio.sleep(DOWN_SECONDS)
+        finally:
+            await asyncio.to_thread(rabbitmqctl, "start_app")
+            assert await asyncio.to_thread(wait_broker, 90), "RabbitMQ did not come back"
+        refused_503 = load.refusals["503"]
+        await sender
+        assert not load.not_accepted, (load.refused_for_good, load.refusals)
+        await asyncio.to_thread(gateway.wait_ready, 60)
+        missing = await wait_delivered(nsw.url, load.accepted, timeout=45)
+        await wait_until(lambda: queues_empty(gateway.url), timeout=20)
+        await asyncio.sleep(LEASE_SECONDS + 2)
+        arrivals = await received(nsw.url)
+        stats = await nsw_stats(nsw.url)
+        summary = Summary.count(
+            "broker-stop-app",
+            load,
+            arrivals,
+            extra={
+                **at_stop,
+                "refused_503": load.refusals["503"],
+                "resent": sum(load.refusals.values()),
+                "seconds": round(time.monotonic() - begun, 1),
+            },
+        )
+        report(summary)
+    assert refused_503 or load.refusals["503"], "no submission was refused while RabbitMQ was down"
+    assert not missing, f"{len(missing)} accepted messages never reached the NSW"
+    assert summary.lost == 0
+    assert summary.duplicates == 0, stats["duplicated_message_ids"]
