@@ -14,6 +14,9 @@ RUN python -m pip install --no-cache-dir .
 COPY xsd ./xsd
 COPY config ./config
 COPY samples ./samples
+# The journal (var/), drop folders (var/nsw/) and the development PKI (certs/dev) are written
+# here at run time; mount volumes over var/ and certs/ to keep them.
+RUN mkdir -p var certs && chown -R asw /opt/asw-gateway
 
 ENV ASW_HTTP__HOST=0.0.0.0 \
     ASW_AMQP__URL=amqp://guest:guest@rabbitmq:5672/ \
@@ -21,4 +24,5 @@ ENV ASW_HTTP__HOST=0.0.0.0 \
 USER asw
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"
-CMD ["asw-gateway", "serve", "--config", "config/gateway.toml"]
+# A development PKI is made on first start when none is mounted (development only).
+CMD ["sh", "-c", "[ -d certs/dev ] || asw-gateway pki init certs/dev; exec asw-gateway serve --config config/gateway.toml"]

@@ -33,7 +33,7 @@ import os
 import ssl
 import uuid
 from collections import Counter
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,8 @@ from lxml import etree
 
 from gateway.core.envelope import NS_COMMON, NS_DSIG, DocumentType, Envelope, read_envelope
 from gateway.core.parsing import parse
+from gateway.core.signatures import SigningKey, sign, verify
+from gateway.core.trust import TrustStore
 from gateway.errors import GatewayError, SettingsError
 
 log = structlog.get_logger("adapters.simulator")
@@ -90,6 +92,8 @@ class SimulatorConfig:
     respond_api_key: str | None = None
     respond_delay_seconds: float = 0.5
     hold_seconds: float = 3600.0
+    trust: Callable[[], TrustStore] | None = None  # verify every document it receives
+    response_key: SigningKey | None = None  # sign its Customs Responses with this key
 
     def __post_init__(self) -> None:
         if self.respond_to is not None and self.response_template is None:
@@ -337,6 +341,11 @@ class NswSimulator:
             envelope = read_envelope(root)
         except GatewayError as exc:
             return _refuse(exc.code, exc.detail)
+        if self.config.trust is not None:
+            try:
+                verify(root, self.config.trust(), now=datetime.now(UTC))
+            except GatewayError as exc:
+                return _refuse(exc.code, exc.detail)
         if claimed is not None and claimed.strip().lower() != envelope.message_id:
             return _refuse(
                 "message-id-mismatch",
@@ -389,6 +398,9 @@ class NswSimulator:
             declaration_id=declaration_id,
             now=datetime.now(UTC),
         )
+        if config.response_key is not None:
+            signed = sign(parse(document), config.response_key)
+            document = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
         headers = {"Content-Type": "application/xml", "Accept": "application/json"}
         if config.respond_api_key:
             headers["X-API-Key"] = config.respond_api_key

@@ -14,13 +14,13 @@ from datetime import datetime
 
 import structlog
 
-from gateway.broker import Broker, Outgoing, amqp_headers
+from gateway.broker import Broker
 from gateway.core.envelope import read_envelope
 from gateway.core.parsing import parse
 from gateway.core.states import MessageState
 from gateway.errors import GatewayError, NotFound, ReplayReasonMissing, ReplayRefused
 from gateway.journal import Journal
-from gateway.submission import Submissions
+from gateway.submission import Submissions, outgoing
 
 log = structlog.get_logger("gateway.operations")
 
@@ -78,24 +78,13 @@ class Operations:
             1 for c in view.timeline if c.detail and c.detail.startswith(REPLAY_PREFIX)
         )
         await self._broker.publish(
-            Outgoing(
-                exchange=route.exchange,
-                routing_key=route.routing_key,
-                body=payload,
-                message_id=message_id,
-                correlation_id=None,
-                headers=amqp_headers(
-                    {
-                        "x-asw-sender": envelope.sender.country,
-                        "x-asw-receiver": envelope.receiver.country,
-                        "x-asw-document-type": envelope.document_type.value,
-                        "x-asw-function": envelope.function.value,
-                        "x-asw-test": envelope.test,
-                        "x-asw-digest": view.summary.record.digest,
-                        "x-asw-channel": "replay",
-                        "x-asw-replay-count": replays,
-                    }
-                ),
+            outgoing(
+                envelope,
+                route,
+                payload,
+                digest=view.summary.record.digest,
+                channel="replay",
+                replays=replays,
             )
         )
         try:

@@ -27,6 +27,7 @@ import structlog
 from gateway.broker import Broker, Outgoing, amqp_headers
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.pipeline import Accepted, Ingest
+from gateway.core.routing import Route
 from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
 from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
@@ -47,6 +48,38 @@ class Submitted:
     accepted: Accepted
     state: MessageState
     resubmitted: bool
+
+
+def outgoing(
+    envelope: Envelope,
+    route: Route,
+    payload: bytes,
+    *,
+    digest: str,
+    channel: str,
+    correlation_id: str | None = None,
+    replays: int | None = None,
+) -> Outgoing:
+    """The AMQP message for a document: the header facts the delivery side reads, as headers."""
+    return Outgoing(
+        exchange=route.exchange,
+        routing_key=route.routing_key,
+        body=payload,
+        message_id=envelope.message_id,
+        correlation_id=correlation_id,
+        headers=amqp_headers(
+            {
+                "x-asw-sender": envelope.sender.country,
+                "x-asw-receiver": envelope.receiver.country,
+                "x-asw-document-type": envelope.document_type.value,
+                "x-asw-function": envelope.function.value,
+                "x-asw-test": envelope.test,
+                "x-asw-digest": digest,
+                "x-asw-channel": channel,
+                "x-asw-replay-count": replays,
+            }
+        ),
+    )
 
 
 class Submissions:
@@ -181,23 +214,13 @@ class Submissions:
     async def _publish(self, accepted: Accepted, channel: str, correlation_id: str | None) -> None:
         envelope = accepted.envelope
         await self._broker.publish(
-            Outgoing(
-                exchange=accepted.route.exchange,
-                routing_key=accepted.route.routing_key,
-                body=accepted.payload,
-                message_id=envelope.message_id,
+            outgoing(
+                envelope,
+                accepted.route,
+                accepted.payload,
+                digest=accepted.digest,
+                channel=channel,
                 correlation_id=correlation_id,
-                headers=amqp_headers(
-                    {
-                        "x-asw-sender": envelope.sender.country,
-                        "x-asw-receiver": envelope.receiver.country,
-                        "x-asw-document-type": envelope.document_type.value,
-                        "x-asw-function": envelope.function.value,
-                        "x-asw-test": envelope.test,
-                        "x-asw-digest": accepted.digest,
-                        "x-asw-channel": channel,
-                    }
-                ),
             )
         )
         await self._journal.transition(envelope.message_id, MessageState.QUEUED, at=self._clock())

@@ -17,9 +17,11 @@ from pathlib import Path
 from adapters.simulator import BEHAVIOURS, Behaviour, RunningSimulator, SimulatorConfig
 from adapters.simulator import find_response_template as default_response_template
 from gateway.core.envelope import MEMBER_STATES
+from gateway.core.signatures import load_signing_key
 from gateway.errors import SettingsError
 from gateway.logs import configure_logging
 from gateway.settings import LogSettings
+from gateway.trust_loader import ReloadingTrustStore
 
 EX_USAGE = 2
 
@@ -60,6 +62,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="Customs Response to answer with (default: samples/response/valid/*.xml)",
     )
     parser.add_argument("--api-key", help="API key sent with each Customs Response")
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        metavar="DIR",
+        help="verify every received document against this trust directory (<CC>/ca.pem, crl.pem)",
+    )
+    parser.add_argument(
+        "--sign-with",
+        type=Path,
+        metavar="DIR",
+        help="sign Customs Responses with DIR/<country>/signer.key (a development PKI)",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve HTTPS with this")
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="key of --tls-cert")
     parser.add_argument(
@@ -100,6 +114,13 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         problems.append("--client-ca needs --tls-cert and --tls-key")
     if problems:
         raise SettingsError(problems)
+    trust = ReloadingTrustStore(args.trust).current if args.trust else None
+    response_key = None
+    if args.sign_with is not None:
+        folder = args.sign_with / args.country
+        response_key = load_signing_key(
+            (folder / "signer.key").read_bytes(), (folder / "signer.pem").read_bytes()
+        )
     return SimulatorConfig(
         country=args.country,
         behaviour=behaviour,
@@ -107,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         respond_to=args.respond_to,
         response_template=template,
         respond_api_key=args.api_key,
+        trust=trust,
+        response_key=response_key,
     )
 
 

@@ -28,6 +28,7 @@ from gateway.core.envelope import NS_COMMON, DocumentType, read_envelope
 from gateway.core.parsing import parse
 from gateway.errors import SettingsError
 from tests.conftest import ROOT, SAMPLE_FORMD, XSD_DIR, with_message_id
+from tests.pki_fixtures import PkiBundle
 
 
 def _document(message_id: str | None = None) -> tuple[str, bytes]:
@@ -363,3 +364,36 @@ async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
             return
         await asyncio.sleep(0.01)
     pytest.fail(f"condition still false after {seconds} s")
+
+
+async def test_simulator_with_trust_verifies_what_it_receives(
+    http: aiohttp.ClientSession, rsa_pki: PkiBundle
+) -> None:
+    """With --trust, a document signed by SG is taken; unsigned or tampered ones are refused."""
+    config = SimulatorConfig(country="TH", hold_seconds=30, trust=rsa_pki.trust)
+    _, body = _document()
+    signed = rsa_pki.signed("SG", body)
+    tampered = signed.replace(b"Ball bearings", b"Ball bearingz")
+    async with RunningSimulator(config) as verifying:
+        answers = {}
+        for name, document in (("signed", signed), ("unsigned", body), ("tampered", tampered)):
+            async with http.post(verifying.documents_url, data=document) as answer:
+                answers[name] = (answer.status, (await answer.json()).get("code"))
+    assert answers["signed"][0] == 200
+    assert answers["unsigned"] == (400, "unsigned")
+    assert answers["tampered"] == (400, "digest-mismatch")
+
+
+def test_sign_with_signs_customs_responses(rsa_pki: PkiBundle) -> None:
+    """--sign-with loads the simulator country's signer key for its Customs Responses."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    pki = str(rsa_pki.directory)
+    args = parser.parse_args(
+        ["simulate-nsw", "--country", "TH", "--sign-with", pki, "--trust", pki]
+    )
+    config = config_from_args(args)
+    assert config.response_key is not None
+    assert config.response_key.certificate.subject == rsa_pki.key("TH").certificate.subject
+    assert config.trust is not None
+    assert sorted(config.trust().countries) == sorted(rsa_pki.pki.countries)
