@@ -13,6 +13,7 @@ confirmed by RabbitMQ before the original is acked.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -23,14 +24,16 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
+from gateway.core.envelope import read_envelope
 from gateway.core.handover import Adapter, Handover
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.retry import GiveUp, RetrySchedule
-from gateway.core.signatures import verify
+from gateway.core.signatures import signer_chain, verify
 from gateway.core.states import MessageState
 from gateway.core.topology import Topology
 from gateway.core.trust import TrustStore
 from gateway.errors import (
+    DigestMismatch,
     GatewayError,
     PeerUnavailable,
     PoisonMessage,
@@ -145,7 +148,7 @@ class DeliveryWorker:
                     await _settle(message.ack())
                     log.info("message_redelivery_ignored", outcome="ignored", claim=claim.value)
                     return
-                await self._verify_again(handover.payload)
+                await self._verify_again(handover.message_id, handover.payload)
                 await adapter.deliver(handover)
                 # A pull inbox only stores the document; it counts as delivered (and the
                 # receipt goes) when the NSW acknowledges its pickup.
@@ -179,14 +182,32 @@ class DeliveryWorker:
             handover, delivered_at=delivered[0] if delivered else self._clock()
         )
 
-    async def _verify_again(self, payload: bytes) -> None:
-        """Check the signature once more, against today's trust, before the receiver sees it."""
+    async def _verify_again(self, message_id: str, payload: bytes) -> None:
+        """Check the document once more before the receiver sees it.
+
+        The bytes must be exactly those whose signature ingest verified: their SHA-256 must
+        equal the journal's digest (anything else was changed in transit and is refused). The
+        signer is then checked against today's trust (revocation, validity, usage, sender
+        country), which is cached per certificate and CRL version. Only a message without a
+        recorded digest gets the full XML-signature verification again.
+        """
         if self._trust is None:
             return
         trust, now = self._trust(), self._clock()
+        recorded = await self._journal.digest(message_id)
 
         def check() -> None:
-            verify(parse(payload, self._limits), trust, now=now)
+            root = parse(payload, self._limits)
+            if recorded is None:
+                verify(root, trust, now=now)
+                return
+            if hashlib.sha256(payload).hexdigest() != recorded:
+                raise DigestMismatch(
+                    "The document handed to delivery differs from the one the gateway accepted."
+                )
+            leaf, intermediates = signer_chain(root)
+            sender = read_envelope(root).sender.country
+            trust.check_signer(leaf, intermediates, sender=sender, now=now)
 
         if len(payload) <= self._offload_bytes:
             check()

@@ -16,7 +16,7 @@ from lxml import etree
 from gateway.core.envelope import DocumentType
 from gateway.core.handover import Handover
 from gateway.core.receipts import build_receipt
-from gateway.core.signatures import SigningKey, sign
+from gateway.core.signatures import SigningKey
 from gateway.errors import MessageIdReused
 from gateway.submission import Submissions
 
@@ -52,10 +52,13 @@ class ReceiptIssuer:
             original_sender=handover.sender,
             received_at=delivered_at,
         )
-        signed = sign(receipt, self._keys[handover.receiver])
-        data = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+        data = etree.tostring(receipt, xml_declaration=True, encoding="UTF-8")
         try:
-            await self._submissions.submit(data, channel="receipt")
+            # Validated, then signed with the receiving gateway's key inside the pipeline: a
+            # document the gateway has just built needs no signature check of its own.
+            await self._submissions.submit(
+                data, channel="receipt", sign_with=self._keys[handover.receiver]
+            )
         except MessageIdReused:
             # Issued before with another (ECDSA, randomised) signature: already there.
             log.info("receipt_already_issued", message_id=handover.message_id)

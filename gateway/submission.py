@@ -28,6 +28,7 @@ from gateway.broker import Broker, Outgoing, amqp_headers
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.routing import Route
+from gateway.core.signatures import SigningKey
 from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
 from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
@@ -109,6 +110,7 @@ class Submissions:
         channel: str,
         caller: str | None = None,
         correlation_id: str | None = None,
+        sign_with: SigningKey | None = None,
     ) -> Submitted:
         """Accept ``data`` durably or raise the reason; logs the outcome either way."""
         started = time.perf_counter()
@@ -116,10 +118,17 @@ class Submissions:
         try:
             trust = self._trust()
             if len(data) <= self._offload_bytes:
-                accepted = self.ingest.accept(data, now=now, trust=trust, caller=caller)
+                accepted = self.ingest.accept(
+                    data, now=now, trust=trust, caller=caller, sign_with=sign_with
+                )
             else:
                 accepted = await asyncio.to_thread(
-                    self.ingest.accept, data, now=now, trust=trust, caller=caller
+                    self.ingest.accept,
+                    data,
+                    now=now,
+                    trust=trust,
+                    caller=caller,
+                    sign_with=sign_with,
                 )
             envelope = accepted.envelope
             structlog.contextvars.bind_contextvars(

@@ -69,12 +69,15 @@ class Ingest:
         now: datetime,
         trust: TrustStore | None,
         caller: str | None = None,
+        sign_with: SigningKey | None = None,
     ) -> Accepted:
         """Run every check on ``data`` and decide its route, or raise why not.
 
         A signed document is verified first, and only what the signature covers is validated
-        and routed. ``caller`` is the authenticated party (country code) submitting the
-        document, when the channel knows it; a party may only send as itself.
+        and routed. ``sign_with`` signs an unsigned document after validation: for documents
+        the gateway issues itself (delivery receipts), which need no verifying. ``caller`` is
+        the authenticated party (country code) submitting the document, when the channel knows
+        it; a party may only send as itself.
         """
         root = parse(data, self.limits)
         envelope = read_envelope(root)
@@ -88,7 +91,7 @@ class Ingest:
             root, signer, warnings = verified.root, verified.signer, verified.warnings
             envelope = read_envelope(root)
         else:
-            signing_key = self.signers.get(envelope.sender.country)
+            signing_key = sign_with or self.signers.get(envelope.sender.country)
             if signing_key is None and self.require_signature:
                 raise Unsigned(
                     f"The document from {envelope.sender.country} is not signed. Sign it with "

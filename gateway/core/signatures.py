@@ -313,6 +313,15 @@ def _refuse_split_text(root: etree._Element) -> None:
             )
 
 
+def signer_chain(root: etree._Element) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
+    """The signing certificate and its intermediates, as carried in the document's KeyInfo.
+
+    For re-checking trust (revocation, validity, sender country) on bytes whose signature was
+    already verified; it proves nothing about the bytes by itself.
+    """
+    return _certificates(_the_signature(root))
+
+
 def _certificates(
     signature: etree._Element,
 ) -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:

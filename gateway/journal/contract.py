@@ -241,6 +241,10 @@ class Journal(Protocol):
         """The bytes as accepted, for replay and audit, or None once purged or unknown."""
         ...
 
+    async def digest(self, message_id: str) -> str | None:
+        """SHA-256 hex of the bytes as accepted (after their signature was verified), or None."""
+        ...
+
     async def link(
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
     ) -> bool:

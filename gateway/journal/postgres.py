@@ -409,6 +409,13 @@ class PostgresJournal:
             row = await cur.fetchone()
         return None if row is None else bytes(row[0])
 
+    async def digest(self, message_id: str) -> str | None:
+        """See ``Journal.digest``."""
+        async with self._transaction() as cur:
+            await cur.execute("SELECT digest FROM messages WHERE message_id = %s", (message_id,))
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
     async def link(
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
     ) -> bool:

@@ -237,6 +237,10 @@ class SqliteJournal:
         """See ``Journal.payload``."""
         return await self._run(_payload, message_id)
 
+    async def digest(self, message_id: str) -> str | None:
+        """See ``Journal.digest``."""
+        return await self._run(_digest, message_id)
+
     async def link(
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
     ) -> bool:
@@ -511,6 +515,11 @@ def _get(db: sqlite3.Connection, message_id: str) -> MessageView | None:
 def _payload(db: sqlite3.Connection, message_id: str) -> bytes | None:
     row = db.execute("SELECT body FROM payloads WHERE message_id = ?", (message_id,)).fetchone()
     return None if row is None else bytes(row[0])
+
+
+def _digest(db: sqlite3.Connection, message_id: str) -> str | None:
+    row = db.execute("SELECT digest FROM messages WHERE message_id = ?", (message_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _link(db: sqlite3.Connection, message_id: str, related: str, relation: str, at: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import sys
 import textwrap
@@ -68,6 +69,13 @@ async def test_accept_writes_message_timeline_and_payload(journal: Journal) -> N
     assert view.summary.attempts == 0
     assert [(c.state, c.at) for c in view.timeline] == [(S.RECEIVED, at(0)), (S.ACCEPTED, at(1))]
     assert view.links == ()
+
+
+async def test_digest_is_that_of_the_accepted_bytes(journal: Journal) -> None:
+    """digest() gives the SHA-256 recorded for the accepted payload, None when unknown."""
+    record = await accept(journal)
+    assert await journal.digest(record.message_id) == hashlib.sha256(PAYLOAD).hexdigest()
+    assert await journal.digest("00000000-0000-4000-8000-000000000000") is None
 
 
 async def test_resubmission_returns_first_answer(journal: Journal) -> None:
