@@ -163,6 +163,8 @@ class SqliteJournal:
         self._db = connection
         self._executor = executor
         self._closed = False
+        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._draining = False
 
     @classmethod
     async def open(cls, path: Path | str, *, synchronous: str = "FULL") -> SqliteJournal:
@@ -182,11 +184,44 @@ class SqliteJournal:
         return cls(connection, executor)
 
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Queue one operation; operations queued together commit together (group commit).
+
+        Under load the writer thread takes every operation waiting at that moment and runs
+        them in one transaction, each inside its own savepoint: one lock acquisition and one
+        fsync for the batch, while each operation still succeeds or fails on its own. Alone,
+        an operation is its own transaction, as before.
+        """
         if self._closed:
             raise RuntimeError("the journal is closed")
         loop = asyncio.get_running_loop()
-        call = functools.partial(fn, self._db, *args, **kwargs)
-        return await loop.run_in_executor(self._executor, functools.partial(_guarded, call))
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((functools.partial(fn, self._db, *args, **kwargs), future))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())  # noqa: RUF006  (it ends when the queue is empty)
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                calls = [call for call, _ in batch]
+                try:
+                    outcomes = await loop.run_in_executor(
+                        self._executor, functools.partial(_run_batch, self._db, calls)
+                    )
+                except Exception as exc:  # noqa: BLE001  (the commit failed: nothing was written)
+                    outcomes = [exc] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._draining = False
 
     async def record_accepted(
         self, entry: MessageRecord, payload: bytes, *, at: datetime
@@ -323,12 +358,36 @@ class SqliteJournal:
         """See ``Journal.close``."""
         if self._closed:
             return
-        await self._run(sqlite3.Connection.close)
         self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
 
 
 # --- on the journal thread --------------------------------------------------------------------
+
+
+def _run_batch(db: sqlite3.Connection, calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` in one transaction; each outcome is its result or the error it raised."""
+    if len(calls) == 1:
+        try:
+            return [_guarded(calls[0])]
+        except Exception as exc:  # noqa: BLE001  (handed back to the caller's future)
+            return [exc]
+    outcomes: list[Any] = []
+    _guarded(lambda: db.execute("BEGIN IMMEDIATE"))
+    try:
+        for call in calls:
+            try:
+                outcomes.append(_guarded(call))
+            except Exception as exc:  # noqa: BLE001  (handed back to the caller's future)
+                outcomes.append(exc)
+        _guarded(lambda: db.execute("COMMIT"))
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
 
 
 def _guarded(call: Callable[[], T]) -> T:
@@ -377,7 +436,21 @@ def _create_schema(db: sqlite3.Connection, path: str) -> None:
 
 @contextmanager
 def _write(db: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction holding the lock from the start (no read-then-upgrade races)."""
+    """One write transaction holding the lock from the start (no read-then-upgrade races).
+
+    Inside a group commit (``_run_batch``) the operation gets a savepoint instead, so that it
+    is undone alone if it fails.
+    """
+    if db.in_transaction:
+        db.execute("SAVEPOINT operation")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK TO operation")
+            db.execute("RELEASE operation")
+            raise
+        db.execute("RELEASE operation")
+        return
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
