@@ -192,11 +192,17 @@ def _summary_json(summary: MessageSummary) -> dict[str, Any]:
     }
 
 
+def _hidden_from(request: web.Request, summary: MessageSummary) -> bool:
+    """An authenticated party sees only messages it sent or receives (operators see all)."""
+    caller = caller_of(request)
+    return caller is not None and caller not in (summary.record.sender, summary.record.receiver)
+
+
 async def get_message(request: web.Request) -> web.Response:
     """GET /v1/messages/{id}: the message's state, its timeline and related messages."""
     message_id = request.match_info["message_id"].lower()
     view = await request.app[JOURNAL].get(message_id)
-    if view is None:
+    if view is None or _hidden_from(request, view.summary):
         raise NotFound(f"No message {message_id} is known to this gateway.")
     body = _summary_json(view.summary)
     body["timeline"] = [
@@ -230,21 +236,37 @@ async def list_messages(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise RejectedMessage(f"Bad query parameter: {exc}") from exc
     test = {"true": True, "false": False}.get(query.get("test", "").lower())
-    summaries = await request.app[JOURNAL].list_messages(
-        state=state,
-        sender=query.get("sender"),
-        receiver=query.get("receiver"),
-        test=test,
-        limit=limit,
-        before=before,
-    )
-    return web.json_response({"messages": [_summary_json(s) for s in summaries]})
+    journal = request.app[JOURNAL]
+    sender, receiver, caller = query.get("sender"), query.get("receiver"), caller_of(request)
+    if caller is None or caller in (sender, receiver):
+        searches = [(sender, receiver)]
+    else:  # a party lists what it sent and what it receives, within any filter it gave
+        searches = [(caller, receiver), (sender, caller)]
+    found: dict[str, MessageSummary] = {}
+    for by_sender, by_receiver in searches:
+        for summary in await journal.list_messages(
+            state=state,
+            sender=by_sender,
+            receiver=by_receiver,
+            test=test,
+            limit=limit,
+            before=before,
+        ):
+            found[summary.record.message_id] = summary
+    newest = sorted(found.values(), key=lambda s: s.record.received_at, reverse=True)[:limit]
+    return web.json_response({"messages": [_summary_json(s) for s in newest]})
 
 
 async def get_document(request: web.Request) -> web.Response:
     """GET /v1/messages/{id}/document: the stored document exactly as accepted."""
     message_id = request.match_info["message_id"].lower()
-    payload = await request.app[JOURNAL].payload(message_id)
+    journal = request.app[JOURNAL]
+    view = await journal.get(message_id)
+    payload = (
+        await journal.payload(message_id)
+        if view and not _hidden_from(request, view.summary)
+        else None
+    )
     if payload is None:
         raise NotFound(f"No document is stored for message {message_id}.")
     return web.Response(body=payload, content_type="application/xml")

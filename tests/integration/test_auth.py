@@ -97,6 +97,35 @@ async def test_bearer_token_is_accepted(api_key_gateway: Gateway, sample_formd: 
     assert status == 202, body
 
 
+async def test_a_party_sees_only_its_own_messages(
+    api_key_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """SG and TH see the SG -> TH message; MY sees neither it, its document nor its listing."""
+    url = base_url(api_key_gateway)
+    status, body, _ = await post(
+        url, with_message_id(sample_formd), headers={"X-API-Key": KEYS["SG"]}
+    )
+    assert status == 202, body
+    message_id = body["message_id"]
+    for party in ("SG", "TH"):
+        status, view = await get(
+            url, f"/v1/messages/{message_id}", headers={"X-API-Key": KEYS[party]}
+        )
+        assert status == 200, (party, view)
+        _, listing = await get(url, "/v1/messages", headers={"X-API-Key": KEYS[party]})
+        assert message_id in {m["message_id"] for m in listing["messages"]}, party
+    headers = {"X-API-Key": KEYS["MY"]}
+    status, problem = await get(url, f"/v1/messages/{message_id}", headers=headers)
+    assert (status, problem["code"]) == (404, "not-found")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/v1/messages/{message_id}/document", headers=headers) as response,
+    ):
+        assert response.status == 404
+    _, listing = await get(url, "/v1/messages?sender=SG", headers=headers)
+    assert message_id not in {m["message_id"] for m in listing["messages"]}
+
+
 async def test_wrong_api_key_is_401(api_key_gateway: Gateway, sample_formd: bytes) -> None:
     """An unknown key is refused with 401 unauthenticated and a challenge."""
     status, body, headers = await post(
