@@ -77,6 +77,12 @@ class DropFolderAdapter:
                 f"Could not write into the drop folder {self.directory}: {exc.strerror}"
             ) from exc
 
+    async def has_received(self, message_id: str) -> bool | None:
+        """The document is already in the folder under its final name."""
+        if not _SAFE_NAME.match(message_id):
+            return None
+        return await asyncio.to_thread(self.path_for(message_id).exists)
+
     async def healthy(self) -> bool:
         """The folder exists (or can be made) and is writable."""
         return await asyncio.to_thread(self._writable)

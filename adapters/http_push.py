@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import structlog
@@ -58,6 +58,7 @@ _OPTIONS = frozenset(
         "ca_file",
         "breaker_failures",
         "breaker_reset_seconds",
+        "status_url",
     }
 )
 
@@ -73,6 +74,7 @@ class HttpPushOptions:
     ca_file: Path | None = None
     breaker_failures: int = 5
     breaker_reset_seconds: float = 30.0
+    status_url: str | None = None  # e.g. https://nsw.example/documents/{message_id}
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> HttpPushOptions:
@@ -90,6 +92,13 @@ class HttpPushOptions:
             for key in ("client_cert", "client_key", "ca_file")
             if key in options
         }
+        status_url = options.get("status_url")
+        if status_url is not None and (
+            "{message_id}" not in status_url or urlsplit(status_url).scheme not in {"http", "https"}
+        ):
+            problems.append(
+                f"status_url: expected an http(s) URL containing {{message_id}}, got {status_url!r}"
+            )
         if "client_key" in files and "client_cert" not in files:
             problems.append("client_key: given without client_cert")
         if files and parts.scheme == "http":
@@ -109,6 +118,7 @@ class HttpPushOptions:
             ca_file=files.get("ca_file"),
             breaker_failures=int(failures),
             breaker_reset_seconds=reset,
+            status_url=status_url,
         )
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -170,8 +180,10 @@ class HttpPushAdapter:
         ssl_context: ssl.SSLContext | None = None,
         breaker: BreakerPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        status_url: str | None = None,
     ) -> None:
         self.url = url
+        self.status_url = status_url
         self.display_url = _display_url(url)
         self.timeout_seconds = timeout_seconds
         self.breaker = breaker or BreakerPolicy()
@@ -196,6 +208,7 @@ class HttpPushAdapter:
                 failure_threshold=checked.breaker_failures,
                 reset_seconds=checked.breaker_reset_seconds,
             ),
+            status_url=checked.status_url,
         )
 
     @property
@@ -293,6 +306,25 @@ class HttpPushAdapter:
         if retry_after:
             summary += f" (Retry-After: {retry_after[:40]})"
         raise PeerUnavailable(summary)
+
+    async def has_received(self, message_id: str) -> bool | None:
+        """Ask the NSW (``status_url``) whether it holds ``message_id``: 200 yes, 404 no.
+
+        Anything else (no status URL, an error, another status) is None: cannot tell, so the
+        caller delivers, and the NSW's own ``Idempotency-Key`` check is the last line.
+        """
+        if self.status_url is None:
+            return None
+        url = self.status_url.replace("{message_id}", quote(message_id, safe=""))
+        try:
+            async with self._client().get(url, allow_redirects=False) as response:
+                if response.status == 200:
+                    return True
+                if response.status == 404:
+                    return False
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.info("status_query_failed", url=_display_url(url), error=type(exc).__name__)
+        return None
 
     async def healthy(self) -> bool:
         """The breaker is not open: the NSW has not just failed ``breaker_failures`` times."""

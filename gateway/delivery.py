@@ -25,7 +25,7 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
 from gateway.core.envelope import read_envelope
-from gateway.core.handover import Adapter, Handover
+from gateway.core.handover import Adapter, Handover, ReceiverQuery
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.retry import GiveUp, RetrySchedule
 from gateway.core.signatures import signer_chain, verify
@@ -149,7 +149,11 @@ class DeliveryWorker:
                     log.info("message_redelivery_ignored", outcome="ignored", claim=claim.value)
                     return
                 await self._verify_again(handover.message_id, handover.payload)
-                await adapter.deliver(handover)
+                maybe_there = message.redelivered or attempt > 1
+                if maybe_there and await _already_received(adapter, handover.message_id):
+                    log.info("message_already_at_receiver", outcome="not-handed-over-again")
+                else:
+                    await adapter.deliver(handover)
                 # A pull inbox only stores the document; it counts as delivered (and the
                 # receipt goes) when the NSW acknowledges its pickup.
                 if not getattr(adapter, "confirms_on_pickup", False):
@@ -328,6 +332,13 @@ class DeliveryWorker:
             return False
         await _settle(message.ack())
         return True
+
+
+async def _already_received(adapter: Adapter, message_id: str) -> bool:
+    """Whether the partner says it has the message (only adapters that can ask)."""
+    if not isinstance(adapter, ReceiverQuery):
+        return False
+    return await adapter.has_received(message_id) is True
 
 
 def _int_header(headers: Mapping[str, Any], name: str, *, default: int) -> int:

@@ -10,7 +10,7 @@ twice (after a crash between hand-over and ack) without the receiver seeing it t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,3 +35,17 @@ class Adapter(Protocol):
 
     async def close(self) -> None:
         """Release what the adapter holds."""
+
+
+@runtime_checkable
+class ReceiverQuery(Protocol):
+    """An adapter that can ask its partner whether it already has a message.
+
+    Asked before a document is handed over again (a broker redelivery after a crash, or a retry
+    after an attempt whose outcome is unknown, such as a timeout): ``True`` means the partner
+    has it and it must not be handed over twice; ``False`` or ``None`` (cannot tell) means
+    deliver.
+    """
+
+    async def has_received(self, message_id: str) -> bool | None:
+        """Whether the partner already holds ``message_id``; None when it cannot tell."""

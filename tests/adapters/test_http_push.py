@@ -595,3 +595,29 @@ async def test_line_break_in_a_header_value_is_refused_for_good(make_adapter: Ma
     )
     with pytest.raises(PermanentDeliveryFailure, match="line break"):
         await make_adapter("http://127.0.0.1:9/documents").deliver(broken)
+
+
+async def test_status_query_tells_what_the_nsw_already_holds(start_nsw: StartNsw) -> None:
+    """has_received is True for a delivered id, False for an unknown one, None without a URL."""
+    nsw = await start_nsw()
+    asking = HttpPushAdapter.from_options(
+        {"url": nsw.documents_url, "status_url": f"{nsw.url}/documents/{{message_id}}"}
+    )
+    silent = HttpPushAdapter(nsw.documents_url)
+    try:
+        handover = _handover()
+        assert await asking.has_received(handover.message_id) is False
+        await asking.deliver(handover)
+        assert await asking.has_received(handover.message_id) is True
+        assert await silent.has_received(handover.message_id) is None
+    finally:
+        await asking.close()
+        await silent.close()
+
+
+def test_status_url_must_name_the_message_id() -> None:
+    """A status URL without {message_id} is a settings error."""
+    with pytest.raises(SettingsError, match="status_url"):
+        HttpPushAdapter.from_options(
+            {"url": "http://127.0.0.1:9/documents", "status_url": "http://127.0.0.1:9/x"}
+        )

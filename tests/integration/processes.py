@@ -26,13 +26,15 @@ def http_push_party(
     breaker_failures: int = 5,
     breaker_reset_seconds: float = 30.0,
     sign_on_behalf: bool = True,
+    status_url: str | None = None,
 ) -> str:
     """The TOML body of a party delivered by ``http-push`` to ``url`` (for ``parties_config``)."""
+    status = f', status_url = "{status_url}"' if status_url else ""
     return (
         f'adapter = "http-push"\nsign_on_behalf = {str(sign_on_behalf).lower()}\n'
         f'options = {{ url = "{url}", timeout_seconds = "{timeout_seconds:g}", '
         f'breaker_failures = "{breaker_failures}", '
-        f'breaker_reset_seconds = "{breaker_reset_seconds:g}" }}\n'
+        f'breaker_reset_seconds = "{breaker_reset_seconds:g}"{status} }}\n'
     )
 
 
