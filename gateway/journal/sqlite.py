@@ -552,8 +552,11 @@ def _summary(db: sqlite3.Connection, message_id: str) -> MessageSummary | None:
 
 
 def _get(db: sqlite3.Connection, message_id: str) -> MessageView | None:
-    # One read transaction, so the timeline and the current state agree.
-    db.execute("BEGIN")
+    # One read transaction, so the timeline and the current state agree (inside a group
+    # commit, the batch's transaction already gives that).
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN")
     try:
         summary = _summary(db, message_id)
         if summary is None:
@@ -569,7 +572,8 @@ def _get(db: sqlite3.Connection, message_id: str) -> MessageView | None:
             (message_id, message_id),
         ).fetchall()
     finally:
-        db.execute("COMMIT")
+        if own:
+            db.execute("COMMIT")
     return MessageView(
         summary=summary,
         timeline=tuple(

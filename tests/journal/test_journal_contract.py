@@ -78,6 +78,28 @@ async def test_digest_is_that_of_the_accepted_bytes(journal: Journal) -> None:
     assert await journal.digest("00000000-0000-4000-8000-000000000000") is None
 
 
+async def test_reads_and_writes_issued_together_all_succeed(journal: Journal) -> None:
+    """Many concurrent reads and writes (batched by a group commit) each get their answer."""
+    records = [await queued(journal) for _ in range(10)]
+    results = await asyncio.gather(
+        *(journal.get(r.message_id) for r in records),
+        *(journal.claim_delivery(r.message_id, at=at(3)) for r in records),
+        *(journal.payload(r.message_id) for r in records),
+        *(journal.digest(r.message_id) for r in records),
+        *(journal.get(r.message_id) for r in records),
+    )
+    assert all(view is not None for view in results[:10])
+    assert all(claim is ClaimResult.GRANTED for claim in results[10:20])
+    assert results[20:30] == [PAYLOAD] * 10
+    for record in records:
+        assert await timeline_states(journal, record.message_id) == [
+            S.RECEIVED,
+            S.ACCEPTED,
+            S.QUEUED,
+            S.DELIVERING,
+        ]
+
+
 async def test_resubmission_returns_first_answer(journal: Journal) -> None:
     """The same message id again returns the first acceptance and writes nothing."""
     record = await accept(journal)
