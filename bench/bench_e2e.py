@@ -172,10 +172,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def run(count: int, workers: int, concurrency: int) -> None:
+async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> None:
     with tempfile.TemporaryDirectory(prefix="asw-bench-") as workdir:
         pki_dir = Path(workdir) / "pki"
-        pki = build_dev_pki(now=datetime.now(UTC), key_type=KeyType.RSA2048)
+        pki = build_dev_pki(now=datetime.now(UTC), key_type=key_type)
         write_dev_pki(pki, pki_dir)
         signer = pki.countries["SG"].signer
         key = load_signing_key(signer.key_pem, signer.cert_pem)
@@ -229,8 +229,8 @@ async def run(count: int, workers: int, concurrency: int) -> None:
             await delete_topology(AMQP_URL, Topology(gateway.prefix), MEMBER_STATES, (500, 1000))
     print(f"machine: {os.cpu_count()} cores; workers: {workers}; client concurrency: {concurrency}")
     print(
-        f"document: 5 KB Form D sample ({len(SAMPLE)} bytes, {signed_size} signed "
-        "RSA-2048); journal SQLite; verify at ingest and delivery; drop-folder adapter"
+        f"document: 5 KB Form D sample ({len(SAMPLE)} bytes, {signed_size} signed, keys "
+        f"{key_type.value}); journal SQLite; verify at ingest and delivery; drop-folder adapter"
     )
     print(f"baseline  bare aio-pika publish+confirm, consume+ack (quorum): {base:8.0f} msg/s")
     print(f"gateway   accepted (202)  : {accepted_rate:8.0f} msg/s   ({len(submitted)}/{count})")
@@ -247,8 +247,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--key-type",
+        choices=[k.value for k in KeyType],
+        default=KeyType.RSA2048.value,
+        help="key type of every key in the benchmark's PKI (document signers and gateways)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.count, args.workers, args.concurrency))
+    asyncio.run(run(args.count, args.workers, args.concurrency, KeyType(args.key_type)))
 
 
 if __name__ == "__main__":
