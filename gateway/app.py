@@ -22,7 +22,7 @@ from gateway.core.handover import Adapter
 from gateway.core.parsing import ParseLimits
 from gateway.core.pipeline import Ingest
 from gateway.core.routing import RoutingTable
-from gateway.core.signatures import SigningKey, load_signing_key
+from gateway.core.signatures import SigningKey
 from gateway.core.topology import Topology
 from gateway.core.trust import TrustStore
 from gateway.core.validation import Validator
@@ -31,6 +31,7 @@ from gateway.errors import GatewayError, SettingsError
 from gateway.inbox import INBOX_RECEIPTS, add_inbox_routes
 from gateway.journal import Journal, open_journal
 from gateway.operations import Operations
+from gateway.pki_files import read_signing_key
 from gateway.receipting import ReceiptIssuer
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
@@ -65,9 +66,8 @@ def load_keys(settings: Settings, role: str, countries: list[str]) -> dict[str, 
     keys: dict[str, SigningKey] = {}
     problems: list[str] = []
     for country in countries:
-        key_file, cert_file = keys_dir / country / f"{role}.key", keys_dir / country / f"{role}.pem"
         try:
-            keys[country] = load_signing_key(key_file.read_bytes(), cert_file.read_bytes())
+            keys[country] = read_signing_key(keys_dir, country, role)
         except OSError as exc:
             problems.append(
                 f"{role} key of {country}: cannot read {exc.filename} ({exc.strerror}); "

@@ -1,4 +1,4 @@
-"""Write a development PKI (``gateway.core.pki``) to disk in the ``DIR/<CC>/`` layout.
+"""The ``DIR/<CC>/`` layout of a PKI on disk: writing a development PKI, reading keys back.
 
 Private keys are written with mode 0600 and never printed.
 """
@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from gateway.core.pki import DevPki, Issued
+from gateway.core.signatures import SigningKey, load_signing_key
 
 _KEY_MODE = 0o600
 
@@ -48,3 +49,15 @@ def write_dev_pki(pki: DevPki, directory: Path) -> list[Path]:
     _write(bad / "unknown-ca-root.pem", pki.unknown_ca_pem)
     written.append(bad / "unknown-ca-root.pem")
     return written
+
+
+def read_signing_key(directory: Path, country: str, role: str = "signer") -> SigningKey:
+    """``DIR/<CC>/<role>.key`` with its certificate ``<role>.pem`` (role: signer or gateway).
+
+    Raises ``OSError`` when a file is missing or unreadable, ``SettingsError`` when it is not a
+    usable key and certificate.
+    """
+    folder = directory / country
+    return load_signing_key(
+        (folder / f"{role}.key").read_bytes(), (folder / f"{role}.pem").read_bytes()
+    )

@@ -35,8 +35,9 @@ from lxml import etree
 from gateway.core.documents import document_id_of, restamp
 from gateway.core.envelope import NS_COMMON, NS_DSIG, NS_RECEIPT, document_type_of
 from gateway.core.parsing import parse
-from gateway.core.signatures import SigningKey, load_signing_key, sign
+from gateway.core.signatures import SigningKey, sign
 from gateway.errors import GatewayError
+from gateway.pki_files import read_signing_key
 
 SUCCESS_STATES = frozenset({"DELIVERED", "RECEIPTED", "ANSWERED"})
 """Final states that mean the receiver has the document."""
@@ -162,13 +163,11 @@ class Restamper:
         if self.sign_with is None:
             return None
         if country not in self._keys:
-            folder = self.sign_with / country
-            key_file, cert_file = folder / "signer.key", folder / "signer.pem"
-            self._keys[country] = (
-                load_signing_key(key_file.read_bytes(), cert_file.read_bytes())
-                if country.isalpha() and key_file.is_file() and cert_file.is_file()
-                else None
-            )
+            try:
+                key = read_signing_key(self.sign_with, country) if country.isalpha() else None
+            except OSError:
+                key = None
+            self._keys[country] = key
         return self._keys[country]
 
     def prepare(
@@ -528,9 +527,7 @@ class DeliveryTracker:
             return
         self.pending.discard(message_id)
 
-    async def wait(
-        self, client: GatewayClient, *, timeout: float, interval: float = 0.5
-    ) -> None:
+    async def wait(self, client: GatewayClient, *, timeout: float, interval: float = 0.5) -> None:
         """Poll until nothing is pending or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
         while self.pending and time.monotonic() < deadline:
@@ -565,9 +562,7 @@ def judge(expectation: Expectation | None, answer: Answer, prepared: Prepared) -
         return answer.accepted and set(answer.warnings) == set(expectation.codes)
     if prepared.unsignable and answer.code == "unsigned":
         return True
-    return answer.code in REFUSAL_WITH_FINDINGS and set(answer.findings) == set(
-        expectation.codes
-    )
+    return answer.code in REFUSAL_WITH_FINDINGS and set(answer.findings) == set(expectation.codes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

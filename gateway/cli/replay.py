@@ -357,9 +357,4 @@ def _with_delivery(outcome: Outcome, tracker: DeliveryTracker) -> Outcome:
     return replace(outcome, state=delivery.state, seconds_to_delivery=delivery.seconds)
 
 
-def replay_files(options: ReplayOptions) -> ReplayResult:
-    """``replay`` for synchronous callers."""
-    return asyncio.run(replay(options))
-
-
 __all__: Sequence[str] = ("ReplayOptions", "ReplayResult", "register", "replay", "run")

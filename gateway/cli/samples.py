@@ -19,7 +19,8 @@ from lxml import etree
 
 from gateway.core.envelope import NS_COMMON
 from gateway.core.parsing import parse
-from gateway.core.signatures import load_signing_key, sign
+from gateway.core.signatures import sign
+from gateway.pki_files import read_signing_key
 from gateway.samplegen import BREAKAGES, Generated, generate, invalid_rules, write_set
 
 
@@ -95,14 +96,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _signed(doc: Generated, pki_dir: Path) -> Generated:
     root = parse(doc.data)
-    country = root.findtext(f"{{{NS_COMMON}}}MessageHeader/{{{NS_COMMON}}}SenderParty/"
-                            f"{{{NS_COMMON}}}CountryCode") or ""
-    folder = pki_dir / country
-    if not (folder / "signer.key").is_file():
-        print(f"samples: no signing key for {country or '?'} in {pki_dir}; {doc.name} unsigned",
-              file=sys.stderr)
+    country = (
+        root.findtext(
+            f"{{{NS_COMMON}}}MessageHeader/{{{NS_COMMON}}}SenderParty/{{{NS_COMMON}}}CountryCode"
+        )
+        or ""
+    )
+    try:
+        key = read_signing_key(pki_dir, country)
+    except OSError:
+        print(
+            f"samples: no signing key for {country or '?'} in {pki_dir}; {doc.name} unsigned",
+            file=sys.stderr,
+        )
         return doc
-    key_pem, cert_pem = (folder / "signer.key").read_bytes(), (folder / "signer.pem").read_bytes()
-    key = load_signing_key(key_pem, cert_pem)
     data = etree.tostring(sign(root, key), xml_declaration=True, encoding="UTF-8")
     return Generated(name=doc.name, data=bytes(data), valid=doc.valid, codes=doc.codes)

@@ -13,17 +13,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-from lxml import etree
-
-from gateway.core.documents import document_id_of, restamp
-from gateway.core.envelope import document_type_of, read_envelope
-from gateway.core.parsing import parse
-from gateway.core.signatures import load_signing_key, sign
-from gateway.testkit import SUCCESS_STATES, timeline_lines
+from gateway.testkit import SUCCESS_STATES, Restamper, timeline_lines
 
 EX_TEMPFAIL = 75
 WAIT_FAILED = frozenset({"DEAD", "REJECTED", "DUPLICATE"})
@@ -59,38 +51,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def fresh_copy(document: bytes) -> bytes:
-    """The document as a new one: fresh message id, document number and creation time."""
-    root = parse(document)
-    old_number = document_id_of(root, document_type_of(root))
-    suffix = uuid.uuid4().hex[:8].upper()
-    copy = restamp(
-        root,
-        message_id=str(uuid.uuid4()),
-        document_id=f"{old_number}-{suffix}" if old_number else None,
-        created=datetime.now(UTC),
-    )
-    return bytes(etree.tostring(copy, xml_declaration=True, encoding="UTF-8"))
-
-
-def signed_with_dev_key(document: bytes, pki_dir: Path) -> bytes:
-    """The document signed with its sender country's signer key from ``pki_dir``."""
-    root = parse(document)
-    country = read_envelope(root).sender.country
-    key = load_signing_key(
-        (pki_dir / country / "signer.key").read_bytes(),
-        (pki_dir / country / "signer.pem").read_bytes(),
-    )
-    return bytes(etree.tostring(sign(root, key), xml_declaration=True, encoding="UTF-8"))
-
-
 def run(args: argparse.Namespace) -> int:
     """Submit the file; print the message id (exit 0) or the refusal (exit 1, or 75 to retry)."""
     document = args.file.read_bytes()
-    if args.new_id:
-        document = fresh_copy(document)
-    if args.sign_with:
-        document = signed_with_dev_key(document, args.sign_with)
+    if args.new_id or args.sign_with:
+        restamper = Restamper(keep_ids=not args.new_id, sign_with=args.sign_with)
+        document = restamper.prepare(document).body
     headers = {"Content-Type": "application/xml", "Accept": "application/json"}
     if args.api_key:
         headers["X-API-Key"] = args.api_key

@@ -17,9 +17,9 @@ from pathlib import Path
 from adapters.simulator import BEHAVIOURS, Behaviour, RunningSimulator, SimulatorConfig
 from adapters.simulator import find_response_template as default_response_template
 from gateway.core.envelope import MEMBER_STATES
-from gateway.core.signatures import load_signing_key
 from gateway.errors import SettingsError
 from gateway.logs import configure_logging
+from gateway.pki_files import read_signing_key
 from gateway.settings import LogSettings
 from gateway.trust_loader import ReloadingTrustStore
 
@@ -115,12 +115,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if problems:
         raise SettingsError(problems)
     trust = ReloadingTrustStore(args.trust).current if args.trust else None
-    response_key = None
-    if args.sign_with is not None:
-        folder = args.sign_with / args.country
-        response_key = load_signing_key(
-            (folder / "signer.key").read_bytes(), (folder / "signer.pem").read_bytes()
-        )
+    response_key = read_signing_key(args.sign_with, args.country) if args.sign_with else None
     return SimulatorConfig(
         country=args.country,
         behaviour=behaviour,
