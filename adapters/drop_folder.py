@@ -35,6 +35,8 @@ _SAFE_NAME = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 class DropFolderAdapter:
     """Writes documents into a folder the national single window watches."""
 
+    confirms_on_pickup = False
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 

@@ -172,6 +172,8 @@ def _display_url(url: str) -> str:
 class HttpPushAdapter:
     """POSTs documents to one national single window's HTTP endpoint, behind a breaker."""
 
+    confirms_on_pickup = False
+
     def __init__(
         self,
         url: str,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import structlog
 
@@ -61,7 +61,7 @@ class PullInboxOptions:
 class PullInboxAdapter:
     """Hands documents over by storing them in the receiving party's inbox in the journal."""
 
-    confirms_on_pickup: ClassVar[bool] = True
+    confirms_on_pickup = True
     """``deliver`` only stores: the NSW's acknowledgement is the delivery (``gateway.inbox``
     marks the message delivered and issues the receipt then), not the return of ``deliver``."""
 

@@ -156,7 +156,7 @@ class DeliveryWorker:
                     await adapter.deliver(handover)
                 # A pull inbox only stores the document; it counts as delivered (and the
                 # receipt goes) when the NSW acknowledges its pickup.
-                if not getattr(adapter, "confirms_on_pickup", False):
+                if not adapter.confirms_on_pickup:
                     delivered_at = self._clock()
                     await self._journal.mark_delivered(handover.message_id, at=delivered_at)
                     if self._receipts is not None:

@@ -25,7 +25,14 @@ class Handover:
 
 
 class Adapter(Protocol):
-    """Hands documents to one national single window."""
+    """Hands documents to one national single window.
+
+    ``confirms_on_pickup`` is True for an adapter whose ``deliver`` only stores the document
+    for the partner to fetch (a pull inbox): the message then counts as delivered, and its
+    receipt goes, when the partner acknowledges the pickup, not when ``deliver`` returns.
+    """
+
+    confirms_on_pickup: bool
 
     async def deliver(self, handover: Handover) -> None:
         """Hand ``handover`` over durably, or raise a ``GatewayError``."""
