@@ -12,7 +12,6 @@ confirmed by RabbitMQ before the original is acked.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,6 +42,7 @@ from gateway.errors import (
     UnknownMessage,
 )
 from gateway.journal import ClaimResult, Journal
+from gateway.offload import offload
 from gateway.receipting import ReceiptIssuer
 from gateway.settings import AmqpSettings
 
@@ -213,10 +213,7 @@ class DeliveryWorker:
             sender = read_envelope(root).sender.country
             trust.check_signer(leaf, intermediates, sender=sender, now=now)
 
-        if len(payload) <= self._offload_bytes:
-            check()
-        else:
-            await asyncio.to_thread(check)
+        await offload(len(payload), self._offload_bytes, check)
 
     async def _retry_or_give_up(
         self,

@@ -316,6 +316,14 @@ class UnknownMessage(RejectedMessage):
     title = "The message is not in the journal"
 
 
+class MethodNotAllowed(RejectedMessage):
+    """The path exists, but not for this HTTP method."""
+
+    code = "method-not-allowed"
+    http_status = 405
+    title = "This method is not allowed here"
+
+
 class ReplayRefused(RejectedMessage):
     """An operator asked to replay a message that is not a dead letter."""
 

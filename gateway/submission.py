@@ -16,7 +16,6 @@ seeing the document twice.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
 from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
 from gateway.journal import AcceptResult, Journal, MessageRecord
+from gateway.offload import offload
 
 log = structlog.get_logger("gateway.submission")
 
@@ -117,19 +117,13 @@ class Submissions:
         now = self._clock()
         try:
             trust = self._trust()
-            if len(data) <= self._offload_bytes:
-                accepted = self.ingest.accept(
+            accepted = await offload(
+                len(data),
+                self._offload_bytes,
+                lambda: self.ingest.accept(
                     data, now=now, trust=trust, caller=caller, sign_with=sign_with
-                )
-            else:
-                accepted = await asyncio.to_thread(
-                    self.ingest.accept,
-                    data,
-                    now=now,
-                    trust=trust,
-                    caller=caller,
-                    sign_with=sign_with,
-                )
+                ),
+            )
             envelope = accepted.envelope
             structlog.contextvars.bind_contextvars(
                 message_id=envelope.message_id,

@@ -6,11 +6,10 @@ rendered in one middleware from the attributes of the error class, never ad hoc.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -22,6 +21,7 @@ from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
 from gateway.errors import (
     GatewayError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RejectedMessage,
@@ -29,6 +29,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary
+from gateway.offload import offload
 from gateway.operations import Operations
 from gateway.settings import Settings
 from gateway.submission import Submissions
@@ -47,7 +48,6 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 
 PROBLEM_JSON = "application/problem+json"
 XML_TYPES = frozenset({"application/xml", "text/xml"})
-T = TypeVar("T")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -83,9 +83,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPNotFound:
         response = problem_response(NotFound(f"There is nothing at {request.path}."), settings)
     except web.HTTPMethodNotAllowed as exc:
-        error = RejectedMessage(f"{request.method} is not allowed on {request.path}.")
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.path}.")
         response = problem_response(error, settings)
-        response.set_status(405)
         response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
     except web.HTTPException:
         raise
@@ -121,13 +120,6 @@ async def _read_xml_body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _offload(request: web.Request, size: int, work: Callable[[], T]) -> T:
-    """Run CPU work inline when small, in a thread when large (never stall the loop long)."""
-    if size <= request.app[SETTINGS].http.offload_bytes:
-        return work()
-    return await asyncio.to_thread(work)
-
-
 async def submit_message(request: web.Request) -> web.Response:
     """POST /v1/messages: check a document, publish it durably, answer 202 with its id."""
     data = await _read_xml_body(request)
@@ -160,7 +152,8 @@ async def validate_document(request: web.Request) -> web.Response:
     ingest = request.app[SUBMISSIONS].ingest
     now = request.app[CLOCK]()
     data = await _read_xml_body(request)
-    envelope, report = await _offload(request, len(data), lambda: ingest.check(data, now=now))
+    threshold = request.app[SETTINGS].http.offload_bytes
+    envelope, report = await offload(len(data), threshold, lambda: ingest.check(data, now=now))
     body: dict[str, Any] = {
         "message_id": envelope.message_id,
         "document_type": report.document_type.value,

@@ -114,7 +114,7 @@ async def test_validate_endpoint_reports_without_routing(
 
 
 async def test_health_reports_the_broker(running_gateway: Gateway) -> None:
-    """GET /healthz says the broker is connected and unknown paths get a 404 problem."""
+    """/healthz reports the broker; unknown paths are 404 and wrong methods 405 problems."""
     async with aiohttp.ClientSession() as session:
         async with session.get(base_url(running_gateway) + "/healthz") as response:
             assert response.status == 200
@@ -122,6 +122,11 @@ async def test_health_reports_the_broker(running_gateway: Gateway) -> None:
         async with session.get(base_url(running_gateway) + "/nowhere") as response:
             assert response.status == 404
             assert (await response.json(content_type=None))["code"] == "not-found"
+        async with session.put(base_url(running_gateway) + "/v1/messages") as response:
+            problem = await response.json(content_type=None)
+            assert (response.status, problem["status"]) == (405, 405)
+            assert problem["code"] == "method-not-allowed"
+            assert "POST" in response.headers["Allow"]
 
 
 async def test_one_megabyte_form_d_arrives_whole_and_is_delivered(
