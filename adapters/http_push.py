@@ -230,9 +230,13 @@ class HttpPushAdapter:
             )
         return self._session
 
+    def _auth_headers(self) -> Mapping[str, str]:
+        """Credentials sent with every request (none here; a remote gateway sends its key)."""
+        return {}
+
     async def deliver(self, handover: Handover) -> None:
         """POST the document; return once the NSW answered 2xx, or raise a ``GatewayError``."""
-        headers = _headers(handover)
+        headers = {**_headers(handover), **self._auth_headers()}
         decision = self.breaker.admit(self._state, self._clock())
         self._state = decision.state
         admission = decision.admission
@@ -319,7 +323,11 @@ class HttpPushAdapter:
             return None
         url = self.status_url.replace("{message_id}", quote(message_id, safe=""))
         try:
-            async with self._client().get(url, allow_redirects=False) as response:
+            async with self._client().get(
+                url,
+                headers={"Accept": "application/json", **self._auth_headers()},
+                allow_redirects=False,
+            ) as response:
                 if response.status == 200:
                     return True
                 if response.status == 404:

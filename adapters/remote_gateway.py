@@ -28,13 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
 
 from adapters.http_push import HttpPushAdapter, HttpPushOptions
 from gateway.core.breaker import BreakerPolicy
 from gateway.core.handover import Handover
-from gateway.errors import PeerTimeout, PeerUnavailable, PermanentDeliveryFailure, SettingsError
+from gateway.errors import PeerUnavailable, PermanentDeliveryFailure, SettingsError
 
 log = structlog.get_logger("adapters.remote_gateway")
 
@@ -101,14 +100,20 @@ class RemoteGatewayAdapter(HttpPushAdapter):
         ssl_context: ssl.SSLContext | None = None,
         breaker: BreakerPolicy | None = None,
     ) -> None:
+        base = base_url.rstrip("/")
         super().__init__(
-            base_url.rstrip("/") + "/v1/messages",
+            base + "/v1/messages",
             timeout_seconds=timeout_seconds,
             ssl_context=ssl_context,
             breaker=breaker,
+            status_url=base + "/v1/messages/{message_id}",
         )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base
         self._credentials = {"X-API-Key": api_key} if api_key else {}
+
+    def _auth_headers(self) -> Mapping[str, str]:
+        """This gateway's key, for the remote to know who forwards."""
+        return self._credentials
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> RemoteGatewayAdapter:
@@ -130,35 +135,18 @@ class RemoteGatewayAdapter(HttpPushAdapter):
         )
 
     async def _post(self, handover: Handover, headers: Mapping[str, str]) -> None:
-        """POST with our credentials; a 409 for a message the remote already holds is success."""
+        """POST; a 409 for a message the remote already holds counts as delivered."""
         try:
-            await super()._post(handover, {**headers, **self._credentials})
+            await super()._post(handover, headers)
         except PermanentDeliveryFailure as exc:
             if not exc.detail.startswith(f"{self.display_url} answered HTTP {CONFLICT}:"):
                 raise
-            if not await self._remote_holds(handover.message_id):
+            held = await self.has_received(handover.message_id)
+            if held is None:
+                raise PeerUnavailable(
+                    f"{self.base_url} answered 409 and could not say whether it holds message "
+                    f"{handover.message_id}; trying again later."
+                ) from exc
+            if not held:
                 raise
             log.info("remote_already_holds_message", url=self.base_url)
-
-    async def _remote_holds(self, message_id: str) -> bool:
-        """Ask the remote whether it journalled ``message_id`` (transient failures raise)."""
-        url = f"{self.base_url}/v1/messages/{message_id}"
-        try:
-            async with self._client().get(
-                url, headers={"Accept": "application/json", **self._credentials}
-            ) as response:
-                if response.status == 404:
-                    return False
-                if response.status != 200:
-                    raise PeerUnavailable(
-                        f"{self.base_url} answered HTTP {response.status} when asked whether it "
-                        f"holds message {message_id} (after a 409)."
-                    )
-                body = await response.json(content_type=None)
-        except TimeoutError as exc:
-            raise PeerTimeout(f"{self.base_url} did not answer the 409 check in time.") from exc
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise PeerUnavailable(
-                f"Could not ask {self.base_url} about message {message_id}: {exc}"
-            ) from exc
-        return isinstance(body, dict) and body.get("message_id") == message_id
