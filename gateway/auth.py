@@ -44,11 +44,10 @@ from cryptography import x509
 
 from gateway.core.trust import TrustStore, country_of, fingerprint
 from gateway.errors import SettingsError, SignatureProblem, Unauthenticated
-from gateway.settings import HttpSettings, Settings
+from gateway.settings import AUTH_MODES, HttpSettings, Settings
 
 log = structlog.get_logger("gateway.auth")
 
-AUTH_MODES = ("none", "api-key", "tls", "api-key-or-tls")
 OPEN_PATHS = ("/healthz", "/readyz")
 OPEN_PREFIXES = ("/console",)
 OPERATOR_PATHS = ("/v1/queues", "/v1/stats", "/v1/certificates", "/v1/partners")

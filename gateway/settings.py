@@ -133,10 +133,11 @@ _SECTIONS: dict[str, type[Any]] = {
     "pki": PkiSettings,
     "log": LogSettings,
 }
+AUTH_MODES = ("none", "api-key", "tls", "api-key-or-tls")
 _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("log", "format"): {"auto", "json", "console"},
-    ("http", "auth"): {"none", "api-key", "tls", "api-key-or-tls"},
+    ("http", "auth"): set(AUTH_MODES),
 }
 _POSITIVE = {
     ("node", "workers"),
