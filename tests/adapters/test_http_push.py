@@ -577,10 +577,12 @@ def test_credentials_in_the_url_stay_out_of_details() -> None:
 
 
 async def test_close_is_idempotent_and_session_is_lazy() -> None:
-    """close: safe before any delivery and twice in a row."""
+    """close: safe before any delivery and twice in a row; no session exists before use."""
     adapter = HttpPushAdapter("http://127.0.0.1:9/documents")
+    assert adapter._session is None
     await adapter.close()
     await adapter.close()
+    assert adapter._session is None
 
 
 async def test_line_break_in_a_header_value_is_refused_for_good(make_adapter: MakeAdapter) -> None:
