@@ -13,6 +13,7 @@ Two layers:
 
 Used by ``asw-gateway samples generate``; never at run time of the gateway.
 """
+
 from __future__ import annotations
 
 import json
@@ -340,10 +341,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=8,
             ports=(("BNMUA", "Muara"),),
             companies=(
-                ("Brunei Methanol Trading Sdn Bhd", "RC00012345", "Simpang 88, Jalan Muara",
-                 "Muara", "BT1728"),
-                ("Kiulap Agro Foods Sdn Bhd", "RC00045678", "Unit 4, Kiulap Complex",
-                 "Bandar Seri Begawan", "BE1518"),
+                (
+                    "Brunei Methanol Trading Sdn Bhd",
+                    "RC00012345",
+                    "Simpang 88, Jalan Muara",
+                    "Muara",
+                    "BT1728",
+                ),
+                (
+                    "Kiulap Agro Foods Sdn Bhd",
+                    "RC00045678",
+                    "Unit 4, Kiulap Complex",
+                    "Bandar Seri Begawan",
+                    "BE1518",
+                ),
             ),
             people=("Hajah Noraini binti Abdullah", "Awang Hazirul bin Ahmad"),
             plate="B# ####",
@@ -354,10 +365,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=7,
             ports=(("KHKOS", "Sihanoukville"), ("KHPNH", "Phnom Penh")),
             companies=(
-                ("Angkor Garment Manufacturing Co., Ltd.", "KH10023456", "National Road 4",
-                 "Phnom Penh", "120902"),
-                ("Mekong Rice Exporters Co., Ltd.", "KH10078123", "Street 598, Sangkat Chrang",
-                 "Phnom Penh", "120408"),
+                (
+                    "Angkor Garment Manufacturing Co., Ltd.",
+                    "KH10023456",
+                    "National Road 4",
+                    "Phnom Penh",
+                    "120902",
+                ),
+                (
+                    "Mekong Rice Exporters Co., Ltd.",
+                    "KH10078123",
+                    "Street 598, Sangkat Chrang",
+                    "Phnom Penh",
+                    "120408",
+                ),
             ),
             people=("Sok Chanthou, Export Manager", "Chea Vannak, Director"),
             plate="2A-####",
@@ -368,10 +389,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=7,
             ports=(("IDTPP", "Tanjung Priok"), ("IDSUB", "Surabaya")),
             companies=(
-                ("PT Nusantara Rubber Industries", "0123456789012", "Jl. Raya Cakung Cilincing",
-                 "Jakarta", "14130"),
-                ("PT Java Coffee Estates", "0987654321098", "Jl. Rungkut Industri III",
-                 "Surabaya", "60293"),
+                (
+                    "PT Nusantara Rubber Industries",
+                    "0123456789012",
+                    "Jl. Raya Cakung Cilincing",
+                    "Jakarta",
+                    "14130",
+                ),
+                (
+                    "PT Java Coffee Estates",
+                    "0987654321098",
+                    "Jl. Rungkut Industri III",
+                    "Surabaya",
+                    "60293",
+                ),
             ),
             people=("Siti Rahmawati, Export Manager", "Budi Santoso, Director"),
             plate="B #### TX",
@@ -382,10 +413,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=7,
             ports=(("LAVTE", "Vientiane"),),
             companies=(
-                ("Lao Coffee Plateau Co., Ltd.", "LA01234567", "Ban Phonthan, Saysettha",
-                 "Vientiane", "01000"),
-                ("Vientiane Wood Products Co., Ltd.", "LA07654321", "Thadeua Road, Km 8",
-                 "Vientiane", "01160"),
+                (
+                    "Lao Coffee Plateau Co., Ltd.",
+                    "LA01234567",
+                    "Ban Phonthan, Saysettha",
+                    "Vientiane",
+                    "01000",
+                ),
+                (
+                    "Vientiane Wood Products Co., Ltd.",
+                    "LA07654321",
+                    "Thadeua Road, Km 8",
+                    "Vientiane",
+                    "01160",
+                ),
             ),
             people=("Phouvong Sisavath, Sales Manager", "Khamla Vongsa, Director"),
             plate="KT ####",
@@ -396,10 +437,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=8,
             ports=(("MYPKG", "Port Klang"), ("MYPEN", "Penang"), ("MYTPP", "Tanjung Pelepas")),
             companies=(
-                ("Klang Valley Oleochemicals Sdn Bhd", "199701023456", "Lot 5, Jalan Perigi Nanas",
-                 "Pulau Indah", "42920"),
-                ("Penang Precision Engineering Sdn Bhd", "200401012345",
-                 "Plot 87, Bayan Lepas FIZ Phase 4", "Bayan Lepas", "11900"),
+                (
+                    "Klang Valley Oleochemicals Sdn Bhd",
+                    "199701023456",
+                    "Lot 5, Jalan Perigi Nanas",
+                    "Pulau Indah",
+                    "42920",
+                ),
+                (
+                    "Penang Precision Engineering Sdn Bhd",
+                    "200401012345",
+                    "Plot 87, Bayan Lepas FIZ Phase 4",
+                    "Bayan Lepas",
+                    "11900",
+                ),
             ),
             people=("Nurul Aina binti Hassan, Export Executive", "Lim Chee Keong, Director"),
             plate="W## ####",
@@ -410,10 +461,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=7,
             ports=(("MMRGN", "Yangon"),),
             companies=(
-                ("Golden Delta Beans Trading Co., Ltd.", "MM11223344", "No. 45, Strand Road",
-                 "Yangon", "11181"),
-                ("Ayeyarwady Garments Co., Ltd.", "MM55667788", "Shwe Lin Ban Industrial Zone",
-                 "Yangon", "11401"),
+                (
+                    "Golden Delta Beans Trading Co., Ltd.",
+                    "MM11223344",
+                    "No. 45, Strand Road",
+                    "Yangon",
+                    "11181",
+                ),
+                (
+                    "Ayeyarwady Garments Co., Ltd.",
+                    "MM55667788",
+                    "Shwe Lin Ban Industrial Zone",
+                    "Yangon",
+                    "11401",
+                ),
             ),
             people=("Daw Khin Myo Aye, Export Manager", "U Aung Kyaw Moe, Director"),
             plate="YGN-####",
@@ -424,10 +485,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=8,
             ports=(("PHMNL", "Manila"), ("PHCEB", "Cebu")),
             companies=(
-                ("Cebu Coconut Products Corporation", "PH0012345678", "Mandaue Reclamation Area",
-                 "Mandaue City", "6014"),
-                ("Luzon Electronics Assembly Inc.", "PH0087654321", "Laguna Technopark",
-                 "Binan", "4024"),
+                (
+                    "Cebu Coconut Products Corporation",
+                    "PH0012345678",
+                    "Mandaue Reclamation Area",
+                    "Mandaue City",
+                    "6014",
+                ),
+                (
+                    "Luzon Electronics Assembly Inc.",
+                    "PH0087654321",
+                    "Laguna Technopark",
+                    "Binan",
+                    "4024",
+                ),
             ),
             people=("Maria Santos, Export Manager", "Jose Reyes, Director"),
             plate="NAB ####",
@@ -438,10 +509,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=8,
             ports=(("SGSIN", "Singapore"),),
             companies=(
-                ("Lion City Precision Components Pte Ltd", "201912345K", "21 Tuas South Avenue 7",
-                 "Singapore", "637601"),
-                ("Straits Industrial Distribution Pte Ltd", "200812345W", "10 Pioneer Sector 1",
-                 "Singapore", "628420"),
+                (
+                    "Lion City Precision Components Pte Ltd",
+                    "201912345K",
+                    "21 Tuas South Avenue 7",
+                    "Singapore",
+                    "637601",
+                ),
+                (
+                    "Straits Industrial Distribution Pte Ltd",
+                    "200812345W",
+                    "10 Pioneer Sector 1",
+                    "Singapore",
+                    "628420",
+                ),
             ),
             people=("Tan Wei Ming, Export Manager", "Goh Mei Ling, Trade Compliance Lead"),
             plate="XD ####",
@@ -452,10 +533,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=7,
             ports=(("THLCH", "Laem Chabang"), ("THBKK", "Bangkok")),
             companies=(
-                ("Siam Motor Parts Co., Ltd.", "0105548012345", "99 Moo 4, Bangna-Trad Road",
-                 "Samut Prakan", "10540"),
-                ("Chonburi Rubber Latex Co., Ltd.", "0205551023456", "88 Moo 2, Sukhumvit Road",
-                 "Chonburi", "20230"),
+                (
+                    "Siam Motor Parts Co., Ltd.",
+                    "0105548012345",
+                    "99 Moo 4, Bangna-Trad Road",
+                    "Samut Prakan",
+                    "10540",
+                ),
+                (
+                    "Chonburi Rubber Latex Co., Ltd.",
+                    "0205551023456",
+                    "88 Moo 2, Sukhumvit Road",
+                    "Chonburi",
+                    "20230",
+                ),
             ),
             people=("Somchai Prasert, Export Manager", "Nattaya Wong, Director"),
             plate="##-####",
@@ -466,10 +557,20 @@ COUNTRIES: dict[str, Country] = {
             utc_offset=7,
             ports=(("VNSGN", "Ho Chi Minh City"), ("VNHPH", "Hai Phong")),
             companies=(
-                ("Hai Phong Cable and Wire JSC", "0200123456", "Km 9, Nguyen Binh Khiem Street",
-                 "Hai Phong", "180000"),
-                ("Saigon Seafood Processing JSC", "0301234567", "Lot 18, Tan Thuan EPZ",
-                 "Ho Chi Minh City", "700000"),
+                (
+                    "Hai Phong Cable and Wire JSC",
+                    "0200123456",
+                    "Km 9, Nguyen Binh Khiem Street",
+                    "Hai Phong",
+                    "180000",
+                ),
+                (
+                    "Saigon Seafood Processing JSC",
+                    "0301234567",
+                    "Lot 18, Tan Thuan EPZ",
+                    "Ho Chi Minh City",
+                    "700000",
+                ),
             ),
             people=("Nguyen Thi Lan, Sales Director", "Tran Van Minh, Export Manager"),
             plate="##C-###.##",
@@ -596,8 +697,9 @@ def _transport(rng: random.Random, sender: str, receiver: str) -> tuple[str, str
     return "1", f"{rng.choice(_VESSELS)} {rng.randint(1, 99):03d}{rng.choice('NSEW')}"
 
 
-def _goods(rng: random.Random, count: int) -> list[tuple[tuple[str, str, str, float, int, str,
-                                                                str, float], int]]:
+def _goods(
+    rng: random.Random, count: int
+) -> list[tuple[tuple[str, str, str, float, int, str, str, float], int]]:
     return [(rng.choice(PRODUCTS), rng.randint(1, 400)) for _ in range(count)]
 
 
@@ -713,8 +815,9 @@ def _nodes(root: etree._Element, path: str) -> list[etree._Element]:
     return nodes
 
 
-def _set(path: str, value: str | Callable[[_Facts], str]) -> Callable[[etree._Element, _Facts],
-                                                                       None]:
+def _set(
+    path: str, value: str | Callable[[_Facts], str]
+) -> Callable[[etree._Element, _Facts], None]:
     def edit(root: etree._Element, facts: _Facts) -> None:
         _nodes(root, path)[0].text = value(facts) if callable(value) else value
 
@@ -922,8 +1025,10 @@ def generate(
         raise ValueError(f"unknown document type {kind!r}: choose formd or acdd")
     breakage = BREAKAGES.get(invalid) if invalid else None
     if invalid and (breakage is None or kind not in breakage.kinds):
-        raise ValueError(f"--invalid {invalid} is not available for {kind}; choose one of "
-                         f"{', '.join(invalid_rules(kind))}")
+        raise ValueError(
+            f"--invalid {invalid} is not available for {kind}; choose one of "
+            f"{', '.join(invalid_rules(kind))}"
+        )
     if breakage is not None and invalid == "xsd-duplicate-key":
         items = max(items, 2)
     if now is None:
@@ -942,8 +1047,10 @@ def generate(
             message_id = acdd.message_id
         valid, codes = True, tuple[str, ...]()
         if breakage is not None:
-            breakage.edit(root, _Facts(sender=sender, receiver=receiver, today=now.date(),
-                                       message_id=message_id))
+            breakage.edit(
+                root,
+                _Facts(sender=sender, receiver=receiver, today=now.date(), message_id=message_id),
+            )
             valid, codes = breakage.valid, tuple(sorted(breakage.codes))
         suffix = f"-{invalid}" if invalid else ""
         yield Generated(
@@ -972,6 +1079,7 @@ def write_set(out: Path, documents: Iterator[Generated] | list[Generated]) -> li
         path.write_bytes(doc.data)
         written.append(path)
         entries[doc.name] = {"file": doc.name, "valid": doc.valid, "codes": list(doc.codes)}
-    manifest_path.write_text(json.dumps(sorted(entries.values(), key=lambda e: str(e["file"])),
-                                        indent=2) + "\n")
+    manifest_path.write_text(
+        json.dumps(sorted(entries.values(), key=lambda e: str(e["file"])), indent=2) + "\n"
+    )
     return written

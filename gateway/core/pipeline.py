@@ -88,8 +88,8 @@ class Ingest:
             if trust is None:
                 raise CertificateUntrusted("This gateway has no trust store to check signatures.")
             verified = verify(root, trust, now=now)
-            root, signer, warnings = verified.root, verified.signer, verified.warnings
-            envelope = read_envelope(root)
+            root, envelope = verified.root, verified.envelope
+            signer, warnings = verified.signer, verified.warnings
         else:
             signing_key = sign_with or self.signers.get(envelope.sender.country)
             if signing_key is None and self.require_signature:

@@ -5,10 +5,10 @@ document's root, with one ``Reference URI=""`` whose transforms are exactly enve
 then exclusive C14N, RSA or ECDSA with SHA-256/384/512, and the signing certificate (plus any
 intermediates) in ``KeyInfo/X509Data``. Anything else is refused before any cryptography runs.
 
-signxml does the XML-DSig work; it is handed trees the gateway's hardened parser produced and
-that same parser for its own re-parses. Its exceptions (and cryptography's) become the gateway's
-error classes in ``_check_signature`` and ``_sign_with`` only. After verification only the
-tree rebuilt from the signed bytes is returned: the caller never reads the unverified input.
+``gateway.core.xmldsig`` does the XML-DSig work for exactly this profile (signxml and xmlsec1
+judge it in the tests); its exceptions become the gateway's error classes in
+``_check_signature`` and ``sign`` only. After verification only the tree rebuilt from the
+canonical bytes the digest covered is returned: the caller never reads the unverified input.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -29,20 +28,21 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 from lxml import etree
-from signxml.algorithms import (
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureConstructionMethod,
-    SignatureMethod,
-)
-from signxml.exceptions import InvalidDigest, InvalidInput, SignXMLException
-from signxml.exceptions import InvalidSignature as SignxmlInvalidSignature
-from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
-from gateway.core.envelope import NS_DSIG, read_envelope
+from gateway.core.envelope import NS_DSIG, Envelope, read_envelope
 from gateway.core.parsing import hardened_parser
 from gateway.core.trust import Signer, TrustStore
+from gateway.core.xmldsig import (
+    DIGEST_BY_URI,
+    DIGESTS,
+    ENVELOPED_URI,
+    EXC_C14N_URI,
+    SIGNATURE_BY_URI,
+    DigestDiffers,
+    ValueRefused,
+    sign_enveloped,
+    verify_enveloped,
+)
 from gateway.errors import (
     AlgorithmForbidden,
     DigestMismatch,
@@ -63,21 +63,11 @@ __all__ = [
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-EXC_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
-ENVELOPED = SignatureConstructionMethod.enveloped.value
-
-_METHODS = {
-    "sha256": (SignatureMethod.RSA_SHA256, SignatureMethod.ECDSA_SHA256, DigestAlgorithm.SHA256),
-    "sha384": (SignatureMethod.RSA_SHA384, SignatureMethod.ECDSA_SHA384, DigestAlgorithm.SHA384),
-    "sha512": (SignatureMethod.RSA_SHA512, SignatureMethod.ECDSA_SHA512, DigestAlgorithm.SHA512),
-}
-PINNED_SIGNATURE_METHODS = frozenset(
-    m for rsa_m, ec_m, _ in _METHODS.values() for m in (rsa_m, ec_m)
-)
-PINNED_DIGESTS = frozenset(d for _, _, d in _METHODS.values())
-_PINNED_SIGNATURE_URIS = frozenset(m.value for m in PINNED_SIGNATURE_METHODS)
-_PINNED_DIGEST_URIS = frozenset(d.value for d in PINNED_DIGESTS)
-_TRANSFORMS = (ENVELOPED, EXC_C14N.value)
+EXC_C14N = EXC_C14N_URI
+ENVELOPED = ENVELOPED_URI
+_PINNED_SIGNATURE_URIS = frozenset(SIGNATURE_BY_URI)
+_PINNED_DIGEST_URIS = frozenset(DIGEST_BY_URI)
+_TRANSFORMS = (ENVELOPED, EXC_C14N)
 
 _SIGNATURE = f"{{{NS_DSIG}}}Signature"
 _SIGNATURE_CHILDREN = (
@@ -98,15 +88,15 @@ class SigningKey:
     digest: str = "sha256"  # sha256 | sha384 | sha512
 
     @property
-    def signature_method(self) -> SignatureMethod:
-        """The XML-DSig SignatureMethod this key signs with."""
-        rsa_method, ec_method, _ = _METHODS[self.digest]
+    def signature_method(self) -> str:
+        """The URI of the XML-DSig SignatureMethod this key signs with."""
+        _, rsa_method, ec_method = DIGESTS[self.digest]
         return rsa_method if isinstance(self.private_key, rsa.RSAPrivateKey) else ec_method
 
     @property
-    def digest_algorithm(self) -> DigestAlgorithm:
-        """The XML-DSig DigestMethod of the reference."""
-        return _METHODS[self.digest][2]
+    def digest_algorithm(self) -> str:
+        """The URI of the XML-DSig DigestMethod of the reference."""
+        return DIGESTS[self.digest][0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +104,7 @@ class Verified:
     """A document whose signature verified and whose signer is trusted for its sender."""
 
     root: etree._Element  # rebuilt from the signed bytes; the ds:Signature is not in it
+    envelope: Envelope  # read from ``root``, the signed content
     signer: Signer
     warnings: tuple[str, ...] = ()
 
@@ -126,8 +117,8 @@ def load_signing_key(
     Raises ``SettingsError`` when the key or certificates cannot be read, or do not match.
     Error messages never contain key material.
     """
-    if digest not in _METHODS:
-        raise SettingsError([f"signing digest must be one of {sorted(_METHODS)}, not {digest!r}"])
+    if digest not in DIGESTS:
+        raise SettingsError([f"signing digest must be one of {sorted(DIGESTS)}, not {digest!r}"])
     try:
         private_key = load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -155,23 +146,6 @@ def _spki(public_key: object) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
-class _Signer(XMLSigner):
-    """signxml's signer, re-parsing only with the gateway's hardened parser."""
-
-    def __init__(self, key: SigningKey) -> None:
-        super().__init__(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=key.signature_method,
-            digest_algorithm=key.digest_algorithm,
-            c14n_algorithm=EXC_C14N,
-        )
-
-    @property
-    def parser(self) -> etree.XMLParser:
-        """The gateway's parser for every re-parse signxml makes while signing."""
-        return hardened_parser()
-
-
 def sign(root: etree._Element, key: SigningKey) -> etree._Element:
     """A new tree: ``root`` with an enveloped signature appended as its last child.
 
@@ -182,17 +156,12 @@ def sign(root: etree._Element, key: SigningKey) -> etree._Element:
         raise SignatureWrapping(
             "The document already carries a ds:Signature; sign the verified content instead."
         )
-    return _sign_with(_Signer(key), root, key)
-
-
-def _sign_with(signer: _Signer, root: etree._Element, key: SigningKey) -> etree._Element:
     try:
-        signed: etree._Element = signer.sign(
-            root, key=key.private_key, cert=[key.certificate, *key.chain]
+        return sign_enveloped(
+            root, key.private_key, [key.certificate, *key.chain], digest_name=key.digest
         )
-    except (SignXMLException, ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise SignatureInvalid(f"The document could not be signed: {exc}") from exc
-    return signed
 
 
 def verify(root: etree._Element, trust: TrustStore, *, now: datetime) -> Verified:
@@ -207,11 +176,13 @@ def verify(root: etree._Element, trust: TrustStore, *, now: datetime) -> Verifie
     _check_shape(signature)
     _refuse_split_text(root)
     leaf, intermediates = _certificates(signature)
-    signed_root = _check_signature(root, leaf)
+    signed_root = _check_signature(root, signature, leaf)
     # The sender is read from the signed content only, never from the input tree.
-    sender = read_envelope(signed_root).sender.country
-    trusted = trust.check_signer(leaf, intermediates, sender=sender, now=now)
-    return Verified(root=signed_root, signer=trusted.signer, warnings=trusted.warnings)
+    envelope = read_envelope(signed_root)
+    trusted = trust.check_signer(leaf, intermediates, sender=envelope.sender.country, now=now)
+    return Verified(
+        root=signed_root, envelope=envelope, signer=trusted.signer, warnings=trusted.warnings
+    )
 
 
 def _the_signature(root: etree._Element) -> etree._Element:
@@ -260,9 +231,9 @@ def _check_shape(signature: etree._Element) -> None:
         raise SignatureInvalid("The signature must have exactly one SignedInfo.")
     signed_info = _children(signed_infos[0])
     c14n = _algorithm(signed_info, "CanonicalizationMethod")
-    if c14n != EXC_C14N.value:
+    if c14n != EXC_C14N:
         raise AlgorithmForbidden(
-            f"The SignedInfo canonicalisation {c14n!r} is not accepted (only {EXC_C14N.value})."
+            f"The SignedInfo canonicalisation {c14n!r} is not accepted (only {EXC_C14N})."
         )
     method = _algorithm(signed_info, "SignatureMethod")
     if method not in _PINNED_SIGNATURE_URIS:
@@ -341,56 +312,38 @@ def _certificates(
     return leaf, tuple(c for c in certs if c is not leaf)
 
 
-class _Verifier(XMLVerifier):
-    """signxml's verifier, re-parsing only with the gateway's hardened parser."""
-
-    @property
-    def parser(self) -> etree.XMLParser:
-        """The gateway's parser for every re-parse signxml makes while verifying."""
-        return hardened_parser()
-
-    def get_root(self, data: object) -> etree._Element:
-        """The tree as given: it came from the hardened parser, and signxml copies it again
-        (``_verify_reference``) before the enveloped transform changes anything, so its
-        defensive serialise-and-re-parse here would only cost time (about 10% of a verify).
-        """
-        if not isinstance(data, etree._Element):
-            raise SignatureInvalid("The verifier takes parsed documents only.")
-        return data
-
-    def _check_cert_validity(self, cert: x509.Certificate, cert_source: str) -> None:
-        """Nothing: validity periods are checked by the trust store at the caller's ``now``
-        (signxml would read the wall clock, and format the subject on every call)."""
-
-
 @functools.lru_cache(maxsize=1024)
 def _load_certificate(text: str) -> x509.Certificate:
     """Decode one X509Certificate element; the same few certificates arrive again and again."""
     return x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True))
 
 
-def _check_signature(root: etree._Element, leaf: x509.Certificate) -> etree._Element:
-    """signxml's verification with the signer's key; the one seam for its exceptions."""
-    config = SignatureConfiguration(
-        require_x509=True,
-        location="./",
-        expect_references=1,
-        signature_methods=PINNED_SIGNATURE_METHODS,
-        digest_algorithms=PINNED_DIGESTS,
-    )
+def _check_signature(
+    root: etree._Element, signature: etree._Element, leaf: x509.Certificate
+) -> etree._Element:
+    """Digest and signature value, with the signer's key; the one seam for their errors.
+
+    Returns the tree of the canonical bytes the digest covered, and nothing of the input.
+    """
+    signed_info = signature.find(f"{_DS}SignedInfo")
+    reference = signed_info.find(f"{_DS}Reference") if signed_info is not None else None
+    method = signed_info.find(f"{_DS}SignatureMethod") if signed_info is not None else None
+    digest = reference.find(f"{_DS}DigestMethod") if reference is not None else None
+    if method is None or digest is None:  # _check_shape has seen both; kept for the types
+        raise SignatureInvalid("The signature lacks its SignatureMethod or DigestMethod.")
     try:
-        result = _Verifier().verify(root, x509_cert=leaf, expect_config=config)
-    except InvalidDigest as exc:
-        raise DigestMismatch(f"The document was changed after it was signed ({exc}).") from exc
-    except InvalidInput as exc:
-        if "forbidden by configuration" in str(exc):
-            raise AlgorithmForbidden(f"The signature uses a forbidden algorithm: {exc}") from exc
-        raise SignatureInvalid(f"The signature is malformed: {exc}") from exc
-    except (SignxmlInvalidSignature, CryptoInvalidSignature) as exc:
-        raise SignatureInvalid(f"The signature value does not verify: {exc}") from exc
-    except (SignXMLException, etree.DocumentInvalid, etree.XMLSyntaxError, ValueError) as exc:
-        raise SignatureInvalid(f"The signature cannot be checked: {exc}") from exc
-    signed = result.signed_xml if not isinstance(result, list) else None
-    if not isinstance(signed, etree._Element):
-        raise SignatureInvalid("The signed content is not an XML element.")
-    return signed
+        canonical = verify_enveloped(
+            root,
+            signature,
+            leaf.public_key(),
+            digest_name=DIGEST_BY_URI[digest.get("Algorithm") or ""],
+            method_uri=method.get("Algorithm") or "",
+        )
+    except DigestDiffers as exc:
+        raise DigestMismatch(f"The document was changed after it was signed ({exc})") from exc
+    except ValueRefused as exc:
+        raise SignatureInvalid(str(exc)) from exc
+    try:
+        return etree.fromstring(canonical.signed, parser=hardened_parser())
+    except etree.XMLSyntaxError as exc:  # canonical XML of a parsed tree always parses
+        raise SignatureInvalid(f"The signed content cannot be read: {exc}") from exc

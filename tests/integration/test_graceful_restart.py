@@ -23,9 +23,7 @@ async def test_stop_mid_burst_then_restart_delivers_everything(
     tmp_path: Path, amqp_url: str, sample_formd: bytes, rsa_pki: PkiBundle
 ) -> None:
     """Every message accepted before a graceful stop is delivered after the restart."""
-    settings = make_settings(
-        tmp_path, amqp_url, f"test-{uuid.uuid4().hex[:8]}", rsa_pki.directory
-    )
+    settings = make_settings(tmp_path, amqp_url, f"test-{uuid.uuid4().hex[:8]}", rsa_pki.directory)
     first = Gateway(settings)
     await first.start(port=0)
     assert await first.broker.wait_connected(15)

@@ -82,9 +82,9 @@ async def test_customs_response_is_routed_back_and_linked(
     """TH's Customs Response referencing the Form D reaches SG and marks the Form D ANSWERED."""
     message_id = str(uuid.uuid4())
     async with aiohttp.ClientSession() as session:
-        assert (
-            await submit(session, running_gateway, with_message_id(sample_formd, message_id))
-        )[0] == 202
+        assert (await submit(session, running_gateway, with_message_id(sample_formd, message_id)))[
+            0
+        ] == 202
         await _wait_for_state(session, running_gateway, message_id, "RECEIPTED")
         response_id, response = _response_to(message_id)
         status, body, _ = await submit(session, running_gateway, response)

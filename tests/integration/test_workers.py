@@ -23,9 +23,7 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 
 @pytest.fixture(name="two_workers")
-def _two_workers(
-    tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle
-) -> Iterator[GatewayProcess]:
+def _two_workers(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Iterator[GatewayProcess]:
     gateway = GatewayProcess(
         workdir=tmp_path, amqp_url=amqp_url, pki_dir=rsa_pki.directory, workers=2
     )

@@ -41,6 +41,18 @@ TEMPLATE = """<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">
   <ds:SignatureValue/>
   <ds:KeyInfo><ds:X509Data><ds:X509Certificate/></ds:X509Data></ds:KeyInfo>
 </ds:Signature>"""
+PREFIX_LIST = (
+    '<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" '
+    'PrefixList="cm fdx"/>'
+)
+# The same template with an InclusiveNamespaces prefix list on both exclusive C14N methods.
+TEMPLATE_WITH_PREFIXES = TEMPLATE.replace(
+    'xml-exc-c14n#"/>', f'xml-exc-c14n#">{PREFIX_LIST}</ds:CanonicalizationMethod>', 1
+).replace(
+    '<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>',
+    f'<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#">{PREFIX_LIST}'
+    "</ds:Transform>",
+)
 METHODS = {
     "rsa2048": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
     "p256": "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
@@ -80,12 +92,12 @@ def test_xmlsec1_refuses_our_tampered_document(any_pki: PkiBundle, tmp_path: Pat
     assert _xmlsec_verify(document, any_pki.directory / "SG" / "ca.pem").returncode != 0
 
 
-def _xmlsec_signed(bundle: PkiBundle, tmp_path: Path) -> bytes:
+def _xmlsec_signed(bundle: PkiBundle, tmp_path: Path, template: str = TEMPLATE) -> bytes:
     assert XMLSEC1 is not None
     root = parse(bundle.sample())
-    root.append(etree.fromstring(TEMPLATE.format(method=METHODS[bundle.key_type.value])))
-    template = tmp_path / "template.xml"
-    template.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    root.append(etree.fromstring(template.format(method=METHODS[bundle.key_type.value])))
+    unsigned = tmp_path / "template.xml"
+    unsigned.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
     out = tmp_path / "xmlsec-signed.xml"
     sg = bundle.directory / "SG"
     result = _run(
@@ -95,7 +107,7 @@ def _xmlsec_signed(bundle: PkiBundle, tmp_path: Path) -> bytes:
         f"{sg / 'signer.key'},{sg / 'signer.pem'}",
         "--output",
         out,
-        template,
+        unsigned,
     )
     assert result.returncode == 0, result.stderr
     return out.read_bytes()
@@ -108,6 +120,19 @@ def test_xmlsec1_signature_is_accepted(any_pki: PkiBundle, tmp_path: Path) -> No
         parse(_xmlsec_signed(any_pki, tmp_path)), any_pki.trust(), now=datetime.now(UTC)
     )
     assert verified.signer.country == "SG"
+
+
+@needs_xmlsec1
+def test_xmlsec1_signature_with_a_prefix_list_is_accepted(
+    any_pki: PkiBundle, tmp_path: Path
+) -> None:
+    """An xmlsec1 signature whose exclusive C14N carries InclusiveNamespaces is accepted."""
+    data = _xmlsec_signed(any_pki, tmp_path, TEMPLATE_WITH_PREFIXES)
+    assert data.count(b"PrefixList=") == 2
+    verified = verify(parse(data), any_pki.trust(), now=datetime.now(UTC))
+    assert verified.signer.country == "SG"
+    with pytest.raises(DigestMismatch):
+        verify(parse(_tamper(data)), any_pki.trust(), now=datetime.now(UTC))
 
 
 @needs_xmlsec1

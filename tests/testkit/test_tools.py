@@ -148,5 +148,7 @@ def test_send_wait_follows_the_message_to_delivery(
     message_id = out.splitlines()[0]
     assert "DELIVERED" in out
     assert _get(signed_gateway, f"/v1/messages/{message_id}")["state"] in {
-        "DELIVERED", "RECEIPTED", "ANSWERED"
+        "DELIVERED",
+        "RECEIPTED",
+        "ANSWERED",
     }

@@ -1,0 +1,124 @@
+"""The issue's reference point, measured in the same run: the gateway's libraries in a tight loop.
+
+Issue 5 states that "the same libraries in a tight loop (validate, verify, sign, publish,
+consume, no HTTP, no journal) reach about 340 messages per second in one process and 570 in
+two" and asks the gateway for 300 delivered per second. Absolute figures move with the machine
+(this 2-core VM is measured at 1.3x to 1.6x slower on some days than on others), so
+``bench_e2e`` runs this loop beside the gateway and reports the gateway as a fraction of it:
+300 / 570 = 0.53 of the two-process loop is the target, whatever the day's machine.
+
+Per message, each process does with bare library calls: ``etree.fromstring`` of the signed
+Form D, ``XMLVerifier().verify`` with its certificate, ``XMLSchema.validate`` of the signed
+content, ``XMLSigner().sign`` of a delivery receipt, a persistent publish to a quorum queue
+(confirms pipelined 64 at a time), and a consumer acking every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from lxml import etree
+from signxml.algorithms import SignatureConstructionMethod, SignatureMethod
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "xsd" / "formd" / "formd-1.xsd"
+RECEIPT = ROOT / "samples" / "receipt" / "valid" / "th-sg-formd-sha256.xml"
+BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LoopInput:
+    """What one loop process needs (picklable): signed documents and the PEM material."""
+
+    documents: list[bytes]
+    signer_cert_pem: bytes
+    receipt_key_pem: bytes
+    receipt_cert_pem: bytes
+    amqp_url: str
+
+
+def _unsigned_receipt() -> etree._Element:
+    root = etree.fromstring(RECEIPT.read_bytes())
+    for signature in root.findall("{http://www.w3.org/2000/09/xmldsig#}Signature"):
+        root.remove(signature)
+    return root
+
+
+async def _run_one(job: LoopInput) -> float:
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+    signer_cert = x509.load_pem_x509_certificate(job.signer_cert_pem)
+    receipt_key = load_pem_private_key(job.receipt_key_pem, password=None)
+    assert isinstance(receipt_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
+    receipt_cert = x509.load_pem_x509_certificate(job.receipt_cert_pem)
+    receipt = _unsigned_receipt()
+    config = SignatureConfiguration(require_x509=True, location="./", expect_references=1)
+    name = f"bench-tight-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(job.amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(
+            name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        consumer_channel = await connection.channel()
+        await consumer_channel.set_qos(prefetch_count=256)
+        consumed = 0
+        done = asyncio.Event()
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal consumed
+            await message.ack()
+            consumed += 1
+            if consumed >= len(job.documents):
+                done.set()
+
+        consumer_queue = await consumer_channel.get_queue(name)
+        tag = await consumer_queue.consume(on_message)
+        started = time.perf_counter()
+        for first in range(0, len(job.documents), BATCH):
+            publishes = []
+            for data in job.documents[first : first + BATCH]:
+                root = etree.fromstring(data)
+                signed = XMLVerifier().verify(root, x509_cert=signer_cert, expect_config=config)
+                assert not isinstance(signed, list)
+                assert signed.signed_xml is not None
+                if not schema.validate(signed.signed_xml):
+                    raise RuntimeError(f"the sample does not validate: {schema.error_log}")
+                XMLSigner(
+                    method=SignatureConstructionMethod.enveloped,
+                    signature_algorithm=SignatureMethod.RSA_SHA256,
+                ).sign(receipt, key=receipt_key, cert=[receipt_cert])
+                publishes.append(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(data, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        name,
+                    )
+                )
+            await asyncio.gather(*publishes)
+        await asyncio.wait_for(done.wait(), 300)
+        elapsed = time.perf_counter() - started
+        await consumer_queue.cancel(tag)
+        await queue.delete(if_unused=False, if_empty=False)
+    return len(job.documents) / elapsed
+
+
+def _process_main(job: LoopInput) -> float:
+    return asyncio.run(_run_one(job))
+
+
+def tight_loop_rate(jobs: list[LoopInput]) -> float:
+    """Messages per second over all ``jobs``, each run in its own process at the same time."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(len(jobs)) as pool:
+        rates = pool.map(_process_main, jobs)
+    return sum(rates)
