@@ -34,6 +34,10 @@ LIMITS = ParseLimits(max_bytes=8 * 1024 * 1024)
 
 SMALL_TARGET_DOCS_PER_SECOND = 5_000
 LARGE_TARGET_SECONDS = 0.040
+# The issue's own reference: on the machine it was written for, bare lxml parsed and validated
+# the 5 KB document in about 0.09 ms. 5,000 documents/s there is 0.2 ms, 2.22x that baseline;
+# the ratio carries the target over to whatever speed this machine runs at today.
+ISSUE_BASELINE_SECONDS = 0.09e-3
 
 
 def _loops_for(fn: Callable[[], object], min_time: float) -> int:
@@ -147,6 +151,10 @@ def verdicts(small: Paired, large: Paired) -> list[str]:
         f"{small.baseline_median * 1e6:.1f} us (the target allows "
         f"{small_budget / small.baseline_median:.2f}x); rounds "
         f"{1 / max(small.gateway):,.0f}-{1 / min(small.gateway):,.0f} docs/s",
+        f"VERDICT 5 KB Form D as a ratio: {small.ratio:.2f}x the same run's baseline (target "
+        f"<= {small_budget / ISSUE_BASELINE_SECONDS:.2f}x: 5,000/s where the issue measured the "
+        f"baseline at {ISSUE_BASELINE_SECONDS * 1e3:.2f} ms): "
+        f"{'OK' if small.ratio <= small_budget / ISSUE_BASELINE_SECONDS else 'MISSED'}",
         f"VERDICT 1 MB Form D: {large_ms:.1f} ms (target <= {LARGE_TARGET_SECONDS * 1e3:.0f} ms): "
         f"{'OK' if large.median <= LARGE_TARGET_SECONDS else 'MISSED'}; "
         f"{large.ratio:.2f}x the baseline's {large.baseline_median * 1e3:.1f} ms (the target "
