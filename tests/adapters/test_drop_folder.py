@@ -51,3 +51,26 @@ async def test_unwritable_folder_is_a_temporary_failure(tmp_path: Path) -> None:
     with pytest.raises(PeerUnavailable):
         await adapter.deliver(_handover())
     assert await adapter.healthy() is False
+
+
+async def test_folder_removed_after_a_delivery_is_made_again_on_the_retry(tmp_path: Path) -> None:
+    """A folder deleted under the adapter fails one attempt (retryable), then is recreated."""
+    inbox = tmp_path / "inbox"
+    adapter = DropFolderAdapter(inbox)
+    await adapter.deliver(_handover(b"<doc>1</doc>"))
+    (inbox / f"{MESSAGE_ID}.xml").unlink()
+    inbox.rmdir()
+    other = "1b1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
+    with pytest.raises(PeerUnavailable):
+        await adapter.deliver(_handover(b"<doc>2</doc>", message_id=other))
+    await adapter.deliver(_handover(b"<doc>2</doc>", message_id=other))
+    assert (inbox / f"{other}.xml").read_bytes() == b"<doc>2</doc>"
+    assert sorted(os.listdir(inbox)) == [f"{other}.xml"]
+
+
+async def test_large_payload_is_written_whole(tmp_path: Path) -> None:
+    """A multi-megabyte document lands byte for byte (short writes are continued)."""
+    payload = b"<doc>" + os.urandom(3 * 1024 * 1024).hex().encode() + b"</doc>"
+    adapter = DropFolderAdapter(tmp_path)
+    await adapter.deliver(_handover(payload))
+    assert (tmp_path / f"{MESSAGE_ID}.xml").read_bytes() == payload
