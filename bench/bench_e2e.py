@@ -290,7 +290,8 @@ async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> 
     print(f"machine: {os.cpu_count()} cores; workers: {workers}; client concurrency: {concurrency}")
     print(
         f"document: 5 KB Form D sample ({len(SAMPLE)} bytes, {signed_size} signed, keys "
-        f"{key_type.value}); journal SQLite; verify at ingest and delivery; drop-folder adapter"
+        f"{key_type.value}); journal SQLite; verify at ingest and delivery; drop-folder adapter; "
+        f"receipts {'off' if os.environ.get('ASW_PKI__RECEIPTS') == 'false' else 'on'}"
     )
     print(f"baseline  bare aio-pika publish+confirm, consume+ack (quorum): {base:8.0f} msg/s")
     print(f"gateway   accepted (202)  : {accepted_rate:8.0f} msg/s   ({len(submitted)}/{count})")
@@ -325,7 +326,14 @@ def main() -> None:
         default=KeyType.RSA2048.value,
         help="key type of every key in the benchmark's PKI (document signers and gateways)",
     )
+    parser.add_argument(
+        "--no-receipts",
+        action="store_true",
+        help="run the gateway without delivery receipts (ASW_PKI__RECEIPTS=false)",
+    )
     args = parser.parse_args()
+    if args.no_receipts:
+        os.environ["ASW_PKI__RECEIPTS"] = "false"  # the gateway process inherits it
     asyncio.run(run(args.count, args.workers, args.concurrency, KeyType(args.key_type)))
 
 

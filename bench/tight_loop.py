@@ -61,6 +61,11 @@ async def _run_one(job: LoopInput) -> float:
     receipt_key = load_pem_private_key(job.receipt_key_pem, password=None)
     assert isinstance(receipt_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     receipt_cert = x509.load_pem_x509_certificate(job.receipt_cert_pem)
+    method = (
+        SignatureMethod.RSA_SHA256
+        if isinstance(receipt_key, rsa.RSAPrivateKey)
+        else SignatureMethod.ECDSA_SHA256
+    )
     receipt = _unsigned_receipt()
     config = SignatureConfiguration(require_x509=True, location="./", expect_references=1)
     name = f"bench-tight-{uuid.uuid4().hex[:8]}"
@@ -96,7 +101,7 @@ async def _run_one(job: LoopInput) -> float:
                     raise RuntimeError(f"the sample does not validate: {schema.error_log}")
                 XMLSigner(
                     method=SignatureConstructionMethod.enveloped,
-                    signature_algorithm=SignatureMethod.RSA_SHA256,
+                    signature_algorithm=method,
                 ).sign(receipt, key=receipt_key, cert=[receipt_cert])
                 publishes.append(
                     channel.default_exchange.publish(
