@@ -249,8 +249,6 @@ async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> 
             sign_on_behalf=False,
         )
         gateway.write_config()
-        text = gateway.config_path.read_text().replace('format = "json"', 'level = "warning"')
-        gateway.config_path.write_text(text)
         gateway.start()
         try:
             base = await baseline(count)

@@ -83,6 +83,18 @@ def outgoing(
     )
 
 
+def _log_not_accepted(exc: GatewayError, channel: str, started: float) -> None:
+    rejected = isinstance(exc, RejectedMessage)
+    log.info(
+        "message_rejected" if rejected else "message_not_accepted",
+        outcome="rejected" if rejected else "unavailable",
+        channel=channel,
+        error=exc.code,
+        status=exc.http_status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
 class Submissions:
     """Checks, journals and publishes inbound documents."""
 
@@ -124,37 +136,35 @@ class Submissions:
                     data, now=now, trust=trust, caller=caller, sign_with=sign_with
                 ),
             )
-            envelope = accepted.envelope
-            structlog.contextvars.bind_contextvars(
-                message_id=envelope.message_id,
-                sender=envelope.sender.country,
-                recipient=envelope.receiver.country,
-                doc_type=envelope.document_type.value,
-            )
-            submitted = await self._record_and_publish(accepted, channel, correlation_id, now)
         except GatewayError as exc:
-            rejected = isinstance(exc, RejectedMessage)
+            _log_not_accepted(exc, channel, started)
+            raise
+        envelope = accepted.envelope
+        # Scoped, not bound for good: a receipt is submitted from inside the delivery of the
+        # document it answers, whose own outcome line must keep that document's context.
+        with structlog.contextvars.bound_contextvars(
+            message_id=envelope.message_id,
+            sender=envelope.sender.country,
+            recipient=envelope.receiver.country,
+            doc_type=envelope.document_type.value,
+        ):
+            try:
+                submitted = await self._record_and_publish(accepted, channel, correlation_id, now)
+            except GatewayError as exc:
+                _log_not_accepted(exc, channel, started)
+                raise
             log.info(
-                "message_rejected" if rejected else "message_not_accepted",
-                outcome="rejected" if rejected else "unavailable",
+                "message_resubmitted" if submitted.resubmitted else "message_accepted",
+                outcome="resubmitted" if submitted.resubmitted else "accepted",
                 channel=channel,
-                error=exc.code,
-                status=exc.http_status,
+                route=accepted.route.routing_key,
+                state=submitted.state.value,
+                signer=accepted.signer.fingerprint if accepted.signer else None,
+                signed_by_gateway=accepted.signed_by_gateway,
+                signature_warnings=list(accepted.warnings) or None,
+                size=len(data),
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            raise
-        log.info(
-            "message_resubmitted" if submitted.resubmitted else "message_accepted",
-            outcome="resubmitted" if submitted.resubmitted else "accepted",
-            channel=channel,
-            route=accepted.route.routing_key,
-            state=submitted.state.value,
-            signer=accepted.signer.fingerprint if accepted.signer else None,
-            signed_by_gateway=accepted.signed_by_gateway,
-            signature_warnings=list(accepted.warnings) or None,
-            size=len(data),
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
         return submitted
 
     async def _record_and_publish(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -68,6 +69,27 @@ async def test_two_workers_accept_and_deliver(
     assert len(two_workers.children()) == 2, two_workers.log_tail()
     ids = await _submit_many(two_workers, sample_formd, 50)
     assert _wait_delivered(two_workers, ids) == set()
+    _assert_one_outcome_line_each(two_workers.workdir / "gateway.log", ids)
+
+
+def _assert_one_outcome_line_each(log: Path, ids: list[str]) -> None:
+    """Every log line is JSON; each message has one accepted and one delivered line, with
+    its context, and no line carries document content or key material."""
+    deadline = time.monotonic() + 10  # the delivered line follows the file and the ack
+    while True:
+        text = log.read_text()
+        if text.count('"message_delivered"') >= len(ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for message_id in ids:
+        mine = [line for line in lines if line.get("message_id") == message_id]
+        events = sorted(line["event"] for line in mine)
+        assert events == ["message_accepted", "message_delivered"], (message_id, events)
+        for line in mine:
+            assert {"timestamp", "level", "outcome", "sender", "recipient"} <= line.keys()
+    for secret in ("Lion City Precision", "SG26-CO-0012345", "PRIVATE KEY", "MII"):
+        assert secret not in text, secret
 
 
 async def test_a_killed_worker_is_replaced(
