@@ -7,11 +7,12 @@ The XSD fixes the order and the parents of every element, which the pass relies 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from lxml import etree
 
@@ -76,7 +77,7 @@ _KIND: Final = {tag: kind for kind, tag in enumerate(_TAGS)}
 class _Item:
     """One goods item's facts (filled while the pass walks through the item)."""
 
-    el: etree._Element
+    seq_el: etree._Element
     seq: str
     hs_el: etree._Element | None = None
     hs: str = ""
@@ -85,6 +86,13 @@ class _Item:
     criterion_el: etree._Element | None = None
     criterion: str = ""
     fob: bool = False
+
+    @property
+    def el(self) -> etree._Element:
+        """The goods item element (looked up only when a finding names it)."""
+        parent = self.seq_el.getparent()
+        assert parent is not None  # noqa: S101  (SequenceNumeric is always inside its item)
+        return parent
 
 
 @dataclass(slots=True)
@@ -112,9 +120,7 @@ def _collect(root: etree._Element) -> _FormD:  # noqa: PLR0912  (one branch per 
     for el in root.iter(_TAGS):
         kind = kinds[el.tag]
         if kind == _SEQ:
-            parent = el.getparent()
-            assert parent is not None  # noqa: S101
-            item = _Item(el=parent, seq=(el.text or "").strip())
+            item = _Item(seq_el=el, seq=(el.text or "").strip())
             items.append(item)
         elif item is not None:  # inside the goods items (they come last)
             if kind == _ID:  # Commodity/Classification/ID is an item's only fd:ID
@@ -184,25 +190,41 @@ _CRITERIA_HINT: Final = (
 )
 
 
+class _Criterion(NamedTuple):
+    """A Box 8 criterion, read once per distinct text."""
+
+    code: str  # upper case, single spaces
+    value: float | None  # the percentage of an RVC or PC criterion
+    partial: bool  # "PC x%"
+    well_formed: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _classify(criterion: str) -> _Criterion:
+    """Cached: a certificate's hundreds of goods items share a handful of criteria."""
+    code = " ".join(criterion.upper().split())
+    value: float | None = None
+    partial = (match := _PC_RE.fullmatch(code)) is not None
+    if match is not None or (match := _RVC_RE.fullmatch(code)) is not None:
+        value = float(match.group(1))
+    simple = value is None and _SIMPLE_RE.fullmatch(code) is not None
+    return _Criterion(code, value, partial, (simple or value is not None) and (value or 0) <= 100)
+
+
 def _criterion(item: _Item, fob_needed: bool) -> Iterator[Finding]:
     """Box 8 format, and Box 9 FOB when RVC/PC applies; ``fob_needed`` = KH, ID or LA."""
     el = item.criterion_el
-    code = " ".join(item.criterion.upper().split())
-    value: float | None = None
-    if (match := _PC_RE.fullmatch(code)) is not None:
-        value = float(match.group(1))
-        if not 20 <= value < 40:
-            yield PC_RANGE.finding(
-                el,
-                f"the partial cumulation criterion '{code}' needs a regional value "
-                "content of at least 20% and below 40%.",
-                "From 40% give the percentage "
-                "alone (e.g. 40%); below 20% partial cumulation does not apply.",
-                item=item.seq,
-            )
-    elif (match := _RVC_RE.fullmatch(code)) is not None:
-        value = float(match.group(1))
-    if (value is None and _SIMPLE_RE.fullmatch(code) is None) or (value or 0) > 100:
+    code, value, partial, well_formed = _classify(item.criterion)
+    if partial and value is not None and not 20 <= value < 40:
+        yield PC_RANGE.finding(
+            el,
+            f"the partial cumulation criterion '{code}' needs a regional value "
+            "content of at least 20% and below 40%.",
+            "From 40% give the percentage "
+            "alone (e.g. 40%); below 20% partial cumulation does not apply.",
+            item=item.seq,
+        )
+    if not well_formed:
         yield CRITERION_FORMAT.finding(
             el,
             f"the origin criterion '{item.criterion}' is not one of WO, CC, CTH, CTSH, SP, a "
