@@ -226,9 +226,10 @@ def _check_shape(signature: etree._Element) -> None:
             "The ds:Signature holds elements other than SignedInfo, SignatureValue and KeyInfo "
             "(ds:Object is not accepted)."
         )
-    signed_infos = parts.get(_DS + "SignedInfo", ())
-    if len(signed_infos) != 1:
-        raise SignatureInvalid("The signature must have exactly one SignedInfo.")
+    for part in ("SignedInfo", "SignatureValue", "KeyInfo"):
+        if len(parts.get(_DS + part, ())) != 1:
+            raise SignatureInvalid(f"The signature must have exactly one {part}.")
+    signed_infos = parts[_DS + "SignedInfo"]
     signed_info = _children(signed_infos[0])
     c14n = _algorithm(signed_info, "CanonicalizationMethod")
     if c14n != EXC_C14N:
@@ -265,6 +266,8 @@ def _check_shape(signature: etree._Element) -> None:
         raise SignatureWrapping(
             "The reference transforms must be exactly enveloped-signature then exclusive C14N."
         )
+    if len(reference.get(_DS + "DigestValue", ())) != 1:
+        raise SignatureInvalid("The reference must have exactly one DigestValue.")
     digest = _algorithm(reference, "DigestMethod")
     if digest not in _PINNED_DIGEST_URIS:
         raise AlgorithmForbidden(

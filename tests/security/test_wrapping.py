@@ -11,7 +11,7 @@ from lxml import etree
 from gateway.core.envelope import NS_COMMON, NS_DSIG, NS_FORMD
 from gateway.core.parsing import parse
 from gateway.core.signatures import sign, verify
-from gateway.errors import DigestMismatch, SignatureWrapping
+from gateway.errors import DigestMismatch, SignatureInvalid, SignatureWrapping
 
 if TYPE_CHECKING:
     from tests.pki_fixtures import PkiBundle
@@ -129,6 +129,23 @@ def test_two_signatures_are_refused(p256_pki: PkiBundle) -> None:
     assert header is not None
     header.append(copy.deepcopy(signature))
     _refused(signed, p256_pki)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{DS}SignatureValue", f"{DS}KeyInfo", f"{DS}SignedInfo/{DS}Reference/{DS}DigestValue"],
+    ids=["signature-value", "key-info", "digest-value"],
+)
+def test_a_doubled_signature_part_is_refused(p256_pki: PkiBundle, path: str) -> None:
+    """A second SignatureValue, KeyInfo or DigestValue is malformed, whichever comes first."""
+    signed = parse(p256_pki.signed("SG"))
+    part = signed.find(f"{DS}Signature/{path}")
+    assert part is not None
+    parent = part.getparent()
+    assert parent is not None
+    parent.insert(parent.index(part), copy.deepcopy(part))
+    with pytest.raises(SignatureInvalid):
+        verify(signed, p256_pki.trust(), now=p256_pki.created)
 
 
 def test_signature_not_last_is_refused(p256_pki: PkiBundle) -> None:
