@@ -404,14 +404,14 @@ class PostgresJournal:
 
     async def payload(self, message_id: str) -> bytes | None:
         """See ``Journal.payload``."""
-        async with self._transaction() as cur:
+        async with self._connection() as cur:  # one statement: no BEGIN/COMMIT round trips
             await cur.execute("SELECT body FROM payloads WHERE message_id = %s", (message_id,))
             row = await cur.fetchone()
         return None if row is None else bytes(row[0])
 
     async def digest(self, message_id: str) -> str | None:
         """See ``Journal.digest``."""
-        async with self._transaction() as cur:
+        async with self._connection() as cur:  # one statement: no BEGIN/COMMIT round trips
             await cur.execute("SELECT digest FROM messages WHERE message_id = %s", (message_id,))
             row = await cur.fetchone()
         return None if row is None else str(row[0])
