@@ -80,12 +80,9 @@ class DropFolderAdapter:
                 os.fsync(folder)
             finally:
                 os.close(folder)
-        except FileNotFoundError as exc:  # the folder was removed under us: make it again
-            self._made = False
-            raise PeerUnavailable(
-                f"Could not write into the drop folder {self.directory}: {exc.strerror}"
-            ) from exc
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError):  # the folder was removed: make it next time
+                self._made = False
             raise PeerUnavailable(
                 f"Could not write into the drop folder {self.directory}: {exc.strerror}"
             ) from exc

@@ -51,10 +51,10 @@ _DEFAULT_LIMITS = ParseLimits()
 
 
 def hardened_parser() -> etree.XMLParser:
-    """The parser behind ``parse``, for libraries that re-parse what the gateway already read.
+    """The parser behind ``parse``, for re-reading bytes the gateway itself produced.
 
-    signxml serialises and re-parses the document several times while verifying; handing it
-    this parser keeps one guard (no DTD, no entities, no network) on every one of those parses.
+    Signature verification re-reads the canonical bytes it digested (``gateway.core.signatures``);
+    using this parser keeps one guard (no DTD, no entities, no network) on that parse too.
     """
     return _PARSER
 

@@ -13,12 +13,12 @@ canonical bytes the digest covered is returned: the caller never reads the unver
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -40,6 +40,7 @@ from gateway.core.xmldsig import (
     SIGNATURE_BY_URI,
     DigestDiffers,
     ValueRefused,
+    decode_base64_text,
     sign_enveloped,
     verify_enveloped,
 )
@@ -64,10 +65,9 @@ __all__ = [
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 EXC_C14N = EXC_C14N_URI
-ENVELOPED = ENVELOPED_URI
 _PINNED_SIGNATURE_URIS = frozenset(SIGNATURE_BY_URI)
 _PINNED_DIGEST_URIS = frozenset(DIGEST_BY_URI)
-_TRANSFORMS = (ENVELOPED, EXC_C14N)
+_TRANSFORMS = (ENVELOPED_URI, EXC_C14N)
 
 _SIGNATURE = f"{{{NS_DSIG}}}Signature"
 _SIGNATURE_CHILDREN = (
@@ -173,10 +173,10 @@ def verify(root: etree._Element, trust: TrustStore, *, now: datetime) -> Verifie
     ``RevocationUnknown``), or ``HeaderInvalid`` when the signed header cannot be read.
     """
     signature = _the_signature(root)
-    _check_shape(signature)
+    algorithms = _check_shape(signature)
     _refuse_split_text(root)
     leaf, intermediates = _certificates(signature)
-    signed_root = _check_signature(root, signature, leaf)
+    signed_root = _check_signature(root, signature, leaf, algorithms)
     # The sender is read from the signed content only, never from the input tree.
     envelope = read_envelope(signed_root)
     trusted = trust.check_signer(leaf, intermediates, sender=envelope.sender.country, now=now)
@@ -219,7 +219,14 @@ def _algorithm(nodes: dict[str, list[etree._Element]], name: str) -> str:
     return matches[0].get("Algorithm") or ""
 
 
-def _check_shape(signature: etree._Element) -> None:
+class _Algorithms(NamedTuple):
+    """What the pinned-profile check read from SignedInfo, for the verification itself."""
+
+    method_uri: str
+    digest_name: str  # sha256 | sha384 | sha512
+
+
+def _check_shape(signature: etree._Element) -> _Algorithms:
     parts = _children(signature)
     if any(tag not in _SIGNATURE_CHILDREN for tag in parts):
         raise SignatureWrapping(
@@ -273,6 +280,7 @@ def _check_shape(signature: etree._Element) -> None:
         raise AlgorithmForbidden(
             f"The digest method {digest!r} is not accepted; use SHA-256, SHA-384 or SHA-512."
         )
+    return _Algorithms(method, DIGEST_BY_URI[digest])
 
 
 def _refuse_split_text(root: etree._Element) -> None:
@@ -318,29 +326,26 @@ def _certificates(
 @functools.lru_cache(maxsize=1024)
 def _load_certificate(text: str) -> x509.Certificate:
     """Decode one X509Certificate element; the same few certificates arrive again and again."""
-    return x509.load_der_x509_certificate(base64.b64decode("".join(text.split()), validate=True))
+    return x509.load_der_x509_certificate(decode_base64_text(text))
 
 
 def _check_signature(
-    root: etree._Element, signature: etree._Element, leaf: x509.Certificate
+    root: etree._Element,
+    signature: etree._Element,
+    leaf: x509.Certificate,
+    algorithms: _Algorithms,
 ) -> etree._Element:
     """Digest and signature value, with the signer's key; the one seam for their errors.
 
     Returns the tree of the canonical bytes the digest covered, and nothing of the input.
     """
-    signed_info = signature.find(f"{_DS}SignedInfo")
-    reference = signed_info.find(f"{_DS}Reference") if signed_info is not None else None
-    method = signed_info.find(f"{_DS}SignatureMethod") if signed_info is not None else None
-    digest = reference.find(f"{_DS}DigestMethod") if reference is not None else None
-    if method is None or digest is None:  # _check_shape has seen both; kept for the types
-        raise SignatureInvalid("The signature lacks its SignatureMethod or DigestMethod.")
     try:
         canonical = verify_enveloped(
             root,
             signature,
             leaf.public_key(),
-            digest_name=DIGEST_BY_URI[digest.get("Algorithm") or ""],
-            method_uri=method.get("Algorithm") or "",
+            digest_name=algorithms.digest_name,
+            method_uri=algorithms.method_uri,
         )
     except DigestDiffers as exc:
         raise DigestMismatch(f"The document was changed after it was signed ({exc})") from exc

@@ -80,7 +80,7 @@ def test_network_entities_are_never_fetched(name: str, listener: tuple[socket.so
     server, port = listener
     data = (CORPUS / name).read_bytes().replace(b"@PORT@", str(port).encode())
     assert isinstance(_refused(data), ForbiddenXml)
-    # The parser signxml re-parses with must not fetch either, even without the pre-check.
+    # The parser that re-reads signed content must not fetch either, even without the pre-check.
     with contextlib.suppress(etree.XMLSyntaxError):
         etree.fromstring(data, hardened_parser())
     assert _connections(server) == 0

@@ -12,7 +12,8 @@ from typing import Final
 from lxml import etree
 
 from gateway.core.envelope import NS_ACDD
-from gateway.core.rules.common import Header, child, country_rules, future_datetime, q
+from gateway.core.envelope import first_child as child
+from gateway.core.rules.common import Header, country_rules, future_datetime, q
 from gateway.errors import Finding
 
 _SHIPMENT: Final = q(NS_ACDD, "Declaration/GoodsShipment")

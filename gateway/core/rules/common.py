@@ -2,8 +2,9 @@
 the exporting/importing country rules (Form D and ACDD).
 
 The readers here are the hot path of every rule: a child is found by a plain loop over the
-parent's children (about 0.3 us) rather than ``iterchildren(tag)`` (about 1.8 us, most of it
-building the iterator), and the header is read in one loop over its children.
+parent's children (``gateway.core.envelope.first_child``, about 0.3 us) rather than
+``iterchildren(tag)`` (about 1.8 us, most of it building the iterator), and the header is read
+in one loop over its children.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gateway.core.codelists import (
 )
 from gateway.core.envelope import NS_COMMON
 from gateway.core.envelope import DocumentType as Doc
+from gateway.core.envelope import first_child as child
 from gateway.errors import Finding
 
 # --- reading the tree -----------------------------------------------------------------------
@@ -43,19 +45,6 @@ def q(ns: str, path: str) -> str:
 def text(el: etree._Element | None) -> str:
     """The element's own leading text, stripped (``""`` for no element or no text)."""
     return (el.text or "").strip() if el is not None else ""
-
-
-def child(el: etree._Element | None, tag: str) -> etree._Element | None:
-    """The first child of ``el`` with ``tag`` (Clark notation), or ``None``.
-
-    The same answer as ``next(el.iterchildren(tag), None)``: comments and processing
-    instructions have a function, never a string, as their ``tag``.
-    """
-    if el is not None:
-        for node in el:
-            if node.tag == tag:
-                return node
-    return None
 
 
 def parse_datetime(value: str) -> datetime | None:

@@ -39,7 +39,8 @@ from gateway.core.codelists import (
     TCI_NOT_FLAGGED,
 )
 from gateway.core.envelope import NS_FORMD
-from gateway.core.rules.common import Header, child, country_rules, q, text
+from gateway.core.envelope import first_child as child
+from gateway.core.rules.common import Header, country_rules, q, text
 from gateway.errors import Finding
 
 # --- the facts ------------------------------------------------------------------------------
