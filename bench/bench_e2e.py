@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tight_loop import LoopInput, tight_loop_rate  # noqa: E402  (beside this file)
+from timing import CpuMeter, CpuUse  # noqa: E402  (beside this file)
 
 from gateway.core.envelope import MEMBER_STATES  # noqa: E402
 from gateway.core.parsing import parse  # noqa: E402
@@ -208,8 +209,11 @@ async def baseline(count: int) -> float:
     return count / elapsed
 
 
-async def reference_loop(documents: list[bytes], pki: DevPki) -> tuple[float, float]:
-    """The issue's tight loop over ``documents`` in one process, then in two (msg/s)."""
+async def reference_loop(documents: list[bytes], pki: DevPki) -> tuple[float, float, float]:
+    """The issue's tight loop over ``documents`` in one process, then in two (msg/s).
+
+    Also returns the loop processes' CPU seconds per message in the two-process run.
+    """
 
     def jobs(processes: int) -> list[LoopInput]:
         share = len(documents) // processes
@@ -224,9 +228,46 @@ async def reference_loop(documents: list[bytes], pki: DevPki) -> tuple[float, fl
             for i in range(processes)
         ]
 
-    one = await asyncio.to_thread(tight_loop_rate, jobs(1))
-    two = await asyncio.to_thread(tight_loop_rate, jobs(2))
-    return one, two
+    one, _ = await asyncio.to_thread(tight_loop_rate, jobs(1))
+    two, cpu_per_message = await asyncio.to_thread(tight_loop_rate, jobs(2))
+    return one, two, cpu_per_message
+
+
+async def paced_latencies(
+    url: str, watcher: InboxWatcher, documents: dict[str, bytes], concurrency: int, rate: float
+) -> list[float]:
+    """Submit ``documents`` at ``rate`` per second; milliseconds from each submit to delivery."""
+    submitted = await submit_all(url, documents, concurrency, rate)
+    watcher.wait_for(list(submitted), 120)
+    return [(watcher.seen[i] - t) * 1000 for i, t in submitted.items() if i in watcher.seen]
+
+
+def print_cpu(gateway: CpuUse, delivered: int, loop_cpu: float) -> None:
+    """CPU per delivered Form D beside the loop's CPU per message: a steadier yardstick."""
+    per_form_d = gateway.tree / delivered * 1000
+    per_loop_message = loop_cpu * 1000
+    print(
+        f"cpu       per delivered Form D: gateway processes {per_form_d:.2f}"
+        f" ms, RabbitMQ {gateway.rabbitmq / delivered * 1000:.2f} ms, whole machine "
+        f"{gateway.machine / delivered * 1000:.2f} ms (client included); machine busy "
+        f"{gateway.machine / gateway.wall / (os.cpu_count() or 1):.0%}"
+    )
+    print(
+        f"cpu       2-process loop: its processes {per_loop_message:.2f} ms per message; "
+        f"loop / gateway processes cost ratio {per_loop_message / per_form_d:.2f}"
+    )
+
+
+def print_verdict(delivered_rate: float, loop_two: float) -> None:
+    """Delivered per second as a fraction of the two-process loop, against the issue's."""
+    target_ratio = TARGET_DELIVERED / ISSUE_LOOP_TWO
+    ratio = delivered_rate / loop_two
+    print(
+        f"VERDICT delivered {delivered_rate:.0f} msg/s = {ratio:.2f} x the faster 2-process loop "
+        f"(target {TARGET_DELIVERED} msg/s where the loop made {ISSUE_LOOP_TWO}, i.e. "
+        f"{target_ratio:.2f} x; today that is {target_ratio * loop_two:.0f} msg/s): "
+        f"{'OK' if ratio >= target_ratio else 'MISSED'}"
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -257,9 +298,8 @@ async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> 
         gateway.start()
         try:
             base = await baseline(count)
-            loop_one, loop_two = await reference_loop(
-                [signed(str(uuid.uuid4())) for _ in range(min(count, 1500))], pki
-            )
+            loop_documents = [signed(str(uuid.uuid4())) for _ in range(min(count, 1500))]
+            loop_one, loop_two, loop_cpu = await reference_loop(loop_documents, pki)
             warm = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(200))}
             with InboxWatcher(gateway.inbox("TH")) as watcher:
                 await submit_all(gateway.url, warm, concurrency, None)
@@ -267,10 +307,14 @@ async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> 
 
                 documents = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(count))}
                 signed_size = len(next(iter(documents.values())))
+                assert gateway.process is not None
+                meter = CpuMeter(gateway.process.pid)
+                meter.start()
                 started = time.perf_counter()
                 submitted = await submit_all(gateway.url, documents, concurrency, None)
                 accepted_at = time.perf_counter()
                 ok = watcher.wait_for(list(submitted), 120)
+                gateway_cpu = meter.stop()
                 delivered_at = max(watcher.seen[i] for i in submitted if i in watcher.seen)
                 accepted_rate = len(submitted) / (accepted_at - started)
                 delivered_rate = len(submitted) / (delivered_at - started)
@@ -280,13 +324,13 @@ async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> 
                     i: signed(i)
                     for i in (str(uuid.uuid4()) for _ in range(min(count, int(half * 10))))
                 }
-                paced_submitted = await submit_all(gateway.url, paced, concurrency, half)
-                watcher.wait_for(list(paced_submitted), 120)
-                latencies = [
-                    (watcher.seen[i] - t) * 1000
-                    for i, t in paced_submitted.items()
-                    if i in watcher.seen
-                ]
+                latencies = await paced_latencies(gateway.url, watcher, paced, concurrency, half)
+            # The loop again, after the gateway: on this shared machine a single reading of
+            # the reference has been seen to move by 2x within the hour. The verdict is taken
+            # against the faster of the two readings, which makes it the harder one to pass.
+            loop_one_after, loop_two_after, loop_cpu_after = await reference_loop(
+                loop_documents, pki
+            )
         finally:
             gateway.stop()
             await delete_topology(AMQP_URL, Topology(gateway.prefix), MEMBER_STATES, (500, 1000))
@@ -302,16 +346,11 @@ async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> 
     print(f"ratio     delivered / baseline: {delivered_rate / base:.2f}")
     print(
         f"reference tight loop (validate, verify, sign, publish, consume; bare libraries): "
-        f"{loop_one:.0f} msg/s in 1 process, {loop_two:.0f} in 2"
+        f"{loop_one:.0f} msg/s in 1 process, {loop_two:.0f} in 2 before the gateway; "
+        f"{loop_one_after:.0f} and {loop_two_after:.0f} after it"
     )
-    target_ratio = TARGET_DELIVERED / ISSUE_LOOP_TWO
-    ratio = delivered_rate / loop_two
-    print(
-        f"VERDICT delivered {delivered_rate:.0f} msg/s = {ratio:.2f} x the 2-process loop "
-        f"(target {TARGET_DELIVERED} msg/s where the loop made {ISSUE_LOOP_TWO}, i.e. "
-        f"{target_ratio:.2f} x; today that is {target_ratio * loop_two:.0f} msg/s): "
-        f"{'OK' if ratio >= target_ratio else 'MISSED'}"
-    )
+    print_cpu(gateway_cpu, len(submitted), min(loop_cpu, loop_cpu_after))
+    print_verdict(delivered_rate, max(loop_two, loop_two_after))
     print(
         f"latency   submit -> delivered at {half:.0f} msg/s ({len(latencies)} messages): "
         f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms"

@@ -6,6 +6,7 @@ Every benchmark prints its figure beside a baseline measured in the same run, be
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -51,3 +52,97 @@ def measure(operation: Callable[[], object], *, runs: int = 7, min_seconds: floa
             operation()
         samples.append((time.perf_counter() - started) / loops)
     return Timing(statistics.median(samples), min(samples), max(samples))
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _process_ticks(pid: int) -> int:
+    """User plus system clock ticks used so far by one process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def _descendants(root: int) -> set[int]:
+    """``root`` and every process below it, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _pids_named(name: str) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", encoding="ascii") as comm:
+                    if comm.read().strip() == name:
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _machine_busy_ticks() -> int:
+    """Busy clock ticks of the whole machine: all CPU time except idle and iowait."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4] - sum(fields[7:])  # minus steal, guest
+
+
+@dataclass(frozen=True, slots=True)
+class CpuUse:
+    """CPU seconds spent between two readings: by a process tree, by RabbitMQ, by everything."""
+
+    tree: float
+    rabbitmq: float
+    machine: float
+    wall: float
+
+
+class CpuMeter:
+    """Reads CPU time used by a process tree, by RabbitMQ (beam.smp) and by the machine.
+
+    CPU seconds per message are a steadier yardstick than messages per second on a machine
+    whose speed and neighbours change by the hour: a change that saves work shows up there even
+    when the throughput of two runs is within the noise.
+    """
+
+    def __init__(self, root: int | None) -> None:
+        self._root = root
+        self._start: tuple[int, int, int, float] = (0, 0, 0, 0.0)
+        self._pids: set[int] = set()
+
+    def _read(self) -> tuple[int, int, int, float]:
+        if self._root is not None:
+            self._pids |= _descendants(self._root)
+        tree = sum(_process_ticks(pid) for pid in self._pids)
+        rabbit = sum(_process_ticks(pid) for pid in _pids_named("beam.smp"))
+        return tree, rabbit, _machine_busy_ticks(), time.perf_counter()
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._start = self._read()
+
+    def stop(self) -> CpuUse:
+        """CPU seconds used since :meth:`start`."""
+        end = self._read()
+        tree, rabbit, machine, wall = (b - a for a, b in zip(self._start, end, strict=True))
+        return CpuUse(tree / _TICK, rabbit / _TICK, machine / _TICK, wall)
