@@ -3,9 +3,13 @@
 Durability and sharing:
 
 - WAL mode, so readers never wait for the writer and several gateway processes on one host can
-  share the file; ``busy_timeout`` makes a writer wait for another process's write lock instead
-  of failing at once. Every write transaction starts with ``BEGIN IMMEDIATE``, which takes the
+  share the file. Every write transaction starts with ``BEGIN IMMEDIATE``, which takes the
   write lock up front: read-then-write decisions (claim, dedupe) cannot interleave.
+- A writer that finds another process holding the lock polls for it every 0.3 ms, for up to
+  10 s, instead of using SQLite's busy handler: that one sleeps 1, 2, 5, 10, 15, 20 ms and
+  more between tries, so two busy gateway processes on one file spent about half of their
+  journal thread's time asleep while the lock was free (measured: p99 latency 4x lower with
+  polling, ``bench/bench_e2e.py``).
 - ``synchronous=FULL`` by default: a commit returns only after the WAL is on disk, so the 202
   the ingest answers survives a power cut. ``NORMAL`` (``?synchronous=normal`` in the URL) skips
   that fsync: still safe against a crashed or killed process, but the last commits can vanish
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -74,7 +79,8 @@ from gateway.journal.schema import (
 T = TypeVar("T")
 
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_SECONDS = 10.0
+LOCK_POLL_SECONDS = 0.0003
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS journal_schema (version INTEGER NOT NULL)",
@@ -371,11 +377,11 @@ def _run_batch(db: sqlite3.Connection, calls: list[Callable[[], Any]]) -> list[A
     """Run ``calls`` in one transaction; each outcome is its result or the error it raised."""
     if len(calls) == 1:
         try:
-            return [_guarded(calls[0])]
+            return [_guarded(functools.partial(_patiently, calls[0]))]
         except Exception as exc:  # noqa: BLE001  (handed back to the caller's future)
             return [exc]
     outcomes: list[Any] = []
-    _guarded(lambda: db.execute("BEGIN IMMEDIATE"))
+    _guarded(functools.partial(_begin, db))
     try:
         for call in calls:
             try:
@@ -390,6 +396,32 @@ def _run_batch(db: sqlite3.Connection, calls: list[Callable[[], Any]]) -> list[A
     return outcomes
 
 
+def _patiently(call: Callable[[], T]) -> T:
+    """Run ``call``, again and again while another process holds the lock it needs (<= 10 s).
+
+    A call that met a busy database changed nothing (``_write`` rolls back what it began), so
+    running it again is safe.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(LOCK_POLL_SECONDS)
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # primary code of an extended one
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _begin(db: sqlite3.Connection) -> None:
+    """Take the write lock, waiting for another process's transaction to end."""
+    _patiently(lambda: db.execute("BEGIN IMMEDIATE"))
+
+
 def _guarded(call: Callable[[], T]) -> T:
     """Translate SQLite's own failures (locked, I/O, corrupt) into the gateway's error tree."""
     try:
@@ -401,9 +433,10 @@ def _guarded(call: Callable[[], T]) -> T:
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    # No busy handler: ``_patiently`` waits for the lock in finer steps than SQLite's would.
+    db = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
-        _configure(db, path, synchronous)
+        _patiently(functools.partial(_configure, db, path, synchronous))
         with _write(db):
             _create_schema(db, path)
     except BaseException:
@@ -413,7 +446,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
 
 
 def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA busy_timeout = 0")
     mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise JournalUnavailable(f"The SQLite journal at {path} cannot use WAL mode ({mode}).")
@@ -451,7 +484,7 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
             raise
         db.execute("RELEASE operation")
         return
-    db.execute("BEGIN IMMEDIATE")
+    _begin(db)
     try:
         yield
     except BaseException:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import JournalUnavailable
-from gateway.journal import SqliteJournal, open_journal
+from gateway.journal import AcceptResult, SqliteJournal, open_journal
+from gateway.journal import sqlite as sqlite_journal
 from gateway.journal.postgres import PostgresJournal
+from tests.journal.conftest import T0, make_record
 
 
 async def test_unknown_scheme_is_refused() -> None:
@@ -57,3 +61,57 @@ async def test_postgres_unreachable_is_unavailable() -> None:
         await PostgresJournal.open(
             "postgresql://postgres@127.0.0.1:1/test?connect_timeout=1", connect_timeout=1.5
         )
+
+
+def _hold_write_lock(path: Path, seconds: float, held: threading.Event) -> None:
+    """Another process's writer, as SQLite sees it: a second connection mid-transaction."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(seconds)
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+async def test_sqlite_write_waits_for_another_writers_lock(tmp_path: Path) -> None:
+    """A write that meets another connection's write lock waits for it, then succeeds."""
+    path = tmp_path / "j.db"
+    journal = await open_journal(f"sqlite://{path}")
+    try:
+        held = threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(path, 0.3, held))
+        holder.start()
+        held.wait(5)
+        started = time.monotonic()
+        record = make_record(b"<x/>")
+        outcome = await journal.record_accepted(record, b"<x/>", at=T0)
+        waited = time.monotonic() - started
+        holder.join()
+        assert outcome.result is AcceptResult.ACCEPTED
+        assert waited >= 0.2  # it really met the lock ...
+        assert await journal.digest(record.message_id) == record.digest  # ... then wrote
+    finally:
+        await journal.close()
+
+
+async def test_sqlite_write_gives_up_on_a_lock_held_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock held past the busy timeout makes the journal unavailable, with nothing written."""
+    monkeypatch.setattr(sqlite_journal, "BUSY_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "j.db"
+    journal = await open_journal(f"sqlite://{path}")
+    try:
+        held = threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(path, 1.0, held))
+        holder.start()
+        held.wait(5)
+        record = make_record(b"<x/>")
+        with pytest.raises(JournalUnavailable, match="locked"):
+            await journal.record_accepted(record, b"<x/>", at=T0)
+        holder.join()
+        assert await journal.digest(record.message_id) is None
+    finally:
+        await journal.close()
