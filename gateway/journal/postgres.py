@@ -9,9 +9,10 @@ decisions that must hold across nodes are made by the database itself:
 - claim: one conditional ``UPDATE ... RETURNING`` with its timeline row in the same statement.
   A concurrent claimer waits for the row lock, re-checks the condition against the committed
   row and finds it taken.
-- transition: compare and set. Read the state, decide with ``next_state`` (the table lives in
-  Python, not SQL), then update only if state and attempts are still as read; otherwise
-  decide again.
+- transition: compare and set in one statement. The state table lives in Python; for each
+  requested state it is turned into an ``UPDATE`` that moves the row only from the states the
+  table lets it leave, with a ``CASE`` naming where each goes. Only when nothing moved does a
+  read tell a no-op from a forbidden move or an unknown message.
 
 The hot-path writes are single statements in autocommit, so each costs one round trip and one
 commit; the driver prepares them after a few uses.
@@ -23,6 +24,7 @@ advisory lock, so several processes may start at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -32,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 
-from gateway.core.states import INITIAL_STATES, MessageState, next_state
+from gateway.core.states import INITIAL_STATES, InvalidTransition, MessageState, next_state
 from gateway.errors import JournalUnavailable, NotFound
 from gateway.journal.contract import (
     DEFAULT_LEASE,
@@ -165,12 +167,45 @@ _ACCEPT_SQL = (
     "p AS (INSERT INTO payloads (message_id, body) SELECT message_id, %s FROM m) "
     "SELECT count(*) FROM m"
 )
-_TRANSITION_SQL = (
-    "WITH u AS (UPDATE messages SET state = %s, state_at = %s, lease_until = NULL, "
-    "last_error_code = coalesce(%s, last_error_code) "
-    "WHERE message_id = %s AND state = %s AND attempts = %s RETURNING message_id) "
-    "INSERT INTO message_states (message_id, state, at, error_code, detail, attempt) "
-    "SELECT message_id, %s, %s, %s, %s, %s FROM u RETURNING 1"
+_ATTEMPT_VALUES = sorted(s.value for s in ATTEMPT_STATES)
+
+
+@functools.cache
+def _transition_statement(requested: MessageState) -> tuple[str, list[str]]:
+    """The one-statement transition towards ``requested``, and the states it may leave.
+
+    Written from the state table (``next_state``), so the SQL decides nothing the table does
+    not say: a ``CASE`` maps each state that really moves to the state it moves to. The
+    timeline row carries the attempt number given, else the row's attempts for a row that
+    closes an attempt.
+    """
+    moves: dict[str, str] = {}
+    for current in MessageState:
+        try:
+            new = next_state(current, requested)
+        except InvalidTransition:
+            continue
+        if new is not current:
+            moves[current.value] = new.value
+    if not moves:
+        return "", []  # nothing ever moves there (RECEIVED): only the read can answer
+    cases = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in sorted(moves.items()))
+    sql = (
+        f"WITH u AS (UPDATE messages SET state = CASE state {cases} END, "  # noqa: S608
+        "state_at = %s, lease_until = NULL, last_error_code = coalesce(%s, last_error_code) "
+        "WHERE message_id = %s AND state = ANY(%s) RETURNING message_id, state, attempts) "
+        "INSERT INTO message_states (message_id, state, at, error_code, detail, attempt) "
+        "SELECT message_id, state, %s, %s, %s, coalesce(%s::integer, CASE WHEN "
+        "state = ANY(%s) AND attempts > 0 THEN attempts END) FROM u RETURNING 1"
+    )
+    return sql, sorted(moves)
+
+
+_LINK_SQL = (
+    "WITH m AS (SELECT message_id FROM messages WHERE message_id = %s), "
+    "i AS (INSERT INTO links (message_id, related_message_id, relation, at) "
+    "SELECT message_id, %s, %s, %s FROM m ON CONFLICT DO NOTHING RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM m), EXISTS (SELECT 1 FROM i)"
 )
 _CLAIMABLE = list(claimable_values())
 _KNOWN_SQL = KNOWN_SQL.format(p="%s")
@@ -308,33 +343,28 @@ class PostgresJournal:
         """See ``Journal.transition``."""
         check_transition_target(state)
         at = as_utc(at)
+        sql, movable = _transition_statement(state)
+        params = (
+            *(at, error_code, message_id, movable),
+            *(at, error_code, detail, attempt, _ATTEMPT_VALUES),
+        )
         async with self._connection() as cur:
-            # Compare and set: read the state, decide with the table, write only if the row
-            # is still as read; a concurrent change makes us decide again.
+            # Compare and set in one statement: the UPDATE moves the row only from a state the
+            # table lets it leave for ``state`` (PostgreSQL re-checks that condition against a
+            # row a concurrent writer just changed). When nothing moved, read the state to
+            # tell a no-op, a forbidden move and an unknown message apart, or to try again.
             for _ in range(_ROUNDS):
-                await cur.execute(
-                    "SELECT state, attempts FROM messages WHERE message_id = %s", (message_id,)
-                )
+                if movable:
+                    await cur.execute(sql, params)
+                    if await cur.fetchone() is not None:
+                        return True
+                await cur.execute("SELECT state FROM messages WHERE message_id = %s", (message_id,))
                 row = await cur.fetchone()
                 if row is None:
                     raise NotFound(f"The journal has no message {message_id}.")
                 current = MessageState(row[0])
-                new = next_state(current, state)
-                if new is current:
+                if next_state(current, state) is current:
                     return False
-                number = attempt
-                if number is None and new in ATTEMPT_STATES and row[1] > 0:
-                    number = row[1]
-                await cur.execute(
-                    _TRANSITION_SQL,
-                    (
-                        *(new.value, at, error_code),
-                        *(message_id, current.value, row[1]),
-                        *(new.value, at, error_code, detail, number),
-                    ),
-                )
-                if await cur.fetchone() is not None:
-                    return True
         raise JournalUnavailable(
             f"The journal could not settle message {message_id} against concurrent writers."
         )
@@ -420,16 +450,12 @@ class PostgresJournal:
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
     ) -> bool:
         """See ``Journal.link``."""
-        async with self._transaction() as cur:
-            await cur.execute("SELECT 1 FROM messages WHERE message_id = %s", (message_id,))
-            if await cur.fetchone() is None:
-                raise NotFound(f"The journal has no message {message_id}.")
-            await cur.execute(
-                "INSERT INTO links (message_id, related_message_id, relation, at) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (message_id, related_message_id, relation, as_utc(at)),
-            )
-            return cur.rowcount == 1
+        async with self._connection() as cur:  # one statement, one round trip
+            await cur.execute(_LINK_SQL, (message_id, related_message_id, relation, as_utc(at)))
+            row = await cur.fetchone()
+        if row is None or not row[0]:
+            raise NotFound(f"The journal has no message {message_id}.")
+        return bool(row[1])
 
     async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
         """See ``Journal.find_by_business_key``."""

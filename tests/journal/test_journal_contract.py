@@ -280,6 +280,8 @@ async def test_invalid_transition_is_refused(journal: Journal) -> None:
         await journal.transition(record.message_id, S.DELIVERED, at=at(3))
     with pytest.raises(InvalidTransition):
         await journal.transition(record.message_id, S.REJECTED, at=at(3))
+    with pytest.raises(InvalidTransition):  # a state nothing ever moves back to
+        await journal.transition(record.message_id, S.RECEIVED, at=at(3))
     view = await journal.get(record.message_id)
     assert view is not None
     assert view.summary.state is S.QUEUED
