@@ -28,6 +28,7 @@ class NodeSettings:
 
     name: str = "asw-gateway"
     workers: int = 1
+    pin_cpus: str = "auto"  # auto | on | off: pin each worker process to one CPU
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +139,7 @@ _CHOICES = {
     ("log", "level"): {"debug", "info", "warning", "error"},
     ("log", "format"): {"auto", "json", "console"},
     ("http", "auth"): set(AUTH_MODES),
+    ("node", "pin_cpus"): {"auto", "on", "off"},
 }
 _POSITIVE = {
     ("node", "workers"),

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
+from gateway.workers import cpu_for_worker
 from tests.conftest import delete_topology, with_message_id
 from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
@@ -110,3 +111,33 @@ async def test_a_killed_worker_is_replaced(
     ids = await _submit_many(two_workers, sample_formd, 20)
     assert _wait_delivered(two_workers, ids) == set()
     assert "worker_died" in (two_workers.workdir / "gateway.log").read_text()
+
+
+def test_auto_pins_one_worker_per_cpu_only() -> None:
+    """auto pins when workers equal CPUs, in the CPUs' own order; otherwise it leaves them."""
+    assert [cpu_for_worker(i, 2, [5, 2], "auto") for i in range(2)] == [2, 5]
+    assert cpu_for_worker(0, 3, [0, 1], "auto") is None  # more workers than CPUs
+    assert cpu_for_worker(0, 2, [0, 1, 2, 3], "auto") is None  # CPUs left idle
+    assert cpu_for_worker(0, 1, [0], "auto") is None  # one process: nothing to spread
+
+
+def test_on_deals_workers_over_cpus_and_off_never_pins() -> None:
+    """on deals any number of workers out over the CPUs in turn; off never pins."""
+    assert [cpu_for_worker(i, 3, [0, 1], "on") for i in range(3)] == [0, 1, 0]
+    assert cpu_for_worker(0, 2, [0, 1], "off") is None
+
+
+def test_running_workers_have_the_affinity_the_setting_asks(two_workers: GatewayProcess) -> None:
+    """The two running workers are pinned as cpu_for_worker says for this machine's CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    expected = sorted(
+        (cpu,) if (cpu := cpu_for_worker(i, 2, cpus, "auto")) is not None else tuple(cpus)
+        for i in range(2)
+    )
+    deadline = time.monotonic() + 10  # each worker pins itself as it starts
+    while True:
+        actual = sorted(tuple(sorted(os.sched_getaffinity(p))) for p in two_workers.children())
+        if actual == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert actual == expected
