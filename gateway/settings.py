@@ -29,6 +29,7 @@ class NodeSettings:
     name: str = "asw-gateway"
     workers: int = 1
     pin_cpus: str = "auto"  # auto | on | off: pin each worker process to one CPU
+    scheduler: str = "batch"  # batch | normal: Linux scheduling policy of the gateway processes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +141,7 @@ _CHOICES = {
     ("log", "format"): {"auto", "json", "console"},
     ("http", "auth"): set(AUTH_MODES),
     ("node", "pin_cpus"): {"auto", "on", "off"},
+    ("node", "scheduler"): {"batch", "normal"},
 }
 _POSITIVE = {
     ("node", "workers"),

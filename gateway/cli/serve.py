@@ -12,7 +12,7 @@ from gateway.app import serve
 from gateway.errors import SettingsError
 from gateway.logs import configure_logging
 from gateway.settings import DEFAULT_CONFIG, load_settings
-from gateway.workers import run_workers
+from gateway.workers import place_worker, run_workers
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else settings.node.workers
     if workers > 1:
         return run_workers(args.config, workers)
+    place_worker(settings.node, 0, 1)
     asyncio.run(serve(settings))
     return 0

@@ -41,7 +41,14 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     with pytest.raises(SettingsError) as caught:
-        load_settings(config, {"ASW_AMQP__PREFETCH": "-1", "ASW_NODE__PIN_CPUS": "sometimes"})
+        load_settings(
+            config,
+            {
+                "ASW_AMQP__PREFETCH": "-1",
+                "ASW_NODE__PIN_CPUS": "sometimes",
+                "ASW_NODE__SCHEDULER": "fifo",
+            },
+        )
     problems = "\n".join(caught.value.problems)
     for expected in (
         "http.port",
@@ -51,9 +58,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "[mystery]",
         "amqp.prefetch",
         "node.pin_cpus",
+        "node.scheduler",
     ):
         assert expected in problems
-    assert len(caught.value.problems) == 7
+    assert len(caught.value.problems) == 8
 
 
 def test_missing_file_is_a_settings_error(tmp_path: Path) -> None:

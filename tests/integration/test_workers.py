@@ -141,3 +141,18 @@ def test_running_workers_have_the_affinity_the_setting_asks(two_workers: Gateway
             break
         time.sleep(0.1)
     assert actual == expected
+
+
+def test_running_workers_use_the_batch_scheduling_policy(two_workers: GatewayProcess) -> None:
+    """The workers, and their threads, run under SCHED_BATCH (node.scheduler's default)."""
+    deadline = time.monotonic() + 10
+    while True:
+        threads = [
+            int(tid) for pid in two_workers.children() for tid in os.listdir(f"/proc/{pid}/task")
+        ]
+        policies = {os.sched_getscheduler(tid) for tid in threads}
+        if policies == {os.SCHED_BATCH} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(threads) > 2  # the event loop threads and at least the journal's
+    assert policies == {os.SCHED_BATCH}
