@@ -27,7 +27,7 @@ from gateway.core.envelope import read_envelope
 from gateway.core.handover import Adapter, Handover, ReceiverQuery
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.retry import GiveUp, RetrySchedule
-from gateway.core.signatures import signer_chain, verify
+from gateway.core.signatures import signer_chain
 from gateway.core.states import MessageState
 from gateway.core.topology import Topology
 from gateway.core.trust import TrustStore
@@ -129,12 +129,21 @@ class DeliveryWorker:
                 await self._dead_letter(message, poison, attempt=attempt, last_error=poison)
                 return
             try:
+                # Claimed only for the very bytes whose signature ingest verified: their SHA-256
+                # must be the journal's (anything else was changed in transit).
                 claim = await self._journal.claim_delivery(
-                    handover.message_id, at=self._clock(), lease=self._lease
+                    handover.message_id,
+                    at=self._clock(),
+                    lease=self._lease,
+                    digest=hashlib.sha256(handover.payload).hexdigest(),
                 )
                 if claim is ClaimResult.UNKNOWN:
                     raise UnknownMessage(
                         f"Message {handover.message_id} was never recorded as accepted."
+                    )
+                if claim is ClaimResult.OTHER_BYTES:
+                    raise DigestMismatch(
+                        "The document handed to delivery differs from the one the gateway accepted."
                     )
                 if claim is ClaimResult.BUSY:
                     # Another worker holds a live claim: come back later, and leave its
@@ -148,7 +157,7 @@ class DeliveryWorker:
                     await _settle(message.ack())
                     log.info("message_redelivery_ignored", outcome="ignored", claim=claim.value)
                     return
-                await self._verify_again(handover.message_id, handover.payload)
+                await self._check_signer_again(handover.payload)
                 maybe_there = message.redelivered or attempt > 1
                 if maybe_there and await _already_received(adapter, handover.message_id):
                     log.info("message_already_at_receiver", outcome="not-handed-over-again")
@@ -186,29 +195,20 @@ class DeliveryWorker:
             handover, delivered_at=delivered[0] if delivered else self._clock()
         )
 
-    async def _verify_again(self, message_id: str, payload: bytes) -> None:
-        """Check the document once more before the receiver sees it.
+    async def _check_signer_again(self, payload: bytes) -> None:
+        """Check the signer once more before the receiver sees the document.
 
-        The bytes must be exactly those whose signature ingest verified: their SHA-256 must
-        equal the journal's digest (anything else was changed in transit and is refused). The
-        signer is then checked against today's trust (revocation, validity, usage, sender
-        country), which is cached per certificate and CRL version. Only a message without a
-        recorded digest gets the full XML-signature verification again.
+        The claim already tied these bytes to the journal's digest of the document whose
+        signature ingest verified. What can have changed since is trust: the signer is checked
+        against today's (revocation, validity, usage, sender country), which is cached per
+        certificate chain and CRL version.
         """
         if self._trust is None:
             return
         trust, now = self._trust(), self._clock()
-        recorded = await self._journal.digest(message_id)
 
         def check() -> None:
             root = parse(payload, self._limits)
-            if recorded is None:
-                verify(root, trust, now=now)
-                return
-            if hashlib.sha256(payload).hexdigest() != recorded:
-                raise DigestMismatch(
-                    "The document handed to delivery differs from the one the gateway accepted."
-                )
             leaf, intermediates = signer_chain(root)
             sender = read_envelope(root).sender.country
             trust.check_signer(leaf, intermediates, sender=sender, now=now)

@@ -101,6 +101,9 @@ class ClaimResult(enum.Enum):
     """Parked, rejected or never queued for good: ack and drop this copy."""
     UNKNOWN = "unknown"
     """The journal never saw this message id: dead-letter it."""
+    OTHER_BYTES = "other-bytes"
+    """The bytes offered are not the ones the journal accepted (their digest differs): refuse
+    to hand them over and dead-letter them."""
 
     @property
     def granted(self) -> bool:
@@ -217,15 +220,22 @@ class Journal(Protocol):
         ...
 
     async def claim_delivery(
-        self, message_id: str, *, at: datetime, lease: timedelta = DEFAULT_LEASE
+        self,
+        message_id: str,
+        *,
+        at: datetime,
+        lease: timedelta = DEFAULT_LEASE,
+        digest: str | None = None,
     ) -> ClaimResult:
         """Take the right to hand a message over, for ``lease`` from ``at``.
 
         ``GRANTED`` goes to exactly one caller across every task, process and node while the
         lease runs: the message moves to DELIVERING, ``attempts`` grows by one and a timeline
         row records it. A message in DELIVERING whose lease has run out (its worker crashed
-        between claim and ``mark_delivered``) can be claimed again. See ``ClaimResult`` for
-        what every other answer asks the worker to do.
+        between claim and ``mark_delivered``) can be claimed again. With ``digest`` (SHA-256
+        hex of the bytes about to be handed over) the claim is granted only for the bytes the
+        journal accepted, in the same step; other bytes get ``OTHER_BYTES``. See
+        ``ClaimResult`` for what every other answer asks the worker to do.
         """
         ...
 
@@ -239,10 +249,6 @@ class Journal(Protocol):
 
     async def payload(self, message_id: str) -> bytes | None:
         """The bytes as accepted, for replay and audit, or None once purged or unknown."""
-        ...
-
-    async def digest(self, message_id: str) -> str | None:
-        """SHA-256 hex of the bytes as accepted (after their signature was verified), or None."""
         ...
 
     async def link(
@@ -356,10 +362,20 @@ def settle_known(
     return None
 
 
-def refused_claim(state: MessageState) -> ClaimResult:
-    """Tell a worker whose claim was not granted what the message's state asks of it."""
+def refused_claim(
+    state: MessageState, *, same_bytes: bool = True, lease_over: bool = False
+) -> ClaimResult:
+    """Tell a worker whose claim was not granted what the message's state asks of it.
+
+    ``OTHER_BYTES`` only where the claim would have been granted but for the bytes (a
+    claimable state, or DELIVERING with its lease run out); a copy with other bytes of a
+    delivered message, or of one another worker is handing over, is answered as any copy.
+    """
     if state in DELIVERED_STATES:
         return ClaimResult.DELIVERED
+    claimable = state in CLAIMABLE_STATES or (state is MessageState.DELIVERING and lease_over)
+    if claimable and not same_bytes:
+        return ClaimResult.OTHER_BYTES
     if state is MessageState.DELIVERING or state in CLAIMABLE_STATES:
         # CLAIMABLE only if another caller moved it between our attempt and our look.
         return ClaimResult.BUSY

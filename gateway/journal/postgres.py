@@ -149,7 +149,7 @@ _CLAIM_SQL = (
     "WITH won AS (UPDATE messages SET state = 'DELIVERING', state_at = %s, lease_until = %s, "
     "attempts = attempts + 1 WHERE message_id = %s AND (state = ANY(%s) "
     "OR (state = 'DELIVERING' AND (lease_until IS NULL OR lease_until <= %s))) "
-    "RETURNING message_id, attempts), "
+    "AND (%s::text IS NULL OR digest = %s) RETURNING message_id, attempts), "
     "row AS (INSERT INTO message_states (message_id, state, at, attempt) "
     "SELECT message_id, 'DELIVERING', %s, attempts FROM won) "
     "SELECT attempts FROM won"
@@ -370,21 +370,34 @@ class PostgresJournal:
         )
 
     async def claim_delivery(
-        self, message_id: str, *, at: datetime, lease: timedelta = DEFAULT_LEASE
+        self,
+        message_id: str,
+        *,
+        at: datetime,
+        lease: timedelta = DEFAULT_LEASE,
+        digest: str | None = None,
     ) -> ClaimResult:
         """See ``Journal.claim_delivery``."""
         if lease <= timedelta(0):
             raise ValueError("a claim's lease must be positive")
         at = as_utc(at)
+        params = (at, at + lease, message_id, _CLAIMABLE, at, digest, digest, at)
         async with self._connection() as cur:
-            await cur.execute(_CLAIM_SQL, (at, at + lease, message_id, _CLAIMABLE, at, at))
+            await cur.execute(_CLAIM_SQL, params)
             if await cur.fetchone() is not None:
                 return ClaimResult.GRANTED
-            await cur.execute("SELECT state FROM messages WHERE message_id = %s", (message_id,))
+            await cur.execute(
+                "SELECT state, digest, lease_until FROM messages WHERE message_id = %s",
+                (message_id,),
+            )
             row = await cur.fetchone()
         if row is None:
             return ClaimResult.UNKNOWN
-        return refused_claim(MessageState(row[0]))
+        return refused_claim(
+            MessageState(row[0]),
+            same_bytes=digest in (None, row[1]),
+            lease_over=row[2] is None or _when(row[2]) <= at,
+        )
 
     async def mark_delivered(self, message_id: str, *, at: datetime) -> bool:
         """See ``Journal.mark_delivered``."""
@@ -438,13 +451,6 @@ class PostgresJournal:
             await cur.execute("SELECT body FROM payloads WHERE message_id = %s", (message_id,))
             row = await cur.fetchone()
         return None if row is None else bytes(row[0])
-
-    async def digest(self, message_id: str) -> str | None:
-        """See ``Journal.digest``."""
-        async with self._connection() as cur:  # one statement: no BEGIN/COMMIT round trips
-            await cur.execute("SELECT digest FROM messages WHERE message_id = %s", (message_id,))
-            row = await cur.fetchone()
-        return None if row is None else str(row[0])
 
     async def link(
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime

@@ -149,7 +149,7 @@ _CLAIM_SQL = (
     "UPDATE messages SET state = 'DELIVERING', state_at = ?, lease_until = ?, "  # noqa: S608
     f"attempts = attempts + 1 WHERE message_id = ? AND (state IN ({_CLAIMABLE_MARKS}) "
     "OR (state = 'DELIVERING' AND (lease_until IS NULL OR lease_until <= ?))) "
-    "RETURNING attempts"
+    "AND (? IS NULL OR digest = ?) RETURNING attempts"
 )
 
 
@@ -259,12 +259,17 @@ class SqliteJournal:
         )
 
     async def claim_delivery(
-        self, message_id: str, *, at: datetime, lease: timedelta = DEFAULT_LEASE
+        self,
+        message_id: str,
+        *,
+        at: datetime,
+        lease: timedelta = DEFAULT_LEASE,
+        digest: str | None = None,
     ) -> ClaimResult:
         """See ``Journal.claim_delivery``."""
         if lease <= timedelta(0):
             raise ValueError("a claim's lease must be positive")
-        return await self._run(_claim, message_id, _stamp(at), _stamp(at + lease))
+        return await self._run(_claim, message_id, _stamp(at), _stamp(at + lease), digest)
 
     async def mark_delivered(self, message_id: str, *, at: datetime) -> bool:
         """See ``Journal.mark_delivered``."""
@@ -277,10 +282,6 @@ class SqliteJournal:
     async def payload(self, message_id: str) -> bytes | None:
         """See ``Journal.payload``."""
         return await self._run(_payload, message_id)
-
-    async def digest(self, message_id: str) -> str | None:
-        """See ``Journal.digest``."""
-        return await self._run(_digest, message_id)
 
     async def link(
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
@@ -559,9 +560,13 @@ def _transition(
     return True
 
 
-def _claim(db: sqlite3.Connection, message_id: str, at: str, lease_until: str) -> ClaimResult:
+def _claim(
+    db: sqlite3.Connection, message_id: str, at: str, lease_until: str, digest: str | None
+) -> ClaimResult:
     with _write(db):
-        won = db.execute(_CLAIM_SQL, (at, lease_until, message_id, *_CLAIMABLE, at)).fetchone()
+        won = db.execute(
+            _CLAIM_SQL, (at, lease_until, message_id, *_CLAIMABLE, at, digest, digest)
+        ).fetchone()
         if won is not None:
             db.execute(
                 "INSERT INTO message_states (message_id, state, at, attempt) VALUES (?, ?, ?, ?)",
@@ -569,11 +574,15 @@ def _claim(db: sqlite3.Connection, message_id: str, at: str, lease_until: str) -
             )
             return ClaimResult.GRANTED
         row = db.execute(
-            "SELECT state FROM messages WHERE message_id = ?", (message_id,)
+            "SELECT state, digest, lease_until FROM messages WHERE message_id = ?", (message_id,)
         ).fetchone()
     if row is None:
         return ClaimResult.UNKNOWN
-    return refused_claim(MessageState(row[0]))
+    return refused_claim(
+        MessageState(row[0]),
+        same_bytes=digest in (None, row[1]),
+        lease_over=row[2] is None or row[2] <= at,
+    )
 
 
 def _summary(db: sqlite3.Connection, message_id: str) -> MessageSummary | None:
@@ -625,11 +634,6 @@ def _get(db: sqlite3.Connection, message_id: str) -> MessageView | None:
 def _payload(db: sqlite3.Connection, message_id: str) -> bytes | None:
     row = db.execute("SELECT body FROM payloads WHERE message_id = ?", (message_id,)).fetchone()
     return None if row is None else bytes(row[0])
-
-
-def _digest(db: sqlite3.Connection, message_id: str) -> str | None:
-    row = db.execute("SELECT digest FROM messages WHERE message_id = ?", (message_id,)).fetchone()
-    return None if row is None else str(row[0])
 
 
 def _link(db: sqlite3.Connection, message_id: str, related: str, relation: str, at: str) -> bool:

@@ -71,11 +71,47 @@ async def test_accept_writes_message_timeline_and_payload(journal: Journal) -> N
     assert view.links == ()
 
 
-async def test_digest_is_that_of_the_accepted_bytes(journal: Journal) -> None:
-    """digest() gives the SHA-256 recorded for the accepted payload, None when unknown."""
-    record = await accept(journal)
-    assert await journal.digest(record.message_id) == hashlib.sha256(PAYLOAD).hexdigest()
-    assert await journal.digest("00000000-0000-4000-8000-000000000000") is None
+async def test_claim_is_granted_only_for_the_accepted_bytes(journal: Journal) -> None:
+    """A claim naming other bytes' digest is refused as OTHER_BYTES; the accepted ones win."""
+    record = await queued(journal)
+    other = hashlib.sha256(PAYLOAD + b" ").hexdigest()
+    assert await journal.claim_delivery(record.message_id, at=at(3), digest=other) is (
+        ClaimResult.OTHER_BYTES
+    )
+    assert await timeline_states(journal, record.message_id) == [S.RECEIVED, S.ACCEPTED, S.QUEUED]
+    same = hashlib.sha256(PAYLOAD).hexdigest()
+    assert await journal.claim_delivery(record.message_id, at=at(4), digest=same) is (
+        ClaimResult.GRANTED
+    )
+
+
+async def test_other_bytes_wait_while_another_worker_holds_the_claim(journal: Journal) -> None:
+    """Other bytes meeting a live lease are BUSY (as any copy); once it ran out, OTHER_BYTES."""
+    record = await queued(journal)
+    lease = timedelta(seconds=10)
+    assert await journal.claim_delivery(record.message_id, at=at(3), lease=lease) is (
+        ClaimResult.GRANTED
+    )
+    other = hashlib.sha256(b"<other/>").hexdigest()
+    assert await journal.claim_delivery(record.message_id, at=at(5), digest=other) is (
+        ClaimResult.BUSY
+    )
+    assert await journal.claim_delivery(record.message_id, at=at(20), digest=other) is (
+        ClaimResult.OTHER_BYTES
+    )
+
+
+async def test_a_delivered_message_stays_delivered_whatever_bytes_come_back(
+    journal: Journal,
+) -> None:
+    """A late copy with other bytes of a delivered message is DELIVERED (ack), not parked."""
+    record = await queued(journal)
+    assert await journal.claim_delivery(record.message_id, at=at(3)) is ClaimResult.GRANTED
+    await journal.mark_delivered(record.message_id, at=at(4))
+    other = hashlib.sha256(b"<other/>").hexdigest()
+    assert await journal.claim_delivery(record.message_id, at=at(5), digest=other) is (
+        ClaimResult.DELIVERED
+    )
 
 
 async def test_reads_and_writes_issued_together_all_succeed(journal: Journal) -> None:
@@ -85,7 +121,6 @@ async def test_reads_and_writes_issued_together_all_succeed(journal: Journal) ->
         *(journal.get(r.message_id) for r in records),
         *(journal.claim_delivery(r.message_id, at=at(3)) for r in records),
         *(journal.payload(r.message_id) for r in records),
-        *(journal.digest(r.message_id) for r in records),
         *(journal.get(r.message_id) for r in records),
     )
     assert all(view is not None for view in results[:10])
