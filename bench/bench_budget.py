@@ -242,8 +242,18 @@ async def amqp_cost(docs: Documents, count: int) -> tuple[float, float]:
     return client, rabbit
 
 
-async def folder_cost(docs: Documents, count: int) -> float:
-    """Two drop-folder hand-overs: the Form D into TH's inbox, the receipt into SG's."""
+async def folder_cost(docs: Documents, count: int, rounds: int = 3) -> float:
+    """Two drop-folder hand-overs, the cheapest of ``rounds`` (see ``_folder_round``)."""
+    return min([await _folder_round(docs, count) for _ in range(rounds)])
+
+
+async def _folder_round(docs: Documents, count: int) -> float:
+    """The Form D into TH's inbox, the receipt into SG's, in fresh folders.
+
+    ext4 does not hand out an inode freed in the last few seconds, so just after thousands of
+    files were deleted (another benchmark's clean-up) creating files costs twice as much for a
+    while; the cheapest round is the part's own cost.
+    """
     with tempfile.TemporaryDirectory(prefix="asw-budget-") as folder:
         inbox = DropFolderAdapter(Path(folder) / "TH")
         outbox = DropFolderAdapter(Path(folder) / "SG")
