@@ -664,6 +664,7 @@ class _Lender:
                 conn: psycopg.AsyncConnection[Any] = await self._pool.getconn()
             except BaseException:
                 self._lent -= 1
+                self._refill()
                 raise
             return conn
         waiter: asyncio.Future[psycopg.AsyncConnection[Any]] = (
@@ -687,26 +688,37 @@ class _Lender:
                     return
         self._lent -= 1
         await self._pool.putconn(conn)
-        if self._waiting and self._lent < self._limit:  # a broken one freed a place: refill
-            self._lent += 1
-            self._fill(self._waiting.popleft())
+        self._refill()
 
-    def _fill(self, waiter: asyncio.Future[psycopg.AsyncConnection[Any]]) -> None:
-        async def fetch() -> None:
-            try:
-                conn = await self._pool.getconn()
-            except Exception as exc:  # noqa: BLE001  (handed to the waiter that needed it)
-                self._lent -= 1
-                if not waiter.done():
-                    waiter.set_exception(exc)
-                return
+    def _refill(self) -> None:
+        """Fetch a fresh connection for each waiter a freed place can serve.
+
+        Every waiter is served by a hand-over or by a fetch of its own, so none is forgotten
+        when connections break (the fetch then fails, and the waiter with it, after the
+        pool's timeout).
+        """
+        while self._waiting and self._lent < self._limit:
+            waiter = self._waiting.popleft()
             if waiter.done():
-                await self.give_back(conn)
-            else:
-                waiter.set_result(conn)
+                continue
+            self._lent += 1
+            task = asyncio.get_running_loop().create_task(self._fetch(waiter))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-        self._tasks.add(task := asyncio.get_running_loop().create_task(fetch()))
-        task.add_done_callback(self._tasks.discard)
+    async def _fetch(self, waiter: asyncio.Future[psycopg.AsyncConnection[Any]]) -> None:
+        try:
+            conn = await self._pool.getconn()
+        except Exception as exc:  # noqa: BLE001  (handed to the waiter that needed it)
+            self._lent -= 1
+            if not waiter.done():
+                waiter.set_exception(exc)
+            self._refill()
+            return
+        if waiter.done():  # it was cancelled meanwhile: serve the next one
+            await self.give_back(conn)
+        else:
+            waiter.set_result(conn)
 
     async def close(self) -> None:
         """Fail whoever still waits; lent connections come back through ``give_back``."""
