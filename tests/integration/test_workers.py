@@ -13,10 +13,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog
+import structlog.testing
 
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
-from gateway.workers import cpu_for_worker
+from gateway.settings import NodeSettings
+from gateway.workers import cpu_for_worker, place_worker
 from tests.conftest import delete_topology, with_message_id
 from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
@@ -156,3 +159,20 @@ def test_running_workers_use_the_batch_scheduling_policy(two_workers: GatewayPro
         time.sleep(0.1)
     assert len(threads) > 2  # the event loop threads and at least the journal's
     assert policies == {os.SCHED_BATCH}
+
+
+def test_a_refused_placement_is_logged_and_the_worker_runs_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the system refuses pinning (a restricted container), the worker logs it and runs."""
+
+    def refuse(_pid: int, _cpus: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    policy = os.sched_getscheduler(0)
+    with structlog.testing.capture_logs() as logs:
+        place_worker(NodeSettings(pin_cpus="on", scheduler="batch"), 0, 2)
+    assert [entry["event"] for entry in logs] == ["worker_not_placed"]
+    assert logs[0]["error"] == "Operation not permitted"
+    assert os.sched_getscheduler(0) == policy  # nothing half-applied to this process
