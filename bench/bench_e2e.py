@@ -9,12 +9,16 @@ hand over, and sign and route the receipt back.
 It prints:
 - throughput: accepted per second (202s) and delivered per second (files in TH's inbox, seen
   through inotify);
+- CPU per delivered Form D, read from /proc: the gateway's processes, RabbitMQ and the whole
+  machine (how busy it was, too), beside the reference loop's own CPU per message. CPU per
+  message moves far less between runs than messages per second, so changes are judged on it;
 - latency from submission to delivery (p50, p99) at about half that rate;
 - two baselines timed in the same run: bare aio-pika publish-with-confirm and consume-and-ack
   of the same bytes, and the issue's reference loop (``tight_loop.py``: validate, verify, sign,
-  publish, consume with bare libraries) in one and in two processes;
-- a VERDICT line: delivered per second as a fraction of the two-process loop, against the
-  issue's 300/570 = 0.53.
+  publish, consume with bare libraries) in one and in two processes, before and after the
+  gateway (one reading of it has been seen to move by 2x within the hour);
+- a VERDICT line: delivered per second as a fraction of the faster two-process loop reading,
+  against the issue's 300/570 = 0.53.
 
 The client runs on the same 2 cores as the gateway and RabbitMQ, so absolute numbers are
 pessimistic and move with the machine; compare the ratio between runs.
