@@ -53,7 +53,8 @@ class GatewayProcess:
     its ``[parties.<CC>]`` table (see ``http_push_party``). ``retry_schedule``,
     ``lease_seconds``, ``delivery_limit``, ``poison_after``, ``prefetch`` and
     ``sweep_seconds`` go to the ``[amqp]`` and ``[journal]`` tables; ``None`` keeps the
-    gateway's default.
+    gateway's default. ``journal_url`` replaces the SQLite file in the work directory (two
+    gateways given the same PostgreSQL journal and ``prefix`` are two nodes of one hub).
     """
 
     workdir: Path
@@ -69,6 +70,7 @@ class GatewayProcess:
     poison_after: int | None = None
     prefetch: int | None = None
     sweep_seconds: float | None = None
+    journal_url: str | None = None
     prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -113,6 +115,7 @@ class GatewayProcess:
             amqp += f"poison_after = {self.poison_after}\n"
         if self.prefetch is not None:
             amqp += f"prefetch = {self.prefetch}\n"
+        journal_url = self.journal_url or f"sqlite://{self.workdir / 'journal.db'}"
         journal = f"lease_seconds = {self.lease_seconds:g}\n"
         if self.sweep_seconds is not None:
             journal += f"sweep_seconds = {self.sweep_seconds:g}\n"
@@ -122,7 +125,7 @@ class GatewayProcess:
             f'[amqp]\nurl = "{self.amqp_url}"\nprefix = "{self.prefix}"\n{amqp}'
             f'[documents]\nxsd_dir = "{XSD_DIR}"\n'
             f'[pki]\ntrust_dir = "{self.pki_dir}"\nkeys_dir = "{self.pki_dir}"\n'
-            f'[journal]\nurl = "sqlite://{self.workdir / "journal.db"}"\n{journal}'
+            f'[journal]\nurl = "{journal_url}"\n{journal}'
             f'[log]\nformat = "json"\n{self.extra_config}\n{parties}',
             encoding="utf-8",
         )

@@ -8,6 +8,7 @@ where they fail: a CI run that silently skipped half the contract would prove no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
@@ -58,12 +59,9 @@ def _postgres_unreachable(reason: str) -> None:
     pytest.skip(f"{message} (set ASW_TEST_POSTGRES_URL; fails instead of skipping when CI=true)")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The URL of a fresh, empty journal on one backend."""
-    if request.param == "sqlite":
-        yield f"sqlite://{tmp_path / 'journal.db'}"
-        return
+@contextlib.asynccontextmanager
+async def fresh_postgres_journal() -> AsyncIterator[str]:
+    """The URL of an empty PostgreSQL journal in a schema of its own, dropped afterwards."""
     schema = f"journal_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = await psycopg.AsyncConnection.connect(
@@ -78,6 +76,16 @@ async def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
             yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
         finally:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a fresh, empty journal on one backend."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'journal.db'}"
+        return
+    async with fresh_postgres_journal() as url:
+        yield url
 
 
 @pytest.fixture
