@@ -10,8 +10,9 @@ It prints:
 - throughput: accepted per second (202s) and delivered per second (files in TH's inbox, seen
   through inotify);
 - CPU per delivered Form D, read from /proc: the gateway's processes, RabbitMQ and the whole
-  machine (how busy it was, too), beside the reference loop's own CPU per message. CPU per
-  message moves far less between runs than messages per second, so changes are judged on it;
+  machine (how busy it was, too), beside the reference loop's own CPU per message. It tells
+  work saved from a machine kept busier (pinning raised both), though it drifts between
+  runs about as much as messages per second (3.4-4.0 ms over seven runs of the same code);
 - latency from submission to delivery (p50, p99) at about half that rate;
 - two baselines timed in the same run: bare aio-pika publish-with-confirm and consume-and-ack
   of the same bytes, and the issue's reference loop (``tight_loop.py``: validate, verify, sign,
@@ -247,7 +248,7 @@ async def paced_latencies(
 
 
 def print_cpu(gateway: CpuUse, delivered: int, loop_cpu: float) -> None:
-    """CPU per delivered Form D beside the loop's CPU per message: a steadier yardstick."""
+    """CPU per delivered Form D beside the loop's CPU per message."""
     per_form_d = gateway.tree / delivered * 1000
     per_loop_message = loop_cpu * 1000
     print(

@@ -120,9 +120,8 @@ class CpuUse:
 class CpuMeter:
     """Reads CPU time used by a process tree, by RabbitMQ (beam.smp) and by the machine.
 
-    CPU seconds per message are a steadier yardstick than messages per second on a machine
-    whose speed and neighbours change by the hour: a change that saves work shows up there even
-    when the throughput of two runs is within the noise.
+    CPU seconds per message separate work saved from a machine kept busier; they drift between
+    runs too, so compare alternating runs, as with throughput.
     """
 
     def __init__(self, root: int | None) -> None:
