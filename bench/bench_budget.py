@@ -125,8 +125,16 @@ class Documents:
             self.trust.check_signer(leaf, intermediates, sender=sender, now=self.now)
 
 
-async def cpu_per_unit(unit: Callable[[], Awaitable[None]], count: int) -> float:
-    """This process's CPU milliseconds (all threads) per ``unit``, run 64 at a time."""
+async def cpu_per_unit(
+    unit: Callable[[], Awaitable[None]],
+    count: int,
+    *,
+    settle: Callable[[], Awaitable[object]] | None = None,
+) -> float:
+    """This process's CPU milliseconds (all threads) per ``unit``, run 64 at a time.
+
+    ``settle``, if given, is awaited before the clock stops: for work the units only start.
+    """
     left = count
 
     async def worker() -> None:
@@ -137,6 +145,8 @@ async def cpu_per_unit(unit: Callable[[], Awaitable[None]], count: int) -> float
 
     started = time.process_time()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    if settle is not None:
+        await settle()
     return (time.process_time() - started) / count * 1000
 
 
@@ -224,18 +234,9 @@ async def amqp_cost(docs: Documents, count: int) -> tuple[float, float]:
 
         meter = CpuMeter(None)
         meter.start()
-        started = time.process_time()
-        left = count
-
-        async def worker() -> None:
-            nonlocal left
-            while left > 0:
-                left -= 1
-                await publish_both()
-
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        await asyncio.wait_for(done.wait(), 120)
-        client = (time.process_time() - started) / count * 1000
+        client = await cpu_per_unit(
+            publish_both, count, settle=lambda: asyncio.wait_for(done.wait(), 120)
+        )
         rabbit = meter.stop().rabbitmq / count * 1000
         await consumer_queue.cancel(tag)
         await queue.delete(if_unused=False, if_empty=False)

@@ -37,6 +37,10 @@ from adapters.simulator import MAX_DOCUMENT_BYTES, Behaviour, NswSimulator, Simu
 from tests.conftest import SAMPLE_FORMD, broker_reachable, with_message_id
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+CRASH_LEASE_SECONDS = 3.0
+"""Claim lease of the crash scenarios: a dead worker's claims run out within the test."""
+CRASH_RETRY_SCHEDULE = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 5.0)
+"""Retry steps of the crash scenarios: enough of them to outlast a lease after a restart."""
 
 
 # --- the simulated NSW ------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import pytest
 
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
+    CRASH_LEASE_SECONDS,
+    CRASH_RETRY_SCHEDULE,
     Load,
     NswThread,
     Summary,
@@ -36,8 +38,6 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 MESSAGES = 600
 STOP_AFTER_DELIVERED = 150
 DOWN_SECONDS = 3.0
-LEASE_SECONDS = 3.0
-SCHEDULE = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 5.0)
 
 
 async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
@@ -48,8 +48,8 @@ async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
     with NswThread("TH") as nsw:
         gateway = gateway_factory(
             parties_config={"TH": http_push_party(nsw.documents_url, timeout_seconds=10)},
-            lease_seconds=LEASE_SECONDS,
-            retry_schedule=SCHEDULE,
+            lease_seconds=CRASH_LEASE_SECONDS,
+            retry_schedule=CRASH_RETRY_SCHEDULE,
         )
         await asyncio.to_thread(gateway.start)
         load = Load()
@@ -76,7 +76,7 @@ async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
         await asyncio.to_thread(gateway.wait_ready, 60)
         missing = await wait_delivered(nsw.url, load.accepted, timeout=45)
         await wait_until(lambda: queues_empty(gateway.url), timeout=20)
-        await asyncio.sleep(LEASE_SECONDS + 2)
+        await asyncio.sleep(CRASH_LEASE_SECONDS + 2)
         arrivals = await received(nsw.url)
         stats = await nsw_stats(nsw.url)
         summary = Summary.count(

@@ -26,6 +26,8 @@ import pytest
 from gateway.settings import AmqpSettings
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
+    CRASH_LEASE_SECONDS,
+    CRASH_RETRY_SCHEDULE,
     Load,
     NswThread,
     Summary,
@@ -43,8 +45,6 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 MESSAGES = 1000
 KILL_AFTER_DELIVERED = 300
-LEASE_SECONDS = 3.0
-SCHEDULE = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 5.0)
 DELIVERED_STATES = frozenset({"DELIVERED", "RECEIPTED", "ANSWERED"})
 STRICT = os.environ.get("ASW_FAULTS_STRICT") == "1"
 
@@ -108,8 +108,8 @@ async def test_gateway_kill_9_mid_load_delivers_each_accepted_message_once(
             parties_config={
                 "TH": http_push_party(nsw.documents_url, timeout_seconds=10, status_url=status_url)
             },
-            lease_seconds=LEASE_SECONDS,
-            retry_schedule=SCHEDULE,
+            lease_seconds=CRASH_LEASE_SECONDS,
+            retry_schedule=CRASH_RETRY_SCHEDULE,
         )
         await asyncio.to_thread(gateway.start)
         load = Load()
@@ -137,7 +137,7 @@ async def test_gateway_kill_9_mid_load_delivers_each_accepted_message_once(
         missing = await wait_delivered(nsw.url, load.accepted, timeout=40)
         # Let redelivered copies (claims still leased at the restart) run their course.
         await wait_until(lambda: queues_empty(gateway.url), timeout=20)
-        await asyncio.sleep(LEASE_SECONDS + 2)
+        await asyncio.sleep(CRASH_LEASE_SECONDS + 2)
         arrivals = await received(nsw.url)
         duplicated = sorted(i for i, n in arrivals.items() if n > 1)
         views = await journal_views(gateway.url, duplicated)

@@ -18,6 +18,8 @@ import pytest
 
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
+    CRASH_LEASE_SECONDS,
+    CRASH_RETRY_SCHEDULE,
     Load,
     NswThread,
     Summary,
@@ -35,8 +37,6 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 MESSAGES = 600
 KILL_AFTER_DELIVERED = 150
-LEASE_SECONDS = 3.0
-SCHEDULE = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 5.0)
 
 
 async def test_two_nodes_on_one_postgres_journal_deliver_each_accepted_message_once(
@@ -55,8 +55,8 @@ async def test_two_nodes_on_one_postgres_journal_deliver_each_accepted_message_o
                     )
                 },
                 "journal_url": journal_url,
-                "lease_seconds": LEASE_SECONDS,
-                "retry_schedule": SCHEDULE,
+                "lease_seconds": CRASH_LEASE_SECONDS,
+                "retry_schedule": CRASH_RETRY_SCHEDULE,
             }
             first = gateway_factory(**options)
             second = gateway_factory(**options, prefix=first.prefix)
@@ -90,7 +90,7 @@ async def test_two_nodes_on_one_postgres_journal_deliver_each_accepted_message_o
 
             missing = await wait_delivered(nsw.url, load.accepted, timeout=40)
             await wait_until(lambda: queues_empty(second.url), timeout=20)  # the shared queues
-            await asyncio.sleep(LEASE_SECONDS + 2)  # let leased, redelivered copies settle
+            await asyncio.sleep(CRASH_LEASE_SECONDS + 2)  # let leased, redelivered copies settle
             arrivals = await received(nsw.url)
             summary = Summary.count(
                 "two-nodes-postgres-kill-9",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,20 +77,29 @@ def _hold_write_lock(path: Path, seconds: float, held: threading.Event) -> None:
         db.close()
 
 
+@contextlib.contextmanager
+def _write_lock_held(path: Path, seconds: float) -> Iterator[None]:
+    """Another writer holds the journal's write lock for ``seconds`` from entry."""
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, seconds, held))
+    holder.start()
+    held.wait(5)
+    try:
+        yield
+    finally:
+        holder.join()
+
+
 async def test_sqlite_write_waits_for_another_writers_lock(tmp_path: Path) -> None:
     """A write that meets another connection's write lock waits for it, then succeeds."""
     path = tmp_path / "j.db"
     journal = await open_journal(f"sqlite://{path}")
     try:
-        held = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(path, 0.3, held))
-        holder.start()
-        held.wait(5)
-        started = time.monotonic()
-        record = make_record(b"<x/>")
-        outcome = await journal.record_accepted(record, b"<x/>", at=T0)
-        waited = time.monotonic() - started
-        holder.join()
+        with _write_lock_held(path, 0.3):
+            started = time.monotonic()
+            record = make_record(b"<x/>")
+            outcome = await journal.record_accepted(record, b"<x/>", at=T0)
+            waited = time.monotonic() - started
         assert outcome.result is AcceptResult.ACCEPTED
         assert waited >= 0.2  # it really met the lock ...
         assert await journal.get(record.message_id) is not None  # ... then wrote
@@ -104,14 +115,9 @@ async def test_sqlite_write_gives_up_on_a_lock_held_too_long(
     path = tmp_path / "j.db"
     journal = await open_journal(f"sqlite://{path}")
     try:
-        held = threading.Event()
-        holder = threading.Thread(target=_hold_write_lock, args=(path, 1.0, held))
-        holder.start()
-        held.wait(5)
         record = make_record(b"<x/>")
-        with pytest.raises(JournalUnavailable, match="locked"):
+        with _write_lock_held(path, 1.0), pytest.raises(JournalUnavailable, match="locked"):
             await journal.record_accepted(record, b"<x/>", at=T0)
-        holder.join()
         assert await journal.get(record.message_id) is None
     finally:
         await journal.close()
