@@ -44,8 +44,9 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from consumers import CountingConsumer  # noqa: E402  (beside this file)
 from tight_loop import LoopInput, tight_loop_rate  # noqa: E402  (beside this file)
-from timing import CpuMeter, measure  # noqa: E402  (beside this file)
+from timing import CpuMeter, measure, process_cpu_seconds  # noqa: E402  (beside this file)
 
 from adapters.drop_folder import DropFolderAdapter  # noqa: E402
 from gateway.core.envelope import read_envelope  # noqa: E402
@@ -206,20 +207,9 @@ async def amqp_cost(docs: Documents, count: int) -> tuple[float, float]:
         queue = await channel.declare_queue(
             name, durable=True, arguments={"x-queue-type": "quorum"}
         )
-        consumer_channel = await connection.channel()
-        await consumer_channel.set_qos(prefetch_count=CONCURRENCY)
-        consumed = 0
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal consumed
-            await message.ack()
-            consumed += 1
-            if consumed >= 2 * count:
-                done.set()
-
-        consumer_queue = await consumer_channel.get_queue(name)
-        tag = await consumer_queue.consume(on_message)
+        consumer = await CountingConsumer.start(
+            connection, name, expected=2 * count, prefetch=CONCURRENCY
+        )
 
         async def publish_both() -> None:
             for body in (docs.form_d, docs.receipt):
@@ -234,11 +224,9 @@ async def amqp_cost(docs: Documents, count: int) -> tuple[float, float]:
 
         meter = CpuMeter(None)
         meter.start()
-        client = await cpu_per_unit(
-            publish_both, count, settle=lambda: asyncio.wait_for(done.wait(), 120)
-        )
+        client = await cpu_per_unit(publish_both, count, settle=consumer.wait)
         rabbit = meter.stop().rabbitmq / count * 1000
-        await consumer_queue.cancel(tag)
+        await consumer.stop()
         await queue.delete(if_unused=False, if_empty=False)
     return client, rabbit
 
@@ -286,12 +274,6 @@ def _http_server(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def _process_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def http_cost(docs: Documents, count: int) -> tuple[float, float]:
     """Server and client CPU (ms) of one POST of the signed Form D, bare aiohttp on both ends."""
     server = multiprocessing.get_context("spawn").Process(target=_http_server, args=(HTTP_PORT,))
@@ -315,9 +297,9 @@ async def http_cost(docs: Documents, count: int) -> tuple[float, float]:
                 ) as response:
                     await response.read()
 
-            server_before = _process_cpu(server.pid)
+            server_before = process_cpu_seconds(server.pid)
             client = await cpu_per_unit(post, count)
-            server_ms = (_process_cpu(server.pid) - server_before) / count * 1000
+            server_ms = (process_cpu_seconds(server.pid) - server_before) / count * 1000
     finally:
         server.terminate()
         server.join()

@@ -52,6 +52,7 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from consumers import CountingConsumer  # noqa: E402  (beside this file)
 from tight_loop import LoopInput, tight_loop_rate  # noqa: E402  (beside this file)
 from timing import CpuMeter, CpuUse  # noqa: E402  (beside this file)
 
@@ -193,23 +194,10 @@ async def baseline(count: int) -> float:
                     for _ in range(min(200, count - batch))
                 )
             )
-        consumer_channel = await connection.channel()
-        await consumer_channel.set_qos(prefetch_count=256)
-        done = asyncio.Event()
-        received = 0
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal received
-            await message.ack()
-            received += 1
-            if received >= count:
-                done.set()
-
-        consumer_queue = await consumer_channel.get_queue(name)
-        tag = await consumer_queue.consume(on_message)
-        await asyncio.wait_for(done.wait(), 120)
+        consumer = await CountingConsumer.start(connection, name, expected=count, prefetch=256)
+        await consumer.wait(120)
         elapsed = time.perf_counter() - started
-        await consumer_queue.cancel(tag)
+        await consumer.stop()
         await channel.queue_delete(name)
     return count / elapsed
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+from consumers import CountingConsumer  # beside this file
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -75,20 +76,9 @@ async def _run_one(job: LoopInput) -> tuple[float, float]:
         queue = await channel.declare_queue(
             name, durable=True, arguments={"x-queue-type": "quorum"}
         )
-        consumer_channel = await connection.channel()
-        await consumer_channel.set_qos(prefetch_count=256)
-        consumed = 0
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal consumed
-            await message.ack()
-            consumed += 1
-            if consumed >= len(job.documents):
-                done.set()
-
-        consumer_queue = await consumer_channel.get_queue(name)
-        tag = await consumer_queue.consume(on_message)
+        consumer = await CountingConsumer.start(
+            connection, name, expected=len(job.documents), prefetch=256
+        )
         started, cpu_started = time.perf_counter(), time.process_time()
         for first in range(0, len(job.documents), BATCH):
             publishes = []
@@ -110,10 +100,10 @@ async def _run_one(job: LoopInput) -> tuple[float, float]:
                     )
                 )
             await asyncio.gather(*publishes)
-        await asyncio.wait_for(done.wait(), 300)
+        await consumer.wait()
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
-        await consumer_queue.cancel(tag)
+        await consumer.stop()
         await queue.delete(if_unused=False, if_empty=False)
     return len(job.documents) / elapsed, cpu
 

@@ -57,6 +57,11 @@ def measure(operation: Callable[[], object], *, runs: int = 7, min_seconds: floa
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds used so far by one process (0 if it is gone)."""
+    return _process_ticks(pid) / _TICK
+
+
 def _process_ticks(pid: int) -> int:
     """User plus system clock ticks used so far by one process (0 if it is gone)."""
     try:

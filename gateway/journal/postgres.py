@@ -277,12 +277,9 @@ class PostgresJournal:
         try:
             yield conn.cursor()
         except psycopg.OperationalError as exc:
-            await self._lender.give_back(conn)
             raise JournalUnavailable(f"The PostgreSQL journal failed: {exc}") from exc
-        except BaseException:
-            await self._lender.give_back(conn)
-            raise
-        await self._lender.give_back(conn)
+        finally:
+            await self._lender.give_back(conn)  # checks the connection is fit to lend on
 
     async def _create_schema(self) -> None:
         async with self._transaction() as cur:

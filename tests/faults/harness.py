@@ -290,6 +290,29 @@ async def wait_until(
         await asyncio.sleep(every)
 
 
+async def wait_arrivals(nsw: NswThread, count: int, *, timeout: float, every: float) -> bool:
+    """Wait until ``count`` distinct messages have reached the NSW; say whether they did."""
+
+    async def enough() -> bool:
+        return len(set(nsw.simulator.received)) >= count
+
+    return await wait_until(enough, timeout=timeout, every=every)
+
+
+async def settle(
+    nsw_url: str, gateway_url: str, accepted: Iterable[str], *, timeout: float
+) -> tuple[set[str], Counter[str]]:
+    """After a crash scenario: the accepted ids that never arrived, and every arrival counted.
+
+    Waits for every accepted message at the NSW, for the gateway's queues to empty, and then
+    for copies whose claims were still leased to run their course.
+    """
+    missing = await wait_delivered(nsw_url, accepted, timeout=timeout)
+    await wait_until(lambda: queues_empty(gateway_url), timeout=20)
+    await asyncio.sleep(CRASH_LEASE_SECONDS + 2)
+    return missing, await received(nsw_url)
+
+
 async def wait_delivered(nsw_url: str, ids: Iterable[str], *, timeout: float) -> set[str]:
     """Wait until every id in ``ids`` reached the NSW; return those that did not in time."""
     wanted = set(ids)

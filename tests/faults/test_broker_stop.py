@@ -23,13 +23,11 @@ from tests.faults.harness import (
     Summary,
     documents,
     nsw_stats,
-    queues_empty,
     rabbitmqctl,
-    received,
     send_until_accepted,
+    settle,
+    wait_arrivals,
     wait_broker,
-    wait_delivered,
-    wait_until,
 )
 from tests.integration.processes import http_push_party
 
@@ -59,10 +57,9 @@ async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
             )
         )
 
-        async def enough_delivered() -> bool:
-            return len(set(nsw.simulator.received)) >= STOP_AFTER_DELIVERED
-
-        assert await wait_until(enough_delivered, timeout=40, every=0.05), gateway.log_tail()
+        assert await wait_arrivals(nsw, STOP_AFTER_DELIVERED, timeout=40, every=0.05), (
+            gateway.log_tail()
+        )
         at_stop = {"accepted_at_stop": len(load.accepted)}
         try:
             await asyncio.to_thread(rabbitmqctl, "stop_app")
@@ -74,10 +71,7 @@ async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
         await sender
         assert not load.not_accepted, (load.refused_for_good, load.refusals)
         await asyncio.to_thread(gateway.wait_ready, 60)
-        missing = await wait_delivered(nsw.url, load.accepted, timeout=45)
-        await wait_until(lambda: queues_empty(gateway.url), timeout=20)
-        await asyncio.sleep(CRASH_LEASE_SECONDS + 2)
-        arrivals = await received(nsw.url)
+        missing, arrivals = await settle(nsw.url, gateway.url, load.accepted, timeout=45)
         stats = await nsw_stats(nsw.url)
         summary = Summary.count(
             "broker-stop-app",

@@ -33,11 +33,9 @@ from tests.faults.harness import (
     Summary,
     documents,
     journal_views,
-    queues_empty,
-    received,
     send_until_accepted,
-    wait_delivered,
-    wait_until,
+    settle,
+    wait_arrivals,
 )
 from tests.integration.processes import http_push_party
 
@@ -119,10 +117,9 @@ async def test_gateway_kill_9_mid_load_delivers_each_accepted_message_once(
             )
         )
 
-        async def enough_delivered() -> bool:
-            return len(set(nsw.simulator.received)) >= KILL_AFTER_DELIVERED
-
-        assert await wait_until(enough_delivered, timeout=45, every=0.02), gateway.log_tail()
+        assert await wait_arrivals(nsw, KILL_AFTER_DELIVERED, timeout=45, every=0.02), (
+            gateway.log_tail()
+        )
         await asyncio.to_thread(gateway.kill_hard)
         killed = datetime.now(UTC)
         at_kill = {
@@ -134,11 +131,7 @@ async def test_gateway_kill_9_mid_load_delivers_each_accepted_message_once(
         await sender
         assert not load.not_accepted, (load.refused_for_good, load.refusals)
 
-        missing = await wait_delivered(nsw.url, load.accepted, timeout=40)
-        # Let redelivered copies (claims still leased at the restart) run their course.
-        await wait_until(lambda: queues_empty(gateway.url), timeout=20)
-        await asyncio.sleep(CRASH_LEASE_SECONDS + 2)
-        arrivals = await received(nsw.url)
+        missing, arrivals = await settle(nsw.url, gateway.url, load.accepted, timeout=40)
         duplicated = sorted(i for i, n in arrivals.items() if n > 1)
         views = await journal_views(gateway.url, duplicated)
         summary = Summary.count(
