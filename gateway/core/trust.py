@@ -657,4 +657,7 @@ def _refuse_outside_validity(cert: x509.Certificate, now: datetime) -> None:
 def _reason(exc: VerificationError) -> str:
     """The library's reason, without the certificate dump it appends."""
     text = str(exc).removeprefix("validation failed: ")
-    return text.split(" (encountered processing", 1)[0]
+    text = text.split(" (encountered processing", 1)[0]
+    if text.endswith("all candidates exhausted with no interior errors"):
+        return "none of the country's CAs issued it"
+    return text.removeprefix("candidates exhausted: ")
