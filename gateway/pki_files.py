@@ -59,6 +59,7 @@ def write_dev_pki(pki: DevPki, directory: Path, *, ca_keys: Path | None = None) 
         key_folder.mkdir(mode=_CA_KEYS_MODE, exist_ok=True)
         key_folder.chmod(_CA_KEYS_MODE)
         _write(key_folder / "ca.key", parts.ca.key_pem, secret=True)
+        (target / "ca.key").unlink(missing_ok=True)  # left by an older layout
         issued_files = (("signer", parts.signer), ("gateway", parts.gateway), ("tls", parts.tls))
         for stem, issued in issued_files:
             _write_issued(target, stem, issued)
