@@ -28,7 +28,6 @@ import enum
 import hashlib
 import itertools
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -266,11 +265,11 @@ class _Cached:
 
 
 class _DecisionCache:
-    """Successful decisions by certificates (DER), least recently used out, bounded in bytes."""
+    """Successful decisions by certificates (DER), oldest out first, bounded in bytes."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
-        self._entries: OrderedDict[object, _Cached] = OrderedDict()
+        self._entries: dict[object, _Cached] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -283,12 +282,10 @@ class _DecisionCache:
         return len(self._entries)
 
     def get(self, key: object) -> _Decision | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            self._entries.move_to_end(key)
-            return found.decision
+        # One dict look-up, no lock (hashing a chain is most of the cost of a cache hit). Only
+        # successes are stored, so oldest-first eviction drops genuine signers only.
+        found = self._entries.get(key)
+        return None if found is None else found.decision
 
     def put(self, key: object, decision: _Decision, certs: Sequence[x509.Certificate]) -> None:
         size = sum(len(c.tbs_certificate_bytes) + len(c.signature) for c in certs)
@@ -300,7 +297,7 @@ class _DecisionCache:
             if old is not None:
                 self._bytes -= old.size
             while self._entries and self._bytes + size > self._max_bytes:
-                _, evicted = self._entries.popitem(last=False)
+                evicted = self._entries.pop(next(iter(self._entries)))
                 self._bytes -= evicted.size
             self._entries[key] = _Cached(decision=decision, size=size)
             self._bytes += size
@@ -385,6 +382,8 @@ class CountryTrust:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        # Before any signature is checked: a huge RSA exponent or modulus costs nothing here.
+        check_keys((leaf, *intermediates))
         if profile is Profile.DOCUMENT_SIGNING:
             problem = _signing_usage(leaf)
             if problem is not None:
@@ -590,8 +589,6 @@ class TrustStore:
                 f"The signature carries {len(intermediates) + 1} certificates; at most "
                 f"{MAX_OFFERED_CERTIFICATES + 1} are accepted."
             )
-        # Before any signature is checked: a huge RSA exponent or modulus costs nothing here.
-        check_keys((leaf, *intermediates))
         decision = home.decide(leaf, intermediates, now=now, profile=profile)
         for window in decision.windows:
             if now < window.not_before:
