@@ -393,6 +393,9 @@ class CountryTrust:
             raise SenderMismatch(
                 f"The document says it comes from {self.country}, but it is signed by "
                 f"{_subject(leaf)}, a certificate naming country {leaf_country!r}."
+                if profile is Profile.DOCUMENT_SIGNING
+                else f"The certificate {_subject(leaf)} names country {leaf_country!r}, "
+                f"not {self.country}."
             )
         _refuse_outside_validity(leaf, now)
         chain = self._validate(leaf, intermediates, now=now, profile=profile)
@@ -424,9 +427,10 @@ class CountryTrust:
             expired = self._expired_issuer(leaf, intermediates, now)
             if expired is not None:
                 raise expired from exc
+            rules = "document-signing" if profile is Profile.DOCUMENT_SIGNING else "TLS client"
             raise CertificateUntrusted(
                 f"The certificate {_subject(leaf)} does not chain to a CA of {self.country} "
-                f"under the document-signing rules ({_reason(exc)})."
+                f"under the {rules} rules ({_reason(exc)})."
             ) from exc
         return tuple(verified.chain)
 

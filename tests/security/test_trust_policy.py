@@ -360,6 +360,20 @@ def test_fake_cas_with_huge_exponents_cost_no_signature_check(p256_pki: PkiBundl
     assert "exponent" in problem.detail
 
 
+def test_mesh_of_fake_cas_sharing_one_key_is_bounded(p256_pki: PkiBundle) -> None:
+    """Eight same-named fake CAs that all issue each other: path building gives up quickly."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    fake = Authority(cert=_ca(p256_pki).cert, key=key)
+    fake = Authority(cert=_issue(fake, key, "SG Mesh CA", ca=True, purposes=None).cert, key=key)
+    cas = [_issue(fake, key, "SG Mesh CA", ca=True, purposes=None).cert for _ in range(8)]
+    signer = _issue(fake, ec.generate_private_key(ec.SECP256R1()), "SG Mesh Signer")
+    data = _signed(p256_pki, signer, [signer.cert, *cas])
+    started = time.process_time()
+    problem = _refused(p256_pki, data, CertificateUntrusted)
+    assert time.process_time() - started < 0.5
+    assert "signature check limit" in problem.detail
+
+
 def test_signer_of_another_countrys_ca_is_refused_without_trying_other_countries(
     p256_pki: PkiBundle,
 ) -> None:
