@@ -234,3 +234,20 @@ def test_reloading_store_picks_up_a_changed_crl(p256_pki: PkiBundle, tmp_path: P
     assert after.countries["MY"] is before.countries["MY"]
     with pytest.raises(RevocationUnknown):
         _check(after, p256_pki, "SG")
+
+
+def test_tls_certificate_is_a_client_but_no_signer(p256_pki: PkiBundle) -> None:
+    """SG's TLS certificate passes the TLS client profile and fails the document-signing one."""
+    store = p256_pki.trust()
+    tls = _cert(p256_pki.pki.countries["SG"].tls.cert_pem)
+    trusted = store.check_client(tls, (), country="SG", now=p256_pki.created)
+    assert trusted.signer.country == "SG"
+    with pytest.raises(CertificateUsage, match="document-signing"):
+        store.check_signer(tls, (), sender="SG", now=p256_pki.created)
+
+
+def test_document_signer_is_no_tls_client(p256_pki: PkiBundle) -> None:
+    """SG's document signer (no clientAuth) is refused as a TLS client certificate."""
+    signer = _cert(p256_pki.issued("SG").cert_pem)
+    with pytest.raises(CertificateUntrusted, match="TLS client"):
+        p256_pki.trust().check_client(signer, (), country="SG", now=p256_pki.created)
