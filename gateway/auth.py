@@ -178,7 +178,7 @@ class Authenticator:
                 "Client certificates cannot be checked: this gateway has no trust store."
             )
         try:
-            store.check_signer(cert, [], sender=country, now=self._clock())
+            store.check_client(cert, [], country=country, now=self._clock())
         except SignatureProblem as exc:
             raise Unauthenticated(f"The client certificate is not accepted: {exc.detail}") from exc
         return country

@@ -1,5 +1,9 @@
 """The ``DIR/<CC>/`` layout of a PKI on disk: writing a development PKI, reading keys back.
 
+``DIR`` is a trust directory: it holds certificates and CRLs, plus the keys of the gateway's own
+signers (``signer.key``, ``gateway.key``, ``tls.key``). The CAs' private keys never go there:
+they are written to a separate directory (by default the sibling ``<DIR>-ca-keys/``, mode 0700),
+so that a trust directory can be shared or mounted without the power to issue certificates.
 Private keys are written with mode 0600 and never printed.
 """
 
@@ -12,6 +16,7 @@ from gateway.core.pki import DevPki, Issued
 from gateway.core.signatures import SigningKey, load_signing_key
 
 _KEY_MODE = 0o600
+_CA_KEYS_MODE = 0o700
 
 
 def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
@@ -29,13 +34,33 @@ def _write_issued(directory: Path, stem: str, issued: Issued) -> None:
     _write(directory / f"{stem}.key", issued.key_pem, secret=True)
 
 
-def write_dev_pki(pki: DevPki, directory: Path) -> list[Path]:
-    """Write every file of ``pki`` under ``directory``; returns the certificate files written."""
+def default_ca_keys_dir(directory: Path) -> Path:
+    """Where ``write_dev_pki`` puts the CA keys of ``directory`` unless told: ``<DIR>-ca-keys``."""
+    return directory.parent / f"{directory.name}-ca-keys"
+
+
+def write_dev_pki(pki: DevPki, directory: Path, *, ca_keys: Path | None = None) -> list[Path]:
+    """Write every file of ``pki``; returns the certificate files written.
+
+    Certificates, CRLs and the leaf keys go under ``directory``; each country's CA key goes to
+    ``ca_keys/<CC>/ca.key`` (default ``default_ca_keys_dir(directory)``), a directory of mode
+    0700 outside the trust directory.
+    """
     written: list[Path] = []
+    ca_keys = ca_keys if ca_keys is not None else default_ca_keys_dir(directory)
+    ca_keys.mkdir(mode=_CA_KEYS_MODE, parents=True, exist_ok=True)
+    ca_keys.chmod(_CA_KEYS_MODE)
     for country, parts in pki.countries.items():
         target = directory / country
         target.mkdir(parents=True, exist_ok=True)
-        issued_files = (("ca", parts.ca), ("signer", parts.signer), ("gateway", parts.gateway))
+        _write(target / "ca.pem", parts.ca.cert_pem)
+        written.append(target / "ca.pem")
+        key_folder = ca_keys / country
+        key_folder.mkdir(mode=_CA_KEYS_MODE, exist_ok=True)
+        key_folder.chmod(_CA_KEYS_MODE)
+        _write(key_folder / "ca.key", parts.ca.key_pem, secret=True)
+        (target / "ca.key").unlink(missing_ok=True)  # left by an older layout
+        issued_files = (("signer", parts.signer), ("gateway", parts.gateway), ("tls", parts.tls))
         for stem, issued in issued_files:
             _write_issued(target, stem, issued)
             written.append(target / f"{stem}.pem")

@@ -6,7 +6,9 @@ Layout, the same one ``asw-gateway pki init`` writes:
     DIR/<CC>/crl*.pem   the CRLs of those CAs (PEM)
 
 Directories whose name is not a two-letter upper-case country code (``bad/`` for instance) are
-ignored, and so are keys and leaf certificates lying beside the CA files.
+ignored, and so are keys and leaf certificates lying beside the CA files. ``pki init`` keeps the
+CAs' private keys out of this directory (``<DIR>-ca-keys/`` by default): a trust directory only
+needs certificates and CRLs.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gateway.core.pki import KeyType, build_dev_pki
 from gateway.errors import SettingsError
-from gateway.pki_files import write_dev_pki
+from gateway.pki_files import default_ca_keys_dir, write_dev_pki
 from gateway.trust_loader import load_trust_store
 
 
@@ -21,6 +21,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "init", help="create a development PKI for the ten member states (never for production)"
     )
     init.add_argument("directory", type=Path, help="where to write DIR/<CC>/ and DIR/bad/")
+    init.add_argument(
+        "--ca-keys",
+        type=Path,
+        default=None,
+        help="where to write the CA private keys (default: the sibling DIR-ca-keys/, mode 0700; "
+        "never inside the trust directory)",
+    )
     init.add_argument(
         "--key-type",
         choices=[k.value for k in KeyType],
@@ -39,11 +46,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_init(args: argparse.Namespace) -> int:
     """Generate the PKI and write it; prints file names, never keys."""
     pki = build_dev_pki(now=datetime.now(UTC), key_type=KeyType(args.key_type))
-    written = write_dev_pki(pki, args.directory)
+    ca_keys = args.ca_keys if args.ca_keys is not None else default_ca_keys_dir(args.directory)
+    written = write_dev_pki(pki, args.directory, ca_keys=ca_keys)
     print(
         f"development PKI ({args.key_type}) for {', '.join(pki.countries)} written to "
-        f"{args.directory} ({len(written)} certificates and CRLs, keys beside them as *.key). "
-        "For development only."
+        f"{args.directory} ({len(written)} certificates and CRLs, leaf keys beside them as "
+        f"*.key); CA keys in {ca_keys}. For development only."
     )
     return 0
 

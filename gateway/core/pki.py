@@ -2,8 +2,11 @@
 
 For development and tests only: the keys are generated on the spot and never leave the machine
 they were made on. Each country gets a root CA, a document signer (the issuing authority's
-signing certificate) and a gateway certificate (receipts and TLS), plus the CA's CRL. The
-``bad`` set holds one certificate per refusal the verifier must make.
+signing certificate), a gateway certificate (the gateway's own document signer, for receipts),
+a TLS certificate (serverAuth and clientAuth, never document signing), plus the CA's CRL.
+Document signers carry the extended key usage id-kp-documentSigning (RFC 9336), which the trust
+store requires of every signer. The ``bad`` set holds one certificate per refusal the verifier
+must make.
 
 The country of a certificate is its subject ``C`` attribute; the organisation says which
 authority holds it, e.g. ``O=SG Issuing Authority (DEV)``. Writing the files is the shell's job
@@ -23,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.core.envelope import MEMBER_STATES
+from gateway.core.trust import DOCUMENT_SIGNING
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -60,7 +64,8 @@ class CountryPki:
     country: str
     ca: Issued
     signer: Issued
-    gateway: Issued
+    gateway: Issued  # the gateway's document signer: receipts
+    tls: Issued  # the gateway's TLS certificate: serverAuth, clientAuth
     crl_pem: bytes
 
 
@@ -188,6 +193,11 @@ def _signer_usage() -> x509.KeyUsage:
     return _key_usage(digital_signature=True, content_commitment=True)
 
 
+def document_signing(*extra: x509.ObjectIdentifier) -> x509.ExtendedKeyUsage:
+    """The extended key usage of a document signer (plus ``extra`` purposes)."""
+    return x509.ExtendedKeyUsage([DOCUMENT_SIGNING, *extra])
+
+
 def _crl(issuer: _Authority, revoked: Sequence[x509.Certificate], now: datetime) -> bytes:
     builder = (
         x509.CertificateRevocationListBuilder()
@@ -220,7 +230,7 @@ def build_country(
     revoke: Sequence[x509.Certificate] = (),
     authority: _Authority | None = None,
 ) -> CountryPki:
-    """One country's CA, signer, gateway certificate and CRL (listing ``revoke``)."""
+    """One country's CA, signer, gateway and TLS certificates and CRL (listing ``revoke``)."""
     ca = authority or _root_ca(country, key_type, now, label="Issuing Authority")
     until = now + LEAF_LIFETIME
     _, signer = _leaf(
@@ -230,9 +240,19 @@ def build_country(
         not_before=now - BACKDATE,
         not_after=until,
         usage=_signer_usage(),
+        extra=(document_signing(),),
     )
     host = f"gateway.{country.lower()}.asw.test"
     _, gateway = _leaf(
+        ca,
+        _name(country, f"{country} ASW Gateway (DEV)", f"{country} ASW Gateway Receipts (DEV)"),
+        key_type,
+        not_before=now - BACKDATE,
+        not_after=until,
+        usage=_signer_usage(),
+        extra=(document_signing(),),
+    )
+    _, tls = _leaf(
         ca,
         _name(country, f"{country} ASW Gateway (DEV)", host),
         key_type,
@@ -251,6 +271,7 @@ def build_country(
         ca=Issued(cert_pem=_cert_pem(ca.cert), key_pem=_key_pem(ca.key)),
         signer=signer,
         gateway=gateway,
+        tls=tls,
         crl_pem=_crl(ca, revoke, now),
     )
 
@@ -278,6 +299,7 @@ def build_dev_pki(
         not_before=now - timedelta(days=400),
         not_after=now - timedelta(days=35),
         usage=_signer_usage(),
+        extra=(document_signing(),),
     )
     _, bad["not-yet-valid"] = _leaf(
         home_ca,
@@ -286,6 +308,7 @@ def build_dev_pki(
         not_before=now + timedelta(days=30),
         not_after=now + LEAF_LIFETIME,
         usage=_signer_usage(),
+        extra=(document_signing(),),
     )
     revoked_cert, bad["revoked"] = _leaf(
         home_ca,
@@ -294,6 +317,8 @@ def build_dev_pki(
         not_before=now - BACKDATE,
         not_after=now + LEAF_LIFETIME,
         usage=_signer_usage(),
+        # clientAuth too, so that revocation is also exercised for a TLS client certificate
+        extra=(document_signing(ExtendedKeyUsageOID.CLIENT_AUTH),),
     )
     _, bad["wrong-usage"] = _leaf(
         home_ca,
@@ -301,7 +326,8 @@ def build_dev_pki(
         key_type,
         not_before=now - BACKDATE,
         not_after=now + LEAF_LIFETIME,
-        usage=_key_usage(content_commitment=True),
+        usage=_key_usage(key_encipherment=True),
+        extra=(document_signing(),),
     )
     rogue = _root_ca(BAD_HOME, key_type, now, label="Rogue Authority")
     _, bad["unknown-ca"] = _leaf(
@@ -311,6 +337,7 @@ def build_dev_pki(
         not_before=now - BACKDATE,
         not_after=now + LEAF_LIFETIME,
         usage=_signer_usage(),
+        extra=(document_signing(),),
     )
     built: dict[str, CountryPki] = {}
     for country in countries:

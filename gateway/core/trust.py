@@ -1,11 +1,25 @@
 """Per-country trust: which CAs vouch for a member state's signers, and who is revoked.
 
 A ``TrustStore`` is built from data (PEM bytes); reading files and noticing that a CRL changed is
-the shell's job (``gateway.trust_loader``). Deciding whether a certificate chain is trusted is
-costly (chain building, one signature check per link, CRL look-ups), so each country keeps the
-decision per chain of certificate fingerprints. A country's trust data never changes in place:
-a new CRL makes a new ``CountryTrust`` (with its own ``version`` and an empty cache). Only the
-parts that depend on the clock (validity periods, CRL freshness) are checked on every call.
+the shell's job (``gateway.trust_loader``). A signer is accepted after RFC 5280 path validation
+by ``cryptography.x509.verification`` towards the sending country's CAs only, under the
+gateway's document-signing profile:
+
+- every certificate offered (signer and intermediates, in any order) has an RSA key of 2048 to
+  8192 bits with public exponent 65537, or an EC key on P-256, P-384 or P-521; this is checked
+  on the parsed keys before any signature is checked, so a huge exponent costs nothing;
+- the signer is no CA, may make digital signatures (keyUsage digitalSignature or
+  nonRepudiation), names the sending country in its subject ``C``, and carries the extended key
+  usage id-kp-documentSigning (RFC 9336), which no TLS certificate carries;
+- unknown critical extensions, basicConstraints and pathLenConstraint, validity and the
+  signatures of the path are the library's (its Web PKI CA profile);
+- revocation is read from the country's CRLs, hard- or soft-fail per country.
+
+Deciding costs a path validation and CRL look-ups, so each country caches successful decisions
+only, keyed by the certificates themselves (their DER), bounded in bytes. A country's trust data
+never changes in place: a new CRL makes a new ``CountryTrust`` (with its own ``version`` and an
+empty cache). Only the parts that depend on the clock (validity periods, CRL freshness) are
+checked again on every call.
 """
 
 from __future__ import annotations
@@ -13,29 +27,44 @@ from __future__ import annotations
 import enum
 import hashlib
 import itertools
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID, ObjectIdentifier
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from gateway.errors import (
     CertificateExpired,
     CertificateRevoked,
     CertificateUntrusted,
     CertificateUsage,
+    KeyTooWeak,
     RevocationUnknown,
     SenderMismatch,
-    SignatureProblem,
 )
 
-MAX_CHAIN_LENGTH = 5
-MAX_CACHED_DECISIONS = 4096
+DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")  # id-kp-documentSigning, RFC 9336
+MAX_CHAIN_DEPTH = 4  # intermediate CAs between the signer and the country's CA
+MAX_OFFERED_CERTIFICATES = 8  # intermediates a signature may carry beside the signer
+MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192  # beyond this a single signature check costs too much to do for a stranger
+RSA_EXPONENT = 65537
+EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+MAX_CACHE_BYTES = 2 * 1024 * 1024  # per country: certificates' DER plus a fixed overhead each
+_ENTRY_OVERHEAD = 1024  # bytes counted per cached certificate beyond its DER
 _SHA256 = hashes.SHA256()
 
 
@@ -104,12 +133,6 @@ class _Decision:
     freshness: tuple[_Freshness, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Refusal:
-    error: type[SignatureProblem]
-    detail: str
-
-
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of a certificate, lower-case hex."""
     return cert.fingerprint(_SHA256).hex()
@@ -124,28 +147,160 @@ def country_of(cert: x509.Certificate) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+class Profile(enum.Enum):
+    """What a certificate is checked for: signing documents, or a TLS client (mTLS)."""
+
+    DOCUMENT_SIGNING = "document-signing"
+    TLS_CLIENT = "tls-client"
 
 
-def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+def _subject(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
+
+
+def check_key(cert: x509.Certificate) -> None:
+    """Refuse a certificate whose key is outside the key policy; reads the key, checks nothing.
+
+    RSA: 2048 to 8192 bits, exponent 65537. EC: P-256, P-384 or P-521. Raises ``KeyTooWeak``.
+    Cheap (no signature is checked), so it runs on every offered certificate first.
+    """
     try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        key = cert.public_key()
+    except (ValueError, TypeError) as exc:  # an unsupported or malformed key
+        raise KeyTooWeak(f"The key of the certificate {_subject(cert)} cannot be read.") from exc
+    if isinstance(key, rsa.RSAPublicKey):
+        bits, exponent = key.key_size, key.public_numbers().e
+        if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
+            raise KeyTooWeak(
+                f"The certificate {_subject(cert)} has an RSA key of {bits} bits; "
+                f"{MIN_RSA_BITS} to {MAX_RSA_BITS} bits are accepted."
+            )
+        if exponent != RSA_EXPONENT:
+            raise KeyTooWeak(
+                f"The certificate {_subject(cert)} has an RSA key with public exponent "
+                f"of {exponent.bit_length()} bits; only {RSA_EXPONENT} is accepted."
+            )
+        return
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in EC_CURVES:
+            raise KeyTooWeak(
+                f"The certificate {_subject(cert)} has an EC key on {key.curve.name}; "
+                "P-256, P-384 or P-521 are accepted."
+            )
+        return
+    raise KeyTooWeak(
+        f"The certificate {_subject(cert)} has a {type(key).__name__} key; RSA or EC keys are "
+        "accepted."
+    )
+
+
+def check_keys(certs: Iterable[x509.Certificate]) -> None:
+    """``check_key`` on each certificate: run before any signature check that uses them."""
+    for cert in certs:
+        check_key(cert)
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
-    usage = _key_usage(cert)
-    return constraints.ca and (usage is None or usage.key_cert_sign)
+def _signing_usage(cert: x509.Certificate) -> str | None:
+    """Why ``cert`` may not sign documents, or ``None``: the document-signing profile."""
+    subject = _subject(cert)
+    constraints = _extension(cert, x509.BasicConstraints)
+    if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
+        return (
+            f"The certificate {subject} is a CA certificate (CA:TRUE); a CA may not sign documents."
+        )
+    usage = _extension(cert, x509.KeyUsage)
+    if not isinstance(usage, x509.KeyUsage) or not (
+        usage.digital_signature or usage.content_commitment
+    ):
+        return (
+            f"The certificate {subject} does not allow digital signatures "
+            "(key usage digitalSignature or nonRepudiation)."
+        )
+    purposes = _extension(cert, x509.ExtendedKeyUsage)
+    if not isinstance(purposes, x509.ExtendedKeyUsage) or DOCUMENT_SIGNING not in purposes:
+        return (
+            f"The certificate {subject} is not a document-signing certificate (extended key "
+            f"usage {DOCUMENT_SIGNING.dotted_string}); TLS certificates may not sign documents."
+        )
+    return None
+
+
+def _require_document_signing(
+    _policy: Policy, _cert: x509.Certificate, value: x509.ExtendedKeyUsage
+) -> None:
+    if DOCUMENT_SIGNING not in value:
+        raise ValueError("extended key usage lacks id-kp-documentSigning")
+
+
+def _require_signing_usage(_policy: Policy, _cert: x509.Certificate, value: x509.KeyUsage) -> None:
+    if not (value.digital_signature or value.content_commitment):
+        raise ValueError("key usage allows neither digitalSignature nor nonRepudiation")
+
+
+# The Web PKI end-entity profile (no CA:TRUE, every critical extension understood, ...) with
+# the document-signing purpose instead of a TLS one, and no subjectAltName needed.
+_SIGNER_POLICY = (
+    ExtensionPolicy.webpki_defaults_ee()
+    .require_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _require_document_signing)
+    .require_present(x509.KeyUsage, Criticality.AGNOSTIC, _require_signing_usage)
+    .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+)
+_CLIENT_POLICY = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+)
+_CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Cached:
+    decision: _Decision
+    size: int
+
+
+class _DecisionCache:
+    """Successful decisions by certificates (DER), oldest out first, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._entries: dict[object, _Cached] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        """Bytes accounted to the cached entries."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: object) -> _Decision | None:
+        # One dict look-up, no lock (hashing a chain is most of the cost of a cache hit). Only
+        # successes are stored, so oldest-first eviction drops genuine signers only.
+        found = self._entries.get(key)
+        return None if found is None else found.decision
+
+    def put(self, key: object, decision: _Decision, certs: Sequence[x509.Certificate]) -> None:
+        size = sum(len(c.tbs_certificate_bytes) + len(c.signature) for c in certs)
+        size += _ENTRY_OVERHEAD * len(certs)
+        if size > self._max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            while self._entries and self._bytes + size > self._max_bytes:
+                evicted = self._entries.pop(next(iter(self._entries)))
+                self._bytes -= evicted.size
+            self._entries[key] = _Cached(decision=decision, size=size)
+            self._bytes += size
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,8 +311,8 @@ class CountryTrust:
     anchors: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     policy: RevocationPolicy = RevocationPolicy.HARD_FAIL
-    _decisions: dict[tuple[x509.Certificate, ...], _Decision | _Refusal] = field(
-        default_factory=dict, compare=False, repr=False
+    _cache: _DecisionCache = field(
+        default_factory=lambda: _DecisionCache(MAX_CACHE_BYTES), compare=False, repr=False
     )
 
     @classmethod
@@ -205,69 +360,104 @@ class CountryTrust:
                 best = crl
         return best
 
-    def build_chain(
-        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
-    ) -> tuple[x509.Certificate, ...] | None:
-        """The path from ``leaf`` to one of this country's anchors, anchor last; or ``None``."""
-        leaf_der = leaf.public_bytes(Encoding.DER)
-        if any(anchor.public_bytes(Encoding.DER) == leaf_der for anchor in self.anchors):
-            return (leaf,)
-        path = [leaf]
-        current = leaf
-        for _ in range(MAX_CHAIN_LENGTH):
-            for anchor in self.anchors:
-                if anchor.subject == current.issuer and _issued_by(current, anchor):
-                    return (*path, anchor)
-            parent = next(
-                (
-                    c
-                    for c in intermediates
-                    if c.subject == current.issuer and c not in path and _issued_by(current, c)
-                ),
-                None,
-            )
-            if parent is None or not _is_ca(parent):
-                return None
-            path.append(parent)
-            current = parent
-        return None
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held by this country's cache of successful decisions (for reports and tests)."""
+        return self._cache.size
 
     def decide(
-        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
-    ) -> _Decision | _Refusal | None:
-        """Chain, key usage and revocation, once per chain; ``None`` when not our CA's."""
-        # Certificates hash and compare by their DER bytes: the chain itself is the key, at a
-        # sixth of the cost of taking SHA-256 fingerprints of it on every message.
-        key = (leaf, *intermediates)
-        cached = self._decisions.get(key)
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        *,
+        now: datetime,
+        profile: Profile = Profile.DOCUMENT_SIGNING,
+    ) -> _Decision:
+        """Path, profile and revocation of ``leaf`` towards this country's CAs, or raise why not.
+
+        The order of ``intermediates`` does not matter. Only successful decisions are cached
+        (keyed by the certificates themselves); the clock-dependent parts are the caller's.
+        """
+        key = (profile, leaf, frozenset(intermediates))
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
-        chain = self.build_chain(leaf, intermediates)
-        if chain is None:
-            return None
-        decision = self._judge(chain)
-        if len(self._decisions) >= MAX_CACHED_DECISIONS:
-            self._decisions.clear()
-        self._decisions[key] = decision
-        return decision
-
-    def _judge(self, chain: tuple[x509.Certificate, ...]) -> _Decision | _Refusal:
-        leaf = chain[0]
-        subject = leaf.subject.rfc4514_string()
-        usage = _key_usage(leaf)
-        if usage is None or not usage.digital_signature:
-            return _Refusal(
-                error=CertificateUsage,
-                detail=f"The certificate {subject} does not allow digital signatures "
-                "(key usage digitalSignature).",
-            )
+        # Before any signature is checked: a huge RSA exponent or modulus costs nothing here.
+        check_keys((leaf, *intermediates))
+        if profile is Profile.DOCUMENT_SIGNING:
+            problem = _signing_usage(leaf)
+            if problem is not None:
+                raise CertificateUsage(problem)
         leaf_country = country_of(leaf)
         if leaf_country != self.country:
-            return _Refusal(
-                error=SenderMismatch,
-                detail=f"The certificate {subject} names country {leaf_country!r} but was "
-                f"issued by a CA of {self.country}.",
+            raise SenderMismatch(
+                f"The document says it comes from {self.country}, but it is signed by "
+                f"{_subject(leaf)}, a certificate naming country {leaf_country!r}."
+                if profile is Profile.DOCUMENT_SIGNING
+                else f"The certificate {_subject(leaf)} names country {leaf_country!r}, "
+                f"not {self.country}."
             )
+        _refuse_outside_validity(leaf, now)
+        chain = self._validate(leaf, intermediates, now=now, profile=profile)
+        decision = self._judge(chain)
+        self._cache.put(key, decision, (leaf, *intermediates))
+        return decision
+
+    def _validate(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        *,
+        now: datetime,
+        profile: Profile,
+    ) -> tuple[x509.Certificate, ...]:
+        """RFC 5280 path validation by cryptography, towards this country's CAs only."""
+        ee_policy = _SIGNER_POLICY if profile is Profile.DOCUMENT_SIGNING else _CLIENT_POLICY
+        verifier = (
+            PolicyBuilder()
+            .store(Store(list(self.anchors)))
+            .time(now)
+            .max_chain_depth(MAX_CHAIN_DEPTH)
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=ee_policy)
+            .build_client_verifier()
+        )
+        try:
+            verified = verifier.verify(leaf, list(intermediates))
+        except VerificationError as exc:
+            expired = self._expired_issuer(leaf, intermediates, now)
+            if expired is not None:
+                raise expired from exc
+            rules = "document-signing" if profile is Profile.DOCUMENT_SIGNING else "TLS client"
+            raise CertificateUntrusted(
+                f"The certificate {_subject(leaf)} does not chain to a CA of {self.country} "
+                f"under the {rules} rules ({_reason(exc)})."
+            ) from exc
+        return tuple(verified.chain)
+
+    def _expired_issuer(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        now: datetime,
+    ) -> CertificateExpired | None:
+        """After a refusal: an issuer on the way (by name) outside its validity, if any."""
+        by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in (*intermediates, *self.anchors):
+            by_subject.setdefault(cert.subject, []).append(cert)
+        current, seen = leaf, {leaf}
+        for _ in range(MAX_CHAIN_DEPTH + 1):
+            issuers = [c for c in by_subject.get(current.issuer, ()) if c not in seen]
+            if not issuers:
+                return None
+            if all(not _valid_at(c, now) for c in issuers):
+                return _outside_validity(issuers[0], now)
+            current = issuers[0]
+            seen.add(current)
+        return None
+
+    def _judge(self, chain: tuple[x509.Certificate, ...]) -> _Decision:
+        leaf = chain[0]
+        subject = _subject(leaf)
         freshness: list[_Freshness] = []
         for cert, issuer in itertools.pairwise(chain):
             crl = self.crl_for(cert, issuer)
@@ -279,10 +469,9 @@ class CountryTrust:
                 continue
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None:
-                return _Refusal(
-                    error=CertificateRevoked,
-                    detail=f"The certificate {cert_subject} (serial {cert.serial_number:x}) was "
-                    f"revoked on {entry.revocation_date_utc.isoformat()}.",
+                raise CertificateRevoked(
+                    f"The certificate {cert_subject} (serial {cert.serial_number:x}) was "
+                    f"revoked on {entry.revocation_date_utc.isoformat()}."
                 )
             freshness.append(
                 _Freshness(
@@ -357,17 +546,54 @@ class TrustStore:
         sender: str,
         now: datetime,
     ) -> TrustedChain:
-        """Accept ``leaf`` as a signer for ``sender`` at ``now``, or raise why not.
+        """Accept ``leaf`` as a document signer for ``sender`` at ``now``, or raise why not.
 
-        Raises ``CertificateUntrusted``, ``SenderMismatch``, ``CertificateUsage``,
+        ``intermediates`` are the other certificates the signature carries, in any order. Raises
+        ``KeyTooWeak``, ``CertificateUntrusted``, ``SenderMismatch``, ``CertificateUsage``,
         ``CertificateRevoked``, ``CertificateExpired`` or ``RevocationUnknown``.
         """
-        home = self.countries.get(sender)
-        decision = home.decide(leaf, intermediates) if home is not None else None
-        if decision is None:
-            raise self._not_from(sender, leaf, intermediates)
-        if isinstance(decision, _Refusal):
-            raise decision.error(decision.detail)
+        return self._check(
+            leaf, intermediates, country=sender, now=now, profile=Profile.DOCUMENT_SIGNING
+        )
+
+    def check_client(
+        self,
+        cert: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        *,
+        country: str,
+        now: datetime,
+    ) -> TrustedChain:
+        """Accept a TLS client certificate as ``country``'s at ``now``, or raise why not.
+
+        The same path validation, keys, validity and revocation as ``check_signer``, with the
+        TLS client purpose (clientAuth, when an extended key usage is present) instead of the
+        document-signing one.
+        """
+        return self._check(
+            cert, intermediates, country=country, now=now, profile=Profile.TLS_CLIENT
+        )
+
+    def _check(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate],
+        *,
+        country: str,
+        now: datetime,
+        profile: Profile,
+    ) -> TrustedChain:
+        home = self.countries.get(country)
+        if home is None:
+            raise CertificateUntrusted(
+                f"No trust anchors are configured for the sender country {country}."
+            )
+        if len(intermediates) > MAX_OFFERED_CERTIFICATES:
+            raise CertificateUntrusted(
+                f"The signature carries {len(intermediates) + 1} certificates; at most "
+                f"{MAX_OFFERED_CERTIFICATES + 1} are accepted."
+            )
+        decision = home.decide(leaf, intermediates, now=now, profile=profile)
         for window in decision.windows:
             if now < window.not_before:
                 raise CertificateExpired(
@@ -379,7 +605,6 @@ class TrustStore:
                     f"The certificate {window.subject} expired on "
                     f"{window.not_after.isoformat()} (checked at {now.isoformat()})."
                 )
-        assert home is not None  # noqa: S101  (a decision comes only from a configured country)
         warnings = []
         for fresh in decision.freshness:
             problem = _stale(fresh, now)
@@ -387,26 +612,8 @@ class TrustStore:
                 continue
             if home.policy is RevocationPolicy.HARD_FAIL:
                 raise RevocationUnknown(problem)
-            warnings.append(f"revocation-unknown: {problem} (soft-fail policy of {sender})")
+            warnings.append(f"revocation-unknown: {problem} (soft-fail policy of {country})")
         return TrustedChain(signer=decision.signer, warnings=tuple(warnings))
-
-    def _not_from(
-        self, sender: str, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate]
-    ) -> SignatureProblem:
-        subject = leaf.subject.rfc4514_string()
-        for other in self.countries.values():
-            if other.country != sender and other.build_chain(leaf, intermediates) is not None:
-                return SenderMismatch(
-                    f"The document says it comes from {sender}, but it is signed by "
-                    f"{subject}, a certificate of {other.country}."
-                )
-        if sender not in self.countries:
-            return CertificateUntrusted(
-                f"No trust anchors are configured for the sender country {sender}."
-            )
-        return CertificateUntrusted(
-            f"The certificate {subject} does not chain to a CA of {sender}."
-        )
 
     def expiring(self, *, now: datetime, within: timedelta) -> tuple[Expiry, ...]:
         """Every CA certificate and CRL that runs out before ``now + within``, soonest first."""
@@ -425,3 +632,33 @@ def _stale(fresh: _Freshness, now: datetime) -> str | None:
             f"(next update was due {fresh.next_update.isoformat()})"
         )
     return None
+
+
+def _valid_at(cert: x509.Certificate, now: datetime) -> bool:
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
+def _outside_validity(cert: x509.Certificate, now: datetime) -> CertificateExpired:
+    if now < cert.not_valid_before_utc:
+        return CertificateExpired(
+            f"The certificate {_subject(cert)} is not valid before "
+            f"{cert.not_valid_before_utc.isoformat()} (checked at {now.isoformat()})."
+        )
+    return CertificateExpired(
+        f"The certificate {_subject(cert)} expired on "
+        f"{cert.not_valid_after_utc.isoformat()} (checked at {now.isoformat()})."
+    )
+
+
+def _refuse_outside_validity(cert: x509.Certificate, now: datetime) -> None:
+    if not _valid_at(cert, now):
+        raise _outside_validity(cert, now)
+
+
+def _reason(exc: VerificationError) -> str:
+    """The library's reason, without the certificate dump it appends."""
+    text = str(exc).removeprefix("validation failed: ")
+    text = text.split(" (encountered processing", 1)[0]
+    if text.endswith("all candidates exhausted with no interior errors"):
+        return "none of the country's CAs issued it"
+    return text.removeprefix("candidates exhausted: ")

@@ -46,12 +46,16 @@ def _sign(pki_dir: Path, who: str, out: Path) -> int:
 
 
 def test_pki_init_writes_the_layout(pki_dir: Path) -> None:
-    """pki init writes ca, signer, gateway (pem + key) and crl for each of the ten countries."""
+    """pki init writes ca, signer, gateway, tls and crl per country; CA keys outside DIR."""
     countries = sorted(p.name for p in pki_dir.iterdir() if p.name != "bad")
     assert countries == sorted(["BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN"])
-    for name in ("ca", "signer", "gateway"):
+    for name in ("signer", "gateway", "tls"):
         assert (pki_dir / "TH" / f"{name}.pem").is_file()
         assert (pki_dir / "TH" / f"{name}.key").stat().st_mode & 0o077 == 0
+    assert (pki_dir / "TH" / "ca.pem").is_file()
+    assert not (pki_dir / "TH" / "ca.key").exists()
+    ca_key = pki_dir.parent / f"{pki_dir.name}-ca-keys" / "TH" / "ca.key"
+    assert ca_key.stat().st_mode & 0o077 == 0
     assert (pki_dir / "TH" / "crl.pem").is_file()
     assert {p.stem for p in (pki_dir / "bad").glob("*.key")} == {
         "expired", "not-yet-valid", "revoked", "wrong-usage", "unknown-ca", "wrong-country"

@@ -70,8 +70,8 @@ def test_bad_certificates_are_refused_with_their_code(
         _check(p256_pki.trust(), p256_pki, name)
 
 
-def test_refusal_is_cached_but_raised_fresh_each_time(p256_pki: PkiBundle) -> None:
-    """A cached refusal raises a new exception every time (no growing traceback)."""
+def test_refusal_is_raised_fresh_and_never_cached(p256_pki: PkiBundle) -> None:
+    """A refusal raises a new exception every time and leaves nothing in the cache."""
     store = p256_pki.trust()
     raised = []
     for _ in range(2):
@@ -79,15 +79,34 @@ def test_refusal_is_cached_but_raised_fresh_each_time(p256_pki: PkiBundle) -> No
             _check(store, p256_pki, "revoked")
         raised.append(info.value)
     assert raised[0] is not raised[1]
+    assert store.countries["SG"].cached_bytes == 0
 
 
 def test_decisions_are_cached_per_certificate(p256_pki: PkiBundle) -> None:
-    """The chain is built once per certificate; later checks reuse the decision."""
+    """The path is validated once per certificate; a re-parsed copy reuses the decision."""
     store = p256_pki.trust()
-    leaf = _cert(p256_pki.issued("SG").cert_pem)
+    pem = p256_pki.issued("SG").cert_pem
     country = store.countries["SG"]
-    first = country.decide(leaf, ())
-    assert country.decide(leaf, ()) is first
+    first = country.decide(_cert(pem), (), now=p256_pki.created)
+    assert country.cached_bytes > 0
+    assert country.decide(_cert(pem), (), now=p256_pki.created) is first
+
+
+def test_cache_is_bounded_in_bytes(p256_pki: PkiBundle) -> None:
+    """Many accepted chains never hold more than the country's byte budget."""
+    sg = p256_pki.pki.countries["SG"]
+    country = CountryTrust(
+        country="SG",
+        anchors=(_cert(sg.ca.cert_pem),),
+        crls=(x509.load_pem_x509_crl(sg.crl_pem),),
+    )
+    object.__setattr__(country, "_cache", type(country._cache)(6000))
+    leaf = _cert(sg.signer.cert_pem)
+    others = [_cert(p256_pki.pki.countries[c].signer.cert_pem) for c in ("MY", "TH", "VN")]
+    for extra in ((), *[(o,) for o in others]):
+        country.decide(leaf, extra, now=p256_pki.created)
+        assert 0 < country.cached_bytes <= 6000
+    assert len(country._cache) < 4
 
 
 def test_signer_of_another_country_is_a_sender_mismatch(p256_pki: PkiBundle) -> None:
@@ -111,6 +130,9 @@ def test_country_attribute_must_match_the_issuing_country(p256_pki: PkiBundle) -
         .not_valid_before(genuine.not_valid_before_utc)
         .not_valid_after(genuine.not_valid_after_utc)
         .add_extension(genuine.extensions.get_extension_for_class(x509.KeyUsage).value, True)
+        .add_extension(
+            genuine.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value, False
+        )
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
     with pytest.raises(SenderMismatch):
@@ -212,3 +234,20 @@ def test_reloading_store_picks_up_a_changed_crl(p256_pki: PkiBundle, tmp_path: P
     assert after.countries["MY"] is before.countries["MY"]
     with pytest.raises(RevocationUnknown):
         _check(after, p256_pki, "SG")
+
+
+def test_tls_certificate_is_a_client_but_no_signer(p256_pki: PkiBundle) -> None:
+    """SG's TLS certificate passes the TLS client profile and fails the document-signing one."""
+    store = p256_pki.trust()
+    tls = _cert(p256_pki.pki.countries["SG"].tls.cert_pem)
+    trusted = store.check_client(tls, (), country="SG", now=p256_pki.created)
+    assert trusted.signer.country == "SG"
+    with pytest.raises(CertificateUsage, match="document-signing"):
+        store.check_signer(tls, (), sender="SG", now=p256_pki.created)
+
+
+def test_document_signer_is_no_tls_client(p256_pki: PkiBundle) -> None:
+    """SG's document signer (no clientAuth) is refused as a TLS client certificate."""
+    signer = _cert(p256_pki.issued("SG").cert_pem)
+    with pytest.raises(CertificateUntrusted, match="TLS client"):
+        p256_pki.trust().check_client(signer, (), country="SG", now=p256_pki.created)

@@ -71,11 +71,11 @@ async def running(settings: Settings) -> AsyncIterator[Gateway]:
 def client_tls(pki_dir: Path, *, server: str, client: str | None) -> ssl.SSLContext:
     """A client TLS context trusting ``server``'s CA, presenting ``client``'s certificate.
 
-    ``client`` is a country (its ``gateway.pem``), a ``bad/<name>`` stem, or None.
+    ``client`` is a country (its ``tls.pem``), a ``bad/<name>`` stem, or None.
     """
     context = ssl.create_default_context(cafile=str(pki_dir / server / "ca.pem"))
     if client is not None:
-        stem = pki_dir / client if "/" in client else pki_dir / client / "gateway"
+        stem = pki_dir / client if "/" in client else pki_dir / client / "tls"
         context.load_cert_chain(f"{stem}.pem", f"{stem}.key")
     return context
 

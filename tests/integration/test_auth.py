@@ -182,7 +182,7 @@ async def test_operator_key_reads_but_cannot_submit(
 
 @pytest.fixture
 async def tls_gateway(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Any:
-    """A gateway serving HTTPS with SG's gateway certificate and ``auth = "api-key-or-tls"``."""
+    """A gateway serving HTTPS with SG's TLS certificate and ``auth = "api-key-or-tls"``."""
     pki = rsa_pki.directory
     settings = hub_settings(
         tmp_path,
@@ -190,8 +190,8 @@ async def tls_gateway(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Any:
         pki,
         http={
             "auth": "api-key-or-tls",
-            "tls_cert": str(pki / "SG" / "gateway.pem"),
-            "tls_key": str(pki / "SG" / "gateway.key"),
+            "tls_cert": str(pki / "SG" / "tls.pem"),
+            "tls_key": str(pki / "SG" / "tls.key"),
         },
     )
     async with running(settings) as gateway:
@@ -215,7 +215,7 @@ async def tls_post(
 async def test_sg_client_certificate_is_accepted(
     tls_gateway: Gateway, rsa_pki: PkiBundle, sample_formd: bytes
 ) -> None:
-    """SG's gateway certificate authenticates SG: its Form D is accepted (202)."""
+    """SG's TLS certificate authenticates SG: its Form D is accepted (202)."""
     status, body = await tls_post(
         tls_gateway, rsa_pki.directory, "SG", with_message_id(sample_formd)
     )
@@ -332,8 +332,8 @@ def test_server_context_asks_for_client_certificates(rsa_pki: PkiBundle) -> None
     context = server_ssl_context(
         HttpSettings(
             auth="tls",
-            tls_cert=str(pki / "SG" / "gateway.pem"),
-            tls_key=str(pki / "SG" / "gateway.key"),
+            tls_cert=str(pki / "SG" / "tls.pem"),
+            tls_key=str(pki / "SG" / "tls.key"),
         ),
         trust_dir=pki,
     )
