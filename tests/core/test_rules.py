@@ -42,7 +42,25 @@ def _codes(
 
 @pytest.mark.parametrize(
     "criterion",
-    ["WO", "CC", "CTH", "CTSH", "SP", "40%", "62.5%", "CTSH + 35%", "CTH+40%", "cth", "PC 20%"],
+    [
+        "WO",
+        "CC",
+        "CTH",
+        "CTSH",
+        "SP",
+        "40%",
+        "62.5%",
+        "RVC 40%",
+        "RVC40%",
+        "rvc 45 %",
+        "CTSH + 35%",
+        "CTSH + 40%",
+        "CTH+40%",
+        "CTSH + RVC 40%",
+        "cth",
+        "PC 20%",
+        "PC 39.99%",
+    ],
 )
 def test_origin_criteria_of_overleaf_note_3_are_accepted(
     validator: Validator, criterion: str
@@ -67,6 +85,11 @@ def test_origin_criteria_of_overleaf_note_3_are_accepted(
         ("40", "origin-criterion-format"),
         ("PC 40%", "partial-cumulation-out-of-range"),
         ("PC 19.5%", "partial-cumulation-out-of-range"),
+        ("35%", "origin-criterion-cannot-confer-origin"),
+        ("RVC 39.5%", "origin-criterion-cannot-confer-origin"),
+        ("0%", "origin-criterion-cannot-confer-origin"),
+        ("CTH + 0%", "origin-criterion-cannot-confer-origin"),
+        ("RVC", "origin-criterion-format"),
     ],
 )
 def test_bad_origin_criteria_are_refused(validator: Validator, criterion: str, code: str) -> None:
@@ -133,14 +156,15 @@ def test_hs_code_has_6_or_8_digits(validator: Validator, hs: str, ok: bool) -> N
     [
         ("2027-11-21", []),
         ("2027-11-22", ["retroactive-issue-too-late"]),
-        ("2026-11-22", []),
+        ("2026-11-25", []),
+        ("2026-11-24", ["retroactive-flag-unneeded"]),
         ("2026-11-21", ["retroactive-flag-unneeded"]),
     ],
 )
 def test_retroactive_issue_is_allowed_for_one_year_after_shipment(
     validator: Validator, issued: str, codes: list[str]
 ) -> None:
-    """Rule 10(2): flagged retroactive issue within one year of the 2026-11-21 departure."""
+    """Rule 10(2): the tick is needed after shipment + 3 days and allowed up to one year."""
     edits = (
         (b"<fd:IssueDateTime>2026-11-19", f"<fd:IssueDateTime>{issued}".encode()),
         (b"IssuedRetroactivelyIndicator>false", b"IssuedRetroactivelyIndicator>true"),
@@ -148,12 +172,31 @@ def test_retroactive_issue_is_allowed_for_one_year_after_shipment(
     assert _codes(validator, *edits, now=datetime(2028, 1, 1, tzinfo=UTC)) == codes
 
 
-def test_issue_after_departure_needs_the_retroactive_flag(validator: Validator) -> None:
-    """Rule 10(1): unflagged, the issue date may not be after departure."""
-    edit = (b"<fd:IssueDateTime>2026-11-19", b"<fd:IssueDateTime>2026-11-22")
-    assert _codes(validator, edit) == ["issue-date-after-departure"]
-    same_day = (b"<fd:IssueDateTime>2026-11-19", b"<fd:IssueDateTime>2026-11-21")
-    assert _codes(validator, same_day) == []
+@pytest.mark.parametrize(
+    ("issued", "codes"),
+    [
+        ("2026-11-21", []),
+        ("2026-11-24", []),
+        ("2026-11-25", ["issue-date-after-departure"]),
+    ],
+)
+def test_issue_up_to_three_days_after_shipment_needs_no_flag(
+    validator: Validator, issued: str, codes: list[str]
+) -> None:
+    """Rule 10(1): unflagged issue is allowed up to three days after the 2026-11-21 shipment."""
+    edit = (b"<fd:IssueDateTime>2026-11-19", f"<fd:IssueDateTime>{issued}".encode())
+    assert _codes(validator, edit) == codes
+
+
+def test_late_issue_finding_quotes_the_rule(validator: Validator) -> None:
+    """The late-issue error names the day count and points to the retroactive tick."""
+    data = SAMPLE_FORMD.read_bytes().replace(
+        b"<fd:IssueDateTime>2026-11-19", b"<fd:IssueDateTime>2026-11-30"
+    )
+    (finding,) = validator.check(parse(data), now=NOW).findings
+    assert finding.box == "12"
+    assert "9 days after the departure date 2026-11-21" in finding.message
+    assert finding.hint is not None and "Issued Retroactively" in finding.hint
 
 
 @pytest.mark.parametrize(("ahead", "codes"), [(4, []), (6, ["datetime-in-future"])])
