@@ -68,7 +68,7 @@ _ORIGINAL_ID: Final = q(NS_FORMD_EXT, "ID")
 _ORIGINAL_ISSUE_DATE: Final = q(NS_FORMD_EXT, "IssueDate")
 _ORIGINAL_COUNTRY: Final = q(NS_FORMD_EXT, "IssuingCountryCode")
 _EXPORTER_COUNTRY: Final = q(NS_COMMON, "Address/CountryCode")
-_EXHIBITION_COUNTRY: Final = q(NS_FORMD_EXT, "Address/CountryCode")
+_EXHIBITION_COUNTRY: Final = f"{q(NS_FORMD_EXT, 'Address')}/{q(NS_COMMON, 'CountryCode')}"
 _TAGS: Final = (
     q(NS_FORMD, "IssueDateTime"),
     q(NS_FORMD, "ID"),
