@@ -67,8 +67,9 @@ _EXPORT_COUNTRY: Final = q(NS_FORMD, "ExportCountry")
 _ORIGINAL_ID: Final = q(NS_FORMD_EXT, "ID")
 _ORIGINAL_ISSUE_DATE: Final = q(NS_FORMD_EXT, "IssueDate")
 _ORIGINAL_COUNTRY: Final = q(NS_FORMD_EXT, "IssuingCountryCode")
-_EXPORTER_COUNTRY: Final = q(NS_COMMON, "Address/CountryCode")
-_EXHIBITION_COUNTRY: Final = f"{q(NS_FORMD_EXT, 'Address')}/{q(NS_COMMON, 'CountryCode')}"
+_COMMON_ADDRESS: Final = q(NS_COMMON, "Address")
+_EXHIBITION_ADDRESS: Final = q(NS_FORMD_EXT, "Address")
+_ADDRESS_COUNTRY: Final = q(NS_COMMON, "CountryCode")
 _TAGS: Final = (
     q(NS_FORMD, "IssueDateTime"),
     q(NS_FORMD, "ID"),
@@ -583,7 +584,7 @@ def _back_to_back(facts: _FormD, issue: date) -> Iterator[Finding]:
 def _parties(facts: _FormD, *, settled: bool) -> Iterator[Finding]:
     """Box 1 exporter address, Box 2 exhibition place (Rule 22), Box 12 true copy."""
     exporting = text(facts.exporting)
-    country_el = facts.exporter.find(_EXPORTER_COUNTRY) if facts.exporter is not None else None
+    country_el = child(child(facts.exporter, _COMMON_ADDRESS), _ADDRESS_COUNTRY)
     if settled and country_el is not None and text(country_el) != exporting:
         yield EXPORTER_ABROAD.finding(
             country_el,
@@ -593,7 +594,7 @@ def _parties(facts: _FormD, *, settled: bool) -> Iterator[Finding]:
             "exporting Member State; check the address, or whether the Form D should be "
             "issued elsewhere.",
         )
-    place_el = facts.exhibition.find(_EXHIBITION_COUNTRY) if facts.exhibition is not None else None
+    place_el = child(child(facts.exhibition, _EXHIBITION_ADDRESS), _ADDRESS_COUNTRY)
     if place_el is not None and (
         text(place_el) not in MEMBER_STATE_SET or text(place_el) == exporting
     ):
