@@ -719,6 +719,7 @@ def _form_d(rng: random.Random, seq: int, items: int, now: datetime, fob_country
     loading, unloading = rng.choice(origin.ports), rng.choice(destination.ports)
     mode, vessel = _transport(rng, sender, receiver)
     exporter = _party_of(origin, rng.randrange(2))
+    fob_due = bool({sender, receiver} & {"KH", "ID", "LA"})  # Rule 25: FOB only where required
     goods = []
     for n, (product, packages) in enumerate(_goods(rng, items), start=1):
         desc, hs, package, kg, per_package, unit, criterion, fob = product
@@ -734,7 +735,7 @@ def _form_d(rng: random.Random, seq: int, items: int, now: datetime, fob_country
                 unit=unit,
                 origin=sender,
                 criterion=criterion,
-                fob=(f"{packages * fob:.2f}", "USD") if "%" in criterion else None,
+                fob=(f"{packages * fob:.2f}", "USD") if "%" in criterion and fob_due else None,
             )
         )
     return FormD(
@@ -952,9 +953,10 @@ BREAKAGES: dict[str, Breakage] = {
                                   _set(f"{_ITEM1}//fdx:OriginCriterionCode", "CTX")),
     "partial-cumulation-out-of-range": _b(FD, ("partial-cumulation-out-of-range",), _both(
         _set(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 45%"), _fob_on_item1,
-        _set(_FLAG.format("PartialCumulation"), "true"))),
+        _set(_FLAG.format("PartialCumulation"), "true")), needs_fob_country=True),
     "partial-cumulation-flag-mismatch": _b(FD, ("partial-cumulation-flag-mismatch",), _both(
-        _set(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 25%"), _fob_on_item1), valid=True),
+        _set(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 25%"), _fob_on_item1), valid=True,
+        needs_fob_country=True),
     "fob-value-missing": _b(FD, ("fob-value-missing",), _both(
         _set(f"{_ITEM1}//fdx:OriginCriterionCode", "40%"),
         _drop_if_present(f"{_ITEM1}/fdx:FOBValueAmount")), needs_fob_country=True),

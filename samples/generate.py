@@ -148,7 +148,7 @@ INVALID: list[tuple[str, str, Edit, list[str]]] = [
     (
         BASIC,
         "formd/invalid/issue-date-after-departure.xml",
-        _set("//fdx:DepartureDate", "2026-11-18"),
+        _set("//fdx:DepartureDate", "2026-11-15"),
         ["issue-date-after-departure"],
     ),
     (
@@ -472,10 +472,109 @@ INVALID: list[tuple[str, str, Edit, list[str]]] = [
 ]
 
 
+# --- issue 17, classes 1, 4-9 and 11 (helper doc-rules) --------------------------------------
+B2B = "formd/valid/th-id-back-to-back.xml"
+EXHIBITION = "formd/valid/id-my-exhibition.xml"
+PARTIAL = "formd/valid/vn-la-partial-cumulation.xml"
+FD_ITEM2 = "//fd:GovernmentAgencyGoodsItem[2]"
+CRITERION1 = f"{FD_ITEM1}//fdx:OriginCriterionCode"
+CRITERION2 = f"{FD_ITEM2}//fdx:OriginCriterionCode"
+INVOICE_DATE = "//fd:Invoice/fd:IssueDateTime"
+ORIGINAL = "//fdx:BackToBackOriginalReference"
+_FOB = '<fdx:FOBValueAmount currencyID="USD">15200.00</fdx:FOBValueAmount>'
+_TRUE_COPY = "<fdx:CertifiedTrueCopyIndicator>{}</fdx:CertifiedTrueCopyIndicator>"
+
+INVALID += [
+    (BASIC, "formd/invalid/origin-criterion-cannot-confer-origin.xml", _set(CRITERION1, "35%"),
+     ["origin-criterion-cannot-confer-origin"]),
+    (BASIC, "formd/invalid/origin-criterion-zero-percent.xml", _set(CRITERION1, "0%"),
+     ["origin-criterion-cannot-confer-origin"]),
+    (BASIC, "formd/invalid/origin-country-not-exporting-state.xml",
+     _set(f"{FD_ITEM1}/fd:Origin/fd:CountryCode", "MY"), ["origin-country-not-exporting-state"]),
+    (B2B, "formd/invalid/back-to-back-original-same-country.xml",
+     _all(_set(f"{ORIGINAL}/fdx:IssuingCountryCode", "TH"),
+          _set(f"{FD_ITEM1}/fd:Origin/fd:CountryCode", "TH")),
+     ["back-to-back-original-same-country"]),
+    (B2B, "formd/invalid/back-to-back-original-not-earlier.xml",
+     _set(f"{ORIGINAL}/fdx:IssueDate", "2026-08-03"), ["back-to-back-original-not-earlier"]),
+    (B2B, "formd/invalid/back-to-back-original-expired.xml",
+     _set(f"{ORIGINAL}/fdx:IssueDate", "2025-07-30"), ["back-to-back-original-expired"]),
+    (B2B, "formd/invalid/back-to-back-origin-mismatch.xml",
+     _set(f"{FD_ITEM1}/fd:Origin/fd:CountryCode", "MY"), ["back-to-back-origin-mismatch"]),
+    (B2B, "formd/invalid/back-to-back-original-country-missing.xml",
+     _drop(f"{ORIGINAL}/fdx:IssuingCountryCode"), ["back-to-back-original-incomplete"]),
+    (EXHIBITION, "formd/invalid/exhibition-not-in-member-state.xml",
+     _set("//fdx:Exhibition/fdx:Address/cm:CountryCode", "CN"),
+     ["exhibition-not-in-member-state"]),
+    (EXHIBITION, "formd/invalid/exhibition-in-exporting-state.xml",
+     _set("//fdx:Exhibition/fdx:Address/cm:CountryCode", "ID"),
+     ["exhibition-not-in-member-state"]),
+    (BASIC, "formd/invalid/invoice-date-implausible.xml", _set(INVOICE_DATE, "2569-11-17"),
+     ["invoice-date-implausible"]),
+    (BASIC, "formd/invalid/invoice-date-after-issue.xml", _set(INVOICE_DATE, "2026-11-20"),
+     ["invoice-date-after-issue"]),
+    (BASIC, "formd/invalid/declaration-after-certification.xml",
+     _set("//fdx:DeclarationDate", "2026-11-20"), ["declaration-after-certification"]),
+    (EXHIBITION, "formd/invalid/de-minimis-without-tariff-shift.xml",
+     _set(FD_FLAG.format("DeMinimis"), "true"), ["de-minimis-without-tariff-shift"]),
+    (BASIC, "formd/warning/fob-value-not-required.xml", _after(f"{FD_ITEM1}/fd:Origin", _FOB),
+     ["fob-value-not-required"]),
+    (BASIC, "formd/warning/exporter-address-outside-exporting-country.xml",
+     _set("//fd:Exporter/cm:Address/cm:CountryCode", "MY"),
+     ["exporter-address-outside-exporting-country"]),
+    (BASIC, "formd/invalid/certified-true-copy-not-for-eform-d.xml",
+     _after("//fdx:IssuingAuthority", _TRUE_COPY.format("true")),
+     ["certified-true-copy-not-for-eform-d"]),
+]  # fmt: skip
+
+# Valid edge cases: each is a small edit of a valid sample and must pass without findings.
+EDGES: list[tuple[str, str, Edit]] = [
+    # Rule 10(1): issued exactly three days after shipment needs no tick.
+    (BASIC, "formd/valid/edge-issued-3-days-after-shipment.xml",
+     _set("//fdx:DepartureDate", "2026-11-16")),
+    # Rule 10(2): ticked and issued four days, and exactly one year, after shipment.
+    (BASIC, "formd/valid/edge-retroactive-4-days.xml",
+     _all(_set("//fdx:DepartureDate", "2026-11-15"),
+          _set(FD_FLAG.format("IssuedRetroactively"), "true"))),
+    (BASIC, "formd/valid/edge-retroactive-one-year.xml",
+     _all(_set("//fdx:DepartureDate", "2025-11-19"), _set(INVOICE_DATE, "2025-11-17"),
+          _set(FD_FLAG.format("IssuedRetroactively"), "true"))),
+    # Note 3: "RVC 40%", "RVC40%" and "40%" alike; combinations keep working.
+    (BASIC, "formd/valid/edge-rvc-written-forms.xml",
+     _all(_set(CRITERION1, "RVC 40%"), _set(CRITERION2, "RVC40%"))),
+    (BASIC, "formd/valid/edge-tariff-shift-plus-rvc.xml",
+     _all(_set(CRITERION1, "CTSH + 40%"), _set(CRITERION2, "CTH + RVC 35%"))),
+    # Art. 30(2): partial cumulation from 20%.
+    (PARTIAL, "formd/valid/edge-partial-cumulation-20.xml", _set(CRITERION1, "PC 20%")),
+    # Accumulation does not change the origin country (the exporting Member State).
+    (BASIC, "formd/valid/edge-accumulation-own-origin.xml",
+     _set(FD_FLAG.format("Accumulation"), "true")),
+    # Rules 11 and 14: an original issued exactly 12 months before; two originals.
+    (B2B, "formd/valid/edge-back-to-back-original-12-months.xml",
+     _set(f"{ORIGINAL}/fdx:IssueDate", "2025-07-31")),
+    (B2B, "formd/valid/edge-back-to-back-two-originals.xml",
+     _after(ORIGINAL, "<fdx:BackToBackOriginalReference><fdx:ID>MY-PKG-26-0041877</fdx:ID>"
+            "<fdx:IssueDate>2026-07-20</fdx:IssueDate><fdx:IssuingCountryCode>MY"
+            "</fdx:IssuingCountryCode></fdx:BackToBackOriginalReference>")),
+    # Rule 22: the exhibition may be in a third Member State.
+    (EXHIBITION, "formd/valid/edge-exhibition-in-third-member-state.xml",
+     _set("//fdx:Exhibition/fdx:Address/cm:CountryCode", "TH")),
+    # Invoice and declaration on the day of certification.
+    (BASIC, "formd/valid/edge-same-day-dates.xml",
+     _all(_set(INVOICE_DATE, "2026-11-19"), _set("//fdx:DeclarationDate", "2026-11-19"))),
+    # Art. 33: De Minimis with a tariff-shift criterion.
+    (BASIC, "formd/valid/edge-de-minimis-with-tariff-shift.xml",
+     _set(FD_FLAG.format("DeMinimis"), "true")),
+    # Rule 26(2): an explicit "not a certified true copy" is harmless.
+    (BASIC, "formd/valid/edge-certified-true-copy-false.xml",
+     _after("//fdx:IssuingAuthority", _TRUE_COPY.format("false"))),
+]  # fmt: skip
+
+
 def _large() -> FormD:
     rng = random.Random(20261122)  # noqa: S311  (sample data, not security)
     items = []
-    for n in range(1, 1061):
+    for n in range(1, 1086):  # ~1.01 MB (1,085 items) without FOB values
         product = PRODUCTS[(n - 1) % len(PRODUCTS)]
         packages = rng.randint(1, 400)
         gross = f"{packages * product[3] * rng.uniform(0.9, 1.1):.1f}"
@@ -491,7 +590,8 @@ def _large() -> FormD:
                 unit=product[5],
                 origin="SG",
                 criterion=product[6],
-                fob=(f"{packages * product[7]:.2f}", "USD") if product[6].endswith("%") else None,
+                # Rule 25: SG to VN shows no FOB value (only KH, ID, LA trade needs it)
+                fob=None,
             )
         )
     return FormD(**{**LARGE_BASE, "items": tuple(items)})  # type: ignore[arg-type]
@@ -505,6 +605,12 @@ def main() -> None:
     large = HERE / "formd/valid/sg-vn-large-1mb.xml"
     large.write_bytes(serialise(build(_large())))
     parser = etree.XMLParser(remove_blank_text=False)
+    for source, target, edit in EDGES:
+        root = etree.parse(str(HERE / source), parser).getroot()
+        edit(root)
+        (HERE / target).write_bytes(
+            etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+        )
     for source, target, edit, codes in INVALID:
         root = etree.parse(str(HERE / source), parser).getroot()
         edit(root)

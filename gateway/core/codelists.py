@@ -173,7 +173,7 @@ ISSUED_AFTER_DEPARTURE = _r(
     "issue-date-after-departure",
     "error",
     "12",
-    "Issued after the departure date without 'Issued Retroactively'.",
+    "Issued more than 3 days after shipment without 'Issued Retroactively' (Rule 10(1)).",
 )
 RETRO_TOO_LATE = _r(
     "retroactive-issue-too-late",
@@ -191,7 +191,7 @@ RETRO_UNNEEDED = _r(
     "retroactive-flag-unneeded",
     "warning",
     "13",
-    "'Issued Retroactively' is ticked but the issue date is not after shipment.",
+    "'Issued Retroactively' is ticked but the issue date is within 3 days of shipment.",
 )
 B2B_MISSING = _r(
     "back-to-back-original-missing",
@@ -285,3 +285,123 @@ CATALOGUE: Final[dict[str, Rule]] = {
         RECEIPT_REFERENCE,
     )
 }
+
+
+# --- issue 17: the OCP rules as the ATIGA text writes them (helper doc-rules) ---------------
+# Kept in one block, registered below, so that other additions to CATALOGUE merge cleanly.
+
+# OCP Rule 10(1): issued "not more than three (3) days from the declared shipment date".
+ISSUE_GRACE_DAYS: Final = 3
+# OCP Rule 14: a Proof of Origin is valid 12 months from its issue.
+VALIDITY_MONTHS: Final = 12
+# Annex 7 Note 3, ATIGA Art. 28/29: the general RVC threshold; Art. 30(2): partial cumulation
+# needs at least 20%.
+RVC_THRESHOLD: Final = 40
+PC_MINIMUM: Final = 20
+# The Buddhist Era (Thai calendar) runs 543 years ahead of the Gregorian year.
+BUDDHIST_ERA_OFFSET: Final = 543
+
+CRITERION_BELOW_THRESHOLD = _r(
+    "origin-criterion-cannot-confer-origin",
+    "error",
+    "8",
+    "An RVC below 40% alone (e.g. 35%, 0%), or 0% in a combination, cannot confer origin.",
+)
+ORIGIN_NOT_EXPORTING = _r(
+    "origin-country-not-exporting-state",
+    "error",
+    "11",
+    "A goods item's origin is not the exporting Member State (not back-to-back).",
+)
+B2B_SAME_COUNTRY = _r(
+    "back-to-back-original-same-country",
+    "error",
+    "7",
+    "The original Proof of Origin was issued by the intermediate (exporting) Member State.",
+)
+B2B_NOT_EARLIER = _r(
+    "back-to-back-original-not-earlier",
+    "error",
+    "7",
+    "The original Proof of Origin is dated after the back-to-back Form D.",
+)
+B2B_EXPIRED = _r(
+    "back-to-back-original-expired",
+    "error",
+    "7",
+    "The back-to-back Form D was issued after the original's 12-month validity.",
+)
+B2B_ORIGIN = _r(
+    "back-to-back-origin-mismatch",
+    "error",
+    "11",
+    "A back-to-back goods item's origin is not the country of any original Proof of Origin.",
+)
+EXHIBITION_COUNTRY = _r(
+    "exhibition-not-in-member-state",
+    "error",
+    "2",
+    "The exhibition is not held in another ASEAN Member State (Rule 22).",
+)
+INVOICE_IMPLAUSIBLE = _r(
+    "invoice-date-implausible",
+    "error",
+    "10",
+    "An invoice date is not a plausible Gregorian date (e.g. a Buddhist-era year 2569).",
+)
+INVOICE_AFTER_ISSUE = _r(
+    "invoice-date-after-issue",
+    "error",
+    "10",
+    "An invoice is dated after the Form D was issued.",
+)
+DECLARATION_AFTER_ISSUE = _r(
+    "declaration-after-certification",
+    "error",
+    "11",
+    "The exporter's declaration (Box 11) is dated after the certification (Box 12).",
+)
+DE_MINIMIS_NO_CTC = _r(
+    "de-minimis-without-tariff-shift",
+    "error",
+    "13",
+    "'De Minimis' is ticked but no goods item claims a change in tariff classification.",
+)
+FOB_NOT_REQUIRED = _r(
+    "fob-value-not-required",
+    "warning",
+    "9",
+    "A FOB value is shown where no rule requires it (Rule 25).",
+)
+EXPORTER_ABROAD = _r(
+    "exporter-address-outside-exporting-country",
+    "warning",
+    "1",
+    "The exporter's address is outside the exporting Member State.",
+)
+CERTIFIED_TRUE_COPY = _r(
+    "certified-true-copy-not-for-eform-d",
+    "error",
+    "12",
+    "An e-Form D is marked 'Certified True Copy', which is for paper forms only (Rule 26(2)).",
+)
+
+CATALOGUE.update(
+    (rule.code, rule)
+    for rule in (
+        CRITERION_BELOW_THRESHOLD,
+        ORIGIN_NOT_EXPORTING,
+        B2B_SAME_COUNTRY,
+        B2B_NOT_EARLIER,
+        B2B_EXPIRED,
+        B2B_ORIGIN,
+        EXHIBITION_COUNTRY,
+        INVOICE_IMPLAUSIBLE,
+        INVOICE_AFTER_ISSUE,
+        DECLARATION_AFTER_ISSUE,
+        DE_MINIMIS_NO_CTC,
+        FOB_NOT_REQUIRED,
+        EXPORTER_ABROAD,
+        CERTIFIED_TRUE_COPY,
+    )
+)

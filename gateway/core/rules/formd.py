@@ -17,28 +17,46 @@ from typing import Final, NamedTuple
 from lxml import etree
 
 from gateway.core.codelists import (
+    B2B_EXPIRED,
     B2B_INCOMPLETE,
     B2B_MISSING,
+    B2B_NOT_EARLIER,
     B2B_NOT_FLAGGED,
+    B2B_ORIGIN,
+    B2B_SAME_COUNTRY,
+    BUDDHIST_ERA_OFFSET,
+    CERTIFIED_TRUE_COPY,
+    CRITERION_BELOW_THRESHOLD,
     CRITERION_FORMAT,
     DATE_IN_FUTURE,
+    DE_MINIMIS_NO_CTC,
+    DECLARATION_AFTER_ISSUE,
+    EXHIBITION_COUNTRY,
     EXHIBITION_MISSING,
+    EXPORTER_ABROAD,
     FOB_COUNTRIES,
     FOB_MISSING,
+    FOB_NOT_REQUIRED,
     HS_LENGTH,
+    INVOICE_AFTER_ISSUE,
+    INVOICE_IMPLAUSIBLE,
+    ISSUE_GRACE_DAYS,
     ISSUED_AFTER_DEPARTURE,
     MEMBER_STATE_SET,
     NS_FORMD_EXT,
+    ORIGIN_NOT_EXPORTING,
     ORIGIN_NOT_MEMBER,
     PC_FLAG,
+    PC_MINIMUM,
     PC_RANGE,
     RETRO_NO_DEPARTURE,
     RETRO_TOO_LATE,
     RETRO_UNNEEDED,
+    RVC_THRESHOLD,
     TCI_MISSING,
     TCI_NOT_FLAGGED,
 )
-from gateway.core.envelope import NS_FORMD
+from gateway.core.envelope import NS_COMMON, NS_FORMD
 from gateway.core.envelope import first_child as child
 from gateway.core.rules.common import Header, country_rules, q, text
 from gateway.errors import Finding
@@ -48,6 +66,10 @@ from gateway.errors import Finding
 _EXPORT_COUNTRY: Final = q(NS_FORMD, "ExportCountry")
 _ORIGINAL_ID: Final = q(NS_FORMD_EXT, "ID")
 _ORIGINAL_ISSUE_DATE: Final = q(NS_FORMD_EXT, "IssueDate")
+_ORIGINAL_COUNTRY: Final = q(NS_FORMD_EXT, "IssuingCountryCode")
+_COMMON_ADDRESS: Final = q(NS_COMMON, "Address")
+_EXHIBITION_ADDRESS: Final = q(NS_FORMD_EXT, "Address")
+_ADDRESS_COUNTRY: Final = q(NS_COMMON, "CountryCode")
 _TAGS: Final = (
     q(NS_FORMD, "IssueDateTime"),
     q(NS_FORMD, "ID"),
@@ -64,13 +86,16 @@ _TAGS: Final = (
             "Exhibition",
             "DeclarationDate",
             "DepartureDate",
+            "CertifiedTrueCopyIndicator",
         )
     ),
+    q(NS_FORMD, "Exporter"),
 )
 # Positions in _TAGS, for a cheap dispatch in the hot loop below.
 _ISSUE, _ID, _COUNTRY, _SEQ, _FLAGS, _CRITERION, _FOB, _B2B, _TCI, _EXHIBITION, _DECLARED, _DEP = (
     range(12)
 )
+_TRUE_COPY, _EXPORTER = 12, 13
 _KIND: Final = {tag: kind for kind, tag in enumerate(_TAGS)}
 
 
@@ -108,6 +133,9 @@ class _FormD:
     importing: etree._Element | None = None
     invoicing: etree._Element | None = None
     exhibition: etree._Element | None = None
+    true_copy: etree._Element | None = None
+    exporter: etree._Element | None = None
+    invoice_dates: list[etree._Element] = field(default_factory=list)
     originals: list[etree._Element] = field(default_factory=list)
     items: list[_Item] = field(default_factory=list)
 
@@ -140,6 +168,8 @@ def _collect(root: etree._Element) -> _FormD:  # noqa: PLR0912  (one branch per 
         elif kind == _ISSUE:
             if facts.issue is None:  # Declaration/IssueDateTime precedes Invoice/IssueDateTime
                 facts.issue = el
+            else:
+                facts.invoice_dates.append(el)
         elif kind == _FLAGS:
             facts.flags_el = el
         elif kind == _B2B:
@@ -152,6 +182,10 @@ def _collect(root: etree._Element) -> _FormD:  # noqa: PLR0912  (one branch per 
             facts.declared = el
         elif kind == _DEP:
             facts.departure = el
+        elif kind == _TRUE_COPY:
+            facts.true_copy = el
+        elif kind == _EXPORTER:
+            facts.exporter = el
     return facts
 
 
@@ -180,14 +214,15 @@ def _flags(flags_el: etree._Element | None) -> dict[str, bool]:
 
 # --- goods items: Boxes 7, 8, 9 and 11 ------------------------------------------------------
 
-_CTC = r"(?:CC|CTH|CTSH)"
+_CTC = r"(CC|CTH|CTSH)"
 _PCT = r"(\d{1,3}(?:\.\d{1,2})?) ?%"
 _SIMPLE_RE: Final = re.compile(rf"(?:WO|SP|{_CTC})")
-_RVC_RE: Final = re.compile(rf"(?:{_CTC} ?\+ ?)?{_PCT}")
+# "40%", "RVC 40%", "RVC40%" alike (Note 3's examples), optionally after a tariff shift.
+_RVC_RE: Final = re.compile(rf"(?:{_CTC} ?\+ ?)?(?:RVC ?)?{_PCT}")
 _PC_RE: Final = re.compile(rf"PC ?{_PCT}")
 _CRITERIA_HINT: Final = (
     "Enter the criterion as in Overleaf Note 3: WO, CC, CTH, CTSH, SP, a "
-    "percentage such as 40%, a combination such as CTSH + 35%, or PC 25%."
+    "percentage such as 40% (or RVC 40%), a combination such as CTSH + 35%, or PC 25%."
 )
 
 
@@ -198,6 +233,8 @@ class _Criterion(NamedTuple):
     value: float | None  # the percentage of an RVC or PC criterion
     partial: bool  # "PC x%"
     well_formed: bool
+    tariff_shift: bool  # CC, CTH or CTSH, alone or in a combination
+    combined: bool  # "CTSH + x%"
 
 
 @functools.lru_cache(maxsize=256)
@@ -205,18 +242,26 @@ def _classify(criterion: str) -> _Criterion:
     """Cached: a certificate's hundreds of goods items share a handful of criteria."""
     code = " ".join(criterion.upper().split())
     value: float | None = None
+    shift = False
     partial = (match := _PC_RE.fullmatch(code)) is not None
-    if match is not None or (match := _RVC_RE.fullmatch(code)) is not None:
+    if match is not None:
         value = float(match.group(1))
-    simple = value is None and _SIMPLE_RE.fullmatch(code) is not None
-    return _Criterion(code, value, partial, (simple or value is not None) and (value or 0) <= 100)
+    elif (match := _RVC_RE.fullmatch(code)) is not None:
+        value = float(match.group(2))
+        shift = match.group(1) is not None
+    combined = shift
+    simple = False
+    if value is None and (match := _SIMPLE_RE.fullmatch(code)) is not None:
+        simple, shift = True, match.group(1) is not None
+    well_formed = (simple or value is not None) and (value or 0) <= 100
+    return _Criterion(code, value, partial, well_formed, shift, combined)
 
 
 def _criterion(item: _Item, fob_needed: bool) -> Iterator[Finding]:
-    """Box 8 format, and Box 9 FOB when RVC/PC applies; ``fob_needed`` = KH, ID or LA."""
+    """Box 8 format and threshold, and Box 9 FOB when RVC/PC applies (KH, ID or LA)."""
     el = item.criterion_el
-    code, value, partial, well_formed = _classify(item.criterion)
-    if partial and value is not None and not 20 <= value < 40:
+    code, value, partial, well_formed, _, combined = _classify(item.criterion)
+    if partial and value is not None and not PC_MINIMUM <= value < RVC_THRESHOLD:
         yield PC_RANGE.finding(
             el,
             f"the partial cumulation criterion '{code}' needs a regional value "
@@ -233,7 +278,22 @@ def _criterion(item: _Item, fob_needed: bool) -> Iterator[Finding]:
             _CRITERIA_HINT,
             item=item.seq,
         )
-    elif value is not None and fob_needed and not item.fob:
+        return
+    if (
+        value is not None
+        and not partial
+        and (value == 0 or (not combined and value < RVC_THRESHOLD))
+    ):
+        yield CRITERION_BELOW_THRESHOLD.finding(
+            el,
+            f"the origin criterion '{code}' cannot confer ASEAN origin: a regional value "
+            "content alone must be at least 40% (ATIGA Art. 28), and 0% proves nothing.",
+            "If ASEAN content of 20% to below 40% was accumulated, write 'PC x%' and tick "
+            "'Partial Cumulation' (ATIGA Art. 30(2), Note 3); otherwise give the criterion "
+            "the goods actually meet (e.g. CTH, or 40%).",
+            item=item.seq,
+        )
+    if value is not None and fob_needed and not item.fob:
         yield FOB_MISSING.finding(
             item.el,
             f"the origin criterion '{code}' is a regional value content and the "
@@ -265,6 +325,72 @@ def _item_rules(item: _Item, fob_needed: bool) -> Iterator[Finding]:
     yield from _criterion(item, fob_needed)
 
 
+def _origin_rules(facts: _FormD, flags: dict[str, bool]) -> Iterator[Finding]:
+    """Box 11 origin per item: the exporting Member State, or on a back-to-back Form D the
+    country of an original Proof of Origin (Class 5 and 6 of issue 17)."""
+    exporting = text(facts.exporting)
+    if flags.get("BackToBack"):
+        allowed = {text(child(el, _ORIGINAL_COUNTRY)) for el in facts.originals} - {""}
+        if not allowed:  # back-to-back-original-missing/-incomplete already say why
+            return
+        for item in facts.items:
+            if item.country in MEMBER_STATE_SET and item.country not in allowed:
+                yield B2B_ORIGIN.finding(
+                    item.country_el,
+                    f"the goods are given {item.country} origin, but the original Proof(s) "
+                    f"of Origin were issued by {', '.join(sorted(allowed))}; a back-to-back "
+                    "Form D keeps the origin the original certified (Rule 11).",
+                    "Give the country of origin shown on the original Proof of Origin.",
+                    item=item.seq,
+                )
+        return
+    for item in facts.items:
+        if item.country in MEMBER_STATE_SET and item.country != exporting:
+            yield ORIGIN_NOT_EXPORTING.finding(
+                item.country_el,
+                f"the goods are given {item.country} origin, but this Form D is issued in "
+                f"{exporting}; a Form D certifies the origin of the exporting Member State, "
+                "and accumulation does not change that.",
+                f"Goods of {item.country} origin need a Form D from {item.country}, or a "
+                "back-to-back Form D based on it (Rule 11).",
+                item=item.seq,
+            )
+
+
+def _fob_and_de_minimis(
+    facts: _FormD, flags: dict[str, bool], fob_needed: bool | None
+) -> Iterator[Finding]:
+    """Box 9 FOB only where required (Rule 25; ``None``: countries unsettled, not checked),
+    and Box 13 De Minimis only with a tariff shift (ATIGA Art. 33)."""
+    shown = [
+        item
+        for item in facts.items
+        if fob_needed is not None
+        and item.fob
+        and not (fob_needed and _classify(item.criterion).value is not None)
+    ]
+    if shown and not flags.get("BackToBack"):
+        first = shown[0]
+        yield FOB_NOT_REQUIRED.finding(
+            first.el,
+            f"a FOB value is shown on {len(shown)} goods item(s) (first: item {first.seq}) "
+            "where no rule requires it.",
+            "Rule 25: the FOB value 'shall only' be shown where a regional value content "
+            "criterion is used and the goods are exported from or imported into Cambodia, "
+            "Indonesia or Lao PDR. Check with the issuing authority whether to remove it.",
+        )
+    if flags.get("DeMinimis") and not any(
+        _classify(item.criterion).tariff_shift for item in facts.items
+    ):
+        yield DE_MINIMIS_NO_CTC.finding(
+            facts.flags_el,
+            "'De Minimis' is ticked but no goods item claims a change in tariff "
+            "classification (CC, CTH or CTSH).",
+            "ATIGA Art. 33: de minimis relieves only a change-in-tariff-classification "
+            "criterion. Untick 'De Minimis', or give the tariff-shift criterion met.",
+        )
+
+
 # --- dates: Boxes 3, 12 and 13 --------------------------------------------------------------
 
 
@@ -276,7 +402,7 @@ def _one_year_after(day: date) -> date:
 
 
 def _issue_dates(facts: _FormD, flags: dict[str, bool], now: datetime) -> Iterator[Finding]:
-    """Box 3, 12 and 13: issue date against departure (Rule 10) and against today."""
+    """Box 3, 12 and 13: issue date against shipment (Rule 10) and against today."""
     issue = date.fromisoformat(text(facts.issue))
     latest = (now + timedelta(days=1)).date()  # a Member State's today may be UTC's tomorrow
     for el, what in ((facts.issue, "issue date"), (facts.declared, "exporter's declaration date")):
@@ -287,6 +413,7 @@ def _issue_dates(facts: _FormD, flags: dict[str, bool], now: datetime) -> Iterat
                 "Give the date the document was actually signed.",
             )
     departure = date.fromisoformat(text(facts.departure)) if facts.departure is not None else None
+    grace = timedelta(days=ISSUE_GRACE_DAYS)
     if flags.get("IssuedRetroactively"):
         if departure is None:
             yield RETRO_NO_DEPARTURE.finding(
@@ -302,20 +429,60 @@ def _issue_dates(facts: _FormD, flags: dict[str, bool], now: datetime) -> Iterat
                 f"year after shipment on {departure} (Rule 10(2)).",
                 "A Form D can be issued retroactively only within one year of shipment.",
             )
-        elif issue <= departure:
+        elif issue <= departure + grace:
             yield RETRO_UNNEEDED.finding(
                 facts.issue,
                 f"'Issued Retroactively' is ticked, but the issue date {issue} is "
-                f"not after the departure date {departure}.",
-                "Untick 'Issued Retroactively' in Box 13, or correct the dates.",
+                f"within three days of the departure date {departure}.",
+                "Rule 10(1) allows issue up to three days after the declared shipment date "
+                "without the tick. Untick 'Issued Retroactively' in Box 13, or correct the "
+                "dates.",
             )
-    elif departure is not None and issue > departure:
+    elif departure is not None and issue > departure + grace:
         yield ISSUED_AFTER_DEPARTURE.finding(
             facts.issue,
-            f"the issue date {issue} is after the departure date {departure}; a "
-            "Form D is issued at or before shipment (Rule 10(1)).",
-            "If it was issued late for a valid cause, tick 'Issued Retroactively' in Box 13.",
+            f"the issue date {issue} is {(issue - departure).days} days after the "
+            f"departure date {departure}; Rule 10(1) allows at most three days.",
+            "If it was issued late because of an involuntary error, omission or other valid "
+            "cause, tick 'Issued Retroactively' in Box 13 (Rule 10(2), up to one year).",
         )
+
+
+def _document_dates(facts: _FormD, issue: date, now: datetime) -> Iterator[Finding]:
+    """Box 10 invoice dates and the Box 11 declaration date against the Box 12 issue date."""
+    for el in facts.invoice_dates:
+        invoiced = date.fromisoformat(text(el))
+        if abs(invoiced.year - issue.year) > 5:
+            buddhist = abs(invoiced.year - BUDDHIST_ERA_OFFSET - issue.year) <= 1
+            yield INVOICE_IMPLAUSIBLE.finding(
+                el,
+                f"the invoice date {invoiced} is not plausible for a Form D issued on {issue}"
+                + (
+                    f"; the year {invoiced.year} looks like a Buddhist-era year "
+                    f"({invoiced.year - BUDDHIST_ERA_OFFSET} in the Gregorian calendar)."
+                    if buddhist
+                    else "."
+                ),
+                "Give the invoice date in the Gregorian calendar (YYYY-MM-DD).",
+            )
+        elif invoiced > issue:
+            yield INVOICE_AFTER_ISSUE.finding(
+                el,
+                f"the invoice is dated {invoiced}, after the Form D was issued on {issue}.",
+                "The issuing authority certifies the invoice it has seen: check the invoice "
+                "date and the issue date.",
+            )
+    if facts.declared is not None:
+        declared = date.fromisoformat(text(facts.declared))
+        # a declaration dated in the future already has date-in-future
+        if issue < declared <= (now + timedelta(days=1)).date():
+            yield DECLARATION_AFTER_ISSUE.finding(
+                facts.declared,
+                f"the exporter's declaration is dated {declared}, after the issuing "
+                f"authority's certification on {issue}.",
+                "The issuing authority certifies the exporter's declaration, so the "
+                "declaration comes first: check both dates.",
+            )
 
 
 # --- Box 13 tick boxes against Boxes 2, 7 and 8 ---------------------------------------------
@@ -330,21 +497,17 @@ def _flag_rules(facts: _FormD, flags: dict[str, bool]) -> Iterator[Finding]:
             "the Form D is marked 'Back-to-Back CO' but names no original Proof of Origin.",
             "Give the reference number and issue date of each original (Note 12).",
         )
+    parts = ((_ORIGINAL_ID, "reference number"), (_ORIGINAL_ISSUE_DATE, "issue date")) + (
+        ((_ORIGINAL_COUNTRY, "issuing country"),) if flags.get("BackToBack") else ()
+    )
     for el in facts.originals:
-        missing = [
-            what
-            for tag, what in (
-                (_ORIGINAL_ID, "reference number"),
-                (_ORIGINAL_ISSUE_DATE, "issue date"),
-            )
-            if child(el, tag) is None
-        ]
+        missing = [what for tag, what in parts if child(el, tag) is None]
         if missing:
             yield B2B_INCOMPLETE.finding(
                 el,
                 f"an original Proof of Origin is given without its {' and '.join(missing)}.",
-                "A back-to-back Form D shows the reference number and issue date of every "
-                "original Proof of Origin (Rule 11).",
+                "A back-to-back Form D shows the reference number, issue date and issuing "
+                "Member State of every original Proof of Origin (Rule 11, Note 12).",
             )
     if facts.originals and not flags.get("BackToBack"):
         yield B2B_NOT_FLAGGED.finding(
@@ -381,13 +544,94 @@ def _flag_rules(facts: _FormD, flags: dict[str, bool]) -> Iterator[Finding]:
         )
 
 
+def _back_to_back(facts: _FormD, issue: date) -> Iterator[Finding]:
+    """Rules 1(b), 11 and 14: each original comes from another Member State, predates the
+    back-to-back Form D and is still valid (12 months) when it is issued."""
+    exporting = text(facts.exporting)
+    for el in facts.originals:
+        country_el, date_el = child(el, _ORIGINAL_COUNTRY), child(el, _ORIGINAL_ISSUE_DATE)
+        reference = text(child(el, _ORIGINAL_ID)) or "an original"
+        if country_el is not None and text(country_el) == exporting:
+            yield B2B_SAME_COUNTRY.finding(
+                country_el,
+                f"the original Proof of Origin {reference} was issued by {exporting}, the "
+                "Member State issuing this back-to-back Form D.",
+                "Rule 1(b): a back-to-back Form D is issued by an intermediate Member State "
+                "on the basis of a Proof of Origin from the first exporting Member State.",
+            )
+        if date_el is None:
+            continue
+        original = date.fromisoformat(text(date_el))
+        if original > issue:
+            yield B2B_NOT_EARLIER.finding(
+                date_el,
+                f"the original Proof of Origin {reference} is dated {original}, after this "
+                f"back-to-back Form D (issued {issue}).",
+                "A back-to-back Form D is based on an original that already exists: check "
+                "both dates.",
+            )
+        elif issue > _one_year_after(original):
+            yield B2B_EXPIRED.finding(
+                date_el,
+                f"the original Proof of Origin {reference} was issued on {original} and was "
+                f"no longer valid on {issue}, when this back-to-back Form D was issued.",
+                "Rules 11 and 14: a Proof of Origin is valid for 12 months from its issue; a "
+                "back-to-back Form D must be issued within the validity of the (earliest) "
+                "original.",
+            )
+
+
+def _parties(facts: _FormD, *, settled: bool) -> Iterator[Finding]:
+    """Box 1 exporter address, Box 2 exhibition place (Rule 22), Box 12 true copy."""
+    exporting = text(facts.exporting)
+    country_el = child(child(facts.exporter, _COMMON_ADDRESS), _ADDRESS_COUNTRY)
+    if settled and country_el is not None and text(country_el) != exporting:
+        yield EXPORTER_ABROAD.finding(
+            country_el,
+            f"the exporter's address is in {text(country_el)}, but the Form D is issued in "
+            f"{exporting}.",
+            "The exporter (which may be the manufacturer or producer, Note 7) ships from the "
+            "exporting Member State; check the address, or whether the Form D should be "
+            "issued elsewhere.",
+        )
+    place_el = child(child(facts.exhibition, _EXHIBITION_ADDRESS), _ADDRESS_COUNTRY)
+    if place_el is not None and (
+        text(place_el) not in MEMBER_STATE_SET or text(place_el) == exporting
+    ):
+        yield EXHIBITION_COUNTRY.finding(
+            place_el,
+            f"the exhibition is held in {text(place_el)}, which is not another ASEAN Member State.",
+            "Rule 22: the exhibition tick is for goods sent from the exporting Member State "
+            "to an exhibition in another Member State.",
+        )
+    if facts.true_copy is not None and text(facts.true_copy) in _TRUE:
+        yield CERTIFIED_TRUE_COPY.finding(
+            facts.true_copy,
+            "this e-Form D is marked 'Certified True Copy', which applies only to a paper "
+            "Form D that was lost (Rule 12; Rule 26(2)).",
+            "To correct an e-Form D, issue a replacement (function code 5 with "
+            "ReferencedMessageID, Rule 29(4)); to issue it again, re-issue it (Rule 29(1)).",
+        )
+
+
 def form_d_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Finding]:
     """Every Form D rule over an XSD-valid ``root`` whose header is ``h``."""
     facts = _collect(root)
     yield from country_rules(h, facts.exporting, facts.importing, boxed=True)
+    # The origin, address and FOB rules measure against the exporting and importing
+    # countries; when those disagree with the header, the country finding is the one to act on.
+    settled = (text(facts.exporting), text(facts.importing)) == (h.sender, h.receiver)
     fob_needed = not {text(facts.exporting), text(facts.importing)}.isdisjoint(FOB_COUNTRIES)
     for item in facts.items:
-        yield from _item_rules(item, fob_needed)
+        yield from _item_rules(item, fob_needed and settled)
     flags = _flags(facts.flags_el)
+    issue = date.fromisoformat(text(facts.issue))
+    if settled:
+        yield from _origin_rules(facts, flags)
+    yield from _fob_and_de_minimis(facts, flags, fob_needed if settled else None)
     yield from _issue_dates(facts, flags, now)
+    yield from _document_dates(facts, issue, now)
     yield from _flag_rules(facts, flags)
+    if flags.get("BackToBack"):
+        yield from _back_to_back(facts, issue)
+    yield from _parties(facts, settled=settled)
