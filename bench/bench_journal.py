@@ -58,17 +58,37 @@ def record(n: int) -> MessageRecord:
     )
 
 
-async def one_message(journal: Journal, n: int) -> float:
-    """Write one unit; return its latency in seconds."""
+OPERATIONS = ("record_accepted", "transition", "claim_delivery", "mark_delivered")
+
+
+async def one_message(journal: Journal, n: int, split: list[float] | None = None) -> float:
+    """Write one unit; return its latency in seconds, adding each operation's to ``split``."""
     entry = record(n)
     moment = entry.received_at
-    start = time.perf_counter()
+    marks = [time.perf_counter()]
     await journal.record_accepted(entry, PAYLOAD, at=moment)
+    marks.append(time.perf_counter())
     await journal.transition(entry.message_id, MessageState.QUEUED, at=moment)
+    marks.append(time.perf_counter())
     claim = await journal.claim_delivery(entry.message_id, at=moment)
     assert claim is ClaimResult.GRANTED
+    marks.append(time.perf_counter())
     await journal.mark_delivered(entry.message_id, at=moment)
-    return time.perf_counter() - start
+    marks.append(time.perf_counter())
+    if split is not None:
+        for i in range(len(OPERATIONS)):
+            split[i] += marks[i + 1] - marks[i]
+    return marks[-1] - marks[0]
+
+
+async def per_operation(journal: Journal, messages: int) -> tuple[list[float], float]:
+    """One task: mean wall time of each operation and process CPU per unit, in microseconds."""
+    split = [0.0] * len(OPERATIONS)
+    cpu = time.process_time()
+    for n in range(messages):
+        await one_message(journal, n, split)
+    cpu = time.process_time() - cpu
+    return [total / messages * 1e6 for total in split], cpu / messages * 1e6
 
 
 async def run(journal: Journal, messages: int, concurrency: int) -> tuple[float, list[float]]:
@@ -102,6 +122,9 @@ async def bench(label: str, url: str, messages: int, concurrency: int) -> None:
         for tasks in (1, concurrency):
             rate, latencies = await run(journal, messages, tasks)
             report(label, tasks, rate, latencies)
+        walls, cpu = await per_operation(journal, messages)
+        costs = "  ".join(f"{name} {wall:6.0f}" for name, wall in zip(OPERATIONS, walls, strict=True))
+        print(f"{label:<22} per op (us, 1 task): {costs}  | CPU/unit {cpu:6.0f}")
     finally:
         await journal.close()
 
