@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +89,8 @@ T = TypeVar("T")
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 BUSY_TIMEOUT_SECONDS = 10.0
 LOCK_POLL_SECONDS = 0.0003
+FILE_MODE = 0o600
+"""Permissions of a journal file this gateway creates (and so of its -wal and -shm files)."""
 
 _SQL = tables.compile_all(
     "sqlite",
@@ -421,6 +424,7 @@ def _guarded(call: Callable[[], T]) -> T:
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    _create_private(path)
     # No busy handler: ``_patiently`` waits for the lock in finer steps than SQLite's would.
     db = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
@@ -431,6 +435,23 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _create_private(path: str) -> None:
+    """Create the journal file readable by its owner only (0600), if it does not exist yet.
+
+    The journal holds every payload. SQLite creates the ``-wal`` and ``-shm`` files beside it
+    with the database file's permissions, so they are 0600 too. An existing file keeps the
+    mode its operator gave it. (``os.umask`` would do it too, but it is per process, not per
+    thread, and other threads create files meanwhile.)
+    """
+    if path == ":memory:":
+        return
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
+    os.close(descriptor)
 
 
 def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:
