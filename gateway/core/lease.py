@@ -5,7 +5,8 @@ Whether it gets it depends only on the message's current state, the lease a prev
 left, whether the bytes offered are the ones accepted, and the caller's clock; this module says
 how, as one pure function (``claim``). The journal backends do not decide: the SQL that takes a
 claim in one atomic step is generated from ``grant_states`` below, and when it takes nothing the
-backend reads the row and asks ``claim`` why (tests/core/test_states.py checks every case).
+backend reads the row and asks ``claim`` why, through ``refused`` (tests/core/test_states.py
+checks every case; tests/journal checks both journals against ``claim``).
 
     state                          lease          bytes     answer
     ACCEPTED, QUEUED, RETRYING     any            same      GRANTED
@@ -77,6 +78,17 @@ def claim(
     elif state not in CLAIMABLE_STATES:
         return ClaimResult.NOT_DELIVERABLE
     return ClaimResult.GRANTED if same_bytes else ClaimResult.OTHER_BYTES
+
+
+def refused(answer: ClaimResult) -> ClaimResult:
+    """The answer to a claim the journal's atomic statement did not take.
+
+    ``answer`` is what ``claim`` says about the row as read after that statement. GRANTED
+    there means the row moved between the statement and the read (another worker moved it
+    on, or the statement and this rule disagree): nothing was taken, so the caller must not
+    hand over; BUSY sends its copy to a retry step.
+    """
+    return ClaimResult.BUSY if answer is ClaimResult.GRANTED else answer
 
 
 def grant_states() -> tuple[frozenset[MessageState], frozenset[MessageState]]:

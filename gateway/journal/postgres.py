@@ -511,12 +511,13 @@ class PostgresJournal:
             await _execute(cur, _SQL["claim_look"], message_id=message_id)
             row = await cur.fetchone()
         # Not granted: the rule the claim statement was written from says why.
-        return lease_rule.claim(
+        verdict = lease_rule.claim(
             None if row is None else MessageState(row[0]),
             lease_until=None if row is None or row[2] is None else _when(row[2]),
             now=at,
             same_bytes=row is None or digest in (None, row[1]),
         )
+        return lease_rule.refused(verdict)  # GRANTED here: the row moved since, so BUSY
 
     async def mark_delivered(self, message_id: str, *, at: datetime) -> bool:
         """See ``Journal.mark_delivered``."""

@@ -606,12 +606,13 @@ def _claim(
             return ClaimResult.GRANTED
         row = _one(db, "claim_look", message_id=message_id)
     # Not granted: the rule the claim statement was written from says why.
-    return lease.claim(
+    verdict = lease.claim(
         None if row is None else MessageState(row[0]),
         lease_until=None if row is None or row[2] is None else _when(row[2]),
         now=_when(at),
         same_bytes=row is None or digest in (None, row[1]),
     )
+    return lease.refused(verdict)  # GRANTED here would mean the statement and the rule disagree
 
 
 def _summary(db: sqlite3.Connection, message_id: str) -> MessageSummary | None:
