@@ -513,6 +513,29 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _add_state(
+    db: sqlite3.Connection,
+    message_id: str,
+    state: MessageState,
+    at: str,
+    *,
+    error_code: str | None = None,
+    detail: str | None = None,
+    attempt: int | None = None,
+) -> None:
+    """Write one timeline row."""
+    _exec(
+        db,
+        "insert_state",
+        message_id=message_id,
+        state=state.value,
+        at=at,
+        error_code=error_code,
+        detail=detail,
+        attempt=attempt,
+    )
+
+
 def _record_accepted(
     db: sqlite3.Connection, entry: MessageRecord, payload: bytes, at: str
 ) -> AcceptOutcome:
@@ -530,16 +553,7 @@ def _record_accepted(
             accepted_at=at,
         )
         for i, state in enumerate(INITIAL_STATES):
-            _exec(
-                db,
-                "insert_state",
-                message_id=entry.message_id,
-                state=state.value,
-                at=_stamp(entry.received_at) if i == 0 else at,
-                error_code=None,
-                detail=None,
-                attempt=None,
-            )
+            _add_state(db, entry.message_id, state, _stamp(entry.received_at) if i == 0 else at)
         _exec(db, "insert_payload", message_id=entry.message_id, body=payload)
     return AcceptOutcome(
         result=AcceptResult.ACCEPTED,
@@ -572,16 +586,7 @@ def _transition(
         _exec(
             db, "transition", message_id=message_id, state=new.value, at=at, error_code=error_code
         )
-        _exec(
-            db,
-            "insert_state",
-            message_id=message_id,
-            state=new.value,
-            at=at,
-            error_code=error_code,
-            detail=detail,
-            attempt=attempt,
-        )
+        _add_state(db, message_id, new, at, error_code=error_code, detail=detail, attempt=attempt)
     return True
 
 
@@ -593,16 +598,7 @@ def _claim(
             db, "claim", message_id=message_id, at=at, lease_until=lease_until, digest=digest
         )
         if won is not None:
-            _exec(
-                db,
-                "insert_state",
-                message_id=message_id,
-                state=MessageState.DELIVERING.value,
-                at=at,
-                error_code=None,
-                detail=None,
-                attempt=won[0],
-            )
+            _add_state(db, message_id, MessageState.DELIVERING, at, attempt=won[0])
             return ClaimResult.GRANTED
         row = _one(db, "claim_look", message_id=message_id)
     # Not granted: the rule the claim statement was written from says why.
