@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+from gateway.core.lease import ClaimResult
 from gateway.journal.contract import (
     DEFAULT_LEASE,
     AcceptOutcome,
     AcceptResult,
     BusinessKey,
-    ClaimResult,
     CountRow,
     Counts,
     InboxAck,

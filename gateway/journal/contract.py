@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from gateway.core.states import CLAIMABLE_STATES, DELIVERED_STATES, MessageState
+from gateway.core.lease import ClaimResult
+from gateway.core.states import MessageState
 
 DEFAULT_LEASE = timedelta(minutes=5)
 """How long a delivery claim holds; it must outlast the slowest adapter hand-over."""
@@ -86,29 +87,6 @@ class AcceptOutcome:
     state: MessageState
     accepted_at: datetime
     same_payload: bool = True
-
-
-class ClaimResult(enum.Enum):
-    """The answer to ``claim_delivery``; each member says what the worker must do next."""
-
-    GRANTED = "granted"
-    """Hand the document over now, then ``mark_delivered`` and ack."""
-    DELIVERED = "delivered"
-    """Already delivered (a redelivery): ack without handing over again."""
-    BUSY = "busy"
-    """Another worker holds a live lease: do not ack into the void, send to a retry step."""
-    NOT_DELIVERABLE = "not-deliverable"
-    """Parked, rejected or never queued for good: ack and drop this copy."""
-    UNKNOWN = "unknown"
-    """The journal never saw this message id: dead-letter it."""
-    OTHER_BYTES = "other-bytes"
-    """The bytes offered are not the ones the journal accepted (their digest differs): refuse
-    to hand them over and dead-letter them."""
-
-    @property
-    def granted(self) -> bool:
-        """True only for the one caller that may hand the document over."""
-        return self is ClaimResult.GRANTED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -360,31 +338,6 @@ def settle_known(
             same_payload=False,
         )
     return None
-
-
-def refused_claim(
-    state: MessageState, *, same_bytes: bool = True, lease_over: bool = False
-) -> ClaimResult:
-    """Tell a worker whose claim was not granted what the message's state asks of it.
-
-    ``OTHER_BYTES`` only where the claim would have been granted but for the bytes (a
-    claimable state, or DELIVERING with its lease run out); a copy with other bytes of a
-    delivered message, or of one another worker is handing over, is answered as any copy.
-    """
-    if state in DELIVERED_STATES:
-        return ClaimResult.DELIVERED
-    claimable = state in CLAIMABLE_STATES or (state is MessageState.DELIVERING and lease_over)
-    if claimable and not same_bytes:
-        return ClaimResult.OTHER_BYTES
-    if state is MessageState.DELIVERING or state in CLAIMABLE_STATES:
-        # CLAIMABLE only if another caller moved it between our attempt and our look.
-        return ClaimResult.BUSY
-    return ClaimResult.NOT_DELIVERABLE
-
-
-def claimable_values() -> tuple[str, ...]:
-    """The stored values of the states a claim may take outright, for SQL ``IN (...)``."""
-    return tuple(sorted(s.value for s in CLAIMABLE_STATES))
 
 
 # --- the pull inbox -----------------------------------------------------------------------------

@@ -35,16 +35,21 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
+import sqlalchemy as sa
 from psycopg.pq import TransactionStatus
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ClauseElement
 
+from gateway.core import lease as lease_rule
+from gateway.core.lease import ClaimResult
 from gateway.core.states import INITIAL_STATES, InvalidTransition, MessageState, next_state
 from gateway.errors import JournalUnavailable, NotFound
+from gateway.journal import tables
 from gateway.journal.contract import (
     DEFAULT_LEASE,
     AcceptOutcome,
     AcceptResult,
     BusinessKey,
-    ClaimResult,
     CountRow,
     Counts,
     InboxAck,
@@ -57,25 +62,26 @@ from gateway.journal.contract import (
     StateChange,
     as_utc,
     check_payload,
-    claimable_values,
     inbox_item,
-    refused_claim,
     settle_known,
 )
 from gateway.journal.schema import (
     ATTEMPT_STATES,
-    INBOX_COLUMNS,
-    INBOX_FROM,
-    KNOWN_SQL,
-    LINK_COLUMNS,
-    PURGE_BATCH,
-    SCHEMA_VERSION,
-    SUMMARY_COLUMNS,
-    TIMELINE_COLUMNS,
     check_transition_target,
     known_params,
     record_values,
     summary_from_row,
+)
+from gateway.journal.tables import (
+    PURGE_BATCH,
+    RECORD_COLUMNS,
+    SCHEMA_VERSION,
+    inbox,
+    links,
+    message_states,
+    messages,
+    param,
+    payloads,
 )
 
 POOL_PARAMETERS = ("pool_min_size", "pool_max_size")
@@ -83,104 +89,60 @@ POOL_PARAMETERS = ("pool_min_size", "pool_max_size")
 
 _SCHEMA_LOCK = 0x4A4F55524E414C  # "JOURNAL": pg_advisory_xact_lock key for schema creation
 
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS journal_schema (version integer NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS messages (
-        message_id text PRIMARY KEY,
-        sender text NOT NULL,
-        receiver text NOT NULL,
-        document_type text NOT NULL,
-        document_id text,
-        function_code text NOT NULL,
-        referenced_message_id text,
-        test boolean NOT NULL,
-        size bigint NOT NULL,
-        digest text NOT NULL,
-        received_at timestamptz NOT NULL,
-        state text NOT NULL,
-        state_at timestamptz NOT NULL,
-        accepted_at timestamptz NOT NULL,
-        attempts integer NOT NULL DEFAULT 0,
-        lease_until timestamptz,
-        last_error_code text
-    )""",
-    """CREATE UNIQUE INDEX IF NOT EXISTS messages_business_key
-        ON messages (sender, document_type, document_id, function_code)
-        WHERE document_id IS NOT NULL""",
-    "CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at)",
-    "CREATE INDEX IF NOT EXISTS messages_state_at ON messages (state_at)",
-    """CREATE TABLE IF NOT EXISTS message_states (
-        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        message_id text NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
-        state text NOT NULL,
-        at timestamptz NOT NULL,
-        error_code text,
-        detail text,
-        attempt integer
-    )""",
-    "CREATE INDEX IF NOT EXISTS message_states_message ON message_states (message_id, seq)",
-    """CREATE TABLE IF NOT EXISTS payloads (
-        message_id text PRIMARY KEY REFERENCES messages (message_id) ON DELETE CASCADE,
-        body bytea NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS links (
-        seq bigint GENERATED ALWAYS AS IDENTITY,
-        message_id text NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
-        related_message_id text NOT NULL,
-        relation text NOT NULL,
-        at timestamptz NOT NULL,
-        PRIMARY KEY (message_id, related_message_id, relation)
-    )""",
-    "CREATE INDEX IF NOT EXISTS links_related ON links (related_message_id)",
-    """CREATE TABLE IF NOT EXISTS inbox (
-        message_id text PRIMARY KEY REFERENCES messages (message_id) ON DELETE CASCADE,
-        receiver text NOT NULL,
-        stored_at timestamptz NOT NULL,
-        lease_until timestamptz,
-        fetches integer NOT NULL DEFAULT 0,
-        acked_at timestamptz
-    )""",
-    """CREATE INDEX IF NOT EXISTS inbox_waiting ON inbox (receiver, stored_at)
-        WHERE acked_at IS NULL""",
-)
-
 _ROUNDS = 20
 """Compare-and-set attempts before giving up; contention on one message is a handful."""
 
-_CLAIM_SQL = (
-    # One statement: the conditional update and its timeline row commit together.
-    "WITH won AS (UPDATE messages SET state = 'DELIVERING', state_at = %s, lease_until = %s, "
-    "attempts = attempts + 1 WHERE message_id = %s AND (state = ANY(%s) "
-    "OR (state = 'DELIVERING' AND (lease_until IS NULL OR lease_until <= %s))) "
-    "AND (%s::text IS NULL OR digest = %s) RETURNING message_id, attempts), "
-    "row AS (INSERT INTO message_states (message_id, state, at, attempt) "
-    "SELECT message_id, 'DELIVERING', %s, attempts FROM won) "
-    "SELECT attempts FROM won"
-)
-_ACCEPT_SQL = (
-    # One statement: the message, its first two timeline rows (in order) and the payload, or
-    # nothing at all if the message id or the business key is taken.
-    f"WITH m AS (INSERT INTO messages ({SUMMARY_COLUMNS}) VALUES "  # noqa: S608
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, NULL) "
-    "ON CONFLICT DO NOTHING RETURNING message_id), "
-    "s AS (INSERT INTO message_states (message_id, state, at) "
-    "SELECT m.message_id, v.state, v.at FROM m CROSS JOIN (VALUES "
-    "(1, %s::text, %s::timestamptz), (2, %s::text, %s::timestamptz)) AS v (ord, state, at) "
-    "ORDER BY v.ord), "
-    "p AS (INSERT INTO payloads (message_id, body) SELECT message_id, %s FROM m) "
-    "SELECT count(*) FROM m"
-)
-_ATTEMPT_VALUES = sorted(s.value for s in ATTEMPT_STATES)
+
+def _accept_statement() -> ClauseElement:
+    """The message, its first two timeline rows (in order) and the payload in one statement,
+    or nothing at all if the message id or the business key is taken."""
+    m = (
+        postgresql.insert(messages)
+        .values(tables.values_of(messages, (*RECORD_COLUMNS, "state", "state_at", "accepted_at")))
+        .on_conflict_do_nothing()
+        .returning(messages.c.message_id)
+        .cte("m")
+    )
+    first, second = INITIAL_STATES
+    v = sa.values(
+        sa.column("ord", sa.Integer),
+        sa.column("state", sa.Text),
+        sa.column("at", messages.c.received_at.type),
+        name="v",
+    ).data(
+        [
+            (1, first.value, param("received_at", messages.c.received_at)),
+            (2, second.value, param("accepted_at", messages.c.accepted_at)),
+        ]
+    )
+    s = (
+        sa.insert(message_states)
+        .from_select(
+            ["message_id", "state", "at"],
+            sa.select(m.c.message_id, v.c.state, v.c.at)
+            .select_from(m.join(v, sa.true()))
+            .order_by(v.c.ord),
+        )
+        .cte("s")
+    )
+    p = (
+        sa.insert(payloads)
+        .from_select(
+            ["message_id", "body"],
+            sa.select(m.c.message_id, param("body", payloads.c.body)).select_from(m),
+        )
+        .cte("p")
+    )
+    return sa.select(sa.func.count()).select_from(m).add_cte(s, p)
 
 
-@functools.cache
-def _transition_statement(requested: MessageState) -> tuple[str, list[str]]:
-    """The one-statement transition towards ``requested``, and the states it may leave.
+def _transition_statement(requested: MessageState) -> sa.Insert | None:
+    """The one-statement transition towards ``requested``, written from the state table.
 
-    Written from the state table (``next_state``), so the SQL decides nothing the table does
-    not say: a ``CASE`` maps each state that really moves to the state it moves to. The
-    timeline row carries the attempt number given, else the row's attempts for a row that
-    closes an attempt.
+    A ``CASE`` maps each state that really moves (``next_state``) to the state it moves to,
+    and the UPDATE touches the row only in one of those states, so the SQL decides nothing the
+    table does not say. The timeline row carries the attempt number given, else the row's
+    attempts for a row that closes an attempt. None where nothing ever moves (RECEIVED).
     """
     moves: dict[str, str] = {}
     for current in MessageState:
@@ -191,35 +153,180 @@ def _transition_statement(requested: MessageState) -> tuple[str, list[str]]:
         if new is not current:
             moves[current.value] = new.value
     if not moves:
-        return "", []  # nothing ever moves there (RECEIVED): only the read can answer
-    cases = " ".join(f"WHEN '{old}' THEN '{new}'" for old, new in sorted(moves.items()))
-    sql = (
-        f"WITH u AS (UPDATE messages SET state = CASE state {cases} END, "  # noqa: S608
-        "state_at = %s, lease_until = NULL, last_error_code = coalesce(%s, last_error_code) "
-        "WHERE message_id = %s AND state = ANY(%s) RETURNING message_id, state, attempts) "
-        "INSERT INTO message_states (message_id, state, at, error_code, detail, attempt) "
-        "SELECT message_id, state, %s, %s, %s, coalesce(%s::integer, CASE WHEN "
-        "state = ANY(%s) AND attempts > 0 THEN attempts END) FROM u RETURNING 1"
+        return None
+    u = (
+        sa.update(messages)
+        .where(
+            tables.by_id(messages),
+            tables.states_in(messages.c.state, (MessageState(v) for v in moves)),
+        )
+        .values(
+            state=sa.case(
+                {old: tables.const(new) for old, new in sorted(moves.items())},
+                value=messages.c.state,
+            ),
+            state_at=param("at", messages.c.state_at),
+            lease_until=sa.null(),
+            last_error_code=sa.func.coalesce(
+                param("error_code", messages.c.last_error_code), messages.c.last_error_code
+            ),
+        )
+        .returning(messages.c.message_id, messages.c.state, messages.c.attempts)
+        .cte("u")
     )
-    return sql, sorted(moves)
+    closes_attempt = sa.and_(tables.states_in(u.c.state, ATTEMPT_STATES), u.c.attempts > 0)
+    return (
+        sa.insert(message_states)
+        .from_select(
+            ["message_id", "state", "at", "error_code", "detail", "attempt"],
+            sa.select(
+                u.c.message_id,
+                u.c.state,
+                param("at", message_states.c.at),
+                param("error_code", message_states.c.error_code),
+                param("detail", message_states.c.detail),
+                sa.func.coalesce(
+                    param("attempt", message_states.c.attempt),
+                    sa.case((closes_attempt, u.c.attempts)),
+                ),
+            ),
+        )
+        .returning(message_states.c.message_id)
+        .add_cte(u)
+    )
 
 
-_LINK_SQL = (
-    "WITH m AS (SELECT message_id FROM messages WHERE message_id = %s), "
-    "i AS (INSERT INTO links (message_id, related_message_id, relation, at) "
-    "SELECT message_id, %s, %s, %s FROM m ON CONFLICT DO NOTHING RETURNING 1) "
-    "SELECT EXISTS (SELECT 1 FROM m), EXISTS (SELECT 1 FROM i)"
+def _claim_statement() -> ClauseElement:
+    """The conditional claim UPDATE and its timeline row, committed together."""
+    won = tables.claim_update().returning(messages.c.message_id, messages.c.attempts).cte("won")
+    row = (
+        sa.insert(message_states)
+        .from_select(
+            ["message_id", "state", "at", "attempt"],
+            sa.select(
+                won.c.message_id,
+                tables.const(MessageState.DELIVERING.value),
+                param("at", message_states.c.at),
+                won.c.attempts,
+            ),
+        )
+        .cte("row")
+    )
+    return sa.select(won.c.attempts).add_cte(row)
+
+
+def _link_statement() -> ClauseElement:
+    """The link if its message exists, and whether each was there, in one round trip."""
+    m = sa.select(messages.c.message_id).where(tables.by_id(messages)).cte("m")
+    i = (
+        postgresql.insert(links)
+        .from_select(
+            ["message_id", "related_message_id", "relation", "at"],
+            sa.select(
+                m.c.message_id,
+                param("related_message_id", links.c.related_message_id),
+                param("relation", links.c.relation),
+                param("at", links.c.at),
+            ),
+        )
+        .on_conflict_do_nothing()
+        .returning(links.c.message_id)
+        .cte("i")
+    )
+    return sa.select(sa.exists().select_from(m), sa.exists().select_from(i))
+
+
+def _inbox_fetch_statement() -> ClauseElement:
+    """Take the lease and read the row and the bytes it now holds, in one statement."""
+    i = (
+        sa.update(inbox)
+        .where(
+            tables.by_id(inbox),
+            inbox.c.receiver == param("receiver"),
+            inbox.c.acked_at.is_(None),
+        )
+        .values(lease_until=param("lease_until", inbox.c.lease_until), fetches=inbox.c.fetches + 1)
+        .returning(
+            inbox.c.message_id,
+            inbox.c.receiver,
+            inbox.c.stored_at,
+            inbox.c.fetches,
+            inbox.c.lease_until,
+            inbox.c.acked_at,
+        )
+        .cte("i")
+    )
+    return sa.select(
+        i.c.message_id,
+        i.c.receiver,
+        messages.c.sender,
+        messages.c.document_type,
+        messages.c.size,
+        i.c.stored_at,
+        i.c.fetches,
+        i.c.lease_until,
+        i.c.acked_at,
+        payloads.c.body,
+    ).select_from(
+        i.join(messages, messages.c.message_id == i.c.message_id).join(
+            payloads, payloads.c.message_id == i.c.message_id
+        )
+    )
+
+
+_SQL = tables.compile_all(
+    "postgresql",
+    {
+        **tables.shared_statements(),
+        "accept": _accept_statement(),
+        "claim": _claim_statement(),
+        "link": _link_statement(),
+        "inbox_store": postgresql.insert(inbox)
+        .from_select(
+            ["message_id", "receiver", "stored_at"],
+            sa.select(
+                messages.c.message_id,
+                param("receiver", inbox.c.receiver),
+                param("stored_at", inbox.c.stored_at),
+            ).where(tables.by_id(messages)),
+        )
+        .on_conflict_do_nothing()
+        .returning(inbox.c.message_id),
+        "inbox_fetch": _inbox_fetch_statement(),
+        "inbox_ack": sa.update(inbox)
+        .where(
+            tables.by_id(inbox), inbox.c.receiver == param("receiver"), inbox.c.acked_at.is_(None)
+        )
+        .values(acked_at=param("at", inbox.c.acked_at), lease_until=sa.null())
+        .returning(inbox.c.message_id),
+    },
 )
-_CLAIMABLE = list(claimable_values())
-_KNOWN_SQL = KNOWN_SQL.format(p="%s")
+"""Every statement this backend runs but the transitions, compiled for PostgreSQL at import."""
+
+_TRANSITIONS: dict[MessageState, tables.Sql | None] = {
+    state: None
+    if (statement := _transition_statement(state)) is None
+    else tables.compile_for("postgresql", statement)
+    for state in MessageState
+}
+"""The transition statement towards each state, compiled at import."""
+
+_DDL = tables.ddl("postgresql")
+
+
+@functools.cache
+def _list_sql(filters: frozenset[str]) -> tables.Sql:
+    """The listing for one combination of filters, compiled the first time it is asked for."""
+    return tables.compile_for("postgresql", tables.list_statement(filters))
 
 
 def _when(value: Any) -> datetime:
     return as_utc(value)
 
 
-def _same(moment: datetime) -> datetime:
-    return as_utc(moment)
+async def _execute(cur: psycopg.AsyncCursor[Any], sql: tables.Sql, /, **given: Any) -> None:
+    """Run a compiled statement with its parameters on ``cur``."""
+    await cur.execute(sql.text, sql.params(**given))
 
 
 class PostgresJournal:
@@ -286,13 +393,11 @@ class PostgresJournal:
             await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in _DDL:
                 await cur.execute(statement)
-            await cur.execute("SELECT max(version) FROM journal_schema")
+            await _execute(cur, _SQL["schema_version"])
             row = await cur.fetchone()
             version = None if row is None else row[0]
             if version is None:
-                await cur.execute(
-                    "INSERT INTO journal_schema (version) VALUES (%s)", (SCHEMA_VERSION,)
-                )
+                await _execute(cur, _SQL["set_schema_version"], version=SCHEMA_VERSION)
             elif version > SCHEMA_VERSION:
                 raise JournalUnavailable(
                     f"The PostgreSQL journal has schema version {version}; this gateway knows "
@@ -305,22 +410,19 @@ class PostgresJournal:
         """See ``Journal.record_accepted``."""
         check_payload(entry, payload)
         at = as_utc(at)
-        params = (
-            *record_values(entry, _same),
-            INITIAL_STATES[-1].value,
-            at,
-            at,
-            INITIAL_STATES[0].value,
-            as_utc(entry.received_at),
-            INITIAL_STATES[1].value,
-            at,
-            payload,
+        accept = _SQL["accept"]
+        params = accept.params(
+            **record_values(entry, as_utc),
+            state=INITIAL_STATES[-1].value,
+            state_at=at,
+            accepted_at=at,
+            body=payload,
         )
         async with self._connection() as cur:
             # A few rounds at most: when the insert meets a row that is gone by the time we
             # read (purged), try again; otherwise the second statement settles it.
             for _ in range(_ROUNDS):
-                await cur.execute(_ACCEPT_SQL, params)
+                await cur.execute(accept.text, params)
                 inserted = await cur.fetchone()
                 if inserted is not None and inserted[0] == 1:
                     return AcceptOutcome(
@@ -329,7 +431,7 @@ class PostgresJournal:
                         state=INITIAL_STATES[-1],
                         accepted_at=at,
                     )
-                await cur.execute(_KNOWN_SQL, known_params(entry))
+                await _execute(cur, _SQL["known"], **known_params(entry))
                 rows = await cur.fetchall()
                 known = settle_known(
                     entry, [(r[0], MessageState(r[1]), _when(r[2]), r[3]) for r in rows]
@@ -353,22 +455,26 @@ class PostgresJournal:
         """See ``Journal.transition``."""
         check_transition_target(state)
         at = as_utc(at)
-        sql, movable = _transition_statement(state)
-        params = (
-            *(at, error_code, message_id, movable),
-            *(at, error_code, detail, attempt, _ATTEMPT_VALUES),
-        )
+        move = _TRANSITIONS[state]
         async with self._connection() as cur:
             # Compare and set in one statement: the UPDATE moves the row only from a state the
             # table lets it leave for ``state`` (PostgreSQL re-checks that condition against a
             # row a concurrent writer just changed). When nothing moved, read the state to
             # tell a no-op, a forbidden move and an unknown message apart, or to try again.
             for _ in range(_ROUNDS):
-                if movable:
-                    await cur.execute(sql, params)
+                if move is not None:
+                    await _execute(
+                        cur,
+                        move,
+                        message_id=message_id,
+                        at=at,
+                        error_code=error_code,
+                        detail=detail,
+                        attempt=attempt,
+                    )
                     if await cur.fetchone() is not None:
                         return True
-                await cur.execute("SELECT state FROM messages WHERE message_id = %s", (message_id,))
+                await _execute(cur, _SQL["state_of"], message_id=message_id)
                 row = await cur.fetchone()
                 if row is None:
                     raise NotFound(f"The journal has no message {message_id}.")
@@ -391,23 +497,27 @@ class PostgresJournal:
         if lease <= timedelta(0):
             raise ValueError("a claim's lease must be positive")
         at = as_utc(at)
-        params = (at, at + lease, message_id, _CLAIMABLE, at, digest, digest, at)
         async with self._connection() as cur:
-            await cur.execute(_CLAIM_SQL, params)
+            await _execute(
+                cur,
+                _SQL["claim"],
+                message_id=message_id,
+                at=at,
+                lease_until=at + lease,
+                digest=digest,
+            )
             if await cur.fetchone() is not None:
                 return ClaimResult.GRANTED
-            await cur.execute(
-                "SELECT state, digest, lease_until FROM messages WHERE message_id = %s",
-                (message_id,),
-            )
+            await _execute(cur, _SQL["claim_look"], message_id=message_id)
             row = await cur.fetchone()
-        if row is None:
-            return ClaimResult.UNKNOWN
-        return refused_claim(
-            MessageState(row[0]),
-            same_bytes=digest in (None, row[1]),
-            lease_over=row[2] is None or _when(row[2]) <= at,
+        # Not granted: the rule the claim statement was written from says why.
+        verdict = lease_rule.claim(
+            None if row is None else MessageState(row[0]),
+            lease_until=None if row is None or row[2] is None else _when(row[2]),
+            now=at,
+            same_bytes=row is None or digest in (None, row[1]),
         )
+        return lease_rule.refused(verdict)  # GRANTED here: the row moved since, so BUSY
 
     async def mark_delivered(self, message_id: str, *, at: datetime) -> bool:
         """See ``Journal.mark_delivered``."""
@@ -418,25 +528,14 @@ class PostgresJournal:
         async with self._transaction() as cur:
             # REPEATABLE READ for this one read, so the timeline and the state agree.
             await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            await cur.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE message_id = %s",  # noqa: S608
-                (message_id,),
-            )
+            await _execute(cur, _SQL["summary"], message_id=message_id)
             row = await cur.fetchone()
             if row is None:
                 return None
-            await cur.execute(
-                f"SELECT {TIMELINE_COLUMNS} FROM message_states "  # noqa: S608
-                "WHERE message_id = %s ORDER BY seq",
-                (message_id,),
-            )
+            await _execute(cur, _SQL["timeline"], message_id=message_id)
             timeline = await cur.fetchall()
-            await cur.execute(
-                f"SELECT {LINK_COLUMNS} FROM links "  # noqa: S608
-                "WHERE message_id = %s OR related_message_id = %s ORDER BY at, seq",
-                (message_id, message_id),
-            )
-            links = await cur.fetchall()
+            await _execute(cur, _SQL["links"], message_id=message_id)
+            found = await cur.fetchall()
         return MessageView(
             summary=summary_from_row(row, _when),
             timeline=tuple(
@@ -451,14 +550,14 @@ class PostgresJournal:
             ),
             links=tuple(
                 Link(message_id=r[0], related_message_id=r[1], relation=r[2], at=_when(r[3]))
-                for r in links
+                for r in found
             ),
         )
 
     async def payload(self, message_id: str) -> bytes | None:
         """See ``Journal.payload``."""
         async with self._connection() as cur:  # one statement: no BEGIN/COMMIT round trips
-            await cur.execute("SELECT body FROM payloads WHERE message_id = %s", (message_id,))
+            await _execute(cur, _SQL["payload"], message_id=message_id)
             row = await cur.fetchone()
         return None if row is None else bytes(row[0])
 
@@ -467,7 +566,14 @@ class PostgresJournal:
     ) -> bool:
         """See ``Journal.link``."""
         async with self._connection() as cur:  # one statement, one round trip
-            await cur.execute(_LINK_SQL, (message_id, related_message_id, relation, as_utc(at)))
+            await _execute(
+                cur,
+                _SQL["link"],
+                message_id=message_id,
+                related_message_id=related_message_id,
+                relation=relation,
+                at=as_utc(at),
+            )
             row = await cur.fetchone()
         if row is None or not row[0]:
             raise NotFound(f"The journal has no message {message_id}.")
@@ -476,10 +582,13 @@ class PostgresJournal:
     async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
         """See ``Journal.find_by_business_key``."""
         async with self._transaction() as cur:
-            await cur.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE sender = %s AND "  # noqa: S608
-                "document_type = %s AND document_id = %s AND function_code = %s",
-                (key.sender, key.document_type, key.document_id, key.function_code),
+            await _execute(
+                cur,
+                _SQL["by_business_key"],
+                sender=key.sender,
+                document_type=key.document_type,
+                document_id=key.document_id,
+                function_code=key.function_code,
             )
             row = await cur.fetchone()
         return None if row is None else summary_from_row(row, _when)
@@ -495,38 +604,26 @@ class PostgresJournal:
         before: datetime | None = None,
     ) -> list[MessageSummary]:
         """See ``Journal.list_messages``."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("state", state.value if state is not None else None),
-            ("sender", sender),
-            ("receiver", receiver),
-            ("test", test),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = %s")
-                params.append(value)
-        if before is not None:
-            conditions.append("received_at < %s")
-            params.append(as_utc(before))
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        async with self._transaction() as cur:
-            await cur.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM messages {where} "  # noqa: S608  (fixed fragments)
-                "ORDER BY received_at DESC, message_id DESC LIMIT %s",
-                (*params, max(0, limit)),
+        given: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("state", state.value if state is not None else None),
+                ("sender", sender),
+                ("receiver", receiver),
+                ("test", test),
+                ("before", as_utc(before) if before is not None else None),
             )
+            if value is not None
+        }
+        async with self._transaction() as cur:
+            await _execute(cur, _list_sql(frozenset(given)), **given, limit=max(0, limit))
             rows = await cur.fetchall()
         return [summary_from_row(row, _when) for row in rows]
 
     async def counts(self, *, include_test: bool = False) -> Counts:
         """See ``Journal.counts``."""
-        where = "" if include_test else "WHERE NOT test"
         async with self._transaction() as cur:
-            await cur.execute(
-                f"SELECT receiver, state, count(*) FROM messages {where} "  # noqa: S608
-                "GROUP BY receiver, state ORDER BY receiver, state"
-            )
+            await _execute(cur, _SQL["counts" if include_test else "counts_live"])
             rows = await cur.fetchall()
         return Counts(
             rows=tuple(
@@ -541,31 +638,26 @@ class PostgresJournal:
         while True:
             async with self._transaction() as cur:
                 # SKIP LOCKED: a message some worker is moving right now is left for next time.
-                await cur.execute(
-                    "SELECT message_id FROM messages WHERE state_at < %s "
-                    "LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (cutoff, PURGE_BATCH),
-                )
-                ids = [row[0] for row in await cur.fetchall()]
-                if ids:
-                    # ON DELETE CASCADE takes the timeline, payload and links along.
-                    await cur.execute("DELETE FROM messages WHERE message_id = ANY(%s)", (ids,))
-            purged += len(ids)
-            if len(ids) < PURGE_BATCH:
+                # ON DELETE CASCADE takes the timeline, payload, links and inbox row along.
+                await _execute(cur, _SQL["purge"], cutoff=cutoff)
+                batch = cur.rowcount
+            purged += batch
+            if batch < PURGE_BATCH:
                 return purged
 
     async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
         """See ``InboxJournal.inbox_store``."""
         async with self._connection() as cur:
-            await cur.execute(
-                "INSERT INTO inbox (message_id, receiver, stored_at) "
-                "SELECT message_id, %s, %s FROM messages WHERE message_id = %s "
-                "ON CONFLICT DO NOTHING RETURNING 1",
-                (receiver, as_utc(at), message_id),
+            await _execute(
+                cur,
+                _SQL["inbox_store"],
+                message_id=message_id,
+                receiver=receiver,
+                stored_at=as_utc(at),
             )
             if await cur.fetchone() is not None:
                 return True
-            await cur.execute("SELECT 1 FROM messages WHERE message_id = %s", (message_id,))
+            await _execute(cur, _SQL["exists"], message_id=message_id)
             if await cur.fetchone() is None:
                 raise NotFound(f"The journal has no message {message_id}.")
         return False
@@ -576,12 +668,8 @@ class PostgresJournal:
         """See ``InboxJournal.inbox_waiting``."""
         at = as_utc(at)
         async with self._connection() as cur:
-            await cur.execute(
-                f"SELECT {INBOX_COLUMNS} FROM {INBOX_FROM} "  # noqa: S608  (fixed fragments)
-                "WHERE i.receiver = %s AND i.acked_at IS NULL "
-                "AND (i.lease_until IS NULL OR i.lease_until <= %s) "
-                "ORDER BY i.stored_at, i.message_id LIMIT %s",
-                (receiver, at, max(0, limit)),
+            await _execute(
+                cur, _SQL["inbox_waiting"], receiver=receiver, at=at, limit=max(0, limit)
             )
             rows = await cur.fetchall()
         return [inbox_item(tuple(row), _when, at=at) for row in rows]
@@ -594,16 +682,12 @@ class PostgresJournal:
             raise ValueError("an inbox lease must be positive")
         at = as_utc(at)
         async with self._connection() as cur:
-            # One statement: take the lease and read the row and the bytes it now holds.
-            await cur.execute(
-                "WITH i AS (UPDATE inbox SET lease_until = %s, fetches = fetches + 1 "
-                "WHERE message_id = %s AND receiver = %s AND acked_at IS NULL "
-                "RETURNING message_id, receiver, stored_at, fetches, lease_until, acked_at) "
-                "SELECT i.message_id, i.receiver, m.sender, m.document_type, m.size, "
-                "i.stored_at, i.fetches, i.lease_until, i.acked_at, p.body FROM i "
-                "JOIN messages m ON m.message_id = i.message_id "
-                "JOIN payloads p ON p.message_id = i.message_id",
-                (at + lease, message_id, receiver),
+            await _execute(
+                cur,
+                _SQL["inbox_fetch"],
+                message_id=message_id,
+                receiver=receiver,
+                lease_until=at + lease,
             )
             row = await cur.fetchone()
         if row is None:
@@ -613,17 +697,12 @@ class PostgresJournal:
     async def inbox_ack(self, receiver: str, message_id: str, *, at: datetime) -> InboxAck:
         """See ``InboxJournal.inbox_ack``."""
         async with self._connection() as cur:
-            await cur.execute(
-                "UPDATE inbox SET acked_at = %s, lease_until = NULL "
-                "WHERE message_id = %s AND receiver = %s AND acked_at IS NULL RETURNING 1",
-                (as_utc(at), message_id, receiver),
+            await _execute(
+                cur, _SQL["inbox_ack"], message_id=message_id, receiver=receiver, at=as_utc(at)
             )
             if await cur.fetchone() is not None:
                 return InboxAck.ACKED
-            await cur.execute(
-                "SELECT 1 FROM inbox WHERE message_id = %s AND receiver = %s",
-                (message_id, receiver),
-            )
+            await _execute(cur, _SQL["inbox_ack_look"], message_id=message_id, receiver=receiver)
             known = await cur.fetchone()
         return InboxAck.UNKNOWN if known is None else InboxAck.ALREADY_ACKED
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -36,14 +37,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+
+from gateway.core import lease
+from gateway.core.lease import ClaimResult
 from gateway.core.states import INITIAL_STATES, MessageState, next_state
 from gateway.errors import JournalUnavailable, NotFound
+from gateway.journal import tables
 from gateway.journal.contract import (
     DEFAULT_LEASE,
     AcceptOutcome,
     AcceptResult,
     BusinessKey,
-    ClaimResult,
     CountRow,
     Counts,
     InboxAck,
@@ -56,25 +62,26 @@ from gateway.journal.contract import (
     StateChange,
     as_utc,
     check_payload,
-    claimable_values,
     inbox_item,
-    refused_claim,
     settle_known,
 )
 from gateway.journal.schema import (
     ATTEMPT_STATES,
-    INBOX_COLUMNS,
-    INBOX_FROM,
-    KNOWN_SQL,
-    LINK_COLUMNS,
-    PURGE_BATCH,
-    SCHEMA_VERSION,
-    SUMMARY_COLUMNS,
-    TIMELINE_COLUMNS,
     check_transition_target,
     known_params,
     record_values,
     summary_from_row,
+)
+from gateway.journal.tables import (
+    PURGE_BATCH,
+    RECORD_COLUMNS,
+    SCHEMA_VERSION,
+    inbox,
+    links,
+    message_states,
+    messages,
+    param,
+    payloads,
 )
 
 T = TypeVar("T")
@@ -82,76 +89,65 @@ T = TypeVar("T")
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 BUSY_TIMEOUT_SECONDS = 10.0
 LOCK_POLL_SECONDS = 0.0003
+FILE_MODE = 0o600
+"""Permissions of a journal file this gateway creates (and so of its -wal and -shm files)."""
 
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS journal_schema (version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS messages (
-        message_id TEXT PRIMARY KEY,
-        sender TEXT NOT NULL,
-        receiver TEXT NOT NULL,
-        document_type TEXT NOT NULL,
-        document_id TEXT,
-        function_code TEXT NOT NULL,
-        referenced_message_id TEXT,
-        test INTEGER NOT NULL,
-        size INTEGER NOT NULL,
-        digest TEXT NOT NULL,
-        received_at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        state_at TEXT NOT NULL,
-        accepted_at TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        lease_until TEXT,
-        last_error_code TEXT
-    )""",
-    """CREATE UNIQUE INDEX IF NOT EXISTS messages_business_key
-        ON messages (sender, document_type, document_id, function_code)
-        WHERE document_id IS NOT NULL""",
-    "CREATE INDEX IF NOT EXISTS messages_received_at ON messages (received_at)",
-    "CREATE INDEX IF NOT EXISTS messages_state_at ON messages (state_at)",
-    """CREATE TABLE IF NOT EXISTS message_states (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        message_id TEXT NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
-        state TEXT NOT NULL,
-        at TEXT NOT NULL,
-        error_code TEXT,
-        detail TEXT,
-        attempt INTEGER
-    )""",
-    "CREATE INDEX IF NOT EXISTS message_states_message ON message_states (message_id, seq)",
-    """CREATE TABLE IF NOT EXISTS payloads (
-        message_id TEXT PRIMARY KEY REFERENCES messages (message_id) ON DELETE CASCADE,
-        body BLOB NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS links (
-        message_id TEXT NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
-        related_message_id TEXT NOT NULL,
-        relation TEXT NOT NULL,
-        at TEXT NOT NULL,
-        PRIMARY KEY (message_id, related_message_id, relation)
-    )""",
-    "CREATE INDEX IF NOT EXISTS links_related ON links (related_message_id)",
-    """CREATE TABLE IF NOT EXISTS inbox (
-        message_id TEXT PRIMARY KEY REFERENCES messages (message_id) ON DELETE CASCADE,
-        receiver TEXT NOT NULL,
-        stored_at TEXT NOT NULL,
-        lease_until TEXT,
-        fetches INTEGER NOT NULL DEFAULT 0,
-        acked_at TEXT
-    )""",
-    """CREATE INDEX IF NOT EXISTS inbox_waiting ON inbox (receiver, stored_at)
-        WHERE acked_at IS NULL""",
+_SQL = tables.compile_all(
+    "sqlite",
+    {
+        **tables.shared_statements(),
+        "insert_message": sa.insert(messages).values(
+            tables.values_of(messages, (*RECORD_COLUMNS, "state", "state_at", "accepted_at"))
+        ),
+        "insert_state": sa.insert(message_states).values(
+            tables.values_of(
+                message_states, ("message_id", "state", "at", "error_code", "detail", "attempt")
+            )
+        ),
+        "insert_payload": sa.insert(payloads).values(
+            tables.values_of(payloads, ("message_id", "body"))
+        ),
+        "transition": sa.update(messages)
+        .where(tables.by_id(messages))
+        .values(
+            state=param("state", messages.c.state),
+            state_at=param("at", messages.c.state_at),
+            lease_until=sa.null(),
+            last_error_code=sa.func.coalesce(
+                param("error_code", messages.c.last_error_code), messages.c.last_error_code
+            ),
+        ),
+        "claim": tables.claim_update().returning(messages.c.attempts),
+        "link": sqlite.insert(links)
+        .values(tables.values_of(links, ("message_id", "related_message_id", "relation", "at")))
+        .on_conflict_do_nothing(),
+        "inbox_store": sqlite.insert(inbox)
+        .values(tables.values_of(inbox, ("message_id", "receiver", "stored_at")))
+        .on_conflict_do_nothing(),
+        "inbox_fetch": sa.update(inbox)
+        .where(
+            tables.by_id(inbox),
+            inbox.c.receiver == param("receiver"),
+            inbox.c.acked_at.is_(None),
+        )
+        .values(lease_until=param("lease_until", inbox.c.lease_until), fetches=inbox.c.fetches + 1),
+        "inbox_fetched": sa.select(*tables.INBOX_ITEM, payloads.c.body)
+        .select_from(tables.INBOX_JOIN.join(payloads, payloads.c.message_id == inbox.c.message_id))
+        .where(tables.by_id(inbox)),
+        "inbox_ack": sa.update(inbox)
+        .where(tables.by_id(inbox))
+        .values(acked_at=param("at", inbox.c.acked_at), lease_until=sa.null()),
+    },
 )
+"""Every statement this backend runs, compiled for SQLite once, at import."""
 
-_KNOWN_SQL = KNOWN_SQL.format(p="?")
-_CLAIMABLE = claimable_values()
-_CLAIMABLE_MARKS = ", ".join("?" for _ in _CLAIMABLE)
-_CLAIM_SQL = (
-    "UPDATE messages SET state = 'DELIVERING', state_at = ?, lease_until = ?, "  # noqa: S608
-    f"attempts = attempts + 1 WHERE message_id = ? AND (state IN ({_CLAIMABLE_MARKS}) "
-    "OR (state = 'DELIVERING' AND (lease_until IS NULL OR lease_until <= ?))) "
-    "AND (? IS NULL OR digest = ?) RETURNING attempts"
-)
+_DDL = tables.ddl("sqlite")
+
+
+@functools.cache
+def _list_sql(filters: frozenset[str]) -> tables.Sql:
+    """The listing for one combination of filters, compiled the first time it is asked for."""
+    return tables.compile_for("sqlite", tables.list_statement(filters))
 
 
 def _stamp(moment: datetime) -> str:
@@ -305,26 +301,19 @@ class SqliteJournal:
         before: datetime | None = None,
     ) -> list[MessageSummary]:
         """See ``Journal.list_messages``."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("state", state.value if state is not None else None),
-            ("sender", sender),
-            ("receiver", receiver),
-            ("test", test),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                params.append(value)
-        if before is not None:
-            conditions.append("received_at < ?")
-            params.append(_stamp(before))
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        query = (
-            f"SELECT {SUMMARY_COLUMNS} FROM messages {where} "  # noqa: S608  (fixed fragments)
-            "ORDER BY received_at DESC, message_id DESC LIMIT ?"
-        )
-        return await self._run(_select_summaries, query, (*params, max(0, limit)))
+        given: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("state", state.value if state is not None else None),
+                ("sender", sender),
+                ("receiver", receiver),
+                ("test", test),
+                ("before", _stamp(before) if before is not None else None),
+            )
+            if value is not None
+        }
+        query = _list_sql(frozenset(given))
+        return await self._run(_select_summaries, query, query.params(**given, limit=max(0, limit)))
 
     async def counts(self, *, include_test: bool = False) -> Counts:
         """See ``Journal.counts``."""
@@ -435,6 +424,7 @@ def _guarded(call: Callable[[], T]) -> T:
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    _create_private(path)
     # No busy handler: ``_patiently`` waits for the lock in finer steps than SQLite's would.
     db = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
@@ -445,6 +435,23 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _create_private(path: str) -> None:
+    """Create the journal file readable by its owner only (0600), if it does not exist yet.
+
+    The journal holds every payload. SQLite creates the ``-wal`` and ``-shm`` files beside it
+    with the database file's permissions, so they are 0600 too. An existing file keeps the
+    mode its operator gave it. (``os.umask`` would do it too, but it is per process, not per
+    thread, and other threads create files meanwhile.)
+    """
+    if path == ":memory:":
+        return
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
+    os.close(descriptor)
 
 
 def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:
@@ -459,14 +466,25 @@ def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:
 def _create_schema(db: sqlite3.Connection, path: str) -> None:
     for statement in _DDL:
         db.execute(statement)
-    row = db.execute("SELECT max(version) FROM journal_schema").fetchone()
-    if row[0] is None:
-        db.execute("INSERT INTO journal_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+    row = _one(db, "schema_version")
+    if row is None or row[0] is None:
+        _exec(db, "set_schema_version", version=SCHEMA_VERSION)
     elif row[0] > SCHEMA_VERSION:
         raise JournalUnavailable(
             f"The journal at {path} has schema version {row[0]}; this gateway knows "
             f"only up to {SCHEMA_VERSION}. Run the newer gateway or restore a backup."
         )
+
+
+def _exec(db: sqlite3.Connection, name: str, /, **given: Any) -> sqlite3.Cursor:
+    """Run the statement called ``name`` in ``_SQL`` with its parameters."""
+    sql = _SQL[name]
+    return db.execute(sql.text, sql.params(**given))
+
+
+def _one(db: sqlite3.Connection, name: str, /, **given: Any) -> Any:
+    """The first row the statement called ``name`` returns, or None."""
+    return _exec(db, name, **given).fetchone()
 
 
 @contextmanager
@@ -495,29 +513,48 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _add_state(
+    db: sqlite3.Connection,
+    message_id: str,
+    state: MessageState,
+    at: str,
+    *,
+    error_code: str | None = None,
+    detail: str | None = None,
+    attempt: int | None = None,
+) -> None:
+    """Write one timeline row."""
+    _exec(
+        db,
+        "insert_state",
+        message_id=message_id,
+        state=state.value,
+        at=at,
+        error_code=error_code,
+        detail=detail,
+        attempt=attempt,
+    )
+
+
 def _record_accepted(
     db: sqlite3.Connection, entry: MessageRecord, payload: bytes, at: str
 ) -> AcceptOutcome:
     with _write(db):
-        rows = db.execute(_KNOWN_SQL, known_params(entry)).fetchall()
+        rows = _exec(db, "known", **known_params(entry)).fetchall()
         known = settle_known(entry, [(r[0], MessageState(r[1]), _when(r[2]), r[3]) for r in rows])
         if known is not None:
             return known
-        db.execute(
-            f"INSERT INTO messages ({SUMMARY_COLUMNS}) "  # noqa: S608  (fixed fragments)
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)",
-            (*record_values(entry, _stamp), INITIAL_STATES[-1].value, at, at),
+        _exec(
+            db,
+            "insert_message",
+            **record_values(entry, _stamp),
+            state=INITIAL_STATES[-1].value,
+            state_at=at,
+            accepted_at=at,
         )
-        db.executemany(
-            "INSERT INTO message_states (message_id, state, at) VALUES (?, ?, ?)",
-            [
-                (entry.message_id, state.value, _stamp(entry.received_at) if i == 0 else at)
-                for i, state in enumerate(INITIAL_STATES)
-            ],
-        )
-        db.execute(
-            "INSERT INTO payloads (message_id, body) VALUES (?, ?)", (entry.message_id, payload)
-        )
+        for i, state in enumerate(INITIAL_STATES):
+            _add_state(db, entry.message_id, state, _stamp(entry.received_at) if i == 0 else at)
+        _exec(db, "insert_payload", message_id=entry.message_id, body=payload)
     return AcceptOutcome(
         result=AcceptResult.ACCEPTED,
         message_id=entry.message_id,
@@ -537,9 +574,7 @@ def _transition(
     attempt: int | None,
 ) -> bool:
     with _write(db):
-        row = db.execute(
-            "SELECT state, attempts FROM messages WHERE message_id = ?", (message_id,)
-        ).fetchone()
+        row = _one(db, "state_of", message_id=message_id)
         if row is None:
             raise NotFound(f"The journal has no message {message_id}.")
         current = MessageState(row[0])
@@ -548,16 +583,10 @@ def _transition(
             return False
         if attempt is None and new in ATTEMPT_STATES and row[1] > 0:
             attempt = row[1]
-        db.execute(
-            "UPDATE messages SET state = ?, state_at = ?, lease_until = NULL, "
-            "last_error_code = coalesce(?, last_error_code) WHERE message_id = ?",
-            (new.value, at, error_code, message_id),
+        _exec(
+            db, "transition", message_id=message_id, state=new.value, at=at, error_code=error_code
         )
-        db.execute(
-            "INSERT INTO message_states (message_id, state, at, error_code, detail, attempt) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (message_id, new.value, at, error_code, detail, attempt),
-        )
+        _add_state(db, message_id, new, at, error_code=error_code, detail=detail, attempt=attempt)
     return True
 
 
@@ -565,32 +594,25 @@ def _claim(
     db: sqlite3.Connection, message_id: str, at: str, lease_until: str, digest: str | None
 ) -> ClaimResult:
     with _write(db):
-        won = db.execute(
-            _CLAIM_SQL, (at, lease_until, message_id, *_CLAIMABLE, at, digest, digest)
-        ).fetchone()
+        won = _one(
+            db, "claim", message_id=message_id, at=at, lease_until=lease_until, digest=digest
+        )
         if won is not None:
-            db.execute(
-                "INSERT INTO message_states (message_id, state, at, attempt) VALUES (?, ?, ?, ?)",
-                (message_id, MessageState.DELIVERING.value, at, won[0]),
-            )
+            _add_state(db, message_id, MessageState.DELIVERING, at, attempt=won[0])
             return ClaimResult.GRANTED
-        row = db.execute(
-            "SELECT state, digest, lease_until FROM messages WHERE message_id = ?", (message_id,)
-        ).fetchone()
-    if row is None:
-        return ClaimResult.UNKNOWN
-    return refused_claim(
-        MessageState(row[0]),
-        same_bytes=digest in (None, row[1]),
-        lease_over=row[2] is None or row[2] <= at,
+        row = _one(db, "claim_look", message_id=message_id)
+    # Not granted: the rule the claim statement was written from says why.
+    verdict = lease.claim(
+        None if row is None else MessageState(row[0]),
+        lease_until=None if row is None or row[2] is None else _when(row[2]),
+        now=_when(at),
+        same_bytes=row is None or digest in (None, row[1]),
     )
+    return lease.refused(verdict)  # GRANTED here would mean the statement and the rule disagree
 
 
 def _summary(db: sqlite3.Connection, message_id: str) -> MessageSummary | None:
-    row = db.execute(
-        f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE message_id = ?",  # noqa: S608
-        (message_id,),
-    ).fetchone()
+    row = _one(db, "summary", message_id=message_id)
     return None if row is None else summary_from_row(row, _when)
 
 
@@ -604,16 +626,8 @@ def _get(db: sqlite3.Connection, message_id: str) -> MessageView | None:
         summary = _summary(db, message_id)
         if summary is None:
             return None
-        timeline = db.execute(
-            f"SELECT {TIMELINE_COLUMNS} FROM message_states "  # noqa: S608
-            "WHERE message_id = ? ORDER BY seq",
-            (message_id,),
-        ).fetchall()
-        links = db.execute(
-            f"SELECT {LINK_COLUMNS} FROM links "  # noqa: S608
-            "WHERE message_id = ? OR related_message_id = ? ORDER BY at, rowid",
-            (message_id, message_id),
-        ).fetchall()
+        timeline = _exec(db, "timeline", message_id=message_id).fetchall()
+        found = _exec(db, "links", message_id=message_id).fetchall()
     finally:
         if own:
             db.execute("COMMIT")
@@ -627,95 +641,74 @@ def _get(db: sqlite3.Connection, message_id: str) -> MessageView | None:
         ),
         links=tuple(
             Link(message_id=r[0], related_message_id=r[1], relation=r[2], at=_when(r[3]))
-            for r in links
+            for r in found
         ),
     )
 
 
 def _payload(db: sqlite3.Connection, message_id: str) -> bytes | None:
-    row = db.execute("SELECT body FROM payloads WHERE message_id = ?", (message_id,)).fetchone()
+    row = _one(db, "payload", message_id=message_id)
     return None if row is None else bytes(row[0])
 
 
 def _link(db: sqlite3.Connection, message_id: str, related: str, relation: str, at: str) -> bool:
     with _write(db):
-        known = db.execute("SELECT 1 FROM messages WHERE message_id = ?", (message_id,)).fetchone()
-        if known is None:
+        if _one(db, "exists", message_id=message_id) is None:
             raise NotFound(f"The journal has no message {message_id}.")
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO links (message_id, related_message_id, relation, at) "
-            "VALUES (?, ?, ?, ?)",
-            (message_id, related, relation, at),
+        cursor = _exec(
+            db,
+            "link",
+            message_id=message_id,
+            related_message_id=related,
+            relation=relation,
+            at=at,
         )
         return cursor.rowcount == 1
 
 
 def _find_by_business_key(db: sqlite3.Connection, key: BusinessKey) -> MessageSummary | None:
-    row = db.execute(
-        f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE sender = ? AND "  # noqa: S608
-        "document_type = ? AND document_id = ? AND function_code = ?",
-        (key.sender, key.document_type, key.document_id, key.function_code),
-    ).fetchone()
+    row = _one(
+        db,
+        "by_business_key",
+        sender=key.sender,
+        document_type=key.document_type,
+        document_id=key.document_id,
+        function_code=key.function_code,
+    )
     return None if row is None else summary_from_row(row, _when)
 
 
 def _select_summaries(
-    db: sqlite3.Connection, query: str, params: tuple[Any, ...]
+    db: sqlite3.Connection, query: tables.Sql, params: dict[str, Any]
 ) -> list[MessageSummary]:
-    return [summary_from_row(row, _when) for row in db.execute(query, params)]
+    return [summary_from_row(row, _when) for row in db.execute(query.text, params)]
 
 
 def _counts(db: sqlite3.Connection, include_test: bool) -> Counts:
-    where = "" if include_test else "WHERE test = 0"
-    rows = db.execute(
-        f"SELECT receiver, state, count(*) FROM messages {where} "  # noqa: S608
-        "GROUP BY receiver, state ORDER BY receiver, state"
-    ).fetchall()
+    rows = _exec(db, "counts" if include_test else "counts_live").fetchall()
     return Counts(
         rows=tuple(CountRow(receiver=r[0], state=MessageState(r[1]), count=r[2]) for r in rows)
     )
 
 
 def _purge_batch(db: sqlite3.Connection, cutoff: str) -> int:
+    # ON DELETE CASCADE (foreign keys are on) takes the timeline, payload, links and inbox row.
     with _write(db):
-        ids = [
-            row[0]
-            for row in db.execute(
-                "SELECT message_id FROM messages WHERE state_at < ? LIMIT ?",
-                (cutoff, PURGE_BATCH),
-            )
-        ]
-        if not ids:
-            return 0
-        marks = ", ".join("?" for _ in ids)
-        for table in ("links", "message_states", "payloads", "messages"):
-            db.execute(f"DELETE FROM {table} WHERE message_id IN ({marks})", ids)  # noqa: S608
-    return len(ids)
+        return int(_exec(db, "purge", cutoff=cutoff).rowcount)
 
 
 def _inbox_store(db: sqlite3.Connection, message_id: str, receiver: str, at: str) -> bool:
     with _write(db):
-        known = db.execute("SELECT 1 FROM messages WHERE message_id = ?", (message_id,)).fetchone()
-        if known is None:
+        if _one(db, "exists", message_id=message_id) is None:
             raise NotFound(f"The journal has no message {message_id}.")
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO inbox (message_id, receiver, stored_at) VALUES (?, ?, ?)",
-            (message_id, receiver, at),
-        )
+        cursor = _exec(db, "inbox_store", message_id=message_id, receiver=receiver, stored_at=at)
         return cursor.rowcount == 1
 
 
 def _inbox_waiting(
     db: sqlite3.Connection, receiver: str, at: datetime, limit: int
 ) -> list[InboxItem]:
-    stamp = _stamp(at)
-    rows = db.execute(
-        f"SELECT {INBOX_COLUMNS} FROM {INBOX_FROM} "  # noqa: S608  (fixed fragments)
-        "WHERE i.receiver = ? AND i.acked_at IS NULL "
-        "AND (i.lease_until IS NULL OR i.lease_until <= ?) "
-        "ORDER BY i.stored_at, i.message_id LIMIT ?",
-        (receiver, stamp, limit),
-    ).fetchall()
+    rows = _exec(db, "inbox_waiting", receiver=receiver, at=_stamp(at), limit=limit).fetchall()
     return [inbox_item(tuple(row), _when, at=at) for row in rows]
 
 
@@ -723,18 +716,12 @@ def _inbox_fetch(
     db: sqlite3.Connection, receiver: str, message_id: str, at: datetime, lease_until: str
 ) -> InboxDocument | None:
     with _write(db):
-        cursor = db.execute(
-            "UPDATE inbox SET lease_until = ?, fetches = fetches + 1 "
-            "WHERE message_id = ? AND receiver = ? AND acked_at IS NULL",
-            (lease_until, message_id, receiver),
+        cursor = _exec(
+            db, "inbox_fetch", message_id=message_id, receiver=receiver, lease_until=lease_until
         )
         if cursor.rowcount != 1:
             return None
-        row = db.execute(
-            f"SELECT {INBOX_COLUMNS}, p.body FROM {INBOX_FROM} "  # noqa: S608
-            "JOIN payloads p ON p.message_id = i.message_id WHERE i.message_id = ?",
-            (message_id,),
-        ).fetchone()
+        row = _one(db, "inbox_fetched", message_id=message_id)
     if row is None:
         return None
     return InboxDocument(item=inbox_item(tuple(row[:-1]), _when, at=at), payload=bytes(row[-1]))
@@ -742,16 +729,10 @@ def _inbox_fetch(
 
 def _inbox_ack(db: sqlite3.Connection, receiver: str, message_id: str, at: str) -> InboxAck:
     with _write(db):
-        row = db.execute(
-            "SELECT acked_at FROM inbox WHERE message_id = ? AND receiver = ?",
-            (message_id, receiver),
-        ).fetchone()
+        row = _one(db, "inbox_ack_look", message_id=message_id, receiver=receiver)
         if row is None:
             return InboxAck.UNKNOWN
         if row[0] is not None:
             return InboxAck.ALREADY_ACKED
-        db.execute(
-            "UPDATE inbox SET acked_at = ?, lease_until = NULL WHERE message_id = ?",
-            (at, message_id),
-        )
+        _exec(db, "inbox_ack", message_id=message_id, at=at)
     return InboxAck.ACKED

@@ -193,3 +193,90 @@ def test_core_module_is_pure() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "aiohttp", "aio_pika", "time", "datetime", "os"}
+
+
+# --- the claim-and-lease rule (gateway.core.lease), beside the table it reads ------------------
+
+from datetime import UTC, datetime, timedelta  # noqa: E402  (kept with the tests that use it)
+
+from gateway.core import lease  # noqa: E402
+from gateway.core.lease import ClaimResult  # noqa: E402
+
+NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+LEASES = {
+    "none": None,
+    "run out": NOW - timedelta(seconds=1),
+    "ends now": NOW,
+    "live": NOW + timedelta(seconds=1),
+}
+EXPECTED_CLAIMS = {
+    # state: answer with the same bytes, lease over / lease live (other bytes: see below)
+    S.ACCEPTED: (ClaimResult.GRANTED, ClaimResult.GRANTED),
+    S.QUEUED: (ClaimResult.GRANTED, ClaimResult.GRANTED),
+    S.RETRYING: (ClaimResult.GRANTED, ClaimResult.GRANTED),
+    S.DELIVERING: (ClaimResult.GRANTED, ClaimResult.BUSY),
+    S.DELIVERED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
+    S.RECEIPTED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
+    S.ANSWERED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
+    S.DEAD: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    S.REJECTED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    S.DUPLICATE: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    S.RECEIVED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+}
+
+
+class TestClaimRule:
+    """Every state, lease and digest case of the claim rule, written out by hand."""
+
+    def test_every_state_is_listed(self) -> None:
+        """The hand-written expectations cover every state there is."""
+        assert set(EXPECTED_CLAIMS) == set(MessageState)
+
+    @pytest.mark.parametrize(
+        ("state", "lease_name", "same_bytes"),
+        list(itertools.product(MessageState, LEASES, (True, False))),
+    )
+    def test_claim_answers(self, state: MessageState, lease_name: str, same_bytes: bool) -> None:
+        """The answer for one state, lease and digest; other bytes turn only GRANTED around."""
+        over, live = EXPECTED_CLAIMS[state]
+        expected = live if lease_name == "live" else over
+        if not same_bytes and expected is ClaimResult.GRANTED:
+            expected = ClaimResult.OTHER_BYTES
+        answer = lease.claim(state, lease_until=LEASES[lease_name], now=NOW, same_bytes=same_bytes)
+        assert answer is expected
+
+    @pytest.mark.parametrize("same_bytes", [True, False])
+    def test_unknown_message(self, same_bytes: bool) -> None:
+        """No row at all is UNKNOWN, whatever bytes are offered."""
+        answer = lease.claim(None, lease_until=None, now=NOW, same_bytes=same_bytes)
+        assert answer is ClaimResult.UNKNOWN
+
+    def test_a_lease_ending_now_is_over(self) -> None:
+        """A lease that ends at the very instant of the claim no longer holds the message."""
+        assert lease.lease_over(NOW, NOW)
+        assert not lease.lease_over(NOW + timedelta(microseconds=1), NOW)
+
+    def test_grant_sets_for_the_sql(self) -> None:
+        """The sets the claim statements are written from are read off the rule correctly."""
+        outright, after_lease = lease.grant_states()
+        assert outright == CLAIMABLE_STATES == {S.ACCEPTED, S.QUEUED, S.RETRYING}
+        assert after_lease == {S.DELIVERING}
+
+    def test_granted_only_where_the_table_allows_delivering(self) -> None:
+        """A claim is granted only in a state the table lets move to DELIVERING."""
+        for state in MessageState:
+            answer = lease.claim(state, lease_until=None, now=NOW)
+            moves_on = TRANSITIONS[state].get(S.DELIVERING) is S.DELIVERING
+            assert (answer is ClaimResult.GRANTED) == moves_on, state
+
+    def test_delivered_states_are_never_handed_over_again(self) -> None:
+        """Every state in DELIVERED_STATES answers DELIVERED, with any lease or bytes."""
+        for state, until, same in itertools.product(DELIVERED_STATES, LEASES.values(), (1, 0)):
+            answer = lease.claim(state, lease_until=until, now=NOW, same_bytes=bool(same))
+            assert answer is ClaimResult.DELIVERED
+
+    @pytest.mark.parametrize("answer", list(ClaimResult))
+    def test_a_refused_claim_is_never_granted(self, answer: ClaimResult) -> None:
+        """After the atomic statement took nothing, GRANTED becomes BUSY; the rest stand."""
+        expected = ClaimResult.BUSY if answer is ClaimResult.GRANTED else answer
+        assert lease.refused(answer) is expected

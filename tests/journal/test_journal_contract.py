@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.core import lease
 from gateway.core.states import InvalidTransition, MessageState
 from gateway.errors import NotFound
 from gateway.journal import (
@@ -489,6 +490,50 @@ async def test_claim_answers_by_state(journal: Journal) -> None:
     assert await journal.claim_delivery(early.message_id, at=at(5)) is ClaimResult.GRANTED
     await journal.transition(early.message_id, S.DEAD, at=at(6))
     assert await journal.claim_delivery(early.message_id, at=at(7)) is (ClaimResult.NOT_DELIVERABLE)
+
+
+async def _in_state(journal: Journal, state: MessageState) -> MessageRecord:
+    """A message brought to ``state`` through the journal; a claim (if any) was taken at 3 s."""
+    if state is S.ACCEPTED:
+        return await accept(journal)
+    record = await queued(journal)
+    if state is S.QUEUED:
+        return record
+    if state is S.DEAD:
+        assert await journal.transition(record.message_id, S.DEAD, at=at(3))
+        return record
+    assert await journal.claim_delivery(record.message_id, at=at(3)) is ClaimResult.GRANTED
+    follow = {
+        S.DELIVERING: (),
+        S.RETRYING: (S.RETRYING,),
+        S.DELIVERED: (S.DELIVERED,),
+        S.RECEIPTED: (S.DELIVERED, S.RECEIPTED),
+        S.ANSWERED: (S.DELIVERED, S.ANSWERED),
+    }[state]
+    for step in follow:
+        assert await journal.transition(record.message_id, step, at=at(4))
+    return record
+
+
+@pytest.mark.parametrize(
+    "state",
+    [S.ACCEPTED, S.QUEUED, S.DELIVERING, S.RETRYING, S.DELIVERED, S.RECEIPTED, S.ANSWERED, S.DEAD],
+)
+async def test_claim_agrees_with_the_core_rule(journal: Journal, state: MessageState) -> None:
+    """In every state the journal can reach, its claim answers as gateway.core.lease.claim."""
+    other = hashlib.sha256(PAYLOAD + b" ").hexdigest()
+    accepted = hashlib.sha256(PAYLOAD).hexdigest()
+    for now in (at(5), at(3) + DEFAULT_LEASE):  # within the 3 s claim's lease, and after it
+        record = await _in_state(journal, state)
+        lease_until = at(3) + DEFAULT_LEASE if state is S.DELIVERING else None
+        for digest in (other, None, accepted):  # a refused claim writes nothing: ask in turn
+            expected = lease.claim(
+                state, lease_until=lease_until, now=now, same_bytes=digest != other
+            )
+            answer = await journal.claim_delivery(record.message_id, at=now, digest=digest)
+            assert answer is expected, (now, digest)
+            if answer is ClaimResult.GRANTED:
+                break
 
 
 # --- links, lists, counts, retention ------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -55,6 +57,25 @@ async def test_sqlite_unwritable_path_is_unavailable(tmp_path: Path) -> None:
     """A journal file that cannot be created is reported as JournalUnavailable."""
     with pytest.raises(JournalUnavailable):
         await open_journal(f"sqlite://{tmp_path / 'missing-dir' / 'j.db'}")
+
+
+async def test_sqlite_files_are_private(tmp_path: Path) -> None:
+    """The journal file and its -wal and -shm files are created 0600 even under umask 022."""
+    path = tmp_path / "j.db"
+    previous = os.umask(0o022)
+    try:
+        journal = await open_journal(f"sqlite://{path}")
+        try:
+            await journal.record_accepted(make_record(b"<x/>"), b"<x/>", at=T0)
+            files = [path, path.with_name("j.db-wal"), path.with_name("j.db-shm")]
+            assert all(file.exists() for file in files)  # WAL mode made both beside the file
+            assert {file.name: stat.S_IMODE(file.stat().st_mode) for file in files} == {
+                file.name: 0o600 for file in files
+            }
+        finally:
+            await journal.close()
+    finally:
+        os.umask(previous)
 
 
 async def test_postgres_unreachable_is_unavailable() -> None:
