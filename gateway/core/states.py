@@ -31,8 +31,8 @@ message backwards:
   message that is still being retried (a claim on RECEIPTED or ANSWERED is refused as
   "already delivered"). When such a message is delivered later, it goes DELIVERED first; the
   shell that writes DELIVERED then asks for RECEIPTED and ANSWERED once more for the links
-  already there (``gateway.submission.Submissions.settle_links``, and the delivery receipt's
-  own link), so it ends RECEIPTED or ANSWERED as if the answer had come after delivery.
+  already there (``gateway.submission.settle_links``, and the delivery receipt's own
+  link), so it ends RECEIPTED or ANSWERED as if the answer had come after delivery.
 - **DELIVERING -> DELIVERING** is a new attempt after a crashed worker's lease ran out (see
   the journal's ``claim_delivery``); it is the only repeat that is a real transition.
 - DELIVERING -> RETRYING -> DELIVERING loops as long as the retry schedule allows; DEAD is

@@ -52,8 +52,8 @@ def test_oversize_body_is_refused_before_parsing() -> None:
 
 
 def test_ordinary_document_parses() -> None:
-    """A plain namespaced document with comments between elements (and before it) parses."""
-    root = parse(b"<!-- made by x --><r xmlns='urn:x'><!-- ok -->\n  <c>1</c> <!-- ok --></r>")
+    """A plain namespaced document (a comment before the root is outside any value) parses."""
+    root = parse(b"<!-- made by x --><r xmlns='urn:x'>\n  <c>1</c> <![CDATA[ ]]></r>")
     assert root.tag == "{urn:x}r"
 
 
@@ -66,12 +66,23 @@ def test_ordinary_document_parses() -> None:
         b"<r><id>MY26-CO-1234567 <!-- note --> </id></r>",
         b"<r>text<!-- x --><c/></r>",
         b"<r><c/><!-- x -->tail</r>",
+        b"<r>\n  <!-- between elements -->\n  <c>1</c>\n</r>",
+        b"<r><c>1</c><d><!----></d></r>",
     ],
-    ids=["split", "leading", "trailing", "trailing-spaced", "after-text", "before-tail"],
+    ids=[
+        "split",
+        "leading",
+        "trailing",
+        "trailing-spaced",
+        "after-text",
+        "before-tail",
+        "between-elements",
+        "empty-element",
+    ],
 )
-def test_comment_inside_a_value_is_refused(data: bytes) -> None:
-    """A comment touching non-blank text is xml-forbidden, naming the element."""
-    with pytest.raises(ForbiddenXml, match="comment inside the value") as caught:
+def test_comment_inside_the_root_is_refused(data: bytes) -> None:
+    """Any comment inside the root element is xml-forbidden, naming the element and line."""
+    with pytest.raises(ForbiddenXml, match="comment in element") as caught:
         parse(data)
     assert caught.value.code == "xml-forbidden"
 

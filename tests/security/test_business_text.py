@@ -3,7 +3,8 @@
 A document number written ``SG26-CO-12345<!---->67`` reads as ``SG26-CO-12345`` through an
 element's first text node but as ``SG26-CO-1234567`` for the XSD and the receiver; journalled
 as the first, it slipped past the business-key duplicate check. The hardened parser refuses a
-comment inside a value; text split in ways every reader joins (CDATA) is read in full.
+comment anywhere inside the root; text split in ways every reader joins (CDATA) is read in
+full.
 """
 
 from __future__ import annotations
@@ -91,19 +92,15 @@ async def test_number_spelt_differently_is_read_in_full_and_caught(
     assert second_id not in _delivered(running_gateway)
 
 
-async def test_comment_between_elements_does_not_hide_a_duplicate(
-    running_gateway: Gateway,
-) -> None:
-    """A comment next to (not inside) the number changes nothing: still a 409 duplicate."""
+async def test_comment_between_elements_is_refused(running_gateway: Gateway) -> None:
+    """A comment next to (not inside) the number is refused too: comments are never signed."""
     number = _number()
-    first_id, first = _formd(number)
-    _, second = _formd(number)
-    second = second.replace(b"<fd:ID>" + number, b"<!-- ours --><fd:ID>" + number, 1)
+    message_id, data = _formd(number)
+    data = data.replace(b"<fd:ID>" + number, b"<!-- ours --><fd:ID>" + number, 1)
     async with aiohttp.ClientSession() as session:
-        assert (await submit(session, running_gateway, first))[0] == 202
-        status, problem, _ = await submit(session, running_gateway, second)
-    assert (status, problem["code"]) == (409, "duplicate-business-key"), problem
-    assert problem["original_message_id"] == first_id
+        status, problem, _ = await submit(session, running_gateway, data)
+        assert (status, problem["code"]) == (400, "xml-forbidden"), problem
+        assert await _status(session, running_gateway, message_id) == 404
 
 
 async def test_comment_inside_a_header_value_is_refused(running_gateway: Gateway) -> None:
