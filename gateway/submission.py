@@ -219,10 +219,9 @@ class Submissions:
         nothing, or to a message this journal does not know (accepted unlinked).
         """
         envelope = accepted.envelope
-        reference = envelope.referenced_message_id
-        if envelope.document_type not in _RELATIONS or reference is None:
+        if envelope.document_type not in _RELATIONS:
             return None
-        view = await self._journal.get(reference)
+        view = await self._referenced(envelope)
         original = None
         if view is not None:
             record = view.summary.record
@@ -240,6 +239,13 @@ class Submissions:
             remote_parties=self._remote_parties,
         )
         return view
+
+    async def _referenced(self, envelope: Envelope) -> MessageView | None:
+        """The journalled message a receipt or answer refers to, or None."""
+        reference = envelope.referenced_message_id
+        if envelope.document_type not in _RELATIONS or reference is None:
+            return None
+        return await self._journal.get(reference)
 
     async def _record_and_publish(
         self,
@@ -350,6 +356,10 @@ class Submissions:
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
                     await self._publish(accepted, "sweep", None)
+                    # Authorised when first accepted; the link was never made if the publish
+                    # failed then.
+                    original = await self._referenced(accepted.envelope)
+                    await self._link_to_original(accepted.envelope, original)
                 except GatewayError as exc:
                     log.warning("message_sweep_failed", error=exc.code, detail=exc.detail)
                     if not isinstance(exc, RejectedMessage):

@@ -24,10 +24,18 @@ from lxml import etree
 
 from gateway.app import Gateway
 from gateway.auth import key_digest
-from gateway.core.envelope import MEMBER_STATES, NS_COMMON
-from gateway.core.receipts import build_receipt, receipt_message_id
+from gateway.core.envelope import (
+    MEMBER_STATES,
+    NS_COMMON,
+    DocumentType,
+    Envelope,
+    FunctionCode,
+    Party,
+)
+from gateway.core.receipts import Original, authorise_reference, build_receipt, receipt_message_id
 from gateway.core.signatures import load_signing_key, sign
 from gateway.core.topology import Topology
+from gateway.errors import RejectedMessage
 from gateway.settings import PartySettings
 from tests.conftest import SAMPLES, delete_topology, make_settings, with_message_id
 from tests.integration.helpers import base_url, inbox, wait_for_file
@@ -359,3 +367,89 @@ async def test_remote_gateway_receipts_what_it_delivered(
         assert status == 202, body
         view = await _wait_state(session, gateway, original, "RECEIPTED")
     assert "receipt" in _relations(view)
+
+
+# --- the rule itself, without a server ---------------------------------------------------
+
+
+def _envelope(doc_type: DocumentType, sender: str, receiver: str) -> Envelope:
+    return Envelope(
+        message_id=str(uuid.uuid4()),
+        sender=Party(country=sender),
+        receiver=Party(country=receiver),
+        document_type=doc_type,
+        function=FunctionCode.ORIGINAL,
+        created=datetime.now(UTC),
+        referenced_message_id="ref",
+        test=False,
+    )
+
+
+FORM_D_SG_TH = Original(message_id="ref", sender="SG", receiver="TH", document_type="EFD")
+RES, RCT = DocumentType.CUSTOMS_RESPONSE, DocumentType.DELIVERY_RECEIPT
+
+
+Case = tuple[DocumentType, str, str, bool, bool, str, str | None]
+"""Document type, sender, receiver, issued here, own signature, remote party, refusal code."""
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (RES, "TH", "SG", False, False, "", None),
+        (RES, "VN", "SG", False, True, "", "answer-not-allowed"),
+        (RES, "TH", "VN", False, True, "", "answer-not-allowed"),
+        (RES, "SG", "TH", False, True, "", "answer-not-allowed"),
+        (RCT, "TH", "SG", True, False, "", None),
+        (RCT, "TH", "SG", False, True, "", "receipt-not-allowed"),
+        (RCT, "TH", "SG", False, True, "TH", None),
+        (RCT, "TH", "SG", False, False, "TH", "receipt-not-allowed"),
+        (RCT, "MY", "SG", False, True, "MY", "receipt-not-allowed"),
+        (RCT, "TH", "VN", True, False, "", "receipt-not-allowed"),
+    ],
+    ids=[
+        "answer-by-receiver",
+        "answer-by-third-party",
+        "answer-sent-elsewhere",
+        "answer-by-sender-itself",
+        "receipt-issued-here",
+        "receipt-from-local-party",
+        "receipt-from-remote-gateway",
+        "unsigned-receipt-from-remote",
+        "receipt-from-other-remote",
+        "receipt-sent-elsewhere",
+    ],
+)
+def test_reference_rule(case: Case) -> None:
+    """Who may answer or receipt SG's Form D to TH, case by case."""
+    doc_type, sender, receiver, issued_here, signed, remote, code = case
+    envelope = _envelope(doc_type, sender, receiver)
+    remote_parties = frozenset({remote} - {""})
+
+    def check() -> None:
+        authorise_reference(
+            envelope,
+            FORM_D_SG_TH,
+            issued_here=issued_here,
+            own_signature=signed,
+            remote_parties=remote_parties,
+        )
+
+    if code is None:
+        check()
+        return
+    with pytest.raises(RejectedMessage) as caught:
+        check()
+    assert (caught.value.code, caught.value.http_status) == (code, 403)
+
+
+def test_unknown_original_is_accepted_unlinked_but_outside_receipts_still_refused() -> None:
+    """An answer to an unknown message passes; a local party's receipt is refused regardless."""
+    kwargs: dict[str, Any] = {
+        "issued_here": False,
+        "own_signature": True,
+        "remote_parties": frozenset(),
+    }
+    authorise_reference(_envelope(RES, "VN", "SG"), None, **kwargs)
+    with pytest.raises(RejectedMessage, match="issued by this gateway"):
+        authorise_reference(_envelope(RCT, "TH", "SG"), None, **kwargs)
