@@ -210,6 +210,9 @@ class Gateway:
             utc_now,
             trust=trust.current if trust else lambda: None,
             offload_bytes=self.settings.http.offload_bytes,
+            remote_parties=frozenset(
+                cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
+            ),
         )
         receipts = (
             ReceiptIssuer(submissions, self.receipt_keys) if self.settings.pki.receipts else None

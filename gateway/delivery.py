@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
-from gateway.core.envelope import read_envelope
+from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.handover import Adapter, Handover, ReceiverQuery
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.retry import GiveUp, RetrySchedule
@@ -45,6 +45,7 @@ from gateway.journal import ClaimResult, Journal
 from gateway.offload import offload
 from gateway.receipting import ReceiptIssuer
 from gateway.settings import AmqpSettings
+from gateway.submission import settle_links
 
 log = structlog.get_logger("gateway.delivery")
 
@@ -166,10 +167,7 @@ class DeliveryWorker:
                 # A pull inbox only stores the document; it counts as delivered (and the
                 # receipt goes) when the NSW acknowledges its pickup.
                 if not adapter.confirms_on_pickup:
-                    delivered_at = self._clock()
-                    await self._journal.mark_delivered(handover.message_id, at=delivered_at)
-                    if self._receipts is not None:
-                        await self._receipts.issue(handover, delivered_at=delivered_at)
+                    await self._delivered(handover)
             except TemporaryFailure as exc:
                 await self._retry_or_give_up(message, attempt, exc)
                 return
@@ -182,6 +180,17 @@ class DeliveryWorker:
                 outcome="delivered",
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    async def _delivered(self, handover: Handover) -> None:
+        """Record the hand-over, then the receipt (or the links made while it was under way)."""
+        delivered_at = self._clock()
+        await self._journal.mark_delivered(handover.message_id, at=delivered_at)
+        if self._receipts is not None:
+            await self._receipts.issue(handover, delivered_at=delivered_at)
+        elif handover.document_type != DocumentType.DELIVERY_RECEIPT.value:
+            # A receipt or answer linked while this delivery was under way moves the message
+            # on only now (gateway.core.states).
+            await settle_links(self._journal, handover.message_id, at=delivered_at)
 
     async def _receipt_again(self, handover: Handover) -> None:
         """After a crash between delivery and ack the receipt may be missing: issue it again."""

@@ -18,6 +18,8 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── SignatureProblem       422 (one subclass per signature / certificate code)
     │   ├── UnknownRoute           422 no-route
     │   ├── SenderNotAllowed       403 sender-not-allowed
+    │   ├── AnswerNotAllowed       403 answer-not-allowed
+    │   ├── ReceiptNotAllowed      403 receipt-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
     │   ├── DuplicateMessage       409 duplicate-business-key
     │   ├── MessageIdReused        409 message-id-reused
@@ -297,6 +299,26 @@ class SenderNotAllowed(RejectedMessage):
     code = "sender-not-allowed"
     http_status = 403
     title = "The caller may not send as this sender"
+
+
+class AnswerNotAllowed(RejectedMessage):
+    """A Customs Response refers to a message its sender did not receive (or answers a receipt).
+
+    403, like ``sender-not-allowed``: the document may be perfectly valid, but its sender has
+    no right to answer that message; correcting the document cannot change that.
+    """
+
+    code = "answer-not-allowed"
+    http_status = 403
+    title = "This party may not answer that message"
+
+
+class ReceiptNotAllowed(RejectedMessage):
+    """A delivery receipt that the gateway which delivered the message did not issue."""
+
+    code = "receipt-not-allowed"
+    http_status = 403
+    title = "This party may not send a receipt for that message"
 
 
 class DuplicateMessage(RejectedMessage):

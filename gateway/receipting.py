@@ -2,7 +2,12 @@
 
 The receipt is built by the pure ``gateway.core.receipts``, signed with the receiving country's
 gateway key, and submitted through the same path as every other document, so it is journalled,
-routed back to the sender, delivered by the sender's adapter and linked to the original.
+routed back to the sender, delivered by the sender's adapter and linked to the original. Only
+this path may issue a receipt in the name of a party connected to this gateway
+(``gateway.core.receipts.authorise_reference``).
+
+Every hand-over ends here, receipt or not: where no new receipt links the delivered message,
+``settle_links`` takes up a receipt or answer linked while the delivery was still under way.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from gateway.core.handover import Handover
 from gateway.core.receipts import build_receipt
 from gateway.core.signatures import SigningKey
 from gateway.errors import MessageIdReused
-from gateway.submission import Submissions
+from gateway.submission import Submissions, settle_links
 
 log = structlog.get_logger("gateway.receipting")
 
@@ -29,6 +34,7 @@ class ReceiptIssuer:
     def __init__(self, submissions: Submissions, keys: Mapping[str, SigningKey]) -> None:
         self._submissions = submissions
         self._keys = keys
+        self._journal = submissions.journal
 
     def issues_for(self, handover: Handover) -> bool:
         """Whether a receipt is due: not for receipts, and only where the receiver has a key."""
@@ -42,7 +48,10 @@ class ReceiptIssuer:
 
         Raises ``TemporaryFailure`` when it cannot be accepted now; the caller retries.
         """
+        if handover.document_type == DocumentType.DELIVERY_RECEIPT.value:
+            return  # a receipt is neither receipted nor answered: nothing to settle either
         if not self.issues_for(handover):
+            await settle_links(self._journal, handover.message_id, at=delivered_at)
             return
         receipt = build_receipt(
             received_message_id=handover.message_id,
@@ -56,9 +65,15 @@ class ReceiptIssuer:
         try:
             # Validated, then signed with the receiving gateway's key inside the pipeline: a
             # document the gateway has just built needs no signature check of its own.
-            await self._submissions.submit(
+            submitted = await self._submissions.submit(
                 data, channel="receipt", sign_with=self._keys[handover.receiver]
             )
         except MessageIdReused:
             # Issued before with another (ECDSA, randomised) signature: already there.
             log.info("receipt_already_issued", message_id=handover.message_id)
+        else:
+            if not submitted.resubmitted:
+                return  # the new receipt's link moved the message on
+        # The receipt was there before this delivery was recorded (a pickup acknowledged
+        # while a retry was pending, say): its link is old, so settle it now.
+        await settle_links(self._journal, handover.message_id, at=delivered_at)

@@ -3,9 +3,15 @@
 HTTP, the drop-folder intake and other channels all call ``Submissions.submit``:
 
 1. run the pure ingest checks (in a thread when the document is large);
-2. record the message in the journal: a known message id returns the first answer, a known
+2. for a receipt or Customs Response, check that its sender may refer to the message it names
+   (``gateway.core.receipts.authorise_reference``: 403 ``receipt-not-allowed`` or
+   ``answer-not-allowed`` otherwise), before anything is journalled;
+3. record the message in the journal: a known message id returns the first answer, a known
    business key under a new message id is a conflict (409 naming the original);
-3. publish with a confirm, then mark the message QUEUED.
+4. publish with a confirm, then mark the message QUEUED, and link a receipt or answer to the
+   message it refers to. The link is always written; the original's state moves to RECEIPTED
+   or ANSWERED only once it is delivered (``gateway.core.states``), so an answer never stops
+   a delivery still under way; ``settle_links`` catches up when the delivery comes later.
 
 A document is accepted (202) only once both the journal row and RabbitMQ's confirm exist. If the
 publish fails (503) the row stays ACCEPTED, unconfirmed: the sender's resubmission under the same
@@ -26,12 +32,13 @@ import structlog
 from gateway.broker import Broker, Outgoing, amqp_headers
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.pipeline import Accepted, Ingest
+from gateway.core.receipts import Original, authorise_reference
 from gateway.core.routing import Route
 from gateway.core.signatures import SigningKey
 from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
 from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
-from gateway.journal import AcceptResult, Journal, MessageRecord
+from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
 from gateway.offload import offload
 
 log = structlog.get_logger("gateway.submission")
@@ -40,6 +47,29 @@ _RELATIONS = {
     DocumentType.DELIVERY_RECEIPT: ("receipt", MessageState.RECEIPTED),
     DocumentType.CUSTOMS_RESPONSE: ("response", MessageState.ANSWERED),
 }
+
+
+async def settle_links(journal: Journal, message_id: str, *, at: datetime) -> None:
+    """After a delivery: take up the receipts and answers linked while it was under way.
+
+    Called where DELIVERED was written and no new receipt of this gateway follows (that
+    receipt's own link does the same). Never raises: the delivery itself is done.
+    """
+    try:
+        view = await journal.get(message_id)
+        if view is None:
+            return
+        relations = {link.relation for link in view.links if link.message_id == message_id}
+        for relation_name, state in _RELATIONS.values():  # receipt first, then answer
+            if relation_name in relations:
+                await journal.transition(message_id, state, at=at)
+    except GatewayError as exc:
+        log.warning("links_not_settled", original=message_id, error=exc.code)
+
+
+def _answered(view: MessageView, message_id: str) -> bool:
+    """Whether an answer is linked to ``message_id`` in ``view``."""
+    return any(link.relation == "response" and link.message_id == message_id for link in view.links)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,13 +137,21 @@ class Submissions:
         *,
         trust: Callable[[], TrustStore | None],
         offload_bytes: int,
+        remote_parties: frozenset[str] = frozenset(),
     ) -> None:
         self.ingest = ingest
+        # Parties reached through another gateway: only their gateway's receipts come in here.
+        self._remote_parties = remote_parties
         self._trust = trust
         self._broker = broker
         self._journal = journal
         self._clock = clock
         self._offload_bytes = offload_bytes
+
+    @property
+    def journal(self) -> Journal:
+        """The journal submissions are recorded in."""
+        return self._journal
 
     async def submit(
         self,
@@ -124,7 +162,11 @@ class Submissions:
         correlation_id: str | None = None,
         sign_with: SigningKey | None = None,
     ) -> Submitted:
-        """Accept ``data`` durably or raise the reason; logs the outcome either way."""
+        """Accept ``data`` durably or raise the reason; logs the outcome either way.
+
+        ``sign_with`` is for documents this gateway issues itself (its delivery receipts, signed
+        with the receiving side's gateway key); no outside channel ever passes it.
+        """
         started = time.perf_counter()
         now = self._clock()
         try:
@@ -149,7 +191,10 @@ class Submissions:
             doc_type=envelope.document_type.value,
         ):
             try:
-                submitted = await self._record_and_publish(accepted, channel, correlation_id, now)
+                original = await self._authorise(accepted, issued_here=sign_with is not None)
+                submitted = await self._record_and_publish(
+                    accepted, channel, correlation_id, now, original
+                )
             except GatewayError as exc:
                 _log_not_accepted(exc, channel, started)
                 raise
@@ -167,8 +212,48 @@ class Submissions:
             )
         return submitted
 
+    async def _authorise(self, accepted: Accepted, *, issued_here: bool) -> MessageView | None:
+        """For a receipt or answer: the message it refers to, once its sender may refer to it.
+
+        Raises ``ReceiptNotAllowed`` or ``AnswerNotAllowed``; None when the document refers to
+        nothing, or to a message this journal does not know (accepted unlinked).
+        """
+        envelope = accepted.envelope
+        if envelope.document_type not in _RELATIONS:
+            return None
+        view = await self._referenced(envelope)
+        original = None
+        if view is not None:
+            record = view.summary.record
+            original = Original(
+                message_id=record.message_id,
+                sender=record.sender,
+                receiver=record.receiver,
+                document_type=record.document_type,
+            )
+        authorise_reference(
+            envelope,
+            original,
+            issued_here=issued_here,
+            own_signature=accepted.signer is not None,
+            remote_parties=self._remote_parties,
+        )
+        return view
+
+    async def _referenced(self, envelope: Envelope) -> MessageView | None:
+        """The journalled message a receipt or answer refers to, or None."""
+        reference = envelope.referenced_message_id
+        if envelope.document_type not in _RELATIONS or reference is None:
+            return None
+        return await self._journal.get(reference)
+
     async def _record_and_publish(
-        self, accepted: Accepted, channel: str, correlation_id: str | None, now: datetime
+        self,
+        accepted: Accepted,
+        channel: str,
+        correlation_id: str | None,
+        now: datetime,
+        original: MessageView | None,
     ) -> Submitted:
         envelope = accepted.envelope
         outcome = await self._journal.record_accepted(
@@ -206,22 +291,32 @@ class Submissions:
             return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
         # New, or known but never confirmed by the broker: publish (again) now.
         await self._publish(accepted, channel, correlation_id)
-        await self._link_to_original(envelope)
+        await self._link_to_original(envelope, original)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
 
-    async def _link_to_original(self, envelope: Envelope) -> None:
-        """A receipt or answer joins the timeline of the message it refers to, if known here."""
+    async def _link_to_original(self, envelope: Envelope, view: MessageView | None) -> None:
+        """A receipt or answer joins the timeline of the message it refers to, if known here.
+
+        The link is always written; the state table moves the original to RECEIPTED or
+        ANSWERED only if it is delivered already (otherwise ``settle_links`` does it later).
+        A receipt for a message answered before its delivery was recorded takes it on to
+        ANSWERED.
+        """
         relation = _RELATIONS.get(envelope.document_type)
-        original = envelope.referenced_message_id
-        if relation is None or original is None:
+        if relation is None or view is None:
+            if relation is not None and envelope.referenced_message_id is not None:
+                log.info("reference_unknown", original=envelope.referenced_message_id)
             return
+        original = view.summary.record.message_id
         relation_name, state = relation
         now = self._clock()
         try:
             if not await self._journal.link(original, envelope.message_id, relation_name, at=now):
                 return
             await self._journal.transition(original, state, at=now)
-        except GatewayError as exc:  # unknown here (federation) or in a state that absorbs it
+            if state is MessageState.RECEIPTED and _answered(view, original):
+                await self._journal.transition(original, MessageState.ANSWERED, at=now)
+        except GatewayError as exc:  # purged meanwhile, or in a state that refuses it
             log.info("link_not_recorded", original=original, error=exc.code)
 
     async def _publish(self, accepted: Accepted, channel: str, correlation_id: str | None) -> None:
@@ -261,6 +356,10 @@ class Submissions:
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
                     await self._publish(accepted, "sweep", None)
+                    # Authorised when first accepted; the link was never made if the publish
+                    # failed then.
+                    original = await self._referenced(accepted.envelope)
+                    await self._link_to_original(accepted.envelope, original)
                 except GatewayError as exc:
                     log.warning("message_sweep_failed", error=exc.code, detail=exc.detail)
                     if not isinstance(exc, RejectedMessage):

@@ -142,11 +142,23 @@ def _first_children(parent: etree._Element) -> dict[object, etree._Element]:
     return found
 
 
+def full_text(node: etree._Element) -> str:
+    """All the text inside ``node``, as the XSD and XPath ``string()`` read it.
+
+    The hardened parser leaves no comment inside a value, but a child element (which the XSD
+    refuses later) must not make the header read differently from what the receiver sees
+    meanwhile. An element without children (the usual case) costs one attribute read.
+    """
+    if len(node):
+        return "".join(t for t in node.itertext() if isinstance(t, str))
+    return node.text or ""
+
+
 def _text(
     fields: dict[object, etree._Element], name: str, what: str, *, required: bool = True
 ) -> str | None:
     node = fields.get(_c(name))
-    value = node.text.strip() if node is not None and node.text else ""
+    value = full_text(node).strip() if node is not None else ""
     if not value:
         if required:
             raise HeaderInvalid(f"The message header has no {what} ({name}).")
@@ -162,6 +174,11 @@ def _party(fields: dict[object, etree._Element], name: str, what: str) -> Party:
     country = _text(party, "CountryCode", f"{what} country code")
     assert country is not None  # noqa: S101  (required=True returns a value or raises)
     return Party(country=country, party_id=_text(party, "PartyID", "party id", required=False))
+
+
+def _lower(value: str | None) -> str | None:
+    """Message ids are journalled lower-case; a reference in capitals names the same one."""
+    return value.lower() if value is not None else None
 
 
 def read_envelope(root: etree._Element) -> Envelope:
@@ -209,8 +226,8 @@ def read_envelope(root: etree._Element) -> Envelope:
         document_type=doc_type,
         function=function,
         created=created,
-        referenced_message_id=_text(
-            header, "ReferencedMessageID", "referenced message id", required=False
+        referenced_message_id=_lower(
+            _text(header, "ReferencedMessageID", "referenced message id", required=False)
         ),
         test=test_text in {"true", "1"},
     )

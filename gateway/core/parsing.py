@@ -4,6 +4,18 @@ No DTD is loaded, no entity is expanded, nothing is fetched from the network, an
 that declares a DTD (internal or external), uses XInclude or carries processing instructions
 is refused outright rather than parsed around. libxml2's own limits (depth 256, node sizes)
 stay on, and the gateway adds its own byte and depth limits.
+
+Comments inside the root element are refused too (issue 12, section 3). A comment inside a
+value (``MY26-CO-12345<!---->67``) makes readers disagree: the XSD and XPath ``string()`` read
+``MY26-CO-1234567``, an element's first text node (lxml ``.text``, DOM ``firstChild``) reads
+``MY26-CO-12345``. Refusing, rather than removing at parse, keeps the bytes stored and
+delivered free of the ambiguity for every receiver's parser, not only ours. Comments between
+elements are refused as well: they carry no value, but they are never signed (exclusive C14N
+drops them), and a document the gateway signs on a party's behalf would otherwise go out with
+unsigned content that a strict receiving gateway refuses. CDATA sections are merged into the
+text by the parser, and entities and processing instructions are refused, so once ``parse``
+returns, every element's ``.text`` is its whole direct text. Comments before or after the root
+element are outside any value and left to the signature rules.
 """
 
 from __future__ import annotations
@@ -109,6 +121,7 @@ def parse(data: bytes, limits: ParseLimits | None = None) -> etree._Element:
 _FORBIDDEN_NODES = (
     etree.Entity,
     etree.ProcessingInstruction,
+    etree.Comment,
     *(f"{{{ns}}}*" for ns in sorted(XINCLUDE_NAMESPACES)),
 )
 _depth_probes: dict[int, etree.XPath] = {}
@@ -148,6 +161,17 @@ def _has_pi_beside(root: etree._Element) -> bool:
     return False
 
 
+def _comment_refusal(comment: etree._Element) -> str:
+    parent = comment.getparent()
+    name = etree.QName(parent).localname if parent is not None else "?"
+    return (
+        f"The document has an XML comment in element {name} (line {comment.sourceline}). "
+        "Exchange documents must not contain comments: they are not covered by the signature, "
+        "and inside a value different software reads the value differently. Remove the "
+        "comments and send the document again."
+    )
+
+
 def _check_tree(root: etree._Element, limits: ParseLimits) -> None:
     docinfo = root.getroottree().docinfo
     doctype: str = docinfo.doctype  # type: ignore[attr-defined]  # lxml-stubs lacks doctype
@@ -159,6 +183,8 @@ def _check_tree(root: etree._Element, limits: ParseLimits) -> None:
     # The filtered iteration runs in C: about 2 us for the 5 KB Form D, 0.2 ms for 17,000
     # elements.
     for node in root.iter(*_FORBIDDEN_NODES):
+        if isinstance(node, etree._Comment):
+            raise ForbiddenXml(_comment_refusal(node))
         if isinstance(node, etree._Entity):
             raise ForbiddenXml("The document contains an entity reference.")
         if isinstance(node, etree._ProcessingInstruction):

@@ -1,8 +1,23 @@
-"""Delivery receipts: the receiving side's signed acknowledgement of one message.
+"""Delivery receipts and answers: who may acknowledge or answer which message.
 
 A receipt says which message was received, what exactly (the SHA-256 digest of the bytes handed
 over) and when. Its message id is derived from the received message's id, so issuing the
 receipt again after a crash produces the same message id and the journal recognises it.
+
+``authorise_reference`` decides whether a receipt or a Customs Response may refer to the
+message it names (issue 12, section 2), before anything is journalled:
+
+- A **Customs Response** may answer only a business document (not a receipt or another
+  answer) that was sent *to* the response's sender, and it goes back to that document's sender.
+- A **delivery receipt** is issued by the gateway that handed the document to its receiver.
+  For a party connected to this gateway, that is this gateway itself (``issued_here``); any
+  receipt submitted from outside in that party's name is refused. For a party reached through
+  a remote gateway, the receipt must come in from there carrying its own verified signature
+  (a certificate of the receiver's country; the trust check ties the two). Either way it
+  names a message sent *to* its sender, and goes back to that message's sender.
+- A reference to a message this journal does not know (purged after retention, or one that
+  never passed through this node in a federation) is accepted unlinked: nothing of ours
+  changes, and the answer still carries its sender's verified identity.
 """
 
 from __future__ import annotations
@@ -10,11 +25,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from lxml import etree
 
-from gateway.core.envelope import NS_COMMON, NS_RECEIPT, DocumentType, FunctionCode
+from gateway.core.envelope import NS_COMMON, NS_RECEIPT, DocumentType, Envelope, FunctionCode
+from gateway.errors import AnswerNotAllowed, ReceiptNotAllowed
 
 _RECEIPT_NAMESPACE = uuid.UUID("5b0d3f1e-6c2a-4e8b-9f47-1d2c3b4a5e6f")
 SHA256_URI = "http://www.w3.org/2001/04/xmlenc#sha256"
@@ -58,3 +75,110 @@ def build_receipt(
     value = base64.b64encode(hashlib.sha256(received_payload).digest()).decode("ascii")
     etree.SubElement(digest, f"{rc}Value").text = value
     return root
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Original:
+    """What the journal knows of the message a receipt or answer refers to."""
+
+    message_id: str
+    sender: str
+    receiver: str
+    document_type: str
+
+
+_NOT_ANSWERABLE = (DocumentType.CUSTOMS_RESPONSE, DocumentType.DELIVERY_RECEIPT)
+_ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
+
+
+def authorise_reference(
+    envelope: Envelope,
+    original: Original | None,
+    *,
+    issued_here: bool,
+    own_signature: bool,
+    remote_parties: frozenset[str],
+) -> None:
+    """Refuse a receipt or Customs Response that its sender may not send; else return.
+
+    ``original`` is the referenced message as journalled here (None when unknown);
+    ``issued_here`` tells a receipt this gateway built and signed itself; ``own_signature``
+    that the document carried its sender's verified signature (not one the gateway added on
+    its behalf); ``remote_parties`` are the parties reached through another gateway. Other
+    document types pass untouched.
+    """
+    doc_type = envelope.document_type
+    if doc_type is DocumentType.CUSTOMS_RESPONSE:
+        if original is not None:
+            _check_answer(envelope, original)
+    elif doc_type is DocumentType.DELIVERY_RECEIPT:
+        if not issued_here:
+            _check_outside_receipt(envelope, own_signature, remote_parties)
+        if original is not None:
+            _check_receipt(envelope, original)
+
+
+def _check_answer(envelope: Envelope, original: Original) -> None:
+    sender, receiver = envelope.sender.country, envelope.receiver.country
+    ref = original.message_id
+    if original.document_type not in _ANSWERABLE:
+        raise AnswerNotAllowed(
+            f"Message {ref} is a {_kind(original.document_type)}, not a trade document; "
+            "a Customs Response can only answer a Form D or an ACDD."
+        )
+    if original.receiver != sender:
+        raise AnswerNotAllowed(
+            f"Message {ref} was sent to {original.receiver}, so only {original.receiver} may "
+            f"answer it; this Customs Response comes from {sender}. Check the referenced "
+            "message id."
+        )
+    if original.sender != receiver:
+        raise AnswerNotAllowed(
+            f"The answer to message {ref} must go back to its sender {original.sender}; this "
+            f"Customs Response is addressed to {receiver}."
+        )
+
+
+def _check_outside_receipt(
+    envelope: Envelope, own_signature: bool, remote_parties: frozenset[str]
+) -> None:
+    sender = envelope.sender.country
+    if sender not in remote_parties:
+        raise ReceiptNotAllowed(
+            f"Delivery receipts for {sender} are issued by this gateway itself when it hands a "
+            f"document over to {sender}; a receipt submitted in {sender}'s name is not accepted."
+        )
+    if not own_signature:
+        raise ReceiptNotAllowed(
+            f"A delivery receipt from {sender}'s gateway must carry that gateway's own "
+            "signature; this one is unsigned."
+        )
+
+
+def _check_receipt(envelope: Envelope, original: Original) -> None:
+    sender, receiver = envelope.sender.country, envelope.receiver.country
+    ref = original.message_id
+    if original.document_type == DocumentType.DELIVERY_RECEIPT.value:
+        raise ReceiptNotAllowed(
+            f"Message {ref} is itself a delivery receipt; a receipt is never receipted."
+        )
+    if original.receiver != sender:
+        raise ReceiptNotAllowed(
+            f"Message {ref} was delivered to {original.receiver}, so only the gateway that "
+            f"delivered it there may send its receipt; this receipt comes from {sender}."
+        )
+    if original.sender != receiver:
+        raise ReceiptNotAllowed(
+            f"The receipt for message {ref} must go back to its sender {original.sender}; this "
+            f"receipt is addressed to {receiver}."
+        )
+
+
+def _kind(document_type: str) -> str:
+    try:
+        return {
+            DocumentType.CUSTOMS_RESPONSE: "Customs Response",
+            DocumentType.DELIVERY_RECEIPT: "delivery receipt",
+        }.get(DocumentType(document_type), document_type)
+    except ValueError:
+        return document_type

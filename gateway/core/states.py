@@ -23,9 +23,16 @@ message backwards:
   the state alone. The one exception is DEAD: QUEUED there is an operator's replay. A late
   QUEUED can only meet DEAD if the message used up its whole delivery limit between the
   broker's confirm and the ingest's next journal write, which is milliseconds.
-- **Answers prove delivery.** A Customs Response (or a remote gateway's receipt) can arrive
-  while our journal still says DELIVERING or RETRYING, because the worker crashed after the
-  hand-over and before writing DELIVERED. The answer wins; a later DELIVERED is absorbed.
+- **An answer never decides delivery.** A receipt or a Customs Response that refers to a
+  message not yet delivered (ACCEPTED, QUEUED, DELIVERING, RETRYING, or DEAD until an operator
+  replays it) is linked to it and shown, but the message stays on its delivery path: RECEIPTED
+  and ANSWERED are reached only from DELIVERED (ANSWERED also from RECEIPTED), and asking for
+  them earlier is absorbed. Otherwise anyone able to get an answer accepted could stop a
+  message that is still being retried (a claim on RECEIPTED or ANSWERED is refused as
+  "already delivered"). When such a message is delivered later, it goes DELIVERED first; the
+  shell that writes DELIVERED then asks for RECEIPTED and ANSWERED once more for the links
+  already there (``gateway.submission.settle_links``, and the delivery receipt's own
+  link), so it ends RECEIPTED or ANSWERED as if the answer had come after delivery.
 - **DELIVERING -> DELIVERING** is a new attempt after a crashed worker's lease ran out (see
   the journal's ``claim_delivery``); it is the only repeat that is a real transition.
 - DELIVERING -> RETRYING -> DELIVERING loops as long as the retry schedule allows; DEAD is
@@ -84,27 +91,31 @@ TRANSITIONS: dict[MessageState, dict[MessageState, MessageState]] = {
         _S.ACCEPTED: _S.ACCEPTED,  # the same message id submitted again
         _S.QUEUED: _S.QUEUED,
         _S.DELIVERING: _S.DELIVERING,  # the worker consumed before the ingest wrote QUEUED
+        _S.RECEIPTED: _S.ACCEPTED,  # an early receipt or answer is linked, nothing more
+        _S.ANSWERED: _S.ACCEPTED,
         _S.DEAD: _S.DEAD,  # poison: the broker's delivery limit hit before any claim
     },
     _S.QUEUED: {
         _S.QUEUED: _S.QUEUED,
         _S.DELIVERING: _S.DELIVERING,
+        _S.RECEIPTED: _S.QUEUED,
+        _S.ANSWERED: _S.QUEUED,
         _S.DEAD: _S.DEAD,
     },
     _S.DELIVERING: {
         _S.QUEUED: _S.DELIVERING,  # late ingest bookkeeping
         _S.DELIVERING: _S.DELIVERING,  # re-claim after an expired lease: a new attempt
         _S.DELIVERED: _S.DELIVERED,
-        _S.RECEIPTED: _S.RECEIPTED,  # a remote gateway's receipt proves delivery
-        _S.ANSWERED: _S.ANSWERED,  # an answer proves delivery
+        _S.RECEIPTED: _S.DELIVERING,  # linked; the hand-over itself decides delivery
+        _S.ANSWERED: _S.DELIVERING,
         _S.RETRYING: _S.RETRYING,
         _S.DEAD: _S.DEAD,
     },
     _S.RETRYING: {
         _S.QUEUED: _S.RETRYING,  # late ingest bookkeeping
         _S.DELIVERING: _S.DELIVERING,
-        _S.RECEIPTED: _S.RECEIPTED,
-        _S.ANSWERED: _S.ANSWERED,
+        _S.RECEIPTED: _S.RETRYING,  # linked; the retry still delivers it
+        _S.ANSWERED: _S.RETRYING,
         _S.DEAD: _S.DEAD,
     },
     _S.DELIVERED: {
@@ -127,6 +138,8 @@ TRANSITIONS: dict[MessageState, dict[MessageState, MessageState]] = {
     },
     _S.DEAD: {
         _S.QUEUED: _S.QUEUED,  # operator replay
+        _S.RECEIPTED: _S.DEAD,  # linked; parked until an operator replays it
+        _S.ANSWERED: _S.DEAD,
         _S.DEAD: _S.DEAD,
     },
     _S.REJECTED: {_S.REJECTED: _S.REJECTED},

@@ -64,3 +64,24 @@ def test_missing_receiver_is_refused() -> None:
     )
     with pytest.raises(HeaderInvalid, match="receiver"):
         read_envelope(parse(data))
+
+
+def test_header_value_is_read_in_full_around_a_child_element() -> None:
+    """A receiver written T<x/>H reads as TH, as the XSD and the receiver read it, not T."""
+    data = _sample(
+        (b"<cm:ReceiverParty><cm:CountryCode>TH<", b"<cm:ReceiverParty><cm:CountryCode>T<x/>H<")
+    )
+    assert read_envelope(parse(data)).receiver.country == "TH"
+
+
+def test_referenced_message_id_is_lower_cased() -> None:
+    """A reference written in capitals names the same journalled (lower-case) message id."""
+    reference = "6F1C2D3E-4A5B-4C6D-8E7F-0A1B2C3D4E5F"
+    data = _sample(
+        (
+            b"</cm:CreationDateTime>",
+            f"</cm:CreationDateTime><cm:ReferencedMessageID>{reference}"
+            "</cm:ReferencedMessageID>".encode(),
+        )
+    )
+    assert read_envelope(parse(data)).referenced_message_id == reference.lower()

@@ -52,6 +52,42 @@ def test_oversize_body_is_refused_before_parsing() -> None:
 
 
 def test_ordinary_document_parses() -> None:
-    """A plain namespaced document with comments parses."""
-    root = parse(b"<r xmlns='urn:x'><!-- ok --><c>1</c></r>")
+    """A plain namespaced document (a comment before the root is outside any value) parses."""
+    root = parse(b"<!-- made by x --><r xmlns='urn:x'>\n  <c>1</c> <![CDATA[ ]]></r>")
     assert root.tag == "{urn:x}r"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<r><id>MY26-CO-12345<!---->67</id></r>",
+        b"<r><id><!-- note -->MY26-CO-1234567</id></r>",
+        b"<r><id>MY26-CO-1234567<!-- note --></id></r>",
+        b"<r><id>MY26-CO-1234567 <!-- note --> </id></r>",
+        b"<r>text<!-- x --><c/></r>",
+        b"<r><c/><!-- x -->tail</r>",
+        b"<r>\n  <!-- between elements -->\n  <c>1</c>\n</r>",
+        b"<r><c>1</c><d><!----></d></r>",
+    ],
+    ids=[
+        "split",
+        "leading",
+        "trailing",
+        "trailing-spaced",
+        "after-text",
+        "before-tail",
+        "between-elements",
+        "empty-element",
+    ],
+)
+def test_comment_inside_the_root_is_refused(data: bytes) -> None:
+    """Any comment inside the root element is xml-forbidden, naming the element and line."""
+    with pytest.raises(ForbiddenXml, match="comment in element") as caught:
+        parse(data)
+    assert caught.value.code == "xml-forbidden"
+
+
+def test_cdata_is_merged_into_the_value() -> None:
+    """A CDATA section is part of the text: MY26-CO-12345<![CDATA[67]]> reads in full."""
+    root = parse(b"<r><id>MY26-CO-12345<![CDATA[67]]></id></r>")
+    assert root[0].text == "MY26-CO-1234567"

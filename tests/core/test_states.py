@@ -68,9 +68,24 @@ class TestPinnedPaths:
         """A receipt arriving after the answer leaves the message ANSWERED."""
         assert next_state(S.ANSWERED, S.RECEIPTED) is S.ANSWERED
 
-    def test_answer_proves_delivery(self) -> None:
-        """An answer that arrives while the journal still says DELIVERING wins."""
-        assert walk(S.DELIVERING, S.ANSWERED, S.DELIVERED) is S.ANSWERED
+    def test_answer_never_decides_delivery(self) -> None:
+        """An answer reported while DELIVERING is absorbed; the hand-over then says DELIVERED."""
+        assert walk(S.DELIVERING, S.ANSWERED, S.DELIVERED) is S.DELIVERED
+
+    def test_answer_to_a_retrying_message_keeps_it_retrying(self) -> None:
+        """An answer or receipt for a RETRYING message leaves it claimable; delivery goes on."""
+        assert walk(S.RETRYING, S.ANSWERED, S.RECEIPTED) is S.RETRYING
+        assert S.RETRYING in CLAIMABLE_STATES
+        assert walk(S.RETRYING, S.ANSWERED, S.DELIVERING, S.DELIVERED, S.ANSWERED) is S.ANSWERED
+
+    def test_late_delivery_then_settles_links(self) -> None:
+        """Delivered after its receipt and answer were linked: DELIVERED, RECEIPTED, ANSWERED."""
+        assert walk(S.QUEUED, S.RECEIPTED, S.ANSWERED, S.DELIVERING) is S.DELIVERING
+        assert walk(S.DELIVERING, S.DELIVERED, S.RECEIPTED, S.ANSWERED) is S.ANSWERED
+
+    def test_answer_to_a_parked_message_keeps_it_replayable(self) -> None:
+        """An answer for a DEAD message is absorbed; the operator can still replay it."""
+        assert walk(S.DEAD, S.ANSWERED, S.RECEIPTED, S.QUEUED) is S.QUEUED
 
     def test_reclaim_after_lease_is_not_a_change(self) -> None:
         """DELIVERING -> DELIVERING is allowed (re-claim) but is written by the claim itself."""
@@ -138,6 +153,29 @@ class TestEveryPair:
         else:
             with pytest.raises(InvalidTransition):
                 next_state(current, requested)
+
+    @pytest.mark.parametrize(("current", "requested"), ALL_PAIRS)
+    def test_answered_and_receipted_only_after_delivery(
+        self, current: MessageState, requested: MessageState
+    ) -> None:
+        """RECEIPTED and ANSWERED are entered only from a delivered state, never before."""
+        if requested not in TRANSITIONS[current]:
+            return
+        result = next_state(current, requested)
+        if result in (S.RECEIPTED, S.ANSWERED) and result is not current:
+            assert current in DELIVERED_STATES
+
+    @pytest.mark.parametrize("current", sorted(set(MessageState) - DELIVERED_STATES, key=str))
+    @pytest.mark.parametrize("requested", [S.RECEIPTED, S.ANSWERED])
+    def test_answers_leave_undelivered_states_alone(
+        self, current: MessageState, requested: MessageState
+    ) -> None:
+        """A receipt or answer for an undelivered message changes nothing (or is refused)."""
+        if current in (S.RECEIVED, S.REJECTED, S.DUPLICATE):
+            assert requested not in TRANSITIONS[current]
+            return
+        assert next_state(current, requested) is current
+        assert not is_change(current, requested)
 
     def test_every_state_has_a_row(self) -> None:
         """The table has a row for every state and no unknown keys."""

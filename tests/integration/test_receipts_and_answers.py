@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,9 @@ from gateway.app import Gateway
 from gateway.core.parsing import parse
 from gateway.core.receipts import receipt_message_id
 from gateway.core.signatures import verify
+from gateway.core.states import MessageState
+from gateway.journal import MessageRecord, open_journal
+from gateway.submission import settle_links
 from tests.conftest import SAMPLES, with_message_id
 from tests.integration.helpers import base_url, inbox, submit, wait_for_file
 from tests.pki_fixtures import PkiBundle
@@ -94,3 +99,39 @@ async def test_customs_response_is_routed_back_and_linked(
     relations = {(r["relation"], r["message_id"]) for r in view["related"]}
     assert ("response", response_id) in relations
     assert ("receipt", receipt_message_id(message_id)) in relations
+
+
+async def test_links_made_before_delivery_are_settled_after_it(tmp_path: Path) -> None:
+    """Receipt and answer linked while DELIVERING: DELIVERED, then settle_links -> ANSWERED."""
+    journal = await open_journal(f"sqlite://{tmp_path / 'journal.db'}")
+    now = datetime.now(UTC)
+    original = str(uuid.uuid4())
+    try:
+        record = MessageRecord(
+            message_id=original,
+            sender="SG",
+            receiver="TH",
+            document_type="EFD",
+            document_id="SG26-CO-SETTLE1",
+            function_code="9",
+            referenced_message_id=None,
+            test=False,
+            size=4,
+            digest=hashlib.sha256(b"<a/>").hexdigest(),
+            received_at=now,
+        )
+        await journal.record_accepted(record, b"<a/>", at=now)
+        assert (await journal.claim_delivery(original, at=now)).granted
+        for relation, state in (("receipt", "RECEIPTED"), ("response", "ANSWERED")):
+            assert await journal.link(original, str(uuid.uuid4()), relation, at=now)
+            assert not await journal.transition(original, MessageState(state), at=now)
+        view = await journal.get(original)
+        assert view is not None and view.summary.state is MessageState.DELIVERING
+        await journal.mark_delivered(original, at=now)
+        await settle_links(journal, original, at=now)
+        view = await journal.get(original)
+        assert view is not None
+        states = [change.state.value for change in view.timeline]
+        assert states[-3:] == ["DELIVERED", "RECEIPTED", "ANSWERED"]
+    finally:
+        await journal.close()

@@ -56,7 +56,7 @@ def test_replay_counts_agree_with_the_journal(
     journal = _journal(signed_gateway)
     accepted = {m["message_id"] for m in messages if m["status"] == 202}
     refused = {m["message_id"] for m in messages if m["status"] != 202}
-    assert summary["accepted"] == len(accepted) > 20
+    assert summary["accepted"] == len(accepted) >= 20
     assert accepted <= set(journal)
     assert not refused & set(journal)
     for m in messages:  # a state seen by replay can only have moved on (receipt, answer)
