@@ -500,8 +500,11 @@ class _Outbox:
         finally:
             os.close(handle)
 
-    def move(self, name: str, into: str) -> str:
-        """Move ``name`` into the subfolder ``into``, never over an earlier file of ours."""
+    def move(self, name: str, into: str) -> str | None:
+        """Move ``name`` into the subfolder ``into``, never over an earlier file of ours.
+
+        None when ``name`` is gone: another gateway worker scanning the same folder took it.
+        """
         folder = open_subfolder(
             self.fd, into, self.access, create=True, where=str(self.path / into)
         )
@@ -516,13 +519,15 @@ class _Outbox:
         folder = open_subfolder(self.fd, "failed", self.access, create=True, where=where)
         try:
             target = self._move_into(folder, name, problem=True)
+            if target is None:
+                return  # another worker set it aside and wrote its problem
             problem = error.to_problem(base_uri="urn:asw-gateway:problem:", instance=name)
             text = json.dumps(problem, indent=2) + "\n"
             write_new(folder, f"{target}.problem.json", text.encode("utf-8"))
         finally:
             os.close(folder)
 
-    def _move_into(self, folder: int, name: str, *, problem: bool) -> str:
+    def _move_into(self, folder: int, name: str, *, problem: bool) -> str | None:
         stem, dot, suffix = name.rpartition(".")
         target, counter = name, 1
         while _entry(folder, target) is not None or (
@@ -530,7 +535,10 @@ class _Outbox:
         ):
             target = f"{stem}.{counter}{dot}{suffix}"
             counter += 1
-        os.rename(name, target, src_dir_fd=self.fd, dst_dir_fd=folder)
+        try:
+            os.rename(name, target, src_dir_fd=self.fd, dst_dir_fd=folder)
+        except FileNotFoundError:
+            return None
         return target
 
 

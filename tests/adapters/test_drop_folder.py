@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
 import structlog
 
-from adapters.drop_folder import DropFolderAdapter, FolderAccess, warn_unsafe_permissions, write_new
+from adapters.drop_folder import (
+    DropFolderAdapter,
+    FolderAccess,
+    FolderIntake,
+    warn_unsafe_permissions,
+    write_new,
+)
+from gateway.app import Gateway
 from gateway.core.handover import Handover
 from gateway.errors import FolderUnsafe, PeerUnavailable, PermanentDeliveryFailure, SettingsError
+from tests.conftest import with_message_id
+from tests.integration.helpers import wait_for_file
 
 MESSAGE_ID = "0b1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
 
@@ -196,3 +207,27 @@ def test_unknown_owner_is_a_settings_error() -> None:
     with pytest.raises(SettingsError) as raised:
         FolderAccess.from_options({"owner": "no-such-user-asw", "group": "no-such-group-asw"})
     assert len(raised.value.problems) == 2
+
+
+@pytest.mark.rabbitmq
+async def test_two_workers_scanning_one_outbox_move_each_file_once(
+    running_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """Worker processes share an outbox: each file is submitted, moved and delivered once."""
+    outbox = Path(running_gateway.settings.parties["SG"].options["outbox"])
+    outbox.mkdir(parents=True)
+    message_ids = [str(uuid.uuid4()) for _ in range(10)]
+    for number, message_id in enumerate(message_ids):
+        temporary = outbox / f".{number}.tmp"
+        temporary.write_bytes(with_message_id(sample_formd, message_id))
+        temporary.rename(outbox / f"{number:02}.xml")
+    submissions = running_gateway.intakes[0]._submissions
+    workers = [FolderIntake("SG", outbox, submissions) for _ in range(2)]
+    with structlog.testing.capture_logs() as logs:
+        counts = await asyncio.gather(*(worker.scan() for worker in workers))
+    assert not [e for e in logs if e["event"] in {"intake_scan_failed", "intake_file_failed"}]
+    assert sum(c["refused"] + c["failed"] + c["deferred"] for c in counts) == 0
+    assert sorted(os.listdir(outbox / "done")) == [f"{n:02}.xml" for n in range(10)]
+    th_inbox = Path(running_gateway.settings.parties["TH"].options["directory"])
+    for message_id in message_ids:
+        assert await wait_for_file(th_inbox / f"{message_id}.xml")
