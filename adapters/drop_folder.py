@@ -103,6 +103,8 @@ class FolderAccess:
             status = os.lstat(path)
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            return [f"cannot be checked ({exc.strerror})"]
         if stat.S_ISLNK(status.st_mode):
             return ["is a symbolic link"]
         if not stat.S_ISDIR(status.st_mode):
