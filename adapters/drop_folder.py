@@ -90,11 +90,13 @@ class FolderAccess:
         """Refuse an opened folder that is not a directory of an expected owner."""
         status = os.fstat(fd)
         if not stat.S_ISDIR(status.st_mode):
-            raise FolderUnsafe(f"{where} is not a folder; the gateway does not use it.")
+            raise FolderUnsafe(
+                f"The drop folder {where} is not a folder; the gateway does not use it."
+            )
         if status.st_uid not in self.owners:
             raise FolderUnsafe(
-                f"{where} belongs to user {status.st_uid}, not to the gateway or the party's "
-                "configured owner; the gateway does not use it."
+                f"The drop folder {where} belongs to user {status.st_uid}, not to the gateway or "
+                "the party's configured owner; the gateway does not use it."
             )
 
     def problems(self, path: Path) -> list[str]:
@@ -164,11 +166,16 @@ def open_subfolder(
                 os.mkdir(name, FOLDER_MODE, dir_fd=parent)
             fd = os.open(name, _DIRECTORY, dir_fd=parent)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        present = _entry(parent, name)
+        if present is None or stat.S_ISLNK(present.st_mode):
             raise FolderUnsafe(
-                f"{where} is a link or a file, not a folder; the gateway does not use it."
+                f"The drop folder {where} is a symbolic link; the gateway follows no links there."
             ) from exc
-        raise
+        # A plain file in the way is a broken set-up rather than an attack: nothing is written
+        # into it either, and delivery is retried like any unavailable receiver.
+        raise PeerUnavailable(f"The drop folder {where} is a file, not a folder.") from exc
     try:
         access.check(fd, where)
     except BaseException:
@@ -288,7 +295,7 @@ class DropFolderAdapter:
     def _writable(self) -> bool:
         try:
             folder = open_folder(self.directory, self.access, create=True)
-        except (OSError, FolderUnsafe):
+        except (OSError, PeerUnavailable):  # FolderUnsafe included
             return False
         try:
             return os.access(".", os.W_OK, dir_fd=folder)
@@ -366,14 +373,14 @@ class FolderIntake:
         counts = {"accepted": 0, "refused": 0, "deferred": 0, "failed": 0}
         try:
             outbox = await asyncio.to_thread(self._open)
-        except FolderUnsafe as exc:
+        except PeerUnavailable as exc:  # FolderUnsafe, or a file where a folder should be
             self._note_unsafe(exc)
             return counts
         if outbox is None:
             return counts
         try:
             await self._scan(outbox, counts)
-        except FolderUnsafe as exc:  # a result folder turned into a link during the scan
+        except PeerUnavailable as exc:  # a result folder turned into a link during the scan
             self._note_unsafe(exc)
         finally:
             os.close(outbox.fd)
@@ -387,7 +394,7 @@ class FolderIntake:
                     if data is None:
                         continue  # gone meanwhile
                     await self._submissions.submit(data, channel="folder", caller=self.country)
-                except FolderUnsafe:
+                except PeerUnavailable:  # FolderUnsafe: the folder, not the file
                     raise
                 except GatewayError as exc:
                     if exc.retryable:
@@ -431,7 +438,7 @@ class FolderIntake:
             self._unsafe = None
         return outbox
 
-    def _note_unsafe(self, error: FolderUnsafe) -> None:
+    def _note_unsafe(self, error: PeerUnavailable) -> None:
         if error.detail != self._unsafe:
             log.error(
                 "folder_unsafe",
@@ -460,12 +467,13 @@ class _Outbox:
             where = str(self.path / name)
             if not stat.S_ISDIR(present.st_mode):
                 raise FolderUnsafe(
-                    f"{where} is a link or a file, not a folder; the gateway does not use it."
+                    f"The drop folder {where} is a link or a file, not a folder; the gateway "
+                    "does not use it."
                 )
             if present.st_uid not in self.access.owners:
                 raise FolderUnsafe(
-                    f"{where} belongs to user {present.st_uid}, not to the gateway or the "
-                    "party's configured owner; the gateway does not use it."
+                    f"The drop folder {where} belongs to user {present.st_uid}, not to the "
+                    "gateway or the party's configured owner; the gateway does not use it."
                 )
 
     def waiting(self) -> list[str]:

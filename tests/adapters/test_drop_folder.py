@@ -106,17 +106,23 @@ async def test_inbox_that_is_a_link_is_refused_and_nothing_is_written(tmp_path: 
         await adapter.deliver(_handover())
     assert raised.value.retryable and raised.value.code == "folder-unsafe"
     assert os.listdir(elsewhere) == []
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FolderUnsafe):  # not made through a dangling link either
+        await DropFolderAdapter(tmp_path / "dangling").deliver(_handover())
+    assert not (tmp_path / "nowhere").exists()
     assert await adapter.healthy() is False
     with pytest.raises(FolderUnsafe):
         await adapter.has_received(MESSAGE_ID)
 
 
-async def test_inbox_that_is_a_file_is_refused(tmp_path: Path) -> None:
-    """A plain file where the inbox should be is folder-unsafe and is left as it was."""
+async def test_inbox_that_is_a_file_is_unavailable_and_left_alone(tmp_path: Path) -> None:
+    """A plain file where the inbox should be is peer-unavailable (retried) and left as it was."""
     (tmp_path / "inbox").write_bytes(b"not a folder")
     adapter = DropFolderAdapter(tmp_path / "inbox")
-    with pytest.raises(FolderUnsafe):
+    with pytest.raises(PeerUnavailable) as raised:
         await adapter.deliver(_handover())
+    assert raised.value.code == "peer-unavailable"
+    assert await adapter.healthy() is False
     assert (tmp_path / "inbox").read_bytes() == b"not a folder"
 
 
