@@ -394,8 +394,6 @@ class FolderIntake:
                     if data is None:
                         continue  # gone meanwhile
                     await self._submissions.submit(data, channel="folder", caller=self.country)
-                except PeerUnavailable:  # FolderUnsafe: the folder, not the file
-                    raise
                 except GatewayError as exc:
                     if exc.retryable:
                         counts["deferred"] += 1
