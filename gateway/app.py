@@ -13,7 +13,12 @@ import structlog
 from aiohttp import web
 
 from adapters import build_adapter
-from adapters.drop_folder import FolderIntake
+from adapters.drop_folder import (
+    DropFolderAdapter,
+    FolderAccess,
+    FolderIntake,
+    warn_unsafe_permissions,
+)
 from adapters.pull_inbox import attach_journal
 from gateway.auth import auth_middleware, server_ssl_context
 from gateway.broker import Broker
@@ -125,6 +130,8 @@ def build_intakes(settings: Settings, submissions: Submissions) -> list[FolderIn
             Path(party.options["outbox"]),
             submissions,
             poll_seconds=float(party.options.get("poll_seconds", "1.0")),
+            access=FolderAccess.from_options(party.options),
+            max_bytes=settings.http.max_body_bytes,
         )
         for country, party in sorted(settings.parties.items())
         if party.adapter == "drop-folder" and party.options.get("outbox")
@@ -257,6 +264,8 @@ class Gateway:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        self._check_folder_permissions()
+        # Each intake supervises itself: a failing file or scan is logged and the loop goes on.
         self._intake_tasks = [
             asyncio.create_task(intake.run(), name=f"intake-{intake.country}")
             for intake in self.intakes
@@ -265,6 +274,14 @@ class Gateway:
             asyncio.create_task(self._sweep(submissions), name="sweep-unconfirmed")
         )
         log.info("gateway_started", host=self.settings.http.host, port=self.port)
+
+    def _check_folder_permissions(self) -> None:
+        """Warn (``folder_permissions_unsafe``) on drop folders other users could tamper with."""
+        for country, adapter in sorted(self.adapters.items()):
+            if isinstance(adapter, DropFolderAdapter):
+                warn_unsafe_permissions(country, adapter.folders(), adapter.access)
+        for intake in self.intakes:
+            warn_unsafe_permissions(intake.country, intake.folders(), intake.access)
 
     async def _sweep(self, submissions: Submissions) -> None:
         """Every ``journal.sweep_seconds``, publish what was journalled but never confirmed."""

@@ -8,6 +8,7 @@ status a server answers with, and whether trying again later may succeed.
     ├── RejectedMessage            the sender's fault: 4xx, never retried
     │   ├── PayloadTooLarge        413 payload-too-large
     │   ├── UnsupportedMediaType   415 unsupported-media-type
+    │   ├── UnsafeFile             400 file-unsafe (a drop-folder link, hard link, not a file)
     │   ├── MalformedXml           400 malformed-xml
     │   ├── ForbiddenXml           400 xml-forbidden (DTD, entities, XInclude, ...)
     │   ├── XmlLimitExceeded       400 xml-limit-exceeded (depth, node size)
@@ -29,6 +30,7 @@ status a server answers with, and whether trying again later may succeed.
         ├── BrokerUnavailable      503 broker-unavailable
         ├── JournalUnavailable     503 journal-unavailable
         ├── PeerUnavailable        502 peer-unavailable
+        │   └── FolderUnsafe       502 folder-unsafe (a drop folder is a link or not ours)
         └── PeerTimeout            504 peer-timeout
     PermanentDeliveryFailure       a receiver refused the document for good (dead letter)
 """
@@ -127,6 +129,14 @@ class UnsupportedMediaType(RejectedMessage):
     code = "unsupported-media-type"
     http_status = 415
     title = "The message must be sent as XML"
+
+
+class UnsafeFile(RejectedMessage):
+    """A drop-folder entry that is not a plain file of its own (a link, a hard link, a FIFO)."""
+
+    code = "file-unsafe"
+    http_status = 400
+    title = "The file was not read: it is not a plain file"
 
 
 class MalformedXml(RejectedMessage):
@@ -411,6 +421,13 @@ class PeerUnavailable(TemporaryFailure):
     code = "peer-unavailable"
     http_status = 502
     title = "The receiving system is unavailable"
+
+
+class FolderUnsafe(PeerUnavailable):
+    """A party's drop folder is a link, not a folder, or belongs to someone else: not used."""
+
+    code = "folder-unsafe"
+    title = "The drop folder is not safe to use"
 
 
 class PeerTimeout(TemporaryFailure):
