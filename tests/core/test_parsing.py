@@ -51,6 +51,16 @@ def test_oversize_body_is_refused_before_parsing() -> None:
         parse(b"<a>" + b"x" * 2000 + b"</a>", ParseLimits(max_bytes=1000))
 
 
+def test_too_many_tags_are_refused_before_a_tree_is_built() -> None:
+    """A body of many tiny elements is xml-limit-exceeded by its tag count, within the bytes."""
+    many = b"<r>" + b"<a/>" * 200_000 + b"</r>"
+    with pytest.raises(XmlLimitExceeded, match="200,002 tags"):
+        parse(many)
+    assert parse(b"<r>" + b"<a/>" * 1000 + b"</r>", ParseLimits(max_markup=1002)).tag == "r"
+    with pytest.raises(XmlLimitExceeded):
+        parse(b"<r>" + b"<a/>" * 1000 + b"</r>", ParseLimits(max_markup=1001))
+
+
 def test_ordinary_document_parses() -> None:
     """A plain namespaced document (a comment before the root is outside any value) parses."""
     root = parse(b"<!-- made by x --><r xmlns='urn:x'>\n  <c>1</c> <![CDATA[ ]]></r>")
