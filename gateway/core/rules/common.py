@@ -9,12 +9,21 @@ in one loop over its children.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Final, NamedTuple
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Final, NamedTuple, Protocol
 
 from lxml import etree
 
+from gateway.core.code_lists import (
+    REC20,
+    REC20_STATUS_WORDS,
+    UNLOCODE,
+    locations,
+    locode_countries,
+    retired_units,
+)
 from gateway.core.codelists import (
     CLOCK_SKEW_SECONDS,
     COUNTRIES_IDENTICAL,
@@ -22,16 +31,24 @@ from gateway.core.codelists import (
     DATETIME_IN_FUTURE,
     EXPORT_NOT_SENDER,
     FUNCTIONS_NEEDING_REFERENCE,
+    HS_LENGTH,
+    HS_UNKNOWN,
     IMPORT_NOT_RECEIVER,
+    LOCODE_COUNTRY,
+    LOCODE_UNKNOWN,
     MEMBER_STATE_SET,
     REFERENCE_MISSING,
     REFERENCE_TO_SELF,
     SENDER_IS_RECEIVER,
+    UNIT_RETIRED,
     Rule,
 )
-from gateway.core.envelope import NS_COMMON
+from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD
 from gateway.core.envelope import DocumentType as Doc
 from gateway.core.envelope import first_child as child
+from gateway.core.nomenclature import edition_on
+from gateway.core.nomenclature import load as load_hs
+from gateway.core.nomenclature import normalise as normalise_hs
 from gateway.errors import Finding
 
 # --- reading the tree -----------------------------------------------------------------------
@@ -189,3 +206,202 @@ def country_rules(
             "named in the message header.",
             "Send the document to the importing Member State's single window.",
         )
+
+
+# --- official code lists and the HS nomenclature (Form D, ACDD) ------------------------------
+
+_HS_LENGTHS: Final = (6, 8, 10)
+
+
+def hs_rules(
+    el: etree._Element | None, code: str, day: date, *, boxed: bool, item: str | None
+) -> Iterator[Finding]:
+    """Box 7 HS code: 6 (HS), 8 (AHTN) or 10 (national) digits, dots dropped, whose first six
+    digits are a subheading of the HS edition in force on ``day`` (the certificate's date)."""
+    digits = normalise_hs(code)
+    if boxed and len(digits) not in _HS_LENGTHS:
+        yield HS_LENGTH.finding(
+            el,
+            f"the HS code '{code}' has {len(digits)} digits; give the 6-digit HS subheading, "
+            "the 8-digit AHTN code or a 10-digit national tariff code.",
+            "For example 848210 (HS), 84821000 (AHTN) or 8482.10.00.",
+            item=item,
+        )
+        return
+    edition = edition_on(day)
+    if edition is None or len(digits) < 6:
+        return
+    missing = load_hs(edition).missing_level(digits)
+    if missing is None:
+        return
+    part = {"chapter": digits[:2], "heading": digits[:4], "subheading": digits[:6]}[missing]
+    rule = HS_UNKNOWN if boxed else HS_UNKNOWN.without_box()
+    yield rule.finding(
+        el,
+        f"the HS code '{code}' is not in the {edition.name} nomenclature in force on "
+        f"{day.isoformat()}: {missing} {part} does not exist.",
+        f"Give a subheading of {edition.name} (6 digits; AHTN and national codes begin with "
+        "one). Codes of an older edition must be converted with the correlation table.",
+        item=item,
+    )
+
+
+def _item_of(el: etree._Element) -> str | None:
+    """The goods item number (SequenceNumeric) of the item ``el`` is in, if any."""
+    for ancestor in el.iterancestors():
+        first = ancestor[0] if len(ancestor) else None
+        if first is not None and str(first.tag).endswith("}SequenceNumeric"):
+            return text(first)
+    return None
+
+
+def unit_rules(root: etree._Element, tags: tuple[str, ...], *, boxed: bool) -> Iterator[Finding]:
+    """``unit-code-retired``: a Rec 20 unit marked deleted or deprecated (a warning: the code
+    is still defined, but not for new use)."""
+    retired = retired_units()
+    rule = UNIT_RETIRED if boxed else UNIT_RETIRED.without_box()
+    for el in root.iter(tags):
+        unit = retired.get(el.get("unitCode", ""))
+        if unit is None:
+            continue
+        state = REC20_STATUS_WORDS[unit.status]
+        yield rule.finding(
+            el,
+            f"the unit '{unit.code}' ({unit.name}) is marked {state} in {REC20}.",
+            "Use the current Rec 20 code for the unit, e.g. KGM kilogram or H87 piece; package "
+            "counts use X plus the Rec 21 package code (XBX box).",
+            item=_item_of(el),
+        )
+
+
+def location_rules(
+    places: tuple[tuple[etree._Element | None, str, str, str | None], ...], *, boxed: bool
+) -> Iterator[Finding]:
+    """UN/LOCODE warnings for each ``(element, expected country, what, box)``: a code outside
+    the expected country, and a code of a country the gateway holds that is not in the list."""
+    known = locations()
+    held = locode_countries()
+    for el, expected, what, box in places:
+        code = text(el)
+        if el is None or not code:
+            continue
+        country = code[:2]
+        if expected and country != expected:
+            rule = replace(LOCODE_COUNTRY, box=box if boxed else None)
+            yield rule.finding(
+                el,
+                f"the {what} {code} is in {country}, not in {expected}.",
+                f"The {what} lies in {expected}; check the UN/LOCODE ({UNLOCODE}) and the "
+                "countries. An officer may accept it where the goods really left from there.",
+            )
+        elif country in held and code not in known:
+            rule = replace(LOCODE_UNKNOWN, box=box if boxed else None)
+            yield rule.finding(
+                el,
+                f"the {what} {code} is not a UN/LOCODE of {country} in {UNLOCODE}.",
+                "Check the code at unece.org/trade/uncefact/unlocode; a location added since "
+                "that edition is accepted by the officer.",
+            )
+
+
+class ClassifiedItem(Protocol):
+    """A goods item's HS code as the Form D pass collected it."""
+
+    @property
+    def hs_el(self) -> etree._Element | None: ...
+    @property
+    def hs(self) -> str: ...
+    @property
+    def seq(self) -> str: ...
+
+
+_FD_UNITS: Final = (q(NS_FORMD, "GrossMassMeasure"), q(NS_FORMD, "TariffQuantity"))
+_FD_ISSUE_PLACE: Final = q(NS_FORMD, "Declaration/IssueLocationID")
+_FD_CONSIGNMENT: Final = q(NS_FORMD, "Declaration/GoodsShipment/Consignment")
+_FD_LOADING: Final = q(NS_FORMD, "LoadingLocation/ID")
+_FD_UNLOADING: Final = q(NS_FORMD, "UnloadingLocation/ID")
+
+
+def countries_agree(h: Header, exporting: str, importing: str) -> bool:
+    """True when the exporting and importing countries are two Member States and the header's
+    sender and receiver: only then is a port compared with them (otherwise a country rule has
+    already said what is wrong, and a port warning would be noise)."""
+    return (
+        exporting in MEMBER_STATE_SET
+        and importing in MEMBER_STATE_SET
+        and exporting != importing
+        and (exporting, importing) == (h.sender, h.receiver)
+    )
+
+
+def form_d_code_list_rules(
+    root: etree._Element,
+    items: Iterable[ClassifiedItem],
+    h: Header,
+    *,
+    issued: str,
+    exporting: str,
+    importing: str,
+) -> Iterator[Finding]:
+    """Form D Boxes 3, 7, 9 and 12 against the official lists: HS codes in the edition in force
+    on the issue date, retired units, and UN/LOCODEs of the right countries."""
+    day = date.fromisoformat(issued)
+    for item in items:
+        yield from hs_rules(item.hs_el, item.hs, day, boxed=True, item=item.seq)
+    yield from unit_rules(root, _FD_UNITS, boxed=True)
+    if not countries_agree(h, exporting, importing):
+        exporting = importing = ""
+    consignment = root.find(_FD_CONSIGNMENT)
+    yield from location_rules(
+        (
+            (root.find(_FD_ISSUE_PLACE), exporting, "place of issue", "12"),
+            (child_path(consignment, _FD_LOADING), exporting, "port of loading", "3"),
+            (child_path(consignment, _FD_UNLOADING), importing, "port of discharge", "3"),
+        ),
+        boxed=True,
+    )
+
+
+def child_path(el: etree._Element | None, path: str) -> etree._Element | None:
+    """``el.find(path)``, or ``None`` when ``el`` is ``None``."""
+    return el.find(path) if el is not None else None
+
+
+_AC_UNITS: Final = (q(NS_ACDD, "GrossMassMeasure"), q(NS_ACDD, "TariffQuantity"))
+_AC_HS: Final = q(NS_ACDD, "Commodity/Classification/ID")
+_AC_ITEM: Final = q(NS_ACDD, "GovernmentAgencyGoodsItem")
+_AC_SEQ: Final = q(NS_ACDD, "SequenceNumeric")
+_AC_CONSIGNMENT: Final = q(NS_ACDD, "Consignment")
+_AC_LOADING: Final = q(NS_ACDD, "LoadingLocation/ID")
+_AC_UNLOADING: Final = q(NS_ACDD, "UnloadingLocation/ID")
+
+
+def acdd_code_list_rules(
+    shipment: etree._Element | None,
+    h: Header,
+    *,
+    issued: etree._Element | None,
+    exporting: str,
+    importing: str,
+) -> Iterator[Finding]:
+    """ACDD fields h (HS code), j (unit) and m (ports) against the official lists, as for the
+    Form D but without boxes; the HS edition is the one in force on the declaration's date."""
+    if shipment is None:
+        return
+    moment = parse_datetime(text(issued))
+    for item in shipment.iter(_AC_ITEM):
+        hs_el = item.find(_AC_HS)
+        if moment is not None and hs_el is not None:
+            seq = text(child(item, _AC_SEQ)) or None
+            yield from hs_rules(hs_el, text(hs_el), moment.date(), boxed=False, item=seq)
+    yield from unit_rules(shipment, _AC_UNITS, boxed=False)
+    if not countries_agree(h, exporting, importing):
+        exporting = importing = ""
+    consignment = shipment.find(_AC_CONSIGNMENT)
+    yield from location_rules(
+        (
+            (child_path(consignment, _AC_LOADING), exporting, "port of loading", None),
+            (child_path(consignment, _AC_UNLOADING), importing, "port of discharge", None),
+        ),
+        boxed=False,
+    )
