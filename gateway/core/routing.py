@@ -31,15 +31,10 @@ class RoutingTable:
     parties: Parties = field(default_factory=default_parties)
 
     def decide(self, envelope: Envelope) -> Route:
-        """Pick the route for ``envelope``, or refuse a receiver nobody serves
-        (``no-route``) or one that does not take this document (``receiver-not-enabled``)."""
+        """Pick the route for ``envelope``, or refuse a receiver that does not take this
+        document under the parties plan (``receiver-not-enabled``) or that nobody serves on
+        this gateway (``no-route``)."""
         country = envelope.receiver.country
-        if country not in self.receivers:
-            served = ", ".join(sorted(self.receivers)) or "none"
-            raise UnknownRoute(
-                f"No national single window for receiver {country!r} is configured on this "
-                f"gateway (it serves: {served})."
-            )
         refusal = self.parties.refusal(
             envelope.sender.country,
             country,
@@ -49,6 +44,12 @@ class RoutingTable:
         )
         if refusal is not None:
             raise ReceiverNotEnabled(refusal)
+        if country not in self.receivers:
+            served = ", ".join(sorted(self.receivers)) or "none"
+            raise UnknownRoute(
+                f"No national single window for receiver {country!r} is configured on this "
+                f"gateway (it serves: {served})."
+            )
         return Route(
             exchange=self.topology.route_exchange,
             routing_key=self.topology.routing_key(country, envelope.document_type),

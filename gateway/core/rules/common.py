@@ -47,6 +47,7 @@ from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD
 from gateway.core.envelope import DocumentType as Doc
 from gateway.core.envelope import first_child as child
 from gateway.core.nomenclature import edition_on
+from gateway.core.parties import default_parties
 from gateway.core.nomenclature import load as load_hs
 from gateway.core.nomenclature import normalise as normalise_hs
 from gateway.errors import Finding
@@ -167,6 +168,12 @@ def header_rules(doc: Doc, h: Header, now: datetime) -> Iterator[Finding]:
 # --- exporting and importing country (Form D, ACDD) -------------------------------------------
 
 
+def asean_members() -> frozenset[str]:
+    """The Member States of the parties plan (those that exchange nothing are refused later,
+    by the routing decision, with receiver-not-enabled)."""
+    return frozenset(default_parties().members)
+
+
 def country_rules(
     h: Header, export_el: etree._Element | None, import_el: etree._Element | None, *, boxed: bool
 ) -> Iterator[Finding]:
@@ -180,11 +187,11 @@ def country_rules(
         (export_el, exporting, "exporting"),
         (import_el, importing, "importing"),
     ):
-        if code not in MEMBER_STATE_SET:
+        if code not in asean_members():
             yield rule(COUNTRY_NOT_MEMBER).finding(
                 el,
                 f"the {what} country {code} is not an ASEAN Member State.",
-                "Only the ten ASEAN Member States exchange this document.",
+                "Only ASEAN Member States exchange this document.",
             )
     if exporting == importing:
         yield rule(COUNTRIES_IDENTICAL).finding(
@@ -224,7 +231,7 @@ def hs_rules(
             el,
             f"the HS code '{code}' has {len(digits)} digits; give the 6-digit HS subheading, "
             "the 8-digit AHTN code or a 10-digit national tariff code.",
-            "For example 848210 (HS), 84821000 (AHTN) or 8482.10.00.",
+            "For example 84821000 (AHTN), 848210 (HS) or 8482.10.00.10 (national).",
             item=item,
         )
         return
