@@ -75,9 +75,7 @@ def schemas() -> tuple[CodeListSchema, ...]:
             "deleted or deprecated are valid here; business rule unit-code-retired warns.",
             "Rev.17",
             code_lists.REC20,
-            tuple(
-                (c.code, c.name + _status_note(c.status)) for c in code_lists.units().values()
-            ),
+            tuple((c.code, c.name + _status_note(c.status)) for c in code_lists.units().values()),
         ),
         CodeListSchema(
             "currency-1.xsd",

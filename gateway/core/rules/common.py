@@ -47,9 +47,9 @@ from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD
 from gateway.core.envelope import DocumentType as Doc
 from gateway.core.envelope import first_child as child
 from gateway.core.nomenclature import edition_on
-from gateway.core.parties import default_parties
 from gateway.core.nomenclature import load as load_hs
 from gateway.core.nomenclature import normalise as normalise_hs
+from gateway.core.parties import default_parties
 from gateway.errors import Finding
 
 # --- reading the tree -----------------------------------------------------------------------
