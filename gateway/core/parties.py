@@ -1,9 +1,11 @@
 """Parties as data: the Member States and who exchanges which document types, with dates.
 
-The plan is a TOML document (the default ships as ``gateway/data/parties.toml``; its comments
-give the format). ``Parties.refusal`` tells why a document may not go from one Member State to
-another on a day, or ``None`` when it may: the routing decision (``gateway.core.routing``)
-raises it as ``receiver-not-enabled`` before anything is queued.
+The plan is a TOML document: the default ships as ``gateway/data/parties.toml`` (its comments
+give the format); setting ``documents.parties_file`` names another (``load_parties``).
+``Parties.refusal`` tells why a document may not go from one Member State to another on a day,
+or ``None`` when it may: the routing decision (``gateway.core.routing``) raises it as
+``receiver-not-enabled`` before anything is queued. The business rules read the members of
+the shipped plan (``asean_members`` in ``gateway.core.rules.common``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
+from pathlib import Path
 from typing import Any, Final
 
 from gateway.core.envelope import DocumentType
+from gateway.errors import SettingsError
 
 DOCUMENT_NAMES: Final = {
     DocumentType.FORM_D: "e-Form D",
@@ -87,8 +91,9 @@ class Parties:
                 f"{receiver_name} does not take version {version} of the {what} from "
                 f"{sender} (it takes version {', '.join(versions)})."
             )
+        who = receiver if receiver_name == receiver else f"{receiver_name} ({receiver})"
         return (
-            f"{receiver_name} ({receiver}) does not take the {what} from {sender} through the "
+            f"{who} does not take the {what} from {sender} through the "
             f"ASEAN Single Window on {day.isoformat()} (parties plan {self.version})."
         )
 
@@ -161,6 +166,17 @@ def parse_parties(text: str) -> Parties:
     }
     exchanges = tuple(_exchange(r, n, members) for n, r in enumerate(raw.get("exchange", []), 1))
     return Parties(version=str(raw.get("version", "")), members=members, exchanges=exchanges)
+
+
+def load_parties(path: str) -> Parties:
+    """The plan in the TOML file at ``path`` (setting ``documents.parties_file``), or the
+    shipped one for ``""``; a missing or malformed file is a ``SettingsError``."""
+    if not path:
+        return default_parties()
+    try:
+        return parse_parties(Path(path).read_text("utf-8"))
+    except (OSError, PartiesError) as exc:
+        raise SettingsError([f"documents.parties_file: {path}: {exc}"]) from None
 
 
 @functools.cache

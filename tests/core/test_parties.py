@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from gateway.core.envelope import MEMBER_STATES, DocumentType
-from gateway.core.parties import PartiesError, default_parties, parse_parties
+from gateway.core.parties import PartiesError, default_parties, load_parties, parse_parties
+from gateway.errors import SettingsError
 
 TEN = list(MEMBER_STATES)
 DAY = date(2026, 12, 1)
@@ -127,3 +129,16 @@ def test_a_malformed_plan_says_where(text: str, message: str) -> None:
     """Unknown types, unlisted countries, bad dates and bad pairs are refused with a reason."""
     with pytest.raises(PartiesError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_parties(text)
+
+
+def test_plan_file_from_the_settings_or_the_shipped_one(tmp_path: Path) -> None:
+    """documents.parties_file names a plan; "" is the shipped one; a bad file is settings-invalid."""
+    assert load_parties("") is default_parties()
+    plan = tmp_path / "parties.toml"
+    plan.write_text(PILOT, encoding="utf-8")
+    assert load_parties(str(plan)).version == "test-1"
+    with pytest.raises(SettingsError, match="documents.parties_file"):
+        load_parties(str(tmp_path / "missing.toml"))
+    plan.write_text("[[exchange]]\ndocument = 'XYZ'\nsince = 2020-01-01\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="document must be one of"):
+        load_parties(str(plan))
