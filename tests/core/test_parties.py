@@ -132,12 +132,12 @@ def test_a_malformed_plan_says_where(text: str, message: str) -> None:
 
 
 def test_plan_file_from_the_settings_or_the_shipped_one(tmp_path: Path) -> None:
-    """documents.parties_file names a plan; "" is the shipped one; a bad file is settings-invalid."""
+    """documents.parties_file names a plan, "" the shipped one; a bad file is settings-invalid."""
     assert load_parties("") is default_parties()
     plan = tmp_path / "parties.toml"
     plan.write_text(PILOT, encoding="utf-8")
     assert load_parties(str(plan)).version == "test-1"
-    with pytest.raises(SettingsError, match="documents.parties_file"):
+    with pytest.raises(SettingsError, match=r"documents\.parties_file"):
         load_parties(str(tmp_path / "missing.toml"))
     plan.write_text("[[exchange]]\ndocument = 'XYZ'\nsince = 2020-01-01\n", encoding="utf-8")
     with pytest.raises(SettingsError, match="document must be one of"):
