@@ -3,12 +3,15 @@
     python -m gateway.codelist_xsd [XSD_DIR]     # default: xsd
 
 Writes the lists where an unknown code is an error, as enumerations libxml2 enforces: UN/ECE
-Rec 19 (transport modes), Rec 20 (units, with the Rec 21 package codes prefixed X as Rec 20
-note 2 says), Rec 21 (package types, with Annex I's one-digit codes), ISO 4217 (currencies) and
-the Member States of the parties plan. Each schema names its source and edition in its comment,
-in ``xs:schema/xs:annotation`` and in ``@version``. The namespaces and type names stay those of
-major version 1, so no document schema changes. ``tests/core/test_code_lists.py`` fails when a
-committed schema differs from what this module generates.
+Rec 19 (transport modes), Rec 21 (package types, with Annex I's one-digit codes), ISO 4217
+(currencies) and the Member States of the parties plan. Rec 20 (units) gets only its code form
+as a pattern: its 2,542 codes are checked by business rule unit-code-unknown, because libxml2
+tries an enumeration value by value (``gateway.core.code_lists`` says what that cost).
+
+Each schema names its source and edition in its comment, in ``xs:schema/xs:annotation`` and in
+``@version``. The namespaces and type names stay those of major version 1, so no document
+schema changes. ``tests/core/test_code_lists.py`` fails when a committed schema differs from
+what this module generates.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class CodeListSchema:
     version: str
     source: str
     values: tuple[tuple[str, str], ...]
+    pattern: str = ""  # instead of the enumeration: the form only, the rules check the list
 
 
 def _status_note(status: str) -> str:
@@ -70,12 +74,15 @@ def schemas() -> tuple[CodeListSchema, ...]:
             "unit-1.xsd",
             "urn:asw-gw:codelist:UNECERec20UnitCode:1",
             "UnitCodeContentType",
-            "UN/ECE Recommendation 20, units of measure, the complete list (Annex II/III), "
-            "and package units: X plus a Rec 21 package code (Rec 20 note 2). Units marked "
-            "deleted or deprecated are valid here; business rule unit-code-retired warns.",
+            "UN/ECE Recommendation 20, units of measure: the code form only. The complete "
+            "list (Annex II/III, with X plus a Rec 21 package code, Rec 20 note 2) is checked "
+            "by business rules unit-code-unknown (error) and unit-code-retired (warning for "
+            "deleted or deprecated units), because a 2,542-value enumeration made libxml2 "
+            "ten times slower.",
             "Rev.17",
             code_lists.REC20,
             tuple((c.code, c.name + _status_note(c.status)) for c in code_lists.units().values()),
+            pattern=code_lists.UNIT_PATTERN,
         ),
         CodeListSchema(
             "currency-1.xsd",
@@ -105,6 +112,9 @@ def schemas() -> tuple[CodeListSchema, ...]:
 
 def render(schema: CodeListSchema) -> str:
     """The XSD text of ``schema``."""
+    checked = (
+        " (checked by business rules; this schema checks their form)" if schema.pattern else ""
+    )
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f"<!-- Code list: {escape(schema.title)}",
@@ -115,15 +125,18 @@ def render(schema: CodeListSchema) -> str:
         f'           targetNamespace="{schema.namespace}"',
         f'           elementFormDefault="qualified" version={quoteattr(schema.version)}>',
         f"  <xs:annotation><xs:documentation>{escape(schema.source)}: "
-        f"{len(schema.values)} codes.</xs:documentation></xs:annotation>",
+        f"{len(schema.values)} codes{checked}.</xs:documentation></xs:annotation>",
         f'  <xs:simpleType name="{schema.type_name}">',
         '    <xs:restriction base="xs:token">',
     ]
-    lines.extend(
-        f"      <xs:enumeration value={quoteattr(code)}><xs:annotation><xs:documentation>"
-        f"{escape(text)}</xs:documentation></xs:annotation></xs:enumeration>"
-        for code, text in schema.values
-    )
+    if schema.pattern:
+        lines.append(f"      <xs:pattern value={quoteattr(schema.pattern)}/>")
+    else:
+        lines.extend(
+            f"      <xs:enumeration value={quoteattr(code)}><xs:annotation><xs:documentation>"
+            f"{escape(text)}</xs:documentation></xs:annotation></xs:enumeration>"
+            for code, text in schema.values
+        )
     lines += ["    </xs:restriction>", "  </xs:simpleType>", "</xs:schema>", ""]
     return "\n".join(lines)
 

@@ -321,9 +321,9 @@ INVALID: list[tuple[str, str, Edit, list[str]]] = [
     ),
     (
         BASIC,
-        "formd/invalid/xsd-unit-not-in-rec20.xml",
+        "formd/invalid/unit-code-unknown.xml",
         _attr(f"{FD_ITEM1}//fd:GrossMassMeasure", "unitCode", "PCE"),
-        ["xsd-not-in-code-list"],
+        ["unit-code-unknown"],
     ),
     (
         BASIC,
@@ -482,6 +482,8 @@ INVALID += [
      ["hs-code-unknown"]),
     (BASIC, "formd/invalid/xsd-hs-code-spaced.xml", _set(FD_HS1, "8482 10"),
      ["xsd-invalid-value"]),
+    (BASIC, "formd/invalid/xsd-unit-not-a-rec20-code.xml",
+     _attr(f"{FD_ITEM1}//fd:GrossMassMeasure", "unitCode", "kg"), ["xsd-invalid-value"]),
     (BASIC, "formd/warning/unit-code-deprecated.xml",
      _attr(f"{FD_ITEM1}//fd:TariffQuantity", "unitCode", "NPR"), ["unit-code-retired"]),
     (BASIC, "formd/warning/unit-code-deleted.xml",

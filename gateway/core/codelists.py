@@ -176,6 +176,12 @@ HS_UNKNOWN = _r(
     "7",
     "The HS chapter, heading or subheading does not exist in the edition in force.",
 )
+UNIT_UNKNOWN = _r(
+    "unit-code-unknown",
+    "error",
+    "9",
+    "A unit is neither a UN/ECE Rec 20 code nor X plus a Rec 21 package code.",
+)
 UNIT_RETIRED = _r(
     "unit-code-retired",
     "warning",
@@ -295,6 +301,7 @@ CATALOGUE: Final[dict[str, Rule]] = {
         FOB_MISSING,
         HS_LENGTH,
         HS_UNKNOWN,
+        UNIT_UNKNOWN,
         UNIT_RETIRED,
         LOCODE_UNKNOWN,
         LOCODE_COUNTRY,

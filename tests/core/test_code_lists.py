@@ -139,11 +139,25 @@ def test_official_package_types_and_units_are_accepted(
     assert _findings(validator, *edits) == []
 
 
-@pytest.mark.parametrize("unit", ["PCE", "KILO", "X1Z"])
-def test_unit_outside_rec20_is_a_schema_error(validator: Validator, unit: str) -> None:
-    """A unit Rec 20 does not define (nor X plus a Rec 21 code) is refused by the XSD."""
+@pytest.mark.parametrize("unit", ["PCE", "X1Z", "ZZZ"])
+def test_unit_outside_rec20_is_a_box_9_error(validator: Validator, unit: str) -> None:
+    """A unit Rec 20 does not define (nor X plus a Rec 21 code) is unit-code-unknown."""
+    data = SAMPLE_FORMD.read_bytes().replace(
+        b'TariffQuantity unitCode="H87"', f'TariffQuantity unitCode="{unit}"'.encode(), 1
+    )
+    report = validator.check(parse(data), now=NOW)
+    assert report.schema_valid and not report.valid
+    (finding,) = report.findings
+    assert (finding.code, finding.severity, finding.box) == ("unit-code-unknown", "error", "9")
+    assert finding.message.startswith("Box 9, goods item 1: the unit")
+    assert "Revision 17" in finding.message and finding.hint and finding.line
+
+
+@pytest.mark.parametrize("unit", ["kg", "KILO", "K"])
+def test_unit_not_in_the_form_of_a_code_is_a_schema_error(validator: Validator, unit: str) -> None:
+    """The XSD keeps the form of a Rec 20 code (2 or 3 capitals or digits)."""
     edit = (b'TariffQuantity unitCode="H87"', f'TariffQuantity unitCode="{unit}"'.encode())
-    assert _findings(validator, edit) == [("xsd-not-in-code-list", "error", "9")]
+    assert _findings(validator, edit) == [("xsd-invalid-value", "error", "9")]
 
 
 @pytest.mark.parametrize(("unit", "state"), [("NPR", "deprecated"), ("KG", "deleted")])

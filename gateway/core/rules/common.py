@@ -23,6 +23,7 @@ from gateway.core.code_lists import (
     locations,
     locode_countries,
     retired_units,
+    units,
 )
 from gateway.core.codelists import (
     CLOCK_SKEW_SECONDS,
@@ -41,6 +42,7 @@ from gateway.core.codelists import (
     REFERENCE_TO_SELF,
     SENDER_IS_RECEIVER,
     UNIT_RETIRED,
+    UNIT_UNKNOWN,
     Rule,
 )
 from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD
@@ -263,21 +265,33 @@ def _item_of(el: etree._Element) -> str | None:
 
 
 def unit_rules(root: etree._Element, tags: tuple[str, ...], *, boxed: bool) -> Iterator[Finding]:
-    """``unit-code-retired``: a Rec 20 unit marked deleted or deprecated (a warning: the code
-    is still defined, but not for new use)."""
+    """Units against the whole of Rec 20: ``unit-code-unknown`` (an error) for a code it does
+    not define, ``unit-code-retired`` (a warning: still defined, not for new use) for one marked
+    deleted or deprecated."""
+    known = units()
     retired = retired_units()
-    rule = UNIT_RETIRED if boxed else UNIT_RETIRED.without_box()
     for el in root.iter(tags):
-        unit = retired.get(el.get("unitCode", ""))
+        code = el.get("unitCode", "")
+        if code in known and code not in retired:
+            continue
+        item = _item_of(el)
+        unit = retired.get(code)
         if unit is None:
+            yield (UNIT_UNKNOWN if boxed else UNIT_UNKNOWN.without_box()).finding(
+                el,
+                f"the unit '{code}' is not in {REC20}.",
+                "Use a Rec 20 code, e.g. KGM kilogram, H87 piece, LTR litre, CTM carat; "
+                "package counts use X plus the Rec 21 package code (XBX box, XCT carton).",
+                item=item,
+            )
             continue
         state = REC20_STATUS_WORDS[unit.status]
-        yield rule.finding(
+        yield (UNIT_RETIRED if boxed else UNIT_RETIRED.without_box()).finding(
             el,
             f"the unit '{unit.code}' ({unit.name}) is marked {state} in {REC20}.",
             "Use the current Rec 20 code for the unit, e.g. KGM kilogram or H87 piece; package "
             "counts use X plus the Rec 21 package code (XBX box).",
-            item=_item_of(el),
+            item=item,
         )
 
 
