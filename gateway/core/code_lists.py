@@ -114,6 +114,14 @@ def retired_units() -> dict[str, Code]:
 
 
 @functools.cache
+def current_units() -> frozenset[str]:
+    """The Rec 20 codes (and package units) in current use: the rules' fast path."""
+    return frozenset(
+        code for code, unit in units().items() if unit.status not in REC20_STATUS_WORDS
+    )
+
+
+@functools.cache
 def currencies() -> dict[str, Code]:
     """ISO 4217 alphabetic currency and funds codes in use."""
     return {r["code"]: Code(r["code"], r["name"]) for r in _rows("iso4217_active.csv")}

@@ -383,9 +383,9 @@ def form_d_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Fin
         root,
         facts.items,
         h,
-        issued=text(facts.issue),
-        exporting=text(facts.exporting),
-        importing=text(facts.importing),
+        issue=facts.issue,
+        exporting=facts.exporting,
+        importing=facts.importing,
     )
     flags = _flags(facts.flags_el)
     yield from _issue_dates(facts, flags, now)
