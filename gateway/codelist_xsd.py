@@ -37,7 +37,21 @@ class CodeListSchema:
     version: str
     source: str
     values: tuple[tuple[str, str], ...]
+    first: tuple[str, ...] = ()  # the codes most documents use, tried first (see render)
     pattern: str = ""  # instead of the enumeration: the form only, the rules check the list
+
+
+# libxml2 tries an enumeration's values in document order until one matches, so the codes
+# most Form D and ACDD use come first (the order means nothing else). For the 5 KB Form D this
+# takes the XSD pass from about 32 to 26 us, as with the old short lists.
+COMMON_PACKAGE_TYPES = (
+    "CT", "PX", "BX", "PK", "BG", "DR", "CS", "CR", "PL", "BE", "BL", "CL", "RO", "BA", "SA",
+    "NE", "CN", "BO", "JR", "TN", "FE", "JB", "WA", "43", "1A", "4G", "5H",
+)  # fmt: skip
+COMMON_CURRENCIES = (
+    "USD", "EUR", "SGD", "MYR", "THB", "IDR", "VND", "PHP", "BND", "KHR", "LAK", "MMK", "JPY",
+    "CNY", "HKD", "KRW", "AUD", "GBP", "INR", "CHF",
+)  # fmt: skip
 
 
 def _status_note(status: str) -> str:
@@ -69,6 +83,7 @@ def schemas() -> tuple[CodeListSchema, ...]:
                 (c.code, c.name + _status_note(c.status))
                 for c in code_lists.package_types().values()
             ),
+            first=COMMON_PACKAGE_TYPES,
         ),
         CodeListSchema(
             "unit-1.xsd",
@@ -92,6 +107,7 @@ def schemas() -> tuple[CodeListSchema, ...]:
             "2026-02-01",
             code_lists.ISO4217,
             tuple((c.code, c.name) for c in code_lists.currencies().values()),
+            first=COMMON_CURRENCIES,
         ),
         CodeListSchema(
             "member-state-1.xsd",
@@ -132,10 +148,12 @@ def render(schema: CodeListSchema) -> str:
     if schema.pattern:
         lines.append(f"      <xs:pattern value={quoteattr(schema.pattern)}/>")
     else:
+        rank = {code: n for n, code in enumerate(schema.first)}
+        values = sorted(schema.values, key=lambda v: rank.get(v[0], len(rank)))  # stable
         lines.extend(
             f"      <xs:enumeration value={quoteattr(code)}><xs:annotation><xs:documentation>"
             f"{escape(text)}</xs:documentation></xs:annotation></xs:enumeration>"
-            for code, text in schema.values
+            for code, text in values
         )
     lines += ["    </xs:restriction>", "  </xs:simpleType>", "</xs:schema>", ""]
     return "\n".join(lines)

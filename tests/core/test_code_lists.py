@@ -262,3 +262,16 @@ def test_acdd_hs_code_is_checked_too(validator: Validator) -> None:
     assert hs
     edit = (f"<ac:ID>{hs}<".encode(), b"<ac:ID>77010000<")
     assert _findings(validator, edit, sample=ACDD) == [("hs-code-unknown", "error", None)]
+
+
+def test_retired_unit_is_found_in_a_certificate_of_a_thousand_items(validator: Validator) -> None:
+    """The 1 MB Form D (1,060 items, the other unit pass) reports its one retired unit."""
+    large = SAMPLES / "formd" / "valid" / "sg-vn-large-1mb.xml"
+    data = large.read_bytes()
+    at = data.rindex(b'unitCode="H87"')
+    data = data[:at] + b'unitCode="NPR"' + data[at + len(b'unitCode="H87"') :]
+    report = validator.check(parse(data), now=NOW)
+    assert [(f.code, f.severity) for f in report.findings] == [("unit-code-retired", "warning")]
+    seq = data[:at].rsplit(b"<fd:SequenceNumeric>", 1)[1].split(b"<", 1)[0].decode()
+    assert int(seq) > 1000
+    assert report.findings[0].message.startswith(f"Box 9, goods item {seq}: the unit 'NPR'")

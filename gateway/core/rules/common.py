@@ -10,7 +10,7 @@ in one loop over its children.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, NamedTuple, Protocol
@@ -380,9 +380,21 @@ def _next(el: etree._Element | None, tag: str) -> etree._Element | None:
     return following if following is not None and following.tag == tag else None
 
 
+_FEW_ITEMS: Final = 20
+
+
+def _measures(items: Sequence[ClassifiedItem]) -> Iterator[etree._Element]:
+    """Box 9's measures of each goods item: Classification is followed by GoodsMeasure."""
+    for item in items:
+        classification = item.hs_el.getparent() if item.hs_el is not None else None
+        measure = classification.getnext() if classification is not None else None
+        if measure is not None:
+            yield from measure
+
+
 def form_d_code_list_rules(
     root: etree._Element,
-    items: Iterable[ClassifiedItem],
+    items: Sequence[ClassifiedItem],
     h: Header,
     *,
     issue: etree._Element | None,
@@ -397,7 +409,10 @@ def form_d_code_list_rules(
     for item in items:
         if not _hs_passes(item.hs, day):
             yield from hs_rules(item.hs_el, item.hs, day, boxed=True, item=item.seq)
-    yield from unit_rules(root, _FD_UNITS, boxed=True)
+    if len(items) <= _FEW_ITEMS:  # 2 us instead of 4 us for the 5 KB Form D
+        yield from unit_findings(_measures(items), boxed=True)
+    else:  # 1 ms instead of 2 ms for the 1 MB one (1,060 items)
+        yield from unit_rules(root, _FD_UNITS, boxed=True)
     export_code, import_code = text(exporting), text(importing)
     if not countries_agree(h, export_code, import_code):
         export_code = import_code = ""
