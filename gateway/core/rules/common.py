@@ -324,16 +324,17 @@ def location_rules(
             yield rule.finding(
                 el,
                 f"the {what} {code} is in {country}, not in {expected}.",
-                f"The {what} lies in {expected}; check the UN/LOCODE ({UNLOCODE}) and the "
-                "countries. An officer may accept it where the goods really left from there.",
+                f"The {what} is normally in {expected}: check the code against {UNLOCODE} "
+                "and the countries. The officer decides whether the goods really went that way.",
             )
         elif country in held and code not in known:
             rule = replace(LOCODE_UNKNOWN, box=box if boxed else None)
             yield rule.finding(
                 el,
                 f"the {what} {code} is not a UN/LOCODE of {country} in {UNLOCODE}.",
-                "Check the code at unece.org/trade/uncefact/unlocode; a location added since "
-                "that edition is accepted by the officer.",
+                "Check the code in the current UN/LOCODE list (unece.org/trade/uncefact/"
+                "unlocode): a location added after that edition is valid, so the officer "
+                "decides.",
             )
 
 
