@@ -25,6 +25,7 @@ from gateway.broker import Broker
 from gateway.console import add_console_routes
 from gateway.core.handover import Adapter
 from gateway.core.parsing import ParseLimits
+from gateway.core.parties import load_parties
 from gateway.core.pipeline import Ingest
 from gateway.core.routing import RoutingTable
 from gateway.core.signatures import SigningKey
@@ -116,7 +117,11 @@ def build_ingest(settings: Settings) -> Ingest:
     return Ingest(
         limits=parse_limits(settings),
         validator=Validator.load(Path(settings.documents.xsd_dir)),
-        routes=RoutingTable(topology=topology, receivers=frozenset(settings.parties)),
+        routes=RoutingTable(
+            topology=topology,
+            receivers=frozenset(settings.parties),
+            parties=load_parties(settings.documents.parties_file),
+        ),
         signers=load_signers(settings),
         require_signature=settings.pki.require_signature,
     )

@@ -18,6 +18,7 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── BusinessRuleViolation  422 business-rule-violation
     │   ├── SignatureProblem       422 (one subclass per signature / certificate code)
     │   ├── UnknownRoute           422 no-route
+    │   ├── ReceiverNotEnabled     422 receiver-not-enabled
     │   ├── SenderNotAllowed       403 sender-not-allowed
     │   ├── AnswerNotAllowed       403 answer-not-allowed
     │   ├── ReceiptNotAllowed      403 receipt-not-allowed
@@ -293,6 +294,15 @@ class UnknownRoute(RejectedMessage):
     code = "no-route"
     http_status = 422
     title = "The receiver is not reachable through this gateway"
+
+
+class ReceiverNotEnabled(RejectedMessage):
+    """The receiver does not take this document type (or version) from this sender, per the
+    parties plan (OCP Rule 27(2))."""
+
+    code = "receiver-not-enabled"
+    http_status = 422
+    title = "The receiver does not take this document through the ASEAN Single Window"
 
 
 class Unauthenticated(RejectedMessage):

@@ -68,6 +68,7 @@ class DocumentSettings:
 
     xsd_dir: str = "xsd"
     max_depth: int = 64
+    parties_file: str = ""  # the parties plan (TOML); "" = gateway/data/parties.toml
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

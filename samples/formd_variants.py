@@ -513,3 +513,147 @@ LARGE_BASE: dict[str, object] = {
     "loading": "SGSIN",
     "unloading": ("VNSGN", "Ho Chi Minh City"),
 }
+
+
+# --- official code lists and the HS nomenclature (issue 17, classes 2 and 3) -----------------
+# Valid edge cases the complete lists accept: Rec 21 FE flexitank, JB jumbo bag, WA IBC and an
+# Annex I one-digit package code; Rec 20 CTM carat and LTR; HS codes written with dots, as
+# 8-digit AHTN and 10-digit national codes; a subheading new in HS 2022 (8524.11).
+
+_TH_EXPORTER = Party(
+    name="Chao Phraya Agro Industries Public Company Limited",
+    line="88/8 Moo 2, Rama II Road",
+    city="Samut Sakhon",
+    postcode="74000",
+    country="TH",
+    party_id="0107551000123",
+)
+
+
+def _th(message_id: str, reference_no: str, receiver: str, **changes: object) -> FormD:
+    """A Thai Form D of late November 2026 to ``receiver``, with ``changes``."""
+    consignees = {
+        "MY": Party(
+            name="Selangor Edible Oils Sdn Bhd",
+            line="Lot 12, Jalan Kemajuan, Kawasan Perindustrian",
+            city="Klang",
+            postcode="41050",
+            country="MY",
+        ),
+        "SG": Party(
+            name="Orchard Fine Jewellery Pte Ltd",
+            line="391 Orchard Road, #08-02",
+            city="Singapore",
+            postcode="238872",
+            country="SG",
+        ),
+    }
+    base: dict[str, object] = {
+        "message_id": message_id,
+        "sender": "TH",
+        "receiver": receiver,
+        "created": "2026-11-23T09:30:00+07:00",
+        "reference_no": reference_no,
+        "issue_date": "2026-11-23",
+        "issue_place": "THBKK",
+        "authority": "Department of Foreign Trade, Ministry of Commerce",
+        "exporter": _TH_EXPORTER,
+        "consignee": consignees[receiver],
+        "signatory": "Siriporn Wongsawat, Export Manager",
+        "declaration_place": "Bangkok",
+        "declaration_date": "2026-11-22",
+        "invoices": ((f"CPA-{reference_no[-5:]}", "2026-11-20"),),
+        "departure": "2026-11-24",
+        "vessel": "WAN HAI 291 N112",
+        "loading": "THLCH",
+        "unloading": {"MY": ("MYPKG", "Port Klang"), "SG": ("SGSIN", "Singapore")}[receiver],
+    }
+    return FormD(**{**base, **changes})  # type: ignore[arg-type]
+
+
+FORM_D_VARIANTS["formd/valid/th-my-flexitank-jumbo-bag-ibc.xml"] = _th(
+    "c41d2e3f-5a6b-4c7d-8e9f-a0b1c2d3e4f5",
+    "TH26-DFT-D-0207341",
+    "MY",
+    items=(
+        Item(
+            marks="SEO/KLG/FT-01",
+            packages=1,
+            package_type="FE",
+            description="Crude coconut oil in bulk, one 24,000 litre flexitank in a 20' container",
+            hs="1513.11",
+            gross_kg="21950",
+            quantity="24000",
+            unit="LTR",
+            origin="TH",
+            criterion="WO",
+        ),
+        Item(
+            marks="SEO/KLG/JB-01-20",
+            packages=20,
+            package_type="JB",
+            description="Native tapioca starch, food grade, 1,000 kg jumbo bags",
+            hs="11081400",
+            gross_kg="20080",
+            quantity="20000",
+            unit="KGM",
+            origin="TH",
+            criterion="WO",
+        ),
+        Item(
+            marks="SEO/KLG/IBC-01-18",
+            packages=18,
+            package_type="WA",
+            description="Concentrated natural rubber latex, 60% DRC, 1,000 litre IBC totes",
+            hs="4001.10.11",
+            gross_kg="17460",
+            quantity="18",
+            unit="XWA",
+            origin="TH",
+            criterion="WO",
+        ),
+    ),
+)
+FORM_D_VARIANTS["formd/valid/th-sg-gems-carat-national-codes.xml"] = _th(
+    "d52e3f4a-6b7c-4d8e-9fa0-b1c2d3e4f5a6",
+    "TH26-DFT-D-0207342",
+    "SG",
+    items=(
+        Item(
+            marks="OFJ/SIN/01",
+            packages=1,
+            package_type="2",
+            description="Rubies, cut and polished, unset, Chanthaburi, 312 stones",
+            hs="7103.91.10",
+            gross_kg="0.4",
+            quantity="186.25",
+            unit="CTM",
+            origin="TH",
+            criterion="CTH",
+        ),
+        Item(
+            marks="OFJ/SIN/02",
+            packages=3,
+            package_type="BX",
+            description="Gold rings set with sapphires, 18 carat, national code 7113.19.10.10",
+            hs="7113191010",
+            gross_kg="2.1",
+            quantity="240",
+            unit="H87",
+            origin="TH",
+            criterion="CTH",
+        ),
+        Item(
+            marks="OFJ/SIN/03",
+            packages=2,
+            package_type="PX",
+            description="Flat panel display modules, LCD, 15.6 inch, without drivers",
+            hs="852411",
+            gross_kg="640",
+            quantity="800",
+            unit="H87",
+            origin="TH",
+            criterion="CTSH",
+        ),
+    ),
+)

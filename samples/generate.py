@@ -321,9 +321,9 @@ INVALID: list[tuple[str, str, Edit, list[str]]] = [
     ),
     (
         BASIC,
-        "formd/invalid/xsd-unit-not-in-rec20.xml",
-        _attr(f"{FD_ITEM1}//fd:GrossMassMeasure", "unitCode", "KG"),
-        ["xsd-not-in-code-list"],
+        "formd/invalid/unit-code-unknown.xml",
+        _attr(f"{FD_ITEM1}//fd:GrossMassMeasure", "unitCode", "PCE"),
+        ["unit-code-unknown"],
     ),
     (
         BASIC,
@@ -470,6 +470,36 @@ INVALID: list[tuple[str, str, Edit, list[str]]] = [
         ["xsd-invalid-value"],
     ),
 ]
+
+# --- official code lists and the HS nomenclature (issue 17, classes 2 and 3) -----------------
+FD_HS1 = f"{FD_ITEM1}//fd:Classification/fd:ID"
+INVALID += [
+    (BASIC, "formd/invalid/hs-code-unknown-chapter.xml", _set(FD_HS1, "77010000"),
+     ["hs-code-unknown"]),
+    (BASIC, "formd/invalid/hs-code-unknown-heading.xml", _set(FD_HS1, "8499.10"),
+     ["hs-code-unknown"]),
+    (BASIC, "formd/invalid/hs-code-unknown-subheading.xml", _set(FD_HS1, "8471.99.00"),
+     ["hs-code-unknown"]),
+    (BASIC, "formd/invalid/xsd-hs-code-spaced.xml", _set(FD_HS1, "8482 10"),
+     ["xsd-invalid-value"]),
+    (BASIC, "formd/invalid/xsd-unit-not-a-rec20-code.xml",
+     _attr(f"{FD_ITEM1}//fd:GrossMassMeasure", "unitCode", "kg"), ["xsd-invalid-value"]),
+    (BASIC, "formd/warning/unit-code-deprecated.xml",
+     _attr(f"{FD_ITEM1}//fd:TariffQuantity", "unitCode", "NPR"), ["unit-code-retired"]),
+    (BASIC, "formd/warning/unit-code-deleted.xml",
+     _attr(f"{FD_ITEM1}//fd:TariffQuantity", "unitCode", "CT"), ["unit-code-retired"]),
+    (BASIC, "formd/warning/unlocode-unknown.xml", _set("//fd:LoadingLocation/fd:ID", "SGXYZ"),
+     ["unlocode-unknown"]),
+    (BASIC, "formd/warning/unlocode-country-mismatch.xml",
+     _set("//fd:LoadingLocation/fd:ID", "MYPKG"), ["unlocode-country-mismatch"]),
+    (BASIC, "formd/warning/unlocode-discharge-country-mismatch.xml",
+     _set("//fd:UnloadingLocation/fd:ID", "VNSGN"), ["unlocode-country-mismatch"]),
+    ("acdd/valid/sg-my-electronics.xml", "acdd/invalid/hs-code-unknown.xml",
+     _set("//ac:GovernmentAgencyGoodsItem[1]//ac:Classification/ac:ID", "77011000"),
+     ["hs-code-unknown"]),
+    ("acdd/valid/sg-my-electronics.xml", "acdd/warning/unlocode-country-mismatch.xml",
+     _set("//ac:UnloadingLocation/ac:ID", "THLCH"), ["unlocode-country-mismatch"]),
+]  # fmt: skip
 
 
 # --- issue 17, classes 1, 4-9 and 11 (helper doc-rules) --------------------------------------

@@ -168,7 +168,38 @@ FOB_MISSING = _r(
     "9",
     "An RVC or PC criterion applies, KH, ID or LA is involved, and no FOB value.",
 )
-HS_LENGTH = _r("hs-code-length", "error", "7", "The HS code has neither 6 nor 8 digits.")
+HS_LENGTH = _r("hs-code-length", "error", "7", "The HS code has neither 6, 8 (AHTN) nor 10 digits.")
+# --- official code lists and the HS nomenclature (gateway.core.code_lists, .nomenclature) ---
+HS_UNKNOWN = _r(
+    "hs-code-unknown",
+    "error",
+    "7",
+    "The HS chapter, heading or subheading does not exist in the edition in force.",
+)
+UNIT_UNKNOWN = _r(
+    "unit-code-unknown",
+    "error",
+    "9",
+    "A unit is neither a UN/ECE Rec 20 code nor X plus a Rec 21 package code.",
+)
+UNIT_RETIRED = _r(
+    "unit-code-retired",
+    "warning",
+    "9",
+    "A UN/ECE Rec 20 unit marked deleted or deprecated is used.",
+)
+LOCODE_UNKNOWN = _r(
+    "unlocode-unknown",
+    "warning",
+    "3",
+    "A UN/LOCODE of an ASEAN Member State or Timor-Leste is not in the list.",
+)
+LOCODE_COUNTRY = _r(
+    "unlocode-country-mismatch",
+    "warning",
+    "3",
+    "A UN/LOCODE lies outside the country its box is about (loading port: exporting country).",
+)
 ISSUED_AFTER_DEPARTURE = _r(
     "issue-date-after-departure",
     "error",
@@ -269,6 +300,11 @@ CATALOGUE: Final[dict[str, Rule]] = {
         PC_FLAG,
         FOB_MISSING,
         HS_LENGTH,
+        HS_UNKNOWN,
+        UNIT_UNKNOWN,
+        UNIT_RETIRED,
+        LOCODE_UNKNOWN,
+        LOCODE_COUNTRY,
         ISSUED_AFTER_DEPARTURE,
         RETRO_TOO_LATE,
         RETRO_NO_DEPARTURE,

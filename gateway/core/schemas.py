@@ -157,6 +157,7 @@ _TYPE_NAMES: Final = {
 }
 _PATTERN_HINTS: Final = {
     "HS code": "Give the HS code as digits, e.g. 84821000 (AHTN) or 848210 (HS).",
+    "unit": "Use a UN/ECE Rec 20 code in capitals, e.g. KGM kilogram, H87 piece, LTR litre.",
     "port of discharge": "Use a UN/LOCODE without the space, e.g. THLCH for Laem Chabang.",
     "port of loading": "Use a UN/LOCODE without the space, e.g. SGSIN for Singapore.",
     "place of issue": "Use a UN/LOCODE without the space, e.g. SGSIN for Singapore.",

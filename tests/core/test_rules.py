@@ -142,11 +142,12 @@ def test_fob_is_not_needed_for_a_tariff_shift(validator: Validator) -> None:
         ("8482.10.00", True),
         ("8482", False),
         ("848210001", False),
-        ("8482100000", False),
+        ("8482100000", True),
+        ("84821000001", False),
     ],
 )
 def test_hs_code_has_6_or_8_digits(validator: Validator, hs: str, ok: bool) -> None:
-    """Box 7 HS code: 6 or 8 digits, dots allowed."""
+    """Box 7 HS code: 6, 8 (AHTN) or 10 (national) digits, dots allowed."""
     codes = _codes(validator, (b"<fd:ID>84821000<", f"<fd:ID>{hs}<".encode()))
     assert codes == ([] if ok else ["hs-code-length"])
 

@@ -13,7 +13,14 @@ from lxml import etree
 
 from gateway.core.envelope import NS_ACDD
 from gateway.core.envelope import first_child as child
-from gateway.core.rules.common import Header, country_rules, future_datetime, q
+from gateway.core.rules.common import (
+    Header,
+    acdd_code_list_rules,
+    country_rules,
+    future_datetime,
+    q,
+    text,
+)
 from gateway.errors import Finding
 
 _SHIPMENT: Final = q(NS_ACDD, "Declaration/GoodsShipment")
@@ -27,10 +34,11 @@ _ISSUED: Final = q(NS_ACDD, "Declaration/IssueDateTime")
 def acdd_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Finding]:
     """Every ACDD rule over an XSD-valid ``root`` whose header is ``h``."""
     shipment = root.find(_SHIPMENT)
-    yield from country_rules(
-        h,
-        child(child(shipment, _EXPORT_COUNTRY), _EXPORT_ID),
-        child(child(shipment, _DESTINATION), _DESTINATION_COUNTRY),
-        boxed=False,
+    exporting = child(child(shipment, _EXPORT_COUNTRY), _EXPORT_ID)
+    importing = child(child(shipment, _DESTINATION), _DESTINATION_COUNTRY)
+    yield from country_rules(h, exporting, importing, boxed=False)
+    issued = root.find(_ISSUED)
+    yield from future_datetime(issued, "declaration date-time", now)
+    yield from acdd_code_list_rules(
+        shipment, h, issued=issued, exporting=text(exporting), importing=text(importing)
     )
-    yield from future_datetime(root.find(_ISSUED), "declaration date-time", now)

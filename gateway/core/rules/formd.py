@@ -37,7 +37,6 @@ from gateway.core.codelists import (
     FOB_COUNTRIES,
     FOB_MISSING,
     FOB_NOT_REQUIRED,
-    HS_LENGTH,
     INVOICE_AFTER_ISSUE,
     INVOICE_IMPLAUSIBLE,
     ISSUE_GRACE_DAYS,
@@ -59,6 +58,7 @@ from gateway.core.codelists import (
 from gateway.core.envelope import NS_COMMON, NS_FORMD
 from gateway.core.envelope import first_child as child
 from gateway.core.rules.common import Header, country_rules, q, text
+from gateway.core.rules.common import form_d_code_list_rules as _code_list_rules
 from gateway.errors import Finding
 
 # --- the facts ------------------------------------------------------------------------------
@@ -305,15 +305,6 @@ def _criterion(item: _Item, fob_needed: bool) -> Iterator[Finding]:
 
 
 def _item_rules(item: _Item, fob_needed: bool) -> Iterator[Finding]:
-    digits = item.hs.replace(".", "")
-    if len(digits) not in (6, 8):
-        yield HS_LENGTH.finding(
-            item.hs_el,
-            f"the HS code '{item.hs}' has {len(digits)} digits; give the "
-            "8-digit AHTN code of the importing country or the 6-digit HS subheading.",
-            "For example 84821000 (AHTN) or 848210 (HS).",
-            item=item.seq,
-        )
     if item.country not in MEMBER_STATE_SET:
         yield ORIGIN_NOT_MEMBER.finding(
             item.country_el,
@@ -624,6 +615,14 @@ def form_d_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Fin
     fob_needed = not {text(facts.exporting), text(facts.importing)}.isdisjoint(FOB_COUNTRIES)
     for item in facts.items:
         yield from _item_rules(item, fob_needed and settled)
+    yield from _code_list_rules(
+        root,
+        facts.items,
+        h,
+        issue=facts.issue,
+        exporting=facts.exporting,
+        importing=facts.importing,
+    )
     flags = _flags(facts.flags_el)
     issue = date.fromisoformat(text(facts.issue))
     if settled:
