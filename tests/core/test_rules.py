@@ -268,6 +268,15 @@ def test_origin_is_the_exporting_state_even_with_accumulation(validator: Validat
     assert _codes(validator, accumulation) == []
 
 
+def test_timor_leste_origin_is_an_asean_origin_not_a_foreign_one(validator: Validator) -> None:
+    """Timor-Leste (a member since October 2025) as origin is the wrong state, not a non-member."""
+    timor = (ITEM1_ORIGIN, ITEM1_ORIGIN.replace(b"SG", b"TL"))
+    assert _codes(validator, timor) == ["origin-country-not-exporting-state"]
+    outside = (ITEM1_ORIGIN, ITEM1_ORIGIN.replace(b"SG", b"CN"))
+    assert "origin-country-not-exporting-state" not in _codes(validator, outside)
+    assert len(_codes(validator, outside)) == 1
+
+
 @pytest.mark.parametrize(
     ("original", "country", "origin", "codes"),
     [

@@ -41,7 +41,6 @@ from gateway.core.codelists import (
     INVOICE_IMPLAUSIBLE,
     ISSUE_GRACE_DAYS,
     ISSUED_AFTER_DEPARTURE,
-    MEMBER_STATE_SET,
     NS_FORMD_EXT,
     ORIGIN_NOT_EXPORTING,
     ORIGIN_NOT_MEMBER,
@@ -57,7 +56,7 @@ from gateway.core.codelists import (
 )
 from gateway.core.envelope import NS_COMMON, NS_FORMD
 from gateway.core.envelope import first_child as child
-from gateway.core.rules.common import Header, country_rules, q, text
+from gateway.core.rules.common import Header, asean_members, country_rules, q, text
 from gateway.core.rules.common import form_d_code_list_rules as _code_list_rules
 from gateway.errors import Finding
 
@@ -305,7 +304,7 @@ def _criterion(item: _Item, fob_needed: bool) -> Iterator[Finding]:
 
 
 def _item_rules(item: _Item, fob_needed: bool) -> Iterator[Finding]:
-    if item.country not in MEMBER_STATE_SET:
+    if item.country not in asean_members():
         yield ORIGIN_NOT_MEMBER.finding(
             item.country_el,
             f"the country of origin {item.country} is not an ASEAN "
@@ -325,7 +324,7 @@ def _origin_rules(facts: _FormD, flags: dict[str, bool]) -> Iterator[Finding]:
         if not allowed:  # back-to-back-original-missing/-incomplete already say why
             return
         for item in facts.items:
-            if item.country in MEMBER_STATE_SET and item.country not in allowed:
+            if item.country in asean_members() and item.country not in allowed:
                 yield B2B_ORIGIN.finding(
                     item.country_el,
                     f"the goods are given {item.country} origin, but the original Proof(s) "
@@ -336,7 +335,7 @@ def _origin_rules(facts: _FormD, flags: dict[str, bool]) -> Iterator[Finding]:
                 )
         return
     for item in facts.items:
-        if item.country in MEMBER_STATE_SET and item.country != exporting:
+        if item.country in asean_members() and item.country != exporting:
             yield ORIGIN_NOT_EXPORTING.finding(
                 item.country_el,
                 f"the goods are given {item.country} origin, but this Form D is issued in "
@@ -587,7 +586,7 @@ def _parties(facts: _FormD, *, settled: bool) -> Iterator[Finding]:
         )
     place_el = child(child(facts.exhibition, _EXHIBITION_ADDRESS), _ADDRESS_COUNTRY)
     if place_el is not None and (
-        text(place_el) not in MEMBER_STATE_SET or text(place_el) == exporting
+        text(place_el) not in asean_members() or text(place_el) == exporting
     ):
         yield EXHIBITION_COUNTRY.finding(
             place_el,
