@@ -254,6 +254,13 @@ class CertificateUsage(SignatureProblem):
     title = "The signing certificate may not sign documents"
 
 
+class KeyTooWeak(SignatureProblem):
+    """A certificate in the signature carries a key outside the gateway's key policy."""
+
+    code = "key-too-weak"
+    title = "A certificate's key is too weak or not accepted"
+
+
 class SenderMismatch(SignatureProblem):
     """The signer belongs to another country than the header's sender."""
 
