@@ -98,6 +98,7 @@ MAX_SIGNATURE_VALUE_BYTES: Final = 1024  # an RSA-8192 signature
 _MIN_RSA_BITS: Final = 2048
 _MAX_RSA_BITS: Final = 8192
 _RSA_EXPONENT: Final = 65537
+_MAX_RSA_EXPONENT: Final = 2**32
 _CURVES: Final = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 
 # name: (DigestMethod, RSA SignatureMethod, ECDSA SignatureMethod)
@@ -607,8 +608,29 @@ def _read_certificates(signature: etree._Element) -> list[_Certificate]:
                 certificate = x509.load_der_x509_certificate(der)
             except ValueError as exc:
                 raise SignatureInvalid("A certificate in KeyInfo/X509Data cannot be read.") from exc
+        _refuse_costly_key(certificate)
         seen[der] = _Certificate(der, certificate)
     return list(seen.values())
+
+
+def _refuse_costly_key(certificate: x509.Certificate) -> None:
+    """Any certificate in KeyInfo: an RSA key whose use could cost more than a genuine one.
+
+    Chain building checks each certificate's signature with its issuer's key; a huge public
+    exponent or modulus makes that arbitrarily expensive. Refused before any such check (the
+    trust store's key policy, RSA >= 2048 and EC >= P-256, comes on top).
+    """
+    try:
+        key = certificate.public_key()
+    except ValueError as exc:
+        raise KeyTooWeak("A certificate in KeyInfo has a public key that cannot be read.") from exc
+    if isinstance(key, rsa.RSAPublicKey) and (
+        key.key_size > _MAX_RSA_BITS or key.public_numbers().e > _MAX_RSA_EXPONENT
+    ):
+        raise KeyTooWeak(
+            f"The certificate {_subject(certificate)} in KeyInfo has an RSA key over "
+            f"{_MAX_RSA_BITS} bits or a public exponent over 2^32, which is not accepted."
+        )
 
 
 def _pick_leaf(
@@ -634,17 +656,16 @@ def _check_leaf_key(leaf: x509.Certificate, method: SignatureMethod) -> None:
         key = leaf.public_key()
     except ValueError as exc:  # an unsupported or malformed key
         raise KeyTooWeak("The signing certificate's public key cannot be read.") from exc
-    subject = leaf.subject.rfc4514_string()
     if isinstance(key, rsa.RSAPublicKey):
         if not _MIN_RSA_BITS <= key.key_size <= _MAX_RSA_BITS:
             raise KeyTooWeak(
-                f"The signing certificate {subject} has an RSA key of {key.key_size} bits; "
-                f"{_MIN_RSA_BITS} to {_MAX_RSA_BITS} bits are accepted."
+                f"The signing certificate {_subject(leaf)} has an RSA key of {key.key_size} "
+                f"bits; {_MIN_RSA_BITS} to {_MAX_RSA_BITS} bits are accepted."
             )
         if key.public_numbers().e != _RSA_EXPONENT:
             raise KeyTooWeak(
-                f"The signing certificate {subject} has an RSA public exponent other than "
-                f"{_RSA_EXPONENT}, which is not accepted."
+                f"The signing certificate {_subject(leaf)} has an RSA public exponent other "
+                f"than {_RSA_EXPONENT}, which is not accepted."
             )
         if method not in _RSA_METHODS:
             raise SignatureInvalid(
@@ -654,8 +675,8 @@ def _check_leaf_key(leaf: x509.Certificate, method: SignatureMethod) -> None:
     elif isinstance(key, ec.EllipticCurvePublicKey):
         if not isinstance(key.curve, _CURVES):
             raise KeyTooWeak(
-                f"The signing certificate {subject} uses the curve {key.curve.name}; only "
-                "P-256, P-384 and P-521 are accepted."
+                f"The signing certificate {_subject(leaf)} uses the curve {key.curve.name}; "
+                "only P-256, P-384 and P-521 are accepted."
             )
         if method not in _ECDSA_METHODS:
             raise SignatureInvalid(
@@ -663,9 +684,16 @@ def _check_leaf_key(leaf: x509.Certificate, method: SignatureMethod) -> None:
             )
     else:
         raise KeyTooWeak(
-            f"The signing certificate {subject} has neither an RSA nor an EC key; only those "
-            "are accepted."
+            f"The signing certificate {_subject(leaf)} has neither an RSA nor an EC key; only "
+            "those are accepted."
         )
+
+
+def _subject(certificate: x509.Certificate) -> str:
+    try:
+        return certificate.subject.rfc4514_string()
+    except ValueError:  # a subject that cannot be rendered
+        return "(unreadable subject)"
 
 
 # --- the signature itself (signxml) ----------------------------------------------------------
@@ -704,7 +732,7 @@ def _check_signature(
         raise DigestMismatch("The document was changed after it was signed.") from exc
     except InvalidCertificate as exc:
         raise CertificateExpired(
-            f"The signing certificate {leaf.subject.rfc4514_string()} has no valid period."
+            f"The signing certificate {_subject(leaf)} has no valid period."
         ) from exc
     except SignxmlInvalidSignature as exc:
         raise SignatureInvalid("The signature value does not verify with the certificate.") from exc

@@ -366,6 +366,36 @@ def test_two_unrelated_leaves_are_ambiguous(p256_pki: PkiBundle) -> None:
     _refused(root, p256_pki, SignatureInvalid, "one signer")
 
 
+def _huge_exponent_ca(bundle: PkiBundle) -> bytes:
+    """A fake 'SG Root CA' whose RSA-3072 key has a 3000-bit public exponent (DER)."""
+    genuine = x509.load_pem_x509_certificate(bundle.pki.countries["SG"].ca.cert_pem)
+    signing = rsa.generate_private_key(65537, 3072)
+    modulus = signing.public_key().public_numbers().n
+    public = rsa.RSAPublicNumbers((1 << 3000) + 1, modulus).public_key()
+    fake = (
+        x509.CertificateBuilder()
+        .subject_name(genuine.subject)
+        .issuer_name(genuine.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(bundle.created - timedelta(days=1))
+        .not_valid_after(bundle.created + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(signing, hashes.SHA256())
+    )
+    return fake.public_bytes(Encoding.DER)
+
+
+def test_huge_exponent_ca_in_key_info_is_refused_before_any_work(rsa_pki: PkiBundle) -> None:
+    """A fake CA with a huge RSA exponent beside the genuine signer is refused before signxml."""
+    root = _signed(rsa_pki)
+    _node(root, f"{DS}KeyInfo/{DS}X509Data").append(
+        _certificate_element(_huge_exponent_ca(rsa_pki))
+    )
+    _tamper_content(root)
+    _refused(root, rsa_pki, KeyTooWeak, "2\\^32")
+
+
 # --- the leaf's key ------------------------------------------------------------------------
 
 
