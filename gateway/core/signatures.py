@@ -11,7 +11,10 @@ The gateway pins the one shape it makes and accepts, and checks it *before* sign
   ``DigestMethod``; the only element of another namespace allowed anywhere in it is the
   exclusive C14N ``InclusiveNamespaces PrefixList`` on the two exclusive C14N methods;
 - ``KeyInfo`` holds one ``X509Data`` holding only ``X509Certificate`` elements: at most
-  ``MAX_CERTIFICATES``, each at most ``MAX_CERTIFICATE_BYTES`` of DER;
+  ``MAX_CERTIFICATES``, each at most ``MAX_CERTIFICATE_BYTES`` of DER, none with an RSA key
+  over 8192 bits or a public exponent over 2^32 (such keys make every later check costly);
+  each is parsed once per document, through a cache keyed by DER, bounded by bytes and filled
+  only from signatures that verified;
 - every base64 value (``DigestValue``, ``SignatureValue``, ``X509Certificate``) is canonical:
   the standard alphabet with ``=`` padding and zero trailing bits, optionally folded with XML
   whitespace (space, tab, CR, LF, as signxml and xmlsec1 fold certificates); anything else is
