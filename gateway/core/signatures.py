@@ -36,6 +36,7 @@ covered) is handed on: the caller never reads the unverified input.
 from __future__ import annotations
 
 import base64
+import copy
 import re
 import threading
 from collections import OrderedDict
@@ -201,6 +202,9 @@ def _spki(public_key: object) -> bytes:
 def sign(root: etree._Element, key: SigningKey) -> etree._Element:
     """A new tree: ``root`` with an enveloped signature (made by signxml) as its last child.
 
+    Comments and processing instructions are left out of the signed tree (the signature would
+    not cover them).
+
     Refuses (``SignatureWrapping``) a document that already carries a signature: sign the
     verified content, never a signed document a second time.
     """
@@ -208,6 +212,11 @@ def sign(root: etree._Element, key: SigningKey) -> etree._Element:
         raise SignatureWrapping(
             "The document already carries a ds:Signature; sign the verified content instead."
         )
+    if next(root.iter(etree.Comment, etree.ProcessingInstruction), None) is not None:
+        # Exclusive C14N without comments does not cover them: what the gateway signs carries
+        # none, so the signed document is exactly what the signature covers.
+        root = copy.deepcopy(root)
+        etree.strip_elements(root, etree.Comment, etree.ProcessingInstruction, with_tail=False)
     signer = XMLSigner(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=key.signature_method,

@@ -243,3 +243,14 @@ def test_certificate_cache_is_bounded_by_bytes(rsa_pki: PkiBundle) -> None:
     assert cache.get(ders[-1]) is not None
     assert cache.get(ders[0]) is None
     assert cache.total_bytes == sum(len(d) for d in ders if cache.get(d) is not None)
+
+
+def test_sign_leaves_comments_out_of_the_signed_tree(p256_pki: PkiBundle) -> None:
+    """Comments are not covered by the signature, so sign() drops them and the result verifies."""
+    data = _swap(_sample(), b"<cm:MessageID>", b"<!-- internal note --><cm:MessageID>")
+    root = parse(data)
+    signed = sign(root, p256_pki.key("SG"))
+    assert not list(signed.iter(etree.Comment))
+    assert list(root.iter(etree.Comment))  # the caller's tree is unchanged
+    verified = verify(parse(etree.tostring(signed)), p256_pki.trust(), now=p256_pki.created)
+    assert verified.signer.country == "SG"
