@@ -199,6 +199,36 @@ def _spki(public_key: object) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
+class _Signer(XMLSigner):
+    """signxml's signer, copying a whole document with ``deepcopy`` instead of re-parsing.
+
+    signxml re-serialises and re-parses its input (twice per signature) because ``deepcopy``
+    of an element *inside* a document may lose namespace declarations of its ancestors; the
+    gateway always signs a document's root element, which carries its own declarations.
+    """
+
+    def get_root(self, data: object) -> etree._Element:
+        if isinstance(data, etree._Element) and data.getparent() is None:
+            return copy.deepcopy(data)
+        root: etree._Element = super().get_root(data)  # type: ignore[no-untyped-call]
+        return root
+
+
+class _Verifier(XMLVerifier):
+    """signxml's verifier, reading the gateway's already parsed tree without a first copy.
+
+    ``XMLVerifier.verify`` only reads the tree it is given (it verifies copies it makes
+    itself), and the gateway's tree was parsed by the hardened parser, so the defensive
+    re-parse of the input is skipped; every later step is signxml's own.
+    """
+
+    def get_root(self, data: object) -> etree._Element:
+        if isinstance(data, etree._Element) and data.getparent() is None:
+            return data
+        root: etree._Element = super().get_root(data)  # type: ignore[no-untyped-call]
+        return root
+
+
 def sign(root: etree._Element, key: SigningKey) -> etree._Element:
     """A new tree: ``root`` with an enveloped signature (made by signxml) as its last child.
 
@@ -217,7 +247,7 @@ def sign(root: etree._Element, key: SigningKey) -> etree._Element:
         # none, so the signed document is exactly what the signature covers.
         root = copy.deepcopy(root)
         etree.strip_elements(root, etree.Comment, etree.ProcessingInstruction, with_tail=False)
-    signer = XMLSigner(
+    signer = _Signer(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=key.signature_method,
         digest_algorithm=key.digest_algorithm,
@@ -329,8 +359,9 @@ def _element_only(node: etree._Element, what: str) -> list[etree._Element]:
 
 
 def _attributes(node: etree._Element, allowed: frozenset[str], what: str) -> None:
-    extra = sorted(str(name) for name in node.attrib if name not in allowed)
+    extra = [str(name) for name in node.attrib if name not in allowed]
     if extra:
+        extra.sort()
         raise SignatureWrapping(
             f"The signature's {what} carries attributes that are not accepted: {', '.join(extra)}."
         )
@@ -733,7 +764,7 @@ def _check_signature(
         # validate_schema=False: the shape check above is stricter than the XML-DSig schema
         # for this profile, and signxml's bundled schema lacks the exclusive C14N
         # InclusiveNamespaces element that the profile admits (xmlsec1 and others write it).
-        result = XMLVerifier().verify(
+        result = _Verifier().verify(
             root,
             x509_cert=leaf,
             parser=hardened_parser(),
