@@ -7,8 +7,8 @@ For the 5 KB Form D sample and a 50 KB one (the sample's goods items repeated, b
 memory), with RSA-2048 and P-256 keys, it times:
 
 - bare sign: ``XMLSigner(...).sign(tree, key=..., cert=[...])`` on a pre-parsed tree;
-- gateway sign: ``gateway.core.signatures.sign(tree, key)`` (the same signxml call, plus the
-  refusal of an already signed tree);
+- gateway sign: ``gateway.core.signatures.sign(tree, key)`` (signxml's signer, copying the
+  root with ``deepcopy`` instead of re-parsing it twice, plus the refusal of a signed tree);
 - bare verify: ``XMLVerifier().verify(bytes, x509_cert=<pre-loaded certificate>)``;
 - gateway verify: ``verify(parse(bytes), trust, now=...)``: hardened parse, shape and algorithm
   checks, KeyInfo limits and key policy, signxml's verify, chain to a CA of the header's
