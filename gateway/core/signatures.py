@@ -96,7 +96,7 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 EXC_C14N: Final = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
 ENVELOPED: Final = SignatureConstructionMethod.enveloped.value
 
-MAX_CERTIFICATES: Final = 5
+MAX_CERTIFICATES: Final = 10  # a real chain carries 2 to 4
 MAX_CERTIFICATE_BYTES: Final = 16 * 1024  # DER, per certificate
 MAX_SIGNATURE_VALUE_BYTES: Final = 1024  # an RSA-8192 signature
 _MIN_RSA_BITS: Final = 2048
