@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from lxml import etree
 
+from gateway.core import signatures
 from gateway.core.envelope import NS_DSIG
 from gateway.core.parsing import parse
-from gateway.core.signatures import load_signing_key, sign, verify
+from gateway.core.signatures import SigningKey, load_signing_key, sign, verify
 from gateway.errors import (
     AlgorithmForbidden,
     CertificateExpired,
@@ -173,3 +178,79 @@ def test_unreadable_key_is_a_settings_error(p256_pki: PkiBundle) -> None:
 def test_signing_key_repr_hides_the_private_key(p256_pki: PkiBundle) -> None:
     """repr(SigningKey) never shows the private key object."""
     assert "private_key" not in repr(p256_pki.key("SG"))
+
+
+def _fresh_signer(bundle: PkiBundle) -> SigningKey:
+    """A new P-256 signer issued by SG's CA: its certificate was never seen by any cache."""
+    sg = bundle.pki.countries["SG"]
+    ca_key = load_pem_private_key(sg.ca.key_pem, password=None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
+    genuine = x509.load_pem_x509_certificate(sg.signer.cert_pem)
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(genuine.subject)
+        .issuer_name(genuine.issuer)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(genuine.not_valid_before_utc)
+        .not_valid_after(genuine.not_valid_after_utc)
+    )
+    for extension in genuine.extensions:
+        if not isinstance(extension.value, x509.SubjectKeyIdentifier):
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+    return SigningKey(private_key=private_key, certificate=builder.sign(ca_key, hashes.SHA256()))
+
+
+def test_certificate_cache_is_filled_only_after_the_signature_verified(
+    rsa_pki: PkiBundle,
+) -> None:
+    """A refused document leaves its certificate out of the cache; an accepted one adds it."""
+    key = _fresh_signer(rsa_pki)
+    der = key.certificate.public_bytes(Encoding.DER)
+    signed = etree.tostring(sign(parse(_sample()), key))
+    tampered = parse(_swap(signed, b"SG26-CO-0012345", b"SG26-CO-0012346"))
+    with pytest.raises(DigestMismatch):
+        verify(tampered, rsa_pki.trust(), now=rsa_pki.created)
+    assert signatures._CACHE.get(der) is None
+    verify(parse(signed), rsa_pki.trust(), now=rsa_pki.created)
+    assert signatures._CACHE.get(der) == key.certificate
+
+
+def test_certificate_cache_is_keyed_by_der_not_by_text(rsa_pki: PkiBundle) -> None:
+    """The same certificate folded differently is one cache entry, not a new one."""
+    key = _fresh_signer(rsa_pki)
+    root = sign(parse(_sample()), key)
+    verify(parse(etree.tostring(root)), rsa_pki.trust(), now=rsa_pki.created)
+    entries = len(signatures._CACHE)
+    for width in (16, 40, 72):
+        node = root.find(f"{DS}Signature/{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
+        assert node is not None
+        compact = "".join((node.text or "").split())
+        node.text = "\n".join(compact[i : i + width] for i in range(0, len(compact), width))
+        verify(parse(etree.tostring(root)), rsa_pki.trust(), now=rsa_pki.created)
+    assert len(signatures._CACHE) == entries
+
+
+def test_certificate_cache_is_bounded_by_bytes(rsa_pki: PkiBundle) -> None:
+    """The cache keeps at most its byte budget of DER, dropping the least recently used."""
+    cache = signatures._CertificateCache(max_bytes=3 * 1024)
+    keys = [_fresh_signer(rsa_pki) for _ in range(6)]
+    ders = [k.certificate.public_bytes(Encoding.DER) for k in keys]
+    for der, key in zip(ders, keys, strict=True):
+        cache.add([signatures._Certificate(der, key.certificate)])
+        assert cache.total_bytes <= 3 * 1024
+    assert cache.get(ders[-1]) is not None
+    assert cache.get(ders[0]) is None
+    assert cache.total_bytes == sum(len(d) for d in ders if cache.get(d) is not None)
+
+
+def test_sign_leaves_comments_out_of_the_signed_tree(p256_pki: PkiBundle) -> None:
+    """Comments are not covered by the signature, so sign() drops them and the result verifies."""
+    data = _swap(_sample(), b"<cm:MessageID>", b"<!-- internal note --><cm:MessageID>")
+    root = parse(data)
+    signed = sign(root, p256_pki.key("SG"))
+    assert not list(signed.iter(etree.Comment))
+    assert list(root.iter(etree.Comment))  # the caller's tree is unchanged
+    verified = verify(parse(etree.tostring(signed)), p256_pki.trust(), now=p256_pki.created)
+    assert verified.signer.country == "SG"

@@ -1,4 +1,9 @@
-"""Interoperability with independent implementations: xmlsec1 (XML-DSig) and openssl (PKI)."""
+"""Interoperability with independent implementations: xmlsec1 (XML-DSig) and openssl (PKI).
+
+xmlsec1 (libxmlsec1, not signxml) is the outside judge of the gateway's signatures, both ways:
+it accepts what the gateway signs, the gateway accepts what it signs (with and without an
+InclusiveNamespaces prefix list), and both refuse the same tampering.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ import pytest
 from lxml import etree
 
 from gateway.core.parsing import parse
-from gateway.core.signatures import verify
-from gateway.errors import DigestMismatch
+from gateway.core.signatures import sign, verify
+from gateway.errors import DigestMismatch, SignatureInvalid
 
 if TYPE_CHECKING:
     from tests.pki_fixtures import PkiBundle
@@ -76,20 +81,52 @@ def _tamper(data: bytes) -> bytes:
 
 
 @needs_xmlsec1
-def test_our_signature_verifies_with_xmlsec1(any_pki: PkiBundle, tmp_path: Path) -> None:
-    """A document signed by the gateway verifies with xmlsec1 against SG's CA."""
+@pytest.mark.parametrize("digest", ["sha256", "sha384", "sha512"])
+def test_our_signature_verifies_with_xmlsec1(
+    any_pki: PkiBundle, tmp_path: Path, digest: str
+) -> None:
+    """A document signed by the gateway (signxml) verifies with xmlsec1 against SG's CA."""
     document = tmp_path / "signed.xml"
-    document.write_bytes(any_pki.signed("SG"))
+    signed = sign(parse(any_pki.sample()), any_pki.key("SG", digest=digest))
+    document.write_bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
     result = _xmlsec_verify(document, any_pki.directory / "SG" / "ca.pem")
     assert result.returncode == 0, result.stderr
 
 
 @needs_xmlsec1
 def test_xmlsec1_refuses_our_tampered_document(any_pki: PkiBundle, tmp_path: Path) -> None:
-    """xmlsec1 refuses a gateway-signed document changed after signing."""
+    """xmlsec1 and the gateway both refuse a gateway-signed document changed after signing."""
     document = tmp_path / "tampered.xml"
     document.write_bytes(_tamper(any_pki.signed("SG")))
     assert _xmlsec_verify(document, any_pki.directory / "SG" / "ca.pem").returncode != 0
+    with pytest.raises(DigestMismatch):
+        verify(parse(document.read_bytes()), any_pki.trust(), now=any_pki.created)
+
+
+@needs_xmlsec1
+def test_both_refuse_a_changed_signature_value(any_pki: PkiBundle, tmp_path: Path) -> None:
+    """A changed byte in SignatureValue: refused by xmlsec1 and by the gateway."""
+    root = parse(any_pki.signed("SG"))
+    value = root.find(".//{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+    assert value is not None and value.text
+    value.text = ("B" if value.text[5] == "A" else "A").join((value.text[:5], value.text[6:]))
+    document = tmp_path / "changed-value.xml"
+    document.write_bytes(etree.tostring(root))
+    assert _xmlsec_verify(document, any_pki.directory / "SG" / "ca.pem").returncode != 0
+    with pytest.raises(SignatureInvalid):
+        verify(parse(document.read_bytes()), any_pki.trust(), now=any_pki.created)
+
+
+@needs_xmlsec1
+def test_text_after_the_signature_stays_signed(rsa_pki: PkiBundle, tmp_path: Path) -> None:
+    """Whitespace added after the signature is in the signed content: both refuse it."""
+    root = parse(rsa_pki.signed("SG"))
+    root[-1].tail = "\n"  # set after signing: the digest covered no text there
+    document = tmp_path / "tail.xml"
+    document.write_bytes(etree.tostring(root))
+    assert _xmlsec_verify(document, rsa_pki.directory / "SG" / "ca.pem").returncode != 0
+    with pytest.raises(DigestMismatch):
+        verify(parse(document.read_bytes()), rsa_pki.trust(), now=rsa_pki.created)
 
 
 def _xmlsec_signed(bundle: PkiBundle, tmp_path: Path, template: str = TEMPLATE) -> bytes:
