@@ -31,7 +31,6 @@ from gateway.errors import (
     CertificateUntrusted,
     CertificateUsage,
     KeyTooWeak,
-    SignatureInvalid,
     SignatureProblem,
 )
 
@@ -229,12 +228,6 @@ def test_genuine_chain_through_an_intermediate_is_accepted_in_any_order(
         assert len(verified.warnings) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SignatureInvalid,
-    reason="the leaf pick in gateway.core.signatures takes the first self-issued certificate; "
-    "helper sec-dsig's order-free pick makes this pass (then remove this mark)",
-)
 def test_keyinfo_listing_the_root_before_the_signer_is_accepted(p256_pki: PkiBundle) -> None:
     """KeyInfo order does not matter: root first, then the signer, is accepted."""
     sg = p256_pki.pki.countries["SG"]

@@ -11,7 +11,7 @@ from lxml import etree
 from gateway.core.envelope import NS_COMMON, NS_DSIG, NS_FORMD
 from gateway.core.parsing import parse
 from gateway.core.signatures import sign, verify
-from gateway.errors import DigestMismatch, SignatureInvalid, SignatureWrapping
+from gateway.errors import DigestMismatch, ForbiddenXml, SignatureInvalid, SignatureWrapping
 
 if TYPE_CHECKING:
     from tests.pki_fixtures import PkiBundle
@@ -106,17 +106,21 @@ def test_duplicated_id_with_a_forged_twin(p256_pki: PkiBundle) -> None:
 
 
 def test_comment_injected_into_signed_text(p256_pki: PkiBundle) -> None:
-    """A comment splitting the sender's country code (S<!---->G) is refused."""
+    """A comment splitting the sender's country code (S<!---->G) is refused by both checks."""
     data = p256_pki.signed("SG").replace(
         b"<cm:CountryCode>SG</cm:CountryCode>", b"<cm:CountryCode>S<!-- -->G</cm:CountryCode>", 1
     )
-    _refused(parse(data), p256_pki)
+    with pytest.raises(ForbiddenXml):
+        parse(data)
+    _refused(etree.fromstring(data), p256_pki)  # a tree read by a laxer parser: verify refuses
 
 
 def test_comment_between_elements_is_refused(p256_pki: PkiBundle) -> None:
-    """A comment between elements is not signed, so a signed document carrying one is refused."""
+    """A comment between elements is not signed: parse and verify each refuse it."""
     data = p256_pki.signed("SG").replace(b"<cm:MessageID>", b"<!-- note --><cm:MessageID>", 1)
-    _refused(parse(data), p256_pki)
+    with pytest.raises(ForbiddenXml):
+        parse(data)
+    _refused(etree.fromstring(data), p256_pki)
 
 
 def test_two_signatures_are_refused(p256_pki: PkiBundle) -> None:
