@@ -199,6 +199,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = await _handle(request, handler, bad_header)
     except GatewayError as exc:
         response = problem_response(exc, settings, instance=request.path)
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of a late body is not waited for
     except web.HTTPNotFound:
         response = problem_response(NotFound(f"There is nothing at {request.path}."), settings)
     except web.HTTPMethodNotAllowed as exc:
@@ -207,6 +209,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
     except web.HTTPException:
         raise
+    except ConnectionResetError:
+        # The caller went away mid-request: nothing to answer, nothing of ours went wrong.
+        log.info("client_disconnected", path=request.path, method=request.method)
+        response = web.Response(status=400)
     except Exception:
         log.exception("request_failed", path=request.path)
         response = problem_response(
