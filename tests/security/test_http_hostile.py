@@ -31,7 +31,7 @@ from gateway.errors import Busy
 from gateway.logs import configure_logging
 from gateway.offload import RequestPool
 from gateway.settings import LogSettings
-from tests.conftest import with_message_id
+from tests.conftest import SAMPLES, with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
 from tests.integration.helpers import wait_for_file
 from tests.integration.processes import GatewayProcess
@@ -329,6 +329,62 @@ async def test_one_caller_gets_503_beyond_its_share_and_others_still_deliver(
     finally:
         for _, writer in holding:
             writer.close()
+
+
+LARGE = SAMPLES / "formd" / "valid" / "sg-vn-large-1mb.xml"
+HONEST = SAMPLES / "formd" / "valid" / "my-kh-rvc-fob.xml"
+
+
+def fresh(path: Path, message_id: str, document_id: bytes) -> bytes:
+    """A sample with a new message id (and Form D number, when given)."""
+    data = path.read_bytes()
+    old_id = re.search(rb"<cm:MessageID>([^<]+)</cm:MessageID>", data)
+    assert old_id is not None
+    data = data.replace(old_id.group(1), message_id.encode())
+    return data.replace(b"KL-2026-D-0458812", document_id) if document_id else data
+
+
+async def test_flood_of_large_documents_does_not_hold_up_another_party(
+    tight_gateway: Gateway,
+) -> None:
+    """SG floods 1 MB documents 12 at a time: the excess gets 503, MY's document still arrives."""
+    url = f"http://127.0.0.1:{tight_gateway.port}/v1/messages"
+    statuses: list[tuple[int, str | None]] = []
+    honest_done = asyncio.Event()
+
+    async def one(session: aiohttp.ClientSession) -> None:
+        body = fresh(LARGE, str(uuid.uuid4()), b"")
+        headers = {"Content-Type": "application/xml", "X-API-Key": KEYS["SG"]}
+        async with session.post(url, data=body, headers=headers) as response:
+            statuses.append((response.status, response.headers.get("Retry-After")))
+
+    async def flood(session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + 15
+        while not honest_done.is_set() and time.monotonic() < deadline:
+            await asyncio.gather(*(one(session) for _ in range(12)))
+
+    async with aiohttp.ClientSession() as session:
+        flooding = asyncio.create_task(flood(session))
+        await asyncio.sleep(0.5)
+        message_id = str(uuid.uuid4())
+        started = time.monotonic()
+        async with session.post(
+            url,
+            data=fresh(HONEST, message_id, f"KL-{message_id[:8]}".encode()),
+            headers={"Content-Type": "application/xml", "X-API-Key": KEYS["MY"]},
+        ) as response:
+            assert response.status == 202, await response.text()
+        target = Path(tight_gateway.settings.parties["KH"].options["directory"])
+        delivered = await wait_for_file(target / f"{message_id}.xml", timeout=10)
+        honest_seconds = time.monotonic() - started
+        honest_done.set()
+        await flooding
+    assert delivered, "MY's document was not delivered during the flood"
+    assert honest_seconds < 5, f"MY's document took {honest_seconds:.1f} s during the flood"
+    busy = [s for s in statuses if s[0] == 503]
+    assert busy, "one caller's excess must be refused"
+    assert all(retry == "1" for _, retry in busy)
+    assert all(status in (202, 409, 503) for status, _ in statuses), statuses
 
 
 def test_request_pool_full_answers_busy() -> None:
