@@ -51,7 +51,7 @@ class HttpSettings:
     max_connections: int = 512  # open connections per worker; more get 503 (/healthz still answers)
     header_timeout_seconds: float = 15.0  # a connection that sends no complete request is closed
     body_timeout_seconds: float = 60.0  # a body that has not fully arrived gets 408
-    per_caller_concurrency: int = 8  # documents one caller may have in work at once; more get 503
+    per_caller_concurrency: int = 16  # requests one caller may have in work at once; more get 503
     request_threads: int = 2  # threads per worker for heavy work on submitted documents
     request_queue: int = 32  # heavy jobs waiting for those threads; more get 503
     delivery_threads: int = 2  # threads per worker kept for deliveries, receipts and folder intake

@@ -533,30 +533,36 @@ async def queues(request: web.Request) -> web.Response:
     return web.json_response({"queues": depths})
 
 
-def _caller_key(request: web.Request) -> str:
-    """Whom a request counts against: its party, the operator's key, or its address."""
+def _caller_key(request: web.Request) -> str | None:
+    """Whom a request counts against: its party or the operator's key; None when unknown.
+
+    With ``http.auth = "none"`` (loopback development, benchmarks) nobody is known and no
+    per-caller limit applies; the request pool's bound still does.
+    """
     principal = request.get(PRINCIPAL)
     if principal is not None and principal.party is not None:
         return f"party:{principal.party}"
     if principal is not None and principal.key_id is not None:
         return f"key:{principal.key_id}"
-    return f"address:{request.remote}"
+    return None
 
 
 def limits_middleware(settings: Settings, pool: RequestPool) -> Middleware:
     """At most ``http.per_caller_concurrency`` requests per caller; heavy work in ``pool``.
 
-    Put it after the auth middleware (it counts per authenticated party). Open paths (health,
-    console) are not counted. A caller over its limit gets ``503 busy`` with Retry-After.
+    Put it after the auth middleware (it counts per authenticated party or operator key). Open
+    paths (health, console) and unauthenticated requests are not counted. A caller over its
+    limit gets ``503 busy`` with Retry-After.
     """
     allowed = settings.http.per_caller_concurrency
     in_work: dict[str, int] = {}
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if path_kind(request.path) == "open":
-            return await handler(request)
         who = _caller_key(request)
+        if who is None or path_kind(request.path) == "open":
+            with using(pool):
+                return await handler(request)
         running = in_work.get(who, 0)
         if running >= allowed:
             log.warning("caller_busy", path=request.path, in_work=running, limit=allowed)
