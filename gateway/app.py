@@ -158,7 +158,7 @@ def protect_journal_file(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or not parts.path or not Path(parts.path).parent.is_dir():
         return
-    fd = os.open(parts.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = os.open(parts.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         if os.fstat(fd).st_mode & 0o077:
             os.fchmod(fd, 0o600)
