@@ -109,15 +109,19 @@ def _bad(name: str, expected: str) -> ParameterInvalid:
     )
 
 
-def int_param(query: MultiMapping[str], name: str, default: int, low: int, high: int) -> int:
-    """An integer parameter between ``low`` and ``high`` inclusive."""
+def int_param(
+    query: MultiMapping[str], name: str, default: int, low: int, high: int, *, clamp: bool = False
+) -> int:
+    """An integer parameter from ``low`` to ``high`` (with ``clamp``, larger means ``high``)."""
     raw = query.get(name)
     if raw is None:
         return default
-    expected = f"a whole number from {low} to {high}"
+    expected = f"a whole number from {low}" + (" up" if clamp else f" to {high}")
     if not INTEGER.fullmatch(raw):
         raise _bad(name, expected)
     value = int(raw)
+    if clamp:
+        value = min(value, high)
     if not low <= value <= high:
         raise _bad(name, expected)
     return value
@@ -357,7 +361,7 @@ async def list_messages(request: web.Request) -> web.Response:
     """GET /v1/messages?state=&sender=&receiver=&test=&limit=&before=: newest first."""
     query = request.query
     state = state_param(query, "state")
-    limit = int_param(query, "limit", 100, 1, 1000)
+    limit = int_param(query, "limit", 100, 1, 1000, clamp=True)
     before = datetime_param(query, "before")
     test = bool_param(query, "test")
     journal = request.app[JOURNAL]
@@ -428,7 +432,7 @@ async def stats(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     """GET /v1/dead-letters: parked messages with their reason, newest first."""
     journal = request.app[JOURNAL]
-    limit = int_param(request.query, "limit", 100, 1, 500)
+    limit = int_param(request.query, "limit", 100, 1, 500, clamp=True)
     parked = []
     for summary in await journal.list_messages(state=MessageState.DEAD, limit=limit):
         view = await journal.get(summary.record.message_id)
