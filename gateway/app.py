@@ -58,6 +58,8 @@ from gateway.web import (
 
 log = structlog.get_logger("gateway.app")
 
+BROKER_GRACE_SECONDS = 3.0
+
 
 def parse_limits(settings: Settings) -> ParseLimits:
     """The XML bounds every document is read with."""
@@ -286,6 +288,10 @@ class Gateway:
         )
         self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()
+        # Give the broker a moment before listening, so that a worker taking connections
+        # (several share the port) can usually accept at once; when the broker is down, the
+        # gateway listens anyway and answers 503 broker-unavailable until it is back.
+        await self.broker.wait_connected(BROKER_GRACE_SECONDS)
         http = self.settings.http
         # keepalive_timeout is also armed when a connection opens: one that has not sent a
         # complete request by then is closed (aiohttp's web_protocol), so it is the header timeout.
