@@ -16,9 +16,12 @@ COPY config ./config
 COPY samples ./samples
 # The journal (var/), drop folders (var/nsw/) and the development PKI (certs/dev) are written
 # here at run time; mount volumes over var/ and certs/ to keep them.
-RUN mkdir -p var certs && chown -R asw /opt/asw-gateway
+RUN mkdir -p var certs && chown -R asw /opt/asw-gateway && chmod 0700 var
 
+# Callers authenticate with API keys: give each party's key digest, for instance
+# ASW_PARTIES__SG__API_KEY_SHA256=<sha256 hex of SG's key>. Unauthenticated mode is refused on 0.0.0.0.
 ENV ASW_HTTP__HOST=0.0.0.0 \
+    ASW_HTTP__AUTH=api-key \
     ASW_AMQP__URL=amqp://guest:guest@rabbitmq:5672/ \
     ASW_LOG__FORMAT=json
 USER asw

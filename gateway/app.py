@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -20,8 +23,9 @@ from adapters.drop_folder import (
     warn_unsafe_permissions,
 )
 from adapters.pull_inbox import attach_journal
-from gateway.auth import auth_middleware, server_ssl_context
+from gateway.auth import auth_middleware, check_auth_exposure, server_ssl_context
 from gateway.broker import Broker
+from gateway.connections import ConnectionGuard, raise_open_file_limit
 from gateway.console import add_console_routes
 from gateway.core.handover import Adapter
 from gateway.core.parsing import ParseLimits
@@ -36,6 +40,7 @@ from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
 from gateway.inbox import INBOX_RECEIPTS, add_inbox_routes
 from gateway.journal import Journal, open_journal
+from gateway.offload import RequestPool
 from gateway.operations import Operations
 from gateway.pki_files import read_signing_key
 from gateway.receipting import ReceiptIssuer
@@ -53,10 +58,13 @@ from gateway.web import (
     TRUST,
     add_routes,
     errors_middleware,
+    limits_middleware,
     utc_now,
 )
 
 log = structlog.get_logger("gateway.app")
+
+BROKER_GRACE_SECONDS = 3.0
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -151,6 +159,28 @@ def build_adapters(settings: Settings) -> dict[str, Adapter]:
     }
 
 
+def request_pool(settings: Settings) -> RequestPool:
+    """The bounded pool for heavy work on documents submitted over HTTP (one per worker)."""
+    return RequestPool(threads=settings.http.request_threads, queue=settings.http.request_queue)
+
+
+def protect_journal_file(url: str) -> None:
+    """Create a SQLite journal file readable by the gateway's user only (0600), or tighten it.
+
+    SQLite gives its -wal and -shm files the mode of the database file, so they follow.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not parts.path or not Path(parts.path).parent.is_dir():
+        return
+    fd = os.open(parts.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("journal_permissions_tightened", mode="0600")
+    finally:
+        os.close(fd)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -162,12 +192,25 @@ def create_app(
     trust: Callable[[], TrustStore] | None,
     receipts: ReceiptIssuer | None = None,
     clock: Callable[[], datetime] = utc_now,
+    pool: RequestPool | None = None,
 ) -> web.Application:
     """The aiohttp application with its dependencies under typed keys."""
+    own_pool = pool is None
+    pool = pool or request_pool(settings)
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware(settings, trust=trust)],
+        middlewares=[
+            errors_middleware,
+            auth_middleware(settings, trust=trust),
+            limits_middleware(settings, pool),
+        ],
         client_max_size=settings.http.max_body_bytes + 1,
     )
+    if own_pool:
+
+        async def close_pool(_app: web.Application) -> None:
+            pool.close()
+
+        app.on_cleanup.append(close_pool)
     app[SETTINGS] = settings
     app[SUBMISSIONS] = submissions
     app[JOURNAL] = journal
@@ -188,6 +231,7 @@ class Gateway:
     """A running gateway: HTTP API, journal, broker connection and delivery workers."""
 
     def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None):
+        check_auth_exposure(settings.http)
         self.settings = settings
         self.topology = Topology(settings.amqp.prefix)
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
@@ -208,11 +252,16 @@ class Gateway:
         self.intakes: list[FolderIntake] = []
         self._intake_tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.guard: ConnectionGuard | None = None
         self.port: int | None = None
 
     async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
         """Open the journal, connect to the broker (in the background), consume and listen."""
-        journal = self.journal = await open_journal(journal_url(self.settings.journal))
+        open_files = raise_open_file_limit()
+        url = journal_url(self.settings.journal)
+        protect_journal_file(url)
+        journal = self.journal = await open_journal(url)
         attach_journal(self.adapters.values(), journal)
         trust = self.trust
         submissions = Submissions(
@@ -254,21 +303,37 @@ class Gateway:
         )
         self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner,
-            self.settings.http.host,
-            self.settings.http.port if port is None else port,
-            reuse_port=reuse_port or None,
-            ssl_context=server_ssl_context(
-                self.settings.http, trust_dir=Path(self.settings.pki.trust_dir)
-            ),
+        # Give the broker a moment before listening, so that a worker taking connections
+        # (several share the port) can usually accept at once; when the broker is down, the
+        # gateway listens anyway and answers 503 broker-unavailable until it is back.
+        await self.broker.wait_connected(BROKER_GRACE_SECONDS)
+        http = self.settings.http
+        # keepalive_timeout is also armed when a connection opens: one that has not sent a
+        # complete request by then is closed (aiohttp's web_protocol), so it is the header timeout.
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=http.header_timeout_seconds
         )
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+        await self._runner.setup()
+        server = self._runner.server
+        if server is None:  # setup() makes it; a failed setup raised already
+            raise RuntimeError("the HTTP server was not set up")
+        self.guard = ConnectionGuard(
+            server,
+            connections=lambda: len(server.connections),
+            max_connections=http.max_connections,
+            health=self._health,
+            problem_base_uri=http.problem_base_uri,
+        )
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.guard,
+            http.host,
+            http.port if port is None else port,
+            ssl=server_ssl_context(http, trust_dir=Path(self.settings.pki.trust_dir)),
+            reuse_port=reuse_port or None,
+            backlog=1024,
+        )
+        sockets = self._listener.sockets
+        self.port = sockets[0].getsockname()[1] if sockets else http.port
         self._check_folder_permissions()
         # Each intake supervises itself: a failing file or scan is logged and the loop goes on.
         self._intake_tasks = [
@@ -278,7 +343,25 @@ class Gateway:
         self._intake_tasks.append(
             asyncio.create_task(self._sweep(submissions), name="sweep-unconfirmed")
         )
-        log.info("gateway_started", host=self.settings.http.host, port=self.port)
+        log.info(
+            "gateway_started",
+            host=http.host,
+            port=self.port,
+            auth=http.auth,
+            max_connections=http.max_connections,
+            open_files=open_files,
+        )
+
+    def _health(self, path: str) -> tuple[int, dict[str, Any]]:
+        """What /healthz and /readyz answer on a connection beyond the limit."""
+        connected = self.broker.connected
+        if path == "/readyz":
+            return (200 if connected else 503), {"ready": connected}
+        return 200, {
+            "status": "ok" if connected else "degraded",
+            "broker": "connected" if connected else "disconnected",
+            "node": self.settings.node.name,
+        }
 
     def _check_folder_permissions(self) -> None:
         """Warn (``folder_permissions_unsafe``) on drop folders other users could tamper with."""
@@ -305,6 +388,10 @@ class Gateway:
         for task in self._intake_tasks:
             task.cancel()
         await asyncio.gather(*self._intake_tasks, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()
+        if self.guard is not None:
+            self.guard.close()
         if self._runner is not None:
             await self._runner.cleanup()
         await self.broker.stop()

@@ -2,8 +2,11 @@
 
 ``http.auth`` chooses how callers prove who they are:
 
-    none            development: nobody is asked; the caller is unknown (``None``)
-    api-key         ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``; the SHA-256 of the
+    none            development only, by explicit choice: nobody is asked; the caller is
+                    unknown (``None``). Refused at start unless ``http.host`` is a loopback
+                    address, and warned about at start.
+    api-key (the default)
+                    ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``; the SHA-256 of the
                     key must equal one of a party's ``api_key_sha256`` (compared in constant time)
     tls             a client certificate whose subject ``C`` is a configured party and which
                     chains to that country's CA (trust directory, CRLs and validity checked)
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -243,6 +247,28 @@ class Authenticator:
         raise Unauthenticated(f"This gateway needs {wanted}.")
 
 
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_auth_exposure(http: HttpSettings) -> None:
+    """Refuse ``http.auth = "none"`` on any address but loopback (``SettingsError``)."""
+    if http.auth == "none" and not is_loopback(http.host):
+        raise SettingsError(
+            [
+                f'http.auth = "none" lets anyone send as any country, so it is only allowed on '
+                f"a loopback address (127.0.0.1, ::1), not on {http.host!r}; configure "
+                f'http.auth = "api-key" with each party\'s api_key_sha256 (or "tls")'
+            ]
+        )
+
+
 def default_trust(settings: Settings) -> TrustSource | None:
     """A reloading trust store over ``pki.trust_dir``, or None when there is none."""
     trust_dir = Path(settings.pki.trust_dir)
@@ -272,6 +298,13 @@ def auth_middleware(
     TLS mode is chosen without ``http.tls_cert``, since then no client certificate can arrive.
     """
     http = settings.http
+    check_auth_exposure(http)
+    if http.auth == "none":
+        log.warning(
+            "auth_disabled",
+            host=http.host,
+            detail="http.auth is none: callers are not authenticated (development only)",
+        )
     if http.auth in ("tls", "api-key-or-tls") and not http.tls_cert:
         raise SettingsError(
             [f"http.auth = {http.auth!r} needs http.tls_cert and http.tls_key (HTTPS)"]

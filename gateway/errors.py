@@ -26,8 +26,11 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── DuplicateMessage       409 duplicate-business-key
     │   ├── MessageIdReused        409 message-id-reused
     │   ├── UnknownMessage         422 not-in-journal
+    │   ├── ParameterInvalid       400 parameter-invalid (a query parameter or header)
+    │   ├── RequestTimeout         408 request-timeout (the body arrived too slowly)
     │   └── NotFound               404 not-found
     └── TemporaryFailure           ours or a peer's: 5xx, retryable
+        ├── Busy                   503 busy (this caller or worker is at its limit)
         ├── BrokerUnavailable      503 broker-unavailable
         ├── JournalUnavailable     503 journal-unavailable
         ├── PeerUnavailable        502 peer-unavailable
@@ -389,6 +392,22 @@ class ReplayReasonMissing(RejectedMessage):
     title = "A replay needs an operator name and a reason"
 
 
+class ParameterInvalid(RejectedMessage):
+    """A query parameter or request header has a value the gateway cannot use."""
+
+    code = "parameter-invalid"
+    http_status = 400
+    title = "A request parameter is not valid"
+
+
+class RequestTimeout(RejectedMessage):
+    """The request body did not arrive within the time allowed."""
+
+    code = "request-timeout"
+    http_status = 408
+    title = "The request took too long to arrive"
+
+
 class NotFound(RejectedMessage):
     """The requested resource does not exist."""
 
@@ -407,6 +426,14 @@ class TemporaryFailure(GatewayError):
     http_status = 503
     retryable = True
     title = "The gateway cannot take the message right now"
+
+
+class Busy(TemporaryFailure):
+    """This caller already has as many requests running as allowed, or the worker is full."""
+
+    code = "busy"
+    http_status = 503
+    title = "The gateway is busy; try again shortly"
 
 
 class BrokerUnavailable(TemporaryFailure):

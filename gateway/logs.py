@@ -2,6 +2,10 @@
 
 Every line carries the bound context (``correlation_id``, ``message_id`` ...). Payloads, keys
 and passphrases are never logged; certificate fingerprints are.
+
+Tracebacks are rendered without frame locals, whoever logs them (the gateway itself, aiohttp's
+server and access loggers, asyncio): a local variable of a handler can hold an API key or a
+document. structlog's stock ``dict_tracebacks`` shows locals, so it is not used.
 """
 
 from __future__ import annotations
@@ -11,8 +15,12 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 from gateway.settings import LogSettings
+
+# Frames with file, line and function, never their local variables.
+TRACEBACKS = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
 
 
 def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
@@ -22,7 +30,9 @@ def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
         settings.format == "auto" and hasattr(stream, "isatty") and stream.isatty()
     )
     renderer: Any = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if use_console
+        else structlog.processors.JSONRenderer()
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -33,7 +43,7 @@ def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
     # The gateway's own lines are rendered and written by structlog directly, in about half the
     # time of the stdlib logging machinery (bench/bench_parts.py: one outcome line).
     structlog.configure(
-        processors=[*shared, structlog.processors.dict_tracebacks, renderer],
+        processors=[*shared, *([] if use_console else [TRACEBACKS]), renderer],
         logger_factory=structlog.WriteLoggerFactory(file=stream),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
@@ -43,6 +53,7 @@ def configure_logging(settings: LogSettings, *, stream: Any = None) -> None:
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *([] if use_console else [TRACEBACKS]),
                 renderer,
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],

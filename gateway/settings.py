@@ -41,11 +41,20 @@ class HttpSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     problem_base_uri: str = "https://asw-gateway.dev/problems/"
     offload_bytes: int = 64 * 1024
-    auth: str = "none"  # none | api-key | tls | api-key-or-tls: how callers prove who they are
+    # api-key | tls | api-key-or-tls | none: how callers prove who they are. ``none`` only by
+    # explicit choice, and only on a loopback address (refused at start otherwise).
+    auth: str = "api-key"
     tls_cert: str = ""  # serve HTTPS with this certificate (PEM) and key
     tls_key: str = ""
     tls_client_ca: str = ""  # CA bundle that client certificates must chain to (mTLS)
     operator_api_key_sha256: str = ""  # SHA-256 hex of the operators' key for /v1/ops endpoints
+    max_connections: int = 512  # open connections per worker; more get 503 (/healthz still answers)
+    header_timeout_seconds: float = 15.0  # a connection that sends no complete request is closed
+    body_timeout_seconds: float = 60.0  # a body that has not fully arrived gets 408
+    per_caller_concurrency: int = 16  # requests one caller may have in work at once; more get 503
+    request_threads: int = 2  # threads per worker for heavy work on submitted documents
+    request_queue: int = 32  # heavy jobs waiting for those threads; more get 503
+    delivery_threads: int = 2  # threads per worker kept for deliveries, receipts and folder intake
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +157,13 @@ _POSITIVE = {
     ("node", "workers"),
     ("http", "port"),
     ("http", "max_body_bytes"),
+    ("http", "max_connections"),
+    ("http", "header_timeout_seconds"),
+    ("http", "body_timeout_seconds"),
+    ("http", "per_caller_concurrency"),
+    ("http", "request_threads"),
+    ("http", "request_queue"),
+    ("http", "delivery_threads"),
     ("amqp", "prefetch"),
     ("amqp", "delivery_limit"),
     ("amqp", "poison_after"),

@@ -6,6 +6,8 @@ rendered in one middleware from the attributes of the error class, never ad hoc.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -13,23 +15,29 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
+from multidict import MultiMapping
 
-from gateway.auth import caller_of
+from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
+from gateway.core.envelope import MEMBER_STATES
 from gateway.core.handover import Adapter
 from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
 from gateway.errors import (
+    Busy,
     GatewayError,
     MethodNotAllowed,
     NotFound,
+    ParameterInvalid,
     PayloadTooLarge,
     RejectedMessage,
+    RequestTimeout,
     TemporaryFailure,
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary
-from gateway.offload import offload
+from gateway.offload import RequestPool, offload, using
 from gateway.operations import Operations
 from gateway.settings import Settings
 from gateway.submission import Submissions
@@ -48,6 +56,17 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 
 PROBLEM_JSON = "application/problem+json"
 XML_TYPES = frozenset({"application/xml", "text/xml"})
+# A correlation id is echoed in headers and logs: printable ASCII without spaces, at most 255.
+CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,255}")
+MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
+MAX_WITHIN_DAYS = 36_500
+BUSY_RETRY_AFTER = "1"
+# A stored document is data to save, never a page to render on the gateway's origin.
+DOCUMENT_HEADERS = {
+    "Content-Security-Policy": "sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,22 +83,128 @@ def problem_response(
     body = error.to_problem(base_uri=settings.http.problem_base_uri, instance=instance)
     response = web.json_response(body, status=error.http_status, content_type=PROBLEM_JSON)
     if isinstance(error, TemporaryFailure):
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = BUSY_RETRY_AFTER if isinstance(error, Busy) else "5"
     return response
+
+
+def _correlation_id(request: web.Request) -> tuple[str, GatewayError | None]:
+    """The caller's ``X-Correlation-ID`` when it is usable, else a fresh one and the reason."""
+    given = request.headers.get("X-Correlation-ID")
+    if given is None or given == "":
+        return str(uuid.uuid4()), None
+    if CORRELATION_ID.fullmatch(given):
+        return given, None
+    return str(uuid.uuid4()), ParameterInvalid(
+        "The X-Correlation-ID header must be 1 to 255 printable ASCII characters without "
+        "spaces (a UUID is a good choice)."
+    )
+
+
+# --- query parameters: every value checked, a bad one is 400 parameter-invalid ---------------
+
+
+def _bad(name: str, expected: str) -> ParameterInvalid:
+    return ParameterInvalid(
+        f"The query parameter {name!r} must be {expected}.", extensions={"parameter": name}
+    )
+
+
+def int_param(
+    query: MultiMapping[str], name: str, default: int, low: int, high: int, *, clamp: bool = False
+) -> int:
+    """An integer parameter from ``low`` to ``high`` (with ``clamp``, larger means ``high``)."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    expected = f"a whole number from {low}" + (" up" if clamp else f" to {high}")
+    if not INTEGER.fullmatch(raw):
+        raise _bad(name, expected)
+    value = int(raw)
+    if clamp:
+        value = min(value, high)
+    if not low <= value <= high:
+        raise _bad(name, expected)
+    return value
+
+
+def bool_param(query: MultiMapping[str], name: str) -> bool | None:
+    """``true`` or ``false`` (any case), or None when absent or empty."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    value = {"true": True, "false": False}.get(raw.lower())
+    if value is None:
+        raise _bad(name, "true or false")
+    return value
+
+
+def datetime_param(query: MultiMapping[str], name: str) -> datetime | None:
+    """An ISO 8601 date-time (a time zone offset, or UTC when none), as UTC."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    expected = "an ISO 8601 date-time such as 2026-03-01T12:00:00+07:00"
+    if len(raw) > 64:
+        raise _bad(name, expected)
+    try:
+        value = datetime.fromisoformat(raw)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise _bad(name, expected) from exc
+
+
+def party_param(query: MultiMapping[str], name: str) -> str | None:
+    """A member state code (two letters), or None when absent."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if raw.upper() not in MEMBER_STATES:
+        raise _bad(name, f"one of the member state codes {', '.join(sorted(MEMBER_STATES))}")
+    return raw.upper()
+
+
+def state_param(query: MultiMapping[str], name: str) -> MessageState | None:
+    """A message state name (any case), or None when absent."""
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        return MessageState(raw.upper())
+    except ValueError as exc:
+        names = ", ".join(s.value.lower() for s in MessageState)
+        raise _bad(name, f"one of {names}") from exc
+
+
+def message_id_of(request: web.Request) -> str:
+    """The ``{message_id}`` of the path; an id that is no UUID is simply not found."""
+    message_id = request.match_info["message_id"].lower()
+    if not MESSAGE_ID.fullmatch(message_id):
+        raise NotFound("No message with that id is known to this gateway (ids are UUIDs).")
+    return message_id
+
+
+async def _handle(
+    request: web.Request, handler: Handler, refusal: GatewayError | None
+) -> web.StreamResponse:
+    if refusal is not None:
+        raise refusal
+    return await handler(request)
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a correlation id, and turn every failure into problem+json."""
-    correlation_id = request.headers.get("X-Correlation-ID") or str(uuid.uuid4())
+    correlation_id, bad_header = _correlation_id(request)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     settings = request.app[SETTINGS]
     response: web.StreamResponse
     try:
-        response = await handler(request)
+        response = await _handle(request, handler, bad_header)
     except GatewayError as exc:
         response = problem_response(exc, settings, instance=request.path)
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of a late body is not waited for
     except web.HTTPNotFound:
         response = problem_response(NotFound(f"There is nothing at {request.path}."), settings)
     except web.HTTPMethodNotAllowed as exc:
@@ -88,6 +213,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
     except web.HTTPException:
         raise
+    except ConnectionResetError:
+        # The caller went away mid-request: nothing to answer, nothing of ours went wrong.
+        log.info("client_disconnected", path=request.path, method=request.method)
+        response = web.Response(status=400)
     except Exception:
         log.exception("request_failed", path=request.path)
         response = problem_response(
@@ -112,11 +241,20 @@ async def _read_xml_body(request: web.Request) -> bytes:
     # read(n) returns what has arrived so far; read chunks until the end of the body.
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The document is larger than the limit of {limit:,} bytes.")
-        chunks.append(chunk)
+    seconds = settings.http.body_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            while chunk := await request.content.read(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(
+                        f"The document is larger than the limit of {limit:,} bytes."
+                    )
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            f"The document did not arrive within {seconds:g} seconds; send it again."
+        ) from exc
     return b"".join(chunks)
 
 
@@ -193,7 +331,7 @@ def _hidden_from(request: web.Request, summary: MessageSummary) -> bool:
 
 async def get_message(request: web.Request) -> web.Response:
     """GET /v1/messages/{id}: the message's state, its timeline and related messages."""
-    message_id = request.match_info["message_id"].lower()
+    message_id = message_id_of(request)
     view = await request.app[JOURNAL].get(message_id)
     if view is None or _hidden_from(request, view.summary):
         raise NotFound(f"No message {message_id} is known to this gateway.")
@@ -222,15 +360,13 @@ async def get_message(request: web.Request) -> web.Response:
 async def list_messages(request: web.Request) -> web.Response:
     """GET /v1/messages?state=&sender=&receiver=&test=&limit=&before=: newest first."""
     query = request.query
-    try:
-        state = MessageState(query["state"].upper()) if "state" in query else None
-        limit = min(int(query.get("limit", "100")), 1000)
-        before = datetime.fromisoformat(query["before"]) if "before" in query else None
-    except ValueError as exc:
-        raise RejectedMessage(f"Bad query parameter: {exc}") from exc
-    test = {"true": True, "false": False}.get(query.get("test", "").lower())
+    state = state_param(query, "state")
+    limit = int_param(query, "limit", 100, 1, 1000, clamp=True)
+    before = datetime_param(query, "before")
+    test = bool_param(query, "test")
     journal = request.app[JOURNAL]
-    sender, receiver, caller = query.get("sender"), query.get("receiver"), caller_of(request)
+    sender, receiver = party_param(query, "sender"), party_param(query, "receiver")
+    caller = caller_of(request)
     if caller is None or caller in (sender, receiver):
         searches = [(sender, receiver)]
     else:  # a party lists what it sent and what it receives, within any filter it gave
@@ -251,8 +387,12 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def get_document(request: web.Request) -> web.Response:
-    """GET /v1/messages/{id}/document: the stored document exactly as accepted."""
-    message_id = request.match_info["message_id"].lower()
+    """GET /v1/messages/{id}/document: the stored document exactly as accepted.
+
+    Served as a download that a browser never renders on the gateway's origin: a document may
+    carry markup (XHTML with script) that was never signed, for instance inside KeyInfo.
+    """
+    message_id = message_id_of(request)
     journal = request.app[JOURNAL]
     view = await journal.get(message_id)
     payload = (
@@ -262,12 +402,19 @@ async def get_document(request: web.Request) -> web.Response:
     )
     if payload is None:
         raise NotFound(f"No document is stored for message {message_id}.")
-    return web.Response(body=payload, content_type="application/xml")
+    return web.Response(
+        body=payload,
+        content_type="application/xml",
+        headers={
+            **DOCUMENT_HEADERS,
+            "Content-Disposition": f'attachment; filename="{message_id}.xml"',
+        },
+    )
 
 
 async def stats(request: web.Request) -> web.Response:
     """GET /v1/stats: messages by state and by receiver and state (test messages apart)."""
-    include_test = request.query.get("test", "").lower() == "true"
+    include_test = bool_param(request.query, "test") is True
     counts = await request.app[JOURNAL].counts(include_test=include_test)
     by_receiver: dict[str, dict[str, int]] = {}
     for row in counts.rows:
@@ -285,10 +432,7 @@ async def stats(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     """GET /v1/dead-letters: parked messages with their reason, newest first."""
     journal = request.app[JOURNAL]
-    try:
-        limit = min(int(request.query.get("limit", "100")), 500)
-    except ValueError as exc:
-        raise RejectedMessage(f"Bad query parameter: {exc}") from exc
+    limit = int_param(request.query, "limit", 100, 1, 500, clamp=True)
     parked = []
     for summary in await journal.list_messages(state=MessageState.DEAD, limit=limit):
         view = await journal.get(summary.record.message_id)
@@ -309,7 +453,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise RejectedMessage("The body must be a JSON object with reason and operator.")
     replayed = await request.app[OPERATIONS].replay(
-        request.match_info["message_id"].lower(),
+        message_id_of(request),
         reason=str(body.get("reason") or ""),
         operator=str(body.get("operator") or ""),
     )
@@ -326,10 +470,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 async def certificates(request: web.Request) -> web.Response:
     """GET /v1/certificates?within_days=30: CA certificates and CRLs running out soon."""
-    try:
-        days = int(request.query.get("within_days", "30"))
-    except ValueError as exc:
-        raise RejectedMessage(f"Bad query parameter: {exc}") from exc
+    days = int_param(request.query, "within_days", 30, 0, MAX_WITHIN_DAYS)
     now = request.app[CLOCK]()
     trust = request.app[TRUST]
     store = trust() if trust is not None else None
@@ -394,6 +535,57 @@ async def queues(request: web.Request) -> web.Response:
     """GET /v1/queues: messages waiting per receiving country, and dead letters."""
     depths = await request.app[BROKER].queue_depths()
     return web.json_response({"queues": depths})
+
+
+def _caller_key(request: web.Request) -> str | None:
+    """Whom a request counts against: its party or the operator's key; None when unknown.
+
+    With ``http.auth = "none"`` (loopback development, benchmarks) nobody is known and no
+    per-caller limit applies; the request pool's bound still does.
+    """
+    principal = request.get(PRINCIPAL)
+    if principal is not None and principal.party is not None:
+        return f"party:{principal.party}"
+    if principal is not None and principal.key_id is not None:
+        return f"key:{principal.key_id}"
+    return None
+
+
+def limits_middleware(settings: Settings, pool: RequestPool) -> Middleware:
+    """At most ``http.per_caller_concurrency`` requests per caller; heavy work in ``pool``.
+
+    Put it after the auth middleware (it counts per authenticated party or operator key). Open
+    paths (health, console) and unauthenticated requests are not counted. A caller over its
+    limit gets ``503 busy`` with Retry-After.
+    """
+    allowed = settings.http.per_caller_concurrency
+    in_work: dict[str, int] = {}
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        who = _caller_key(request)
+        if who is None or path_kind(request.path) == "open":
+            with using(pool):
+                return await handler(request)
+        running = in_work.get(who, 0)
+        if running >= allowed:
+            log.warning("caller_busy", path=request.path, in_work=running, limit=allowed)
+            raise Busy(
+                f"You already have {running} requests in work at this gateway, the most it "
+                "takes from one caller at once; send this one again when one has finished."
+            )
+        in_work[who] = running + 1
+        try:
+            with using(pool):
+                return await handler(request)
+        finally:
+            left = in_work[who] - 1
+            if left:
+                in_work[who] = left
+            else:
+                del in_work[who]
+
+    return limit
 
 
 def add_routes(app: web.Application) -> None:

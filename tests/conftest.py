@@ -100,7 +100,8 @@ def make_settings(
     submit unsigned samples; the others must sign their documents themselves.
     """
     return Settings(
-        http=HttpSettings(host="127.0.0.1", port=0, max_body_bytes=2 * 1024 * 1024),
+        # Tests run on loopback without keys; the auth tests configure keys themselves.
+        http=HttpSettings(host="127.0.0.1", port=0, max_body_bytes=2 * 1024 * 1024, auth="none"),
         amqp=AmqpSettings(
             url=amqp_url, prefix=prefix, reconnect_seconds=0.5, retry_schedule_seconds=(0.3, 0.6)
         ),

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.cli.send import ApiKeyError, add_api_key_options, api_key_from
 from gateway.testkit import (
     SUCCESS_STATES,
     DeliveryTracker,
@@ -56,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "paths", nargs="*", type=Path, metavar="PATH", help="files and folders (default: samples)"
     )
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
-    parser.add_argument("--api-key", help="API key of the sending party, if the gateway asks")
+    add_api_key_options(parser)
     parser.add_argument(
         "--rate", type=float, default=0.0, metavar="N", help="messages per second (0: no limit)"
     )
@@ -164,10 +166,15 @@ def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.rate < 0:
         print("replay: --concurrency must be at least 1 and --rate not negative", file=sys.stderr)
         return EX_USAGE
+    try:
+        api_key = api_key_from(args, os.environ)
+    except ApiKeyError as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return EX_USAGE
     options = ReplayOptions(
         url=args.url,
         files=tuple(files),
-        api_key=args.api_key,
+        api_key=api_key,
         rate=args.rate,
         concurrency=args.concurrency,
         count=args.count,

@@ -3,22 +3,62 @@
 With ``--wait`` it then follows ``GET /v1/messages/{id}`` until the message is delivered
 (DELIVERED, RECEIPTED or ANSWERED: exit 0), fails for good (DEAD or REJECTED: exit 1) or
 ``--timeout`` passes (exit 75), and prints the timeline.
+
+The API key is read from ``--api-key-file FILE`` or the ``ASW_API_KEY`` environment variable;
+``--api-key KEY`` still works but puts the key where ``ps`` and shell history can see it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from gateway.testkit import SUCCESS_STATES, Restamper, timeline_lines
 
 EX_TEMPFAIL = 75
 WAIT_FAILED = frozenset({"DEAD", "REJECTED", "DUPLICATE"})
+API_KEY_ENV = "ASW_API_KEY"
+
+
+class ApiKeyError(ValueError):
+    """The API key file cannot be read or is empty."""
+
+
+def add_api_key_options(parser: argparse.ArgumentParser) -> None:
+    """``--api-key-file`` and ``--api-key`` (the environment's ``ASW_API_KEY`` otherwise)."""
+    parser.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the sending party's API key from FILE (else ${API_KEY_ENV} is used)",
+    )
+    parser.add_argument(
+        "--api-key",
+        help=f"the API key itself (visible to other users in ps; prefer ${API_KEY_ENV} or "
+        "--api-key-file)",
+    )
+
+
+def api_key_from(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """The API key from ``--api-key-file``, ``--api-key`` or ``ASW_API_KEY``, in that order."""
+    path: Path | None = getattr(args, "api_key_file", None)
+    if path is not None:
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ApiKeyError(f"cannot read the API key file {path}: {exc}") from exc
+        if not key:
+            raise ApiKeyError(f"the API key file {path} is empty")
+        return key
+    given: str | None = getattr(args, "api_key", None)
+    return given or environ.get(API_KEY_ENV, "").strip() or None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("send", help="submit one document to a gateway")
     parser.add_argument("file", type=Path, help="the XML document to submit")
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
-    parser.add_argument("--api-key", help="API key of the sending party, if the gateway asks")
+    add_api_key_options(parser)
     parser.add_argument(
         "--new-id",
         action="store_true",
@@ -53,13 +93,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Submit the file; print the message id (exit 0) or the refusal (exit 1, or 75 to retry)."""
+    try:
+        api_key = api_key_from(args, os.environ)
+    except ApiKeyError as exc:
+        print(f"send: {exc}", file=sys.stderr)
+        return 2
     document = args.file.read_bytes()
     if args.new_id or args.sign_with:
         restamper = Restamper(keep_ids=not args.new_id, sign_with=args.sign_with)
         document = restamper.prepare(document).body
     headers = {"Content-Type": "application/xml", "Accept": "application/json"}
-    if args.api_key:
-        headers["X-API-Key"] = args.api_key
+    if api_key:
+        headers["X-API-Key"] = api_key
     request = urllib.request.Request(  # noqa: S310  (the URL is the operator's own gateway)
         args.url.rstrip("/") + "/v1/messages", data=document, headers=headers, method="POST"
     )

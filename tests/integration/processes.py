@@ -121,7 +121,7 @@ class GatewayProcess:
             journal += f"sweep_seconds = {self.sweep_seconds:g}\n"
         self.config_path.write_text(
             f"[node]\nworkers = {self.workers}\n"
-            f"[http]\nport = {self.port}\n"
+            f'[http]\nport = {self.port}\nauth = "none"\n'
             f'[amqp]\nurl = "{self.amqp_url}"\nprefix = "{self.prefix}"\n{amqp}'
             f'[documents]\nxsd_dir = "{XSD_DIR}"\n'
             f'[pki]\ntrust_dir = "{self.pki_dir}"\nkeys_dir = "{self.pki_dir}"\n'

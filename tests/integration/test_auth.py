@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import os
+import re
 import ssl
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 
 from gateway.app import Gateway
-from gateway.auth import Authenticator, key_digest, path_kind, server_ssl_context
-from gateway.errors import Unauthenticated
-from gateway.settings import HttpSettings, PartySettings, Settings
+from gateway.auth import (
+    Authenticator,
+    auth_middleware,
+    key_digest,
+    path_kind,
+    server_ssl_context,
+)
+from gateway.cli.send import ApiKeyError, api_key_from
+from gateway.errors import SettingsError, Unauthenticated
+from gateway.settings import HttpSettings, PartySettings, Settings, load_settings
 from tests.conftest import SAMPLES, with_message_id
 from tests.federation.harness import (
     KEYS,
@@ -340,3 +354,99 @@ def test_server_context_asks_for_client_certificates(rsa_pki: PkiBundle) -> None
     assert context is not None
     assert context.verify_mode is ssl.CERT_OPTIONAL
     assert server_ssl_context(HttpSettings()) is None
+
+
+# --- defaults: authentication is on unless switched off, and never off in public -----------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_default_auth_is_api_key() -> None:
+    """Without a setting, the shipped configuration and the image, callers need an API key."""
+    assert HttpSettings().auth == "api-key"
+    assert load_settings(ROOT / "config" / "gateway.toml", {}).http.auth == "api-key"
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "ASW_HTTP__AUTH=api-key" in dockerfile
+    assert "AUTH=none" not in dockerfile and 'auth = "none"' not in dockerfile
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "gateway.example", ""])  # noqa: S104
+def test_auth_none_is_refused_on_a_public_address(
+    tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle, host: str
+) -> None:
+    """``http.auth = "none"`` with a non-loopback host stops the gateway at start, saying why."""
+    settings = hub_settings(tmp_path, amqp_url, rsa_pki.directory, http={"auth": "none"})
+    settings = replace(settings, http=replace(settings.http, host=host))
+    with pytest.raises(SettingsError, match="loopback"):
+        Gateway(settings)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "localhost"])
+def test_auth_none_on_loopback_starts_with_a_warning(
+    tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle, host: str
+) -> None:
+    """On a loopback address ``none`` is allowed, and the start says authentication is off."""
+    settings = hub_settings(tmp_path, amqp_url, rsa_pki.directory, http={"auth": "none"})
+    settings = replace(settings, http=replace(settings.http, host=host))
+    with structlog.testing.capture_logs() as logs:
+        Gateway(settings)  # the check at start lets it through
+        auth_middleware(settings)  # what the app is built with
+    assert any(line["event"] == "auth_disabled" for line in logs), logs
+
+
+# --- the tester CLI takes its key from the environment or a file ----------------------------
+
+
+async def _send(gateway: Gateway, *args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "send",
+        str(SAMPLES / "formd" / "valid" / "sg-th-basic.xml"),
+        "--new-id",
+        "--url",
+        base_url(gateway),
+        *args,
+        env={**{k: v for k, v in os.environ.items() if k != "ASW_API_KEY"}, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_send_takes_the_key_from_environment_or_file(
+    api_key_gateway: Gateway, tmp_path: Path
+) -> None:
+    """``send`` authenticates with ASW_API_KEY or --api-key-file; a wrong key is refused."""
+    code, out, err = await _send(api_key_gateway, env={"ASW_API_KEY": KEYS["SG"]})
+    assert code == 0, err
+    assert re.fullmatch(r"[0-9a-f-]{36}\n", out)
+    key_file = tmp_path / "sg.key"
+    key_file.write_text(KEYS["SG"] + "\n", encoding="utf-8")
+    key_file.chmod(0o600)
+    code, out, err = await _send(
+        api_key_gateway, "--api-key-file", str(key_file), env={"ASW_API_KEY": "wrong"}
+    )
+    assert code == 0, err
+    code, _, err = await _send(api_key_gateway, env={"ASW_API_KEY": "wrong"})
+    assert code == 1 and "unauthenticated" in err
+    code, _, err = await _send(api_key_gateway, "--api-key-file", str(tmp_path / "none"), env={})
+    assert code == 2 and "cannot read the API key file" in err
+
+
+def test_api_key_precedence(tmp_path: Path) -> None:
+    """The key file wins over --api-key, which wins over ASW_API_KEY; an empty file is an error."""
+    key_file = tmp_path / "key"
+    key_file.write_text(" from-file \n", encoding="utf-8")
+    args = argparse.Namespace(api_key_file=key_file, api_key="from-argv")
+    assert api_key_from(args, {"ASW_API_KEY": "from-env"}) == "from-file"
+    args = argparse.Namespace(api_key_file=None, api_key="from-argv")
+    assert api_key_from(args, {"ASW_API_KEY": "from-env"}) == "from-argv"
+    args = argparse.Namespace(api_key_file=None, api_key=None)
+    assert api_key_from(args, {"ASW_API_KEY": "from-env"}) == "from-env"
+    assert api_key_from(args, {}) is None
+    key_file.write_text("\n", encoding="utf-8")
+    with pytest.raises(ApiKeyError, match="empty"):
+        api_key_from(argparse.Namespace(api_key_file=key_file, api_key=None), {})
