@@ -74,8 +74,12 @@ def services_in_code(function: Callable[..., Any]) -> set[str]:
         if code in seen:
             continue
         seen.add(code)
-        for constant in code.co_consts:
-            if isinstance(constant, types.CodeType):
+        constants = list(code.co_consts)
+        while constants:
+            constant = constants.pop()
+            if isinstance(constant, tuple | frozenset):
+                constants.extend(constant)
+            elif isinstance(constant, types.CodeType):
                 pending.append((constant, scope))
             elif isinstance(constant, str) and Path(constant).name in TOOLS:
                 found.add(Path(constant).name)
