@@ -51,8 +51,10 @@ unit: setup
 	$(BIN)/pytest -m "$(UNIT)"
 
 # Runtime pins first (the image installs them); the dev lock keeps the same runtime pins.
-# Existing pins are kept unless pyproject.toml needs others or UPGRADE=1.
-lock: setup
+# Existing pins are kept unless pyproject.toml needs others or UPGRADE=1. Needs only uv in .venv
+# (not a set-up from the lock, which may be the thing being repaired).
+lock:
+	@[ -x $(BIN)/uv ] || scripts/setup-python
 	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
 	  -o requirements/runtime.lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
