@@ -7,9 +7,11 @@ RUN useradd --system --create-home --home-dir /srv/asw asw
 WORKDIR /opt/asw-gateway
 
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.lock ./requirements/
+RUN python -m pip install --no-cache-dir --require-hashes -r requirements/runtime.lock
 COPY gateway ./gateway
 COPY adapters ./adapters
-RUN python -m pip install --no-cache-dir .
+RUN python -m pip install --no-cache-dir --no-deps .
 
 COPY xsd ./xsd
 COPY config ./config

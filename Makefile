@@ -4,15 +4,24 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test stop setup services lint typecheck unit bench clean help
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
+              --custom-compile-command "make lock"
+# Services and tools that `make unit` does without.
+UNIT := not rabbitmq and not postgresql and not browser
+
+.PHONY: run test stop setup services lint typecheck unit lock bench clean help
 
 help:
 	@echo "make run    set up, start RabbitMQ and the gateway, send the sample Form D SG -> TH"
 	@echo "make test   set up, start services, then ruff, mypy --strict and pytest"
 	@echo "make stop   stop the gateway started by make run"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make unit   the tests that need no RabbitMQ, PostgreSQL or browser"
+	@echo "make lock   update requirements/*.lock after a change to pyproject.toml"
+	@echo "            (UPGRADE=1: move every pin to the newest release)"
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements/dev.lock pins (hashes checked), then the gateway itself.
+$(STAMP): pyproject.toml requirements/dev.lock scripts/setup-python
 	@scripts/setup-python
 	@touch $(STAMP)
 
@@ -39,7 +48,17 @@ typecheck: setup
 	$(BIN)/mypy
 
 unit: setup
-	$(BIN)/pytest -m "not rabbitmq"
+	$(BIN)/pytest -m "$(UNIT)"
+
+# Runtime pins first (the image installs them); the dev lock keeps the same runtime pins.
+# Existing pins are kept unless pyproject.toml needs others or UPGRADE=1. Needs only uv in .venv
+# (not a set-up from the lock, which may be the thing being repaired).
+lock:
+	@[ -x $(BIN)/uv ] || scripts/setup-python
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
+	  -o requirements/runtime.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) \
+	  -c requirements/runtime.lock -o requirements/dev.lock
 
 bench: setup
 	@scripts/ensure-services rabbitmq postgresql tools

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import types
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -36,10 +38,91 @@ SAMPLES = ROOT / "samples"
 XSD_DIR = ROOT / "xsd"
 SAMPLE_FORMD = SAMPLES / "formd" / "valid" / "sg-th-basic.xml"
 AMQP_URL = os.environ.get("ASW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+AMQP_HOST = urlsplit(AMQP_URL).hostname or "127.0.0.1"
+AMQP_PORT = urlsplit(AMQP_URL).port or 5672
 
 
-def broker_reachable(host: str = "127.0.0.1", port: int = 5672) -> bool:
-    """True when an AMQP 0-9-1 broker answers the protocol header on ``host:port``."""
+# What a test needs, read from its fixtures and from the code it runs, so that no test file has to
+# say it. A fixture (or a fixture depending on it) that reaches a service:
+SERVICE_FIXTURES = {"amqp_url": "rabbitmq", "chromium_path": "browser"}
+# A parametrized fixture whose parameter picks the service:
+SERVICE_PARAMS = {("journal_url", "postgres"): "postgresql"}
+# Names that reach a service when a test, or a helper function it calls, uses them:
+SERVICE_NAMES = {
+    "AMQP_URL": "rabbitmq",
+    "broker_reachable": "rabbitmq",
+    "POSTGRES_URL": "postgresql",
+    "fresh_postgres_journal": "postgresql",
+}
+# Debian's command-line checkers: named as a string (``"xmllint"``) or by a global of the same
+# name (``XMLSEC1 = shutil.which("xmlsec1")``) in the test or a helper it calls.
+TOOLS = ("xmllint", "xmlsec1", "openssl")
+SERVICE_MARKERS = ("rabbitmq", "postgresql", "browser", *TOOLS)
+
+
+def services_in_code(function: Callable[..., Any]) -> set[str]:
+    """The services a test function reaches through the names and strings in its code,
+    following the functions of the ``tests`` package it calls (by name)."""
+    found: set[str] = set()
+    seen: set[types.CodeType] = set()
+    pending: list[tuple[types.CodeType, dict[str, Any]]] = []
+    code = getattr(function, "__code__", None)
+    if isinstance(code, types.CodeType):
+        pending.append((code, getattr(function, "__globals__", {})))
+    while pending:
+        code, scope = pending.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        constants = list(code.co_consts)
+        while constants:
+            constant = constants.pop()
+            if isinstance(constant, tuple | frozenset):
+                constants.extend(constant)
+            elif isinstance(constant, types.CodeType):
+                pending.append((constant, scope))
+            elif isinstance(constant, str) and Path(constant).name in TOOLS:
+                found.add(Path(constant).name)
+        for name in code.co_names:
+            if name in SERVICE_NAMES:
+                found.add(SERVICE_NAMES[name])
+            elif name.lower() in TOOLS:
+                found.add(name.lower())
+            value = scope.get(name)
+            inner = getattr(value, "__code__", None)
+            if isinstance(inner, types.CodeType) and str(
+                getattr(value, "__module__", "")
+            ).startswith("tests."):
+                pending.append((inner, getattr(value, "__globals__", scope)))
+    return found
+
+
+def services_needed(item: pytest.Item) -> set[str]:
+    """The services one collected test needs, from its fixtures, parameters and code."""
+    needed = {s for f, s in SERVICE_FIXTURES.items() if f in getattr(item, "fixturenames", ())}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        for (fixture, param), service in SERVICE_PARAMS.items():
+            if callspec.params.get(fixture) == param:
+                needed.add(service)
+    function = getattr(item, "function", None)
+    if function is not None:
+        needed |= services_in_code(function)
+    return needed
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the services it needs (``rabbitmq``, ``postgresql``, ``browser``,
+    ``xmllint``, ``xmlsec1``, ``openssl``), read from its fixtures and the code it runs, so
+    that ``make unit`` can leave out what needs a broker, a database or a browser."""
+    for item in items:
+        for service in sorted(services_needed(item)):
+            item.add_marker(service)
+
+
+def broker_reachable(host: str = AMQP_HOST, port: int = AMQP_PORT) -> bool:
+    """True when an AMQP 0-9-1 broker answers the protocol header on ``host:port``
+    (by default the broker of ``ASW_TEST_AMQP_URL``)."""
     try:
         with socket.create_connection((host, port), timeout=2) as sock:
             sock.sendall(b"AMQP\x00\x00\x09\x01")
@@ -56,7 +139,7 @@ def amqp_url() -> str:
     """The URL of the real RabbitMQ; integration tests fail (never skip) without it."""
     if not broker_reachable():
         pytest.fail(
-            "RabbitMQ is not reachable on 127.0.0.1:5672. Start it with "
+            f"RabbitMQ is not reachable on {AMQP_HOST}:{AMQP_PORT}. Start it with "
             "`rabbitmq-server -detached` (or run `make test`, which starts it)."
         )
     return AMQP_URL
