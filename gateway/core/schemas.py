@@ -257,7 +257,7 @@ class ExplainLimits:
     """
 
     max_errors: int = 50
-    max_elements: int = 5_000
+    max_elements: int = 2_000
 
 
 class SchemaExplainer:

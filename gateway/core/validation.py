@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from gateway.core.envelope import DocumentType, document_type_of
+from gateway.core.rendering import render_document
 from gateway.core.rules import check_rules
 from gateway.core.schemas import SCHEMA_FILES, ExplainLimits, SchemaExplainer, load_schemas
 from gateway.errors import BusinessRuleViolation, Finding, RejectedMessage, SchemaViolation
@@ -94,6 +96,13 @@ class Validator:
         time a document of that type is refused, to explain the refusal (``limits``).
         """
         return cls(load_schemas(xsd_dir), SchemaExplainer(xsd_dir, limits))
+
+    def render(self, root: etree._Element) -> dict[str, Any] | None:
+        """The document as JSON shaped by its schema (``gateway.core.rendering``); None when
+        this gateway has no schema for its type. Raises ``UnknownDocumentType`` as check does.
+        """
+        schema = self.explainer.schema(document_type_of(root))
+        return None if schema is None else render_document(root, schema)
 
     def check(self, root: etree._Element, *, now: datetime) -> ValidationReport:
         """Validate ``root`` against its schema, then its business rules, as of ``now``.
