@@ -42,6 +42,7 @@ def render_document(root: etree._Element, schema: xmlschema.XMLSchemaBase) -> di
         strip_namespaces=True,
         decimal_type=str,
         datetime_types=False,
+        use_location_hints=False,  # an xsi:schemaLocation in the document is never followed
     )
     content: Any = decoded[0] if isinstance(decoded, tuple) else decoded
     return {etree.QName(root).localname: content}

@@ -1,9 +1,14 @@
-"""The document schemas: where they are, compiling them, and reading libxml2's complaints.
+"""The document schemas: where they are, compiling them, and explaining a refusal.
 
-Schemas are compiled once with libxml2 (``lxml.etree.XMLSchema``), which is the hot path.
-When a document fails, each libxml2 error becomes a :class:`Finding` with a stable ``xsd-*``
-code, the Form D box where there is one, and a message written for a trade officer instead
-of libxml2's ``Element '{urn:...}ID': [facet 'pattern'] ...``.
+Schemas are compiled once with libxml2 (``lxml.etree.XMLSchema``), which decides: that is the
+hot path, and a valid document never meets anything else here. When a document fails, the
+:class:`SchemaExplainer` validates it again with ``xmlschema`` (the same xsd/ files, loaded
+lazily) and turns each structured error (the schema component that failed, the element, what
+was expected) into a :class:`Finding` with a stable ``xsd-*`` code, the Form D box where there
+is one, and a message written for a trade officer instead of libxml2's
+``Element '{urn:...}ID': [facet 'pattern'] ...``. A document larger than
+:class:`ExplainLimits` allows is explained from libxml2's error log instead
+(:func:`log_findings`): the same codes, paths and lines, plainer messages.
 
 XSD finding codes (stable):
 
@@ -16,7 +21,7 @@ xsd-missing-attribute      a required attribute (currencyID, unitCode) is absent
 xsd-unexpected-attribute   an attribute is not allowed
 xsd-duplicate-key          a value that must be unique (item number) repeats
 xsd-unexpected-text        text where only child elements are allowed
-xsd-invalid                any other schema violation (libxml2's message, cleaned)
+xsd-invalid                any other schema violation (the validator's own reason)
 =========================  =============================================================
 """
 
@@ -284,7 +289,10 @@ class SchemaExplainer:
             if doc_type not in self._schemas:
                 path = self.xsd_dir / SCHEMA_FILES[doc_type]
                 try:
-                    self._schemas[doc_type] = xmlschema.XMLSchema10(str(path))
+                    # our own files, imports among them only; nothing from the network
+                    self._schemas[doc_type] = xmlschema.XMLSchema10(
+                        str(path), allow="local", defuse="always"
+                    )
                 except (xmlschema.XMLSchemaException, OSError):
                     self._schemas[doc_type] = None
             return self._schemas[doc_type]
@@ -299,7 +307,13 @@ class SchemaExplainer:
         schema = self.schema(doc_type)
         if schema is None:
             return log_findings(error_log, doc_type)
-        errors = list(islice(schema.iter_errors(root), self.limits.max_errors))
+        try:
+            # use_location_hints=False: an xsi:schemaLocation in the document is never followed
+            errors = list(
+                islice(schema.iter_errors(root, use_location_hints=False), self.limits.max_errors)
+            )
+        except (xmlschema.XMLSchemaException, ValueError, TypeError):
+            return log_findings(error_log, doc_type)
         found = _xmlschema_findings(errors, root.getroottree(), doc_type, schema)
         # The two engines should agree; if xmlschema sees nothing, libxml2's word stands.
         return found or log_findings(error_log, doc_type)

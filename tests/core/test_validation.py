@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -254,3 +256,39 @@ def test_document_over_the_element_cap_is_explained_from_the_libxml2_log() -> No
     assert "urn:" not in finding.message
     assert finding.hint is not None and "too large" in finding.hint
     assert validator.explainer._schemas == {}  # xmlschema was never loaded
+
+
+def test_schema_location_hints_in_a_refused_document_are_never_fetched(
+    validator: Validator,
+) -> None:
+    """An xsi:schemaLocation pointing at a live HTTP server is not fetched when explaining."""
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hint = (
+            b'<cm:MessageHeader xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            b'xsi:schemaLocation="urn:asw-gw:datamodel:Common_DS:1 http://127.0.0.1:'
+            + str(server.server_address[1]).encode()
+            + b'/common.xsd">'
+        )
+        report = _check(
+            validator, (b"<cm:MessageHeader>", hint), (b"<fd:TypeCode>CT", b"<fd:TypeCode>PLT")
+        )
+        assert [f.code for f in report.findings] == ["xsd-not-in-code-list"]
+        hinted = SAMPLE_FORMD.read_bytes().replace(b"<cm:MessageHeader>", hint, 1)
+        assert validator.render(parse(hinted))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == []
