@@ -262,7 +262,7 @@ class ExplainLimits:
     """
 
     max_errors: int = 50
-    max_elements: int = 2_000
+    max_elements: int = 1_000
 
 
 class SchemaExplainer:
