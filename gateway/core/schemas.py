@@ -414,7 +414,7 @@ def _problem(  # noqa: PLR0911
     if isinstance(validator, XsdAttributeGroup):
         return _attribute_problem(validator, error.obj, elem)
     if isinstance(validator, XsdElement):
-        return _identity_problem(elem, schema)
+        return _element_problem(error, elem, schema)
     if isinstance(validator, XsdGroup):
         what = label(_names_of(elem))
         return _Problem(
@@ -499,20 +499,31 @@ def _attribute_problem(group: XsdAttributeGroup, given: object, elem: etree._Ele
     )
 
 
-def _identity_problem(elem: etree._Element, schema: xmlschema.XMLSchemaBase) -> _Problem:
-    """A value that an xs:unique constraint of the document keeps unique repeats on ``elem``."""
+def _element_problem(
+    error: XMLSchemaValidationError, elem: etree._Element, schema: xmlschema.XMLSchemaBase
+) -> _Problem:
+    """An error of the element itself: in these schemas, a repeat of a value an xs:unique
+    constraint keeps unique (the goods item number); anything else is told as it is."""
     fields = {
-        _local(field.path.rsplit(":", 1)[-1])
+        field.path.rsplit(":", 1)[-1]
         for root in schema.elements.values()
         for identity in root.identities
         for field in identity.fields
     }
     values = [(child.text or "").strip() for child in elem if _local(child.tag) in fields]
+    if not values:
+        return _Problem(
+            elem=elem,
+            attribute=None,
+            code="xsd-invalid",
+            tail=f"the {label(_names_of(elem))}: {error.reason or 'does not match the schema'}.",
+            hint=None,
+        )
     return _Problem(
         elem=elem,
         attribute=None,
         code="xsd-duplicate-key",
-        tail=f"the item number {values[0] if values else '?'} is used more than once.",
+        tail=f"the item number {values[0]} is used more than once.",
         hint="Number the goods items 1, 2, 3, ... without repeats.",
     )
 
