@@ -732,39 +732,80 @@ function relatedList(m) {
 
 function documentPanel(id, ctx) {
   const area = h("div", {});
-  const button = h("button", { type: "button", class: "secondary", "aria-expanded": "false",
-    "aria-controls": "document-area" }, "View document");
   area.id = "document-area";
-  let shown = false;
-  button.addEventListener("click", async () => {
-    if (shown) {
+  const path = `/v1/messages/${encodeURIComponent(id)}/document`;
+  const views = [
+    { label: "View document", hide: "Hide document", what: "the stored document",
+      load: async () => h("pre", { class: "document", tabindex: "0",
+        "aria-label": "Stored XML document" },
+      await api(path, { text: true, signal: ctx.signal })) },
+    { label: "View as data", hide: "Hide data", what: "the document as data",
+      load: async () => dataView(await api(`${path}.json`, { signal: ctx.signal })) },
+  ];
+  let shown = null;
+  const buttons = views.map((view) => {
+    const button = h("button", { type: "button", class: "secondary", "aria-expanded": "false",
+      "aria-controls": "document-area" }, view.label);
+    button.addEventListener("click", async () => {
+      const wasShown = shown === view;
+      for (const [i, other] of buttons.entries()) {
+        other.textContent = views[i].label;
+        other.setAttribute("aria-expanded", "false");
+      }
       replace(area);
-      shown = false;
-      button.textContent = "View document";
-      button.setAttribute("aria-expanded", "false");
-      return;
-    }
-    button.disabled = true;
-    replace(area, h("p", { class: "loading" }, "Loading the stored document…"));
-    try {
-      const xml = await api(`/v1/messages/${encodeURIComponent(id)}/document`,
-        { text: true, signal: ctx.signal });
-      replace(area, h("pre", { class: "document", tabindex: "0",
-        "aria-label": "Stored XML document" }, xml));
-      shown = true;
-      button.textContent = "Hide document";
-      button.setAttribute("aria-expanded", "true");
-    } catch (error) {
-      if (error.name === "AbortError") return;
-      replace(area, problemBox(error, "Document"));
-    } finally {
-      button.disabled = false;
-    }
+      shown = null;
+      if (wasShown) return;
+      button.disabled = true;
+      replace(area, h("p", { class: "loading" }, `Loading ${view.what}…`));
+      try {
+        replace(area, await view.load());
+        shown = view;
+        button.textContent = view.hide;
+        button.setAttribute("aria-expanded", "true");
+      } catch (error) {
+        if (error.name === "AbortError") return;
+        replace(area, problemBox(error, "Document"));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return button;
   });
   return panel("Document",
-    h("p", { class: "lede" }, "The stored XML is shown only when you ask for it. It may contain " +
+    h("p", { class: "lede" }, "The stored XML is shown only when you ask for it, as it was " +
+      "received or as data (its boxes and values, without the XML markup). It may contain " +
       "trade data: view it only when you need it."),
-    h("div", { class: "actions" }, button), area);
+    h("div", { class: "actions" }, buttons), area);
+}
+
+/** The document as data: a tree of its elements, the top two levels open. */
+function dataView(body) {
+  return h("div", { class: "document-data", role: "region", tabindex: "0",
+    "aria-label": "Stored document as data" },
+  h("ul", { class: "tree" }, dataEntries(body.document || {}, 0)));
+}
+
+function dataEntries(object, depth) {
+  return Object.entries(object).flatMap(([name, value]) => (Array.isArray(value)
+    ? value.map((item, i) => dataNode(`${name} ${i + 1}`, item, depth))
+    : [dataNode(name, value, depth)]));
+}
+
+function dataNode(name, value, depth) {
+  if (value === null || typeof value !== "object") {
+    return h("li", {}, h("span", { class: "key" }, name), " ", h("span", { class: "value" },
+      value === null ? "—" : String(value)));
+  }
+  const keys = Object.keys(value);
+  const attributes = keys.filter((k) => k.startsWith("@"));
+  if (keys.every((k) => k === "$" || k.startsWith("@"))) {  // a value with its unit or currency
+    return h("li", {}, h("span", { class: "key" }, name), " ",
+      h("span", { class: "value" }, "$" in value ? String(value.$) : "—"),
+      attributes.length ? h("span", { class: "attrs" }, " (",
+        attributes.map((k) => `${k.slice(1)} ${value[k]}`).join(", "), ")") : null);
+  }
+  return h("li", {}, h("details", { open: depth < 2 }, h("summary", {}, name),
+    h("ul", {}, dataEntries(value, depth + 1))));
 }
 
 // --- dead letters ----------------------------------------------------------------------------

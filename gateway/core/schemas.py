@@ -1,9 +1,14 @@
-"""The document schemas: where they are, compiling them, and reading libxml2's complaints.
+"""The document schemas: where they are, compiling them, and explaining a refusal.
 
-Schemas are compiled once with libxml2 (``lxml.etree.XMLSchema``), which is the hot path.
-When a document fails, each libxml2 error becomes a :class:`Finding` with a stable ``xsd-*``
-code, the Form D box where there is one, and a message written for a trade officer instead
-of libxml2's ``Element '{urn:...}ID': [facet 'pattern'] ...``.
+Schemas are compiled once with libxml2 (``lxml.etree.XMLSchema``), which decides: that is the
+hot path, and a valid document never meets anything else here. When a document fails, the
+:class:`SchemaExplainer` validates it again with ``xmlschema`` (the same xsd/ files, loaded
+lazily) and turns each structured error (the schema component that failed, the element, what
+was expected) into a :class:`Finding` with a stable ``xsd-*`` code, the Form D box where there
+is one, and a message written for a trade officer instead of libxml2's
+``Element '{urn:...}ID': [facet 'pattern'] ...``. A document larger than
+:class:`ExplainLimits` allows is explained from libxml2's error log instead
+(:func:`log_findings`): the same codes, paths and lines, plainer messages.
 
 XSD finding codes (stable):
 
@@ -16,17 +21,37 @@ xsd-missing-attribute      a required attribute (currencyID, unitCode) is absent
 xsd-unexpected-attribute   an attribute is not allowed
 xsd-duplicate-key          a value that must be unique (item number) repeats
 xsd-unexpected-text        text where only child elements are allowed
-xsd-invalid                any other schema violation (libxml2's message, cleaned)
+xsd-invalid                any other schema violation (the validator's own reason)
 =========================  =============================================================
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Final
 
+import xmlschema
 from lxml import etree
+from xmlschema.validators import (
+    XsdAttributeGroup,
+    XsdElement,
+    XsdEnumerationFacets,
+    XsdFacet,
+    XsdGroup,
+    XsdLengthFacet,
+    XsdMaxLengthFacet,
+    XsdMinLengthFacet,
+    XsdPatternFacets,
+)
+from xmlschema.validators.exceptions import (
+    XMLSchemaChildrenValidationError,
+    XMLSchemaDecodeError,
+    XMLSchemaValidationError,
+)
 
 from gateway.core.envelope import DocumentType
 from gateway.errors import Finding
@@ -175,23 +200,6 @@ _CODE_LIST_HINTS: Final = {
     "currency": "Use an ISO 4217 code such as USD, SGD, THB, MYR or IDR.",
 }
 
-_ELEMENT_RE: Final = re.compile(
-    r"^Element '(?:\{[^}]*\})?([^']+)'(?:, attribute '([^']+)')?: (.*)$", re.DOTALL
-)
-_ENUM_RE: Final = re.compile(
-    r"\[facet 'enumeration'\] The value '(.*)' is not an element of the set \{(.*)\}"
-)
-_FACET_RE: Final = re.compile(r"\[facet '(\w+)'\] (.*)")
-_VALUE_RE: Final = re.compile(r"The value '(.*?)'")
-_LENGTH_RE: Final = re.compile(
-    r"length of '(\d+)'; this (?:exceeds|underruns) the allowed \w+ length of '(\d+)'"
-)
-_ATOMIC_RE: Final = re.compile(
-    r"'(.*)' is not a valid value of the (?:atomic|list|union) type '(?:\{[^}]*\})?([^']+)'"
-)
-_EXPECTED_RE: Final = re.compile(r"Expected is (?:one of )?\( (.*) \)")
-_ATTRIBUTE_RE: Final = re.compile(r"The attribute '([^']+)'")
-_KEY_RE: Final = re.compile(r"Duplicate key-sequence \[(.*?)\]")
 _NS_RE: Final = re.compile(r"\{[^}]*\}")
 _CAMEL_RE: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEGMENT_RE: Final = re.compile(r"^(?:[^:\[]*:)?([^\[]+)(?:\[(\d+)\])?$")
@@ -241,128 +249,414 @@ def where(box: str | None, item: int | str | None) -> str:
     return (", ".join(parts) + ": ") if parts else ""
 
 
-def _names_list(text: str) -> str:
-    return ", ".join(n.strip() for n in _NS_RE.sub("", text).split(","))
+# --- explaining a refusal: xmlschema's structured errors ------------------------------------
 
 
-def _explain(body: str, what: str) -> tuple[str, str, str | None]:  # noqa: PLR0911
-    """(code, message tail, hint) for one libxml2 message body about ``what``."""
-    if enum := _ENUM_RE.search(body):
-        values = [v.strip().strip("'") for v in enum.group(2).split(",")]
+@dataclass(frozen=True, slots=True)
+class ExplainLimits:
+    """Bounds on the (pure Python, slower) explanation of a refused document.
+
+    ``max_errors``: findings past this many are not looked for. ``max_elements``: a document
+    with more elements than this is explained from libxml2's error log instead (codes, paths
+    and lines alike; messages plainer), so a large refused document costs no more than lxml.
+    """
+
+    max_errors: int = 50
+    max_elements: int = 1_000
+
+
+class SchemaExplainer:
+    """Turns a refusal into findings, from the structured errors of ``xmlschema``.
+
+    lxml (libxml2) decides; only a refused document comes here. xmlschema reads the same xsd/
+    files, lazily and once per document type, and says of each error which schema component
+    failed (a facet, a content model, an attribute group, an identity constraint), on which
+    element, and what was expected: the code, box, label and hint follow from that, without
+    reading libxml2's English. Thread-safe: schemas load under a lock; validation holds no
+    shared state.
+    """
+
+    def __init__(self, xsd_dir: Path, limits: ExplainLimits | None = None) -> None:
+        """Explain refusals of the schemas under ``xsd_dir`` within ``limits``."""
+        self.xsd_dir = xsd_dir
+        self.limits = limits or ExplainLimits()
+        self._schemas: dict[DocumentType, xmlschema.XMLSchemaBase | None] = {}
+        self._lock = threading.Lock()
+
+    def schema(self, doc_type: DocumentType) -> xmlschema.XMLSchemaBase | None:
+        """The xmlschema of ``doc_type``, built on first use; None when it cannot be built."""
+        with self._lock:
+            if doc_type not in self._schemas:
+                path = self.xsd_dir / SCHEMA_FILES[doc_type]
+                try:
+                    # our own files, imports among them only; nothing from the network
+                    self._schemas[doc_type] = xmlschema.XMLSchema10(
+                        str(path), allow="local", defuse="always"
+                    )
+                except (xmlschema.XMLSchemaException, OSError):
+                    self._schemas[doc_type] = None
+            return self._schemas[doc_type]
+
+    def findings(
+        self, root: etree._Element, doc_type: DocumentType, error_log: etree._ListErrorLog
+    ) -> tuple[Finding, ...]:
+        """The findings of a document libxml2 refused (``error_log``: its errors)."""
+        limit = self.limits.max_elements
+        if sum(1 for _ in islice(root.iter(), limit + 1)) > limit:
+            return log_findings(error_log, doc_type)
+        schema = self.schema(doc_type)
+        if schema is None:
+            return log_findings(error_log, doc_type)
+        try:
+            # use_location_hints=False: an xsi:schemaLocation in the document is never followed
+            errors = list(
+                islice(schema.iter_errors(root, use_location_hints=False), self.limits.max_errors)
+            )
+        except (xmlschema.XMLSchemaException, ValueError, TypeError):
+            return log_findings(error_log, doc_type)
+        found = _xmlschema_findings(errors, root.getroottree(), doc_type, schema)
+        # The two engines should agree; if xmlschema sees nothing, libxml2's word stands.
+        return found or log_findings(error_log, doc_type)
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """One error, located: the element, the attribute if any, and its explanation."""
+
+    elem: etree._Element
+    attribute: str | None
+    code: str
+    tail: str
+    hint: str | None
+    value_error: bool = False
+
+
+def _xmlschema_findings(
+    errors: list[XMLSchemaValidationError],
+    tree: etree._ElementTree,
+    doc_type: DocumentType,
+    schema: xmlschema.XMLSchemaBase,
+) -> tuple[Finding, ...]:
+    findings: list[Finding] = []
+    seen: set[tuple[str, str | None]] = set()
+    for error in errors:
+        problem = _problem(error, tree, schema)
+        if problem is None:
+            continue
+        path = tree.getpath(problem.elem)
+        key = (path, problem.attribute)
+        if problem.value_error and key in seen:
+            continue  # a value can fail its facet and its base type: report it once
+        seen.add(key)
+        findings.append(_finding(problem, path, doc_type))
+    return tuple(findings)
+
+
+def _finding(problem: _Problem, path: str, doc_type: DocumentType) -> Finding:
+    segments = _segments(path)
+    names = [name for name, _ in segments]
+    items = [index for name, index in segments if name == "GovernmentAgencyGoodsItem"]
+    item = (items[0] or 1) if items else None
+    box = form_d_box(names) if doc_type is DocumentType.FORM_D else None
+    text = where(box, item) + problem.tail
+    line: object = problem.elem.sourceline  # the stubs leave it untyped
+    return Finding(
+        severity="error",
+        code=problem.code,
+        message=text[:1].upper() + text[1:],
+        box=box,
+        path=path,
+        line=line if isinstance(line, int) and line > 0 else None,
+        hint=problem.hint,
+    )
+
+
+def _local(tag: object) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else str(tag)
+
+
+def _names_of(elem: etree._Element) -> list[str]:
+    names = [_local(e.tag) for e in elem.iterancestors()][::-1]
+    return [*names, _local(elem.tag)]
+
+
+def _value_attribute(elem: etree._Element, value: object) -> str | None:
+    """Which attribute of ``elem`` holds the failing ``value`` (None: its text does)."""
+    if not isinstance(value, str) or (elem.text or "").strip() == value.strip():
+        return None
+    for name, attr_value in elem.attrib.items():
+        if attr_value == value:
+            return _local(name)
+    return None
+
+
+def _type_label(component: object) -> str | None:
+    """A trade officer's name for the simple type ``component`` restricts, nearest first."""
+    while component is not None:
+        name = getattr(component, "local_name", None)
+        if isinstance(name, str):
+            found = _TYPE_NAMES.get(name) or _TYPE_NAMES.get(f"xs:{name}")
+            if found:
+                return found
+        component = getattr(component, "base_type", None)
+    return None
+
+
+def _problem(  # noqa: PLR0911
+    error: XMLSchemaValidationError, tree: etree._ElementTree, schema: xmlschema.XMLSchemaBase
+) -> _Problem | None:
+    elem: object = error.elem  # lxml's element: xmlschema validates the tree it is given
+    if not isinstance(elem, etree._Element) or elem.getroottree().getroot() is not tree.getroot():
+        return None
+    validator = error.validator
+    if isinstance(error, XMLSchemaChildrenValidationError):
+        return _content_problem(error, elem)
+    if isinstance(validator, XsdAttributeGroup):
+        return _attribute_problem(validator, error.obj, elem)
+    if isinstance(validator, XsdElement):
+        return _element_problem(error, elem, schema)
+    if isinstance(validator, XsdGroup):
+        what = label(_names_of(elem))
+        return _Problem(
+            elem=elem,
+            attribute=None,
+            code="xsd-unexpected-text",
+            tail=f"the {what} contains text where only elements belong.",
+            hint="Remove the stray text.",
+        )
+    if isinstance(validator, XsdFacet) or isinstance(error, XMLSchemaDecodeError):
+        return _value_problem(error, elem)
+    return _Problem(
+        elem=elem,
+        attribute=None,
+        code="xsd-invalid",
+        tail=f"{label(_names_of(elem))}: {error.reason or 'does not match the schema'}.",
+        hint=None,
+    )
+
+
+def _expected_names(error: XMLSchemaChildrenValidationError) -> str | None:
+    names = [
+        _local(name)
+        for particle in error.expected or ()
+        if isinstance(name := getattr(particle, "name", None), str)
+    ]
+    return ", ".join(dict.fromkeys(names)) or None
+
+
+def _content_problem(error: XMLSchemaChildrenValidationError, parent: etree._Element) -> _Problem:
+    expected = _expected_names(error)
+    child: object = error.invalid_child
+    if child is None or not isinstance(child, etree._Element):
+        missing = expected or "a required element"
+        return _Problem(
+            elem=parent,
+            attribute=None,
+            code="xsd-missing-element",
+            tail=f"the {label(_names_of(parent))} is incomplete: {missing} is missing.",
+            hint=f"Add {missing}.",
+        )
+    what = label(_names_of(child))
+    if expected is None:
+        return _Problem(
+            elem=child,
+            attribute=None,
+            code="xsd-unexpected-element",
+            tail=f"the element {what} is not allowed here.",
+            hint="Remove the element or check its name.",
+        )
+    return _Problem(
+        elem=child,
+        attribute=None,
+        code="xsd-unexpected-element",
+        tail=f"found the {what} where {expected} was expected: {expected} may be missing, or "
+        f"the {what} misplaced or misspelt.",
+        hint=f"Add {expected} before it, or fix the element's name or order.",
+    )
+
+
+def _attribute_problem(group: XsdAttributeGroup, given: object, elem: etree._Element) -> _Problem:
+    present = {_local(name) for name in (given if isinstance(given, dict) else elem.attrib)}
+    what = label(_names_of(elem))
+    for required in group.iter_required():
+        name = _local(required)
+        if name not in present:
+            return _Problem(
+                elem=elem,
+                attribute=name,
+                code="xsd-missing-attribute",
+                tail=f"the {what} has no {_LABELS.get(name, name)} ({name}).",
+                hint=f"Add the {name} attribute.",
+            )
+    allowed = {_local(name) for name in group if isinstance(name, str)}
+    extra = sorted(present - allowed) or ["?"]
+    return _Problem(
+        elem=elem,
+        attribute=extra[0],
+        code="xsd-unexpected-attribute",
+        tail=f"the attribute {extra[0]} is not allowed on the {what}.",
+        hint="Remove the attribute.",
+    )
+
+
+def _element_problem(
+    error: XMLSchemaValidationError, elem: etree._Element, schema: xmlschema.XMLSchemaBase
+) -> _Problem:
+    """An error of the element itself: in these schemas, a repeat of a value an xs:unique
+    constraint keeps unique (the goods item number); anything else is told as it is."""
+    fields = {
+        field.path.rsplit(":", 1)[-1]
+        for root in schema.elements.values()
+        for identity in root.identities
+        for field in identity.fields
+    }
+    values = [(child.text or "").strip() for child in elem if _local(child.tag) in fields]
+    if not values:
+        return _Problem(
+            elem=elem,
+            attribute=None,
+            code="xsd-invalid",
+            tail=f"the {label(_names_of(elem))}: {error.reason or 'does not match the schema'}.",
+            hint=None,
+        )
+    return _Problem(
+        elem=elem,
+        attribute=None,
+        code="xsd-duplicate-key",
+        tail=f"the item number {values[0]} is used more than once.",
+        hint="Number the goods items 1, 2, 3, ... without repeats.",
+    )
+
+
+def _value_problem(error: XMLSchemaValidationError, elem: etree._Element) -> _Problem:
+    facet = error.validator
+    attribute = _value_attribute(elem, error.obj)
+    what = label(_names_of(elem), attribute)
+    value = error.obj if isinstance(error.obj, str) else (elem.text or "").strip()
+
+    def problem(code: str, tail: str, hint: str | None) -> _Problem:
+        return _Problem(
+            elem=elem, attribute=attribute, code=code, tail=tail, hint=hint, value_error=True
+        )
+
+    if isinstance(facet, XsdEnumerationFacets):
+        values = [str(v) for v in facet.enumeration]
         shown = ", ".join(values[:15]) + (", ..." if len(values) > 15 else "")
-        return (
+        return problem(
             "xsd-not-in-code-list",
-            f"the {what} '{enum.group(1)}' is not in the code list.",
+            f"the {what} '{value}' is not in the code list.",
             _CODE_LIST_HINTS.get(what, f"Use one of: {shown}."),
         )
-    if facet := _FACET_RE.search(body):
-        kind = facet.group(1)
-        value = _VALUE_RE.search(body)
-        shown = f" '{value.group(1)}'" if value else ""
-        if kind == "pattern":
-            return (
+    type_name = _type_label(getattr(facet, "parent", None) or facet)
+    if isinstance(facet, XsdPatternFacets):
+        if what in _PATTERN_HINTS or type_name is None:
+            return problem(
                 "xsd-invalid-value",
-                f"the {what}{shown} is not in the expected format.",
+                f"the {what} '{value}' is not in the expected format.",
                 _PATTERN_HINTS.get(what, "Check the format of this value against the schema."),
             )
-        if length := _LENGTH_RE.search(body):
-            return (
-                "xsd-invalid-value",
-                f"the {what} is {length.group(1)} characters long; "
-                f"{'at most' if 'exceeds' in body else 'at least'} {length.group(2)} are allowed.",
-                "Shorten or complete the value." if "exceeds" in body else "Fill in a value.",
-            )
-        return ("xsd-invalid-value", f"the {what}{shown} is out of range ({kind}).", None)
-    if atomic := _ATOMIC_RE.search(body):
-        type_name = _TYPE_NAMES.get(atomic.group(2), atomic.group(2))
-        bad = atomic.group(1)
-        return (
+        return problem(
             "xsd-invalid-value",
-            f"the {what} '{bad}' is not a valid {type_name}.",
+            f"the {what} '{value}' is not a valid {type_name}.",
             f"Give a {type_name}.",
         )
-    if "Missing child element" in body:
-        expected = _EXPECTED_RE.search(body)
-        missing = _names_list(expected.group(1)) if expected else "a required element"
-        return (
-            "xsd-missing-element",
-            f"the {what} is incomplete: {missing} is missing.",
-            f"Add {missing}.",
+    if isinstance(facet, XsdMaxLengthFacet | XsdMinLengthFacet | XsdLengthFacet):
+        too_long = isinstance(facet, XsdMaxLengthFacet) or (
+            isinstance(facet, XsdLengthFacet) and len(value) > int(facet.value or 0)
         )
-    if "is not expected" in body:
-        expected = _EXPECTED_RE.search(body)
-        if expected is None:
-            return (
-                "xsd-unexpected-element",
-                f"the element {what} is not allowed here.",
-                "Remove the element or check its name.",
-            )
-        names = _names_list(expected.group(1))
-        return (
-            "xsd-unexpected-element",
-            f"found the {what} where {names} was expected: {names} may be missing, or "
-            f"the {what} misplaced or misspelt.",
-            f"Add {names} before it, or fix the element's name or order.",
+        return problem(
+            "xsd-invalid-value",
+            f"the {what} is {len(value)} characters long; "
+            f"{'at most' if too_long else 'at least'} {facet.value} are allowed.",
+            "Shorten or complete the value." if too_long else "Fill in a value.",
         )
-    if "is required but missing" in body and (attribute := _ATTRIBUTE_RE.search(body)):
-        name = attribute.group(1)
-        return (
-            "xsd-missing-attribute",
-            f"the {what} has no {_LABELS.get(name, name)} ({name}).",
-            f"Add the {name} attribute.",
-        )
-    if "is not allowed" in body and (attribute := _ATTRIBUTE_RE.search(body)):
-        return (
-            "xsd-unexpected-attribute",
-            f"the attribute {attribute.group(1)} is not allowed on the {what}.",
-            "Remove the attribute.",
-        )
-    if key := _KEY_RE.search(body):
-        return (
-            "xsd-duplicate-key",
-            f"the item number {key.group(1).strip(chr(39))} is used more than once.",
-            "Number the goods items 1, 2, 3, ... without repeats.",
-        )
-    if "Character content other than whitespace" in body:
-        return (
-            "xsd-unexpected-text",
-            f"the {what} contains text where only elements belong.",
-            "Remove the stray text.",
-        )
-    return ("xsd-invalid", f"{what}: {_NS_RE.sub('', body).rstrip('.')}.", None)
+    if isinstance(facet, XsdFacet):
+        kind = _local(facet.elem.tag)
+        return problem("xsd-invalid-value", f"the {what} '{value}' is out of range ({kind}).", None)
+    shown_type = type_name or _words(getattr(facet, "local_name", None) or "value")
+    return problem(
+        "xsd-invalid-value",
+        f"the {what} '{value}' is not a valid {shown_type}.",
+        f"Give a {shown_type}.",
+    )
 
 
-def schema_findings(error_log: etree._ListErrorLog, doc_type: DocumentType) -> tuple[Finding, ...]:
-    """Translate libxml2's validation errors into findings, one per distinct problem."""
+# --- explaining a refusal from libxml2's error log (large documents) ---------------------
+
+_LOG_CODES: Final = {
+    "SCHEMAV_CVC_ENUMERATION_VALID": "xsd-not-in-code-list",
+    "SCHEMAV_CVC_COMPLEX_TYPE_4": "xsd-missing-attribute",
+    "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1": "xsd-unexpected-attribute",
+    "SCHEMAV_CVC_COMPLEX_TYPE_3_2_2": "xsd-unexpected-attribute",
+    "SCHEMAV_CVC_IDC": "xsd-duplicate-key",
+    "SCHEMAV_CVC_COMPLEX_TYPE_2_3": "xsd-unexpected-text",
+    "SCHEMAV_CVC_ELT_1": "xsd-unexpected-element",
+}
+_LOG_VALUE_ERRORS: Final = frozenset(
+    {
+        "SCHEMAV_CVC_PATTERN_VALID",
+        "SCHEMAV_CVC_LENGTH_VALID",
+        "SCHEMAV_CVC_MINLENGTH_VALID",
+        "SCHEMAV_CVC_MAXLENGTH_VALID",
+        "SCHEMAV_CVC_MININCLUSIVE_VALID",
+        "SCHEMAV_CVC_MAXINCLUSIVE_VALID",
+        "SCHEMAV_CVC_MINEXCLUSIVE_VALID",
+        "SCHEMAV_CVC_MAXEXCLUSIVE_VALID",
+        "SCHEMAV_CVC_TOTALDIGITS_VALID",
+        "SCHEMAV_CVC_FRACTIONDIGITS_VALID",
+        "SCHEMAV_CVC_DATATYPE_VALID_1_2_1",
+        "SCHEMAV_CVC_DATATYPE_VALID_1_2_2",
+        "SCHEMAV_CVC_DATATYPE_VALID_1_2_3",
+        "SCHEMAV_CVC_TYPE_3_1_1",
+        "SCHEMAV_CVC_ATTRIBUTE_3",
+        "SCHEMAV_CVC_FACET_VALID",
+        "SCHEMAV_CVC_ENUMERATION_VALID",
+    }
+)
+
+
+def _log_code(entry: etree._LogEntry) -> str:
+    if code := _LOG_CODES.get(entry.type_name):
+        return code
+    if entry.type_name in _LOG_VALUE_ERRORS:
+        return "xsd-invalid-value"
+    if entry.type_name == "SCHEMAV_ELEMENT_CONTENT":
+        # libxml2 gives one error type to both; its message is the only way to tell them apart
+        missing = "Missing child" in entry.message
+        return "xsd-missing-element" if missing else "xsd-unexpected-element"
+    return "xsd-invalid"
+
+
+def log_findings(error_log: etree._ListErrorLog, doc_type: DocumentType) -> tuple[Finding, ...]:
+    """Findings from libxml2's error log: the code from its error type, its own message.
+
+    Used for documents too large to explain with xmlschema: codes, boxes, paths and lines are
+    those the detailed explanation gives; the message is libxml2's, without namespaces.
+    """
     findings: list[Finding] = []
-    seen: set[tuple[int, str | None, str | None]] = set()
+    seen: set[tuple[int, str | None]] = set()
     for entry in error_log:
-        match = _ELEMENT_RE.match(entry.message)
-        attribute = match.group(2) if match else None
-        body = match.group(3) if match else entry.message
         path = entry.path or None
-        key = (entry.line, path, attribute)
-        is_value_error = "[facet" in body or "is not a valid value" in body
-        if is_value_error and key in seen:
+        key = (entry.line, path)
+        if entry.type_name in _LOG_VALUE_ERRORS and key in seen:
             continue  # libxml2 repeats a facet failure as a type failure; report it once
         seen.add(key)
         segments = _segments(path)
         names = [name for name, _ in segments]
-        if "Duplicate key-sequence" in body:
-            names = [*names, "SequenceNumeric"]
         items = [index for name, index in segments if name == "GovernmentAgencyGoodsItem"]
         item = (items[0] or 1) if items else None
         box = form_d_box(names) if doc_type is DocumentType.FORM_D else None
-        code, tail, hint = _explain(body, label(names, attribute))
+        text = where(box, item) + _NS_RE.sub("", entry.message).strip()
         findings.append(
             Finding(
                 severity="error",
-                code=code,
-                message=(where(box, item) + tail)[:1].upper() + (where(box, item) + tail)[1:],
+                code=_log_code(entry),
+                message=text[:1].upper() + text[1:],
                 box=box,
                 path=path,
                 line=entry.line or None,
-                hint=hint,
+                hint="The schema validator's own words: this document is too large for a "
+                "fuller explanation.",
             )
         )
     return tuple(findings)

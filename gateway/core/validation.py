@@ -3,10 +3,12 @@
 ``Validator.load(xsd_dir)`` compiles every document type's schema once (libxml2, a few ms);
 ``check()`` is then pure and cheap enough for the ingest hot path: libxml2 validates the tree,
 and only a document that passes its schema goes on to the business rules (rules trust the
-structure the schema guarantees). Findings from the two stages are kept apart, because the
-HTTP layer answers ``schema-violation`` for the first and ``business-rule-violation`` for the
-second. Codes: ``gateway.core.schemas`` (``xsd-*``) and ``gateway.core.codelists.CATALOGUE``
-(the rules themselves: the package ``gateway.core.rules``).
+structure the schema guarantees). A refused document is explained from xmlschema's structured
+errors (``gateway.core.schemas.SchemaExplainer``), which costs more but only on refusal.
+Findings from the two stages are kept apart, because the HTTP layer answers
+``schema-violation`` for the first and ``business-rule-violation`` for the second. Codes:
+``gateway.core.schemas`` (``xsd-*``) and ``gateway.core.codelists.CATALOGUE`` (the rules
+themselves: the package ``gateway.core.rules``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from gateway.core.envelope import DocumentType, document_type_of
+from gateway.core.rendering import render_document
 from gateway.core.rules import check_rules
-from gateway.core.schemas import SCHEMA_FILES, load_schemas, schema_findings
+from gateway.core.schemas import SCHEMA_FILES, ExplainLimits, SchemaExplainer, load_schemas
 from gateway.errors import BusinessRuleViolation, Finding, RejectedMessage, SchemaViolation
 
 __all__ = ["SCHEMA_FILES", "ValidationReport", "Validator"]
@@ -82,11 +86,23 @@ class Validator:
     """Compiled schemas for every document type the gateway knows."""
 
     schemas: dict[DocumentType, etree.XMLSchema]
+    explainer: SchemaExplainer
 
     @classmethod
-    def load(cls, xsd_dir: Path) -> Validator:
-        """Compile the schema of each document type found under ``xsd_dir``."""
-        return cls(load_schemas(xsd_dir))
+    def load(cls, xsd_dir: Path, limits: ExplainLimits | None = None) -> Validator:
+        """Compile the schema of each document type found under ``xsd_dir``.
+
+        libxml2 compiles them now (the accept path); xmlschema loads each lazily, the first
+        time a document of that type is refused, to explain the refusal (``limits``).
+        """
+        return cls(load_schemas(xsd_dir), SchemaExplainer(xsd_dir, limits))
+
+    def render(self, root: etree._Element) -> dict[str, Any] | None:
+        """The document as JSON shaped by its schema (``gateway.core.rendering``); None when
+        this gateway has no schema for its type. Raises ``UnknownDocumentType`` as check does.
+        """
+        schema = self.explainer.schema(document_type_of(root))
+        return None if schema is None else render_document(root, schema)
 
     def check(self, root: etree._Element, *, now: datetime) -> ValidationReport:
         """Validate ``root`` against its schema, then its business rules, as of ``now``.
@@ -104,9 +120,8 @@ class Validator:
             )
             return ValidationReport(document_type=doc_type, schema_findings=(finding,))
         if not schema.validate(root):
-            return ValidationReport(
-                document_type=doc_type, schema_findings=schema_findings(schema.error_log, doc_type)
-            )
+            findings = self.explainer.findings(root, doc_type, schema.error_log)
+            return ValidationReport(document_type=doc_type, schema_findings=findings)
         return ValidationReport(
             document_type=doc_type, rule_findings=check_rules(root, doc_type, now=now)
         )

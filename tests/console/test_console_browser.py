@@ -238,6 +238,31 @@ async def test_message_detail_shows_the_timeline_and_the_document_only_on_reques
     await expect(body).not_to_contain_text("Ball bearings")
 
 
+async def test_message_document_is_shown_as_data_on_request(
+    running_gateway: Gateway, console: Console, sample_formd: bytes
+) -> None:
+    """View as data shows the stored document as a tree of its elements, values and units."""
+    runner = running_gateway._runner  # the JSON route is registered in web.py by the integrator
+    assert runner is not None
+    if not any(
+        r.canonical == "/v1/messages/{message_id}/document.json"
+        for r in runner.app.router.resources()
+    ):
+        pytest.skip("GET /v1/messages/{id}/document.json is not registered in gateway/web.py yet")
+    ids = await send(running_gateway, sample_formd)
+    await console.open(f"#/messages/{ids[0]}")
+    page = console.page
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(ids[0])
+    await page.get_by_role("button", name="View as data").click()
+    data = page.get_by_role("region", name="Stored document as data")
+    await expect(data).to_contain_text("Ball bearings")
+    await expect(data).to_contain_text("GovernmentAgencyGoodsItem 2")
+    await expect(data).to_contain_text("unitCode KGM")
+    await expect(page.locator("pre.document")).to_have_count(0)
+    await page.get_by_role("button", name="Hide data").click()
+    await expect(page.locator("body")).not_to_contain_text("Ball bearings")
+
+
 async def test_messages_are_filtered_and_paged_newest_first(
     running_gateway: Gateway, console: Console, sample_formd: bytes
 ) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import shutil
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import xmlschema
 from lxml import etree
 
 from gateway.core.envelope import DocumentType
 from gateway.core.parsing import parse
-from gateway.core.schemas import XSD_CODES
+from gateway.core.schemas import XSD_CODES, ExplainLimits
 from gateway.core.validation import ValidationReport, Validator
 from gateway.errors import BusinessRuleViolation, SchemaViolation, UnknownDocumentType
 
@@ -134,3 +139,156 @@ def test_document_type_without_schema_is_reported(tmp_path: Path) -> None:
     report = validator.check(parse(SAMPLE_FORMD.read_bytes()), now=NOW)
     assert [f.code for f in report.findings] == ["document-type-not-enabled"]
     assert not report.valid
+
+
+# --- refusals explained from xmlschema's structured errors ---------------------------------
+
+MANIFEST: list[dict[str, Any]] = json.loads((SAMPLES / "manifest.json").read_text())
+XSD_SAMPLES = [e for e in MANIFEST if any(c.startswith("xsd-") for c in e["codes"])]
+
+
+@pytest.fixture(name="log_validator", scope="module")
+def _log_validator() -> Validator:
+    return Validator.load(XSD_DIR, ExplainLimits(max_elements=0))
+
+
+def test_xmlschema_loads_every_document_schema_from_the_same_files(validator: Validator) -> None:
+    """The explainer builds an xmlschema schema for each document type from xsd/."""
+    for doc_type in DocumentType:
+        assert isinstance(validator.explainer.schema(doc_type), xmlschema.XMLSchema10)
+
+
+@pytest.mark.parametrize("entry", XSD_SAMPLES, ids=[e["file"] for e in XSD_SAMPLES])
+def test_explanation_and_libxml2_log_agree_on_code_path_and_line(
+    validator: Validator, log_validator: Validator, entry: dict[str, Any]
+) -> None:
+    """Each XSD sample gets the same codes, paths, lines and boxes from xmlschema as libxml2."""
+    root = parse((SAMPLES / entry["file"]).read_bytes())
+    explained = validator.check(root, now=NOW).schema_findings
+    logged = log_validator.check(root, now=NOW).schema_findings
+    assert [(f.code, f.path, f.line, f.box) for f in explained] == [
+        (f.code, f.path, f.line, f.box) for f in logged
+    ]
+    assert sorted({f.code for f in explained}) == entry["codes"]
+    assert all("too large" not in (f.hint or "") for f in explained)
+    assert all("too large" in (f.hint or "") for f in logged)
+
+
+def test_misplaced_element_is_located_at_itself_and_names_what_was_expected(
+    validator: Validator,
+) -> None:
+    """An unexpected element is reported on its own line and path, naming the expected one."""
+    (finding,) = _check(validator, (b"<fd:Consignment>", b"<fd:Bogus/><fd:Consignment>")).findings
+    assert finding.code == "xsd-unexpected-element"
+    assert finding.path is not None and finding.path.endswith("/fd:GoodsShipment/fd:Bogus")
+    assert finding.line == SAMPLE_FORMD.read_bytes().split(b"<fd:Consignment>")[0].count(b"\n") + 1
+    assert finding.message.startswith("Found the bogus where ")
+    assert "was expected" in finding.message
+
+
+def test_missing_element_names_the_element_to_add(validator: Validator) -> None:
+    """Incomplete content is xsd-missing-element on the parent, naming the missing child."""
+    data = SAMPLE_FORMD.read_bytes()
+    start = data.index(b"<fdx:PartialCumulationIndicator>")
+    end = data.index(b"</fdx:PartialCumulationIndicator>") + len(
+        b"</fdx:PartialCumulationIndicator>"
+    )
+    report = validator.check(parse(data[:start] + data[end:]), now=NOW)
+    (finding,) = report.findings
+    assert finding.code == "xsd-missing-element"
+    assert finding.box == "13"
+    assert finding.path is not None and finding.path.endswith("fdx:CertificateFlags")
+    assert finding.hint == "Add PartialCumulationIndicator."
+
+
+def test_unexpected_attribute_is_named(validator: Validator) -> None:
+    """An attribute the schema does not allow is xsd-unexpected-attribute, by name."""
+    (finding,) = _check(
+        validator, (b' unitCode="KGM">486.5', b' unitCode="KGM" colour="red">486.5')
+    ).findings
+    assert finding.code == "xsd-unexpected-attribute"
+    assert "colour" in finding.message
+    assert finding.box == "9"
+
+
+def test_value_messages_say_the_type_and_the_length(validator: Validator) -> None:
+    """A bad date names the date format; an over-long name says its length and the limit."""
+    date_report = _check(
+        validator, (b"<fd:IssueDateTime>2026-11-19", b"<fd:IssueDateTime>19/11/2026")
+    )
+    (date,) = date_report.findings
+    assert date.message == "Box 12: the issue date '19/11/2026' is not a valid date (YYYY-MM-DD)."
+    long_name = b"<cm:Name>" + b"X" * 71
+    (name,) = _check(validator, (b"<cm:Name>Lion City", long_name + b"Lion City")).findings
+    assert name.code == "xsd-invalid-value"
+    assert "at most 70 are allowed" in name.message
+
+
+def test_explanation_stops_after_max_errors() -> None:
+    """With max_errors=1, a document with two errors gets one finding."""
+    validator = Validator.load(XSD_DIR, ExplainLimits(max_errors=1))
+    report = _check(
+        validator,
+        (b"<fd:TypeCode>CT", b"<fd:TypeCode>PLT"),
+        (b"<fd:IssueDateTime>2026-11-19", b"<fd:IssueDateTime>19/11/2026"),
+    )
+    assert len(report.schema_findings) == 1
+    assert (
+        len(
+            _check(
+                Validator.load(XSD_DIR),
+                *[
+                    (b"<fd:TypeCode>CT", b"<fd:TypeCode>PLT"),
+                    (b"<fd:IssueDateTime>2026-11-19", b"<fd:IssueDateTime>19/11/2026"),
+                ],
+            ).schema_findings
+        )
+        == 2
+    )
+
+
+def test_document_over_the_element_cap_is_explained_from_the_libxml2_log() -> None:
+    """Above max_elements xmlschema is not run: codes and paths come from libxml2's log."""
+    validator = Validator.load(XSD_DIR, ExplainLimits(max_elements=50))
+    (finding,) = _check(validator, (b"<fd:TypeCode>CT", b"<fd:TypeCode>PLT")).findings
+    assert finding.code == "xsd-not-in-code-list"
+    assert finding.box == "7"
+    assert "urn:" not in finding.message
+    assert finding.hint is not None and "too large" in finding.hint
+    assert validator.explainer._schemas == {}  # xmlschema was never loaded
+
+
+def test_schema_location_hints_in_a_refused_document_are_never_fetched(
+    validator: Validator,
+) -> None:
+    """An xsi:schemaLocation pointing at a live HTTP server is not fetched when explaining."""
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hint = (
+            b'<cm:MessageHeader xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            b'xsi:schemaLocation="urn:asw-gw:datamodel:Common_DS:1 http://127.0.0.1:'
+            + str(server.server_address[1]).encode()
+            + b'/common.xsd">'
+        )
+        report = _check(
+            validator, (b"<cm:MessageHeader>", hint), (b"<fd:TypeCode>CT", b"<fd:TypeCode>PLT")
+        )
+        assert [f.code for f in report.findings] == ["xsd-not-in-code-list"]
+        hinted = SAMPLE_FORMD.read_bytes().replace(b"<cm:MessageHeader>", hint, 1)
+        assert validator.render(parse(hinted))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert requests == []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import aiohttp
 import pytest
 
 from gateway.app import Gateway
 from tests.conftest import with_message_id
-from tests.integration.helpers import delivered_files, submit
+from tests.integration.helpers import base_url, delivered_files, submit
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -46,3 +48,41 @@ async def test_schema_error_is_422_schema_violation_with_path_and_line(
     assert problem["findings"]
     assert all(f["path"] and f["line"] for f in problem["findings"])
     assert any("XX" in f["message"] for f in problem["findings"])
+
+
+DOCUMENT_JSON = "/v1/messages/{message_id}/document.json"
+
+
+def _serves_document_json(gateway: Gateway) -> bool:
+    runner = gateway._runner  # the route is registered in web.py (by the integrator)
+    assert runner is not None
+    return any(resource.canonical == DOCUMENT_JSON for resource in runner.app.router.resources())
+
+
+async def test_stored_document_is_served_as_json_with_guard_headers(
+    running_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """GET .../document.json answers the accepted Form D decoded by its schema, sandboxed."""
+    if not _serves_document_json(running_gateway):
+        pytest.skip("GET /v1/messages/{id}/document.json is not registered in gateway/web.py yet")
+    message_id = str(uuid.uuid4())
+    url = base_url(running_gateway) + DOCUMENT_JSON.format(message_id=message_id)
+    async with aiohttp.ClientSession() as session:
+        status, _, _ = await submit(
+            session, running_gateway, with_message_id(sample_formd, message_id)
+        )
+        assert status == 202
+        async with session.get(url) as response:
+            assert response.status == 200
+            assert response.content_type == "application/json"
+            assert response.headers["Content-Security-Policy"] == "sandbox"
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            body = await response.json()
+        async with session.get(url.replace(message_id, str(uuid.uuid4()))) as missing:
+            assert missing.status == 404
+            assert (await missing.json(content_type=None))["code"] == "not-found"
+    assert body["message_id"] == message_id
+    header = body["document"]["EFormD"]["MessageHeader"]
+    assert header["MessageID"] == message_id
+    items = body["document"]["EFormD"]["Declaration"]["GoodsShipment"]["GovernmentAgencyGoodsItem"]
+    assert items[0]["Commodity"]["GoodsMeasure"]["GrossMassMeasure"]["@unitCode"] == "KGM"
