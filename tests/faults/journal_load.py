@@ -24,6 +24,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import structlog
+
 from gateway.errors import GatewayError
 from gateway.journal import AcceptResult, Journal, MessageRecord, inbox_of, open_journal
 
@@ -130,6 +132,8 @@ async def poll(url: str, receiver: str, idle_seconds: float) -> None:
 
 def main(argv: list[str]) -> None:
     """Run ``write`` or ``poll`` with the command line's arguments."""
+    # The gateway's logs go to stderr: stdout carries only the answers.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     mode, url = argv[0], argv[1]
     if mode == "write":
         workers = int(argv[3]) if len(argv) > 3 else 4
