@@ -828,7 +828,7 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            if db.in_transaction:  # SQLite ends the transaction itself on some errors (full)
+            if _in_transaction(db):  # SQLite ends the transaction itself on some errors (full)
                 db.execute("ROLLBACK TO operation")
                 db.execute("RELEASE operation")
             raise
@@ -838,10 +838,15 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if db.in_transaction:  # SQLite ends the transaction itself on some errors (full)
+        if _in_transaction(db):  # SQLite ends the transaction itself on some errors (full)
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _in_transaction(db: sqlite3.Connection) -> bool:
+    """Whether a transaction is still open (asked again: SQLite may have ended it)."""
+    return db.in_transaction
 
 
 def _add_state(
