@@ -251,7 +251,7 @@ class SqliteJournal:
                 try:
                     connection = await loop.run_in_executor(executor, connect)
                     break
-                except JournalUnavailable:
+                except JournalReadOnly:  # perhaps for a moment: try again, never read-only
                     if time.monotonic() >= deadline:
                         raise
                     await asyncio.sleep(0.2)
@@ -778,6 +778,12 @@ def _create_private(path: str) -> None:
         return
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except PermissionError as exc:
+        if os.path.exists(path):  # there, but not writable for this process
+            raise JournalReadOnly(
+                f"The SQLite journal at {path} cannot be opened for writing: {exc.strerror}"
+            ) from exc
+        raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
     except OSError as exc:
         raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
     os.close(descriptor)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -109,6 +111,55 @@ async def test_sqlite_replaced_journal_is_detected(tmp_path: Path) -> None:
         assert not await journal.healthy()
     finally:
         await journal.close()
+
+
+OPEN_READ_ONLY = """
+import asyncio, sys
+from gateway.errors import GatewayError
+from gateway.journal import open_journal
+async def main():
+    try:
+        journal = await open_journal(sys.argv[1], op_timeout=0.5)
+    except GatewayError as exc:
+        print(exc.code)
+        return
+    await journal.close()
+    print("opened")
+asyncio.run(main())
+"""
+
+
+async def test_sqlite_unwritable_journal_is_never_opened_read_only(tmp_path: Path) -> None:
+    """A journal file the process cannot write is refused (journal-read-only), not opened
+    read-only; once writable it opens (as root, run without the permission override)."""
+    path = tmp_path / "j.db"
+    await (await SqliteJournal.open(path)).close()
+    path.chmod(0o400)
+    tmp_path.chmod(0o755)
+    drop = (
+        [
+            "setpriv",
+            "--inh-caps=-dac_override,-dac_read_search",
+            "--bounding-set=-dac_override,-dac_read_search",
+        ]
+        if os.geteuid() == 0
+        else []
+    )
+
+    def try_open() -> str:
+        done = subprocess.run(
+            [*drop, sys.executable, "-c", OPEN_READ_ONLY, f"sqlite://{path}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    assert await asyncio.to_thread(try_open) == "journal-read-only"
+    path.chmod(0o600)
+    assert await asyncio.to_thread(try_open) == "opened"
 
 
 async def test_sqlite_lock_wait_is_bounded_by_op_timeout(tmp_path: Path) -> None:
