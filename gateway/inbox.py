@@ -25,16 +25,18 @@ from datetime import datetime, timedelta
 import structlog
 from aiohttp import web
 
-from adapters.pull_inbox import (
-    DEFAULT_ESCALATE_AFTER_SECONDS,
-    DEFAULT_LEASE_SECONDS,
-    PullInboxOptions,
-)
+from adapters.pull_inbox import PullInboxOptions
 from gateway.auth import CALLER
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.handover import Handover
 from gateway.core.states import InvalidTransition
-from gateway.errors import GatewayError, NotFound, SettingsError, Unauthenticated
+from gateway.errors import (
+    GatewayError,
+    NotFound,
+    SettingsError,
+    TemporaryFailure,
+    Unauthenticated,
+)
 from gateway.journal import InboxAck, InboxItem, InboxJournal, Journal, inbox_of
 from gateway.receipting import ReceiptIssuer
 from gateway.settings import Settings
@@ -69,10 +71,7 @@ def _options_of(settings: Settings, party: str) -> PullInboxOptions:
     try:
         return PullInboxOptions.parse(configured.options)
     except SettingsError:
-        return PullInboxOptions(
-            lease_seconds=DEFAULT_LEASE_SECONDS,
-            escalate_after_seconds=DEFAULT_ESCALATE_AFTER_SECONDS,
-        )
+        return PullInboxOptions()  # the defaults
 
 
 def lease_for(settings: Settings, party: str) -> float:
@@ -141,7 +140,10 @@ async def list_inbox(request: web.Request) -> web.Response:
     except ValueError:
         limit = 100
     now = request.app[CLOCK]()
-    await escalate_unacknowledged(request.app[JOURNAL], request.app[SETTINGS], party, at=now)
+    try:
+        await escalate_unacknowledged(request.app[JOURNAL], request.app[SETTINGS], party, at=now)
+    except TemporaryFailure as exc:  # e.g. a read-only journal: the listing still answers
+        log.warning("inbox_escalation_deferred", party=party, error=exc.code)
     items = await _inbox(request).inbox_waiting(party, at=now, limit=limit)
     return web.json_response(
         {
