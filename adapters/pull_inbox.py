@@ -6,8 +6,12 @@ acks RabbitMQ only when the document is durably waiting. The NSW then uses the H
 (``gateway.inbox``): ``GET /v1/inbox`` lists its waiting documents, ``GET /v1/inbox/{id}``
 fetches one and starts a lease of ``lease_seconds``, ``POST /v1/inbox/{id}/ack`` acknowledges
 it, which is when the message counts as delivered (``mark_delivered``). A document not
-acknowledged within its lease waits again. A hand-over repeated after a crash finds the message
-already stored (or acknowledged) and does not show it twice.
+acknowledged within its lease waits again; while the lease lives nobody else gets it (two
+pollers never both fetch one document). A document fetched but still not acknowledged
+``escalate_after_seconds`` (one day by default) after it was stored is dead-lettered with
+``pickup-not-acknowledged`` (``gateway.inbox.escalate_unacknowledged``), for an operator.
+A hand-over repeated after a crash finds the message already stored (or acknowledged) and does
+not show it twice.
 
 The adapter needs the journal, which the gateway opens after building its adapters: the gateway
 calls ``attach_journal(adapters, journal)`` once the journal is open. Until then ``deliver``
@@ -30,7 +34,8 @@ from gateway.journal import InboxJournal, inbox_of
 log = structlog.get_logger("adapters.pull_inbox")
 
 DEFAULT_LEASE_SECONDS = 300.0
-_OPTIONS = frozenset({"lease_seconds"})
+DEFAULT_ESCALATE_AFTER_SECONDS = 86400.0
+_OPTIONS = frozenset({"lease_seconds", "escalate_after_seconds"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,24 +43,40 @@ class PullInboxOptions:
     """The checked ``options`` table of a party using the ``pull-inbox`` adapter."""
 
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    escalate_after_seconds: float = DEFAULT_ESCALATE_AFTER_SECONDS
+    """A document fetched but not acknowledged this long after it was stored is dead-lettered."""
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> PullInboxOptions:
         """Check every option; raise one ``SettingsError`` listing every problem."""
         problems = [f"{key}: unknown option" for key in sorted(set(options) - _OPTIONS)]
-        lease = DEFAULT_LEASE_SECONDS
-        raw = options.get("lease_seconds")
-        if raw is not None:
-            try:
-                lease = float(raw)
-            except ValueError:
-                problems.append(f"lease_seconds: expected a number, got {raw!r}")
-            else:
-                if not lease > 0:
-                    problems.append(f"lease_seconds: must be greater than 0, got {raw!r}")
+        lease = _positive(options, "lease_seconds", DEFAULT_LEASE_SECONDS, problems)
+        escalate = _positive(
+            options, "escalate_after_seconds", DEFAULT_ESCALATE_AFTER_SECONDS, problems
+        )
+        if not problems and escalate <= lease:
+            problems.append(
+                f"escalate_after_seconds: must be longer than lease_seconds ({lease:g}), "
+                f"got {escalate:g}"
+            )
         if problems:
             raise SettingsError([f"pull-inbox {p}" for p in problems])
-        return cls(lease_seconds=lease)
+        return cls(lease_seconds=lease, escalate_after_seconds=escalate)
+
+
+def _positive(options: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    """The option ``name`` as a number greater than 0 (``default`` if absent)."""
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name}: expected a number, got {raw!r}")
+        return default
+    if not value > 0:
+        problems.append(f"{name}: must be greater than 0, got {raw!r}")
+    return value
 
 
 class PullInboxAdapter:

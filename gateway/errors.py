@@ -33,6 +33,9 @@ status a server answers with, and whether trying again later may succeed.
         ├── Busy                   503 busy (this caller or worker is at its limit)
         ├── BrokerUnavailable      503 broker-unavailable
         ├── JournalUnavailable     503 journal-unavailable
+        │   ├── JournalReadOnly    503 journal-read-only
+        │   ├── JournalFull        503 journal-full
+        │   └── JournalReplaced    503 journal-replaced
         ├── PeerUnavailable        502 peer-unavailable
         │   └── FolderUnsafe       502 folder-unsafe (a drop folder is a link or not ours)
         └── PeerTimeout            504 peer-timeout
@@ -450,6 +453,31 @@ class JournalUnavailable(TemporaryFailure):
     code = "journal-unavailable"
     http_status = 503
     title = "The message journal is unavailable; nothing was accepted"
+
+
+class JournalReadOnly(JournalUnavailable):
+    """The journal can be read but not written (a read-only file, or a database that fails
+    over and is a read-only standby for now)."""
+
+    code = "journal-read-only"
+    http_status = 503
+    title = "The message journal is read-only for now; nothing was accepted"
+
+
+class JournalFull(JournalUnavailable):
+    """The journal's disk or database is full."""
+
+    code = "journal-full"
+    http_status = 503
+    title = "The message journal's storage is full; nothing was accepted"
+
+
+class JournalReplaced(JournalUnavailable):
+    """The journal file this process opened was deleted or replaced under it."""
+
+    code = "journal-replaced"
+    http_status = 503
+    title = "The message journal file was deleted or replaced; nothing was accepted"
 
 
 class PeerUnavailable(TemporaryFailure):

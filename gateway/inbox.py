@@ -9,7 +9,11 @@ The party is the authenticated caller (``gateway.auth.CALLER``). With ``http.aut
 (development) nobody is authenticated, so the party is named in the query: ``?party=TH``.
 Another party's document, an acknowledged one and an unknown id are all ``404 not-found``:
 nobody learns that someone else's document exists. The lease is the receiving party's
-``lease_seconds`` option (``pull-inbox`` adapter), 300 s by default. An acknowledgement marks
+``lease_seconds`` option (``pull-inbox`` adapter), 300 s by default. Pickup is exclusive: while
+a lease lives, a second poller gets 404 for that document and does not see it listed. A document
+fetched but not acknowledged ``escalate_after_seconds`` after it was stored (a day by default) is
+dead-lettered with ``pickup-not-acknowledged`` (``escalate_unacknowledged``, run on every listing
+and by whoever calls ``escalate_all``). An acknowledgement marks
 the message delivered in the journal and, when ``app[INBOX_RECEIPTS]`` is set, issues the
 delivery receipt to the sender; repeating it is harmless.
 """
@@ -21,13 +25,19 @@ from datetime import datetime, timedelta
 import structlog
 from aiohttp import web
 
-from adapters.pull_inbox import DEFAULT_LEASE_SECONDS, PullInboxOptions
+from adapters.pull_inbox import PullInboxOptions
 from gateway.auth import CALLER
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.handover import Handover
 from gateway.core.states import InvalidTransition
-from gateway.errors import GatewayError, NotFound, SettingsError, Unauthenticated
-from gateway.journal import InboxAck, InboxItem, InboxJournal, inbox_of
+from gateway.errors import (
+    GatewayError,
+    NotFound,
+    SettingsError,
+    TemporaryFailure,
+    Unauthenticated,
+)
+from gateway.journal import InboxAck, InboxItem, InboxJournal, Journal, inbox_of
 from gateway.receipting import ReceiptIssuer
 from gateway.settings import Settings
 from gateway.web import CLOCK, JOURNAL, SETTINGS
@@ -53,15 +63,57 @@ def _party(request: web.Request) -> str:
     raise Unauthenticated("The inbox belongs to a party: authenticate as one.")
 
 
-def lease_for(settings: Settings, party: str) -> float:
-    """The fetch lease of ``party``: its pull-inbox ``lease_seconds`` option, or the default."""
+def _options_of(settings: Settings, party: str) -> PullInboxOptions:
+    """The pull-inbox options of ``party``, or the defaults."""
     configured = settings.parties.get(party)
     if configured is None or configured.adapter != "pull-inbox":
-        return DEFAULT_LEASE_SECONDS
+        return PullInboxOptions()
     try:
-        return PullInboxOptions.parse(configured.options).lease_seconds
+        return PullInboxOptions.parse(configured.options)
     except SettingsError:
-        return DEFAULT_LEASE_SECONDS
+        return PullInboxOptions()  # the defaults
+
+
+def lease_for(settings: Settings, party: str) -> float:
+    """The fetch lease of ``party``: its pull-inbox ``lease_seconds`` option, or the default."""
+    return _options_of(settings, party).lease_seconds
+
+
+def escalate_after(settings: Settings, party: str) -> float:
+    """How long ``party`` may leave a fetched document unacknowledged before it is escalated."""
+    return _options_of(settings, party).escalate_after_seconds
+
+
+async def escalate_unacknowledged(
+    journal: Journal | InboxJournal, settings: Settings, party: str, *, at: datetime
+) -> list[str]:
+    """Dead-letter ``party``'s documents fetched but not acknowledged in time; their ids.
+
+    Each becomes DEAD with ``pickup-not-acknowledged`` and leaves the inbox, in the journal's
+    dead-letter listing for an operator (who may replay it). Logged as a warning.
+    """
+    escalated = await inbox_of(journal).inbox_escalate(
+        party, at=at, older_than=timedelta(seconds=escalate_after(settings, party))
+    )
+    for message_id in escalated:
+        log.warning(
+            "inbox_pickup_not_acknowledged",
+            message_id=message_id,
+            party=party,
+            outcome="dead-lettered",
+        )
+    return escalated
+
+
+async def escalate_all(
+    journal: Journal | InboxJournal, settings: Settings, *, at: datetime
+) -> list[str]:
+    """``escalate_unacknowledged`` for every party using the pull inbox (for a periodic sweep)."""
+    escalated: list[str] = []
+    for party, configured in sorted(settings.parties.items()):
+        if configured.adapter == "pull-inbox":
+            escalated += await escalate_unacknowledged(journal, settings, party, at=at)
+    return escalated
 
 
 def _inbox(request: web.Request) -> InboxJournal:
@@ -87,7 +139,12 @@ async def list_inbox(request: web.Request) -> web.Response:
         limit = max(1, min(int(request.query.get("limit", "100")), MAX_LIST))
     except ValueError:
         limit = 100
-    items = await _inbox(request).inbox_waiting(party, at=request.app[CLOCK](), limit=limit)
+    now = request.app[CLOCK]()
+    try:
+        await escalate_unacknowledged(request.app[JOURNAL], request.app[SETTINGS], party, at=now)
+    except TemporaryFailure as exc:  # e.g. a read-only journal: the listing still answers
+        log.warning("inbox_escalation_deferred", party=party, error=exc.code)
+    items = await _inbox(request).inbox_waiting(party, at=now, limit=limit)
     return web.json_response(
         {
             "party": party,
@@ -106,7 +163,10 @@ async def fetch_document(request: web.Request) -> web.Response:
         party, message_id, at=request.app[CLOCK](), lease=timedelta(seconds=lease)
     )
     if document is None:
-        raise NotFound(f"No document {message_id} is waiting in the inbox of {party}.")
+        raise NotFound(
+            f"No document {message_id} is waiting in the inbox of {party} (it may be unknown, "
+            "acknowledged, or fetched by another poller whose lease has not run out yet)."
+        )
     item = document.item
     lease_until = item.lease_until.isoformat() if item.lease_until is not None else ""
     log.info("inbox_fetched", message_id=message_id, party=party, fetches=item.fetches)

@@ -28,6 +28,7 @@ from gateway.journal.contract import (
     InboxItem,
     InboxJournal,
     Journal,
+    JournalStatus,
     Link,
     MessageRecord,
     MessageSummary,
@@ -36,10 +37,11 @@ from gateway.journal.contract import (
     business_key,
     inbox_of,
 )
-from gateway.journal.sqlite import SqliteJournal
+from gateway.journal.sqlite import DEFAULT_OP_TIMEOUT_SECONDS, SqliteJournal
 
 __all__ = [
     "DEFAULT_LEASE",
+    "DEFAULT_OP_TIMEOUT_SECONDS",
     "AcceptOutcome",
     "AcceptResult",
     "BusinessKey",
@@ -51,6 +53,7 @@ __all__ = [
     "InboxItem",
     "InboxJournal",
     "Journal",
+    "JournalStatus",
     "Link",
     "MessageRecord",
     "MessageSummary",
@@ -63,8 +66,12 @@ __all__ = [
 ]
 
 
-async def open_journal(url: str) -> Journal:
-    """Open the journal a URL names, creating its schema if needed."""
+async def open_journal(url: str, *, op_timeout: float = DEFAULT_OP_TIMEOUT_SECONDS) -> Journal:
+    """Open the journal a URL names, creating its schema if needed.
+
+    ``op_timeout`` bounds every journal operation (seconds): past it the operation fails with
+    ``journal-unavailable`` (503, retryable) instead of holding a client.
+    """
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         if parts.netloc:
@@ -75,10 +82,10 @@ async def open_journal(url: str) -> Journal:
             raise ValueError(f"the sqlite journal URL names no file: {url!r}")
         options = parse_qs(parts.query)
         synchronous = options.get("synchronous", ["FULL"])[-1]
-        return await SqliteJournal.open(parts.path, synchronous=synchronous)
+        return await SqliteJournal.open(parts.path, synchronous=synchronous, op_timeout=op_timeout)
     if parts.scheme in ("postgresql", "postgres"):
         # Imported here so that a SQLite deployment needs no psycopg.
         from gateway.journal.postgres import PostgresJournal  # noqa: PLC0415
 
-        return await PostgresJournal.open(url)
+        return await PostgresJournal.open(url, op_timeout=op_timeout)
     raise ValueError(f"unknown journal URL scheme {parts.scheme!r} (sqlite or postgresql)")

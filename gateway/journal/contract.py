@@ -26,6 +26,24 @@ DEFAULT_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JournalStatus:
+    """Whether a journal can write now, for readiness checks (``status()`` on both backends).
+
+    ``state`` is ``ok``, ``read-only`` (the file or the database refuses writes for now),
+    ``replaced`` (the SQLite file was deleted or replaced: a restart is needed) or
+    ``unavailable`` (cannot be reached, stalled, full); ``reason`` says why, for an operator.
+    """
+
+    state: str
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the journal can write."""
+        return self.state == "ok"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MessageRecord:
     """The facts about an accepted message that never change; taken from the header.
 
@@ -346,8 +364,11 @@ def settle_known(
 # ``pull-inbox`` adapter hands a document over by putting its message in the receiver's inbox
 # (``inbox_store``); the NSW lists what waits (``inbox_waiting``), fetches a document, which
 # starts a lease (``inbox_fetch``), and acknowledges it (``inbox_ack``). A fetched document that
-# is not acknowledged before its lease runs out waits again. The payload is the one the journal
-# already holds; the inbox only adds one small row per message.
+# is not acknowledged before its lease runs out waits again. While a lease lives nobody else gets
+# the document (two pollers of one party never both fetch it). A document fetched but not
+# acknowledged for longer than the party's escalation age is dead-lettered (``inbox_escalate``:
+# DEAD with ``pickup-not-acknowledged``), for an operator to look at. The payload is the one the
+# journal already holds; the inbox only adds one small row per message.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -408,10 +429,23 @@ class InboxJournal(Protocol):
     async def inbox_fetch(
         self, receiver: str, message_id: str, *, at: datetime, lease: timedelta
     ) -> InboxDocument | None:
-        """The document with a lease until ``at + lease`` (a fetch during a lease renews it).
+        """The document with a lease until ``at + lease``, taken atomically.
 
-        None when ``receiver`` has no such unacknowledged document (another party's document
-        is None too, never an error that would reveal it exists).
+        None when ``receiver`` has no such unacknowledged document, or when a lease on it still
+        lives (pickup is exclusive: a second poller never gets the same document), and for
+        another party's document too (never an error that would reveal it exists).
+        """
+        ...
+
+    async def inbox_escalate(
+        self, receiver: str, *, at: datetime, older_than: timedelta
+    ) -> list[str]:
+        """Dead-letter ``receiver``'s documents fetched but never acknowledged, stored more
+        than ``older_than`` before ``at`` and with no live lease; return their ids.
+
+        Each leaves the inbox and moves to DEAD with ``pickup-not-acknowledged`` (if it is not
+        delivered or dead already), in one transaction: an operator sees it among the dead
+        letters and may replay it.
         """
         ...
 
@@ -443,9 +477,26 @@ def inbox_item(
     )
 
 
+PICKUP_NOT_ACKNOWLEDGED = "pickup-not-acknowledged"
+"""The error code of a pull-inbox document escalated by ``inbox_escalate``."""
+
+ESCALATABLE = frozenset(
+    {MessageState.ACCEPTED, MessageState.QUEUED, MessageState.DELIVERING, MessageState.RETRYING}
+)
+"""States an unacknowledged inbox document may be escalated from (not delivered, not dead)."""
+
+
+def pickup_detail(fetches: object) -> str:
+    """The timeline detail of an escalated inbox document, for an operator."""
+    return (
+        f"The receiver fetched this document {fetches} time(s) from its pull inbox but never "
+        "acknowledged it in time; check with the receiver, then replay it if needed."
+    )
+
+
 def inbox_of(journal: object) -> InboxJournal:
     """The inbox side of a journal; both backends have one. Raises ``TypeError`` otherwise."""
-    for name in ("inbox_store", "inbox_waiting", "inbox_fetch", "inbox_ack"):
+    for name in ("inbox_store", "inbox_waiting", "inbox_fetch", "inbox_ack", "inbox_escalate"):
         if not callable(getattr(journal, name, None)):
             raise TypeError(f"{type(journal).__name__} has no pull inbox ({name} is missing)")
     return journal  # type: ignore[return-value]

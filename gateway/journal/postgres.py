@@ -17,6 +17,15 @@ decisions that must hold across nodes are made by the database itself:
 The hot-path writes are single statements in autocommit, so each costs one round trip and one
 commit; the driver prepares them after a few uses.
 
+Faults (issue 14): every driver error (connection lost, server shutting down, read-only
+transaction as after a fail-over, serialization failure, deadlock, disk full, pool exhausted,
+statement timeout) is translated at one seam (``_translated``) into ``JournalUnavailable`` or
+one of its clearer subclasses (``journal-read-only``, ``journal-full``): 503, retryable, never a
+500. A connection that met a read-only transaction is closed, not given back, so the gateway
+heals by itself once the primary is writable again. Every operation is bounded by
+``op_timeout`` (5 s): the pool wait and the statements together (``asyncio.timeout``), and each
+statement on the server too (``statement_timeout``).
+
 Tables live in the connection's ``search_path`` (the tests give each run its own schema with
 ``options=-csearch_path=...`` in the URL). Creating them is idempotent and guarded by an
 advisory lock, so several processes may start at once.
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +46,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 import sqlalchemy as sa
+import structlog
 from psycopg.pq import TransactionStatus
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ClauseElement
@@ -43,10 +54,12 @@ from sqlalchemy.sql import ClauseElement
 from gateway.core import lease as lease_rule
 from gateway.core.lease import ClaimResult
 from gateway.core.states import INITIAL_STATES, InvalidTransition, MessageState, next_state
-from gateway.errors import JournalUnavailable, NotFound
+from gateway.errors import JournalFull, JournalReadOnly, JournalUnavailable, NotFound
 from gateway.journal import tables
 from gateway.journal.contract import (
     DEFAULT_LEASE,
+    ESCALATABLE,
+    PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
     BusinessKey,
@@ -55,6 +68,7 @@ from gateway.journal.contract import (
     InboxAck,
     InboxDocument,
     InboxItem,
+    JournalStatus,
     Link,
     MessageRecord,
     MessageSummary,
@@ -63,6 +77,7 @@ from gateway.journal.contract import (
     as_utc,
     check_payload,
     inbox_item,
+    pickup_detail,
     settle_known,
 )
 from gateway.journal.schema import (
@@ -83,6 +98,12 @@ from gateway.journal.tables import (
     param,
     payloads,
 )
+
+log = structlog.get_logger("gateway.journal.postgres")
+
+DEFAULT_OP_TIMEOUT_SECONDS = 5.0
+"""Longest a journal operation may take (pool wait and statements) before it fails with
+``journal-unavailable``: well under a client's own timeout."""
 
 POOL_PARAMETERS = ("pool_min_size", "pool_max_size")
 """URL query parameters the journal reads itself and does not pass to libpq."""
@@ -244,6 +265,10 @@ def _inbox_fetch_statement() -> ClauseElement:
             tables.by_id(inbox),
             inbox.c.receiver == param("receiver"),
             inbox.c.acked_at.is_(None),
+            sa.or_(
+                inbox.c.lease_until.is_(None),
+                inbox.c.lease_until <= param("at", inbox.c.lease_until),
+            ),
         )
         .values(lease_until=param("lease_until", inbox.c.lease_until), fetches=inbox.c.fetches + 1)
         .returning(
@@ -329,33 +354,100 @@ async def _execute(cur: psycopg.AsyncCursor[Any], sql: tables.Sql, /, **given: A
     await cur.execute(sql.text, sql.params(**given))
 
 
+def _translated(exc: BaseException, timeout: float) -> JournalUnavailable:
+    """The gateway's error for a driver failure: the one seam where they are translated."""
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return JournalReadOnly(
+            "The PostgreSQL journal is read-only at the moment (a standby, or a fail-over in "
+            "progress); nothing was written."
+        )
+    if isinstance(exc, psycopg.errors.DiskFull | psycopg.errors.OutOfMemory):
+        return JournalFull(f"The PostgreSQL journal's storage is full: {_first_line(exc)}")
+    if isinstance(exc, TimeoutError | psycopg.errors.QueryCanceled):
+        return JournalUnavailable(
+            f"The PostgreSQL journal did not answer within {timeout:g} s; try again shortly."
+        )
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return JournalUnavailable(f"The PostgreSQL journal cannot be reached: {_first_line(exc)}")
+    return JournalUnavailable(
+        f"The PostgreSQL journal failed ({type(exc).__name__}): {_first_line(exc)}"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_FAILURES = (psycopg.Error, psycopg_pool.PoolTimeout, TimeoutError)
+"""What ``_translated`` turns into ``JournalUnavailable``: every driver error class."""
+
+
+async def _drop(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Close a connection that saw a read-only transaction: the pool replaces it with a fresh
+    one, which reaches the writable primary once there is one again."""
+    log.warning("journal_connection_dropped", reason="read-only")
+    with contextlib.suppress(psycopg.Error):
+        await conn.close()
+
+
+_ESCALATE_LOOK = (
+    "SELECT message_id, fetches FROM inbox WHERE receiver = %(receiver)s AND acked_at IS NULL "
+    "AND fetches > 0 AND stored_at <= %(cutoff)s "
+    "AND (lease_until IS NULL OR lease_until <= %(at)s) "
+    "ORDER BY stored_at, message_id FOR UPDATE SKIP LOCKED"
+)
+
+
 class PostgresJournal:
     """``Journal`` on PostgreSQL; open it with ``PostgresJournal.open``."""
 
-    def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
+    def __init__(
+        self,
+        pool: psycopg_pool.AsyncConnectionPool[Any],
+        *,
+        op_timeout: float = DEFAULT_OP_TIMEOUT_SECONDS,
+    ) -> None:
         """Wrap an open pool; use ``open``, which also creates the schema."""
         self._pool = pool
+        self._op_timeout = op_timeout
         # Two of the pool's connections stay for the multi-statement transactions (reads).
         self._lender = _Lender(pool, limit=max(1, pool.max_size - 2))
 
     @classmethod
-    async def open(cls, url: str, *, connect_timeout: float = 10.0) -> PostgresJournal:
+    async def open(
+        cls,
+        url: str,
+        *,
+        connect_timeout: float = 10.0,
+        op_timeout: float = DEFAULT_OP_TIMEOUT_SECONDS,
+    ) -> PostgresJournal:
         """Connect to ``url`` (``postgresql://...``) and bring the schema up to date.
 
         ``pool_min_size`` and ``pool_max_size`` in the query string size the pool (1 and 10).
+        ``op_timeout`` bounds every later operation (pool wait and statements).
         """
+        if not op_timeout > 0:
+            raise ValueError("op_timeout must be positive")
         conninfo, sizes = _split_url(url)
+        statement_ms = max(1, round(op_timeout * 1000))
+
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            # The server gives up on a statement the client would have stopped waiting for.
+            await conn.execute(f"SET statement_timeout = {statement_ms}")
+
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             conninfo,
             min_size=sizes.get("pool_min_size", 1),
             max_size=sizes.get("pool_max_size", 10),
-            kwargs={"autocommit": True},
-            timeout=connect_timeout,
+            kwargs={"autocommit": True, "connect_timeout": max(2, round(op_timeout))},
+            configure=configure,
+            timeout=op_timeout,
             open=False,
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
-            journal = cls(pool)
+            journal = cls(pool, op_timeout=op_timeout)
             await journal._create_schema()
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
@@ -367,26 +459,37 @@ class PostgresJournal:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
-        """One transaction on a pooled connection, with driver failures translated."""
+        """One transaction on a pooled connection, bounded, with driver failures translated."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                yield conn.cursor()
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            raise JournalUnavailable(f"The PostgreSQL journal failed: {exc}") from exc
+            async with asyncio.timeout(self._op_timeout), self._pool.connection() as conn:
+                try:
+                    async with conn.transaction():
+                        yield conn.cursor()
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    await _drop(conn)
+                    raise
+        except _FAILURES as exc:
+            raise _translated(exc, self._op_timeout) from exc
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
-        """A connection in autocommit (each statement its own transaction), lent by ``_Lender``."""
+        """A connection in autocommit (each statement its own transaction), lent by ``_Lender``;
+        bounded, with driver failures translated."""
+        conn: psycopg.AsyncConnection[Any] | None = None
         try:
-            conn = await self._lender.lend()
-        except psycopg_pool.PoolTimeout as exc:
-            raise JournalUnavailable(f"The PostgreSQL journal failed: {exc}") from exc
-        try:
-            yield conn.cursor()
-        except psycopg.OperationalError as exc:
-            raise JournalUnavailable(f"The PostgreSQL journal failed: {exc}") from exc
-        finally:
-            await self._lender.give_back(conn)  # checks the connection is fit to lend on
+            try:
+                async with asyncio.timeout(self._op_timeout):
+                    conn = await self._lender.lend()
+                    yield conn.cursor()
+            except psycopg.errors.ReadOnlySqlTransaction:
+                if conn is not None:
+                    await _drop(conn)
+                raise
+            finally:
+                if conn is not None:
+                    await self._lender.give_back(conn)  # checks it is fit to lend on
+        except _FAILURES as exc:
+            raise _translated(exc, self._op_timeout) from exc
 
     async def _create_schema(self) -> None:
         async with self._transaction() as cur:
@@ -687,6 +790,7 @@ class PostgresJournal:
                 _SQL["inbox_fetch"],
                 message_id=message_id,
                 receiver=receiver,
+                at=at,
                 lease_until=at + lease,
             )
             row = await cur.fetchone()
@@ -705,6 +809,64 @@ class PostgresJournal:
             await _execute(cur, _SQL["inbox_ack_look"], message_id=message_id, receiver=receiver)
             known = await cur.fetchone()
         return InboxAck.UNKNOWN if known is None else InboxAck.ALREADY_ACKED
+
+    async def inbox_escalate(
+        self, receiver: str, *, at: datetime, older_than: timedelta
+    ) -> list[str]:
+        """See ``InboxJournal.inbox_escalate``."""
+        if older_than <= timedelta(0):
+            raise ValueError("the escalation age must be positive")
+        at = as_utc(at)
+        move = _TRANSITIONS[MessageState.DEAD]
+        if move is None:  # DEAD is reachable from every escalatable state
+            raise RuntimeError("no transition statement towards DEAD")
+        escalated: list[str] = []
+        async with self._transaction() as cur:
+            await cur.execute(
+                _ESCALATE_LOOK, {"receiver": receiver, "cutoff": at - older_than, "at": at}
+            )
+            for message_id, fetches in await cur.fetchall():
+                await cur.execute("DELETE FROM inbox WHERE message_id = %s", (message_id,))
+                await _execute(cur, _SQL["state_of"], message_id=message_id)
+                state = await cur.fetchone()
+                if state is None or MessageState(state[0]) not in ESCALATABLE:
+                    continue
+                await _execute(
+                    cur,
+                    move,
+                    message_id=message_id,
+                    at=at,
+                    error_code=PICKUP_NOT_ACKNOWLEDGED,
+                    detail=pickup_detail(fetches),
+                    attempt=None,
+                )
+                escalated.append(str(message_id))
+        return escalated
+
+    async def status(self) -> JournalStatus:
+        """Whether the journal can write now: ok, read-only or unavailable, with the reason.
+
+        Asks the server (one short query, bounded by the operation timeout). For readiness.
+        """
+        try:
+            async with self._connection() as cur:
+                await cur.execute(
+                    "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')"
+                )
+                row = await cur.fetchone()
+        except JournalUnavailable as exc:
+            return JournalStatus(state="unavailable", reason=exc.detail)
+        if row is not None and (row[0] or str(row[1]).lower() == "on"):
+            return JournalStatus(
+                state="read-only",
+                reason="The PostgreSQL journal is read-only (a standby, or writes switched off).",
+            )
+        return JournalStatus(state="ok")
+
+    async def healthy(self) -> bool:
+        """True when the journal can write now (``status()`` is ok)."""
+        status = await self.status()
+        return status.ok
 
     async def close(self) -> None:
         """See ``Journal.close``."""

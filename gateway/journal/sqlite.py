@@ -19,6 +19,17 @@ Durability and sharing:
   it); the event loop never waits on disk. One thread also serialises this process's writes,
   which SQLite would do anyway.
 
+Faults (issue 14): every SQLite error is a ``JournalUnavailable`` (``journal-read-only``,
+``journal-full`` or ``journal-unavailable``), never a 500. Every operation is bounded by
+``op_timeout`` (5 s): waiting for another process's lock and waiting for a stalled disk both end
+in ``journal-unavailable`` within it. The connection is opened read-write or not at all (never
+SQLite's silent fall-back to read-only); after a failure that may have spoiled it (read-only,
+I/O error, cannot open) it is closed and reopened read-write as soon as the file is writable
+again, so the process heals without a restart. At most every second (and after any failure)
+the file at the journal's path is compared with the file opened (device and inode): a journal
+deleted or replaced under the gateway refuses every write with ``journal-replaced`` instead of
+accepting into a file nobody will read again. ``status()`` says which of these holds.
+
 Timestamps are stored as ISO 8601 text in UTC with microseconds, a fixed width, so text order
 is time order and an operator with the ``sqlite3`` shell can read them.
 """
@@ -26,9 +37,11 @@ is time order and an operator with the ``sqlite3`` shell can read them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,17 +49,27 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import sqlite
 
 from gateway.core import lease
 from gateway.core.lease import ClaimResult
 from gateway.core.states import INITIAL_STATES, MessageState, next_state
-from gateway.errors import JournalUnavailable, NotFound
+from gateway.errors import (
+    JournalFull,
+    JournalReadOnly,
+    JournalReplaced,
+    JournalUnavailable,
+    NotFound,
+)
 from gateway.journal import tables
 from gateway.journal.contract import (
     DEFAULT_LEASE,
+    ESCALATABLE,
+    PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
     BusinessKey,
@@ -55,6 +78,7 @@ from gateway.journal.contract import (
     InboxAck,
     InboxDocument,
     InboxItem,
+    JournalStatus,
     Link,
     MessageRecord,
     MessageSummary,
@@ -63,6 +87,7 @@ from gateway.journal.contract import (
     as_utc,
     check_payload,
     inbox_item,
+    pickup_detail,
     settle_known,
 )
 from gateway.journal.schema import (
@@ -86,8 +111,18 @@ from gateway.journal.tables import (
 
 T = TypeVar("T")
 
+log = structlog.get_logger("gateway.journal.sqlite")
+
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
-BUSY_TIMEOUT_SECONDS = 10.0
+DEFAULT_OP_TIMEOUT_SECONDS = 5.0
+"""Longest a journal operation may take (lock waits and disk stalls included) before it fails
+with ``journal-unavailable``: well under a client's own timeout."""
+BUSY_TIMEOUT_SECONDS = DEFAULT_OP_TIMEOUT_SECONDS
+IDENTITY_CHECK_SECONDS = 0.0
+"""How often (at most) the journal's path is compared with the file this process has open
+before a write: 0, before every group commit that writes (one ``stat`` and two ``access`` calls,
+a few microseconds beside the commit's fsync), so that not one write is accepted into a file
+that was deleted. Reads never wait for it."""
 LOCK_POLL_SECONDS = 0.0003
 FILE_MODE = 0o600
 """Permissions of a journal file this gateway creates (and so of its -wal and -shm files)."""
@@ -129,6 +164,7 @@ _SQL = tables.compile_all(
             tables.by_id(inbox),
             inbox.c.receiver == param("receiver"),
             inbox.c.acked_at.is_(None),
+            sa.or_(inbox.c.lease_until.is_(None), inbox.c.lease_until <= param("at")),
         )
         .values(lease_until=param("lease_until", inbox.c.lease_until), fetches=inbox.c.fetches + 1),
         "inbox_fetched": sa.select(*tables.INBOX_ITEM, payloads.c.body)
@@ -161,62 +197,130 @@ def _when(value: Any) -> datetime:
 class SqliteJournal:
     """``Journal`` on a SQLite file; open it with ``SqliteJournal.open``."""
 
-    def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        *,
+        path: str = ":memory:",
+        synchronous: str = "FULL",
+        op_timeout: float = DEFAULT_OP_TIMEOUT_SECONDS,
+        identity_check_seconds: float = IDENTITY_CHECK_SECONDS,
+    ) -> None:
         """Wrap an open connection; use ``open``, which makes both on the right thread."""
-        self._db = connection
+        self._db: sqlite3.Connection | None = connection
         self._executor = executor
         self._closed = False
-        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any], bool]] = []
         self._draining = False
+        self._path = path
+        self._synchronous = synchronous
+        self._op_timeout = op_timeout
+        self._identity_every = identity_check_seconds
+        # Touched only on the journal thread:
+        self._identity = _identity(path)
+        self._checked = time.monotonic()
+        self._suspect = False
+        self._replaced: JournalReplaced | None = None
+        self._status = JournalStatus(state="ok")
 
     @classmethod
-    async def open(cls, path: Path | str, *, synchronous: str = "FULL") -> SqliteJournal:
-        """Open (creating if needed) the journal file and bring its schema up to date."""
+    async def open(
+        cls,
+        path: Path | str,
+        *,
+        synchronous: str = "FULL",
+        op_timeout: float = DEFAULT_OP_TIMEOUT_SECONDS,
+    ) -> SqliteJournal:
+        """Open (creating if needed) the journal file and bring its schema up to date.
+
+        The file is opened read-write or not at all: a journal that is not writable yet is
+        tried again for up to ``op_timeout`` seconds, then refused (``journal-read-only``).
+        """
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
+        if not op_timeout > 0:
+            raise ValueError("op_timeout must be positive")
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-sqlite")
         loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + op_timeout
+        connect = functools.partial(_guarded, functools.partial(_connect, str(path), mode))
         try:
-            connection = await loop.run_in_executor(
-                executor, functools.partial(_guarded, functools.partial(_connect, str(path), mode))
+            while True:
+                try:
+                    connection = await loop.run_in_executor(executor, connect)
+                    break
+                except JournalReadOnly:  # perhaps for a moment: try again, never read-only
+                    if time.monotonic() >= deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            journal = cls(
+                connection, executor, path=str(path), synchronous=mode, op_timeout=op_timeout
             )
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(connection, executor)
+        return journal
 
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Queue one operation; operations queued together commit together (group commit).
+        """Queue one write; operations queued together commit together (group commit).
 
         Under load the writer thread takes every operation waiting at that moment and runs
         them in one transaction, each inside its own savepoint: one lock acquisition and one
         fsync for the batch, while each operation still succeeds or fails on its own. Alone,
         an operation is its own transaction, as before.
         """
+        return await self._submit(fn, args, kwargs, write=True)
+
+    async def _read(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """Queue one read: it still runs when the journal refuses writes (read-only, replaced)."""
+        return await self._submit(fn, args, {}, write=False)
+
+    async def _submit(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], *, write: bool
+    ) -> T:
         if self._closed:
-            raise RuntimeError("the journal is closed")
+            raise JournalUnavailable("The journal is closed (the gateway is stopping).")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((functools.partial(fn, self._db, *args, **kwargs), future))
+        call = functools.partial(self._call, fn, args, kwargs)
+        self._pending.append((call, future, write))
         if not self._draining:
             self._draining = True
             loop.create_task(self._drain())  # noqa: RUF006  (it ends when the queue is empty)
-        return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._op_timeout)
+        except TimeoutError:
+            future.cancel()  # not run at all if it is still queued; its outcome dropped if not
+            log.warning("journal_timeout", timeout_seconds=self._op_timeout)
+            raise JournalUnavailable(
+                f"The journal did not answer within {self._op_timeout:g} s (its disk may be "
+                "stalled, or another process holds it locked); try again shortly."
+            ) from None
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """Run ``fn`` on the current connection (on the journal thread)."""
+        if self._db is None:
+            raise JournalUnavailable(self._status.reason or "The journal is not open.")
+        return fn(self._db, *args, **kwargs)
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                calls = [call for call, _ in batch]
+                batch = [entry for entry in batch if not entry[1].done()]  # timed out meanwhile
+                if not batch:
+                    continue
+                calls = [(call, write) for call, _, write in batch]
                 try:
                     outcomes = await loop.run_in_executor(
-                        self._executor, functools.partial(_run_batch, self._db, calls)
+                        self._executor, functools.partial(self._on_thread, calls)
                     )
-                except Exception as exc:  # noqa: BLE001  (the commit failed: nothing was written)
+                except Exception as exc:  # noqa: BLE001  (handed to every caller)
                     outcomes = [exc] * len(batch)
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                for (_, future, _), outcome in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue
                     if isinstance(outcome, BaseException):
@@ -225,6 +329,140 @@ class SqliteJournal:
                         future.set_result(outcome)
         finally:
             self._draining = False
+
+    # --- on the journal thread ---------------------------------------------------------------
+
+    def _on_thread(self, calls: list[tuple[Callable[[], Any], bool]]) -> list[Any]:
+        """Check the file is still ours and writable, then run the batch (group commit)."""
+        _deadline.at = time.monotonic() + self._op_timeout
+        try:
+            writes = any(write for _, write in calls)
+            refusal = self._inspect() if writes or self._suspect else None
+            runnable = [call for call, write in calls if not (write and refusal is not None)]
+            ran: list[Any] = []
+            if runnable and self._db is None:
+                ran = [refusal or JournalUnavailable("The journal is not open.")] * len(runnable)
+            elif runnable and self._db is not None:
+                try:
+                    ran = _run_batch(self._db, runnable)
+                except Exception as exc:  # noqa: BLE001  (the commit failed: nothing written)
+                    ran = [exc] * len(runnable)
+        finally:
+            _deadline.at = None
+        for outcome in ran:
+            if isinstance(outcome, JournalUnavailable) and not _is_busy_error(outcome):
+                if not self._suspect:
+                    log.warning("journal_failed", error=outcome.code)
+                self._suspect = True
+                self._status = JournalStatus(state=_state_of(outcome), reason=outcome.detail)
+        outcomes: list[Any] = []
+        results = iter(ran)
+        for _, write in calls:
+            outcomes.append(refusal if write and refusal is not None else next(results))
+        return outcomes
+
+    def _inspect(self) -> JournalUnavailable | None:
+        """Why writes must be refused now, or None; reopens a spoiled connection when it can.
+
+        Runs at most every ``identity_check_seconds``, and on every batch after a failure.
+        """
+        if self._replaced is not None:
+            return self._replaced
+        now = time.monotonic()
+        if not self._suspect and now - self._checked < self._identity_every:
+            return None
+        self._checked = now
+        problem = self._path_problem()
+        if problem is None and self._suspect:
+            try:
+                self._reopen()
+            except JournalUnavailable as exc:
+                problem = exc
+            else:
+                log.info("journal_reopened", outcome="healed")
+        if isinstance(problem, JournalReplaced):
+            return self._mark_replaced(problem.detail)
+        if problem is not None:
+            return self._refuse(problem)
+        self._suspect = False
+        self._status = JournalStatus(state="ok")
+        return None
+
+    def _path_problem(self) -> JournalUnavailable | None:
+        """What is wrong with the file at the journal's path (gone, another, not writable)."""
+        if self._path == ":memory:":
+            return None
+        try:
+            found = _identity(self._path)
+        except FileNotFoundError:
+            return JournalReplaced("The journal file was deleted while the gateway used it.")
+        except OSError as exc:
+            return JournalReadOnly(f"The journal file cannot be reached ({exc.strerror}).")
+        if found != self._identity:
+            return JournalReplaced(
+                "The journal file was replaced by another file while the gateway used it."
+            )
+        folder = os.path.dirname(os.path.abspath(self._path))
+        if not (os.access(self._path, os.W_OK) and os.access(folder, os.W_OK | os.X_OK)):
+            return JournalReadOnly("The journal file or its folder is not writable at the moment.")
+        return None
+
+    def _refuse(self, error: JournalUnavailable) -> JournalUnavailable:
+        if self._status.state == "ok":
+            log.warning("journal_refusing_writes", error=error.code)
+        self._suspect = True  # reopen read-write once it is writable again
+        self._status = JournalStatus(state=_state_of(error), reason=error.detail)
+        return error
+
+    def _mark_replaced(self, reason: str) -> JournalReplaced:
+        log.error("journal_replaced", outcome="refusing-writes")
+        self._replaced = JournalReplaced(
+            f"{reason} Nothing more is accepted into it; restart the gateway once the journal "
+            "file is back (restore it from a backup if it was lost)."
+        )
+        self._status = JournalStatus(state="replaced", reason=self._replaced.detail)
+        return self._replaced
+
+    def _reopen(self) -> None:
+        """Close the connection and open the same file read-write again (never create it)."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        db = _guarded(functools.partial(_connect, self._path, self._synchronous, create=False))
+        if _identity(self._path) != self._identity:
+            db.close()
+            raise JournalReplaced("The journal file was replaced while the gateway reopened it.")
+        self._db = db
+
+    def _probe(self) -> JournalStatus:
+        self._checked = float("-inf")
+        self._inspect()
+        return self._status
+
+    async def status(self) -> JournalStatus:
+        """Whether the journal can write now: ok, read-only, replaced or unavailable (+ reason).
+
+        Looks at the file now (and reopens it if it can); a disk that does not answer within
+        the operation timeout is ``unavailable``. For readiness checks.
+        """
+        if self._closed:
+            return JournalStatus(state="unavailable", reason="The journal is closed.")
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._executor, self._probe), self._op_timeout
+            )
+        except TimeoutError:
+            return JournalStatus(
+                state="unavailable",
+                reason=f"The journal's disk did not answer within {self._op_timeout:g} s.",
+            )
+
+    async def healthy(self) -> bool:
+        """True when the journal can write now (``status()`` is ok)."""
+        status = await self.status()
+        return status.ok
 
     async def record_accepted(
         self, entry: MessageRecord, payload: bytes, *, at: datetime
@@ -274,11 +512,11 @@ class SqliteJournal:
 
     async def get(self, message_id: str) -> MessageView | None:
         """See ``Journal.get``."""
-        return await self._run(_get, message_id)
+        return await self._read(_get, message_id)
 
     async def payload(self, message_id: str) -> bytes | None:
         """See ``Journal.payload``."""
-        return await self._run(_payload, message_id)
+        return await self._read(_payload, message_id)
 
     async def link(
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
@@ -288,7 +526,7 @@ class SqliteJournal:
 
     async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
         """See ``Journal.find_by_business_key``."""
-        return await self._run(_find_by_business_key, key)
+        return await self._read(_find_by_business_key, key)
 
     async def list_messages(
         self,
@@ -313,11 +551,13 @@ class SqliteJournal:
             if value is not None
         }
         query = _list_sql(frozenset(given))
-        return await self._run(_select_summaries, query, query.params(**given, limit=max(0, limit)))
+        return await self._read(
+            _select_summaries, query, query.params(**given, limit=max(0, limit))
+        )
 
     async def counts(self, *, include_test: bool = False) -> Counts:
         """See ``Journal.counts``."""
-        return await self._run(_counts, include_test)
+        return await self._read(_counts, include_test)
 
     async def purge_older_than(self, cutoff: datetime) -> int:
         """See ``Journal.purge_older_than``."""
@@ -337,7 +577,7 @@ class SqliteJournal:
         self, receiver: str, *, at: datetime, limit: int = 100
     ) -> list[InboxItem]:
         """See ``InboxJournal.inbox_waiting``."""
-        return await self._run(_inbox_waiting, receiver, at, max(0, limit))
+        return await self._read(_inbox_waiting, receiver, at, max(0, limit))
 
     async def inbox_fetch(
         self, receiver: str, message_id: str, *, at: datetime, lease: timedelta
@@ -346,6 +586,14 @@ class SqliteJournal:
         if lease <= timedelta(0):
             raise ValueError("an inbox lease must be positive")
         return await self._run(_inbox_fetch, receiver, message_id, at, _stamp(at + lease))
+
+    async def inbox_escalate(
+        self, receiver: str, *, at: datetime, older_than: timedelta
+    ) -> list[str]:
+        """See ``InboxJournal.inbox_escalate``."""
+        if older_than <= timedelta(0):
+            raise ValueError("the escalation age must be positive")
+        return await self._run(_inbox_escalate, receiver, _stamp(at), _stamp(at - older_than))
 
     async def inbox_ack(self, receiver: str, message_id: str, *, at: datetime) -> InboxAck:
         """See ``InboxJournal.inbox_ack``."""
@@ -357,11 +605,54 @@ class SqliteJournal:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._db.close)
+        try:
+            await asyncio.wait_for(
+                loop.run_in_executor(self._executor, self._close_connection), self._op_timeout
+            )
+        except TimeoutError:
+            log.warning("journal_close_timeout", timeout_seconds=self._op_timeout)
+            self._executor.shutdown(wait=False)
+            return
         self._executor.shutdown(wait=True)
+
+    def _close_connection(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
 
 
 # --- on the journal thread --------------------------------------------------------------------
+
+
+class _Deadline(threading.local):
+    at: float | None = None
+
+
+_deadline = _Deadline()
+"""When the batch running on this thread must give up waiting for another process's lock."""
+
+
+def _identity(path: str) -> tuple[int, int]:
+    """The device and inode of the file at ``path`` (which file it is, whatever its name)."""
+    if path == ":memory:":
+        return (0, 0)
+    found = os.stat(path)
+    return (found.st_dev, found.st_ino)
+
+
+def _state_of(error: JournalUnavailable) -> str:
+    if isinstance(error, JournalReplaced):
+        return "replaced"
+    if isinstance(error, JournalReadOnly):
+        return "read-only"
+    return "unavailable"
+
+
+def _is_busy_error(error: JournalUnavailable) -> bool:
+    """A lock held by another process: nothing is wrong with this connection."""
+    cause = error.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and _busy(cause)
 
 
 def _run_batch(db: sqlite3.Connection, calls: list[Callable[[], Any]]) -> list[Any]:
@@ -388,12 +679,13 @@ def _run_batch(db: sqlite3.Connection, calls: list[Callable[[], Any]]) -> list[A
 
 
 def _patiently(call: Callable[[], T]) -> T:
-    """Run ``call``, again and again while another process holds the lock it needs (<= 10 s).
+    """Run ``call``, again and again while another process holds the lock it needs, until the
+    batch's deadline (the operation timeout; ``BUSY_TIMEOUT_SECONDS`` outside a batch).
 
     A call that met a busy database changed nothing (``_write`` rolls back what it began), so
     running it again is safe.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    deadline = _deadline.at or time.monotonic() + BUSY_TIMEOUT_SECONDS
     while True:
         try:
             return call()
@@ -420,13 +712,29 @@ def _guarded(call: Callable[[], T]) -> T:
     except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
         raise  # our bug, not an unavailable journal
     except sqlite3.DatabaseError as exc:
-        raise JournalUnavailable(f"The SQLite journal failed: {exc}") from exc
+        raise _translated(exc) from exc
 
 
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
-    _create_private(path)
+def _translated(exc: sqlite3.DatabaseError) -> JournalUnavailable:
+    """The gateway's error for one of SQLite's: read-only, full, or unavailable (locked, I/O
+    error, cannot open, corrupt...); all 503 and worth retrying."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # primary code of an extended one
+    if code == sqlite3.SQLITE_READONLY:
+        return JournalReadOnly(f"The SQLite journal cannot be written at the moment: {exc}")
+    if code == sqlite3.SQLITE_FULL:
+        return JournalFull(f"The disk of the SQLite journal is full: {exc}")
+    return JournalUnavailable(f"The SQLite journal failed: {exc}")
+
+
+def _connect(path: str, synchronous: str, *, create: bool = True) -> sqlite3.Connection:
+    """Open the journal read-write (never read-only: SQLite would fall back to it silently)."""
+    _check_writable(path, create=create)
     # No busy handler: ``_patiently`` waits for the lock in finer steps than SQLite's would.
-    db = sqlite3.connect(path, timeout=0, isolation_level=None)
+    if path == ":memory:":
+        db = sqlite3.connect(path, timeout=0, isolation_level=None)
+    else:
+        uri = f"file:{quote(os.path.abspath(path))}?mode=rw"
+        db = sqlite3.connect(uri, timeout=0, isolation_level=None, uri=True)
     try:
         _patiently(functools.partial(_configure, db, path, synchronous))
         with _write(db):
@@ -435,6 +743,27 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _check_writable(path: str, *, create: bool) -> None:
+    """Refuse a journal this process cannot write: the file (created 0600 if ``create`` and
+    missing) and its ``-wal`` file, if there is one, must open for writing."""
+    if create:
+        _create_private(path)
+    if path == ":memory:":
+        return
+    for name in (path, f"{path}-wal"):
+        try:
+            descriptor = os.open(name, os.O_RDWR)
+        except FileNotFoundError:
+            if name == path:
+                raise JournalUnavailable(f"The SQLite journal at {path} is missing.") from None
+            continue
+        except OSError as exc:
+            raise JournalReadOnly(
+                f"The SQLite journal at {path} cannot be opened for writing: {exc.strerror}"
+            ) from exc
+        os.close(descriptor)
 
 
 def _create_private(path: str) -> None:
@@ -449,6 +778,12 @@ def _create_private(path: str) -> None:
         return
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except PermissionError as exc:
+        if os.path.exists(path):  # there, but not writable for this process
+            raise JournalReadOnly(
+                f"The SQLite journal at {path} cannot be opened for writing: {exc.strerror}"
+            ) from exc
+        raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
     except OSError as exc:
         raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
     os.close(descriptor)
@@ -499,8 +834,9 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            db.execute("ROLLBACK TO operation")
-            db.execute("RELEASE operation")
+            if _in_transaction(db):  # SQLite ends the transaction itself on some errors (full)
+                db.execute("ROLLBACK TO operation")
+                db.execute("RELEASE operation")
             raise
         db.execute("RELEASE operation")
         return
@@ -508,9 +844,15 @@ def _write(db: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        db.execute("ROLLBACK")
+        if _in_transaction(db):  # SQLite ends the transaction itself on some errors (full)
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _in_transaction(db: sqlite3.Connection) -> bool:
+    """Whether a transaction is still open (asked again: SQLite may have ended it)."""
+    return db.in_transaction
 
 
 def _add_state(
@@ -717,7 +1059,12 @@ def _inbox_fetch(
 ) -> InboxDocument | None:
     with _write(db):
         cursor = _exec(
-            db, "inbox_fetch", message_id=message_id, receiver=receiver, lease_until=lease_until
+            db,
+            "inbox_fetch",
+            message_id=message_id,
+            receiver=receiver,
+            at=_stamp(at),
+            lease_until=lease_until,
         )
         if cursor.rowcount != 1:
             return None
@@ -736,3 +1083,32 @@ def _inbox_ack(db: sqlite3.Connection, receiver: str, message_id: str, at: str) 
             return InboxAck.ALREADY_ACKED
         _exec(db, "inbox_ack", message_id=message_id, at=at)
     return InboxAck.ACKED
+
+
+_ESCALATE_LOOK = (
+    "SELECT message_id, fetches FROM inbox WHERE receiver = ? AND acked_at IS NULL "
+    "AND fetches > 0 AND stored_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
+    "ORDER BY stored_at, message_id"
+)
+
+
+def _inbox_escalate(db: sqlite3.Connection, receiver: str, at: str, cutoff: str) -> list[str]:
+    with _write(db):
+        rows = db.execute(_ESCALATE_LOOK, (receiver, cutoff, at)).fetchall()
+        escalated: list[str] = []
+        for message_id, fetches in rows:
+            db.execute("DELETE FROM inbox WHERE message_id = ?", (message_id,))
+            state = _one(db, "state_of", message_id=message_id)
+            if state is None or MessageState(state[0]) not in ESCALATABLE:
+                continue
+            _transition(
+                db,
+                message_id,
+                MessageState.DEAD,
+                at=at,
+                error_code=PICKUP_NOT_ACKNOWLEDGED,
+                detail=pickup_detail(fetches),
+                attempt=None,
+            )
+            escalated.append(str(message_id))
+    return escalated

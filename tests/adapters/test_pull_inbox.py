@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.pull_inbox import PullInboxAdapter
+from adapters.pull_inbox import PullInboxAdapter, PullInboxOptions
 from gateway.app import Gateway
 from gateway.core.handover import Handover
 from gateway.errors import PeerUnavailable, SettingsError
@@ -118,6 +118,7 @@ async def test_fetch_lease_and_ack(inbox_gateway: Gateway, sample_formd: bytes) 
         assert headers["X-ASW-Sender"] == "SG"
         assert message_id.encode() in body
         assert message_id not in await th.waiting()  # leased
+        assert (await th.fetch(message_id))[0] == 404  # a second poller: not while leased
 
         await asyncio.sleep(LEASE_SECONDS + 0.3)
         assert message_id in await th.waiting()  # the lease ran out: available again
@@ -135,6 +136,56 @@ async def test_fetch_lease_and_ack(inbox_gateway: Gateway, sample_formd: bytes) 
         status, answer = await th.ack(message_id)
         assert status == 200
         assert answer["repeated"] is True
+
+
+@pytest.fixture
+async def escalating_gateway(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Any:
+    """A gateway where TH pulls (lease 0.5 s) and must acknowledge within 2 s of storage."""
+    settings = hub_settings(
+        tmp_path,
+        amqp_url,
+        rsa_pki.directory,
+        http={"auth": "api-key"},
+        parties={
+            "TH": PartySettings(
+                country="TH",
+                adapter="pull-inbox",
+                options={"lease_seconds": "0.5", "escalate_after_seconds": "2"},
+                sign_on_behalf=True,
+            )
+        },
+    )
+    async with running(settings) as gateway:
+        yield gateway
+
+
+async def test_pickup_never_acknowledged_is_dead_lettered(
+    escalating_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """A document fetched and never acknowledged is DEAD (pickup-not-acknowledged) in time."""
+    message_id = str(uuid.uuid4())
+    async with aiohttp.ClientSession() as session:
+        sg = Client(session, escalating_gateway, "SG")
+        th = Client(session, escalating_gateway, "TH")
+        await sg.submit(with_message_id(sample_formd, message_id))
+        await wait_listed(th, message_id)
+        assert (await th.fetch(message_id))[0] == 200
+        assert await th.state(message_id) != "DEAD"  # not before its time
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            await th.waiting()  # a listing escalates what is overdue
+            if await th.state(message_id) == "DEAD":
+                break
+            await asyncio.sleep(0.3)
+        async with session.get(
+            f"{th.base}/v1/messages/{message_id}", headers=th.headers
+        ) as response:
+            view = await response.json()
+        assert view["state"] == "DEAD"
+        assert view["last_error"] == "pickup-not-acknowledged"
+        assert message_id not in await th.waiting()
+        assert (await th.fetch(message_id))[0] == 404
+        assert (await th.ack(message_id))[0] == 404
 
 
 async def test_other_partys_document_is_404(inbox_gateway: Gateway, sample_formd: bytes) -> None:
@@ -177,3 +228,13 @@ def test_options_are_checked() -> None:
         PullInboxAdapter.from_options({"lease_seconds": "0", "directory": "x"})
     assert len(caught.value.problems) == 2
     assert PullInboxAdapter.from_options({"lease_seconds": "42"}).lease_seconds == 42
+
+
+def test_escalation_age_must_outlast_the_lease() -> None:
+    """An escalation age not longer than the lease, or not a number, stops start-up."""
+    with pytest.raises(SettingsError, match="escalate_after_seconds"):
+        PullInboxOptions.parse({"lease_seconds": "60", "escalate_after_seconds": "60"})
+    with pytest.raises(SettingsError, match="expected a number"):
+        PullInboxOptions.parse({"escalate_after_seconds": "soon"})
+    options = PullInboxOptions.parse({"lease_seconds": "60", "escalate_after_seconds": "3600"})
+    assert (options.lease_seconds, options.escalate_after_seconds) == (60, 3600)

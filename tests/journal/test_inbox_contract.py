@@ -93,16 +93,65 @@ async def test_fetch_returns_bytes_and_hides_until_lease_ends(journal: Journal) 
     assert again.fetches == 1
 
 
-async def test_fetch_during_lease_renews_it(journal: Journal) -> None:
-    """Fetching again before the lease ends extends it from the new fetch."""
+async def test_fetch_during_live_lease_is_refused(journal: Journal) -> None:
+    """Pickup is exclusive: a fetch while a lease lives gets nothing and leaves the lease."""
     record = await stored(journal)
     inbox = inbox_of(journal)
     await inbox.inbox_fetch("TH", record.message_id, at=at(20), lease=LEASE)
-    document = await inbox.inbox_fetch("TH", record.message_id, at=at(50), lease=LEASE)
+    assert await inbox.inbox_fetch("TH", record.message_id, at=at(50), lease=LEASE) is None
+    assert await waiting_ids(inbox, "TH", 79) == []
+    document = await inbox.inbox_fetch("TH", record.message_id, at=at(80), lease=LEASE)
     assert document is not None
-    assert document.item.lease_until == at(110)
+    assert document.item.lease_until == at(140)
     assert document.item.fetches == 2
-    assert await waiting_ids(inbox, "TH", 100) == []
+
+
+async def test_concurrent_fetches_from_two_connections_lease_once(
+    journal: Journal, open_more: OpenJournal
+) -> None:
+    """Two pollers (two connections) fetching the same document at once: exactly one gets it."""
+    record = await stored(journal)
+    other = await open_more()
+    results = await asyncio.gather(
+        *(
+            inbox_of(j).inbox_fetch("TH", record.message_id, at=at(20), lease=LEASE)
+            for j in (journal, other, journal, other)
+        )
+    )
+    assert sum(r is not None for r in results) == 1
+
+
+async def test_unacknowledged_pickup_is_escalated_to_dead(journal: Journal) -> None:
+    """A document fetched and never acknowledged past the age is DEAD with a reason."""
+    record = await stored(journal)
+    never_fetched = await stored(journal)
+    inbox = inbox_of(journal)
+    await inbox.inbox_fetch("TH", record.message_id, at=at(20), lease=LEASE)
+    age = timedelta(seconds=300)
+    assert await inbox.inbox_escalate("TH", at=at(100), older_than=age) == []  # too young
+    assert await inbox.inbox_escalate("TH", at=at(400), older_than=age) == [record.message_id]
+    assert await waiting_ids(inbox, "TH", 400) == [never_fetched.message_id]
+    assert await inbox.inbox_ack("TH", record.message_id, at=at(401)) is InboxAck.UNKNOWN
+    view = await journal.get(record.message_id)
+    assert view is not None
+    assert view.summary.state is MessageState.DEAD
+    assert view.timeline[-1].error_code == "pickup-not-acknowledged"
+    dead = await journal.list_messages(state=MessageState.DEAD)
+    assert [m.record.message_id for m in dead] == [record.message_id]
+    assert await inbox.inbox_escalate("TH", at=at(500), older_than=age) == []
+
+
+async def test_escalation_waits_for_a_live_lease_and_skips_other_parties(
+    journal: Journal,
+) -> None:
+    """A document under a live lease, or another party's, is not escalated."""
+    record = await stored(journal)
+    inbox = inbox_of(journal)
+    await inbox.inbox_fetch("TH", record.message_id, at=at(350), lease=LEASE)
+    age = timedelta(seconds=300)
+    assert await inbox.inbox_escalate("TH", at=at(400), older_than=age) == []
+    assert await inbox.inbox_escalate("MY", at=at(500), older_than=age) == []
+    assert await inbox.inbox_escalate("TH", at=at(410), older_than=age) == [record.message_id]
 
 
 async def test_another_partys_document_cannot_be_fetched_or_acked(journal: Journal) -> None:
