@@ -20,6 +20,7 @@ from adapters.drop_folder import (
     warn_unsafe_permissions,
 )
 from adapters.pull_inbox import attach_journal
+from gateway import metrics
 from gateway.auth import auth_middleware, server_ssl_context
 from gateway.broker import Broker
 from gateway.console import add_console_routes
@@ -212,7 +213,9 @@ class Gateway:
 
     async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
         """Open the journal, connect to the broker (in the background), consume and listen."""
-        journal = self.journal = await open_journal(journal_url(self.settings.journal))
+        journal = self.journal = metrics.timed_journal(
+            await open_journal(journal_url(self.settings.journal))
+        )
         attach_journal(self.adapters.values(), journal)
         trust = self.trust
         submissions = Submissions(
@@ -252,6 +255,7 @@ class Gateway:
             trust=trust.current if trust else None,
             receipts=receipts,
         )
+        metrics.mount(app, self, journal)
         self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()
         self._runner = web.AppRunner(app, access_log=None)
