@@ -84,7 +84,7 @@ SCRAPE_TIME_FAMILIES = (
     "asw_queue_messages",
     "asw_journal_messages",
     "asw_oldest_waiting_seconds",
-    "asw_certificate_expiry_days",
+    "asw_certificate_expiry_seconds",
 )
 BREAKER_VALUES = {BreakerPhase.CLOSED: 0.0, BreakerPhase.HALF_OPEN: 1.0, BreakerPhase.OPEN: 2.0}
 
@@ -262,14 +262,13 @@ class TimedJournal:
 
 def _timed(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     ok = JOURNAL_SECONDS.labels(name, "ok")
-    error = JOURNAL_SECONDS.labels(name, "error")
 
     async def call(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
             result = await method(*args, **kwargs)
         except BaseException:
-            error.observe(time.perf_counter() - started)
+            JOURNAL_SECONDS.labels(name, "error").observe(time.perf_counter() - started)
             raise
         ok.observe(time.perf_counter() - started)
         return result
@@ -438,8 +437,8 @@ class Sources:
 
     def _expiry(self, now: datetime) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
-            "asw_certificate_expiry_days",
-            "Days until the soonest expiry, by country and kind: ca and crl (next update) of "
+            "asw_certificate_expiry_seconds",
+            "Seconds until the soonest expiry, by country and kind: ca and crl (next update) of "
             "the trust store, signer and gateway (the gateway's own keys), tls (its HTTPS "
             "certificate). Negative once expired.",
             labels=["country", "kind"],
@@ -465,7 +464,7 @@ class Sources:
         if tls is not None:
             note("", "tls", tls)
         for (country, kind), expires in sorted(soonest.items()):
-            family.add_metric([country, kind], (expires - now).total_seconds() / 86400)
+            family.add_metric([country, kind], (expires - now).total_seconds())
         return family
 
 

@@ -239,9 +239,10 @@ def test_every_worker_is_counted_once(scenario: tuple[GatewayProcess, NswThread]
         assert total(text, "asw_journal_messages", receiver="TH", state="DEAD") == DEAD
         assert total(text, "asw_oldest_waiting_seconds", receiver="TH") == 0
         assert total(text, "asw_broker_up") == 1
-        expiry = total(text, "asw_certificate_expiry_days", country="TH", kind="ca")
-        assert 1 < expiry < 100 * 366
-        assert total(text, "asw_certificate_expiry_days", country="SG", kind="signer") > 1
+        days = total(text, "asw_certificate_expiry_seconds", country="TH", kind="ca") / 86400
+        assert 1 < days < 100 * 366
+        assert total(text, "asw_certificate_expiry_seconds", country="TH", kind="crl") > 3600
+        assert total(text, "asw_certificate_expiry_seconds", country="SG", kind="signer") > 86400
     _kill_one_worker(gateway)
     for _ in range(6):  # the dead worker's counts stay in the totals, once
         text = scrape(gateway)
