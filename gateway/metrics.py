@@ -69,6 +69,7 @@ SNAPSHOT_SECONDS = 5.0
 OLDEST_PAGE = 1000
 OLDEST_MAX_PAGES = 20  # beyond 20,000 waiting for one receiver, the age is a lower bound
 BREAKER_POLL_SECONDS = 5.0
+BROKER_TIMEOUT_SECONDS = 3.0  # a broker that does not answer in time is reported down
 PUBLISHED_AT_HEADER = "x-asw-first-published-at"
 
 # States in which a message still waits for its hand-over.
@@ -357,7 +358,11 @@ class Sources:
 
     async def _read(self) -> list[GaugeMetricFamily]:
         now = self.clock()
-        families = [*await self._queues(), *await self._journal_families(now)]
+        families = await self._queues()
+        try:
+            families.extend(await self._journal_families(now))
+        except GatewayError as exc:  # the journal is unavailable: the other series still go out
+            log.warning("metrics_journal_unavailable", error=exc.code)
         families.append(self._expiry(now))
         return families
 
@@ -372,8 +377,8 @@ class Sources:
         )
         gateway = self.gateway
         try:
-            depths = await gateway.broker.queue_depths()
-        except GatewayError:
+            depths = await asyncio.wait_for(gateway.broker.queue_depths(), BROKER_TIMEOUT_SECONDS)
+        except (GatewayError, TimeoutError):
             up.add_metric([], 0.0)
             return [up]
         up.add_metric([], 1.0)
