@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway import metrics
+from gateway.auth import path_kind
 from gateway.core.states import MessageState
 from gateway.journal import MessageRecord, SqliteJournal
 from gateway.journal.contract import Journal
@@ -90,3 +91,8 @@ def test_supervisor_gives_each_run_a_fresh_directory(
     assert not made.exists()
     metrics.remove_multiprocess_dir(configured)  # an operator's directory is never removed
     assert configured.is_dir()
+
+
+def test_metrics_is_an_operator_endpoint() -> None:
+    """/metrics shows every partner's numbers: only the operator may read it, never a party."""
+    assert path_kind("/metrics") == "operator"
