@@ -38,7 +38,6 @@ import structlog
 from aiohttp import web
 from cryptography import x509
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -71,6 +70,9 @@ OLDEST_MAX_PAGES = 20  # beyond 20,000 waiting for one receiver, the age is a lo
 BREAKER_POLL_SECONDS = 5.0
 BROKER_TIMEOUT_SECONDS = 3.0  # a broker that does not answer in time is reported down
 PUBLISHED_AT_HEADER = "x-asw-first-published-at"
+# The classic text format every Prometheus reads (Debian's 2.42 included); the names and
+# labels here need none of the newer format's escaping.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # States in which a message still waits for its hand-over.
 WAITING_STATES = (
@@ -517,7 +519,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
     update_breakers(sources.gateway.adapters)
     snapshot = await sources.snapshot()
     body = exposition(snapshot)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _watch_breakers(app: web.Application) -> AsyncIterator[None]:
