@@ -12,7 +12,7 @@ Two kinds of series:
 - **counted as it happens** (counters, histograms, the breaker gauge): the call sites in
   submission, delivery and the journal wrapper call the small functions below;
 - **read at scrape time** (queue depth, age of the oldest waiting message, messages per state,
-  days to expiry of certificates, CRLs and the gateway's own keys): the answering worker asks
+  seconds to expiry of certificates, CRLs and the gateway's own keys): the answering worker asks
   the broker, the journal and the trust store, at most once every ``SNAPSHOT_SECONDS``.
 
 Every label is bounded: country codes, document types and error codes from our catalogues,
