@@ -23,6 +23,7 @@ from adapters.drop_folder import (
     warn_unsafe_permissions,
 )
 from adapters.pull_inbox import attach_journal
+from gateway import metrics
 from gateway.auth import auth_middleware, check_auth_exposure, server_ssl_context
 from gateway.broker import Broker
 from gateway.connections import ConnectionGuard, raise_open_file_limit
@@ -261,7 +262,7 @@ class Gateway:
         open_files = raise_open_file_limit()
         url = journal_url(self.settings.journal)
         protect_journal_file(url)
-        journal = self.journal = await open_journal(url)
+        journal = self.journal = metrics.timed_journal(await open_journal(url))
         attach_journal(self.adapters.values(), journal)
         trust = self.trust
         submissions = Submissions(
@@ -301,6 +302,7 @@ class Gateway:
             trust=trust.current if trust else None,
             receipts=receipts,
         )
+        metrics.mount(app, self, journal)
         self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()
         # Give the broker a moment before listening, so that a worker taking connections

@@ -54,7 +54,7 @@ log = structlog.get_logger("gateway.auth")
 
 OPEN_PATHS = ("/healthz", "/readyz")
 OPEN_PREFIXES = ("/console",)
-OPERATOR_PATHS = ("/v1/queues", "/v1/stats", "/v1/certificates", "/v1/partners")
+OPERATOR_PATHS = ("/v1/queues", "/v1/stats", "/v1/certificates", "/v1/partners", "/metrics")
 OPERATOR_PREFIXES = ("/v1/ops/", "/v1/dead-letters")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FINGERPRINT_CHARS = 12

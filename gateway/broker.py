@@ -26,6 +26,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 
+from gateway import metrics
 from gateway.core.topology import Topology
 from gateway.errors import BrokerUnavailable
 from gateway.settings import AmqpSettings
@@ -239,7 +240,7 @@ class Broker:
             message_id=outgoing.message_id,
             correlation_id=outgoing.correlation_id,
             content_type="application/xml",
-            headers=dict(outgoing.headers),
+            headers={metrics.PUBLISHED_AT_HEADER: metrics.published_at(), **outgoing.headers},
         )
         try:
             await exchange.publish(

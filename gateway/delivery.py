@@ -22,6 +22,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from gateway import metrics
 from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
 from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.handover import Adapter, Handover, ReceiverQuery
@@ -180,6 +181,7 @@ class DeliveryWorker:
                 outcome="delivered",
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+            metrics.delivered(country, message)
 
     async def _delivered(self, handover: Handover) -> None:
         """Record the hand-over, then the receipt (or the links made while it was under way)."""
@@ -266,6 +268,7 @@ class DeliveryWorker:
             detail=error.detail,
             retry_in_seconds=decision.delay_seconds,
         )
+        metrics.retried(message, error.code)
 
     async def _dead_letter(
         self,
@@ -292,6 +295,7 @@ class DeliveryWorker:
             log.error(
                 "message_dead_lettered", outcome="dead", error=error.code, detail=error.detail
             )
+            metrics.dead_lettered(message, error.code)
 
     async def _note(
         self,

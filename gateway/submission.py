@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from gateway import metrics
 from gateway.broker import Broker, Outgoing, amqp_headers
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.pipeline import Accepted, Ingest
@@ -180,6 +181,7 @@ class Submissions:
             )
         except GatewayError as exc:
             _log_not_accepted(exc, channel, started)
+            metrics.refused(exc, channel, started, sender=caller)
             raise
         envelope = accepted.envelope
         # Scoped, not bound for good: a receipt is submitted from inside the delivery of the
@@ -197,7 +199,9 @@ class Submissions:
                 )
             except GatewayError as exc:
                 _log_not_accepted(exc, channel, started)
+                metrics.refused(exc, channel, started, envelope=envelope)
                 raise
+            metrics.accepted(envelope, channel, started)
             log.info(
                 "message_resubmitted" if submitted.resubmitted else "message_accepted",
                 outcome="resubmitted" if submitted.resubmitted else "accepted",

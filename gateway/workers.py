@@ -36,6 +36,7 @@ from pathlib import Path
 
 import structlog
 
+from gateway import metrics
 from gateway.app import serve
 from gateway.logs import configure_logging
 from gateway.settings import NodeSettings, load_settings
@@ -106,11 +107,13 @@ def run_workers(config: Path, count: int) -> int:
         log.info("worker_started", worker=index, pid=process.pid)
         return process
 
+    metrics_dir = metrics.prepare_multiprocess_dir()  # before any worker starts
     processes = {index: start(index) for index in range(count)}
     while not stopping.is_set():
         for index, process in list(processes.items()):
             if not process.is_alive() and not stopping.is_set():
                 log.error("worker_died", worker=index, pid=process.pid, exitcode=process.exitcode)
+                metrics.worker_dead(process.pid)
                 time.sleep(RESTART_PAUSE_SECONDS)
                 processes[index] = start(index)
         stopping.wait(0.5)
@@ -121,5 +124,6 @@ def run_workers(config: Path, count: int) -> int:
         process.join(timeout=30)
         if process.is_alive():
             process.kill()
+    metrics.remove_multiprocess_dir(metrics_dir)
     log.info("workers_stopped")
     return 0
