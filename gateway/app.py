@@ -39,7 +39,7 @@ from gateway.core.trust import TrustStore
 from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
-from gateway.inbox import INBOX_RECEIPTS, add_inbox_routes
+from gateway.inbox import INBOX_RECEIPTS, add_inbox_routes, escalate_all
 from gateway.journal import Journal, open_journal
 from gateway.offload import RequestPool
 from gateway.operations import Operations
@@ -262,7 +262,9 @@ class Gateway:
         open_files = raise_open_file_limit()
         url = journal_url(self.settings.journal)
         protect_journal_file(url)
-        journal = self.journal = metrics.timed_journal(await open_journal(url))
+        journal = self.journal = metrics.timed_journal(
+            await open_journal(url, op_timeout=self.settings.journal.op_timeout_seconds)
+        )
         attach_journal(self.adapters.values(), journal)
         trust = self.trust
         submissions = Submissions(
@@ -382,6 +384,8 @@ class Gateway:
                 continue
             try:
                 await submissions.sweep_unconfirmed(older_than=timedelta(seconds=period))
+                # Pull-inbox documents fetched and never acknowledged go to the operators.
+                await escalate_all(submissions.journal, self.settings, at=utc_now())
             except GatewayError as exc:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 

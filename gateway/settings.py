@@ -100,6 +100,7 @@ class JournalSettings:
     retention_days: int = 1100  # ATIGA OCP rules 17 and 31: records kept at least 3 years
     lease_seconds: float = 300.0
     sweep_seconds: float = 30.0  # unconfirmed submissions older than this are published again
+    op_timeout_seconds: float = 5.0  # every journal operation fails (503) past this, never hangs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -525,10 +525,22 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """GET /readyz: 200 only when submissions can be accepted."""
+    """GET /readyz: 200 only when submissions can be accepted (broker connected, journal writable).
+
+    The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
+    ``replaced`` or ``unavailable``, with the journal's reason).
+    """
     broker = request.app[BROKER]
-    status = 200 if broker.connected else 503
-    return web.json_response({"ready": broker.connected}, status=status)
+    journal = await request.app[JOURNAL].status()
+    ready = broker.connected and journal.ok
+    body: dict[str, object] = {
+        "ready": ready,
+        "broker": "connected" if broker.connected else "disconnected",
+        "journal": journal.state,
+    }
+    if journal.reason:
+        body["journal_reason"] = journal.reason
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def queues(request: web.Request) -> web.Response:
@@ -594,6 +606,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/messages", list_messages)
     app.router.add_get("/v1/messages/{message_id}", get_message)
     app.router.add_get("/v1/messages/{message_id}/document", get_document)
+    from gateway.document_view import get_document_json  # noqa: PLC0415 - it imports this module
+
+    app.router.add_get("/v1/messages/{message_id}/document.json", get_document_json)
     app.router.add_get("/v1/stats", stats)
     app.router.add_get("/v1/dead-letters", dead_letters)
     app.router.add_post("/v1/dead-letters/{message_id}/replay", replay_dead_letter)

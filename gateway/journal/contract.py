@@ -290,6 +290,10 @@ class Journal(Protocol):
         """
         ...
 
+    async def status(self) -> JournalStatus:
+        """Whether the journal can write now, and why not (for ``/readyz``)."""
+        ...
+
     async def close(self) -> None:
         """Release connections and threads; the journal cannot be used afterwards."""
         ...

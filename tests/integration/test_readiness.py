@@ -1,0 +1,40 @@
+"""/readyz tells the truth about the journal as well as the broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from gateway.app import Gateway
+
+
+async def _readyz(gateway: Gateway) -> tuple[int, dict[str, object]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{gateway.port}/readyz") as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_ready_names_broker_and_journal(running_gateway: Gateway) -> None:
+    """A gateway with its broker and a writable journal is ready and says so."""
+    status, body = await _readyz(running_gateway)
+    assert (status, body["ready"], body["broker"], body["journal"]) == (
+        200,
+        True,
+        "connected",
+        "ok",
+    )
+
+
+async def test_deleted_journal_makes_the_gateway_not_ready(
+    running_gateway: Gateway, tmp_path: Path
+) -> None:
+    """A deleted SQLite journal file is 503 with the journal's state and reason, not 200."""
+    (tmp_path / "journal.db").unlink()
+    status, body = await _readyz(running_gateway)
+    assert status == 503
+    assert body["ready"] is False
+    assert body["journal"] == "replaced"
+    assert body["journal_reason"]
