@@ -51,6 +51,7 @@ from timing import CpuMeter, measure, process_cpu_seconds  # noqa: E402  (beside
 from adapters.drop_folder import DropFolderAdapter  # noqa: E402
 from gateway.core.envelope import read_envelope  # noqa: E402
 from gateway.core.handover import Handover  # noqa: E402
+from gateway.core.headers import MessageHeaders  # noqa: E402
 from gateway.core.parsing import ParseLimits, parse  # noqa: E402
 from gateway.core.pipeline import Ingest  # noqa: E402
 from gateway.core.pki import DevPki, KeyType, build_dev_pki  # noqa: E402
@@ -218,7 +219,7 @@ async def amqp_cost(docs: Documents, count: int) -> tuple[float, float]:
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     message_id=str(uuid.uuid4()),
                     content_type="application/xml",
-                    headers={"x-asw-sender": "SG", "x-asw-receiver": "TH"},
+                    headers=dict(MessageHeaders(sender="SG", receiver="TH").to_amqp()),
                 )
                 await channel.default_exchange.publish(message, name, mandatory=True)
 

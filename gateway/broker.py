@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aio_pika
 import structlog
@@ -27,6 +26,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
 
 from gateway import metrics
+from gateway.core.headers import RETRY_DELAY, HeaderValue
 from gateway.core.topology import Topology
 from gateway.errors import BrokerUnavailable
 from gateway.settings import AmqpSettings
@@ -34,8 +34,6 @@ from gateway.settings import AmqpSettings
 log = structlog.get_logger("gateway.broker")
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
-# Headers-exchange bindings ignore argument names starting with "x-", so this one must not.
-RETRY_DELAY_HEADER = "asw-retry-delay-ms"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,7 +45,7 @@ class Outgoing:
     body: bytes
     message_id: str
     correlation_id: str | None
-    headers: Mapping[str, str | int | bool]
+    headers: Mapping[str, HeaderValue]
 
 
 class Broker:
@@ -201,9 +199,7 @@ class Broker:
                     "x-dead-letter-exchange": topo.route_exchange,
                 },
             )
-            await retry_queue.bind(
-                retry, arguments={"x-match": "all", RETRY_DELAY_HEADER: delay_ms}
-            )
+            await retry_queue.bind(retry, arguments={"x-match": "all", RETRY_DELAY: delay_ms})
         for country in sorted(self._receivers):
             queue = await channel.declare_queue(
                 topo.delivery_queue(country),
@@ -323,8 +319,3 @@ def _redact(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.split(":", 1)[0]
     return f"{scheme}{sep}{user}:***@{host}"
-
-
-def amqp_headers(values: Mapping[str, Any]) -> dict[str, str | int | bool]:
-    """Keep only header values AMQP tables carry as-is, dropping Nones."""
-    return {k: v for k, v in values.items() if isinstance(v, str | int | bool)}

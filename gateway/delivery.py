@@ -8,6 +8,11 @@ sends the message to the next step of the retry schedule; when the schedule is u
 a permanent failure, the message is dead-lettered with its reason code, original route,
 attempt count and last error. Whatever is published on the way (retry or dead letter) is
 confirmed by RabbitMQ before the original is acked.
+
+What to do with a message (claim, hand over, ack, retry, dead-letter) is decided in the core
+(``gateway.core.dispatch``); this shell performs it against the journal, the adapter and
+RabbitMQ, and logs. The message's headers are read and written through
+``gateway.core.headers``.
 """
 
 from __future__ import annotations
@@ -16,31 +21,35 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from gateway import metrics
-from gateway.broker import RETRY_DELAY_HEADER, Broker, MessageHandler, Outgoing, amqp_headers
+from gateway.broker import Broker, MessageHandler, Outgoing
+from gateway.core.dispatch import (
+    Ack,
+    Arrival,
+    Claim,
+    DeadLetter,
+    Decision,
+    Deliver,
+    Retry,
+    decide,
+)
 from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.handover import Adapter, Handover, ReceiverQuery
+from gateway.core.headers import MessageHeaders
 from gateway.core.parsing import ParseLimits, parse
-from gateway.core.retry import GiveUp, RetrySchedule
+from gateway.core.retry import RetrySchedule
 from gateway.core.signatures import signer_chain
 from gateway.core.states import MessageState
 from gateway.core.topology import Topology
 from gateway.core.trust import TrustStore
 from gateway.errors import (
-    DigestMismatch,
     GatewayError,
-    PeerUnavailable,
-    PoisonMessage,
     RejectedMessage,
-    RetriesExhausted,
-    TemporaryFailure,
-    UnknownMessage,
 )
 from gateway.journal import ClaimResult, Journal
 from gateway.offload import offload
@@ -49,8 +58,6 @@ from gateway.settings import AmqpSettings
 from gateway.submission import settle_links
 
 log = structlog.get_logger("gateway.delivery")
-
-ATTEMPT_HEADER = "x-asw-attempt"
 
 
 class DeliveryWorker:
@@ -101,18 +108,22 @@ class DeliveryWorker:
     async def _handle(
         self, country: str, adapter: Adapter, message: AbstractIncomingMessage
     ) -> None:
-        headers = message.headers or {}
+        headers = MessageHeaders.from_amqp(message.headers)
         handover = Handover(
             message_id=message.message_id or "",
-            sender=str(headers.get("x-asw-sender", "")),
+            sender=headers.sender or "",
             receiver=country,
-            document_type=str(headers.get("x-asw-document-type", "")),
+            document_type=headers.document_type or "",
             payload=message.body,
         )
-        attempt = _int_header(headers, ATTEMPT_HEADER, default=1)
-        # Quorum queues count deliveries that ended without a settle: the worker died or
-        # crashed on this message. Park it ourselves, with a reason, before it can do so again.
-        crashes = _int_header(headers, "x-delivery-count", default=0)
+        arrival = Arrival(
+            message_id=handover.message_id,
+            attempt=1 if headers.attempt is None else headers.attempt,
+            # Quorum queues count deliveries that ended without a settle: the worker died or
+            # crashed on this message.
+            crashes=headers.delivery_count or 0,
+            redelivered=bool(message.redelivered),
+        )
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
             message_id=handover.message_id,
@@ -120,68 +131,86 @@ class DeliveryWorker:
             sender=handover.sender,
             recipient=country,
             doc_type=handover.document_type,
-            attempt=attempt,
+            attempt=arrival.attempt,
         ):
-            if crashes >= self._poison_after:
-                poison = PoisonMessage(
-                    f"Delivery of this message was interrupted {crashes} times (the worker "
-                    "stopped or failed while handling it); it is parked so it cannot block "
-                    "the messages behind it."
+            decision = self._decide(arrival)
+            if isinstance(decision, Claim):
+                decision = await self._claimed(arrival, adapter, handover, message)
+            if isinstance(decision, Retry):
+                await self._retry(message, headers, decision)
+            elif isinstance(decision, DeadLetter):
+                await self._dead_letter(message, headers, decision)
+            elif isinstance(decision, Deliver):
+                await _settle(message.ack())
+                log.info(
+                    "message_delivered",
+                    outcome="delivered",
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
-                await self._dead_letter(message, poison, attempt=attempt, last_error=poison)
-                return
-            try:
-                # Claimed only for the very bytes whose signature ingest verified: their SHA-256
-                # must be the journal's (anything else was changed in transit).
-                claim = await self._journal.claim_delivery(
-                    handover.message_id,
-                    at=self._clock(),
-                    lease=self._lease,
-                    digest=hashlib.sha256(handover.payload).hexdigest(),
-                )
-                if claim is ClaimResult.UNKNOWN:
-                    raise UnknownMessage(
-                        f"Message {handover.message_id} was never recorded as accepted."
-                    )
-                if claim is ClaimResult.OTHER_BYTES:
-                    raise DigestMismatch(
-                        "The document handed to delivery differs from the one the gateway accepted."
-                    )
-                if claim is ClaimResult.BUSY:
-                    # Another worker holds a live claim: come back later, and leave its
-                    # journal state alone.
-                    busy = PeerUnavailable("Another worker is delivering this message right now.")
-                    await self._retry_or_give_up(message, attempt, busy, note=False)
-                    return
-                if not claim.granted:
-                    if claim is ClaimResult.DELIVERED:
-                        await self._receipt_again(handover)
-                    await _settle(message.ack())
-                    log.info("message_redelivery_ignored", outcome="ignored", claim=claim.value)
-                    return
-                await self._check_signer_again(handover.payload)
-                maybe_there = message.redelivered or attempt > 1
-                if maybe_there and await _already_received(adapter, handover.message_id):
-                    log.info("message_already_at_receiver", outcome="not-handed-over-again")
-                else:
-                    await adapter.deliver(handover)
-                # A pull inbox only stores the document; it counts as delivered (and the
-                # receipt goes) when the NSW acknowledges its pickup.
-                if not adapter.confirms_on_pickup:
-                    await self._delivered(handover)
-            except TemporaryFailure as exc:
-                await self._retry_or_give_up(message, attempt, exc)
-                return
-            except GatewayError as exc:
-                await self._dead_letter(message, exc, attempt=attempt, last_error=exc)
-                return
-            await _settle(message.ack())
-            log.info(
-                "message_delivered",
-                outcome="delivered",
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                metrics.delivered(country, message)
+
+    def _decide(
+        self,
+        arrival: Arrival,
+        *,
+        claim: ClaimResult | None = None,
+        failure: GatewayError | None = None,
+    ) -> Decision:
+        return decide(
+            arrival,
+            poison_after=self._poison_after,
+            schedule=self._schedule,
+            claim=claim,
+            failure=failure,
+        )
+
+    async def _claimed(
+        self,
+        arrival: Arrival,
+        adapter: Adapter,
+        handover: Handover,
+        message: AbstractIncomingMessage,
+    ) -> Decision:
+        """Claim the message and perform what the claim decides, up to the hand-over.
+
+        Returns what is left to do: ack a delivered message (``Deliver``), retry or
+        dead-letter it, or nothing (``Ack``: already acked). An error raised on the way is
+        decided on in its turn.
+        """
+        try:
+            # Claimed only for the very bytes whose signature ingest verified: their SHA-256
+            # must be the journal's (anything else was changed in transit).
+            claim = await self._journal.claim_delivery(
+                handover.message_id,
+                at=self._clock(),
+                lease=self._lease,
+                digest=hashlib.sha256(handover.payload).hexdigest(),
             )
-            metrics.delivered(country, message)
+            decision = self._decide(arrival, claim=claim)
+            if isinstance(decision, Ack):
+                if decision.receipt_again:
+                    await self._receipt_again(handover)
+                await _settle(message.ack())
+                log.info(
+                    "message_redelivery_ignored", outcome="ignored", claim=decision.reason.value
+                )
+            elif isinstance(decision, Deliver):
+                await self._hand_over(adapter, handover, decision)
+        except GatewayError as exc:
+            return self._decide(arrival, failure=exc)
+        return decision
+
+    async def _hand_over(self, adapter: Adapter, handover: Handover, deliver: Deliver) -> None:
+        """Check the signer again and hand the document over (unless the receiver has it)."""
+        await self._check_signer_again(handover.payload)
+        if deliver.ask_receiver_first and await _already_received(adapter, handover.message_id):
+            log.info("message_already_at_receiver", outcome="not-handed-over-again")
+        else:
+            await adapter.deliver(handover)
+        # A pull inbox only stores the document; it counts as delivered (and the receipt
+        # goes) when the NSW acknowledges its pickup.
+        if not adapter.confirms_on_pickup:
+            await self._delivered(handover)
 
     async def _delivered(self, handover: Handover) -> None:
         """Record the hand-over, then the receipt (or the links made while it was under way)."""
@@ -226,72 +255,50 @@ class DeliveryWorker:
 
         await offload(len(payload), self._offload_bytes, check)
 
-    async def _retry_or_give_up(
-        self,
-        message: AbstractIncomingMessage,
-        attempt: int,
-        error: TemporaryFailure,
-        *,
-        note: bool = True,
+    async def _retry(
+        self, message: AbstractIncomingMessage, headers: MessageHeaders, retry: Retry
     ) -> None:
-        decision = self._schedule.after_failure(attempt)
-        if isinstance(decision, GiveUp) and not note:
-            # A busy copy: another worker holds a live claim. Never park it over that claim;
-            # keep coming back at the last step until the claimant settles the message.
-            decision = self._schedule.after_failure(len(self._schedule.delays_seconds) or 1)
-        if isinstance(decision, GiveUp):
-            exhausted = RetriesExhausted(
-                f"Delivery failed {attempt} times; the last error was {error.code}: {error.detail}"
-            )
-            await self._dead_letter(message, exhausted, attempt=attempt, last_error=error)
-            return
-        if note:
+        """Note RETRYING (unless busy elsewhere), publish to the retry step, ack the original."""
+        error = retry.error
+        if retry.note:
             await self._note(
-                message, MessageState.RETRYING, error=error, attempt=attempt, ignore_failure=True
+                message,
+                MessageState.RETRYING,
+                error=error,
+                attempt=retry.failed_attempt,
+                ignore_failure=True,
             )
-        delay_ms = round(decision.delay_seconds * 1000)
-        headers = dict(message.headers or {})
-        headers.update(
-            {
-                ATTEMPT_HEADER: decision.attempt,
-                RETRY_DELAY_HEADER: delay_ms,
-                "x-asw-last-error": error.code,
-                "x-asw-last-detail": error.detail[:500],
-            }
+        retrying = headers.for_retry(
+            attempt=retry.next_attempt,
+            delay_ms=round(retry.delay_seconds * 1000),
+            error_code=error.code,
+            error_detail=error.detail,
         )
-        if not await self._republish(message, self._topology.retry_exchange, headers):
+        if not await self._republish(message, self._topology.retry_exchange, retrying):
             return
         log.warning(
             "message_delivery_retry",
             outcome="retrying",
             error=error.code,
             detail=error.detail,
-            retry_in_seconds=decision.delay_seconds,
+            retry_in_seconds=retry.delay_seconds,
         )
         metrics.retried(message, error.code)
 
     async def _dead_letter(
-        self,
-        message: AbstractIncomingMessage,
-        error: GatewayError,
-        *,
-        attempt: int,
-        last_error: GatewayError,
+        self, message: AbstractIncomingMessage, headers: MessageHeaders, dead: DeadLetter
     ) -> None:
         """Park the message with its reason, confirmed, then ack the original."""
-        headers = dict(message.headers or {})
-        headers.update(
-            {
-                "x-asw-reason": error.code,
-                "x-asw-detail": error.detail[:500],
-                "x-asw-original-routing-key": message.routing_key or "",
-                ATTEMPT_HEADER: attempt,
-                "x-asw-last-error": last_error.code,
-            }
+        error = dead.reason
+        parked = headers.for_dead_letter(
+            reason=error.code,
+            detail=error.detail,
+            routing_key=message.routing_key or "",
+            attempt=dead.attempt,
+            last_error=dead.last_error.code,
         )
-        headers.pop(RETRY_DELAY_HEADER, None)
-        await self._note(message, MessageState.DEAD, error=error, attempt=attempt)
-        if await self._republish(message, self._topology.dead_exchange, headers):
+        await self._note(message, MessageState.DEAD, error=error, attempt=dead.attempt)
+        if await self._republish(message, self._topology.dead_exchange, parked):
             log.error(
                 "message_dead_lettered", outcome="dead", error=error.code, detail=error.detail
             )
@@ -322,7 +329,7 @@ class DeliveryWorker:
                 raise
 
     async def _republish(
-        self, message: AbstractIncomingMessage, exchange: str, headers: Mapping[str, Any]
+        self, message: AbstractIncomingMessage, exchange: str, headers: MessageHeaders
     ) -> bool:
         """Publish a copy (confirmed) and ack the original; on failure leave it queued."""
         try:
@@ -333,7 +340,7 @@ class DeliveryWorker:
                     body=message.body,
                     message_id=message.message_id or "",
                     correlation_id=message.correlation_id,
-                    headers=amqp_headers(headers),
+                    headers=headers.to_amqp(),
                 )
             )
         except GatewayError as exc:
@@ -349,11 +356,6 @@ async def _already_received(adapter: Adapter, message_id: str) -> bool:
     if not isinstance(adapter, ReceiverQuery):
         return False
     return await adapter.has_received(message_id) is True
-
-
-def _int_header(headers: Mapping[str, Any], name: str, *, default: int) -> int:
-    value = headers.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 async def _settle(settlement: Awaitable[None]) -> None:

@@ -30,8 +30,9 @@ from datetime import datetime, timedelta
 import structlog
 
 from gateway import metrics
-from gateway.broker import Broker, Outgoing, amqp_headers
+from gateway.broker import Broker, Outgoing
 from gateway.core.envelope import DocumentType, Envelope
+from gateway.core.headers import MessageHeaders
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.receipts import Original, authorise_reference
 from gateway.core.routing import Route
@@ -99,18 +100,16 @@ def outgoing(
         body=payload,
         message_id=envelope.message_id,
         correlation_id=correlation_id,
-        headers=amqp_headers(
-            {
-                "x-asw-sender": envelope.sender.country,
-                "x-asw-receiver": envelope.receiver.country,
-                "x-asw-document-type": envelope.document_type.value,
-                "x-asw-function": envelope.function.value,
-                "x-asw-test": envelope.test,
-                "x-asw-digest": digest,
-                "x-asw-channel": channel,
-                "x-asw-replay-count": replays,
-            }
-        ),
+        headers=MessageHeaders(
+            sender=envelope.sender.country,
+            receiver=envelope.receiver.country,
+            document_type=envelope.document_type.value,
+            function=envelope.function.value,
+            test=envelope.test,
+            digest=digest,
+            channel=channel,
+            replay_count=replays,
+        ).to_amqp(),
     )
 
 

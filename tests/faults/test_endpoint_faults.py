@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gateway.core.headers import MessageHeaders
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     Load,
@@ -174,10 +175,11 @@ async def test_refusing_endpoint_sends_every_message_to_the_dead_letters_with_th
     assert summary.delivered == 0
     assert summary.lost == 0
     assert set(parked) == set(load.accepted)
-    for message_id, headers in parked.items():
-        assert headers["x-asw-reason"] == "delivery-refused", headers
-        assert "HTTP 400" in str(headers["x-asw-detail"]), headers
-        assert headers["x-asw-original-routing-key"] == "TH.formd"
+    for message_id, table in parked.items():
+        headers = MessageHeaders.from_amqp(table)
+        assert headers.reason == "delivery-refused", headers
+        assert "HTTP 400" in (headers.detail or ""), headers
+        assert headers.original_routing_key == "TH.formd"
         view = views[message_id]
         assert view["last_error"] == "delivery-refused", view
         assert view["timeline"][-1]["error"] == "delivery-refused", view

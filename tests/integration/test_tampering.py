@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from gateway.app import Gateway
+from gateway.core.headers import MessageHeaders
 from tests.conftest import with_message_id
 from tests.integration.helpers import base_url, inbox, submit
 
@@ -40,7 +41,7 @@ async def test_copy_tampered_in_the_broker_is_refused_at_delivery(
             aio_pika.Message(
                 forged,
                 message_id=message_id,
-                headers={"x-asw-sender": "SG", "x-asw-document-type": "EFD"},
+                headers=dict(MessageHeaders(sender="SG", document_type="EFD").to_amqp()),
             ),
             routing_key="TH.formd",
         )
