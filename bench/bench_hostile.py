@@ -17,6 +17,9 @@ included: they are read after the baseline). The documents, all refused except t
 - ``padded``: the same attacker signer with eight fake CAs (within the count limit) and about
   8 MiB of signed content: 60-deep nested elements with long text, repeated up to just under
   the parser's tag limit (parse, C14N and digest of all of it run before the trust decision);
+- ``padded-plausible``: the same padded content from a signer whose chain passes every cheap
+  check (ordinary keys, a fake "SG Root CA"): all 8 MiB are canonicalised and digested by
+  signxml before path validation refuses the CA;
 - ``slow-signer``: the attacker's signer itself has the huge exponent (one slow signature
   check is the most it can cost), with the fake CAs up to 8 MiB.
 
@@ -61,7 +64,7 @@ SAMPLE = ROOT / "samples" / "formd" / "valid" / "sg-th-basic.xml"
 LIMIT = ParseLimits().max_bytes  # 8 MiB, the default body limit
 CPU_TARGET = 1.0
 RSS_TARGET_MB = 50.0
-CASES = ("honest", "fake-cas", "padded", "slow-signer")
+CASES = ("honest", "fake-cas", "padded", "padded-plausible", "slow-signer")
 DS = f"{{{NS_DSIG}}}"
 
 
@@ -206,9 +209,30 @@ def build_documents(folder: Path) -> None:
     _padding(padded_source, budget - 160 * 1024, tags=ParseLimits().max_markup - 2_000)
     padded = sign(padded_source, attacker_signing)
     _add_certificates(padded, fake_der, upto=None, count=8)
+    # The same padded content from a signer whose whole chain passes every cheap check (good
+    # keys, a fake "SG Root CA" with an ordinary key): signxml canonicalises and digests all
+    # 8 MiB before the trust decision refuses it. The worst case that reaches the cryptography.
+    plain_ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    plain_ca = _certificate(root_name, plain_ca_key, root_name, plain_ca_key)
+    plausible_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    plausible = _certificate(
+        _name("SG Document Signer (DEV)"), plausible_key, root_name, plain_ca_key
+    )
+    plausible_signing = load_signing_key(
+        _pem(plausible_key), plausible.public_bytes(serialization.Encoding.PEM)
+    )
+    padded_plausible = sign(copy.deepcopy(padded_source), plausible_signing)
+    _add_certificates(
+        padded_plausible, plain_ca.public_bytes(serialization.Encoding.DER), upto=None, count=1
+    )
     slow = sign(parse(SAMPLE.read_bytes()), slow_signing)
     _add_certificates(slow, fake_der, upto=budget, count=0)
-    for name, tree in (("fake-cas", fake_cas), ("padded", padded), ("slow-signer", slow)):
+    for name, tree in (
+        ("fake-cas", fake_cas),
+        ("padded", padded),
+        ("padded-plausible", padded_plausible),
+        ("slow-signer", slow),
+    ):
         data = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
         assert len(data) <= LIMIT, (name, len(data))
         (folder / f"{name}.xml").write_bytes(data)

@@ -14,7 +14,7 @@ from aiohttp import web
 from gateway.core.parsing import parse
 from gateway.errors import NotFound
 from gateway.offload import offload
-from gateway.web import JOURNAL, SETTINGS, SUBMISSIONS, _hidden_from
+from gateway.web import SETTINGS, SUBMISSIONS, message_id_of, visible_payload
 
 GUARD_HEADERS = {
     "Content-Security-Policy": "sandbox",
@@ -24,16 +24,8 @@ GUARD_HEADERS = {
 
 async def get_document_json(request: web.Request) -> web.Response:
     """GET /v1/messages/{id}/document.json: the stored document, decoded by its schema."""
-    message_id = request.match_info["message_id"].lower()
-    journal = request.app[JOURNAL]
-    view = await journal.get(message_id)
-    payload = (
-        await journal.payload(message_id)
-        if view and not _hidden_from(request, view.summary)
-        else None
-    )
-    if payload is None:
-        raise NotFound(f"No document is stored for message {message_id}.")
+    message_id = message_id_of(request)
+    payload = await visible_payload(request, message_id)
     ingest = request.app[SUBMISSIONS].ingest
     threshold = request.app[SETTINGS].http.offload_bytes
     document = await offload(

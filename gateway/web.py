@@ -386,13 +386,8 @@ async def list_messages(request: web.Request) -> web.Response:
     return web.json_response({"messages": [_summary_json(s) for s in newest]})
 
 
-async def get_document(request: web.Request) -> web.Response:
-    """GET /v1/messages/{id}/document: the stored document exactly as accepted.
-
-    Served as a download that a browser never renders on the gateway's origin: a document may
-    carry markup (XHTML with script) that was never signed, for instance inside KeyInfo.
-    """
-    message_id = message_id_of(request)
+async def visible_payload(request: web.Request, message_id: str) -> bytes:
+    """The stored document of ``message_id`` when the caller may see it; ``NotFound`` otherwise."""
     journal = request.app[JOURNAL]
     view = await journal.get(message_id)
     payload = (
@@ -402,6 +397,17 @@ async def get_document(request: web.Request) -> web.Response:
     )
     if payload is None:
         raise NotFound(f"No document is stored for message {message_id}.")
+    return payload
+
+
+async def get_document(request: web.Request) -> web.Response:
+    """GET /v1/messages/{id}/document: the stored document exactly as accepted.
+
+    Served as a download that a browser never renders on the gateway's origin: a document may
+    carry markup (XHTML with script) that was never signed, for instance inside KeyInfo.
+    """
+    message_id = message_id_of(request)
+    payload = await visible_payload(request, message_id)
     return web.Response(
         body=payload,
         content_type="application/xml",

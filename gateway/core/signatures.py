@@ -277,16 +277,17 @@ def verify(root: etree._Element, trust: TrustStore, *, now: datetime) -> Verifie
     certificates = _read_certificates(signature)
     leaf, intermediates = _pick_leaf(certificates)
     _check_leaf_key(leaf.certificate, method)
+    chain = tuple(c.certificate for c in intermediates)
+    # Trust before work: a signer that no CA of the sender named in the header (as sent)
+    # vouches for is refused before signxml canonicalises and digests the document, so an
+    # untrusted caller cannot buy up to 8 MiB of C14N. A success is cached by the chain, so the
+    # decision below, on the sender of the signed content, costs a lookup.
+    trust.check_signer(leaf.certificate, chain, sender=read_envelope(root).sender.country, now=now)
     signed_root = _check_signature(root, leaf.certificate, method)
     _CACHE.add(certificates)  # only certificates of a signature that verified
-    # The sender is read from the signed content only, never from the input tree.
+    # The sender that counts is read from the signed content only, never from the input tree.
     envelope = read_envelope(signed_root)
-    trusted = trust.check_signer(
-        leaf.certificate,
-        tuple(c.certificate for c in intermediates),
-        sender=envelope.sender.country,
-        now=now,
-    )
+    trusted = trust.check_signer(leaf.certificate, chain, sender=envelope.sender.country, now=now)
     return Verified(
         root=signed_root, envelope=envelope, signer=trusted.signer, warnings=trusted.warnings
     )
