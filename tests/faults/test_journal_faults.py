@@ -265,7 +265,7 @@ async def test_sqlite_deleted_journal_refuses_with_clear_code(
 async def test_postgres_read_only_then_writable_heals(report: Callable[[Summary], None]) -> None:
     """A private cluster read-only for 3 s (as after fail-over): 503 read-only, then 202 again."""
     if shutil.which("runuser") is None and os.geteuid() == 0:
-        pytest.skip("runuser is needed to run a private PostgreSQL as root")
+        pytest.fail("runuser (Debian's util-linux) is needed to run a private PostgreSQL as root")
     with private_postgres() as cluster:
         url = f"{cluster.url}?pool_max_size=4"
         journal = await open_journal(url)
