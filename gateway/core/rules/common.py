@@ -172,7 +172,6 @@ def header_rules(doc: Doc, h: Header, now: datetime) -> Iterator[Finding]:
 
 
 @functools.cache
-@functools.cache
 def asean_members() -> frozenset[str]:
     """The Member States of the parties plan (those that exchange nothing are refused later,
     by the routing decision, with receiver-not-enabled)."""
