@@ -14,12 +14,7 @@ from aiohttp import web
 from gateway.core.parsing import parse
 from gateway.errors import NotFound
 from gateway.offload import offload
-from gateway.web import SETTINGS, SUBMISSIONS, message_id_of, visible_payload
-
-GUARD_HEADERS = {
-    "Content-Security-Policy": "sandbox",
-    "X-Content-Type-Options": "nosniff",
-}
+from gateway.web import DOCUMENT_HEADERS, SETTINGS, SUBMISSIONS, message_id_of, visible_payload
 
 
 async def get_document_json(request: web.Request) -> web.Response:
@@ -34,5 +29,5 @@ async def get_document_json(request: web.Request) -> web.Response:
     if document is None:
         raise NotFound(f"This gateway cannot show message {message_id}'s document as JSON.")
     return web.json_response(
-        {"message_id": message_id, "document": document}, headers=GUARD_HEADERS
+        {"message_id": message_id, "document": document}, headers=DOCUMENT_HEADERS
     )

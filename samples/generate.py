@@ -627,6 +627,15 @@ def _large() -> FormD:
     return FormD(**{**LARGE_BASE, "items": tuple(items)})  # type: ignore[arg-type]
 
 
+def _derive(source: str, target: str, edit: Edit) -> None:
+    """Write ``target``: the sample ``source`` with ``edit`` applied."""
+    root = etree.parse(str(HERE / source), etree.XMLParser(remove_blank_text=False)).getroot()
+    edit(root)
+    path = HERE / target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n")
+
+
 def main() -> None:
     """Write every derived sample and the manifest."""
     manifest: list[dict[str, object]] = []
@@ -634,19 +643,10 @@ def main() -> None:
         (HERE / name).write_bytes(serialise(build(form)))
     large = HERE / "formd/valid/sg-vn-large-1mb.xml"
     large.write_bytes(serialise(build(_large())))
-    parser = etree.XMLParser(remove_blank_text=False)
     for source, target, edit in EDGES:
-        root = etree.parse(str(HERE / source), parser).getroot()
-        edit(root)
-        (HERE / target).write_bytes(
-            etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
-        )
+        _derive(source, target, edit)
     for source, target, edit, codes in INVALID:
-        root = etree.parse(str(HERE / source), parser).getroot()
-        edit(root)
-        path = HERE / target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n")
+        _derive(source, target, edit)
         valid = "/warning/" in target  # warnings only: valid, but with findings
         manifest.append({"file": target, "valid": valid, "codes": sorted(codes)})
     derived = {entry["file"] for entry in manifest}

@@ -37,6 +37,45 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 XSD_DIR = ROOT / "xsd"
 SAMPLE_FORMD = SAMPLES / "formd" / "valid" / "sg-th-basic.xml"
+# A small parties plan (tests/core): EFD among SG, TH and KH; ACDD only KH-SG; EFD SG-TL in 2027.
+PILOT_PARTIES = """
+version = "test-1"
+[[member]]
+country = "SG"
+name = "Singapore"
+member_since = 1967-08-08
+[[member]]
+country = "TH"
+name = "Thailand"
+member_since = 1967-08-08
+[[member]]
+country = "KH"
+name = "Cambodia"
+member_since = 1999-04-30
+[[member]]
+country = "TL"
+name = "Timor-Leste"
+member_since = 2025-10-26
+
+[[exchange]]
+document = "EFD"
+versions = ["1"]
+since = 2018-01-01
+members = ["SG", "TH", "KH"]
+
+[[exchange]]
+document = "ACDD"
+versions = ["1"]
+since = 2020-12-31
+pairs = [["KH", "SG"]]
+
+[[exchange]]
+document = "EFD"
+versions = ["1"]
+since = 2027-01-01
+until = 2027-12-31
+pairs = [["SG", "TL"]]
+"""
 AMQP_URL = os.environ.get("ASW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 AMQP_HOST = urlsplit(AMQP_URL).hostname or "127.0.0.1"
 AMQP_PORT = urlsplit(AMQP_URL).port or 5672

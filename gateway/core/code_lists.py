@@ -68,7 +68,8 @@ class Location:
     function: str
 
 
-def _rows(name: str) -> Iterator[dict[str, str]]:
+def rows(name: str) -> Iterator[dict[str, str]]:
+    """The rows of ``gateway/data/codelists/name`` (a UTF-8 CSV with a header line)."""
     data = resources.files("gateway").joinpath("data", "codelists", name).read_bytes()
     yield from csv.DictReader(io.StringIO(data.decode("utf-8")))
 
@@ -76,7 +77,7 @@ def _rows(name: str) -> Iterator[dict[str, str]]:
 @functools.cache
 def transport_modes() -> dict[str, Code]:
     """UN/ECE Rec 19 modes of transport (one digit)."""
-    return {r["code"]: Code(r["code"], r["name"]) for r in _rows("unece_rec19_transport_modes.csv")}
+    return {r["code"]: Code(r["code"], r["name"]) for r in rows("unece_rec19_transport_modes.csv")}
 
 
 @functools.cache
@@ -84,9 +85,9 @@ def package_types() -> dict[str, Code]:
     """UN/ECE Rec 21 package types: the two-character codes and Annex I's one-digit codes."""
     codes = {
         r["code"]: Code(r["code"], r["name"], r["status"])
-        for r in _rows("unece_rec21_package_types.csv")
+        for r in rows("unece_rec21_package_types.csv")
     }
-    for r in _rows("unece_rec21_one_digit_codes.csv"):
+    for r in rows("unece_rec21_one_digit_codes.csv"):
         if r["code_set"] == "package_type" and not r["name"].startswith("("):
             codes.setdefault(r["code"], Code(r["code"], r["name"]))
     return codes
@@ -99,7 +100,7 @@ def units() -> dict[str, Code]:
         r["code"]: Code(
             r["code"], r["name"], r["status"] if r["status"] in REC20_STATUS_WORDS else ""
         )
-        for r in _rows("unece_rec20_units.csv")
+        for r in rows("unece_rec20_units.csv")
     }
     for pkg in package_types().values():
         if len(pkg.code) == 2:  # X00-XZZ are reserved for the two-character package codes
@@ -124,7 +125,7 @@ def current_units() -> frozenset[str]:
 @functools.cache
 def currencies() -> dict[str, Code]:
     """ISO 4217 alphabetic currency and funds codes in use."""
-    return {r["code"]: Code(r["code"], r["name"]) for r in _rows("iso4217_active.csv")}
+    return {r["code"]: Code(r["code"], r["name"]) for r in rows("iso4217_active.csv")}
 
 
 @functools.cache
@@ -132,7 +133,7 @@ def locations() -> dict[str, Location]:
     """UN/LOCODEs of the ASEAN Member States and Timor-Leste."""
     found: dict[str, Location] = {}
     for name in ("unlocode_asean.csv", "unlocode_tl.csv"):
-        for r in _rows(name):
+        for r in rows(name):
             code = r["locode"]
             found.setdefault(code, Location(code, r["country"], r["name"], r["function"]))
     return found

@@ -91,6 +91,10 @@ class Rule:
         """The same rule for a document that has no boxes (ACDD)."""
         return Rule(code=self.code, severity=self.severity, box=None, summary=self.summary)
 
+    def boxed_if(self, boxed: bool) -> Rule:
+        """This rule when the document has boxes (Form D), else ``without_box()``."""
+        return self if boxed else self.without_box()
+
 
 def _r(code: str, severity: str, box: str | None, summary: str) -> Rule:
     return Rule(code=code, severity=severity, box=box, summary=summary)

@@ -14,13 +14,12 @@ the HS's printed form, ``8471.30.20`` AHTN's); the Form D schema refuses spaces 
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from typing import Final
+
+from gateway.core.code_lists import rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +69,8 @@ def edition_on(day: date) -> Edition | None:
 @functools.cache
 def load(edition: Edition) -> Nomenclature:
     """The codes of ``edition``, read once."""
-    data = resources.files("gateway").joinpath("data", "codelists", edition.file).read_bytes()
     levels: dict[str, set[str]] = {"chapter": set(), "heading": set(), "subheading": set()}
-    for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
+    for row in rows(edition.file):
         found = levels.get(row["level"])
         if found is not None:
             found.add(row["code"])

@@ -79,17 +79,17 @@ class Parties:
         for country in (receiver, sender):
             if country not in self.members:
                 return f"{country} is not an ASEAN Member State in the gateway's parties plan."
-        entries = [e for e in self.exchanges if e.document is document]
-        if any(e.covers(sender, receiver, day) and version in e.versions for e in entries):
+        covering = [
+            e for e in self.exchanges if e.document is document and e.covers(sender, receiver, day)
+        ]
+        versions = {v for e in covering for v in e.versions}
+        if version in versions:
             return None
         receiver_name = self.members[receiver].name
-        if any(e.covers(sender, receiver, day) for e in entries):
-            versions = sorted(
-                {v for e in entries if e.covers(sender, receiver, day) for v in e.versions}
-            )
+        if covering:
             return (
                 f"{receiver_name} does not take version {version} of the {what} from "
-                f"{sender} (it takes version {', '.join(versions)})."
+                f"{sender} (it takes version {', '.join(sorted(versions))})."
             )
         who = receiver if receiver_name == receiver else f"{receiver_name} ({receiver})"
         return (

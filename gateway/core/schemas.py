@@ -324,10 +324,10 @@ class _Problem:
     """One error, located: the element, the attribute if any, and its explanation."""
 
     elem: etree._Element
-    attribute: str | None
     code: str
     tail: str
     hint: str | None
+    attribute: str | None = None
     value_error: bool = False
 
 
@@ -419,7 +419,6 @@ def _problem(  # noqa: PLR0911
         what = label(_names_of(elem))
         return _Problem(
             elem=elem,
-            attribute=None,
             code="xsd-unexpected-text",
             tail=f"the {what} contains text where only elements belong.",
             hint="Remove the stray text.",
@@ -428,7 +427,6 @@ def _problem(  # noqa: PLR0911
         return _value_problem(error, elem)
     return _Problem(
         elem=elem,
-        attribute=None,
         code="xsd-invalid",
         tail=f"{label(_names_of(elem))}: {error.reason or 'does not match the schema'}.",
         hint=None,
@@ -451,7 +449,6 @@ def _content_problem(error: XMLSchemaChildrenValidationError, parent: etree._Ele
         missing = expected or "a required element"
         return _Problem(
             elem=parent,
-            attribute=None,
             code="xsd-missing-element",
             tail=f"the {label(_names_of(parent))} is incomplete: {missing} is missing.",
             hint=f"Add {missing}.",
@@ -460,14 +457,12 @@ def _content_problem(error: XMLSchemaChildrenValidationError, parent: etree._Ele
     if expected is None:
         return _Problem(
             elem=child,
-            attribute=None,
             code="xsd-unexpected-element",
             tail=f"the element {what} is not allowed here.",
             hint="Remove the element or check its name.",
         )
     return _Problem(
         elem=child,
-        attribute=None,
         code="xsd-unexpected-element",
         tail=f"found the {what} where {expected} was expected: {expected} may be missing, or "
         f"the {what} misplaced or misspelt.",
@@ -514,14 +509,12 @@ def _element_problem(
     if not values:
         return _Problem(
             elem=elem,
-            attribute=None,
             code="xsd-invalid",
             tail=f"the {label(_names_of(elem))}: {error.reason or 'does not match the schema'}.",
             hint=None,
         )
     return _Problem(
         elem=elem,
-        attribute=None,
         code="xsd-duplicate-key",
         tail=f"the item number {values[0]} is used more than once.",
         hint="Number the goods items 1, 2, 3, ... without repeats.",

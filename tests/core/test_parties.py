@@ -10,48 +10,10 @@ import pytest
 from gateway.core.envelope import MEMBER_STATES, DocumentType
 from gateway.core.parties import PartiesError, default_parties, load_parties, parse_parties
 from gateway.errors import SettingsError
+from tests.conftest import PILOT_PARTIES
 
 TEN = list(MEMBER_STATES)
 DAY = date(2026, 12, 1)
-
-PILOT = """
-version = "test-1"
-[[member]]
-country = "SG"
-name = "Singapore"
-member_since = 1967-08-08
-[[member]]
-country = "TH"
-name = "Thailand"
-member_since = 1967-08-08
-[[member]]
-country = "KH"
-name = "Cambodia"
-member_since = 1999-04-30
-[[member]]
-country = "TL"
-name = "Timor-Leste"
-member_since = 2025-10-26
-
-[[exchange]]
-document = "EFD"
-versions = ["1"]
-since = 2018-01-01
-members = ["SG", "TH", "KH"]
-
-[[exchange]]
-document = "ACDD"
-versions = ["1"]
-since = 2020-12-31
-pairs = [["KH", "SG"]]
-
-[[exchange]]
-document = "EFD"
-versions = ["1"]
-since = 2027-01-01
-until = 2027-12-31
-pairs = [["SG", "TL"]]
-"""
 
 
 def test_default_plan_keeps_every_type_between_the_ten() -> None:
@@ -75,7 +37,7 @@ def test_timor_leste_is_a_member_but_exchanges_nothing_by_default() -> None:
 
 def test_acdd_only_between_listed_pairs() -> None:
     """An exchange by pairs enables exactly those pairs, in both directions."""
-    plan = parse_parties(PILOT)
+    plan = parse_parties(PILOT_PARTIES)
     assert plan.takes("KH", "SG", DocumentType.ACDD, "1", DAY)
     assert plan.takes("SG", "KH", DocumentType.ACDD, "1", DAY)
     refusal = plan.refusal("SG", "TH", DocumentType.ACDD, "1", DAY)
@@ -85,7 +47,7 @@ def test_acdd_only_between_listed_pairs() -> None:
 
 def test_dates_bound_an_exchange() -> None:
     """An exchange applies from its since date up to its until date, inclusive."""
-    plan = parse_parties(PILOT)
+    plan = parse_parties(PILOT_PARTIES)
     assert not plan.takes("KH", "SG", DocumentType.ACDD, "1", date(2020, 12, 30))
     assert plan.takes("KH", "SG", DocumentType.ACDD, "1", date(2020, 12, 31))
     assert not plan.takes("SG", "TL", DocumentType.FORM_D, "1", date(2026, 12, 31))
@@ -95,7 +57,7 @@ def test_dates_bound_an_exchange() -> None:
 
 def test_an_unsupported_version_is_named() -> None:
     """A receiver that takes the type but not the version says which it takes."""
-    refusal = parse_parties(PILOT).refusal("SG", "TH", DocumentType.FORM_D, "2", DAY)
+    refusal = parse_parties(PILOT_PARTIES).refusal("SG", "TH", DocumentType.FORM_D, "2", DAY)
     assert (
         refusal == "Thailand does not take version 2 of the e-Form D from SG (it takes version 1)."
     )
@@ -103,7 +65,7 @@ def test_an_unsupported_version_is_named() -> None:
 
 def test_a_country_outside_the_plan_is_refused() -> None:
     """A sender or receiver that is no member of the plan is refused."""
-    refusal = parse_parties(PILOT).refusal("SG", "CN", DocumentType.FORM_D, "1", DAY)
+    refusal = parse_parties(PILOT_PARTIES).refusal("SG", "CN", DocumentType.FORM_D, "1", DAY)
     assert refusal == "CN is not an ASEAN Member State in the gateway's parties plan."
 
 
@@ -135,7 +97,7 @@ def test_plan_file_from_the_settings_or_the_shipped_one(tmp_path: Path) -> None:
     """documents.parties_file names a plan, "" the shipped one; a bad file is settings-invalid."""
     assert load_parties("") is default_parties()
     plan = tmp_path / "parties.toml"
-    plan.write_text(PILOT, encoding="utf-8")
+    plan.write_text(PILOT_PARTIES, encoding="utf-8")
     assert load_parties(str(plan)).version == "test-1"
     with pytest.raises(SettingsError, match=r"documents\.parties_file"):
         load_parties(str(tmp_path / "missing.toml"))

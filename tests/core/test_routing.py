@@ -13,7 +13,7 @@ from gateway.core.routing import RoutingTable
 from gateway.core.topology import Topology
 from gateway.core.validation import Validator
 from gateway.errors import ReceiverNotEnabled, UnknownRoute
-from tests.conftest import SAMPLE_FORMD, SAMPLES, XSD_DIR
+from tests.conftest import PILOT_PARTIES, SAMPLE_FORMD, SAMPLES, XSD_DIR
 
 
 def test_route_goes_to_the_receivers_queue() -> None:
@@ -54,29 +54,7 @@ def _for(receiver: str, document: bytes = b"") -> Envelope:
     return read_envelope(parse(data))
 
 
-ACDD_PAIRS = parse_parties(
-    """
-version = "pairs"
-[[member]]
-country = "SG"
-member_since = 1967-08-08
-[[member]]
-country = "TH"
-name = "Thailand"
-member_since = 1967-08-08
-[[member]]
-country = "KH"
-member_since = 1999-04-30
-[[exchange]]
-document = "EFD"
-since = 2018-01-01
-members = ["SG", "TH", "KH"]
-[[exchange]]
-document = "ACDD"
-since = 2020-12-31
-pairs = [["SG", "KH"]]
-"""
-)
+ACDD_PAIRS = parse_parties(PILOT_PARTIES)  # ACDD only between SG and KH
 
 
 def test_default_table_takes_every_type_between_the_ten() -> None:

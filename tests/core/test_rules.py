@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.core.codelists import CATALOGUE
+from gateway.core.codelists import CATALOGUE, HS_UNKNOWN
 from gateway.core.envelope import DocumentType
 from gateway.core.parsing import parse
 from gateway.core.rules import check_rules
@@ -458,3 +458,11 @@ def test_issue17_findings_carry_everything_an_officer_needs(validator: Validator
                 assert f.box == CATALOGUE[f.code].box and f.message.startswith("Box ")
                 assert f.path and f.line and f.hint, f
     assert seen == ISSUE17_CODES
+
+
+def test_boxed_if_keeps_the_box_only_for_a_boxed_document() -> None:
+    """Rule.boxed_if(True) is the rule itself; boxed_if(False) the same rule without its box."""
+    assert HS_UNKNOWN.box is not None
+    assert HS_UNKNOWN.boxed_if(True) is HS_UNKNOWN
+    assert HS_UNKNOWN.boxed_if(False) == HS_UNKNOWN.without_box()
+    assert HS_UNKNOWN.boxed_if(False).box is None

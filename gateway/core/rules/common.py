@@ -44,7 +44,6 @@ from gateway.core.codelists import (
     SENDER_IS_RECEIVER,
     UNIT_RETIRED,
     UNIT_UNKNOWN,
-    Rule,
 )
 from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD
 from gateway.core.envelope import DocumentType as Doc
@@ -172,7 +171,6 @@ def header_rules(doc: Doc, h: Header, now: datetime) -> Iterator[Finding]:
 
 
 @functools.cache
-@functools.cache
 def asean_members() -> frozenset[str]:
     """The Member States of the parties plan (those that exchange nothing are refused later,
     by the routing decision, with receiver-not-enabled)."""
@@ -184,35 +182,32 @@ def country_rules(
 ) -> Iterator[Finding]:
     """Exporting and importing country: Member States, different, and as in the header."""
 
-    def rule(r: Rule) -> Rule:
-        return r if boxed else r.without_box()
-
     exporting, importing = text(export_el), text(import_el)
     for el, code, what in (
         (export_el, exporting, "exporting"),
         (import_el, importing, "importing"),
     ):
         if code not in asean_members():
-            yield rule(COUNTRY_NOT_MEMBER).finding(
+            yield COUNTRY_NOT_MEMBER.boxed_if(boxed).finding(
                 el,
                 f"the {what} country {code} is not an ASEAN Member State.",
                 "Only ASEAN Member States exchange this document.",
             )
     if exporting == importing:
-        yield rule(COUNTRIES_IDENTICAL).finding(
+        yield COUNTRIES_IDENTICAL.boxed_if(boxed).finding(
             import_el,
             f"the exporting and importing country are both {exporting}.",
             "The importing country is where the consignee receives the goods.",
         )
     elif exporting != h.sender:
-        yield rule(EXPORT_NOT_SENDER).finding(
+        yield EXPORT_NOT_SENDER.boxed_if(boxed).finding(
             export_el,
             f"the exporting country {exporting} is not the sender {h.sender} named "
             "in the message header.",
             "The exporting Member State's single window sends it.",
         )
     if importing not in (exporting, h.receiver):
-        yield rule(IMPORT_NOT_RECEIVER).finding(
+        yield IMPORT_NOT_RECEIVER.boxed_if(boxed).finding(
             import_el,
             f"the importing country {importing} is not the receiver {h.receiver} "
             "named in the message header.",
@@ -247,7 +242,7 @@ def hs_rules(
     if missing is None:
         return
     part = {"chapter": digits[:2], "heading": digits[:4], "subheading": digits[:6]}[missing]
-    rule = HS_UNKNOWN if boxed else HS_UNKNOWN.without_box()
+    rule = HS_UNKNOWN.boxed_if(boxed)
     yield rule.finding(
         el,
         f"the HS code '{code}' is not in the {edition.name} nomenclature in force on "
@@ -290,7 +285,7 @@ def unit_findings(measures: Iterable[etree._Element], *, boxed: bool) -> Iterato
         item = _item_of(el)
         unit = retired.get(code)
         if unit is None:
-            yield (UNIT_UNKNOWN if boxed else UNIT_UNKNOWN.without_box()).finding(
+            yield UNIT_UNKNOWN.boxed_if(boxed).finding(
                 el,
                 f"the unit '{code}' is not in {REC20}.",
                 "Use a Rec 20 code, e.g. KGM kilogram, H87 piece, LTR litre, CTM carat; "
@@ -299,7 +294,7 @@ def unit_findings(measures: Iterable[etree._Element], *, boxed: bool) -> Iterato
             )
             continue
         state = REC20_STATUS_WORDS[unit.status]
-        yield (UNIT_RETIRED if boxed else UNIT_RETIRED.without_box()).finding(
+        yield UNIT_RETIRED.boxed_if(boxed).finding(
             el,
             f"the unit '{unit.code}' ({unit.name}) is marked {state} in {REC20}.",
             "Use the current Rec 20 code for the unit, e.g. KGM kilogram or H87 piece; package "
