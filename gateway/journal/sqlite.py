@@ -767,12 +767,11 @@ def _check_writable(path: str, *, create: bool) -> None:
 
 
 def _create_private(path: str) -> None:
-    """Create the journal file readable by its owner only (0600), if it does not exist yet.
+    """Create the journal file readable by its owner only (0600), or tighten a wider one.
 
     The journal holds every payload. SQLite creates the ``-wal`` and ``-shm`` files beside it
-    with the database file's permissions, so they are 0600 too. An existing file keeps the
-    mode its operator gave it. (``os.umask`` would do it too, but it is per process, not per
-    thread, and other threads create files meanwhile.)
+    with the database file's permissions, so they are 0600 too. (``os.umask`` would do it
+    too, but it is per process, not per thread, and other threads create files meanwhile.)
     """
     if path == ":memory:":
         return
@@ -786,7 +785,12 @@ def _create_private(path: str) -> None:
         raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
     except OSError as exc:
         raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
-    os.close(descriptor)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, FILE_MODE)
+            log.warning("journal_permissions_tightened", mode="0600")
+    finally:
+        os.close(descriptor)
 
 
 def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:
