@@ -182,15 +182,12 @@ def _transition_statement(requested: MessageState) -> sa.Insert | None:
             tables.states_in(messages.c.state, (MessageState(v) for v in moves)),
         )
         .values(
-            state=sa.case(
-                {old: tables.const(new) for old, new in sorted(moves.items())},
-                value=messages.c.state,
-            ),
-            state_at=param("at", messages.c.state_at),
-            lease_until=sa.null(),
-            last_error_code=sa.func.coalesce(
-                param("error_code", messages.c.last_error_code), messages.c.last_error_code
-            ),
+            tables.transition_values(
+                sa.case(
+                    {old: tables.const(new) for old, new in sorted(moves.items())},
+                    value=messages.c.state,
+                )
+            )
         )
         .returning(messages.c.message_id, messages.c.state, messages.c.attempts)
         .cte("u")

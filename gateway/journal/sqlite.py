@@ -144,14 +144,7 @@ _SQL = tables.compile_all(
         ),
         "transition": sa.update(messages)
         .where(tables.by_id(messages))
-        .values(
-            state=param("state", messages.c.state),
-            state_at=param("at", messages.c.state_at),
-            lease_until=sa.null(),
-            last_error_code=sa.func.coalesce(
-                param("error_code", messages.c.last_error_code), messages.c.last_error_code
-            ),
-        ),
+        .values(tables.transition_values(param("state", messages.c.state))),
         "claim": tables.claim_update().returning(messages.c.attempts),
         "link": sqlite.insert(links)
         .values(tables.values_of(links, ("message_id", "related_message_id", "relation", "at")))

@@ -311,6 +311,19 @@ def by_id(table: sa.Table) -> ColumnElement[bool]:
     return table.c.message_id == param("message_id")
 
 
+def transition_values(state: ColumnElement[Any]) -> dict[str, ColumnElement[Any]]:
+    """The SET of a transition: the new ``state`` at ``:at``, no lease, and ``:error_code``
+    when one is given (the last one kept otherwise)."""
+    return {
+        "state": state,
+        "state_at": param("at", messages.c.state_at),
+        "lease_until": sa.null(),
+        "last_error_code": sa.func.coalesce(
+            param("error_code", messages.c.last_error_code), messages.c.last_error_code
+        ),
+    }
+
+
 def claim_update() -> sa.Update:
     """The conditional UPDATE that takes a claim, granting exactly where ``lease.claim`` does.
 
