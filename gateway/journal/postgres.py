@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -84,6 +83,7 @@ from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
     known_params,
+    list_filters,
     record_values,
     summary_from_row,
 )
@@ -334,12 +334,6 @@ _TRANSITIONS: dict[MessageState, tables.Sql | None] = {
 """The transition statement towards each state, compiled at import."""
 
 _DDL = tables.ddl("postgresql")
-
-
-@functools.cache
-def _list_sql(filters: frozenset[str]) -> tables.Sql:
-    """The listing for one combination of filters, compiled the first time it is asked for."""
-    return tables.compile_for("postgresql", tables.list_statement(filters))
 
 
 def _when(value: Any) -> datetime:
@@ -704,19 +698,12 @@ class PostgresJournal:
         before: datetime | None = None,
     ) -> list[MessageSummary]:
         """See ``Journal.list_messages``."""
-        given: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("state", state.value if state is not None else None),
-                ("sender", sender),
-                ("receiver", receiver),
-                ("test", test),
-                ("before", as_utc(before) if before is not None else None),
-            )
-            if value is not None
-        }
+        given = list_filters(
+            state=state, sender=sender, receiver=receiver, test=test, before=before, stamp=as_utc
+        )
+        query = tables.list_sql("postgresql", frozenset(given))
         async with self._transaction() as cur:
-            await _execute(cur, _list_sql(frozenset(given)), **given, limit=max(0, limit))
+            await _execute(cur, query, **given, limit=max(0, limit))
             rows = await cur.fetchall()
         return [summary_from_row(row, _when) for row in rows]
 

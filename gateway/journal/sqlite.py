@@ -94,6 +94,7 @@ from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
     known_params,
+    list_filters,
     record_values,
     summary_from_row,
 )
@@ -171,12 +172,6 @@ _SQL = tables.compile_all(
 """Every statement this backend runs, compiled for SQLite once, at import."""
 
 _DDL = tables.ddl("sqlite")
-
-
-@functools.cache
-def _list_sql(filters: frozenset[str]) -> tables.Sql:
-    """The listing for one combination of filters, compiled the first time it is asked for."""
-    return tables.compile_for("sqlite", tables.list_statement(filters))
 
 
 def _stamp(moment: datetime) -> str:
@@ -532,18 +527,10 @@ class SqliteJournal:
         before: datetime | None = None,
     ) -> list[MessageSummary]:
         """See ``Journal.list_messages``."""
-        given: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("state", state.value if state is not None else None),
-                ("sender", sender),
-                ("receiver", receiver),
-                ("test", test),
-                ("before", _stamp(before) if before is not None else None),
-            )
-            if value is not None
-        }
-        query = _list_sql(frozenset(given))
+        given = list_filters(
+            state=state, sender=sender, receiver=receiver, test=test, before=before, stamp=_stamp
+        )
+        query = tables.list_sql("sqlite", frozenset(given))
         return await self._read(
             _select_summaries, query, query.params(**given, limit=max(0, limit))
         )

@@ -25,6 +25,7 @@ Tables (see docs/journal.md):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -439,3 +440,9 @@ def list_statement(filters: frozenset[str]) -> sa.Select[Any]:
         .order_by(messages.c.received_at.desc(), messages.c.message_id.desc())
         .limit(param("limit"))
     )
+
+
+@functools.cache
+def list_sql(dialect: str, filters: frozenset[str]) -> Sql:
+    """The listing for one combination of filters, compiled the first time it is asked for."""
+    return compile_for(dialect, list_statement(filters))
