@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -165,23 +163,6 @@ def request_pool(settings: Settings) -> RequestPool:
     return RequestPool(threads=settings.http.request_threads, queue=settings.http.request_queue)
 
 
-def protect_journal_file(url: str) -> None:
-    """Create a SQLite journal file readable by the gateway's user only (0600), or tighten it.
-
-    SQLite gives its -wal and -shm files the mode of the database file, so they follow.
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite" or not parts.path or not Path(parts.path).parent.is_dir():
-        return
-    fd = os.open(parts.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        if os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-            log.warning("journal_permissions_tightened", mode="0600")
-    finally:
-        os.close(fd)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -261,7 +242,6 @@ class Gateway:
         """Open the journal, connect to the broker (in the background), consume and listen."""
         open_files = raise_open_file_limit()
         url = journal_url(self.settings.journal)
-        protect_journal_file(url)
         journal = self.journal = metrics.timed_journal(
             await open_journal(url, op_timeout=self.settings.journal.op_timeout_seconds)
         )

@@ -51,6 +51,7 @@ from prometheus_client.registry import Collector
 
 from gateway.core.breaker import BreakerPhase
 from gateway.core.envelope import DocumentType, Envelope
+from gateway.core.states import WAITING_STATES as _NOT_HANDED_OVER
 from gateway.core.states import MessageState
 from gateway.errors import GatewayError
 
@@ -75,12 +76,7 @@ PUBLISHED_AT_HEADER = "x-asw-first-published-at"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # States in which a message still waits for its hand-over.
-WAITING_STATES = (
-    MessageState.ACCEPTED,
-    MessageState.QUEUED,
-    MessageState.RETRYING,
-    MessageState.DELIVERING,
-)
+WAITING_STATES = tuple(state for state in MessageState if state in _NOT_HANDED_OVER)
 # The families read at scrape time (see ``Sources``), for the docs and the rules' tests.
 SCRAPE_TIME_FAMILIES = (
     "asw_broker_up",

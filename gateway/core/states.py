@@ -159,6 +159,9 @@ CLAIMABLE_STATES = frozenset(
 )
 """States a delivery worker may claim outright; DELIVERING only once its lease has run out."""
 
+WAITING_STATES = CLAIMABLE_STATES | {_S.DELIVERING}
+"""Not handed over yet: claimable, or being handed over (under a lease)."""
+
 FINAL_STATES = frozenset(
     current for current, moves in TRANSITIONS.items() if set(moves.values()) == {current}
 )

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.core.lease import ClaimResult
-from gateway.core.states import MessageState
+from gateway.core.states import WAITING_STATES, MessageState
 
 DEFAULT_LEASE = timedelta(minutes=5)
 """How long a delivery claim holds; it must outlast the slowest adapter hand-over."""
@@ -484,9 +484,7 @@ def inbox_item(
 PICKUP_NOT_ACKNOWLEDGED = "pickup-not-acknowledged"
 """The error code of a pull-inbox document escalated by ``inbox_escalate``."""
 
-ESCALATABLE = frozenset(
-    {MessageState.ACCEPTED, MessageState.QUEUED, MessageState.DELIVERING, MessageState.RETRYING}
-)
+ESCALATABLE = WAITING_STATES
 """States an unacknowledged inbox document may be escalated from (not delivered, not dead)."""
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -84,6 +83,7 @@ from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
     known_params,
+    list_filters,
     record_values,
     summary_from_row,
 )
@@ -182,15 +182,12 @@ def _transition_statement(requested: MessageState) -> sa.Insert | None:
             tables.states_in(messages.c.state, (MessageState(v) for v in moves)),
         )
         .values(
-            state=sa.case(
-                {old: tables.const(new) for old, new in sorted(moves.items())},
-                value=messages.c.state,
-            ),
-            state_at=param("at", messages.c.state_at),
-            lease_until=sa.null(),
-            last_error_code=sa.func.coalesce(
-                param("error_code", messages.c.last_error_code), messages.c.last_error_code
-            ),
+            tables.transition_values(
+                sa.case(
+                    {old: tables.const(new) for old, new in sorted(moves.items())},
+                    value=messages.c.state,
+                )
+            )
         )
         .returning(messages.c.message_id, messages.c.state, messages.c.attempts)
         .cte("u")
@@ -337,12 +334,6 @@ _TRANSITIONS: dict[MessageState, tables.Sql | None] = {
 """The transition statement towards each state, compiled at import."""
 
 _DDL = tables.ddl("postgresql")
-
-
-@functools.cache
-def _list_sql(filters: frozenset[str]) -> tables.Sql:
-    """The listing for one combination of filters, compiled the first time it is asked for."""
-    return tables.compile_for("postgresql", tables.list_statement(filters))
 
 
 def _when(value: Any) -> datetime:
@@ -707,19 +698,12 @@ class PostgresJournal:
         before: datetime | None = None,
     ) -> list[MessageSummary]:
         """See ``Journal.list_messages``."""
-        given: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("state", state.value if state is not None else None),
-                ("sender", sender),
-                ("receiver", receiver),
-                ("test", test),
-                ("before", as_utc(before) if before is not None else None),
-            )
-            if value is not None
-        }
+        given = list_filters(
+            state=state, sender=sender, receiver=receiver, test=test, before=before, stamp=as_utc
+        )
+        query = tables.list_sql("postgresql", frozenset(given))
         async with self._transaction() as cur:
-            await _execute(cur, _list_sql(frozenset(given)), **given, limit=max(0, limit))
+            await _execute(cur, query, **given, limit=max(0, limit))
             rows = await cur.fetchall()
         return [summary_from_row(row, _when) for row in rows]
 

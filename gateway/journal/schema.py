@@ -50,6 +50,32 @@ def record_values(entry: MessageRecord, stamp: Callable[[datetime], Any]) -> dic
     }
 
 
+def list_filters(
+    *,
+    state: MessageState | None,
+    sender: str | None,
+    receiver: str | None,
+    test: bool | None,
+    before: datetime | None,
+    stamp: Callable[[datetime], Any],
+) -> dict[str, Any]:
+    """The filters given to ``list_messages`` (``tables.LIST_FILTERS``), by name, None left out.
+
+    ``stamp`` encodes a timestamp the way the backend stores it.
+    """
+    return {
+        name: value
+        for name, value in (
+            ("state", state.value if state is not None else None),
+            ("sender", sender),
+            ("receiver", receiver),
+            ("test", test),
+            ("before", stamp(before) if before is not None else None),
+        )
+        if value is not None
+    }
+
+
 def summary_from_row(row: Sequence[Any], when: Callable[[Any], datetime]) -> MessageSummary:
     """Decode a row selected with ``tables.SUMMARY``; ``when`` decodes a stored timestamp."""
     return MessageSummary(

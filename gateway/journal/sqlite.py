@@ -94,6 +94,7 @@ from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
     known_params,
+    list_filters,
     record_values,
     summary_from_row,
 )
@@ -144,14 +145,7 @@ _SQL = tables.compile_all(
         ),
         "transition": sa.update(messages)
         .where(tables.by_id(messages))
-        .values(
-            state=param("state", messages.c.state),
-            state_at=param("at", messages.c.state_at),
-            lease_until=sa.null(),
-            last_error_code=sa.func.coalesce(
-                param("error_code", messages.c.last_error_code), messages.c.last_error_code
-            ),
-        ),
+        .values(tables.transition_values(param("state", messages.c.state))),
         "claim": tables.claim_update().returning(messages.c.attempts),
         "link": sqlite.insert(links)
         .values(tables.values_of(links, ("message_id", "related_message_id", "relation", "at")))
@@ -178,12 +172,6 @@ _SQL = tables.compile_all(
 """Every statement this backend runs, compiled for SQLite once, at import."""
 
 _DDL = tables.ddl("sqlite")
-
-
-@functools.cache
-def _list_sql(filters: frozenset[str]) -> tables.Sql:
-    """The listing for one combination of filters, compiled the first time it is asked for."""
-    return tables.compile_for("sqlite", tables.list_statement(filters))
 
 
 def _stamp(moment: datetime) -> str:
@@ -539,18 +527,10 @@ class SqliteJournal:
         before: datetime | None = None,
     ) -> list[MessageSummary]:
         """See ``Journal.list_messages``."""
-        given: dict[str, Any] = {
-            name: value
-            for name, value in (
-                ("state", state.value if state is not None else None),
-                ("sender", sender),
-                ("receiver", receiver),
-                ("test", test),
-                ("before", _stamp(before) if before is not None else None),
-            )
-            if value is not None
-        }
-        query = _list_sql(frozenset(given))
+        given = list_filters(
+            state=state, sender=sender, receiver=receiver, test=test, before=before, stamp=_stamp
+        )
+        query = tables.list_sql("sqlite", frozenset(given))
         return await self._read(
             _select_summaries, query, query.params(**given, limit=max(0, limit))
         )
@@ -767,12 +747,11 @@ def _check_writable(path: str, *, create: bool) -> None:
 
 
 def _create_private(path: str) -> None:
-    """Create the journal file readable by its owner only (0600), if it does not exist yet.
+    """Create the journal file readable by its owner only (0600), or tighten a wider one.
 
     The journal holds every payload. SQLite creates the ``-wal`` and ``-shm`` files beside it
-    with the database file's permissions, so they are 0600 too. An existing file keeps the
-    mode its operator gave it. (``os.umask`` would do it too, but it is per process, not per
-    thread, and other threads create files meanwhile.)
+    with the database file's permissions, so they are 0600 too. (``os.umask`` would do it
+    too, but it is per process, not per thread, and other threads create files meanwhile.)
     """
     if path == ":memory:":
         return
@@ -786,7 +765,12 @@ def _create_private(path: str) -> None:
         raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
     except OSError as exc:
         raise JournalUnavailable(f"The SQLite journal at {path} cannot be created: {exc}") from exc
-    os.close(descriptor)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, FILE_MODE)
+            log.warning("journal_permissions_tightened", mode="0600")
+    finally:
+        os.close(descriptor)
 
 
 def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:

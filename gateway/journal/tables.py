@@ -25,6 +25,7 @@ Tables (see docs/journal.md):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -311,6 +312,19 @@ def by_id(table: sa.Table) -> ColumnElement[bool]:
     return table.c.message_id == param("message_id")
 
 
+def transition_values(state: ColumnElement[Any]) -> dict[str, ColumnElement[Any]]:
+    """The SET of a transition: the new ``state`` at ``:at``, no lease, and ``:error_code``
+    when one is given (the last one kept otherwise)."""
+    return {
+        "state": state,
+        "state_at": param("at", messages.c.state_at),
+        "lease_until": sa.null(),
+        "last_error_code": sa.func.coalesce(
+            param("error_code", messages.c.last_error_code), messages.c.last_error_code
+        ),
+    }
+
+
 def claim_update() -> sa.Update:
     """The conditional UPDATE that takes a claim, granting exactly where ``lease.claim`` does.
 
@@ -426,3 +440,9 @@ def list_statement(filters: frozenset[str]) -> sa.Select[Any]:
         .order_by(messages.c.received_at.desc(), messages.c.message_id.desc())
         .limit(param("limit"))
     )
+
+
+@functools.cache
+def list_sql(dialect: str, filters: frozenset[str]) -> Sql:
+    """The listing for one combination of filters, compiled the first time it is asked for."""
+    return compile_for(dialect, list_statement(filters))

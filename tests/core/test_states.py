@@ -318,3 +318,18 @@ class TestClaimRule:
         """After the atomic statement took nothing, GRANTED becomes BUSY; the rest stand."""
         expected = ClaimResult.BUSY if answer is ClaimResult.GRANTED else answer
         assert lease.refused(answer) is expected
+
+
+def test_waiting_states_are_those_not_yet_handed_over() -> None:
+    """WAITING_STATES is the claimable states plus DELIVERING, shared by inbox and metrics."""
+    from gateway.core.states import WAITING_STATES
+    from gateway.journal.contract import ESCALATABLE
+    from gateway.metrics import WAITING_STATES as METRICS_WAITING
+
+    expected = {
+        MessageState.ACCEPTED,
+        MessageState.QUEUED,
+        MessageState.RETRYING,
+        MessageState.DELIVERING,
+    }
+    assert WAITING_STATES == ESCALATABLE == set(METRICS_WAITING) == expected

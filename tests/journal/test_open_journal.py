@@ -77,6 +77,18 @@ async def test_sqlite_files_are_private(tmp_path: Path) -> None:
         os.umask(previous)
 
 
+async def test_sqlite_wider_existing_file_is_tightened(tmp_path: Path) -> None:
+    """An existing journal file readable by others is tightened to 0600 when opened."""
+    path = tmp_path / "j.db"
+    path.touch()
+    path.chmod(0o644)
+    journal = await open_journal(f"sqlite://{path}")
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        await journal.close()
+
+
 async def test_postgres_unreachable_is_unavailable() -> None:
     """A PostgreSQL server that does not answer is reported as JournalUnavailable."""
     with pytest.raises(JournalUnavailable):
