@@ -66,7 +66,7 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.core.envelope import NS_DSIG, Envelope, read_envelope
 from gateway.core.parsing import hardened_parser
-from gateway.core.trust import MAX_RSA_BITS, Signer, TrustStore, check_key
+from gateway.core.trust import MAX_RSA_BITS, Signer, TrustStore, check_key, subject_of
 from gateway.errors import (
     AlgorithmForbidden,
     CertificateExpired,
@@ -668,7 +668,7 @@ def _refuse_costly_key(certificate: x509.Certificate) -> None:
         key.key_size > MAX_RSA_BITS or key.public_numbers().e > _MAX_RSA_EXPONENT
     ):
         raise KeyTooWeak(
-            f"The certificate {_subject(certificate)} in KeyInfo has an RSA key over "
+            f"The certificate {subject_of(certificate)} in KeyInfo has an RSA key over "
             f"{MAX_RSA_BITS} bits or a public exponent over 2^32, which is not accepted."
         )
 
@@ -702,13 +702,6 @@ def _check_leaf_key(leaf: x509.Certificate, method: SignatureMethod) -> None:
             f"The signing certificate has an {'RSA' if is_rsa else 'EC'} key but the signature "
             f"method is {method.value}."
         )
-
-
-def _subject(certificate: x509.Certificate) -> str:
-    try:
-        return certificate.subject.rfc4514_string()
-    except ValueError:  # a subject that cannot be rendered
-        return "(unreadable subject)"
 
 
 # --- the signature itself (signxml) ----------------------------------------------------------
@@ -747,7 +740,7 @@ def _check_signature(
         raise DigestMismatch("The document was changed after it was signed.") from exc
     except InvalidCertificate as exc:
         raise CertificateExpired(
-            f"The signing certificate {_subject(leaf)} has no valid period."
+            f"The signing certificate {subject_of(leaf)} has no valid period."
         ) from exc
     except SignxmlInvalidSignature as exc:
         raise SignatureInvalid("The signature value does not verify with the certificate.") from exc
