@@ -29,6 +29,12 @@ def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
         path.write_bytes(data)
 
 
+def _private_dir(path: Path) -> None:
+    """Make ``path`` (and its parents) if missing; ``path`` itself gets mode 0700."""
+    path.mkdir(mode=_CA_KEYS_MODE, parents=True, exist_ok=True)
+    path.chmod(_CA_KEYS_MODE)  # mkdir's mode is masked by the umask and skipped if it exists
+
+
 def _write_issued(directory: Path, stem: str, issued: Issued) -> None:
     _write(directory / f"{stem}.pem", issued.cert_pem)
     _write(directory / f"{stem}.key", issued.key_pem, secret=True)
@@ -48,16 +54,14 @@ def write_dev_pki(pki: DevPki, directory: Path, *, ca_keys: Path | None = None) 
     """
     written: list[Path] = []
     ca_keys = ca_keys if ca_keys is not None else default_ca_keys_dir(directory)
-    ca_keys.mkdir(mode=_CA_KEYS_MODE, parents=True, exist_ok=True)
-    ca_keys.chmod(_CA_KEYS_MODE)
+    _private_dir(ca_keys)
     for country, parts in pki.countries.items():
         target = directory / country
         target.mkdir(parents=True, exist_ok=True)
         _write(target / "ca.pem", parts.ca.cert_pem)
         written.append(target / "ca.pem")
         key_folder = ca_keys / country
-        key_folder.mkdir(mode=_CA_KEYS_MODE, exist_ok=True)
-        key_folder.chmod(_CA_KEYS_MODE)
+        _private_dir(key_folder)
         _write(key_folder / "ca.key", parts.ca.key_pem, secret=True)
         (target / "ca.key").unlink(missing_ok=True)  # left by an older layout
         issued_files = (("signer", parts.signer), ("gateway", parts.gateway), ("tls", parts.tls))

@@ -66,7 +66,7 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from gateway.core.envelope import NS_DSIG, Envelope, read_envelope
 from gateway.core.parsing import hardened_parser
-from gateway.core.trust import Signer, TrustStore
+from gateway.core.trust import MAX_RSA_BITS, Signer, TrustStore, check_key, subject_of
 from gateway.errors import (
     AlgorithmForbidden,
     CertificateExpired,
@@ -99,11 +99,7 @@ ENVELOPED: Final = SignatureConstructionMethod.enveloped.value
 MAX_CERTIFICATES: Final = 10  # a real chain carries 2 to 4
 MAX_CERTIFICATE_BYTES: Final = 16 * 1024  # DER, per certificate
 MAX_SIGNATURE_VALUE_BYTES: Final = 1024  # an RSA-8192 signature
-_MIN_RSA_BITS: Final = 2048
-_MAX_RSA_BITS: Final = 8192
-_RSA_EXPONENT: Final = 65537
 _MAX_RSA_EXPONENT: Final = 2**32
-_CURVES: Final = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 
 # name: (DigestMethod, RSA SignatureMethod, ECDSA SignatureMethod)
 DIGESTS: Final[dict[str, tuple[DigestAlgorithm, SignatureMethod, SignatureMethod]]] = {
@@ -669,11 +665,11 @@ def _refuse_costly_key(certificate: x509.Certificate) -> None:
     except ValueError as exc:
         raise KeyTooWeak("A certificate in KeyInfo has a public key that cannot be read.") from exc
     if isinstance(key, rsa.RSAPublicKey) and (
-        key.key_size > _MAX_RSA_BITS or key.public_numbers().e > _MAX_RSA_EXPONENT
+        key.key_size > MAX_RSA_BITS or key.public_numbers().e > _MAX_RSA_EXPONENT
     ):
         raise KeyTooWeak(
-            f"The certificate {_subject(certificate)} in KeyInfo has an RSA key over "
-            f"{_MAX_RSA_BITS} bits or a public exponent over 2^32, which is not accepted."
+            f"The certificate {subject_of(certificate)} in KeyInfo has an RSA key over "
+            f"{MAX_RSA_BITS} bits or a public exponent over 2^32, which is not accepted."
         )
 
 
@@ -695,49 +691,17 @@ def _pick_leaf(
 
 
 def _check_leaf_key(leaf: x509.Certificate, method: SignatureMethod) -> None:
-    """Key policy on the signer's public key: cheap, and before any signature work."""
-    try:
-        key = leaf.public_key()
-    except ValueError as exc:  # an unsupported or malformed key
-        raise KeyTooWeak("The signing certificate's public key cannot be read.") from exc
-    if isinstance(key, rsa.RSAPublicKey):
-        if not _MIN_RSA_BITS <= key.key_size <= _MAX_RSA_BITS:
-            raise KeyTooWeak(
-                f"The signing certificate {_subject(leaf)} has an RSA key of {key.key_size} "
-                f"bits; {_MIN_RSA_BITS} to {_MAX_RSA_BITS} bits are accepted."
-            )
-        if key.public_numbers().e != _RSA_EXPONENT:
-            raise KeyTooWeak(
-                f"The signing certificate {_subject(leaf)} has an RSA public exponent other "
-                f"than {_RSA_EXPONENT}, which is not accepted."
-            )
-        if method not in _RSA_METHODS:
-            raise SignatureInvalid(
-                "The signing certificate has an RSA key but the signature method is "
-                f"{method.value}."
-            )
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, _CURVES):
-            raise KeyTooWeak(
-                f"The signing certificate {_subject(leaf)} uses the curve {key.curve.name}; "
-                "only P-256, P-384 and P-521 are accepted."
-            )
-        if method not in _ECDSA_METHODS:
-            raise SignatureInvalid(
-                f"The signing certificate has an EC key but the signature method is {method.value}."
-            )
-    else:
-        raise KeyTooWeak(
-            f"The signing certificate {_subject(leaf)} has neither an RSA nor an EC key; only "
-            "those are accepted."
+    """Key policy on the signer's public key (the trust store's), and that it fits ``method``.
+
+    Cheap, and before any signature work.
+    """
+    check_key(leaf)
+    is_rsa = isinstance(leaf.public_key(), rsa.RSAPublicKey)
+    if method not in (_RSA_METHODS if is_rsa else _ECDSA_METHODS):
+        raise SignatureInvalid(
+            f"The signing certificate has an {'RSA' if is_rsa else 'EC'} key but the signature "
+            f"method is {method.value}."
         )
-
-
-def _subject(certificate: x509.Certificate) -> str:
-    try:
-        return certificate.subject.rfc4514_string()
-    except ValueError:  # a subject that cannot be rendered
-        return "(unreadable subject)"
 
 
 # --- the signature itself (signxml) ----------------------------------------------------------
@@ -776,7 +740,7 @@ def _check_signature(
         raise DigestMismatch("The document was changed after it was signed.") from exc
     except InvalidCertificate as exc:
         raise CertificateExpired(
-            f"The signing certificate {_subject(leaf)} has no valid period."
+            f"The signing certificate {subject_of(leaf)} has no valid period."
         ) from exc
     except SignxmlInvalidSignature as exc:
         raise SignatureInvalid("The signature value does not verify with the certificate.") from exc

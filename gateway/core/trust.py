@@ -154,8 +154,12 @@ class Profile(enum.Enum):
     TLS_CLIENT = "tls-client"
 
 
-def _subject(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string()
+def subject_of(cert: x509.Certificate) -> str:
+    """The subject of a certificate for messages (RFC 4514), or a stand-in if unreadable."""
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:  # a subject that cannot be rendered
+        return "(unreadable subject)"
 
 
 def check_key(cert: x509.Certificate) -> None:
@@ -167,29 +171,29 @@ def check_key(cert: x509.Certificate) -> None:
     try:
         key = cert.public_key()
     except (ValueError, TypeError) as exc:  # an unsupported or malformed key
-        raise KeyTooWeak(f"The key of the certificate {_subject(cert)} cannot be read.") from exc
+        raise KeyTooWeak(f"The key of the certificate {subject_of(cert)} cannot be read.") from exc
     if isinstance(key, rsa.RSAPublicKey):
         bits, exponent = key.key_size, key.public_numbers().e
         if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
             raise KeyTooWeak(
-                f"The certificate {_subject(cert)} has an RSA key of {bits} bits; "
+                f"The certificate {subject_of(cert)} has an RSA key of {bits} bits; "
                 f"{MIN_RSA_BITS} to {MAX_RSA_BITS} bits are accepted."
             )
         if exponent != RSA_EXPONENT:
             raise KeyTooWeak(
-                f"The certificate {_subject(cert)} has an RSA key with public exponent "
+                f"The certificate {subject_of(cert)} has an RSA key with public exponent "
                 f"of {exponent.bit_length()} bits; only {RSA_EXPONENT} is accepted."
             )
         return
     if isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in EC_CURVES:
             raise KeyTooWeak(
-                f"The certificate {_subject(cert)} has an EC key on {key.curve.name}; "
+                f"The certificate {subject_of(cert)} has an EC key on {key.curve.name}; "
                 "P-256, P-384 or P-521 are accepted."
             )
         return
     raise KeyTooWeak(
-        f"The certificate {_subject(cert)} has a {type(key).__name__} key; RSA or EC keys are "
+        f"The certificate {subject_of(cert)} has a {type(key).__name__} key; RSA or EC keys are "
         "accepted."
     )
 
@@ -209,7 +213,7 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
 
 def _signing_usage(cert: x509.Certificate) -> str | None:
     """Why ``cert`` may not sign documents, or ``None``: the document-signing profile."""
-    subject = _subject(cert)
+    subject = subject_of(cert)
     constraints = _extension(cert, x509.BasicConstraints)
     if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
         return (
@@ -392,9 +396,9 @@ class CountryTrust:
         if leaf_country != self.country:
             raise SenderMismatch(
                 f"The document says it comes from {self.country}, but it is signed by "
-                f"{_subject(leaf)}, a certificate naming country {leaf_country!r}."
+                f"{subject_of(leaf)}, a certificate naming country {leaf_country!r}."
                 if profile is Profile.DOCUMENT_SIGNING
-                else f"The certificate {_subject(leaf)} names country {leaf_country!r}, "
+                else f"The certificate {subject_of(leaf)} names country {leaf_country!r}, "
                 f"not {self.country}."
             )
         _refuse_outside_validity(leaf, now)
@@ -429,7 +433,7 @@ class CountryTrust:
                 raise expired from exc
             rules = "document-signing" if profile is Profile.DOCUMENT_SIGNING else "TLS client"
             raise CertificateUntrusted(
-                f"The certificate {_subject(leaf)} does not chain to a CA of {self.country} "
+                f"The certificate {subject_of(leaf)} does not chain to a CA of {self.country} "
                 f"under the {rules} rules ({_reason(exc)})."
             ) from exc
         return tuple(verified.chain)
@@ -457,7 +461,7 @@ class CountryTrust:
 
     def _judge(self, chain: tuple[x509.Certificate, ...]) -> _Decision:
         leaf = chain[0]
-        subject = _subject(leaf)
+        subject = subject_of(leaf)
         freshness: list[_Freshness] = []
         for cert, issuer in itertools.pairwise(chain):
             crl = self.crl_for(cert, issuer)
@@ -641,11 +645,11 @@ def _valid_at(cert: x509.Certificate, now: datetime) -> bool:
 def _outside_validity(cert: x509.Certificate, now: datetime) -> CertificateExpired:
     if now < cert.not_valid_before_utc:
         return CertificateExpired(
-            f"The certificate {_subject(cert)} is not valid before "
+            f"The certificate {subject_of(cert)} is not valid before "
             f"{cert.not_valid_before_utc.isoformat()} (checked at {now.isoformat()})."
         )
     return CertificateExpired(
-        f"The certificate {_subject(cert)} expired on "
+        f"The certificate {subject_of(cert)} expired on "
         f"{cert.not_valid_after_utc.isoformat()} (checked at {now.isoformat()})."
     )
 

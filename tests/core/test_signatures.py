@@ -222,6 +222,8 @@ def test_certificate_cache_is_keyed_by_der_not_by_text(rsa_pki: PkiBundle) -> No
     key = _fresh_signer(rsa_pki)
     root = sign(parse(_sample()), key)
     verify(parse(etree.tostring(root)), rsa_pki.trust(), now=rsa_pki.created)
+    # The certificate is cached, so the count below could grow if the key were the text.
+    assert signatures._CACHE.get(key.certificate.public_bytes(Encoding.DER)) == key.certificate
     entries = len(signatures._CACHE)
     for width in (16, 40, 72):
         node = root.find(f"{DS}Signature/{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
