@@ -518,16 +518,36 @@ async def partners(request: web.Request) -> web.Response:
     return web.json_response({"partners": rows})
 
 
+def health_body(broker: Broker, node: str) -> dict[str, object]:
+    """What ``/healthz`` answers: alive, and whether the broker is connected."""
+    return {
+        "status": "ok" if broker.connected else "degraded",
+        "broker": "connected" if broker.connected else "disconnected",
+        "node": node,
+    }
+
+
+async def readiness(broker: Broker, journal: Journal) -> tuple[int, dict[str, object]]:
+    """What ``/readyz`` answers (status, body): ready when the broker is connected and the
+    journal writable; the body names what is missing.
+
+    One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
+    """
+    status = await journal.status()
+    ready = broker.connected and status.ok
+    body: dict[str, object] = {
+        "ready": ready,
+        "broker": "connected" if broker.connected else "disconnected",
+        "journal": status.state,
+    }
+    if status.reason:
+        body["journal_reason"] = status.reason
+    return (200 if ready else 503), body
+
+
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: the process is alive; says whether the broker is connected."""
-    broker = request.app[BROKER]
-    return web.json_response(
-        {
-            "status": "ok" if broker.connected else "degraded",
-            "broker": "connected" if broker.connected else "disconnected",
-            "node": request.app[SETTINGS].node.name,
-        }
-    )
+    return web.json_response(health_body(request.app[BROKER], request.app[SETTINGS].node.name))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -536,17 +556,8 @@ async def readyz(request: web.Request) -> web.Response:
     The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
     ``replaced`` or ``unavailable``, with the journal's reason).
     """
-    broker = request.app[BROKER]
-    journal = await request.app[JOURNAL].status()
-    ready = broker.connected and journal.ok
-    body: dict[str, object] = {
-        "ready": ready,
-        "broker": "connected" if broker.connected else "disconnected",
-        "journal": journal.state,
-    }
-    if journal.reason:
-        body["journal_reason"] = journal.reason
-    return web.json_response(body, status=200 if ready else 503)
+    status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
+    return web.json_response(body, status=status)
 
 
 async def queues(request: web.Request) -> web.Response:
