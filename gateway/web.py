@@ -592,27 +592,26 @@ def limits_middleware(settings: Settings, pool: RequestPool) -> Middleware:
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        who = _caller_key(request)
-        if who is None or path_kind(request.path) == "open":
-            with using(pool):
-                return await handler(request)
-        running = in_work.get(who, 0)
-        if running >= allowed:
-            log.warning("caller_busy", path=request.path, in_work=running, limit=allowed)
-            raise Busy(
-                f"You already have {running} requests in work at this gateway, the most it "
-                "takes from one caller at once; send this one again when one has finished."
-            )
-        in_work[who] = running + 1
+        who = None if path_kind(request.path) == "open" else _caller_key(request)
+        if who is not None:
+            running = in_work.get(who, 0)
+            if running >= allowed:
+                log.warning("caller_busy", path=request.path, in_work=running, limit=allowed)
+                raise Busy(
+                    f"You already have {running} requests in work at this gateway, the most it "
+                    "takes from one caller at once; send this one again when one has finished."
+                )
+            in_work[who] = running + 1
         try:
             with using(pool):
                 return await handler(request)
         finally:
-            left = in_work[who] - 1
-            if left:
-                in_work[who] = left
-            else:
-                del in_work[who]
+            if who is not None:
+                left = in_work[who] - 1
+                if left:
+                    in_work[who] = left
+                else:
+                    del in_work[who]
 
     return limit
 
