@@ -93,6 +93,10 @@ class FolderAccess:
             raise FolderUnsafe(
                 f"The drop folder {where} is not a folder; the gateway does not use it."
             )
+        self.check_owner(status, where)
+
+    def check_owner(self, status: os.stat_result, where: str) -> None:
+        """Refuse a folder that belongs to neither the gateway nor the party's owner."""
         if status.st_uid not in self.owners:
             raise FolderUnsafe(
                 f"The drop folder {where} belongs to user {status.st_uid}, not to the gateway or "
@@ -468,11 +472,7 @@ class _Outbox:
                     f"The drop folder {where} is a link or a file, not a folder; the gateway "
                     "does not use it."
                 )
-            if present.st_uid not in self.access.owners:
-                raise FolderUnsafe(
-                    f"The drop folder {where} belongs to user {present.st_uid}, not to the "
-                    "gateway or the party's configured owner; the gateway does not use it."
-                )
+            self.access.check_owner(present, where)
 
     def waiting(self) -> list[str]:
         """The names of complete documents (``*.xml``, no leading dot), whatever their kind."""
@@ -513,9 +513,7 @@ class _Outbox:
 
         None when ``name`` is gone: another gateway worker scanning the same folder took it.
         """
-        folder = open_subfolder(
-            self.fd, into, self.access, create=True, where=str(self.path / into)
-        )
+        folder = self._result_folder(into)
         try:
             return self._move_into(folder, name, problem=False)
         finally:
@@ -523,8 +521,7 @@ class _Outbox:
 
     def refuse(self, name: str, error: GatewayError) -> None:
         """Move ``name`` into ``failed/`` and write its ``.problem.json`` beside it."""
-        where = str(self.path / "failed")
-        folder = open_subfolder(self.fd, "failed", self.access, create=True, where=where)
+        folder = self._result_folder("failed")
         try:
             target = self._move_into(folder, name, problem=True)
             if target is None:
@@ -534,6 +531,10 @@ class _Outbox:
             write_new(folder, f"{target}.problem.json", text.encode("utf-8"))
         finally:
             os.close(folder)
+
+    def _result_folder(self, into: str) -> int:
+        """A descriptor of the subfolder ``into`` (made when missing), checked like the outbox."""
+        return open_subfolder(self.fd, into, self.access, create=True, where=str(self.path / into))
 
     def _move_into(self, folder: int, name: str, *, problem: bool) -> str | None:
         stem, dot, suffix = name.rpartition(".")

@@ -57,7 +57,9 @@ from gateway.web import (
     TRUST,
     add_routes,
     errors_middleware,
+    health_body,
     limits_middleware,
+    readiness,
     utc_now,
 )
 
@@ -336,16 +338,13 @@ class Gateway:
             open_files=open_files,
         )
 
-    def _health(self, path: str) -> tuple[int, dict[str, Any]]:
-        """What /healthz and /readyz answer on a connection beyond the limit."""
-        connected = self.broker.connected
+    async def _health(self, path: str) -> tuple[int, dict[str, Any]]:
+        """What /healthz and /readyz answer on a connection beyond the limit (as the routes do)."""
         if path == "/readyz":
-            return (200 if connected else 503), {"ready": connected}
-        return 200, {
-            "status": "ok" if connected else "degraded",
-            "broker": "connected" if connected else "disconnected",
-            "node": self.settings.node.name,
-        }
+            if self.journal is None:  # the guard exists only once the journal is open
+                raise RuntimeError("readiness asked before the journal was opened")
+            return await readiness(self.broker, self.journal)
+        return 200, health_body(self.broker, self.settings.node.name)
 
     def _check_folder_permissions(self) -> None:
         """Warn (``folder_permissions_unsafe``) on drop folders other users could tamper with."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -31,8 +31,8 @@ OVERFLOW_FACTOR = 4
 MAX_REQUEST_LINE = 8192
 RETRY_AFTER_SECONDS = 1
 
-# (status, JSON body) for a health path, from the gateway's own state.
-HealthAnswer = Callable[[str], tuple[int, dict[str, Any]]]
+# (status, JSON body) for a health path, from the gateway's own state (the routes' answer).
+HealthAnswer = Callable[[str], Awaitable[tuple[int, dict[str, Any]]]]
 
 
 def raise_open_file_limit() -> int:
@@ -98,9 +98,9 @@ class ConnectionGuard:
             return self._server()
         return _Overflow(self)
 
-    def health_response(self, path: str) -> bytes:
+    async def health_response(self, path: str) -> bytes:
         """The full HTTP answer to a health check made on an overflow connection."""
-        status, body = self._health(path)
+        status, body = await self._health(path)
         reason = "OK" if status == 200 else "Service Unavailable"
         return _response(status, reason, body, "application/json")
 
@@ -118,6 +118,7 @@ class _Overflow(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._timer: asyncio.TimerHandle | None = None
+        self._health: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # a stream server's transport
@@ -145,9 +146,13 @@ class _Overflow(asyncio.Protocol):
         if len(parts) == 3 and parts[0] in (b"GET", b"HEAD"):
             path = parts[1].split(b"?", 1)[0]
             if path in (b"/healthz", b"/readyz"):
-                self._answer(self._guard.health_response(path.decode()))
+                if self._health is None:
+                    self._health = asyncio.ensure_future(self._answer_health(path.decode()))
                 return
         self._answer(self._guard._busy)
+
+    async def _answer_health(self, path: str) -> None:
+        self._answer(await self._guard.health_response(path))
 
     def _answer(self, response: bytes) -> None:
         transport = self._transport
@@ -160,6 +165,9 @@ class _Overflow(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        health = self._health
+        if health is not None and not health.done() and health is not asyncio.current_task():
+            health.cancel()
         if self._transport is not None:
             self._transport.close()
         self._guard.overflowing.discard(self)

@@ -61,7 +61,7 @@ async def settle_links(journal: Journal, message_id: str, *, at: datetime) -> No
         view = await journal.get(message_id)
         if view is None:
             return
-        relations = {link.relation for link in view.links if link.message_id == message_id}
+        relations = _linked_relations(view, message_id)
         for relation_name, state in _RELATIONS.values():  # receipt first, then answer
             if relation_name in relations:
                 await journal.transition(message_id, state, at=at)
@@ -69,9 +69,9 @@ async def settle_links(journal: Journal, message_id: str, *, at: datetime) -> No
         log.warning("links_not_settled", original=message_id, error=exc.code)
 
 
-def _answered(view: MessageView, message_id: str) -> bool:
-    """Whether an answer is linked to ``message_id`` in ``view``."""
-    return any(link.relation == "response" and link.message_id == message_id for link in view.links)
+def _linked_relations(view: MessageView, message_id: str) -> set[str]:
+    """The relations (``receipt``, ``response``) linked to ``message_id`` in ``view``."""
+    return {link.relation for link in view.links if link.message_id == message_id}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,7 +317,7 @@ class Submissions:
             if not await self._journal.link(original, envelope.message_id, relation_name, at=now):
                 return
             await self._journal.transition(original, state, at=now)
-            if state is MessageState.RECEIPTED and _answered(view, original):
+            if state is MessageState.RECEIPTED and "response" in _linked_relations(view, original):
                 await self._journal.transition(original, MessageState.ANSWERED, at=now)
         except GatewayError as exc:  # purged meanwhile, or in a state that refuses it
             log.info("link_not_recorded", original=original, error=exc.code)

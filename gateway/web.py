@@ -518,16 +518,36 @@ async def partners(request: web.Request) -> web.Response:
     return web.json_response({"partners": rows})
 
 
+def health_body(broker: Broker, node: str) -> dict[str, object]:
+    """What ``/healthz`` answers: alive, and whether the broker is connected."""
+    return {
+        "status": "ok" if broker.connected else "degraded",
+        "broker": "connected" if broker.connected else "disconnected",
+        "node": node,
+    }
+
+
+async def readiness(broker: Broker, journal: Journal) -> tuple[int, dict[str, object]]:
+    """What ``/readyz`` answers (status, body): ready when the broker is connected and the
+    journal writable; the body names what is missing.
+
+    One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
+    """
+    status = await journal.status()
+    ready = broker.connected and status.ok
+    body: dict[str, object] = {
+        "ready": ready,
+        "broker": "connected" if broker.connected else "disconnected",
+        "journal": status.state,
+    }
+    if status.reason:
+        body["journal_reason"] = status.reason
+    return (200 if ready else 503), body
+
+
 async def healthz(request: web.Request) -> web.Response:
     """GET /healthz: the process is alive; says whether the broker is connected."""
-    broker = request.app[BROKER]
-    return web.json_response(
-        {
-            "status": "ok" if broker.connected else "degraded",
-            "broker": "connected" if broker.connected else "disconnected",
-            "node": request.app[SETTINGS].node.name,
-        }
-    )
+    return web.json_response(health_body(request.app[BROKER], request.app[SETTINGS].node.name))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -536,17 +556,8 @@ async def readyz(request: web.Request) -> web.Response:
     The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
     ``replaced`` or ``unavailable``, with the journal's reason).
     """
-    broker = request.app[BROKER]
-    journal = await request.app[JOURNAL].status()
-    ready = broker.connected and journal.ok
-    body: dict[str, object] = {
-        "ready": ready,
-        "broker": "connected" if broker.connected else "disconnected",
-        "journal": journal.state,
-    }
-    if journal.reason:
-        body["journal_reason"] = journal.reason
-    return web.json_response(body, status=200 if ready else 503)
+    status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
+    return web.json_response(body, status=status)
 
 
 async def queues(request: web.Request) -> web.Response:
@@ -581,27 +592,26 @@ def limits_middleware(settings: Settings, pool: RequestPool) -> Middleware:
 
     @web.middleware
     async def limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        who = _caller_key(request)
-        if who is None or path_kind(request.path) == "open":
-            with using(pool):
-                return await handler(request)
-        running = in_work.get(who, 0)
-        if running >= allowed:
-            log.warning("caller_busy", path=request.path, in_work=running, limit=allowed)
-            raise Busy(
-                f"You already have {running} requests in work at this gateway, the most it "
-                "takes from one caller at once; send this one again when one has finished."
-            )
-        in_work[who] = running + 1
+        who = None if path_kind(request.path) == "open" else _caller_key(request)
+        if who is not None:
+            running = in_work.get(who, 0)
+            if running >= allowed:
+                log.warning("caller_busy", path=request.path, in_work=running, limit=allowed)
+                raise Busy(
+                    f"You already have {running} requests in work at this gateway, the most it "
+                    "takes from one caller at once; send this one again when one has finished."
+                )
+            in_work[who] = running + 1
         try:
             with using(pool):
                 return await handler(request)
         finally:
-            left = in_work[who] - 1
-            if left:
-                in_work[who] = left
-            else:
-                del in_work[who]
+            if who is not None:
+                left = in_work[who] - 1
+                if left:
+                    in_work[who] = left
+                else:
+                    del in_work[who]
 
     return limit
 

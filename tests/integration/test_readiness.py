@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import aiohttp
@@ -38,3 +39,16 @@ async def test_deleted_journal_makes_the_gateway_not_ready(
     assert body["ready"] is False
     assert body["journal"] == "replaced"
     assert body["journal_reason"]
+
+
+async def test_overflow_readyz_agrees_with_the_route(
+    running_gateway: Gateway, tmp_path: Path
+) -> None:
+    """A connection beyond the limit gets the same /readyz answer as the route (journal too)."""
+    guard = running_gateway.guard
+    assert guard is not None
+    (tmp_path / "journal.db").unlink()
+    route_status, route_body = await _readyz(running_gateway)
+    head, _, data = (await guard.health_response("/readyz")).partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(route_status).encode() == b"503"
+    assert json.loads(data) == route_body
