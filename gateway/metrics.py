@@ -49,6 +49,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.app_keys import SOURCES
 from gateway.core.breaker import BreakerPhase
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.states import WAITING_STATES as _NOT_HANDED_OVER
@@ -143,6 +144,11 @@ BREAKER = Gauge(
     "asw_partner_breaker_state",
     "Circuit breaker of a receiving party: 0 closed, 1 half-open, 2 open (worst live worker).",
     ["partner"],
+    multiprocess_mode="livemax",
+)
+TRUST_RELOAD_PROBLEMS = Gauge(
+    "asw_trust_reload_problems",
+    "Trust files (CA certificates, CRLs) the last reload could not read; previous trust kept.",
     multiprocess_mode="livemax",
 )
 
@@ -492,8 +498,6 @@ def update_breakers(adapters: Mapping[str, object]) -> None:
 
 # --- the HTTP side ---------------------------------------------------------------------------
 
-SOURCES = web.AppKey("metrics_sources", Sources)
-
 
 def exposition(snapshot: Snapshot) -> bytes:
     """The text exposition: every worker's counted series, then the scrape-time ones."""
@@ -513,6 +517,8 @@ async def metrics_handler(request: web.Request) -> web.Response:
     """GET /metrics: the Prometheus text exposition (operators only)."""
     sources = request.app[SOURCES]
     update_breakers(sources.gateway.adapters)
+    trust = sources.gateway.trust
+    TRUST_RELOAD_PROBLEMS.set(len(trust.problems) if trust is not None else 0)
     snapshot = await sources.snapshot()
     body = exposition(snapshot)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
