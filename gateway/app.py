@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -175,18 +175,16 @@ def create_app(
     settings: Settings,
     *,
     broker: Broker,
-    submissions: Submissions,
-    journal: Journal,
-    operations: Operations,
-    adapters: Mapping[str, Adapter],
     trust: Callable[[], TrustStore] | None,
-    receipts: ReceiptIssuer | None = None,
+    options: Mapping[str, AdapterOptions],
     clock: Callable[[], datetime] = utc_now,
     pool: RequestPool | None = None,
-    options: Mapping[str, AdapterOptions] | None = None,
 ) -> web.Application:
-    """The aiohttp application with its dependencies under typed keys."""
-    own_pool = pool is None
+    """The aiohttp application: middlewares, routes and the keys known before start-up.
+
+    The resources opened at start-up (journal, adapters, services, broker, background tasks)
+    are set by the gateway's cleanup contexts (``Gateway.application``).
+    """
     pool = pool or request_pool(settings)
     app = web.Application(
         middlewares=[
@@ -196,26 +194,20 @@ def create_app(
         ],
         client_max_size=settings.http.max_body_bytes + 1,
     )
-    if own_pool:
 
-        async def close_pool(_app: web.Application) -> None:
-            pool.close()
+    async def request_pool_ctx(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        pool.close()
 
-        app.on_cleanup.append(close_pool)
+    app.cleanup_ctx.append(request_pool_ctx)
     app[SETTINGS] = settings
-    app[SUBMISSIONS] = submissions
-    app[JOURNAL] = journal
-    app[OPERATIONS] = operations
-    app[ADAPTERS] = adapters
     app[TRUST] = trust
     app[BROKER] = broker
     app[CLOCK] = clock
-    app[INBOX_OPTIONS] = inbox_options(adapter_options(settings) if options is None else options)
+    app[INBOX_OPTIONS] = inbox_options(options)
     add_routes(app)
     add_inbox_routes(app)
     add_console_routes(app)
-    if receipts is not None:
-        app[INBOX_RECEIPTS] = receipts
     return app
 
 
@@ -251,16 +243,44 @@ class Gateway:
         self.guard: ConnectionGuard | None = None
         self.port: int | None = None
 
-    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
-        """Open the journal, connect to the broker (in the background), consume and listen."""
-        open_files = raise_open_file_limit()
+    def application(self) -> web.Application:
+        """The aiohttp application with one cleanup context per resource, opened in order
+        (journal, adapters, services, broker, metrics, background tasks) when the runner is
+        set up and closed in reverse order when it is cleaned up."""
+        app = create_app(
+            self.settings,
+            broker=self.broker,
+            trust=self.trust.current if self.trust else None,
+            options=self.adapter_options,
+        )
+        if self.trust is not None:
+            app[TRUST_RELOADS] = self.trust
+        app.cleanup_ctx.extend(
+            [self._journal_ctx, self._adapters_ctx, self._services_ctx, self._broker_ctx]
+        )
+        metrics.mount(app, self)
+        app.cleanup_ctx.append(self._background_ctx)
+        return app
+
+    async def _journal_ctx(self, app: web.Application) -> AsyncIterator[None]:
         url = journal_url(self.settings.journal)
         journal = self.journal = metrics.timed_journal(
             await open_journal(url, op_timeout=self.settings.journal.op_timeout_seconds)
         )
+        app[JOURNAL] = journal
+        yield
+        await journal.close()
+
+    async def _adapters_ctx(self, app: web.Application) -> AsyncIterator[None]:
         if self._given_adapters is None:
-            self.adapters = build_adapters(self.adapter_options, inbox_of(journal))
-        trust = self.trust
+            self.adapters = build_adapters(self.adapter_options, inbox_of(app[JOURNAL]))
+        app[ADAPTERS] = self.adapters
+        yield
+        for adapter in self.adapters.values():
+            await adapter.close()
+
+    async def _services_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        journal, trust = app[JOURNAL], self.trust
         submissions = Submissions(
             self.ingest,
             self.broker,
@@ -288,33 +308,51 @@ class Gateway:
             offload_bytes=self.settings.http.offload_bytes,
             receipts=receipts,
         ).register()
-        app = create_app(
-            self.settings,
-            broker=self.broker,
-            submissions=submissions,
-            journal=journal,
-            operations=Operations(journal, self.broker, submissions, utc_now),
-            adapters=self.adapters,
-            trust=trust.current if trust else None,
-            receipts=receipts,
-            options=self.adapter_options,
-        )
-        if trust is not None:
-            app[TRUST_RELOADS] = trust
-        metrics.mount(app, self, journal)
+        app[SUBMISSIONS] = submissions
+        app[OPERATIONS] = Operations(journal, self.broker, submissions, utc_now)
+        if receipts is not None:
+            app[INBOX_RECEIPTS] = receipts
         self.intakes = build_intakes(self.settings, self.adapter_options, submissions)
+        yield
+
+    async def _broker_ctx(self, _app: web.Application) -> AsyncIterator[None]:
         await self.broker.start()
         # Give the broker a moment before listening, so that a worker taking connections
         # (several share the port) can usually accept at once; when the broker is down, the
         # gateway listens anyway and answers 503 broker-unavailable until it is back.
         await self.broker.wait_connected(BROKER_GRACE_SECONDS)
+        yield
+        await self.broker.stop()
+
+    async def _background_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        # A failing file or scan is logged by the intake itself and its loop goes on; anything
+        # that still ends a background task is logged and restarted by the supervisor.
+        submissions = app[SUBMISSIONS]
+        for intake in self.intakes:
+            self.supervisor.start(f"intake-{intake.country}", intake.run)
+        self.supervisor.start("sweep-unconfirmed", lambda: self._sweep(submissions))
+        if self.trust is not None:
+            self.supervisor.start("trust-reload", self.trust.watch)
+        yield
+        await self.supervisor.stop()
+
+    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
+        """Open the resources (journal, adapters, broker in the background, background tasks)
+        through the application's cleanup contexts, then listen."""
+        open_files = raise_open_file_limit()
         http = self.settings.http
         # keepalive_timeout is also armed when a connection opens: one that has not sent a
         # complete request by then is closed (aiohttp's web_protocol), so it is the header timeout.
-        self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=http.header_timeout_seconds
+        runner = web.AppRunner(
+            self.application(), access_log=None, keepalive_timeout=http.header_timeout_seconds
         )
-        await self._runner.setup()
+        self._runner = runner
+        try:
+            await runner.setup()
+        except BaseException:
+            self._runner = None
+            await runner.cleanup()  # closes what the cleanup contexts opened before the failure
+            raise
         server = self._runner.server
         if server is None:  # setup() makes it; a failed setup raised already
             raise RuntimeError("the HTTP server was not set up")
@@ -336,13 +374,6 @@ class Gateway:
         sockets = self._listener.sockets
         self.port = sockets[0].getsockname()[1] if sockets else http.port
         self._check_folder_permissions()
-        # A failing file or scan is logged by the intake itself and its loop goes on; anything
-        # that still ends a background task is logged and restarted by the supervisor.
-        for intake in self.intakes:
-            self.supervisor.start(f"intake-{intake.country}", intake.run)
-        self.supervisor.start("sweep-unconfirmed", lambda: self._sweep(submissions))
-        if trust is not None:
-            self.supervisor.start("trust-reload", trust.watch)
         log.info(
             "gateway_started",
             host=http.host,
@@ -387,18 +418,14 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop intake and listening, drain deliveries, close the broker and the journal."""
-        await self.supervisor.stop()
         if self._listener is not None:
             self._listener.close()
         if self.guard is not None:
             self.guard.close()
         if self._runner is not None:
+            # The cleanup contexts close in reverse: background tasks, metrics, broker (drains
+            # deliveries), adapters, journal.
             await self._runner.cleanup()
-        await self.broker.stop()
-        for adapter in self.adapters.values():
-            await adapter.close()
-        if self.journal is not None:
-            await self.journal.close()
         log.info("gateway_stopped")
 
 

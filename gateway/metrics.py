@@ -49,7 +49,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.app_keys import SOURCES
+from gateway.app_keys import JOURNAL, SOURCES
 from gateway.core.breaker import BreakerPhase
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.states import WAITING_STATES as _NOT_HANDED_OVER
@@ -524,23 +524,26 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def _watch_breakers(app: web.Application) -> AsyncIterator[None]:
-    adapters = app[SOURCES].gateway.adapters
+def mount(app: web.Application, gateway: Gateway) -> None:
+    """Serve ``/metrics`` for ``gateway`` and keep its breaker gauge current in this worker.
 
-    async def poll() -> None:
-        while True:
-            update_breakers(adapters)
-            await asyncio.sleep(BREAKER_POLL_SECONDS)
+    Its cleanup context must come after the one that opens the journal (``app[JOURNAL]``).
+    """
 
-    task = asyncio.create_task(poll(), name="metrics-breakers")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async def watch_breakers(app: web.Application) -> AsyncIterator[None]:
+        app[SOURCES] = Sources(gateway=gateway, journal=app[JOURNAL])
+        adapters = gateway.adapters
 
+        async def poll() -> None:
+            while True:
+                update_breakers(adapters)
+                await asyncio.sleep(BREAKER_POLL_SECONDS)
 
-def mount(app: web.Application, gateway: Gateway, journal: Journal) -> None:
-    """Serve ``/metrics`` for ``gateway`` and keep its breaker gauge current in this worker."""
-    app[SOURCES] = Sources(gateway=gateway, journal=journal)
+        task = asyncio.create_task(poll(), name="metrics-breakers")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.router.add_get("/metrics", metrics_handler)
-    app.cleanup_ctx.append(_watch_breakers)
+    app.cleanup_ctx.append(watch_breakers)
