@@ -11,20 +11,11 @@ from adapters.drop_folder import DropFolderAdapter, DropFolderOptions
 from adapters.pull_inbox import PullInboxAdapter, PullInboxOptions
 from gateway.core.handover import Handover
 from gateway.errors import SettingsError
+from gateway.journal import inbox_of, open_journal
+from tests.journal.conftest import at, make_record
 
 
-class _Inbox:
-    """An inbox store that records what it was given (stands in for no gateway code)."""
-
-    def __init__(self) -> None:
-        self.stored: list[str] = []
-
-    async def inbox_store(self, message_id: str, *, receiver: str, at: object) -> bool:
-        self.stored.append(message_id)
-        return True
-
-
-def test_drop_folder_options_are_typed(tmp_path: Path) -> None:
+async def test_drop_folder_options_are_typed(tmp_path: Path) -> None:
     """directory, outbox and poll_seconds come out as paths and a number."""
     options = parse_options(
         "TH",
@@ -37,7 +28,11 @@ def test_drop_folder_options_are_typed(tmp_path: Path) -> None:
         poll_seconds=2.0,
         access=options.access,  # type: ignore[union-attr]
     )
-    adapter = build_adapter(options, inbox=_Inbox())
+    journal = await open_journal(f"sqlite://{tmp_path / 'journal.db'}")
+    try:
+        adapter = build_adapter(options, inbox=inbox_of(journal))
+    finally:
+        await journal.close()
     assert isinstance(adapter, DropFolderAdapter)
     assert adapter.directory == tmp_path / "in"
 
@@ -57,15 +52,27 @@ def test_bad_options_name_the_party_and_the_option() -> None:
         parse_options("SG", "carrier-pigeon", {})
 
 
-async def test_pull_inbox_gets_its_store_through_the_constructor() -> None:
-    """The pull inbox built from checked options stores into the inbox it was given."""
-    inbox = _Inbox()
-    options = parse_options("TH", "pull-inbox", {"lease_seconds": "60"})
-    assert isinstance(options, PullInboxOptions)
-    adapter = build_adapter(options, inbox=inbox)
-    assert isinstance(adapter, PullInboxAdapter)
-    assert adapter.lease_seconds == 60
-    await adapter.deliver(
-        Handover(message_id="m-1", sender="SG", receiver="TH", document_type="EFD", payload=b"")
-    )
-    assert inbox.stored == ["m-1"]
+async def test_pull_inbox_gets_its_store_through_the_constructor(tmp_path: Path) -> None:
+    """The pull inbox built from checked options stores into the journal it was given."""
+    journal = await open_journal(f"sqlite://{tmp_path / 'journal.db'}")
+    try:
+        record = make_record(b"<EFormD/>")
+        await journal.record_accepted(record, b"<EFormD/>", at=at(1))
+        options = parse_options("TH", "pull-inbox", {"lease_seconds": "60"})
+        assert isinstance(options, PullInboxOptions)
+        adapter = build_adapter(options, inbox=inbox_of(journal))
+        assert isinstance(adapter, PullInboxAdapter)
+        assert adapter.lease_seconds == 60
+        await adapter.deliver(
+            Handover(
+                message_id=record.message_id,
+                sender=record.sender,
+                receiver=record.receiver,
+                document_type="EFD",
+                payload=b"<EFormD/>",
+            )
+        )
+        [waiting] = await inbox_of(journal).inbox_waiting(record.receiver, at=at(20))
+        assert waiting.message_id == record.message_id
+    finally:
+        await journal.close()
