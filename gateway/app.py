@@ -352,6 +352,7 @@ class Gateway:
         except BaseException:
             self._runner = None
             await runner.cleanup()  # closes what the cleanup contexts opened before the failure
+            await self.supervisor.stop()  # and any task started before the background context
             raise
         server = self._runner.server
         if server is None:  # setup() makes it; a failed setup raised already

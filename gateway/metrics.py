@@ -22,7 +22,6 @@ journal method names, queue kinds. Never message ids, document numbers or certif
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import shutil
@@ -539,11 +538,9 @@ def mount(app: web.Application, gateway: Gateway) -> None:
                 update_breakers(adapters)
                 await asyncio.sleep(BREAKER_POLL_SECONDS)
 
-        task = asyncio.create_task(poll(), name="metrics-breakers")
+        # Under the gateway's supervisor, which stops it with the other background tasks.
+        gateway.supervisor.start("metrics-breakers", poll)
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
     app.router.add_get("/metrics", metrics_handler)
     app.cleanup_ctx.append(watch_breakers)
