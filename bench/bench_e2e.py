@@ -56,12 +56,16 @@ from consumers import CountingConsumer  # noqa: E402  (beside this file)
 from tight_loop import LoopInput, tight_loop_rate  # noqa: E402  (beside this file)
 from timing import CpuMeter, CpuUse  # noqa: E402  (beside this file)
 
+from asw_toolkit.dev_pki import (  # noqa: E402
+    DevPki,
+    KeyType,
+    build_dev_pki,
+    write_dev_pki,
+)
 from gateway.core.envelope import MEMBER_STATES  # noqa: E402
 from gateway.core.parsing import parse  # noqa: E402
-from gateway.core.pki import DevPki, KeyType, build_dev_pki  # noqa: E402
 from gateway.core.signatures import load_signing_key, sign  # noqa: E402
 from gateway.core.topology import Topology  # noqa: E402
-from gateway.pki_files import write_dev_pki  # noqa: E402
 from tests.conftest import delete_topology, with_message_id  # noqa: E402
 from tests.integration.processes import GatewayProcess  # noqa: E402
 

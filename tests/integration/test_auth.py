@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 import structlog
 
+from asw_toolkit.cli.send import ApiKeyError, api_key_from
 from gateway.app import Gateway
 from gateway.auth import (
     Authenticator,
@@ -24,7 +25,6 @@ from gateway.auth import (
     path_kind,
     server_ssl_context,
 )
-from gateway.cli.send import ApiKeyError, api_key_from
 from gateway.errors import SettingsError, Unauthenticated
 from gateway.settings import HttpSettings, PartySettings, Settings, load_settings
 from tests.conftest import SAMPLES, with_message_id

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 from lxml import etree
 
-from adapters.simulator import (
+from asw_toolkit.cli.simulate import config_from_args, register
+from asw_toolkit.simulator import (
     GARBAGE_BODY,
     Behaviour,
     RunningSimulator,
@@ -23,7 +24,6 @@ from adapters.simulator import (
     build_customs_response,
     find_response_template,
 )
-from gateway.cli.simulate import config_from_args, register
 from gateway.core.envelope import NS_COMMON, DocumentType, read_envelope
 from gateway.core.parsing import parse
 from gateway.errors import SettingsError

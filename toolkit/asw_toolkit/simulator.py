@@ -50,7 +50,7 @@ from gateway.core.signatures import SigningKey, sign, verify
 from gateway.core.trust import TrustStore
 from gateway.errors import GatewayError, SettingsError
 
-log = structlog.get_logger("adapters.simulator")
+log = structlog.get_logger("asw_toolkit.simulator")
 
 BEHAVIOURS = ("accept", "slow", "timeout", "fail-then-recover", "garbage", "reject", "down")
 RESPONSE_SAMPLES = Path("samples") / "response" / "valid"

@@ -1,6 +1,6 @@
 """The integration tester's kit: prepare documents, submit them, follow them, judge and report.
 
-Shared by ``asw-gateway send``, ``replay`` and ``conformance``:
+Shared by ``asw-toolkit send``, ``replay`` and ``conformance``:
 
 - ``Restamper`` turns a sample into a fresh message (new message id, document number and creation
   time, references to earlier replayed messages rewritten, optional test indicator) and signs it
