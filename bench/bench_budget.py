@@ -55,6 +55,7 @@ from asw_toolkit.dev_pki import (  # noqa: E402
     build_dev_pki,
     write_dev_pki,
 )
+from asw_toolkit.testkit import with_message_id  # noqa: E402
 from gateway.core.envelope import read_envelope  # noqa: E402
 from gateway.core.handover import Handover  # noqa: E402
 from gateway.core.headers import MessageHeaders  # noqa: E402
@@ -70,7 +71,6 @@ from gateway.core.validation import Validator  # noqa: E402
 from gateway.journal import open_journal  # noqa: E402
 from gateway.journal.contract import Journal, MessageRecord  # noqa: E402
 from gateway.trust_loader import load_trust_store  # noqa: E402
-from tests.conftest import with_message_id  # noqa: E402
 
 AMQP_URL = os.environ.get("ASW_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TARGET_RATIO = 300 / 570

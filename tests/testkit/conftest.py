@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from asw_toolkit.processes import GatewayProcess
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology
-from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
 
 TESTER_COMMANDS = (
