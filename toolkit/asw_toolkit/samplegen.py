@@ -809,6 +809,7 @@ def _acdd(rng: random.Random, items: int, now: datetime) -> Acdd:
 
 # --- --invalid RULE: one edit per rule --------------------------------------------------------
 
+
 def _fob_on_item1(root: etree._Element, facts: _Facts) -> None:
     """Give goods item 1 a FOB value (a 'PC x%' criterion is an RVC and may need one)."""
     found = root.xpath(f"{_ITEM1}/fdx:FOBValueAmount", namespaces=NAMESPACES)
