@@ -401,7 +401,7 @@ async def _send(gateway: Gateway, *args: str, env: dict[str, str]) -> tuple[int,
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway",
+        "asw_toolkit",
         "send",
         str(SAMPLES / "formd" / "valid" / "sg-th-basic.xml"),
         "--new-id",
