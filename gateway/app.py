@@ -93,7 +93,7 @@ def load_keys(settings: Settings, role: str, countries: list[str]) -> dict[str, 
         except OSError as exc:
             problems.append(
                 f"{role} key of {country}: cannot read {exc.filename} ({exc.strerror}); "
-                f"create a development PKI with `asw-gateway pki init {keys_dir}`"
+                f"create a development PKI with `asw-toolkit pki init {keys_dir}`"
             )
         except SettingsError as exc:
             problems.extend(f"{role} key of {country}: {p}" for p in exc.problems)

@@ -1,6 +1,6 @@
 """Read trust stores from disk, and pick up CRLs (and CA certificates) again when they change.
 
-Layout, the same one ``asw-gateway pki init`` writes:
+Layout, the same one ``asw-toolkit pki init`` writes:
 
     DIR/<CC>/ca*.pem    one or more CA certificates of the country (two during a rollover)
     DIR/<CC>/crl*.pem   the CRLs of those CAs (PEM)
@@ -113,7 +113,7 @@ def open_trust(settings: Settings, *, required: bool) -> ReloadingTrustStore | N
             raise SettingsError(
                 [
                     f"pki.trust_dir: {trust_dir} does not exist; create a development PKI with "
-                    f"`asw-gateway pki init {trust_dir}` or point ASW_PKI__TRUST_DIR at one"
+                    f"`asw-toolkit pki init {trust_dir}` or point ASW_PKI__TRUST_DIR at one"
                 ]
             )
         return None
