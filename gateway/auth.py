@@ -271,18 +271,11 @@ def check_auth_exposure(http: HttpSettings) -> None:
 
 def default_trust(settings: Settings) -> TrustSource | None:
     """A reloading trust store over ``pki.trust_dir``, or None when there is none."""
-    trust_dir = Path(settings.pki.trust_dir)
-    if not trust_dir.is_dir():
-        return None
     # Imported here: the loader reads files, and only TLS modes need it.
-    from gateway.trust_loader import ReloadingTrustStore  # noqa: PLC0415
+    from gateway.trust_loader import open_trust  # noqa: PLC0415
 
-    store = ReloadingTrustStore(
-        trust_dir,
-        policies={country: party.revocation for country, party in settings.parties.items()},
-        check_every=settings.pki.trust_check_seconds,
-    )
-    return store.current
+    store = open_trust(settings, required=False)
+    return store.current if store is not None else None
 
 
 def auth_middleware(

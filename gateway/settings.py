@@ -75,7 +75,7 @@ class AmqpSettings:
 class DocumentSettings:
     """Where schemas live and how documents are bounded."""
 
-    xsd_dir: str = "xsd"
+    xsd_dir: str = ""  # "" = the schemas shipped with the gateway (gateway.schema_files)
     max_depth: int = 64
     parties_file: str = ""  # the parties plan (TOML); "" = gateway/data/parties.toml
 
