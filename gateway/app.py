@@ -40,9 +40,9 @@ from gateway.errors import GatewayError, SettingsError
 from gateway.inbox import INBOX_RECEIPTS, add_inbox_routes, escalate_all
 from gateway.journal import Journal, open_journal
 from gateway.offload import RequestPool
-from gateway.operations import Operations
 from gateway.pki_files import read_signing_key
-from gateway.receipting import ReceiptIssuer
+from gateway.receipt_issuer import ReceiptIssuer
+from gateway.replay import DeadLetterReplay
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
 from gateway.trust_loader import ReloadingTrustStore
@@ -171,7 +171,7 @@ def create_app(
     broker: Broker,
     submissions: Submissions,
     journal: Journal,
-    operations: Operations,
+    operations: DeadLetterReplay,
     adapters: Mapping[str, Adapter],
     trust: Callable[[], TrustStore] | None,
     receipts: ReceiptIssuer | None = None,
@@ -281,7 +281,7 @@ class Gateway:
             broker=self.broker,
             submissions=submissions,
             journal=journal,
-            operations=Operations(journal, self.broker, submissions, utc_now),
+            operations=DeadLetterReplay(journal, self.broker, submissions, utc_now),
             adapters=self.adapters,
             trust=trust.current if trust else None,
             receipts=receipts,

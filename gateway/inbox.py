@@ -38,7 +38,7 @@ from gateway.errors import (
     Unauthenticated,
 )
 from gateway.journal import InboxAck, InboxItem, InboxJournal, Journal, inbox_of
-from gateway.receipting import ReceiptIssuer
+from gateway.receipt_issuer import ReceiptIssuer
 from gateway.settings import Settings
 from gateway.web import CLOCK, JOURNAL, SETTINGS
 

@@ -38,7 +38,7 @@ from gateway.errors import (
 )
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
-from gateway.operations import Operations
+from gateway.replay import DeadLetterReplay
 from gateway.settings import Settings
 from gateway.submission import Submissions
 
@@ -47,7 +47,7 @@ log = structlog.get_logger("gateway.web")
 SETTINGS = web.AppKey("settings", Settings)
 SUBMISSIONS = web.AppKey("submissions", Submissions)
 JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
-OPERATIONS = web.AppKey("operations", Operations)
+OPERATIONS = web.AppKey("operations", DeadLetterReplay)
 ADAPTERS: web.AppKey[Mapping[str, Adapter]] = web.AppKey("adapters")
 TRUST: web.AppKey[Callable[[], TrustStore] | None] = web.AppKey("trust")
 BROKER = web.AppKey("broker", Broker)

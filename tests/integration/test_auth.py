@@ -26,7 +26,7 @@ from gateway.auth import (
 )
 from gateway.cli.send import ApiKeyError, api_key_from
 from gateway.errors import SettingsError, Unauthenticated
-from gateway.settings import HttpSettings, PartySettings, Settings, load_settings
+from gateway.settings import AuthMode, HttpSettings, PartySettings, Settings, load_settings
 from tests.conftest import SAMPLES, with_message_id
 from tests.federation.harness import (
     KEYS,
@@ -293,7 +293,7 @@ async def test_key_and_certificate_of_different_parties_is_401(
 # --- the decision table, without a server ---------------------------------------------------
 
 
-def _authenticator(mode: str) -> Authenticator:
+def _authenticator(mode: AuthMode) -> Authenticator:
     """An authenticator over SG with one key and an operator key."""
     settings = Settings(
         http=HttpSettings(auth=mode, operator_api_key_sha256=key_digest("op")),

@@ -1,7 +1,7 @@
 """Business rules: pure Python over a parsed tree that already passed its XSD.
 
 Each rule has a stable code, a severity and, for Form D, the box it is about
-(``gateway.core.codelists.CATALOGUE``). Rules trust the structure the XSD guarantees and never
+(``gateway.core.rule_catalogue.CATALOGUE``). Rules trust the structure the XSD guarantees and never
 read the clock: ``now`` is passed in. Findings carry the element's XPath and source line, a
 message a trade officer understands and a hint on how to fix it.
 

@@ -26,7 +26,14 @@ from gateway.core.code_lists import (
     locode_countries,
     retired_units,
 )
-from gateway.core.codelists import (
+from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD
+from gateway.core.envelope import DocumentType as Doc
+from gateway.core.envelope import first_child as child
+from gateway.core.nomenclature import edition_on
+from gateway.core.nomenclature import load as load_hs
+from gateway.core.nomenclature import normalise as normalise_hs
+from gateway.core.parties import default_parties
+from gateway.core.rule_catalogue import (
     CLOCK_SKEW_SECONDS,
     COUNTRIES_IDENTICAL,
     COUNTRY_NOT_MEMBER,
@@ -45,13 +52,6 @@ from gateway.core.codelists import (
     UNIT_RETIRED,
     UNIT_UNKNOWN,
 )
-from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD
-from gateway.core.envelope import DocumentType as Doc
-from gateway.core.envelope import first_child as child
-from gateway.core.nomenclature import edition_on
-from gateway.core.nomenclature import load as load_hs
-from gateway.core.nomenclature import normalise as normalise_hs
-from gateway.core.parties import default_parties
 from gateway.errors import Finding
 
 # --- reading the tree -----------------------------------------------------------------------

@@ -16,7 +16,9 @@ from typing import Final, NamedTuple
 
 from lxml import etree
 
-from gateway.core.codelists import (
+from gateway.core.envelope import NS_COMMON, NS_FORMD
+from gateway.core.envelope import first_child as child
+from gateway.core.rule_catalogue import (
     B2B_EXPIRED,
     B2B_INCOMPLETE,
     B2B_MISSING,
@@ -54,8 +56,6 @@ from gateway.core.codelists import (
     TCI_MISSING,
     TCI_NOT_FLAGGED,
 )
-from gateway.core.envelope import NS_COMMON, NS_FORMD
-from gateway.core.envelope import first_child as child
 from gateway.core.rules.common import Header, asean_members, country_rules, q, text
 from gateway.core.rules.common import form_d_code_list_rules as _code_list_rules
 from gateway.errors import Finding

@@ -11,7 +11,8 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.core.codelists import (
+from gateway.core.envelope import NS_RECEIPT, NS_RESPONSE
+from gateway.core.rule_catalogue import (
     DIGEST_LENGTH,
     DIGEST_LENGTHS,
     PARTIAL_ITEMS,
@@ -20,7 +21,6 @@ from gateway.core.codelists import (
     STATUS_PARTIALLY_UTILISED,
     STATUS_REJECTED,
 )
-from gateway.core.envelope import NS_RECEIPT, NS_RESPONSE
 from gateway.core.rules.common import Header, future_datetime, q, text
 from gateway.errors import Finding
 
