@@ -47,7 +47,7 @@ FLAG_NAMES = (
 )
 
 
-def q(name: str) -> str:
+def clark_name(name: str) -> str:
     """Clark name of ``prefix:Local``."""
     prefix, local = name.split(":")
     return f"{{{_PREFIXES[prefix]}}}{local}"
@@ -55,7 +55,7 @@ def q(name: str) -> str:
 
 def sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
     """Append a child element ``prefix:Local`` with optional text and attributes."""
-    el = etree.SubElement(parent, q(name), attrs)
+    el = etree.SubElement(parent, clark_name(name), attrs)
     if text is not None:
         el.text = text
     return el
@@ -141,15 +141,15 @@ def _party(parent: etree._Element, name: str, party: Party) -> None:
 
 def header(root: etree._Element, doc: str, d: FormD | Acdd) -> None:
     """The common message header."""
-    h = sub(root, "cm:MessageHeader")
-    sub(h, "cm:MessageID", d.message_id)
-    sub(sub(h, "cm:SenderParty"), "cm:CountryCode", d.sender)
-    sub(sub(h, "cm:ReceiverParty"), "cm:CountryCode", d.receiver)
-    sub(h, "cm:DocumentTypeCode", doc)
-    sub(h, "cm:FunctionCode", d.function)
-    sub(h, "cm:CreationDateTime", d.created)
+    message_header = sub(root, "cm:MessageHeader")
+    sub(message_header, "cm:MessageID", d.message_id)
+    sub(sub(message_header, "cm:SenderParty"), "cm:CountryCode", d.sender)
+    sub(sub(message_header, "cm:ReceiverParty"), "cm:CountryCode", d.receiver)
+    sub(message_header, "cm:DocumentTypeCode", doc)
+    sub(message_header, "cm:FunctionCode", d.function)
+    sub(message_header, "cm:CreationDateTime", d.created)
     if d.referenced:
-        sub(h, "cm:ReferencedMessageID", d.referenced)
+        sub(message_header, "cm:ReferencedMessageID", d.referenced)
 
 
 def _item(parent: etree._Element, seq: int, it: Item) -> None:
@@ -174,7 +174,7 @@ def _item(parent: etree._Element, seq: int, it: Item) -> None:
 
 def build(d: FormD) -> etree._Element:
     """The e-Form D document for ``d``."""
-    root = etree.Element(q("fd:EFormD"), nsmap=NS)
+    root = etree.Element(clark_name("fd:EFormD"), nsmap=NS)
     header(root, "EFD", d)
     decl = sub(root, "fd:Declaration")
     sub(decl, "fd:ID", d.reference_no)
@@ -276,7 +276,7 @@ class Acdd:
 
 def build_acdd(d: Acdd) -> etree._Element:
     """The ACDD document for ``d``."""
-    root = etree.Element(q("ac:ACDD"), nsmap=NS_ACDD)
+    root = etree.Element(clark_name("ac:ACDD"), nsmap=NS_ACDD)
     header(root, "ACDD", d)
     decl = sub(root, "ac:Declaration")
     sub(decl, "ac:ID", d.declaration_no)
@@ -915,7 +915,7 @@ _INVOICING = (
 )
 
 
-def _b(
+def _breakage(
     kinds: frozenset[str],
     codes: tuple[str, ...],
     edit: Callable[[etree._Element, _Facts], None],
@@ -930,81 +930,85 @@ def _b(
 
 BREAKAGES: dict[str, Breakage] = {
     # header rules, both document types
-    "datetime-in-future": _b(BOTH, ("datetime-in-future",),
+    "datetime-in-future": _breakage(BOTH, ("datetime-in-future",),
                              _set("//cm:CreationDateTime", _future_datetime)),
-    "reference-missing": _b(BOTH, ("reference-missing",), _set("//cm:FunctionCode", "5")),
-    "reference-to-self": _b(BOTH, ("reference-to-self",), lambda root, facts: _after(
+    "reference-missing": _breakage(BOTH, ("reference-missing",), _set("//cm:FunctionCode", "5")),
+    "reference-to-self": _breakage(BOTH, ("reference-to-self",), lambda root, facts: _after(
         "//cm:CreationDateTime",
         f"<cm:ReferencedMessageID>{facts.message_id}</cm:ReferencedMessageID>")(root, facts)),
-    "sender-is-receiver": _b(BOTH, ("import-country-not-receiver", "sender-is-receiver"),
+    "sender-is-receiver": _breakage(BOTH, ("import-country-not-receiver", "sender-is-receiver"),
                              _set("//cm:ReceiverParty/cm:CountryCode", lambda f: f.sender)),
     # countries
-    "countries-identical": _b(BOTH, ("countries-identical",), _set(_DEST, lambda f: f.sender)),
-    "country-not-member-state": _b(BOTH, ("country-not-member-state",
+    "countries-identical": _breakage(BOTH, ("countries-identical",),
+                                     _set(_DEST, lambda f: f.sender)),
+    "country-not-member-state": _breakage(BOTH, ("country-not-member-state",
                                           "import-country-not-receiver"), _set(_DEST, "CN")),
-    "export-country-not-sender": _b(BOTH, ("export-country-not-sender",),
+    "export-country-not-sender": _breakage(BOTH, ("export-country-not-sender",),
                                     _set(_EXPORT, _other_member)),
-    "import-country-not-receiver": _b(BOTH, ("import-country-not-receiver",),
+    "import-country-not-receiver": _breakage(BOTH, ("import-country-not-receiver",),
                                       _set(_DEST, _other_member)),
     # Form D goods items
-    "origin-country-not-member-state": _b(FD, ("origin-country-not-member-state",),
+    "origin-country-not-member-state": _breakage(FD, ("origin-country-not-member-state",),
                                           _set(f"{_ITEM1}/fd:Origin/fd:CountryCode", "CN")),
-    "origin-criterion-format": _b(FD, ("origin-criterion-format",),
+    "origin-criterion-format": _breakage(FD, ("origin-criterion-format",),
                                   _set(f"{_ITEM1}//fdx:OriginCriterionCode", "CTX")),
-    "partial-cumulation-out-of-range": _b(FD, ("partial-cumulation-out-of-range",), _both(
+    "partial-cumulation-out-of-range": _breakage(FD, ("partial-cumulation-out-of-range",), _both(
         _set(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 45%"), _fob_on_item1,
         _set(_FLAG.format("PartialCumulation"), "true")), needs_fob_country=True),
-    "partial-cumulation-flag-mismatch": _b(FD, ("partial-cumulation-flag-mismatch",), _both(
+    "partial-cumulation-flag-mismatch": _breakage(FD, ("partial-cumulation-flag-mismatch",), _both(
         _set(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 25%"), _fob_on_item1), valid=True,
         needs_fob_country=True),
-    "fob-value-missing": _b(FD, ("fob-value-missing",), _both(
+    "fob-value-missing": _breakage(FD, ("fob-value-missing",), _both(
         _set(f"{_ITEM1}//fdx:OriginCriterionCode", "40%"),
         _drop_if_present(f"{_ITEM1}/fdx:FOBValueAmount")), needs_fob_country=True),
-    "hs-code-length": _b(FD, ("hs-code-length",),
+    "hs-code-length": _breakage(FD, ("hs-code-length",),
                          _set(f"{_ITEM1}//fd:Classification/fd:ID", "8482")),
     # Form D dates and flags
-    "date-in-future": _b(FD, ("date-in-future",), _set("//fdx:DeclarationDate", _future_date)),
-    "issue-date-after-departure": _b(FD, ("issue-date-after-departure",), _set(
+    "date-in-future": _breakage(FD, ("date-in-future",),
+                                _set("//fdx:DeclarationDate", _future_date)),
+    "issue-date-after-departure": _breakage(FD, ("issue-date-after-departure",), _set(
         "//fdx:DepartureDate", lambda f: (f.today - timedelta(days=20)).isoformat())),
-    "retroactive-issue-too-late": _b(FD, ("retroactive-issue-too-late",), _both(
+    "retroactive-issue-too-late": _breakage(FD, ("retroactive-issue-too-late",), _both(
         _set("//fdx:DepartureDate", lambda f: (f.today - timedelta(days=400)).isoformat()),
         _set(_FLAG.format("IssuedRetroactively"), "true"))),
-    "retroactive-departure-date-missing": _b(FD, ("retroactive-departure-date-missing",), _both(
+    "retroactive-departure-date-missing": _breakage(
+        FD, ("retroactive-departure-date-missing",), _both(
         _drop("//fdx:DepartureDate"), _set(_FLAG.format("IssuedRetroactively"), "true"))),
-    "retroactive-flag-unneeded": _b(FD, ("retroactive-flag-unneeded",),
+    "retroactive-flag-unneeded": _breakage(FD, ("retroactive-flag-unneeded",),
                                     _set(_FLAG.format("IssuedRetroactively"), "true"),
                                     valid=True),
-    "back-to-back-original-missing": _b(FD, ("back-to-back-original-missing",),
+    "back-to-back-original-missing": _breakage(FD, ("back-to-back-original-missing",),
                                         _set(_FLAG.format("BackToBack"), "true")),
-    "back-to-back-original-incomplete": _b(FD, ("back-to-back-original-incomplete",), _both(
+    "back-to-back-original-incomplete": _breakage(FD, ("back-to-back-original-incomplete",), _both(
         _set(_FLAG.format("BackToBack"), "true"),
         _after("//fdx:CertificateFlags", _ORIGINAL.format("")))),
-    "back-to-back-not-flagged": _b(FD, ("back-to-back-not-flagged",), _after(
+    "back-to-back-not-flagged": _breakage(FD, ("back-to-back-not-flagged",), _after(
         "//fdx:CertificateFlags",
         _ORIGINAL.format("<fdx:IssueDate>2026-01-05</fdx:IssueDate>")), valid=True),
-    "third-country-invoicing-party-missing": _b(FD, ("third-country-invoicing-party-missing",),
+    "third-country-invoicing-party-missing": _breakage(
+        FD, ("third-country-invoicing-party-missing",),
                                                 _set(_FLAG.format("ThirdCountryInvoicing"),
                                                      "true")),
-    "third-country-invoicing-not-flagged": _b(FD, ("third-country-invoicing-not-flagged",),
+    "third-country-invoicing-not-flagged": _breakage(FD, ("third-country-invoicing-not-flagged",),
                                               _after("//fdx:CertificateFlags", _INVOICING),
                                               valid=True),
-    "exhibition-missing": _b(FD, ("exhibition-missing",), _set(_FLAG.format("Exhibition"),
+    "exhibition-missing": _breakage(FD, ("exhibition-missing",), _set(_FLAG.format("Exhibition"),
                                                               "true")),
     # XSD constraints
-    "xsd-invalid-value": _b(BOTH, ("xsd-invalid-value",), _set(
+    "xsd-invalid-value": _breakage(BOTH, ("xsd-invalid-value",), _set(
         "//fd:GovernmentAgencyGoodsItem[1]//fd:Classification/fd:ID"
         " | //ac:GovernmentAgencyGoodsItem[1]//ac:Classification/ac:ID", "8482.10.AB")),
-    "xsd-not-in-code-list": _b(BOTH, ("xsd-not-in-code-list",), _set(
+    "xsd-not-in-code-list": _breakage(BOTH, ("xsd-not-in-code-list",), _set(
         "//fd:BorderTransportMeans/fd:ModeCode | //ac:BorderTransportMeans/ac:ModeCode", "10")),
-    "xsd-missing-element": _b(FD, ("xsd-missing-element",),
+    "xsd-missing-element": _breakage(FD, ("xsd-missing-element",),
                               _drop(_FLAG.format("PartialCumulation"))),
-    "xsd-unexpected-element": _b(BOTH, ("xsd-unexpected-element",),
+    "xsd-unexpected-element": _breakage(BOTH, ("xsd-unexpected-element",),
                                  _drop("//fd:Exporter/cm:Name | //ac:Declarant")),
-    "xsd-missing-attribute": _b(BOTH, ("xsd-missing-attribute",), _attr(
+    "xsd-missing-attribute": _breakage(BOTH, ("xsd-missing-attribute",), _attr(
         "(//fd:GrossMassMeasure | //ac:GrossMassMeasure)[1]", "unitCode", None)),
-    "xsd-duplicate-key": _b(BOTH, ("xsd-duplicate-key",), _set(
+    "xsd-duplicate-key": _breakage(BOTH, ("xsd-duplicate-key",), _set(
         "(//fd:GovernmentAgencyGoodsItem | //ac:GovernmentAgencyGoodsItem)[2]/*[1]", "1")),
-    "xsd-unexpected-text": _b(FD, ("xsd-unexpected-text",),
+    "xsd-unexpected-text": _breakage(FD, ("xsd-unexpected-text",),
                               _set(f"{_ITEM1}/fd:Packaging", "12 cartons")),
 }  # fmt: skip
 

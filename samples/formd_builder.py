@@ -6,6 +6,28 @@ generate`` uses too; this module re-exports them for ``generate.py`` and ``formd
 
 from __future__ import annotations
 
-from gateway.samplegen import FLAG_NAMES, NS, FormD, Item, Party, build, header, q, serialise, sub
+from gateway.samplegen import (
+    FLAG_NAMES,
+    NS,
+    FormD,
+    Item,
+    Party,
+    build,
+    clark_name,
+    header,
+    serialise,
+    sub,
+)
 
-__all__ = ["FLAG_NAMES", "NS", "FormD", "Item", "Party", "build", "header", "q", "serialise", "sub"]
+__all__ = [
+    "FLAG_NAMES",
+    "NS",
+    "FormD",
+    "Item",
+    "Party",
+    "build",
+    "clark_name",
+    "header",
+    "serialise",
+    "sub",
+]

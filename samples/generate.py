@@ -20,7 +20,7 @@ from pathlib import Path
 from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).parent))
-from formd_builder import FormD, Item, Party, build, q, serialise
+from formd_builder import FormD, Item, Party, build, serialise
 from formd_variants import FORM_D_VARIANTS, LARGE_BASE, PRODUCTS
 
 HERE = Path(__file__).parent
@@ -665,4 +665,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["Party", "q"]
+__all__ = ["Party"]

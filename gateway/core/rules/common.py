@@ -57,7 +57,7 @@ from gateway.errors import Finding
 # --- reading the tree -----------------------------------------------------------------------
 
 
-def q(ns: str, path: str) -> str:
+def clark_path(ns: str, path: str) -> str:
     """Clark notation for a slash-separated ``path`` of local names in namespace ``ns``."""
     return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
 
@@ -79,14 +79,14 @@ def parse_datetime(value: str) -> datetime | None:
 # --- the message header ----------------------------------------------------------------------
 
 _SKEW: Final = timedelta(seconds=CLOCK_SKEW_SECONDS)
-_MESSAGE_HEADER: Final = q(NS_COMMON, "MessageHeader")
-_MESSAGE_ID: Final = q(NS_COMMON, "MessageID")
-_SENDER: Final = q(NS_COMMON, "SenderParty")
-_RECEIVER: Final = q(NS_COMMON, "ReceiverParty")
-_COUNTRY: Final = q(NS_COMMON, "CountryCode")
-_FUNCTION: Final = q(NS_COMMON, "FunctionCode")
-_CREATED: Final = q(NS_COMMON, "CreationDateTime")
-_REFERENCED: Final = q(NS_COMMON, "ReferencedMessageID")
+_MESSAGE_HEADER: Final = clark_path(NS_COMMON, "MessageHeader")
+_MESSAGE_ID: Final = clark_path(NS_COMMON, "MessageID")
+_SENDER: Final = clark_path(NS_COMMON, "SenderParty")
+_RECEIVER: Final = clark_path(NS_COMMON, "ReceiverParty")
+_COUNTRY: Final = clark_path(NS_COMMON, "CountryCode")
+_FUNCTION: Final = clark_path(NS_COMMON, "FunctionCode")
+_CREATED: Final = clark_path(NS_COMMON, "CreationDateTime")
+_REFERENCED: Final = clark_path(NS_COMMON, "ReferencedMessageID")
 
 
 class Header(NamedTuple):
@@ -262,8 +262,11 @@ def _item_of(el: etree._Element) -> str | None:
     return None
 
 
-_FD_UNITS: Final = (q(NS_FORMD, "GrossMassMeasure"), q(NS_FORMD, "TariffQuantity"))
-_AC_UNITS: Final = (q(NS_ACDD, "GrossMassMeasure"), q(NS_ACDD, "TariffQuantity"))
+_FD_UNITS: Final = (
+    clark_path(NS_FORMD, "GrossMassMeasure"),
+    clark_path(NS_FORMD, "TariffQuantity"),
+)
+_AC_UNITS: Final = (clark_path(NS_ACDD, "GrossMassMeasure"), clark_path(NS_ACDD, "TariffQuantity"))
 
 
 def unit_rules(root: etree._Element, tags: tuple[str, ...], *, boxed: bool) -> Iterator[Finding]:
@@ -345,11 +348,11 @@ class ClassifiedItem(Protocol):
     def seq(self) -> str: ...
 
 
-_FD_ISSUE_PLACE: Final = q(NS_FORMD, "IssueLocationID")
-_FD_CONSIGNMENT: Final = q(NS_FORMD, "Consignment")
-_FD_LOADING: Final = q(NS_FORMD, "LoadingLocation")
-_FD_UNLOADING: Final = q(NS_FORMD, "UnloadingLocation")
-_FD_ID: Final = q(NS_FORMD, "ID")
+_FD_ISSUE_PLACE: Final = clark_path(NS_FORMD, "IssueLocationID")
+_FD_CONSIGNMENT: Final = clark_path(NS_FORMD, "Consignment")
+_FD_LOADING: Final = clark_path(NS_FORMD, "LoadingLocation")
+_FD_UNLOADING: Final = clark_path(NS_FORMD, "UnloadingLocation")
+_FD_ID: Final = clark_path(NS_FORMD, "ID")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -436,12 +439,12 @@ def child_path(el: etree._Element | None, path: str) -> etree._Element | None:
     return el.find(path) if el is not None else None
 
 
-_AC_HS: Final = q(NS_ACDD, "Commodity/Classification/ID")
-_AC_ITEM: Final = q(NS_ACDD, "GovernmentAgencyGoodsItem")
-_AC_SEQ: Final = q(NS_ACDD, "SequenceNumeric")
-_AC_CONSIGNMENT: Final = q(NS_ACDD, "Consignment")
-_AC_LOADING: Final = q(NS_ACDD, "LoadingLocation/ID")
-_AC_UNLOADING: Final = q(NS_ACDD, "UnloadingLocation/ID")
+_AC_HS: Final = clark_path(NS_ACDD, "Commodity/Classification/ID")
+_AC_ITEM: Final = clark_path(NS_ACDD, "GovernmentAgencyGoodsItem")
+_AC_SEQ: Final = clark_path(NS_ACDD, "SequenceNumeric")
+_AC_CONSIGNMENT: Final = clark_path(NS_ACDD, "Consignment")
+_AC_LOADING: Final = clark_path(NS_ACDD, "LoadingLocation/ID")
+_AC_UNLOADING: Final = clark_path(NS_ACDD, "UnloadingLocation/ID")
 
 
 def acdd_code_list_rules(
