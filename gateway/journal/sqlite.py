@@ -72,7 +72,6 @@ from gateway.journal.contract import (
     PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
-    BusinessKey,
     CountRow,
     Counts,
     InboxAck,
@@ -511,10 +510,6 @@ class SqliteJournal:
     ) -> bool:
         """See ``Journal.link``."""
         return await self._run(_link, message_id, related_message_id, relation, _stamp(at))
-
-    async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
-        """See ``Journal.find_by_business_key``."""
-        return await self._read(_find_by_business_key, key)
 
     async def list_messages(
         self,
@@ -990,18 +985,6 @@ def _link(db: sqlite3.Connection, message_id: str, related: str, relation: str, 
             at=at,
         )
         return cursor.rowcount == 1
-
-
-def _find_by_business_key(db: sqlite3.Connection, key: BusinessKey) -> MessageSummary | None:
-    row = _one(
-        db,
-        "by_business_key",
-        sender=key.sender,
-        document_type=key.document_type,
-        document_id=key.document_id,
-        function_code=key.function_code,
-    )
-    return None if row is None else summary_from_row(row, _when)
 
 
 def _select_summaries(

@@ -309,7 +309,7 @@ def _authenticator(mode: AuthMode) -> Authenticator:
 def test_path_kinds() -> None:
     """Health and console are open, ops endpoints operator-only, the rest for parties."""
     assert path_kind("/healthz") == path_kind("/console/x") == "open"
-    assert path_kind("/v1/ops/replay") == path_kind("/v1/dead-letters") == "operator"
+    assert path_kind("/v1/dead-letters/x/replay") == path_kind("/v1/dead-letters") == "operator"
     assert path_kind("/v1/queues") == path_kind("/v1/partners") == "operator"
     assert path_kind("/v1/messages") == path_kind("/v1/inbox/x") == "party"
     assert path_kind("/consoleX") == "party"
@@ -318,7 +318,7 @@ def test_path_kinds() -> None:
 def test_none_mode_lets_everyone_in_without_a_caller() -> None:
     """Development mode: no caller, every path open."""
     principal = _authenticator("none").authenticate(
-        path="/v1/ops/x", method="POST", key=None, cert=None
+        path="/v1/dead-letters/x/replay", method="POST", key=None, cert=None
     )
     assert principal.party is None
     assert principal.operator
