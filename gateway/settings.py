@@ -68,7 +68,6 @@ class HttpSettings:
     per_caller_concurrency: int = 16  # requests one caller may have in work at once; more get 503
     request_threads: int = 2  # threads per worker for heavy work on submitted documents
     request_queue: int = 32  # heavy jobs waiting for those threads; more get 503
-    delivery_threads: int = 2  # threads per worker kept for deliveries, receipts and folder intake
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,7 +177,6 @@ _POSITIVE = {
     ("http", "per_caller_concurrency"),
     ("http", "request_threads"),
     ("http", "request_queue"),
-    ("http", "delivery_threads"),
     ("amqp", "prefetch"),
     ("amqp", "delivery_limit"),
     ("amqp", "poison_after"),

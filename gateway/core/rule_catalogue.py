@@ -15,11 +15,6 @@ from lxml import etree
 
 from gateway.core.envelope import (
     MEMBER_STATES,
-    NS_ACDD,
-    NS_COMMON,
-    NS_FORMD,
-    NS_RECEIPT,
-    NS_RESPONSE,
 )
 from gateway.core.schemas import where
 from gateway.errors import Finding
@@ -48,15 +43,6 @@ DIGEST_LENGTHS: Final = {
 
 # Allowed clock skew between a sender and the gateway for "not in the future" checks.
 CLOCK_SKEW_SECONDS: Final = 300
-
-PREFIXES: Final = {
-    "cm": NS_COMMON,
-    "fd": NS_FORMD,
-    "fdx": NS_FORMD_EXT,
-    "ac": NS_ACDD,
-    "rs": NS_RESPONSE,
-    "rc": NS_RECEIPT,
-}
 
 
 # --- the business rules -------------------------------------------------------------------
@@ -334,8 +320,6 @@ CATALOGUE: Final[dict[str, Rule]] = {
 
 # OCP Rule 10(1): issued "not more than three (3) days from the declared shipment date".
 ISSUE_GRACE_DAYS: Final = 3
-# OCP Rule 14: a Proof of Origin is valid 12 months from its issue.
-VALIDITY_MONTHS: Final = 12
 # Annex 7 Note 3, ATIGA Art. 28/29: the general RVC threshold; Art. 30(2): partial cumulation
 # needs at least 20%.
 RVC_THRESHOLD: Final = 40
