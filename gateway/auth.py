@@ -48,6 +48,7 @@ from cryptography import x509
 
 from gateway.core.trust import TrustStore, country_of, fingerprint
 from gateway.errors import SettingsError, SignatureProblem, Unauthenticated
+from gateway.problems import problem_response
 from gateway.settings import AUTH_MODES, HttpSettings, Settings
 
 log = structlog.get_logger("gateway.auth")
@@ -353,10 +354,8 @@ def auth_middleware(
 
 def _refusal(error: Unauthenticated, request: web.Request, settings: Settings) -> web.Response:
     """The 401 problem answer, with a ``WWW-Authenticate`` challenge for the mode."""
-    # Rendered here rather than with gateway.web.problem_response: web.py imports this module.
-    body = error.to_problem(base_uri=settings.http.problem_base_uri, instance=request.path)
-    response = web.json_response(
-        body, status=error.http_status, content_type="application/problem+json"
+    response = problem_response(
+        error, base_uri=settings.http.problem_base_uri, instance=request.path
     )
     response.headers["WWW-Authenticate"] = challenge_header(settings.http.auth)
     return response
