@@ -9,7 +9,7 @@ there), read once on first use. Two ways they reach a document:
   enforces them.
 - Rec 20 units (2,542 codes with the package units) are an error when unknown too, but a
   business-rule lookup (``unit-code-unknown``): libxml2 compares an enumeration value by value,
-  and 2,542 of them made the 1 MB Form D's XSD pass ten times slower (about 34 ms to 350 ms).
+  and 2,542 of them made the XSD pass of a large Form D an order of magnitude slower.
   The XSD keeps their form, ``UNIT_PATTERN``.
 - What is only a warning is a business-rule lookup too: a Rec 20 unit marked deleted or
   deprecated, and UN/LOCODEs (the list changes twice a year, so an unknown one is not refused).

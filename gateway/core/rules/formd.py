@@ -1,7 +1,7 @@
 """Form D rules: one pass over the tree collects the facts, then each rule reads them.
 
-The pass is one ``root.iter(tags)`` (the walk runs in C and stops only at the ~20 elements the
-rules need in the 5 KB sample); the texts the rules compare are read once, while collecting.
+The pass is one ``root.iter(tags)`` (the walk runs in C and stops only at the few elements the
+rules need); the texts the rules compare are read once, while collecting.
 The XSD fixes the order and the parents of every element, which the pass relies on.
 """
 
