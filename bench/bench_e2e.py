@@ -63,7 +63,7 @@ from gateway.core.signatures import load_signing_key, sign  # noqa: E402
 from gateway.core.topology import Topology  # noqa: E402
 from gateway.pki_files import write_dev_pki  # noqa: E402
 from tests.conftest import delete_topology, with_message_id  # noqa: E402
-from tests.integration.processes import GatewayProcess  # noqa: E402
+from tests.processes import GatewayProcess  # noqa: E402
 
 AMQP_URL = os.environ.get("ASW_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TARGET_DELIVERED = 300  # issue 5, on the machine where ...

@@ -17,8 +17,8 @@ from gateway.core.handover import Handover
 from gateway.errors import PeerUnavailable, PermanentDeliveryFailure, SettingsError
 from tests.conftest import SAMPLE_DOCUMENT_ID, SAMPLE_MESSAGE_ID, with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
-from tests.integration.processes import free_port
 from tests.pki_fixtures import PkiBundle
+from tests.processes import free_port
 
 
 @pytest.fixture

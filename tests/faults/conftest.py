@@ -15,8 +15,8 @@ from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology
 from tests.faults.harness import Summary
-from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
+from tests.processes import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]
 

@@ -29,7 +29,7 @@ from tests.faults.harness import (
     wait_arrivals,
     wait_broker,
 )
-from tests.integration.processes import http_push_party
+from tests.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

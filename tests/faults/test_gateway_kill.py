@@ -37,7 +37,7 @@ from tests.faults.harness import (
     settle,
     wait_arrivals,
 )
-from tests.integration.processes import http_push_party
+from tests.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -43,7 +43,7 @@ from tests.faults.harness import (
     wait_delivered,
     wait_until,
 )
-from tests.integration.processes import http_push_party
+from tests.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -28,8 +28,8 @@ from tests.faults.harness import (
     settle,
     wait_arrivals,
 )
-from tests.integration.processes import http_push_party
 from tests.journal.conftest import fresh_postgres_journal
+from tests.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

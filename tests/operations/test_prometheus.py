@@ -36,8 +36,8 @@ from tests.faults.harness import (
     wait_delivered,
     wait_until,
 )
-from tests.integration.processes import GatewayProcess, free_port, http_push_party
 from tests.pki_fixtures import PkiBundle
+from tests.processes import GatewayProcess, free_port, http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ import pytest
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology
-from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
+from tests.processes import GatewayProcess
 
 TESTER_COMMANDS = (
     "gateway.cli.send",
