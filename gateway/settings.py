@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from gateway.core.envelope import MEMBER_STATES
 from gateway.errors import SettingsError
@@ -21,8 +21,8 @@ from gateway.errors import SettingsError
 DEFAULT_CONFIG = Path("config/gateway.toml")
 ENV_PREFIX = "ASW_"
 
-# The choices a setting may take: each is checked at load, and a wrong value is a SettingsError
-# naming the key and these allowed values.
+# The choices a setting may take. A setting typed with one of these is checked at load against
+# the type's values (``_choices``); a wrong value is a SettingsError naming the key and them.
 PinCpus = Literal["auto", "on", "off"]
 """Pin each worker process to one CPU: ``auto`` only with one worker per CPU, ``on``, ``off``."""
 Scheduler = Literal["batch", "normal"]
@@ -160,13 +160,20 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogSettings,
 }
 AUTH_MODES: tuple[AuthMode, ...] = get_args(AuthMode)
-_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("log", "level"): get_args(LogLevel),
-    ("log", "format"): get_args(LogFormat),
-    ("http", "auth"): AUTH_MODES,
-    ("node", "pin_cpus"): get_args(PinCpus),
-    ("node", "scheduler"): get_args(Scheduler),
-}
+
+
+def _choices(cls: type[Any]) -> dict[str, tuple[str, ...]]:
+    """The allowed values of each ``Literal``-typed setting of a section, read from its type."""
+    return {
+        name: get_args(hint)
+        for name, hint in get_type_hints(cls).items()
+        if get_origin(hint) is Literal
+    }
+
+
+_SECTION_CHOICES = {name: _choices(cls) for name, cls in _SECTIONS.items()}
+
+
 _POSITIVE = {
     ("node", "workers"),
     ("http", "port"),
@@ -264,7 +271,7 @@ def _build_section(name: str, raw: Any, problems: list[str]) -> Any:
             coerced = float(coerced)
         if (name, key) in _POSITIVE and coerced <= 0:
             problems.append(f"{name}.{key}: must be greater than 0, got {coerced!r}")
-        allowed = _CHOICES.get((name, key))
+        allowed = _SECTION_CHOICES[name].get(key)
         if allowed is not None and coerced not in allowed:
             problems.append(_not_allowed(f"{name}.{key}", allowed, coerced))
         values[key] = coerced
