@@ -53,9 +53,9 @@ from gateway.errors import GatewayError, SettingsError
 from gateway.inbox import add_inbox_routes, escalate_all
 from gateway.journal import Journal, inbox_of, open_journal
 from gateway.offload import RequestPool
-from gateway.operations import Operations
 from gateway.pki_files import read_signing_key
-from gateway.receipting import ReceiptIssuer
+from gateway.receipt_issuer import ReceiptIssuer
+from gateway.replay import DeadLetterReplay
 from gateway.schema_files import xsd_dir
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
@@ -309,7 +309,7 @@ class Gateway:
             receipts=receipts,
         ).register()
         app[SUBMISSIONS] = submissions
-        app[OPERATIONS] = Operations(journal, self.broker, submissions, utc_now)
+        app[OPERATIONS] = DeadLetterReplay(journal, self.broker, submissions, utc_now)
         if receipts is not None:
             app[INBOX_RECEIPTS] = receipts
         self.intakes = build_intakes(self.settings, self.adapter_options, submissions)

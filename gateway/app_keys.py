@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from gateway.core.trust import TrustStore
     from gateway.journal import Journal
     from gateway.metrics import Sources
-    from gateway.operations import Operations
-    from gateway.receipting import ReceiptIssuer
+    from gateway.receipt_issuer import ReceiptIssuer
+    from gateway.replay import DeadLetterReplay
     from gateway.settings import Settings
     from gateway.submission import Submissions
     from gateway.trust_loader import ReloadingTrustStore
@@ -30,7 +30,7 @@ Clock = Callable[[], datetime]
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SUBMISSIONS: web.AppKey[Submissions] = web.AppKey("submissions")
 JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
-OPERATIONS: web.AppKey[Operations] = web.AppKey("operations")
+OPERATIONS: web.AppKey[DeadLetterReplay] = web.AppKey("operations")
 ADAPTERS: web.AppKey[Mapping[str, Adapter]] = web.AppKey("adapters")
 TRUST: web.AppKey[Callable[[], TrustStore] | None] = web.AppKey("trust")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import MultiMapping
 
+from gateway import problems
 from gateway.app_keys import (
     ADAPTERS,
     BROKER,
@@ -42,7 +43,6 @@ from gateway.errors import (
     PayloadTooLarge,
     RejectedMessage,
     RequestTimeout,
-    TemporaryFailure,
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary
@@ -52,14 +52,12 @@ from gateway.settings import Settings
 log = structlog.get_logger("gateway.web")
 
 
-PROBLEM_JSON = "application/problem+json"
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 # A correlation id is echoed in headers and logs: printable ASCII without spaces, at most 255.
 CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,255}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
 MAX_WITHIN_DAYS = 36_500
-BUSY_RETRY_AFTER = "1"
 # A stored document is data to save, never a page to render on the gateway's origin.
 DOCUMENT_HEADERS = {
     "Content-Security-Policy": "sandbox",
@@ -77,12 +75,10 @@ def utc_now() -> datetime:
 def problem_response(
     error: GatewayError, settings: Settings, *, instance: str | None = None
 ) -> web.Response:
-    """Render ``error`` as RFC 9457 problem details."""
-    body = error.to_problem(base_uri=settings.http.problem_base_uri, instance=instance)
-    response = web.json_response(body, status=error.http_status, content_type=PROBLEM_JSON)
-    if isinstance(error, TemporaryFailure):
-        response.headers["Retry-After"] = BUSY_RETRY_AFTER if isinstance(error, Busy) else "5"
-    return response
+    """Render ``error`` as RFC 9457 problem details (``gateway.problems``)."""
+    return problems.problem_response(
+        error, base_uri=settings.http.problem_base_uri, instance=instance
+    )
 
 
 def _correlation_id(request: web.Request) -> tuple[str, GatewayError | None]:

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import queue
-import socket
 import subprocess
 import threading
 import time
@@ -457,11 +456,4 @@ def wait_broker(timeout: float = 90.0) -> bool:
         if broker_reachable():
             return True
         time.sleep(0.5)
-    return False
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
     return False
