@@ -24,6 +24,7 @@ from adapters.pull_inbox import PullInboxOptions
 from gateway import metrics
 from gateway.app_keys import (
     ADAPTERS,
+    AUDIT,
     BROKER,
     CLOCK,
     INBOX_OPTIONS,
@@ -35,6 +36,7 @@ from gateway.app_keys import (
     TRUST,
     TRUST_RELOADS,
 )
+from gateway.audit import AuditTrail
 from gateway.auth import auth_middleware, check_auth_exposure, server_ssl_context
 from gateway.broker import Broker
 from gateway.connections import ConnectionGuard, raise_open_file_limit
@@ -51,7 +53,7 @@ from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
 from gateway.inbox import add_inbox_routes, escalate_all
-from gateway.journal import Journal, inbox_of, open_journal
+from gateway.journal import Journal, audit_of, inbox_of, open_journal
 from gateway.offload import RequestPool
 from gateway.pki_files import read_signing_key
 from gateway.receipt_issuer import ReceiptIssuer
@@ -268,6 +270,7 @@ class Gateway:
             await open_journal(url, op_timeout=self.settings.journal.op_timeout_seconds)
         )
         app[JOURNAL] = journal
+        app[AUDIT] = AuditTrail(audit_of(journal), utc_now)
         yield
         await journal.close()
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from adapters.pull_inbox import PullInboxOptions
+    from gateway.audit import AuditTrail
     from gateway.broker import Broker
     from gateway.core.handover import Adapter
     from gateway.core.trust import TrustStore
@@ -43,3 +44,5 @@ TRUST_RELOADS: web.AppKey[ReloadingTrustStore] = web.AppKey("trust_reloads")
 """Optional: the reloading trust store, whose reload problems ``/readyz`` names."""
 SOURCES: web.AppKey[Sources] = web.AppKey("metrics_sources")
 """Where the metrics endpoint reads the gateway's state from."""
+AUDIT: web.AppKey[AuditTrail] = web.AppKey("audit")
+"""The audit trail (operator actions, document views), over the journal's audit log."""

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
@@ -21,6 +22,7 @@ from multidict import MultiMapping
 from gateway import problems
 from gateway.app_keys import (
     ADAPTERS,
+    AUDIT,
     BROKER,
     CLOCK,
     JOURNAL,
@@ -30,6 +32,7 @@ from gateway.app_keys import (
     TRUST,
     TRUST_RELOADS,
 )
+from gateway.audit import REPLAY
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
 from gateway.core.envelope import MEMBER_STATES
@@ -47,6 +50,7 @@ from gateway.errors import (
 )
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
+from gateway.operators import OperatorKeys
 from gateway.settings import Settings
 
 log = structlog.get_logger("gateway.web")
@@ -380,8 +384,17 @@ async def list_messages(request: web.Request) -> web.Response:
     return web.json_response({"messages": [_summary_json(s) for s in newest]})
 
 
-async def visible_payload(request: web.Request, message_id: str) -> bytes:
-    """The stored document of ``message_id`` when the caller may see it; ``NotFound`` otherwise."""
+def audit_reason(request: web.Request) -> str | None:
+    """Why the caller looks: the ``X-Audit-Reason`` header or the ``reason`` query parameter."""
+    reason = request.headers.get("X-Audit-Reason") or request.query.get("reason")
+    return reason.strip()[:500] or None if reason else None
+
+
+async def visible_payload(request: web.Request, message_id: str, *, form: str = "xml") -> bytes:
+    """The stored document of ``message_id`` when the caller may see it; ``NotFound`` otherwise.
+
+    Every document served is a view the audit log records (who, when, which, why, ``form``).
+    """
     journal = request.app[JOURNAL]
     view = await journal.get(message_id)
     payload = (
@@ -391,6 +404,9 @@ async def visible_payload(request: web.Request, message_id: str) -> bytes:
     )
     if payload is None:
         raise NotFound(f"No document is stored for message {message_id}.")
+    await request.app[AUDIT].record_document_view(
+        request.get(PRINCIPAL), message_id, reason=audit_reason(request), form=form
+    )
     return payload
 
 
@@ -452,10 +468,16 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
         raise RejectedMessage('The body must be JSON: {"reason": ..., "operator": ...}.') from exc
     if not isinstance(body, dict):
         raise RejectedMessage("The body must be a JSON object with reason and operator.")
-    replayed = await request.app[OPERATIONS].replay(
-        message_id_of(request),
-        reason=str(body.get("reason") or ""),
-        operator=str(body.get("operator") or ""),
+    principal = request.get(PRINCIPAL)
+    # A named operator key says who acts; the body's "operator" only counts without one
+    # (http.auth = "none", for development).
+    named = principal.name if principal is not None else None
+    operator = named if named is not None else str(body.get("operator") or "")
+    reason = str(body.get("reason") or "")
+    message_id = message_id_of(request)
+    replayed = await request.app[OPERATIONS].replay(message_id, reason=reason, operator=operator)
+    await request.app[AUDIT].record_operator_action(
+        principal, REPLAY, target=message_id, reason=reason, detail=f"replay {replayed.replays}"
     )
     return web.json_response(
         {
@@ -463,8 +485,54 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
             "state": replayed.state.value,
             "replays": replayed.replays,
             "parked_copy_removed": replayed.parked_copy_removed,
+            "operator": operator,
         },
         status=202,
+    )
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    """GET /v1/audit?actor=&action=&target=&before=&limit=: the audit log, newest first."""
+    query = request.query
+    limit = int_param(query, "limit", 100, 1, 1000, clamp=True)
+    before = int_param(query, "before", 0, 1, 2**62) if "before" in query else None
+    filters = {name: query.get(name, "").strip() or None for name in ("actor", "action", "target")}
+    entries = await request.app[AUDIT].journal.audit_list(
+        actor=filters["actor"],
+        action=filters["action"],
+        target=filters["target"],
+        before_seq=before,
+        limit=limit,
+    )
+    body: dict[str, Any] = {
+        "entries": [
+            {
+                "seq": e.seq,
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "role": e.role,
+                "key_id": e.key_id,
+                "action": e.action,
+                "target": e.target,
+                "reason": e.reason,
+                "detail": e.detail,
+            }
+            for e in entries
+        ]
+    }
+    if len(entries) == limit and entries:
+        given = {name: value for name, value in filters.items() if value}
+        body["next"] = "/v1/audit?" + urlencode(
+            {**given, "before": entries[-1].seq, "limit": limit}
+        )
+    return web.json_response(body)
+
+
+async def operator_keys(request: web.Request) -> web.Response:
+    """GET /v1/operators: the named operator keys (never their digests), for admins."""
+    keys = OperatorKeys(request.app[SETTINGS].http.operator_keys_file)
+    return web.json_response(
+        {"configured": keys.configured, "operators": [e.public() for e in keys.entries()]}
     )
 
 
@@ -638,5 +706,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/partners", partners)
     app.router.add_post("/v1/validate", validate_document)
     app.router.add_get("/v1/queues", queues)
+    app.router.add_get("/v1/audit", audit_log)
+    app.router.add_get("/v1/operators", operator_keys)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

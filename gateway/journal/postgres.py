@@ -61,6 +61,7 @@ from gateway.journal.contract import (
     PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
+    AuditEntry,
     CountRow,
     Counts,
     InboxAck,
@@ -73,6 +74,9 @@ from gateway.journal.contract import (
     MessageView,
     StateChange,
     as_utc,
+    audit_entry,
+    audit_filters,
+    audit_params,
     check_payload,
     inbox_item,
     pickup_detail,
@@ -811,6 +815,32 @@ class PostgresJournal:
                 )
                 escalated.append(str(message_id))
         return escalated
+
+    async def audit_append(self, entry: AuditEntry) -> int:
+        """See ``AuditJournal.audit_append``."""
+        async with self._connection() as cur:  # one statement, one round trip
+            await _execute(cur, _SQL["audit_append"], **audit_params(entry, as_utc))
+            row = await cur.fetchone()
+        if row is None:  # an INSERT ... RETURNING always returns its row
+            raise JournalUnavailable("The audit log did not confirm the entry.")
+        return int(row[0])
+
+    async def audit_list(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """See ``AuditJournal.audit_list``."""
+        given = audit_filters(actor=actor, action=action, target=target, before_seq=before_seq)
+        query = tables.audit_sql("postgresql", frozenset(given))
+        async with self._transaction() as cur:
+            await _execute(cur, query, **given, limit=max(0, limit))
+            rows = await cur.fetchall()
+        return [audit_entry(tuple(row), _when) for row in rows]
 
     async def status(self) -> JournalStatus:
         """Whether the journal can write now: ok, read-only or unavailable, with the reason.

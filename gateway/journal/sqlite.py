@@ -70,6 +70,7 @@ from gateway.journal.contract import (
     PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
+    AuditEntry,
     CountRow,
     Counts,
     InboxAck,
@@ -82,6 +83,9 @@ from gateway.journal.contract import (
     MessageView,
     StateChange,
     as_utc,
+    audit_entry,
+    audit_filters,
+    audit_params,
     check_payload,
     inbox_item,
     pickup_detail,
@@ -571,6 +575,24 @@ class SqliteJournal:
     async def inbox_ack(self, receiver: str, message_id: str, *, at: datetime) -> InboxAck:
         """See ``InboxJournal.inbox_ack``."""
         return await self._run(_inbox_ack, receiver, message_id, _stamp(at))
+
+    async def audit_append(self, entry: AuditEntry) -> int:
+        """See ``AuditJournal.audit_append``."""
+        return await self._run(_audit_append, audit_params(entry, _stamp))
+
+    async def audit_list(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """See ``AuditJournal.audit_list``."""
+        given = audit_filters(actor=actor, action=action, target=target, before_seq=before_seq)
+        query = tables.audit_sql("sqlite", frozenset(given))
+        return await self._read(_audit_list, query, query.params(**given, limit=max(0, limit)))
 
     async def close(self) -> None:
         """See ``Journal.close``."""
@@ -1077,3 +1099,14 @@ def _inbox_escalate(db: sqlite3.Connection, receiver: str, at: str, cutoff: str)
             )
             escalated.append(str(message_id))
     return escalated
+
+
+def _audit_append(db: sqlite3.Connection, params: dict[str, Any]) -> int:
+    with _write(db):
+        return int(_one(db, "audit_append", **params)[0])
+
+
+def _audit_list(
+    db: sqlite3.Connection, query: tables.Sql, params: dict[str, Any]
+) -> list[AuditEntry]:
+    return [audit_entry(tuple(row), _when) for row in db.execute(query.text, params)]

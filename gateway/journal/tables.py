@@ -21,6 +21,9 @@ Tables (see docs/journal.md):
 - ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits
   for, ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and
   ``acked_at``. The row goes with its message when the message is purged (ON DELETE CASCADE).
+- ``audit_log``: append-only, one row per operator action and per view of a stored document
+  (who, role, key id, when, what, on which target, why). No statement of the gateway updates or
+  deletes it; it is not tied to ``messages``, so purging a message keeps its audit rows.
 """
 
 from __future__ import annotations
@@ -150,6 +153,26 @@ sa.Index(
     sqlite_where=inbox.c.acked_at.is_(None),
     postgresql_where=inbox.c.acked_at.is_(None),
 )
+
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", _Big, sa.Identity(always=True), primary_key=True),
+    sa.Column("at", _Stamp, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("role", sa.Text),
+    sa.Column("key_id", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("detail", sa.Text),
+    sqlite_autoincrement=True,
+)
+sa.Index("audit_log_at", audit_log.c.at)
+
+AUDIT_COLUMNS = ("at", "actor", "role", "key_id", "action", "target", "reason", "detail")
+"""The ``audit_log`` columns an ``AuditEntry`` fills, in its field order (``seq`` is given)."""
 
 
 @compiles(CreateColumn, "sqlite")
@@ -410,6 +433,9 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
         )
         .order_by(inbox.c.stored_at, inbox.c.message_id)
         .limit(param("limit")),
+        "audit_append": sa.insert(audit_log)
+        .values(values_of(audit_log, AUDIT_COLUMNS))
+        .returning(audit_log.c.seq),
         "inbox_ack_look": sa.select(inbox.c.acked_at).where(
             by_id(inbox), inbox.c.receiver == param("receiver")
         ),
@@ -440,3 +466,29 @@ def list_statement(filters: frozenset[str]) -> sa.Select[Any]:
 def list_sql(dialect: str, filters: frozenset[str]) -> Sql:
     """The listing for one combination of filters, compiled the first time it is asked for."""
     return compile_for(dialect, list_statement(filters))
+
+
+AUDIT_FILTERS = ("actor", "action", "target", "before_seq")
+
+
+def audit_statement(filters: frozenset[str]) -> sa.Select[Any]:
+    """Audit rows newest first, with a condition for each filter named (``AUDIT_FILTERS``)."""
+    conditions = [
+        audit_log.c[name] == param(name)
+        for name in ("actor", "action", "target")
+        if name in filters
+    ]
+    if "before_seq" in filters:
+        conditions.append(audit_log.c.seq < param("before_seq", audit_log.c.seq))
+    return (
+        sa.select(audit_log.c.seq, *(audit_log.c[name] for name in AUDIT_COLUMNS))
+        .where(*conditions)
+        .order_by(audit_log.c.seq.desc())
+        .limit(param("limit"))
+    )
+
+
+@functools.cache
+def audit_sql(dialect: str, filters: frozenset[str]) -> Sql:
+    """The audit listing for one combination of filters, compiled when first asked for."""
+    return compile_for(dialect, audit_statement(filters))
