@@ -55,6 +55,7 @@ from gateway.errors import GatewayError, SettingsError
 from gateway.inbox import add_inbox_routes, escalate_all
 from gateway.journal import Journal, audit_of, inbox_of, open_journal
 from gateway.offload import RequestPool
+from gateway.openapi import add_openapi_routes
 from gateway.pki_files import read_signing_key
 from gateway.receipt_issuer import ReceiptIssuer
 from gateway.replay import DeadLetterReplay
@@ -210,6 +211,7 @@ def create_app(
     add_routes(app)
     add_inbox_routes(app)
     add_console_routes(app)
+    add_openapi_routes(app)
     return app
 
 

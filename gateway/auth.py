@@ -19,7 +19,8 @@ whose sender is another country with ``sender-not-allowed`` (403).
 
 Paths:
 
-- open to everyone: ``/healthz``, ``/readyz``, ``/console`` and below;
+- open to everyone: ``/healthz``, ``/readyz``, ``/docs``, ``/v1/openapi.json``, ``/console``
+  and below;
 - operator endpoints (``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``, ``/metrics``,
   ``/v1/certificates``, ``/v1/partners``, ``/v1/audit``, ``/v1/operators``): an operator key,
   unless ``http.auth`` is ``none``: a named key from ``http.operator_keys_file`` (its role must
@@ -56,7 +57,7 @@ from gateway.settings import AUTH_MODES, HttpSettings, Settings
 
 log = structlog.get_logger("gateway.auth")
 
-OPEN_PATHS = ("/healthz", "/readyz")
+OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/v1/openapi.json")
 OPEN_PREFIXES = ("/console",)
 OPERATOR_PATHS = (
     "/v1/queues",

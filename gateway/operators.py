@@ -62,6 +62,8 @@ ROUTE_PERMISSIONS: Mapping[tuple[str, str], str] = {
     ("GET", "/console"): OPEN,
     ("GET", "/console/"): OPEN,
     ("GET", "/console/static/{name}"): OPEN,
+    ("GET", "/docs"): OPEN,
+    ("GET", "/v1/openapi.json"): OPEN,
     ("POST", "/v1/messages"): PARTY,
     ("GET", "/v1/messages"): PARTY,
     ("GET", "/v1/messages/{message_id}"): PARTY,
