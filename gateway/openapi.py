@@ -270,6 +270,49 @@ def _schemas() -> Json:
                 "revoked_at": {"type": ["string", "null"]},
             },
         },
+        "Partner": {
+            "type": "object",
+            "required": ["country", "adapter", "healthy", "status", "detail"],
+            "properties": {
+                "country": {"type": "string"},
+                "adapter": {"type": "string"},
+                "healthy": {"type": "boolean"},
+                "status": {
+                    "type": "string",
+                    "enum": [
+                        "broker-down",
+                        "breaker-open",
+                        "failing",
+                        "stalled",
+                        "degraded",
+                        "unreachable",
+                        "healthy",
+                        "idle",
+                    ],
+                },
+                "detail": {"type": "string"},
+                "window_minutes": {"type": "integer"},
+                "success_rate": {"type": ["number", "null"]},
+                "delivered": {"type": "integer"},
+                "failed": {"type": "integer"},
+                "last_success": {"type": ["string", "null"], "format": "date-time"},
+                "last_error": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "at": {"type": "string", "format": "date-time"},
+                        "code": {"type": ["string", "null"]},
+                        "detail": {"type": ["string", "null"]},
+                    },
+                },
+                "failing_since": {"type": ["string", "null"], "format": "date-time"},
+                "breaker": {
+                    "type": ["string", "null"],
+                    "enum": ["closed", "open", "half-open", None],
+                },
+                "queue_depth": {"type": ["integer", "null"]},
+                "oldest_waiting_seconds": {"type": ["number", "null"]},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status", "broker", "node"],
@@ -558,16 +601,17 @@ def _paths() -> Json:
             "get": _operation(
                 "GET",
                 "/v1/partners",
-                "Each receiving partner's health",
+                "Each receiving partner's health, judged from delivery outcomes",
                 _answers(
                     {
                         "200": _json(
-                            "The partners.",
+                            "The partners; ``healthy`` means deliveries are succeeding.",
                             {
                                 "type": "object",
-                                "required": ["partners"],
+                                "required": ["as_of", "partners"],
                                 "properties": {
-                                    "partners": {"type": "array", "items": {"type": "object"}}
+                                    "as_of": {"type": "string", "format": "date-time"},
+                                    "partners": {"type": "array", "items": _ref("Partner")},
                                 },
                             },
                         )
@@ -575,6 +619,13 @@ def _paths() -> Json:
                     401,
                     403,
                 ),
+                parameters=[
+                    _query(
+                        "window_minutes",
+                        {"type": "integer", "minimum": 1, "maximum": 10080},
+                        "The window of delivery outcomes (default 60).",
+                    )
+                ],
             )
         },
         "/v1/queues": {

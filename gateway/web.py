@@ -35,8 +35,11 @@ from gateway.app_keys import (
 from gateway.audit import REPLAY
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
+from gateway.core.breaker import BreakerPhase
 from gateway.core.envelope import MEMBER_STATES
-from gateway.core.states import MessageState
+from gateway.core.partner_health import PartnerFacts, judge
+from gateway.core.states import WAITING_STATES, MessageState
+from gateway.core.topology import Topology
 from gateway.errors import (
     Busy,
     GatewayError,
@@ -48,7 +51,8 @@ from gateway.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from gateway.journal import Journal, MessageSummary
+from gateway.journal import Journal, MessageSummary, Outcomes, outcomes_of
+from gateway.metrics import oldest_waiting
 from gateway.offload import RequestPool, offload, using
 from gateway.operators import OperatorKeys
 from gateway.settings import Settings
@@ -563,21 +567,79 @@ async def certificates(request: web.Request) -> web.Response:
 
 
 async def partners(request: web.Request) -> web.Response:
-    """GET /v1/partners: whether each receiving party's adapter looks healthy."""
+    """GET /v1/partners?window_minutes=60: each receiving partner's health, from outcomes.
+
+    Per partner: the judgement (``gateway.core.partner_health``), the success rate and counts
+    of delivery attempts in the window, the last success, the last error and since when
+    deliveries have failed, the breaker, the delivery queue's depth and the oldest waiting
+    document's age.
+    """
+    window = int_param(request.query, "window_minutes", 60, 1, 10_080)
     settings = request.app[SETTINGS]
     adapters = request.app[ADAPTERS]
+    journal = request.app[JOURNAL]
+    broker = request.app[BROKER]
+    now = request.app[CLOCK]()
+    outcomes = await outcomes_of(journal).delivery_outcomes(since=now - timedelta(minutes=window))
+    try:
+        depths: dict[str, int] | None = await asyncio.wait_for(broker.queue_depths(), 5.0)
+    except (GatewayError, TimeoutError):
+        depths = None
+    waiting = {
+        row.receiver
+        for row in (await journal.counts()).rows
+        if row.state in WAITING_STATES and row.count
+    }
+    topology = Topology(settings.amqp.prefix)
     rows = []
     for country, adapter in sorted(adapters.items()):
-        healthy = await adapter.healthy()
+        seen = outcomes.get(country, Outcomes(receiver=country))
+        breaker = getattr(getattr(adapter, "breaker_state", None), "phase", None)
+        oldest = await oldest_waiting(journal, country) if country in waiting else None
+        depth = None if depths is None else depths.get(topology.delivery_queue(country))
+        facts = PartnerFacts(
+            delivered=seen.delivered,
+            failed=seen.failed,
+            breaker=breaker.value if isinstance(breaker, BreakerPhase) else None,
+            broker_up=depths is not None,
+            queue_depth=depth,
+            oldest_waiting=oldest,
+            adapter_reachable=await adapter.healthy(),
+        )
+        health = judge(facts, now=now)
+        failure = seen.last_failure
         rows.append(
             {
                 "country": country,
                 "adapter": settings.parties[country].adapter,
-                "healthy": healthy,
-                "detail": None if healthy else "the adapter reports the partner unreachable",
+                "healthy": health.healthy,
+                "status": health.status,
+                "detail": health.reason,
+                "window_minutes": window,
+                "success_rate": health.success_rate,
+                "delivered": seen.delivered,
+                "failed": seen.failed,
+                "last_success": _iso(seen.last_success),
+                "last_error": None
+                if failure is None
+                else {
+                    "at": failure.at.isoformat(),
+                    "code": failure.error_code,
+                    "detail": failure.detail,
+                },
+                "failing_since": _iso(seen.failing_since),
+                "breaker": facts.breaker,
+                "queue_depth": depth,
+                "oldest_waiting_seconds": None
+                if oldest is None
+                else max(0.0, (now - oldest).total_seconds()),
             }
         )
-    return web.json_response({"partners": rows})
+    return web.json_response({"as_of": now.isoformat(), "partners": rows})
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def health_body(broker: Broker, node: str) -> dict[str, object]:

@@ -25,6 +25,7 @@ from gateway.journal.contract import (
     BusinessKey,
     CountRow,
     Counts,
+    Failure,
     InboxAck,
     InboxDocument,
     InboxItem,
@@ -35,10 +36,13 @@ from gateway.journal.contract import (
     MessageRecord,
     MessageSummary,
     MessageView,
+    OutcomeJournal,
+    Outcomes,
     StateChange,
     audit_of,
     business_key,
     inbox_of,
+    outcomes_of,
 )
 from gateway.journal.sqlite import DEFAULT_OP_TIMEOUT_SECONDS, SqliteJournal
 
@@ -53,6 +57,7 @@ __all__ = [
     "ClaimResult",
     "CountRow",
     "Counts",
+    "Failure",
     "InboxAck",
     "InboxDocument",
     "InboxItem",
@@ -63,12 +68,15 @@ __all__ = [
     "MessageRecord",
     "MessageSummary",
     "MessageView",
+    "OutcomeJournal",
+    "Outcomes",
     "SqliteJournal",
     "StateChange",
     "audit_of",
     "business_key",
     "inbox_of",
     "open_journal",
+    "outcomes_of",
 ]
 
 

@@ -578,3 +578,78 @@ def audit_of(journal: object) -> AuditJournal:
         if not callable(getattr(journal, name, None)):
             raise TypeError(f"{type(journal).__name__} has no audit log ({name} is missing)")
     return journal  # type: ignore[return-value]
+
+
+# --- delivery outcomes per partner ----------------------------------------------------------------
+#
+# Partner health is judged from what happened to deliveries, not from the breaker alone: how
+# many attempts to each receiver succeeded and failed in a window, the last success, the last
+# failure and since when the failures have run (``gateway.core.partner_health`` judges).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """One failed delivery attempt: when, the error code and the detail."""
+
+    at: datetime
+    error_code: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcomes:
+    """What deliveries to one receiver did since the start of the window."""
+
+    receiver: str
+    delivered: int = 0
+    failed: int = 0
+    last_success: datetime | None = None
+    last_failure: Failure | None = None
+    failing_since: datetime | None = None
+    """The first failure after the last success (when failures are the latest outcome)."""
+
+
+class OutcomeJournal(Protocol):
+    """The delivery-outcome part of the journal; both backends implement it."""
+
+    async def delivery_outcomes(
+        self, *, since: datetime, failures: int = 500
+    ) -> dict[str, Outcomes]:
+        """Per receiver, the delivery attempts that ended since ``since``.
+
+        ``failures`` bounds how many of the newest failures are read to find the last one
+        and since when they have run.
+        """
+        ...
+
+
+def outcomes_from_rows(
+    counts: list[tuple[Any, ...]],
+    failures: list[tuple[Any, ...]],
+    when: Callable[[Any], datetime],
+) -> dict[str, Outcomes]:
+    """Decode the ``outcome_counts`` and ``outcome_failures`` rows (failures newest first)."""
+    found: dict[str, dict[str, Any]] = {}
+    for receiver, state, count, latest in counts:
+        row = found.setdefault(str(receiver), {"delivered": 0, "failed": 0})
+        if state == MessageState.DELIVERED.value:
+            row["delivered"] += int(count)
+            row["last_success"] = when(latest)
+        else:
+            row["failed"] += int(count)
+    for receiver, at, error_code, detail in failures:
+        row = found.setdefault(str(receiver), {"delivered": 0, "failed": 0})
+        moment = when(at)
+        if "last_failure" not in row:
+            row["last_failure"] = Failure(at=moment, error_code=error_code, detail=detail)
+        success = row.get("last_success")
+        if success is None or moment > success:
+            row["failing_since"] = moment  # rows come newest first: the last one kept is oldest
+    return {receiver: Outcomes(receiver=receiver, **row) for receiver, row in found.items()}
+
+
+def outcomes_of(journal: object) -> OutcomeJournal:
+    """The outcome side of a journal; both backends have one. Raises ``TypeError`` otherwise."""
+    if not callable(getattr(journal, "delivery_outcomes", None)):
+        raise TypeError(f"{type(journal).__name__} has no delivery outcomes")
+    return journal  # type: ignore[return-value]

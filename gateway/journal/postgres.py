@@ -72,6 +72,7 @@ from gateway.journal.contract import (
     MessageRecord,
     MessageSummary,
     MessageView,
+    Outcomes,
     StateChange,
     as_utc,
     audit_entry,
@@ -79,6 +80,7 @@ from gateway.journal.contract import (
     audit_params,
     check_payload,
     inbox_item,
+    outcomes_from_rows,
     pickup_detail,
     settle_known,
 )
@@ -841,6 +843,19 @@ class PostgresJournal:
             await _execute(cur, query, **given, limit=max(0, limit))
             rows = await cur.fetchall()
         return [audit_entry(tuple(row), _when) for row in rows]
+
+    async def delivery_outcomes(
+        self, *, since: datetime, failures: int = 500
+    ) -> dict[str, Outcomes]:
+        """See ``OutcomeJournal.delivery_outcomes``."""
+        async with self._transaction() as cur:
+            await _execute(cur, _SQL["outcome_counts"], since=as_utc(since))
+            counts = await cur.fetchall()
+            await _execute(
+                cur, _SQL["outcome_failures"], since=as_utc(since), limit=max(0, failures)
+            )
+            rows = await cur.fetchall()
+        return outcomes_from_rows(list(counts), list(rows), _when)
 
     async def status(self) -> JournalStatus:
         """Whether the journal can write now: ok, read-only or unavailable, with the reason.

@@ -81,6 +81,7 @@ from gateway.journal.contract import (
     MessageRecord,
     MessageSummary,
     MessageView,
+    Outcomes,
     StateChange,
     as_utc,
     audit_entry,
@@ -88,6 +89,7 @@ from gateway.journal.contract import (
     audit_params,
     check_payload,
     inbox_item,
+    outcomes_from_rows,
     pickup_detail,
     settle_known,
 )
@@ -593,6 +595,12 @@ class SqliteJournal:
         given = audit_filters(actor=actor, action=action, target=target, before_seq=before_seq)
         query = tables.audit_sql("sqlite", frozenset(given))
         return await self._read(_audit_list, query, query.params(**given, limit=max(0, limit)))
+
+    async def delivery_outcomes(
+        self, *, since: datetime, failures: int = 500
+    ) -> dict[str, Outcomes]:
+        """See ``OutcomeJournal.delivery_outcomes``."""
+        return await self._read(_outcomes, _stamp(since), max(0, failures))
 
     async def close(self) -> None:
         """See ``Journal.close``."""
@@ -1110,3 +1118,9 @@ def _audit_list(
     db: sqlite3.Connection, query: tables.Sql, params: dict[str, Any]
 ) -> list[AuditEntry]:
     return [audit_entry(tuple(row), _when) for row in db.execute(query.text, params)]
+
+
+def _outcomes(db: sqlite3.Connection, since: str, limit: int) -> dict[str, Outcomes]:
+    counts = _exec(db, "outcome_counts", since=since).fetchall()
+    failures = _exec(db, "outcome_failures", since=since, limit=limit).fetchall()
+    return outcomes_from_rows(counts, failures, _when)

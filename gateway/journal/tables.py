@@ -117,6 +117,7 @@ message_states = sa.Table(
     sqlite_autoincrement=True,
 )
 sa.Index("message_states_message", message_states.c.message_id, message_states.c.seq)
+sa.Index("message_states_at", message_states.c.at)
 
 payloads = sa.Table(
     "payloads",
@@ -379,6 +380,7 @@ def claim_update() -> sa.Update:
 def shared_statements() -> dict[str, sa.sql.ClauseElement]:
     """The statements whose text differs between the dialects only as the compiler writes it."""
     return {
+        **outcome_statements(),
         "known": sa.select(
             messages.c.message_id, messages.c.state, messages.c.accepted_at, messages.c.digest
         ).where(
@@ -492,3 +494,40 @@ def audit_statement(filters: frozenset[str]) -> sa.Select[Any]:
 def audit_sql(dialect: str, filters: frozenset[str]) -> Sql:
     """The audit listing for one combination of filters, compiled when first asked for."""
     return compile_for(dialect, audit_statement(filters))
+
+
+OUTCOME_STATES = (MessageState.DELIVERED, MessageState.RETRYING, MessageState.DEAD)
+"""Timeline rows that end a delivery attempt: one success, two kinds of failure."""
+
+OUTCOMES_JOIN = message_states.join(messages, messages.c.message_id == message_states.c.message_id)
+
+
+def outcome_statements() -> dict[str, sa.sql.ClauseElement]:
+    """Per receiver since ``:since``: attempts by outcome, and the newest failures."""
+    return {
+        "outcome_counts": sa.select(
+            messages.c.receiver,
+            message_states.c.state,
+            sa.func.count(),
+            sa.func.max(message_states.c.at),
+        )
+        .select_from(OUTCOMES_JOIN)
+        .where(
+            message_states.c.at >= param("since", message_states.c.at),
+            states_in(message_states.c.state, OUTCOME_STATES),
+        )
+        .group_by(messages.c.receiver, message_states.c.state),
+        "outcome_failures": sa.select(
+            messages.c.receiver,
+            message_states.c.at,
+            message_states.c.error_code,
+            message_states.c.detail,
+        )
+        .select_from(OUTCOMES_JOIN)
+        .where(
+            message_states.c.at >= param("since", message_states.c.at),
+            states_in(message_states.c.state, (MessageState.RETRYING, MessageState.DEAD)),
+        )
+        .order_by(message_states.c.at.desc())
+        .limit(param("limit")),
+    }

@@ -1,8 +1,9 @@
-"""The audit-log part of the journal contract, against SQLite and PostgreSQL alike."""
+"""The audit log and delivery outcomes parts of the journal contract, on both backends."""
 
 from __future__ import annotations
 
-from gateway.journal import AuditEntry, Journal, audit_of
+from gateway.core.states import MessageState
+from gateway.journal import AuditEntry, Journal, audit_of, outcomes_of
 from tests.journal.conftest import at, make_record
 
 
@@ -62,3 +63,29 @@ async def test_purging_messages_keeps_their_audit_rows(journal: Journal) -> None
     assert await journal.purge_older_than(at(100)) == 1
     [row] = await audit_of(journal).audit_list(target=record.message_id)
     assert row.actor == "Alice"
+
+
+async def test_delivery_outcomes_per_receiver(journal: Journal) -> None:
+    """Deliveries and failures in the window are counted per receiver, with the last error."""
+    good = make_record(b"<a/>")
+    bad = make_record(b"<b/>", receiver="MY")
+    for record, payload in ((good, b"<a/>"), (bad, b"<b/>")):
+        await journal.record_accepted(record, payload, at=at(1))
+        await journal.transition(record.message_id, MessageState.QUEUED, at=at(2))
+        await journal.claim_delivery(record.message_id, at=at(3))
+    await journal.mark_delivered(good.message_id, at=at(4))
+    await journal.transition(
+        bad.message_id, MessageState.RETRYING, at=at(5), error_code="peer-unavailable"
+    )
+    await journal.claim_delivery(bad.message_id, at=at(6))
+    await journal.transition(
+        bad.message_id, MessageState.DEAD, at=at(7), error_code="receiver-refused", detail="no"
+    )
+    outcomes = await outcomes_of(journal).delivery_outcomes(since=at(0))
+    assert (outcomes["TH"].delivered, outcomes["TH"].failed) == (1, 0)
+    assert outcomes["TH"].last_success == at(4)
+    my = outcomes["MY"]
+    assert (my.delivered, my.failed, my.last_success) == (0, 2, None)
+    assert my.last_failure is not None and my.last_failure.error_code == "receiver-refused"
+    assert my.failing_since == at(5)
+    assert await outcomes_of(journal).delivery_outcomes(since=at(100)) == {}
