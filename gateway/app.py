@@ -31,6 +31,7 @@ from gateway.app_keys import (
     INBOX_RECEIPTS,
     JOURNAL,
     OPERATIONS,
+    OWN_KEYS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
@@ -314,6 +315,7 @@ class Gateway:
             receipts=receipts,
         ).register()
         app[SUBMISSIONS] = submissions
+        app[OWN_KEYS] = {"signer": submissions.ingest.signers, "gateway": self.receipt_keys}
         app[OPERATIONS] = DeadLetterReplay(journal, self.broker, submissions, utc_now)
         if receipts is not None:
             app[INBOX_RECEIPTS] = receipts

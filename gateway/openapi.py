@@ -313,6 +313,17 @@ def _schemas() -> Json:
                 "oldest_waiting_seconds": {"type": ["number", "null"]},
             },
         },
+        "Expiry": {
+            "type": "object",
+            "required": ["country", "kind", "name", "expires", "days_left"],
+            "properties": {
+                "country": {"type": "string"},
+                "kind": {"type": "string", "enum": ["ca", "crl", "signer", "gateway", "tls"]},
+                "name": {"type": "string"},
+                "expires": {"type": "string", "format": "date-time"},
+                "days_left": {"type": "integer"},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status", "broker", "node"],
@@ -587,7 +598,27 @@ def _paths() -> Json:
                 "GET",
                 "/v1/certificates",
                 "CA certificates and CRLs running out soon",
-                _answers({"200": _json("The report.", {"type": "object"})}, 401, 403),
+                _answers(
+                    {
+                        "200": _json(
+                            "Trust material expiring within the window, and the gateway's own "
+                            "signing, receipt and TLS certificates (always listed).",
+                            {
+                                "type": "object",
+                                "required": ["now", "within_days", "countries", "expiring", "own"],
+                                "properties": {
+                                    "now": {"type": "string", "format": "date-time"},
+                                    "within_days": {"type": "integer"},
+                                    "countries": {"type": "array", "items": {"type": "string"}},
+                                    "expiring": {"type": "array", "items": _ref("Expiry")},
+                                    "own": {"type": "array", "items": _ref("Expiry")},
+                                },
+                            },
+                        )
+                    },
+                    401,
+                    403,
+                ),
                 parameters=[
                     _query(
                         "within_days",

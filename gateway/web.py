@@ -11,12 +11,14 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from cryptography import x509
 from multidict import MultiMapping
 
 from gateway import problems
@@ -27,6 +29,7 @@ from gateway.app_keys import (
     CLOCK,
     JOURNAL,
     OPERATIONS,
+    OWN_KEYS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
@@ -562,8 +565,35 @@ async def certificates(request: web.Request) -> web.Response:
                 }
                 for e in expiring
             ],
+            "own": own_certificates(request, now),
         }
     )
+
+
+def own_certificates(request: web.Request, now: datetime) -> list[dict[str, Any]]:
+    """The gateway's own certificates, whatever their expiry: the keys it signs documents and
+    receipts with (per country) and its HTTPS certificate."""
+    found: list[tuple[str, str, x509.Certificate]] = [
+        (country, kind, key.certificate)
+        for kind, keys in request.app.get(OWN_KEYS, {}).items()
+        for country, key in sorted(keys.items())
+    ]
+    tls = request.app[SETTINGS].http.tls_cert
+    if tls:
+        try:
+            found.append(("", "tls", x509.load_pem_x509_certificate(Path(tls).read_bytes())))
+        except (OSError, ValueError) as exc:
+            log.warning("tls_certificate_unreadable", error=str(exc))
+    return [
+        {
+            "country": country,
+            "kind": kind,
+            "name": certificate.subject.rfc4514_string(),
+            "expires": certificate.not_valid_after_utc.isoformat(),
+            "days_left": (certificate.not_valid_after_utc - now).days,
+        }
+        for country, kind, certificate in found
+    ]
 
 
 async def partners(request: web.Request) -> web.Response:
