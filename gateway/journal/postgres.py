@@ -38,6 +38,7 @@ import collections
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -79,6 +80,7 @@ from gateway.journal.contract import (
     pickup_detail,
     settle_known,
 )
+from gateway.journal.group_commit import GroupCommit, Row, Write
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
@@ -106,7 +108,10 @@ DEFAULT_OP_TIMEOUT_SECONDS = 5.0
 ``journal-unavailable``: well under a client's own timeout."""
 
 POOL_PARAMETERS = ("pool_min_size", "pool_max_size")
-"""URL query parameters the journal reads itself and does not pass to libpq."""
+GROUP_PARAMETERS = ("group_commit", "group_window_ms", "group_flushers")
+"""URL query parameters the journal reads itself and does not pass to libpq: the pool's size,
+and group commit (``group_commit=off`` turns it off; the window in ms, default 0.5; the number
+of batches in flight at once, default 3)."""
 
 _SCHEMA_LOCK = 0x4A4F55524E414C  # "JOURNAL": pg_advisory_xact_lock key for schema creation
 
@@ -398,12 +403,23 @@ class PostgresJournal:
         pool: psycopg_pool.AsyncConnectionPool[Any],
         *,
         op_timeout: float = DEFAULT_OP_TIMEOUT_SECONDS,
+        group: GroupSettings | None = None,
     ) -> None:
         """Wrap an open pool; use ``open``, which also creates the schema."""
         self._pool = pool
         self._op_timeout = op_timeout
         # Two of the pool's connections stay for the multi-statement transactions (reads).
         self._lender = _Lender(pool, limit=max(1, pool.max_size - 2))
+        group = group or GroupSettings()
+        self._group: GroupCommit | None = (
+            GroupCommit(
+                _Batches(self),
+                window=group.window_ms / 1000,
+                flushers=min(group.flushers, max(1, pool.max_size - 2)),
+            )
+            if group.enabled
+            else None
+        )
 
     @classmethod
     async def open(
@@ -420,7 +436,7 @@ class PostgresJournal:
         """
         if not op_timeout > 0:
             raise ValueError("op_timeout must be positive")
-        conninfo, sizes = _split_url(url)
+        conninfo, sizes, group = _split_url(url)
         statement_ms = max(1, round(op_timeout * 1000))
 
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -438,7 +454,7 @@ class PostgresJournal:
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
-            journal = cls(pool, op_timeout=op_timeout)
+            journal = cls(pool, op_timeout=op_timeout, group=group)
             await journal._create_schema()
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
@@ -482,6 +498,24 @@ class PostgresJournal:
         except _FAILURES as exc:
             raise _translated(exc, self._op_timeout) from exc
 
+    async def _grouped(self, key: str, sql: tables.Sql, params: dict[str, Any]) -> Row:
+        """Run one hot-path write statement, in a group commit unless that is off, bounded by
+        the operation timeout; its first row (None if it returned none) once committed."""
+        if self._group is None:
+            return await self._alone(sql.text, params)
+        try:
+            async with asyncio.timeout(self._op_timeout):
+                return await self._group.write(key, sql.text, params)
+        except TimeoutError as exc:
+            raise _translated(exc, self._op_timeout) from exc
+
+    async def _alone(self, text: str, params: dict[str, Any]) -> Row:
+        """Run one statement in autocommit; its first row."""
+        async with self._connection() as cur:
+            await cur.execute(text, params)
+            row: Row = await cur.fetchone()
+        return row
+
     async def _create_schema(self) -> None:
         async with self._transaction() as cur:
             await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -512,19 +546,19 @@ class PostgresJournal:
             accepted_at=at,
             body=payload,
         )
-        async with self._connection() as cur:
-            # A few rounds at most: when the insert meets a row that is gone by the time we
-            # read (purged), try again; otherwise the second statement settles it.
-            for _ in range(_ROUNDS):
-                await cur.execute(accept.text, params)
-                inserted = await cur.fetchone()
-                if inserted is not None and inserted[0] == 1:
-                    return AcceptOutcome(
-                        result=AcceptResult.ACCEPTED,
-                        message_id=entry.message_id,
-                        state=INITIAL_STATES[-1],
-                        accepted_at=at,
-                    )
+        # The insert goes in a group commit; only when it wrote nothing does a read settle who
+        # holds the id or the key. A few rounds at most: when the insert meets a row that is
+        # gone by the time we read (purged), try again.
+        inserted = await self._grouped(entry.message_id, accept, params)
+        for _ in range(_ROUNDS):
+            if inserted is not None and inserted[0] == 1:
+                return AcceptOutcome(
+                    result=AcceptResult.ACCEPTED,
+                    message_id=entry.message_id,
+                    state=INITIAL_STATES[-1],
+                    accepted_at=at,
+                )
+            async with self._connection() as cur:
                 await _execute(cur, _SQL["known"], **known_params(entry))
                 rows = await cur.fetchall()
                 known = settle_known(
@@ -532,6 +566,8 @@ class PostgresJournal:
                 )
                 if known is not None:
                     return known
+                await cur.execute(accept.text, params)
+                inserted = await cur.fetchone()
         raise JournalUnavailable(
             f"The journal could not settle message {entry.message_id} against concurrent writers."
         )
@@ -550,22 +586,28 @@ class PostgresJournal:
         check_transition_target(state)
         at = as_utc(at)
         move = _TRANSITIONS[state]
+        given = (
+            None
+            if move is None
+            else move.params(
+                message_id=message_id, at=at, error_code=error_code, detail=detail, attempt=attempt
+            )
+        )
+        # Compare and set in one statement (in a group commit): the UPDATE moves the row only
+        # from a state the table lets it leave for ``state`` (PostgreSQL re-checks that
+        # condition against a row a concurrent writer just changed). When nothing moved, read
+        # the state to tell a no-op, a forbidden move and an unknown message apart, or to try
+        # again.
+        if (
+            move is not None
+            and given is not None
+            and await self._grouped(message_id, move, given) is not None
+        ):
+            return True
         async with self._connection() as cur:
-            # Compare and set in one statement: the UPDATE moves the row only from a state the
-            # table lets it leave for ``state`` (PostgreSQL re-checks that condition against a
-            # row a concurrent writer just changed). When nothing moved, read the state to
-            # tell a no-op, a forbidden move and an unknown message apart, or to try again.
-            for _ in range(_ROUNDS):
-                if move is not None:
-                    await _execute(
-                        cur,
-                        move,
-                        message_id=message_id,
-                        at=at,
-                        error_code=error_code,
-                        detail=detail,
-                        attempt=attempt,
-                    )
+            for round_ in range(_ROUNDS):
+                if move is not None and given is not None and round_ > 0:
+                    await cur.execute(move.text, given)
                     if await cur.fetchone() is not None:
                         return True
                 await _execute(cur, _SQL["state_of"], message_id=message_id)
@@ -591,17 +633,11 @@ class PostgresJournal:
         if lease <= timedelta(0):
             raise ValueError("a claim's lease must be positive")
         at = as_utc(at)
+        claim = _SQL["claim"]
+        given = claim.params(message_id=message_id, at=at, lease_until=at + lease, digest=digest)
+        if await self._grouped(message_id, claim, given) is not None:
+            return ClaimResult.GRANTED
         async with self._connection() as cur:
-            await _execute(
-                cur,
-                _SQL["claim"],
-                message_id=message_id,
-                at=at,
-                lease_until=at + lease,
-                digest=digest,
-            )
-            if await cur.fetchone() is not None:
-                return ClaimResult.GRANTED
             await _execute(cur, _SQL["claim_look"], message_id=message_id)
             row = await cur.fetchone()
         # Not granted: the rule the claim statement was written from says why.
@@ -659,16 +695,14 @@ class PostgresJournal:
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
     ) -> bool:
         """See ``Journal.link``."""
-        async with self._connection() as cur:  # one statement, one round trip
-            await _execute(
-                cur,
-                _SQL["link"],
-                message_id=message_id,
-                related_message_id=related_message_id,
-                relation=relation,
-                at=as_utc(at),
-            )
-            row = await cur.fetchone()
+        link = _SQL["link"]
+        given = link.params(
+            message_id=message_id,
+            related_message_id=related_message_id,
+            relation=relation,
+            at=as_utc(at),
+        )
+        row = await self._grouped(message_id, link, given)  # one statement, in a group commit
         if row is None or not row[0]:
             raise NotFound(f"The journal has no message {message_id}.")
         return bool(row[1])
@@ -734,16 +768,11 @@ class PostgresJournal:
 
     async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
         """See ``InboxJournal.inbox_store``."""
+        store = _SQL["inbox_store"]
+        given = store.params(message_id=message_id, receiver=receiver, stored_at=as_utc(at))
+        if await self._grouped(message_id, store, given) is not None:
+            return True
         async with self._connection() as cur:
-            await _execute(
-                cur,
-                _SQL["inbox_store"],
-                message_id=message_id,
-                receiver=receiver,
-                stored_at=as_utc(at),
-            )
-            if await cur.fetchone() is not None:
-                return True
             await _execute(cur, _SQL["exists"], message_id=message_id)
             if await cur.fetchone() is None:
                 raise NotFound(f"The journal has no message {message_id}.")
@@ -854,8 +883,69 @@ class PostgresJournal:
 
     async def close(self) -> None:
         """See ``Journal.close``."""
+        if self._group is not None:
+            await self._group.close(JournalUnavailable("The journal is closing."))
         await self._lender.close()
         await self._pool.close()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """Group commit of the hot-path writes (see ``gateway.journal.group_commit``)."""
+
+    enabled: bool = True
+    window_ms: float = 0.5
+    flushers: int = 3
+
+
+_GROUP_DEFAULTS = GroupSettings()
+
+
+class _Batches:
+    """How ``GroupCommit`` runs a batch on this journal's connections (pipeline mode)."""
+
+    def __init__(self, journal: PostgresJournal) -> None:
+        self._journal = journal
+
+    async def commit(self, writes: list[Write]) -> list[Row]:
+        """BEGIN, every statement, COMMIT, sent together (one round trip); the first rows."""
+        journal = self._journal
+        async with asyncio.timeout(journal._op_timeout):
+            conn = await journal._lender.lend()
+            try:
+                cursors: list[psycopg.AsyncCursor[Any]] = []
+                async with conn.pipeline(), conn.transaction():
+                    for write in writes:
+                        cur = conn.cursor()
+                        await cur.execute(write.text, write.params)
+                        cursors.append(cur)
+                return [await cur.fetchone() for cur in cursors]
+            except psycopg.errors.ReadOnlySqlTransaction:
+                await _drop(conn)
+                raise
+            finally:
+                await journal._lender.give_back(conn)
+
+    async def alone(self, write: Write) -> Row:
+        """The write on its own, in autocommit, with its own error."""
+        return await self._journal._alone(write.text, write.params)
+
+    def rolled_back(self, exc: BaseException) -> bool:
+        """A statement failed (deadlock, serialization, constraint): the server rolled the
+        batch back and answered; not a lost connection, a timeout, read-only or full."""
+        return isinstance(
+            exc,
+            psycopg.errors.TransactionRollback
+            | psycopg.errors.IntegrityError
+            | psycopg.errors.DataError
+            | psycopg.errors.ProgrammingError,
+        )
+
+    def translated(self, exc: BaseException) -> BaseException:
+        """The same error a single write would raise."""
+        if isinstance(exc, _FAILURES):
+            return _translated(exc, self._journal._op_timeout)
+        return exc
 
 
 class _Lender:
@@ -950,11 +1040,23 @@ class _Lender:
                 waiter.set_exception(JournalUnavailable("The journal is closing."))
 
 
-def _split_url(url: str) -> tuple[str, dict[str, int]]:
-    """Take the journal's own pool parameters out of the URL; libpq would refuse them."""
+def _split_url(url: str) -> tuple[str, dict[str, int], GroupSettings]:
+    """Take the journal's own pool and group-commit parameters out of the URL; libpq would
+    refuse them."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
+    own = POOL_PARAMETERS + GROUP_PARAMETERS
     sizes = {name: int(value) for name, value in query if name in POOL_PARAMETERS}
-    rest = [(name, value) for name, value in query if name not in POOL_PARAMETERS]
+    given = {name: value for name, value in query if name in GROUP_PARAMETERS}
+    switch = given.get("group_commit", "on").lower()
+    if switch not in ("on", "off"):
+        raise ValueError(f"group_commit is on or off, not {switch!r}")
+    group = GroupSettings(
+        enabled=switch == "on",
+        window_ms=float(given.get("group_window_ms", _GROUP_DEFAULTS.window_ms)),
+        flushers=int(given.get("group_flushers", _GROUP_DEFAULTS.flushers)),
+    )
+    rest = [(name, value) for name, value in query if name not in own]
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), sizes
+    netloc_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    return netloc_url, sizes, group
