@@ -84,8 +84,10 @@ from gateway.journal.group_commit import GroupCommit, Row, Write
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
+    creates_schema,
     known_params,
     list_filters,
+    new_journal_id,
     record_values,
     summary_from_row,
 )
@@ -113,7 +115,7 @@ GROUP_PARAMETERS = ("group_commit", "group_window_ms", "group_flushers")
 and group commit (``group_commit=off`` turns it off; the window in ms, default 0.5; the number
 of batches in flight at once, default 3)."""
 
-_SCHEMA_LOCK = 0x4A4F55524E414C  # "JOURNAL": pg_advisory_xact_lock key for schema creation
+SCHEMA_LOCK = 0x4A4F55524E414C  # "JOURNAL": pg_advisory_xact_lock key for schema creation
 
 _ROUNDS = 20
 """Compare-and-set attempts before giving up; contention on one message is a handful."""
@@ -436,7 +438,7 @@ class PostgresJournal:
         """
         if not op_timeout > 0:
             raise ValueError("op_timeout must be positive")
-        conninfo, sizes, group = _split_url(url)
+        conninfo, sizes, group = split_url(url)
         statement_ms = max(1, round(op_timeout * 1000))
 
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -518,18 +520,23 @@ class PostgresJournal:
 
     async def _create_schema(self) -> None:
         async with self._transaction() as cur:
-            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in _DDL:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            await cur.execute("SELECT to_regclass('journal_schema') IS NOT NULL")
+            exists = await cur.fetchone()
+            current = None
+            if exists is not None and exists[0]:
+                await _execute(cur, _SQL["schema_version"])
+                row = await cur.fetchone()
+                current = None if row is None or row[0] is None else int(row[0])
+            fresh = creates_schema(current, "in PostgreSQL")
+            for statement in _DDL:  # idempotent; at this version, adds nothing to a journal
                 await cur.execute(statement)
-            await _execute(cur, _SQL["schema_version"])
-            row = await cur.fetchone()
-            version = None if row is None else row[0]
-            if version is None:
-                await _execute(cur, _SQL["set_schema_version"], version=SCHEMA_VERSION)
-            elif version > SCHEMA_VERSION:
-                raise JournalUnavailable(
-                    f"The PostgreSQL journal has schema version {version}; this gateway knows "
-                    f"only up to {SCHEMA_VERSION}. Run the newer gateway."
+            if fresh:
+                await _execute(
+                    cur,
+                    _SQL["set_schema_version"],
+                    version=SCHEMA_VERSION,
+                    journal_id=new_journal_id(),
                 )
 
     async def record_accepted(
@@ -655,17 +662,21 @@ class PostgresJournal:
 
     async def get(self, message_id: str) -> MessageView | None:
         """See ``Journal.get``."""
-        async with self._transaction() as cur:
-            # REPEATABLE READ for this one read, so the timeline and the state agree.
-            await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            await _execute(cur, _SQL["summary"], message_id=message_id)
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            await _execute(cur, _SQL["timeline"], message_id=message_id)
-            timeline = await cur.fetchall()
-            await _execute(cur, _SQL["links"], message_id=message_id)
-            found = await cur.fetchall()
+        async with self._connection() as cur:
+            # One REPEATABLE READ transaction, so the timeline and the state agree, sent in
+            # pipeline mode: BEGIN, the three reads and COMMIT travel in one round trip.
+            conn = cur.connection
+            summary, steps, related = conn.cursor(), conn.cursor(), conn.cursor()
+            async with conn.pipeline(), conn.transaction():
+                await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                await _execute(summary, _SQL["summary"], message_id=message_id)
+                await _execute(steps, _SQL["timeline"], message_id=message_id)
+                await _execute(related, _SQL["links"], message_id=message_id)
+            row = await summary.fetchone()
+            timeline = await steps.fetchall()
+            found = await related.fetchall()
+        if row is None:
+            return None
         return MessageView(
             summary=summary_from_row(row, _when),
             timeline=tuple(
@@ -1040,7 +1051,7 @@ class _Lender:
                 waiter.set_exception(JournalUnavailable("The journal is closing."))
 
 
-def _split_url(url: str) -> tuple[str, dict[str, int], GroupSettings]:
+def split_url(url: str) -> tuple[str, dict[str, int], GroupSettings]:
     """Take the journal's own pool and group-commit parameters out of the URL; libpq would
     refuse them."""
     parts = urlsplit(url)
