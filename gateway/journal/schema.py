@@ -121,15 +121,16 @@ def creates_schema(current: int | None, where: str) -> bool:
     """
     if current is None:
         return True
+    where = f" {where}" if where else ""
     if current < SCHEMA_VERSION:
         raise JournalSchemaMismatch(
-            f"The journal {where} has schema version {current}; this gateway needs version "
+            f"The journal{where} has schema version {current}; this gateway needs version "
             f"{SCHEMA_VERSION}: run asw-gateway journal migrate (after a backup: "
             f"asw-gateway journal backup)."
         )
     if current > SCHEMA_VERSION:
         raise JournalSchemaMismatch(
-            f"The journal {where} has schema version {current}; this gateway knows only up to "
+            f"The journal{where} has schema version {current}; this gateway knows only up to "
             f"{SCHEMA_VERSION}. Run the newer gateway, or restore a backup taken before the "
             f"upgrade."
         )

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 
 from gateway.core.states import MessageState
-from gateway.journal import MessageRecord, open_journal
+from gateway.journal import MessageRecord, inbox_of, open_journal
 from gateway.journal.tables import SCHEMA_VERSION
 
 HERE = Path(__file__).resolve().parent
@@ -87,8 +87,8 @@ async def fill(url: str) -> None:
                 continue
             await journal.mark_delivered(entry.message_id, at=at + timedelta(seconds=1))
             if n % 6 == 4:
-                await journal.inbox_store(entry.message_id, receiver="TH", at=at)
-                await journal.inbox_fetch(
+                await inbox_of(journal).inbox_store(entry.message_id, receiver="TH", at=at)
+                await inbox_of(journal).inbox_fetch(
                     "TH", entry.message_id, at=at + timedelta(seconds=2), lease=timedelta(30)
                 )
                 continue
@@ -115,7 +115,9 @@ async def fill(url: str) -> None:
 
 async def main() -> None:
     if SCHEMA_VERSION != 1:
-        sys.exit(f"run this with the version-1 gateway first on PYTHONPATH (found {SCHEMA_VERSION})")
+        sys.exit(
+            f"run this with the version-1 gateway first on PYTHONPATH (found {SCHEMA_VERSION})"
+        )
     db = HERE / "journal-v1.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -125,7 +127,7 @@ async def main() -> None:
         await admin.execute(f'CREATE SCHEMA "{SCHEMA}"')
         try:
             await fill(f"{POSTGRES_URL}?options=-csearch_path%3D{SCHEMA}")
-            dump = subprocess.run(
+            dump = subprocess.run(  # noqa: ASYNC221  (a one-off script)
                 ["pg_dump", "--no-owner", "--no-privileges", "--schema", SCHEMA, POSTGRES_URL],
                 check=True,
                 capture_output=True,
