@@ -95,6 +95,8 @@ class GroupCommit:
         self.batches = 0
         """Batches committed (for tests and the bench: writes per batch = ``writes/batches``)."""
         self.writes = 0
+        self.splits = 0
+        """Batches that failed on a statement and were run again one write at a time."""
 
     async def write(self, key: str, text: str, params: dict[str, Any]) -> Row:
         """Queue one statement and wait for its first row (None if it returned none).
@@ -156,6 +158,7 @@ class GroupCommit:
             rows = await self._batch.commit(writes)
         except Exception as exc:  # noqa: BLE001  (each caller gets its own outcome below)
             if len(writes) > 1 and self._batch.rolled_back(exc):
+                self.splits += 1
                 log.info("journal_batch_split", writes=len(writes), reason=type(exc).__name__)
                 await asyncio.gather(*(self._alone(w) for w in writes))
                 return

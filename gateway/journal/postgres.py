@@ -466,6 +466,11 @@ class PostgresJournal:
             raise
         return journal
 
+    @property
+    def group_commit(self) -> GroupCommit | None:
+        """The group commit of the hot-path writes (None when the URL turned it off)."""
+        return self._group
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         """One transaction on a pooled connection, bounded, with driver failures translated."""
