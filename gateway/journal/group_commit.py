@@ -1,6 +1,8 @@
 """Group commit for the PostgreSQL journal: concurrent hot-path writes share one transaction.
 
-Every write of the hot path (accept, claim, transition, link, inbox store) is one statement.
+Every write of the hot path (accept, claim, transition, link, inbox store) is one statement;
+so are the reads that follow one (why a claim or a transition did not move) and a message's
+view (``get``: summary, timeline and links in one statement), which ride along in the batches.
 Run alone in autocommit each costs a round trip and a commit (a WAL flush) of its own; under
 load that, not the statements, is what the journal spends its time on. Here callers queue their
 statement and await its first row; a flusher takes whatever is queued (after a short window,
