@@ -22,12 +22,14 @@ It prints:
   against the issue's 300/570 = 0.53.
 
 ``--journal`` picks the journal: ``sqlite`` (the default, a file in the work directory),
-``postgresql`` (a database of its own on ``ASW_BENCH_POSTGRES_URL``'s server, dropped after) or
-``both``: the same scenario on each backend in one run, then on two gateway nodes sharing one
-PostgreSQL journal (same queues, each node ``--workers`` workers). It prints a line starting
-``JOURNALS`` with both delivered/s and ``postgresql/sqlite = R`` (issue 15 asks R >= 0.85 with
-receipts on), and a line starting ``NODES`` with one and two PostgreSQL nodes' delivered/s.
-``--no-reference`` skips the aio-pika baseline and the reference loop (and the VERDICT).
+``postgresql`` (a database of its own on ``BENCH_POSTGRES_URL``'s server, dropped after;
+``BENCH_POSTGRES_OPTIONS`` adds journal URL parameters such as ``group_commit=off``; not
+``ASW_*`` names, which the gateway would read as settings) or ``both``: the same scenario on
+each backend in one run, then on two gateway nodes sharing one PostgreSQL journal (same queues,
+each node ``--workers`` workers). It prints a line starting ``JOURNALS`` with both delivered/s
+and ``postgresql/sqlite = R`` (issue 15 asks R >= 0.85 with receipts on), and a line starting
+``NODES`` with one and two PostgreSQL nodes' delivered/s. ``--no-reference`` skips the
+aio-pika baseline and the reference loop (and the VERDICT).
 
 The client runs on the same 2 cores as the gateway and RabbitMQ, so absolute numbers are
 pessimistic and move with the machine; compare the ratio between runs.
@@ -80,10 +82,10 @@ from tests.conftest import delete_topology, with_message_id  # noqa: E402
 from tests.integration.processes import GatewayProcess  # noqa: E402
 
 AMQP_URL = os.environ.get("ASW_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-POSTGRES_URL = os.environ.get(
-    "ASW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 """A server and a role that may create databases; each run makes its own and drops it."""
+POSTGRES_OPTIONS = os.environ.get("BENCH_POSTGRES_OPTIONS", "")
+"""Journal URL parameters added for the PostgreSQL runs (e.g. ``group_commit=off``)."""
 TARGET_DELIVERED = 300  # issue 5, on the machine where ...
 ISSUE_LOOP_TWO = 570  # ... the tight loop made 570 msg/s in two processes
 SAMPLE = (ROOT / "samples" / "formd" / "valid" / "sg-th-basic.xml").read_bytes()
@@ -314,7 +316,7 @@ async def postgres_database() -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
         parts = urlsplit(POSTGRES_URL)
         try:
-            yield urlunsplit(parts._replace(path=f"/{name}"))
+            yield urlunsplit(parts._replace(path=f"/{name}", query=POSTGRES_OPTIONS))
         finally:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
