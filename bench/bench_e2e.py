@@ -29,7 +29,8 @@ each backend in one run, then on two gateway nodes sharing one PostgreSQL journa
 each node ``--workers`` workers). It prints a line starting ``JOURNALS`` with both delivered/s
 and ``postgresql/sqlite = R`` (issue 15 asks R >= 0.85 with receipts on), and a line starting
 ``NODES`` with one and two PostgreSQL nodes' delivered/s. ``--no-reference`` skips the
-aio-pika baseline and the reference loop (and the VERDICT).
+aio-pika baseline and the reference loop (and the VERDICT). ``--rounds N`` repeats the journal
+scenarios N times, alternating which backend goes first, and reports the medians.
 
 The client runs on the same 2 cores as the gateway and RabbitMQ, so absolute numbers are
 pessimistic and move with the machine; compare the ratio between runs.
@@ -422,6 +423,31 @@ async def measure(
     )
 
 
+def print_journals(runs: list[Measured], rounds: int, receipts: str) -> None:
+    """The JOURNALS line (PostgreSQL against SQLite) and the NODES line (two PostgreSQL nodes
+    against one), from the median of each scenario's readings."""
+    readings: dict[str, list[float]] = {}
+    for m in runs:
+        readings.setdefault(m.label, []).append(m.delivered_rate)
+    rates = {label: statistics.median(values) for label, values in readings.items()}
+    if rounds > 1:
+        print(f"rounds    {rounds} (median of each backend's readings below)")
+    if "sqlite" in rates and "postgresql" in rates:
+        ratio = rates["postgresql"] / rates["sqlite"]
+        print(
+            f"JOURNALS delivered/s (receipts {receipts}): sqlite {rates['sqlite']:.0f}, "
+            f"postgresql {rates['postgresql']:.0f}; postgresql/sqlite = {ratio:.2f} "
+            f"(target 0.85: {'OK' if ratio >= 0.85 else 'MISSED'})"
+        )
+    if "postgresql" in rates and "postgresql-2-nodes" in rates:
+        nodes = rates["postgresql-2-nodes"] / rates["postgresql"]
+        print(
+            f"NODES delivered/s on one PostgreSQL journal: 1 node {rates['postgresql']:.0f}, "
+            f"2 nodes {rates['postgresql-2-nodes']:.0f}; two/one = {nodes:.2f} "
+            f"(target >= 1: {'OK' if nodes >= 1 else 'MISSED'})"
+        )
+
+
 async def run(
     count: int,
     workers: int,
@@ -430,6 +456,7 @@ async def run(
     *,
     journal: str,
     reference: bool,
+    rounds: int = 1,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="asw-bench-") as workdir:
         pki_dir = Path(workdir) / "pki"
@@ -464,14 +491,25 @@ async def run(
                 )
             )
 
-        if journal in ("sqlite", "both"):
-            await scenario("sqlite", None)
-        if journal in ("postgresql", "both"):
-            async with postgres_database() as url:
-                await scenario("postgresql", url)
-            if journal == "both":
+        async def on_sqlite() -> None:
+            if journal in ("sqlite", "both"):
+                await scenario("sqlite", None)
+
+        async def on_postgres() -> None:
+            if journal in ("postgresql", "both"):
                 async with postgres_database() as url:
-                    await scenario("postgresql-2-nodes", url, nodes=2)
+                    await scenario("postgresql", url)
+                if journal == "both":
+                    async with postgres_database() as url:
+                        await scenario("postgresql-2-nodes", url, nodes=2)
+
+        for round_ in range(rounds):
+            # Alternate which backend goes first: the machine's load drifts within a run.
+            first, second = (
+                (on_sqlite, on_postgres) if round_ % 2 == 0 else (on_postgres, on_sqlite)
+            )
+            await first()
+            await second()
         if reference:
             # The loop again, after the gateway: on this shared machine a single reading of
             # the reference has been seen to move by 2x within the hour. The verdict is taken
@@ -512,21 +550,7 @@ async def run(
         )
         print_cpu(runs[0].cpu, runs[0].submitted, min(loop_cpu, loop_cpu_after))
         print_verdict(runs[0].delivered_rate, max(loop_two, loop_two_after))
-    rates = {m.label: m.delivered_rate for m in runs}
-    if "sqlite" in rates and "postgresql" in rates:
-        ratio = rates["postgresql"] / rates["sqlite"]
-        print(
-            f"JOURNALS delivered/s (receipts {receipts}): sqlite {rates['sqlite']:.0f}, "
-            f"postgresql {rates['postgresql']:.0f}; postgresql/sqlite = {ratio:.2f} "
-            f"(target 0.85: {'OK' if ratio >= 0.85 else 'MISSED'})"
-        )
-    if "postgresql" in rates and "postgresql-2-nodes" in rates:
-        nodes = rates["postgresql-2-nodes"] / rates["postgresql"]
-        print(
-            f"NODES delivered/s on one PostgreSQL journal: 1 node {rates['postgresql']:.0f}, "
-            f"2 nodes {rates['postgresql-2-nodes']:.0f}; two/one = {nodes:.2f} "
-            f"(target >= 1: {'OK' if nodes >= 1 else 'MISSED'})"
-        )
+    print_journals(runs, rounds, receipts)
 
 
 def main() -> None:
@@ -552,6 +576,12 @@ def main() -> None:
         help="the journal backend; both: each, then two nodes on one PostgreSQL journal",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the journal scenarios, alternating which backend goes first (medians)",
+    )
+    parser.add_argument(
         "--no-reference",
         action="store_true",
         help="skip the aio-pika baseline and the reference loop (no VERDICT line)",
@@ -567,6 +597,7 @@ def main() -> None:
             KeyType(args.key_type),
             journal=args.journal,
             reference=not args.no_reference,
+            rounds=args.rounds,
         )
     )
 
