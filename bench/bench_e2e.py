@@ -336,7 +336,7 @@ async def measure(
 ) -> Measured:
     """Start ``nodes`` gateways on one journal (and one set of queues), submit ``count``
     documents spread over them, and time acceptance and delivery."""
-    run_dir = workdir / label
+    run_dir = workdir / f"{label}-{uuid.uuid4().hex[:6]}"
     run_dir.mkdir()
     first = GatewayProcess(
         workdir=run_dir / "node-1",
