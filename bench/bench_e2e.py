@@ -26,11 +26,13 @@ It prints:
 ``BENCH_POSTGRES_OPTIONS`` adds journal URL parameters such as ``group_commit=off``; not
 ``ASW_*`` names, which the gateway would read as settings) or ``both``: the same scenario on
 each backend in one run, then on two gateway nodes sharing one PostgreSQL journal (same queues,
-each node ``--workers`` workers). It prints a line starting ``JOURNALS`` with both delivered/s
-and ``postgresql/sqlite = R`` (issue 15 asks R >= 0.85 with receipts on), and a line starting
-``NODES`` with one and two PostgreSQL nodes' delivered/s. ``--no-reference`` skips the
-aio-pika baseline and the reference loop (and the VERDICT). ``--rounds N`` repeats the journal
-scenarios N times, alternating which backend goes first, and reports the medians.
+each node ``--node-workers`` workers: by default half of ``--workers``, so that on one machine
+the two nodes run as many processes as the one node they are compared with). It prints a line
+starting ``JOURNALS`` with both delivered/s and ``postgresql/sqlite = R`` (issue 15 asks
+R >= 0.85 with receipts on), and a line starting ``NODES`` with one and two PostgreSQL nodes'
+delivered/s. ``--no-reference`` skips the aio-pika baseline and the reference loop (and the
+VERDICT). ``--rounds N`` repeats the journal scenarios N times, alternating which backend goes
+first, and reports the medians.
 
 The client runs on the same 2 cores as the gateway and RabbitMQ, so absolute numbers are
 pessimistic and move with the machine; compare the ratio between runs.
@@ -423,7 +425,9 @@ async def measure(
     )
 
 
-def print_journals(runs: list[Measured], rounds: int, receipts: str) -> None:
+def print_journals(
+    runs: list[Measured], rounds: int, receipts: str, shape: tuple[int, int]
+) -> None:
     """The JOURNALS line (PostgreSQL against SQLite) and the NODES line (two PostgreSQL nodes
     against one), from the median of each scenario's readings."""
     readings: dict[str, list[float]] = {}
@@ -442,8 +446,9 @@ def print_journals(runs: list[Measured], rounds: int, receipts: str) -> None:
     if "postgresql" in rates and "postgresql-2-nodes" in rates:
         nodes = rates["postgresql-2-nodes"] / rates["postgresql"]
         print(
-            f"NODES delivered/s on one PostgreSQL journal: 1 node {rates['postgresql']:.0f}, "
-            f"2 nodes {rates['postgresql-2-nodes']:.0f}; two/one = {nodes:.2f} "
+            f"NODES delivered/s on one PostgreSQL journal: 1 node x {shape[0]} workers "
+            f"{rates['postgresql']:.0f}, 2 nodes x {shape[1]} workers "
+            f"{rates['postgresql-2-nodes']:.0f}; two/one = {nodes:.2f} "
             f"(target >= 1: {'OK' if nodes >= 1 else 'MISSED'})"
         )
 
@@ -457,6 +462,7 @@ async def run(
     journal: str,
     reference: bool,
     rounds: int = 1,
+    node_workers: int = 1,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="asw-bench-") as workdir:
         pki_dir = Path(workdir) / "pki"
@@ -484,7 +490,7 @@ async def run(
                     pki_dir,
                     signed,
                     count=count,
-                    workers=workers,
+                    workers=workers if nodes == 1 else node_workers,
                     concurrency=concurrency,
                     journal_url=url,
                     nodes=nodes,
@@ -550,7 +556,7 @@ async def run(
         )
         print_cpu(runs[0].cpu, runs[0].submitted, min(loop_cpu, loop_cpu_after))
         print_verdict(runs[0].delivered_rate, max(loop_two, loop_two_after))
-    print_journals(runs, rounds, receipts)
+    print_journals(runs, rounds, receipts, (workers, node_workers))
 
 
 def main() -> None:
@@ -576,6 +582,12 @@ def main() -> None:
         help="the journal backend; both: each, then two nodes on one PostgreSQL journal",
     )
     parser.add_argument(
+        "--node-workers",
+        type=int,
+        default=None,
+        help="workers per node in the two-node PostgreSQL scenario (default: half of --workers)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -598,6 +610,7 @@ def main() -> None:
             journal=args.journal,
             reference=not args.no_reference,
             rounds=args.rounds,
+            node_workers=args.node_workers or max(1, args.workers // 2),
         )
     )
 
