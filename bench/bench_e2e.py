@@ -310,13 +310,6 @@ class Measured:
     latencies: list[float]
 
 
-def pin_process(pid: int, cpu: int) -> None:
-    """Pin every thread of process ``pid`` to ``cpu``."""
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError):  # a thread that just ended
-            os.sched_setaffinity(int(task), {cpu})
-
-
 @contextlib.asynccontextmanager
 async def postgres_database() -> AsyncIterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped afterwards."""
@@ -376,16 +369,10 @@ async def measure(
                 },
             )
         )
-    cpus = sorted(os.sched_getaffinity(0))
-    for n, gateway in enumerate(gateways):
+    for gateway in gateways:
         gateway.workdir.mkdir(parents=True)
         gateway.write_config()
         gateway.start()
-        if nodes > 1 and workers == 1 and nodes == len(cpus):
-            # One single-worker node per CPU: placed as the one node's two workers place
-            # themselves (node.pin_cpus = auto pins one worker per CPU), for a fair comparison.
-            assert gateway.process is not None
-            pin_process(gateway.process.pid, cpus[n])
     urls = [g.url for g in gateways]
     try:
         warm = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(200))}
