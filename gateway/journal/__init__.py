@@ -9,6 +9,10 @@
 
 The PostgreSQL backend is imported only when asked for, so a SQLite deployment does not need
 psycopg installed.
+
+``schema_status(url)`` tells a journal's schema version beside this gateway's (for start-up
+checks; it reads, never creates); ``migrate(url)`` brings it up (``asw-gateway journal
+migrate``). See ``gateway.journal.migrations``.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from gateway.journal.contract import (
     inbox_of,
     outcomes_of,
 )
+from gateway.journal.migrations import SchemaStatus, migrate, schema_status
 from gateway.journal.sqlite import DEFAULT_OP_TIMEOUT_SECONDS, SqliteJournal
 
 __all__ = [
@@ -70,13 +75,16 @@ __all__ = [
     "MessageView",
     "OutcomeJournal",
     "Outcomes",
+    "SchemaStatus",
     "SqliteJournal",
     "StateChange",
     "audit_of",
     "business_key",
     "inbox_of",
+    "migrate",
     "open_journal",
     "outcomes_of",
+    "schema_status",
 ]
 
 
