@@ -10,6 +10,8 @@ states themselves, so the whole policy can be read, diagrammed and tested exhaus
       +-----> REJECTED          |        RETRYING
                                 |          |
                                 +-- DEAD <-+      (DEAD -> QUEUED is an operator's replay)
+                                     |
+                                     +--> DISCARDED   (an operator's discard, with a reason)
 
 The table maps a current state and a *requested* state to the *resulting* state. Usually the
 two are the same; where they differ, a late or repeated report is absorbed instead of moving the
@@ -38,7 +40,10 @@ message backwards:
 - DELIVERING -> RETRYING -> DELIVERING loops as long as the retry schedule allows; DEAD is
   parked, not final: an operator replays it back to QUEUED.
 
-REJECTED, DUPLICATE and ANSWERED are final: nothing moves them, and repeating a report is a
+- DEAD -> DISCARDED is an operator giving up on a dead letter (with a reason): the journal
+  keeps the entry, its timeline and payload until retention purges them; nothing replays it.
+
+REJECTED, DUPLICATE, ANSWERED and DISCARDED are final: nothing moves them, and repeating a report is a
 no-op. An operator's replay of a delivered message is a no-op too (QUEUED is absorbed): the
 journal answers False and nothing reaches the receiver twice.
 """
@@ -76,6 +81,8 @@ class MessageState(enum.Enum):
     """Parked for an operator: refused for good, retries exhausted or poison."""
     DUPLICATE = "DUPLICATE"
     """Refused at ingest because its business key belongs to another message id."""
+    DISCARDED = "DISCARDED"
+    """A dead letter an operator gave up on, with a reason; kept for audit, never delivered."""
 
 
 _S = MessageState
@@ -141,6 +148,14 @@ TRANSITIONS: dict[MessageState, dict[MessageState, MessageState]] = {
         _S.RECEIPTED: _S.DEAD,  # linked; parked until an operator replays it
         _S.ANSWERED: _S.DEAD,
         _S.DEAD: _S.DEAD,
+        _S.DISCARDED: _S.DISCARDED,  # operator discard
+    },
+    _S.DISCARDED: {
+        _S.QUEUED: _S.DISCARDED,  # a late replay request changes nothing
+        _S.RECEIPTED: _S.DISCARDED,
+        _S.ANSWERED: _S.DISCARDED,
+        _S.DEAD: _S.DISCARDED,
+        _S.DISCARDED: _S.DISCARDED,
     },
     _S.REJECTED: {_S.REJECTED: _S.REJECTED},
     _S.DUPLICATE: {_S.DUPLICATE: _S.DUPLICATE},

@@ -49,6 +49,20 @@ class TestPinnedPaths:
         """An operator's replay moves DEAD back to QUEUED, and it can be delivered again."""
         assert walk(S.DELIVERING, S.DEAD, S.QUEUED, S.DELIVERING, S.DELIVERED) is S.DELIVERED
 
+    def test_dead_letter_can_be_discarded_for_good(self) -> None:
+        """An operator's discard moves DEAD to DISCARDED; a later replay or report is absorbed."""
+        assert walk(S.DELIVERING, S.DEAD, S.DISCARDED) is S.DISCARDED
+        for late in (S.QUEUED, S.DEAD, S.RECEIPTED, S.ANSWERED, S.DISCARDED):
+            assert next_state(S.DISCARDED, late) is S.DISCARDED
+        with pytest.raises(InvalidTransition):
+            next_state(S.DISCARDED, S.DELIVERED)
+
+    @pytest.mark.parametrize("state", [S.ACCEPTED, S.QUEUED, S.DELIVERING, S.DELIVERED, S.RETRYING])
+    def test_only_dead_letters_are_discarded(self, state: MessageState) -> None:
+        """DISCARDED is reached only from DEAD: a message still moving cannot be discarded."""
+        with pytest.raises(InvalidTransition):
+            next_state(state, S.DISCARDED)
+
     def test_answer_without_receipt(self) -> None:
         """A DELIVERED message may be ANSWERED without a receipt."""
         assert next_state(S.DELIVERED, S.ANSWERED) is S.ANSWERED
@@ -218,7 +232,7 @@ class TestEveryPair:
     def test_derived_sets(self) -> None:
         """The claimable and final sets derived from the table are the intended ones."""
         assert {S.ACCEPTED, S.QUEUED, S.RETRYING} == CLAIMABLE_STATES
-        assert {S.REJECTED, S.DUPLICATE, S.ANSWERED} == FINAL_STATES
+        assert {S.REJECTED, S.DUPLICATE, S.ANSWERED, S.DISCARDED} == FINAL_STATES
 
 
 def test_core_module_is_pure() -> None:
@@ -259,6 +273,7 @@ EXPECTED_CLAIMS = {
     S.DEAD: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
     S.REJECTED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
     S.DUPLICATE: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    S.DISCARDED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
     S.RECEIVED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
 }
 
