@@ -43,8 +43,8 @@ message backwards:
 - DEAD -> DISCARDED is an operator giving up on a dead letter (with a reason): the journal
   keeps the entry, its timeline and payload until retention purges them; nothing replays it.
 
-REJECTED, DUPLICATE, ANSWERED and DISCARDED are final: nothing moves them, and repeating a report is a
-no-op. An operator's replay of a delivered message is a no-op too (QUEUED is absorbed): the
+REJECTED, DUPLICATE, ANSWERED and DISCARDED are final: nothing moves them, and repeating a
+report is a no-op. An operator's replay of a delivered message is a no-op too (QUEUED is absorbed): the
 journal answers False and nothing reaches the receiver twice.
 """
 

@@ -21,6 +21,13 @@ Tables (see docs/journal.md):
 - ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits
   for, ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and
   ``acked_at``. The row goes with its message when the message is purged (ON DELETE CASCADE).
+- ``refusals``: one row per refused submission (state REJECTED or DUPLICATE), apart from
+  ``messages`` so that a refused message id never blocks a later valid submission of it: who
+  called (``caller``, ``channel``), what could be read of the header (claimed ``message_id``,
+  ``sender``, ``receiver``, ``document_type``, ``document_id``, ``test``), ``size``,
+  ``digest``, the ``error_code``, HTTP ``status``, ``detail``, the ``findings`` (JSON) and
+  the ``body`` when it is no larger than ``journal.refusal_payload_max_bytes`` (else NULL, the
+  digest alone). Purged by retention like messages, by ``at``.
 """
 
 from __future__ import annotations
@@ -95,6 +102,7 @@ sa.Index(
 )
 sa.Index("messages_received_at", messages.c.received_at)
 sa.Index("messages_state_at", messages.c.state_at)
+sa.Index("messages_document_id", messages.c.document_id)
 
 
 def _message_ref() -> sa.ForeignKey:
@@ -150,6 +158,34 @@ sa.Index(
     sqlite_where=inbox.c.acked_at.is_(None),
     postgresql_where=inbox.c.acked_at.is_(None),
 )
+
+
+refusals = sa.Table(
+    "refusals",
+    metadata,
+    sa.Column("refusal_id", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("at", _Stamp, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("caller", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("sender", sa.Text),
+    sa.Column("receiver", sa.Text),
+    sa.Column("document_type", sa.Text),
+    sa.Column("document_id", sa.Text),
+    sa.Column("test", _Flag),
+    sa.Column("size", _Big, nullable=False),
+    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("error_code", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("findings", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary),
+)
+sa.Index("refusals_at", refusals.c.at, refusals.c.refusal_id)
+sa.Index("refusals_sender", refusals.c.sender, refusals.c.at)
+sa.Index("refusals_code", refusals.c.error_code, refusals.c.at)
+sa.Index("refusals_message", refusals.c.message_id)
 
 
 @compiles(CreateColumn, "sqlite")
