@@ -44,8 +44,8 @@ message backwards:
   keeps the entry, its timeline and payload until retention purges them; nothing replays it.
 
 REJECTED, DUPLICATE, ANSWERED and DISCARDED are final: nothing moves them, and repeating a
-report is a no-op. An operator's replay of a delivered message is a no-op too (QUEUED is absorbed): the
-journal answers False and nothing reaches the receiver twice.
+report is a no-op. An operator's replay of a delivered message is a no-op too (QUEUED is
+absorbed): the journal answers False and nothing reaches the receiver twice.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -262,7 +263,7 @@ class OperatorQueries:
             return None
         kept = await self.refusal_payload(refusal_id) is not None
         found = self._refusal(rows[0])
-        return Refusal(**{**_fields_of(found), "payload_kept": kept})
+        return replace(found, payload_kept=kept)
 
     async def refusal_payload(self, refusal_id: str) -> bytes | None:
         """See ``OperatorJournal.refusal_payload``."""
@@ -333,7 +334,3 @@ class OperatorQueries:
             statements(self._dialect)["purge_refusal"],
             [{"refusal_id": r, "cutoff": stamp} for r in refusal_ids],
         )
-
-
-def _fields_of(refusal: Refusal) -> dict[str, Any]:
-    return {name: getattr(refusal, name) for name in refusal.__dataclass_fields__}
