@@ -314,9 +314,7 @@ class OperatorQueries:
         for row in await self._select(sql, params):
             body = None if row[-1] is None else bytes(row[-1])
             refusal = self._refusal(row[:-1])
-            found.append(
-                (Refusal(**{**_fields_of(refusal), "payload_kept": body is not None}), body)
-            )
+            found.append((replace(refusal, payload_kept=body is not None), body))
         return found
 
     async def purge_messages(self, message_ids: list[str], cutoff: datetime) -> int:
