@@ -259,6 +259,7 @@ class Gateway:
             remote_parties=frozenset(
                 cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
             ),
+            refusal_payload_max_bytes=self.settings.journal.refusal_payload_max_bytes,
         )
         receipts = (
             ReceiptIssuer(submissions, self.receipt_keys) if self.settings.pki.receipts else None

@@ -194,7 +194,7 @@ class Refusal:
 
     Header facts are None where the document could not be read that far. ``payload_kept`` says
     whether the bytes were kept (only up to ``journal.refusal_payload_max_bytes``; the
-    ``digest`` always identifies them).
+    ``digest`` identifies them; None when the body never arrived whole, e.g. too large).
     """
 
     refusal_id: str
@@ -209,7 +209,7 @@ class Refusal:
     document_id: str | None = None
     test: bool | None = None
     size: int
-    digest: str
+    digest: str | None
     error_code: str
     status: int
     detail: str | None = None

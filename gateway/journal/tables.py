@@ -175,7 +175,7 @@ refusals = sa.Table(
     sa.Column("document_id", sa.Text),
     sa.Column("test", _Flag),
     sa.Column("size", _Big, nullable=False),
-    sa.Column("digest", sa.Text, nullable=False),
+    sa.Column("digest", sa.Text),
     sa.Column("error_code", sa.Text, nullable=False),
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text),
