@@ -43,6 +43,7 @@ from gateway.offload import RequestPool
 from gateway.operations import Operations
 from gateway.pki_files import read_signing_key
 from gateway.receipting import ReceiptIssuer
+from gateway.retention import check_retention, run_retention
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
 from gateway.trust_loader import ReloadingTrustStore
@@ -214,9 +215,17 @@ def create_app(
 class Gateway:
     """A running gateway: HTTP API, journal, broker connection and delivery workers."""
 
-    def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Mapping[str, Adapter] | None = None,
+        *,
+        housekeeping: bool = True,
+    ):
         check_auth_exposure(settings.http)
         self.settings = settings
+        # Jobs one process of a node runs (retention); the other workers leave them alone.
+        self.housekeeping = housekeeping
         self.topology = Topology(settings.amqp.prefix)
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
         self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
@@ -330,6 +339,15 @@ class Gateway:
         self._intake_tasks.append(
             asyncio.create_task(self._sweep(submissions), name="sweep-unconfirmed")
         )
+        if self.housekeeping and self.settings.journal.retention_check_seconds > 0:
+            try:
+                check_retention(self.settings.journal)
+            except SettingsError as exc:  # keep everything rather than guess
+                log.warning("retention_refused", detail=exc.detail)
+            else:
+                self._intake_tasks.append(
+                    asyncio.create_task(self._retention(journal), name="journal-retention")
+                )
         log.info(
             "gateway_started",
             host=http.host,
@@ -369,6 +387,20 @@ class Gateway:
             except GatewayError as exc:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 
+    async def _retention(self, journal: Journal) -> None:
+        """Every ``journal.retention_check_seconds``: archive, then purge, what has expired.
+
+        The first run waits one period, so a restart loop never turns into a purge loop. A
+        failing run is logged and tried again next period.
+        """
+        period = self.settings.journal.retention_check_seconds
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await run_retention(journal, self.settings.journal, now=utc_now())
+            except (GatewayError, OSError) as exc:
+                log.warning("retention_failed", error=getattr(exc, "code", type(exc).__name__))
+
     async def stop(self) -> None:
         """Stop intake and listening, drain deliveries, close the broker and the journal."""
         for task in self._intake_tasks:
@@ -388,9 +420,9 @@ class Gateway:
         log.info("gateway_stopped")
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    """Run the gateway until SIGINT or SIGTERM."""
-    gateway = Gateway(settings)
+async def serve(settings: Settings, *, reuse_port: bool = False, housekeeping: bool = True) -> None:
+    """Run the gateway until SIGINT or SIGTERM (``housekeeping``: run the retention job)."""
+    gateway = Gateway(settings, housekeeping=housekeeping)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

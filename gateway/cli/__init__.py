@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "gateway.cli.conformance",
     "gateway.cli.samples",
     "gateway.cli.keys",
+    "gateway.cli.journal",
 )
 
 
