@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -39,8 +38,11 @@ MESSAGE_ORDERS = {"received": messages.c.received_at, "changed": messages.c.stat
 
 _EXACT = ("message_id", "document_id", "document_type", "sender", "receiver")
 
-REFUSAL_COLUMNS = tuple(c for c in refusals.c if c.name != "body")
-"""What a refusal row without its bytes holds, in table order (``refusal_from_row``)."""
+REFUSAL_COLUMNS = (
+    *(c for c in refusals.c if c.name != "body"),
+    refusals.c.body.is_not(None).label("payload_kept"),
+)
+"""What a refusal row holds without its bytes (whether they are kept instead), in table order."""
 
 
 def _window(
@@ -207,7 +209,7 @@ class OperatorQueries:
         raise NotImplementedError
 
     def _refusal(self, row: Sequence[Any]) -> Refusal:
-        values = dict(zip((c.name for c in REFUSAL_COLUMNS), row, strict=False))
+        values = dict(zip((c.name for c in REFUSAL_COLUMNS), row, strict=True))
         return Refusal(
             refusal_id=values["refusal_id"],
             state=MessageState(values["state"]),
@@ -226,7 +228,7 @@ class OperatorQueries:
             status=int(values["status"]),
             detail=values["detail"],
             findings=tuple(json.loads(values["findings"])),
-            payload_kept=False,
+            payload_kept=bool(values["payload_kept"]),
         )
 
     async def record_refusal(self, refusal: Refusal, payload: bytes | None) -> None:
@@ -259,11 +261,7 @@ class OperatorQueries:
         """See ``OperatorJournal.get_refusal``."""
         sql = statements(self._dialect)["refusal"]
         rows = await self._select(sql, sql.params(refusal_id=refusal_id))
-        if not rows:
-            return None
-        kept = await self.refusal_payload(refusal_id) is not None
-        found = self._refusal(rows[0])
-        return replace(found, payload_kept=kept)
+        return self._refusal(rows[0]) if rows else None
 
     async def refusal_payload(self, refusal_id: str) -> bytes | None:
         """See ``OperatorJournal.refusal_payload``."""
@@ -313,8 +311,7 @@ class OperatorQueries:
         found = []
         for row in await self._select(sql, params):
             body = None if row[-1] is None else bytes(row[-1])
-            refusal = self._refusal(row[:-1])
-            found.append((replace(refusal, payload_kept=body is not None), body))
+            found.append((self._refusal(row[:-1]), body))
         return found
 
     async def purge_messages(self, message_ids: list[str], cutoff: datetime) -> int:
