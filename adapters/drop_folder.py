@@ -38,6 +38,7 @@ from gateway.errors import (
     GatewayError,
     PeerUnavailable,
     PermanentDeliveryFailure,
+    RejectedMessage,
     SettingsError,
     UnsafeFile,
 )
@@ -394,7 +395,13 @@ class FolderIntake:
         for name in await asyncio.to_thread(outbox.waiting):
             with structlog.contextvars.bound_contextvars(intake_file=name):
                 try:
-                    data = await asyncio.to_thread(outbox.read, name, self._max_bytes)
+                    try:
+                        data = await asyncio.to_thread(outbox.read, name, self._max_bytes)
+                    except RejectedMessage as exc:  # unsafe or too large: journalled, size alone
+                        await self._submissions.record_refusal(
+                            exc, None, channel="folder", caller=self.country
+                        )
+                        raise
                     if data is None:
                         continue  # gone meanwhile
                     await self._submissions.submit(data, channel="folder", caller=self.country)

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 async def _purge(args: argparse.Namespace) -> RetentionReport:
     settings = load_settings(args.config, os.environ)
-    configure_logging(settings.log)
+    configure_logging(settings.log, stream=sys.stderr)  # stdout carries the report alone
     journal = await open_journal(
         journal_url(settings.journal), op_timeout=settings.journal.op_timeout_seconds
     )

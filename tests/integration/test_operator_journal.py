@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import gzip
 import io
+import json
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from gateway.app import Gateway
-from tests.conftest import with_message_id
+from gateway.core.envelope import MEMBER_STATES
+from gateway.core.states import MessageState
+from gateway.core.topology import Topology
+from gateway.journal import open_journal
+from gateway.journal.contract import Refusal
+from tests.conftest import delete_topology, make_settings, with_message_id
 from tests.integration.helpers import base_url, inbox, submit, without_element
+from tests.journal.conftest import fresh_postgres_journal, make_record
+from tests.pki_fixtures import PkiBundle
+
+OLD = datetime(2020, 3, 1, 8, 0, tzinfo=UTC)
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -270,3 +286,109 @@ async def test_dead_letters_filter_page_preview_discard_and_bulk_replay(
         )
         await _wait_state(session, gateway, ids[1], {"DELIVERED", "RECEIPTED", "ANSWERED"})
         assert (await _ok(session, gateway, f"/v1/messages/{ids[0]}"))["state"] == "DISCARDED"
+
+
+# --- §9 retention, as the running gateway's own job ---------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def retention_gateway(
+    request: pytest.FixtureRequest, tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle
+) -> AsyncIterator[Gateway]:
+    """A running gateway whose retention job runs every 0.5 s with retention_days = 1, on a
+    journal seeded with 30 messages and a refusal back-dated to 2020 (one backend each)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite://{tmp_path / 'journal.db'}"
+        else:
+            url = await stack.enter_async_context(fresh_postgres_journal())
+        journal = await open_journal(url)
+        try:
+            for i in range(30):
+                payload = f"<old n='{i}'/>".encode()
+                record = make_record(payload, received_at=OLD)
+                await journal.record_accepted(record, payload, at=OLD)
+            await journal.record_refusal(
+                Refusal(
+                    refusal_id=str(uuid.uuid4()),
+                    state=MessageState.REJECTED,
+                    at=OLD,
+                    channel="http",
+                    size=1,
+                    digest=None,
+                    error_code="malformed-xml",
+                    status=400,
+                ),
+                None,
+            )
+        finally:
+            await journal.close()
+        prefix = f"test-{uuid.uuid4().hex[:8]}"
+        settings = make_settings(tmp_path, amqp_url, prefix, rsa_pki.directory)
+        settings = replace(
+            settings,
+            journal=replace(
+                settings.journal,
+                url=url,
+                retention_days=1,
+                allow_short_retention=True,
+                retention_check_seconds=0.5,
+                archive_dir=str(tmp_path / "archive"),
+            ),
+        )
+        gateway = Gateway(settings)
+        await gateway.start(port=0)
+        try:
+            assert await gateway.broker.wait_connected(15)
+            yield gateway
+        finally:
+            await gateway.stop()
+            await delete_topology(
+                amqp_url, Topology(prefix), MEMBER_STATES, gateway.broker.retry_delays_ms
+            )
+
+
+async def test_running_gateway_archives_and_purges_2020_rows_and_keeps_new_ones(
+    retention_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """The gateway's own job archives and purges the 2020 rows; a document sent now stays."""
+    gateway = retention_gateway
+    message_id = str(uuid.uuid4())
+    archive = Path(gateway.settings.journal.archive_dir)
+    async with aiohttp.ClientSession() as session:
+        assert (await submit(session, gateway, with_message_id(sample_formd, message_id)))[0] == 202
+        for _ in range(100):
+            if list(archive.glob("*.jsonl.gz")):
+                break
+            await asyncio.sleep(0.1)
+        bundles = sorted(archive.glob("*.jsonl.gz"))
+        assert bundles, "the retention job wrote no bundle"
+        lines = []
+        for path in bundles:
+            with gzip.open(path, "rt", encoding="utf-8") as bundle:
+                lines += [json.loads(line) for line in bundle]
+        assert sum(1 for line in lines if line["kind"] == "message") == 30
+        assert sum(1 for line in lines if line["kind"] == "refusal") == 1
+        old = await _ok(session, gateway, "/v1/messages?until=2021-01-01T00:00:00Z")
+        assert old["messages"] == []
+        assert (await _ok(session, gateway, f"/v1/messages/{message_id}"))["state"]
+        assert (await _ok(session, gateway, "/v1/refusals"))["refusals"] == []
+
+
+async def test_folder_refusals_are_journalled_with_the_folder_owner_as_caller(
+    running_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """A spoofed document dropped in MY's outbox is journalled: caller MY, claimed sender SG."""
+    outbox = Path(running_gateway.settings.parties["MY"].options["outbox"])
+    outbox.mkdir(parents=True, exist_ok=True)
+    (outbox / ".spoofed.tmp").write_bytes(with_message_id(sample_formd))
+    (outbox / ".spoofed.tmp").replace(outbox / "spoofed.xml")
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            found = (await _ok(session, running_gateway, "/v1/refusals?channel=folder"))["refusals"]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert [(r["caller"], r["sender"], r["code"]) for r in found] == [
+            ("MY", "SG", "sender-not-allowed")
+        ]
