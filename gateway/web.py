@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import MultiMapping
 
+from gateway import metrics
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
 from gateway.core.envelope import MEMBER_STATES
@@ -266,9 +268,11 @@ async def submit_message(request: web.Request) -> web.Response:
     A refusal is journalled (``Submissions.record_refusal``), also when the body itself is
     refused (wrong media type, too large, too slow): then with its size alone.
     """
+    started = time.perf_counter()
     try:
         data = await _read_xml_body(request)
     except RejectedMessage as exc:
+        metrics.refused(exc, "http", started, sender=caller_of(request))
         await request.app[SUBMISSIONS].record_refusal(
             exc, None, channel="http", caller=caller_of(request), size=request.content_length
         )
