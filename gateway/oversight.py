@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -107,11 +107,15 @@ def cursor_param(query: MultiMapping[str]) -> Cursor | None:
     raw = query.get("cursor")
     if raw is None:
         return None
+    bad = _bad("cursor", "the cursor of a previous page's next link")
     try:
         at, key = json.loads(base64.urlsafe_b64decode(raw.encode("ascii") + b"=="))
-        return Cursor(datetime.fromisoformat(at), str(key))
-    except (ValueError, TypeError, UnicodeError) as exc:
-        raise _bad("cursor", "the cursor of a previous page's next link") from exc
+        moment = datetime.fromisoformat(at)
+    except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+        raise bad from exc
+    if moment.tzinfo is None or not isinstance(key, str) or len(key) > _TEXT_PARAM_MAX:
+        raise bad  # not a cursor this gateway made
+    return Cursor(moment.astimezone(UTC), key)
 
 
 def encode_cursor(at: datetime, key: str) -> str:

@@ -197,6 +197,8 @@ async def test_search_by_number_type_parties_with_cursor_and_csv(
             ("since=yesterday", "since"),
             ("until=2026-01-01T00:00:00Z&since=2026-02-01T00:00:00Z", "until"),
             ("cursor=%21%21", "cursor"),
+            ("cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgIngiXQ", "cursor"),  # a naive time
+            ("document_id=", "document_id"),
         ):
             status, problem = await _get(session, gateway, f"/v1/messages?{bad}")
             assert (status, problem["code"], problem["parameter"]) == (
