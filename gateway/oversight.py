@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
+from gateway.app_keys import JOURNAL, OPERATIONS, SETTINGS
 from gateway.auth import PRINCIPAL, caller_of
 from gateway.core.envelope import DocumentType
 from gateway.core.states import MessageState
@@ -33,13 +34,10 @@ from gateway.errors import (
 )
 from gateway.journal import MessageSummary
 from gateway.journal.contract import Cursor, MessageQuery, Refusal, RefusalQuery
-from gateway.operations import OperatorAction, record_operator_action
+from gateway.replay import OperatorAction, record_operator_action
 from gateway.web import (
     DOCUMENT_HEADERS,
-    JOURNAL,
     MESSAGE_ID,
-    OPERATIONS,
-    SETTINGS,
     bool_param,
     datetime_param,
     int_param,

@@ -32,7 +32,7 @@ import structlog
 from gateway.errors import SettingsError
 from gateway.journal import Journal, MessageSummary
 from gateway.journal.contract import Refusal
-from gateway.operations import OperatorAction, record_operator_action
+from gateway.replay import OperatorAction, record_operator_action
 from gateway.settings import MIN_RETENTION_DAYS, JournalSettings
 
 log = structlog.get_logger("gateway.retention")

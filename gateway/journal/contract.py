@@ -174,13 +174,6 @@ class Counts:
             totals[row.state] = totals.get(row.state, 0) + row.count
         return totals
 
-    def by_receiver(self) -> Mapping[str, int]:
-        """Totals per receiver over every state."""
-        totals: dict[str, int] = {}
-        for row in self.rows:
-            totals[row.receiver] = totals.get(row.receiver, 0) + row.count
-        return totals
-
 
 # --- operator views: refusals, search with cursors, retention (issue 16) -------------------
 
@@ -406,10 +399,6 @@ class Journal(OperatorJournal, Protocol):
         exists already. Raises ``NotFound`` if ``message_id`` is unknown; the related message
         may live in another node's journal.
         """
-        ...
-
-    async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
-        """The message that holds a business key, or None."""
         ...
 
     async def list_messages(

@@ -34,7 +34,7 @@ from gateway.errors import (
 from gateway.journal import Journal
 from gateway.submission import Submissions, outgoing
 
-log = structlog.get_logger("gateway.operations")
+log = structlog.get_logger("gateway.replay")
 
 REPLAY_PREFIX = "replayed by "
 DISCARD_PREFIX = "discarded by "
@@ -82,7 +82,7 @@ class Replayed:
     parked_copy_removed: bool
 
 
-class Operations:
+class DeadLetterReplay:
     """What operators may do to messages."""
 
     def __init__(
