@@ -22,8 +22,8 @@ COMMAND_MODULES = (
     "gateway.cli.verify",
     "gateway.cli.validate",
     "gateway.cli.keys",
-    "gateway.cli.moved",  # send, replay, conformance, samples, simulate-nsw: now `asw-toolkit`
     "gateway.cli.journal",
+    "gateway.cli.moved",  # send, replay, conformance, samples, simulate-nsw: now `asw-toolkit`
 )
 
 
