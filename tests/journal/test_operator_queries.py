@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from gateway.core.states import MessageState
 from gateway.journal import Journal
 from gateway.journal.contract import Cursor, MessageQuery, Refusal, RefusalQuery
+from gateway.journal.migrations import migrate
+from gateway.journal.tables import SCHEMA_VERSION
 from tests.journal.conftest import at, make_record
 
 
@@ -147,3 +152,14 @@ async def test_retention_reads_and_purges_only_what_is_older(journal: Journal) -
     assert await journal.get(old[0].message_id) is None
     assert await journal.payload(old[0].message_id) is None
     assert await journal.get_refusal(new_refusal.refusal_id) is not None
+
+
+def test_migration_0003_adds_the_refusals_table_to_an_older_journal(tmp_path: Path) -> None:
+    """``journal migrate`` gives a version-1 journal the refusals table and the new index."""
+    path = tmp_path / "journal.db"
+    shutil.copyfile(Path(__file__).resolve().parent / "data" / "journal-v1.db", path)
+    path.chmod(0o600)
+    assert migrate(f"sqlite://{path}")[1] == SCHEMA_VERSION == 3
+    with sqlite3.connect(path) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert {"refusals", "refusals_sender", "refusals_code", "messages_document_id"} <= names
