@@ -66,6 +66,37 @@ from gateway.web import (
 log = structlog.get_logger("gateway.app")
 
 BROKER_GRACE_SECONDS = 3.0
+DRAIN_MARGIN_SECONDS = 5.0
+"""Added to the largest adapter timeout for the default drain: recording the hand-over."""
+MIN_DRAIN_SECONDS = 10.0
+HTTP_ADAPTER_TIMEOUT_SECONDS = 10.0
+"""The HTTP adapters' own default ``timeout_seconds``."""
+
+
+def _seconds(option: str | None, default: float) -> float:
+    """An adapter's seconds option (the adapter itself reports a malformed one)."""
+    try:
+        return float(option) if option is not None else default
+    except ValueError:
+        return default
+
+
+def drain_seconds(settings: Settings) -> float:
+    """How long a stopping gateway lets hand-overs in flight finish (``node.drain_seconds``).
+
+    By default the largest adapter timeout (``timeout_seconds`` of a party's options; 10 s,
+    the adapters' default, for HTTP adapters without one) plus ``DRAIN_MARGIN_SECONDS``, and
+    at least ``MIN_DRAIN_SECONDS``: a hand-over that started just before SIGTERM can still end,
+    be recorded and acked, instead of being cut short and handed over again after a restart.
+    """
+    if settings.node.drain_seconds > 0:
+        return settings.node.drain_seconds
+    timeouts = [
+        _seconds(party.options.get("timeout_seconds"), HTTP_ADAPTER_TIMEOUT_SECONDS)
+        for party in settings.parties.values()
+        if party.adapter in {"http-push", "remote-gateway"}
+    ]
+    return max(MIN_DRAIN_SECONDS, max(timeouts, default=0.0) + DRAIN_MARGIN_SECONDS)
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -233,6 +264,8 @@ class Gateway:
             load_keys(settings, "gateway", local_receivers) if settings.pki.receipts else {}
         )
         self.journal: Journal | None = None
+        self.submissions: Submissions | None = None
+        self.drain_seconds = drain_seconds(settings)
         self.intakes: list[FolderIntake] = []
         self._intake_tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -260,6 +293,7 @@ class Gateway:
                 cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
             ),
         )
+        self.submissions = submissions
         receipts = (
             ReceiptIssuer(submissions, self.receipt_keys) if self.settings.pki.receipts else None
         )
@@ -369,7 +403,14 @@ class Gateway:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 
     async def stop(self) -> None:
-        """Stop intake and listening, drain deliveries, close the broker and the journal."""
+        """Stop intake and listening, drain deliveries, close the broker and the journal.
+
+        New documents are refused (503 ``draining``) from the first moment; hand-overs in
+        flight get ``drain_seconds``; the journal is closed only after the last handler ended.
+        """
+        log.info("gateway_stopping", drain_seconds=self.drain_seconds)
+        if self.submissions is not None:
+            self.submissions.drain()
         for task in self._intake_tasks:
             task.cancel()
         await asyncio.gather(*self._intake_tasks, return_exceptions=True)
@@ -379,7 +420,7 @@ class Gateway:
             self.guard.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.broker.stop()
+        await self.broker.stop(self.drain_seconds)
         for adapter in self.adapters.values():
             await adapter.close()
         if self.journal is not None:
