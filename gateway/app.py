@@ -377,7 +377,8 @@ class Gateway:
         if path == "/readyz":
             if self.journal is None:  # the guard exists only once the journal is open
                 raise RuntimeError("readiness asked before the journal was opened")
-            return await readiness(self.broker, self.journal)
+            draining = self.submissions is not None and self.submissions.draining
+            return await readiness(self.broker, self.journal, draining=draining)
         return 200, health_body(self.broker, self.settings.node.name)
 
     def _check_folder_permissions(self) -> None:
@@ -414,13 +415,15 @@ class Gateway:
         for task in self._intake_tasks:
             task.cancel()
         await asyncio.gather(*self._intake_tasks, return_exceptions=True)
+        # HTTP keeps answering while deliveries drain: 503 draining (and /readyz 503), a clear
+        # refusal with Retry-After rather than a refused connection.
+        await self.broker.stop(self.drain_seconds)
         if self._listener is not None:
             self._listener.close()
         if self.guard is not None:
             self.guard.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.broker.stop(self.drain_seconds)
         for adapter in self.adapters.values():
             await adapter.close()
         if self.journal is not None:

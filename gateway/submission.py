@@ -168,6 +168,11 @@ class Submissions:
         """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
         self._draining = False
 
+    @property
+    def draining(self) -> bool:
+        """True once the gateway is stopping (``drain``)."""
+        return self._draining
+
     def drain(self) -> None:
         """Refuse new documents from outside (503 ``draining``) from now on; the gateway is
         stopping. Its own receipts (``sign_with``) are still taken: they finish deliveries."""

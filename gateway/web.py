@@ -527,19 +527,23 @@ def health_body(broker: Broker, node: str) -> dict[str, object]:
     }
 
 
-async def readiness(broker: Broker, journal: Journal) -> tuple[int, dict[str, object]]:
+async def readiness(
+    broker: Broker, journal: Journal, *, draining: bool = False
+) -> tuple[int, dict[str, object]]:
     """What ``/readyz`` answers (status, body): ready when the broker is connected and the
-    journal writable; the body names what is missing.
+    journal writable, and the node is not stopping; the body names what is missing.
 
     One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
     """
     status = await journal.status()
-    ready = broker.connected and status.ok
+    ready = broker.connected and status.ok and not draining
     body: dict[str, object] = {
         "ready": ready,
         "broker": "connected" if broker.connected else "disconnected",
         "journal": status.state,
     }
+    if draining:
+        body["draining"] = True
     if status.reason:
         body["journal_reason"] = status.reason
     return (200 if ready else 503), body
@@ -556,7 +560,9 @@ async def readyz(request: web.Request) -> web.Response:
     The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
     ``replaced`` or ``unavailable``, with the journal's reason).
     """
-    status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
+    status, body = await readiness(
+        request.app[BROKER], request.app[JOURNAL], draining=request.app[SUBMISSIONS].draining
+    )
     return web.json_response(body, status=status)
 
 
