@@ -86,9 +86,7 @@ async def test_late_confirm_503_says_it_may_be_delivered_and_never_twice(
                 for message_id in todo:
                     if round_ == 0:
                         load.sent.append(message_id)
-                    answer, problem = await _post(
-                        session, gateway.url, message_id, docs[message_id]
-                    )
+                    answer, problem = await _post(session, gateway.url, docs, message_id)
                     answers.append(answer)
                     if answer.status == 202:
                         load.accepted[message_id] = answer.ended
@@ -163,9 +161,7 @@ async def test_resends_while_journal_writes_fail_publish_one_copy(
             async def three_times(message_id: str) -> None:
                 load.sent.append(message_id)
                 for _ in range(3):
-                    answer, _problem = await _post(
-                        session, gateway.url, message_id, docs[message_id]
-                    )
+                    answer, _problem = await _post(session, gateway.url, docs, message_id)
                     answers.append(answer)
                     if answer.status == 202:
                         load.accepted.setdefault(message_id, answer.ended)
