@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aio_pika
 import pytest
 
 from adapters.simulator import Behaviour
@@ -32,7 +33,13 @@ from tests.faults.harness import (
     NswThread,
     Summary,
     documents,
+    drain_dead_letters,
+    journal_views,
+    queues_empty,
+    received,
+    send_until_accepted,
     settle,
+    wait_until,
 )
 from tests.faults.outage import (
     PacedSender,
@@ -162,18 +169,18 @@ LOCKER = (
 
 def _sqlite_locked(journal: Path, seconds: float) -> None:
     """Another process holds the SQLite journal's write lock for ``seconds``."""
-    locker = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", LOCKER, str(journal), f"{seconds:g}"],
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
-        locker.wait(timeout=seconds + 30)
-    finally:
-        if locker.poll() is None:
-            locker.kill()
-            locker.wait()
+    ) as locker:
+        try:
+            assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+            locker.wait(timeout=seconds + 30)
+        finally:
+            if locker.poll() is None:
+                locker.kill()
+                locker.wait()
 
 
 def _postgres_frozen(cluster: PrivatePostgres, seconds: float) -> None:
@@ -242,3 +249,67 @@ async def test_storage_stall_is_a_503_within_the_operation_timeout(
     assert all(a.status in (202, 503) for a in during), refused_by_code(during)
     assert slowest <= OP_TIMEOUT_SECONDS + STALL_MARGIN_SECONDS, slowest
     assert not [a for a in after if a.status != 202], refused_by_code(after)
+
+
+# --- the consumer always settles its message (issue 14, point 2) -------------------------------
+
+
+async def test_parking_that_cannot_be_recorded_leaves_nothing_unsettled(
+    gateway_factory: GatewayFactory, amqp_url: str, report: Callable[[Summary], None]
+) -> None:
+    """DEAD cannot be written (journal locked): the copy is postponed, then parked; none stuck."""
+    begun = time.monotonic()
+    with NswThread("TH", behaviour=Behaviour(name="down")) as nsw:
+        gateway = gateway_factory(
+            parties_config={"TH": http_push_party(nsw.documents_url, timeout_seconds=2)},
+            journal_extra="op_timeout_seconds = 1",
+            retry_schedule=(0.5,),
+        )
+        await asyncio.to_thread(gateway.start)
+        docs = documents(20)
+        load = await send_until_accepted(
+            gateway.url, docs, concurrency=20, deadline=time.monotonic() + 30
+        )
+        assert not load.not_accepted, load.refusals
+        # Locked right away: the second (last) attempt of each meets a journal that cannot
+        # record DEAD, and often cannot claim either.
+        await asyncio.to_thread(_sqlite_locked, gateway.workdir / "journal.db", 4.0)
+
+        async def all_dead() -> bool:
+            views = await journal_views(gateway.url, docs)
+            return all(v.get("state") == "DEAD" for v in views.values())
+
+        settled = await wait_until(all_dead, timeout=40, every=0.5)
+        await wait_until(lambda: queues_empty(gateway.url), timeout=20)
+        await asyncio.to_thread(gateway.stop)  # unacked copies would go back to the queue now
+        left = await _queue_depth(amqp_url, f"{gateway.prefix}.deliver.TH")
+        parked = await drain_dead_letters(amqp_url, gateway.prefix)
+        log = (gateway.workdir / "gateway.log").read_text()
+        summary = Summary.count(
+            "sqlite-locked-while-parking",
+            load,
+            await received(nsw.url),
+            parked=parked,
+            extra={
+                "dead": len(set(parked) & set(docs)),
+                "left_in_queue": left,
+                "parking_postponed": log.count('"message_parking_postponed"'),
+                "handler_failed": log.count('"message_handler_failed"'),
+                "seconds": round(time.monotonic() - begun, 1),
+            },
+        )
+        report(summary)
+    assert settled, "not every message reached DEAD in the journal"
+    assert set(docs) <= set(parked), "not every message was parked"
+    assert left == 0, "messages were left unsettled in the delivery queue"
+    assert summary.lost == 0
+    assert summary.extra["handler_failed"] == 0
+    assert summary.extra["parking_postponed"], "the journal never refused DEAD: no fault"
+
+
+async def _queue_depth(amqp_url: str, name: str) -> int:
+    connection = await aio_pika.connect(amqp_url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        return int(queue.declaration_result.message_count or 0)

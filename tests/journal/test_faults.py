@@ -4,7 +4,8 @@ Real failures only: SQLite's own read-only and full errors, a journal file delet
 under the open journal, a lock held by another connection, a stalled journal thread; on the
 shared PostgreSQL server, sessions of our own that are read-only (``default_transaction_read_only``
 in the URL's options, nothing reconfigured), a row lock held by another connection, and our own
-backends terminated (``pg_terminate_backend`` by a unique ``application_name``).
+backends terminated (``pg_terminate_backend`` by a unique ``application_name``); a private
+cluster (``tests.faults.private_postgres``) stopped with SIGSTOP, as a frozen disk.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from gateway.errors import (
 from gateway.journal import AcceptResult, Journal, SqliteJournal
 from gateway.journal.postgres import PostgresJournal
 from gateway.journal.sqlite import _translated
+from tests.faults.outage import cluster_pids, freeze
+from tests.faults.private_postgres import private_postgres
 from tests.journal.conftest import POSTGRES_URL, at, fresh_postgres_journal, make_record
 
 PAYLOAD = b"<EFormD>fault</EFormD>"
@@ -297,5 +300,33 @@ async def test_postgres_terminated_backends_are_a_clean_503_then_heal() -> None:
                 await asyncio.sleep(0.1)
             assert set(outcomes) <= {"ok", "journal-unavailable"}
             assert outcomes[-1] == "ok"
+        finally:
+            await journal.close()
+
+
+async def test_postgres_frozen_server_answers_within_op_timeout() -> None:
+    """A stalled (SIGSTOPped) private cluster: each call fails within op_timeout, then heals."""
+    with private_postgres() as cluster:
+        journal = await PostgresJournal.open(cluster.url, op_timeout=1.0)
+        try:
+            await _accept(journal)  # a pooled connection now waits on a backend
+            pids = cluster_pids(cluster)
+            freeze(pids, on=True)
+            try:
+                for _ in range(2):
+                    started = time.monotonic()
+                    with pytest.raises(JournalUnavailable):
+                        await _accept(journal)
+                    assert time.monotonic() - started < 1.0 + 0.75
+            finally:
+                freeze(pids, on=False)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    await _accept(journal)
+                    break
+                except JournalUnavailable:
+                    assert time.monotonic() < deadline, "the journal did not heal"
+                    await asyncio.sleep(0.2)
         finally:
             await journal.close()
