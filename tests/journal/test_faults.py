@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import psycopg_pool
 import pytest
 
 from gateway.core.states import MessageState
@@ -30,6 +31,7 @@ from gateway.errors import (
     JournalUnavailable,
 )
 from gateway.journal import AcceptResult, Journal, SqliteJournal
+from gateway.journal import postgres as postgres_journal
 from gateway.journal.postgres import PostgresJournal
 from gateway.journal.sqlite import _translated
 from tests.faults.outage import cluster_pids, freeze
@@ -330,3 +332,37 @@ async def test_postgres_frozen_server_answers_within_op_timeout() -> None:
                     await asyncio.sleep(0.2)
         finally:
             await journal.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (psycopg.errors.ReadOnlySqlTransaction("read-only"), "journal-read-only"),
+        (psycopg.errors.DiskFull("no space left on device"), "journal-full"),
+        (psycopg.errors.SerializationFailure("could not serialize"), "journal-unavailable"),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), "journal-unavailable"),
+        (psycopg.errors.AdminShutdown("terminating connection"), "journal-unavailable"),
+        (
+            psycopg.errors.CannotConnectNow("the database system is starting up"),
+            "journal-unavailable",
+        ),
+        (psycopg.errors.LockNotAvailable("could not obtain lock"), "journal-unavailable"),
+        (psycopg.errors.QueryCanceled("statement timeout"), "journal-unavailable"),
+        (
+            psycopg.OperationalError("server closed the connection unexpectedly"),
+            "journal-unavailable",
+        ),
+        (psycopg.InterfaceError("the connection is closed"), "journal-unavailable"),
+        (psycopg_pool.PoolTimeout("couldn't get a connection"), "journal-unavailable"),
+        (TimeoutError(), "journal-unavailable"),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else value,
+)
+def test_every_postgres_driver_error_class_is_a_retryable_503(
+    error: BaseException, code: str
+) -> None:
+    """Each driver error class (read-only, full, serialization, locked, connection...) maps
+    to a journal-* GatewayError: 503, retryable, never an internal error."""
+    assert isinstance(error, postgres_journal._FAILURES)
+    translated = postgres_journal._translated(error, 2.0)
+    assert (translated.code, translated.http_status, translated.retryable) == (code, 503, True)
