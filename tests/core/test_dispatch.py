@@ -244,11 +244,7 @@ def expected(
     """The decision's kind and error code, written out independently of the code under test."""
     delays = len(schedule.delays_seconds)
     if came.handed_over:
-        if failure is None:
-            return Record, None
-        if not failure.retryable:
-            return DeadLetter, failure.code
-        return (Retry, failure.code) if delays else (DeadLetter, "retries-exhausted")
+        return _expected_handed_over(delays, failure)
     if came.crashes >= POISON_AFTER:
         return DeadLetter, "poison-message"
     if failure is not None:
@@ -269,6 +265,17 @@ def expected(
     }
     assert set(table) == set(CLAIMS), "every claim answer has a row"
     return table[claim]
+
+
+def _expected_handed_over(
+    delays: int, failure: GatewayError | None
+) -> tuple[type[Decision], str | None]:
+    """A copy handed over before: recorded; after a temporary failure, retried for good."""
+    if failure is None:
+        return Record, None
+    if not failure.retryable:
+        return DeadLetter, failure.code
+    return (Retry, failure.code) if delays else (DeadLetter, "retries-exhausted")
 
 
 CRASHES = (0, POISON_AFTER - 1, POISON_AFTER, POISON_AFTER + 1)
