@@ -22,7 +22,8 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from adapters.simulator import Behaviour
+from asw_toolkit.processes import http_push_party
+from asw_toolkit.simulator import Behaviour
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_RETRY_SCHEDULE,
@@ -38,7 +39,6 @@ from tests.faults.harness import (
     wait_until,
 )
 from tests.faults.outage import problem_code
-from tests.integration.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from adapters.simulator import Behaviour
+from asw_toolkit.processes import http_push_party
+from asw_toolkit.simulator import Behaviour
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_LEASE_SECONDS,
@@ -51,7 +52,6 @@ from tests.faults.outage import (
     terminate_all_backends,
 )
 from tests.faults.private_postgres import PrivatePostgres, private_postgres
-from tests.integration.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 import aiohttp
 import pytest
 
+from asw_toolkit.processes import http_push_party
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_RETRY_SCHEDULE,
@@ -37,7 +38,6 @@ from tests.faults.harness import (
 )
 from tests.faults.outage import Answer, BrokerTap, problem_code, refused_by_code
 from tests.faults.private_postgres import private_postgres
-from tests.integration.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
