@@ -148,6 +148,10 @@ class Broker:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(lambda *_: lost.set())
         await self._declare(channel)
+        # Publishing works from here on. Set before the consumers start: the first deliveries
+        # may publish at once (a retry step, a dead letter, a receipt), and a refusal then would
+        # requeue them, which a quorum queue counts as a crash (towards poison_after).
+        self._connected.set()
         for queue_name, handler in self._consumers.items():
             consumer_channel = await connection.channel()
             consumer_channel.close_callbacks.add(lambda *_: lost.set())
@@ -155,7 +159,6 @@ class Broker:
             queue = await consumer_channel.get_queue(queue_name, ensure=False)
             tag = await queue.consume(self._tracked(handler))
             self._consuming.append((queue, tag))
-        self._connected.set()
 
     def _tracked(self, handler: MessageHandler) -> MessageHandler:
         """Wrap ``handler`` so that ``stop`` can wait for deliveries in progress.
