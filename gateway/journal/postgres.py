@@ -981,7 +981,7 @@ class _Batches:
     async def commit(self, writes: list[Write]) -> list[Row]:
         """BEGIN, every statement, COMMIT, sent together (one round trip); the first rows."""
         journal = self._journal
-        async with asyncio.timeout(journal._op_timeout):
+        async with _deadline(journal._op_timeout):  # a frozen server cannot hold the batch
             conn = await journal._lender.lend()
             try:
                 cursors: list[psycopg.AsyncCursor[Any]] = []
