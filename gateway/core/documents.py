@@ -11,11 +11,23 @@ from datetime import datetime
 
 from lxml import etree
 
-from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD, DocumentType, document_type_of
+from gateway.core.envelope import (
+    NS_ACDD,
+    NS_CE_REGISTER,
+    NS_COMMON,
+    NS_FORMD,
+    NS_ORIGIN_DECLARATION,
+    DocumentType,
+    document_type_of,
+)
 
 _DOCUMENT_ID_PATHS: dict[DocumentType, str] = {
     DocumentType.FORM_D: f"{{{NS_FORMD}}}Declaration/{{{NS_FORMD}}}ID",
     DocumentType.ACDD: f"{{{NS_ACDD}}}Declaration/{{{NS_ACDD}}}ID",
+    DocumentType.CE_REGISTER_UPDATE: f"{{{NS_CE_REGISTER}}}Update/{{{NS_CE_REGISTER}}}ID",
+    DocumentType.ORIGIN_DECLARATION: (
+        f"{{{NS_ORIGIN_DECLARATION}}}Declaration/{{{NS_ORIGIN_DECLARATION}}}ID"
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from gateway.core.rules.acdd import acdd_rules
 from gateway.core.rules.common import header_rules, read_header
 from gateway.core.rules.formd import form_d_rules
 from gateway.core.rules.replies import receipt_rules, response_rules
+from gateway.core.rules.self_certification import origin_declaration_rules, register_update_rules
 from gateway.errors import Finding
 
 __all__ = ["check_rules"]
@@ -35,6 +36,10 @@ def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Findi
         findings.extend(form_d_rules(root, header, now))
     elif doc is Doc.ACDD:
         findings.extend(acdd_rules(root, header, now))
+    elif doc is Doc.CE_REGISTER_UPDATE:
+        findings.extend(register_update_rules(root, header, now))
+    elif doc is Doc.ORIGIN_DECLARATION:
+        findings.extend(origin_declaration_rules(root, header, now))
     elif doc is Doc.CUSTOMS_RESPONSE:
         findings.extend(response_rules(root, now))
     else:
