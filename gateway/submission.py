@@ -42,6 +42,7 @@ from gateway.core.trust import TrustStore
 from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
 from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
 from gateway.offload import offload
+from gateway.register_keeper import RegisterKeeper
 
 log = structlog.get_logger("gateway.submission")
 
@@ -147,6 +148,7 @@ class Submissions:
         self._journal = journal
         self._clock = clock
         self._offload_bytes = offload_bytes
+        self._registers = RegisterKeeper(journal, ingest.limits)
 
     @property
     def journal(self) -> Journal:
@@ -192,6 +194,7 @@ class Submissions:
             doc_type=envelope.document_type.value,
         ):
             try:
+                accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 submitted = await self._record_and_publish(
                     accepted, channel, correlation_id, now, original
@@ -293,6 +296,7 @@ class Submissions:
         if resubmitted and outcome.state is not MessageState.ACCEPTED:
             return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
         # New, or known but never confirmed by the broker: publish (again) now.
+        await self._registers.keep(accepted, at=now)
         await self._publish(accepted, channel, correlation_id)
         await self._link_to_original(envelope, original)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
@@ -358,6 +362,7 @@ class Submissions:
                     accepted = self.ingest.accept(
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
+                    await self._registers.keep(accepted, at=summary.record.received_at)
                     await self._publish(accepted, "sweep", None)
                     # Authorised when first accepted; the link was never made if the publish
                     # failed then.

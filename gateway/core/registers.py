@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Final
 
 from lxml import etree
@@ -157,6 +157,7 @@ class RegisterEntry:
     record: ExporterRecord | None
     reason: str | None
     message_id: str
+    recorded_at: datetime | None = None
 
     def body(self) -> str:
         """The entry's content as the journal's JSON column."""
@@ -190,6 +191,7 @@ class RegisterEntry:
             "record": None if self.record is None else self.record.to_json(),
             "reason": self.reason,
             "message_id": self.message_id,
+            "recorded_at": None if self.recorded_at is None else self.recorded_at.isoformat(),
         }
 
 

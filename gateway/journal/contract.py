@@ -523,8 +523,9 @@ def register_params(entry: RegisterEntry, at: Any) -> dict[str, Any]:
     }
 
 
-def register_entry_from_row(row: Any) -> RegisterEntry:
-    """A ``RegisterEntry`` from a ``register_history`` row (columns as ``REGISTER_COLUMNS``)."""
+def register_entry_from_row(row: Any, when: Callable[[Any], datetime]) -> RegisterEntry:
+    """A ``RegisterEntry`` from a ``register_history`` row (columns as ``REGISTER_COLUMNS``);
+    ``when`` reads the backend's timestamp."""
     record, reason = RegisterEntry.parse_body(row[8])
     return RegisterEntry(
         register=row[0],
@@ -536,4 +537,5 @@ def register_entry_from_row(row: Any) -> RegisterEntry:
         record=record,
         reason=reason,
         message_id=row[6],
+        recorded_at=when(row[7]),
     )

@@ -703,7 +703,7 @@ class PostgresJournal:
                     record_key=record_key,
                 )
             rows = await cur.fetchall()
-        return [register_entry_from_row(row) for row in rows]
+        return [register_entry_from_row(row, _when) for row in rows]
 
     async def list_messages(
         self,

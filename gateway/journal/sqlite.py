@@ -1111,4 +1111,4 @@ def _register_history(
         rows = _exec(
             db, "register_record", register=register, country=country, record_key=record_key
         )
-    return [register_entry_from_row(row) for row in rows.fetchall()]
+    return [register_entry_from_row(row, _when) for row in rows.fetchall()]

@@ -1,0 +1,84 @@
+"""The register keeper: the shell around ``gateway.core.registers`` on the submission path.
+
+A certified-exporter register update is checked against its issuing country's history and, once
+journalled, kept as a register entry; an Origin Declaration is checked against the exporting
+country's register as it stood on the declaration date (Rule 2(6)). Both run after the pure
+ingest checks and before anything is journalled or queued, on the same path as every other
+document: errors refuse the document (422 ``business-rule-violation`` with the findings),
+warnings travel with it in the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from lxml import etree
+
+from gateway.core.envelope import NS_ORIGIN_DECLARATION, DocumentType
+from gateway.core.envelope import first_child as child
+from gateway.core.parsing import ParseLimits, parse
+from gateway.core.pipeline import Accepted
+from gateway.core.registers import (
+    CERTIFIED_EXPORTERS,
+    declaration_facts,
+    declaration_findings,
+    read_update,
+    required,
+    update_findings,
+)
+from gateway.journal import Journal
+
+_OD = NS_ORIGIN_DECLARATION
+
+
+class RegisterKeeper:
+    """Checks documents against the registers the journal keeps, and keeps register updates."""
+
+    def __init__(self, journal: Journal, limits: ParseLimits) -> None:
+        self._journal = journal
+        self._limits = limits
+
+    async def check(self, accepted: Accepted, *, now: datetime) -> Accepted:
+        """``accepted`` with the register findings added, or raise the refusal they make."""
+        doc = accepted.envelope.document_type
+        if doc is DocumentType.CE_REGISTER_UPDATE:
+            root = self._root(accepted)
+            entry = read_update(root, message_id=accepted.envelope.message_id)
+            history = await self._journal.register_history(
+                CERTIFIED_EXPORTERS, entry.country, entry.record_key
+            )
+            found = update_findings(root, entry, history)
+        elif doc is DocumentType.ORIGIN_DECLARATION:
+            root = self._root(accepted)
+            facts = declaration_facts(root)
+            history = await self._journal.register_history(
+                CERTIFIED_EXPORTERS, facts.exporting_country, _authorisation_of(root)
+            )
+            found = declaration_findings(root, history, today=now.date())
+        else:
+            return accepted
+        if not found:
+            return accepted
+        report = replace(accepted.report, rule_findings=accepted.report.rule_findings + found)
+        refusal = report.refusal()
+        if refusal is not None:
+            raise refusal
+        return replace(accepted, report=report)
+
+    async def keep(self, accepted: Accepted, *, at: datetime) -> None:
+        """Keep a journalled register update as a register entry (again is a no-op)."""
+        if accepted.envelope.document_type is not DocumentType.CE_REGISTER_UPDATE:
+            return
+        entry = read_update(self._root(accepted), message_id=accepted.envelope.message_id)
+        await self._journal.register_add(entry, at=at)
+
+    def _root(self, accepted: Accepted) -> etree._Element:
+        return parse(accepted.payload, self._limits)
+
+
+def _authorisation_of(root: etree._Element) -> str:
+    decl = required(child(root, f"{{{_OD}}}Declaration"), "Declaration")
+    exporter = required(child(decl, f"{{{_OD}}}CertifiedExporter"), "CertifiedExporter")
+    code = child(exporter, f"{{{_OD}}}AuthorisationID")
+    return "" if code is None or code.text is None else code.text.strip()
