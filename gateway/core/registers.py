@@ -396,8 +396,9 @@ def _declaration_findings(
     day = facts.declared_on
     imported = facts.imported_on or today
     if imported > add_months(day, OD_VALIDITY_MONTHS):
+        imported_el = child(decl, _od("ImportationDate"))
         yield OD_IMPORT_AFTER_VALIDITY.finding(
-            child(decl, _od("ImportationDate")) or child(decl, _od("IssueDate")),
+            imported_el if imported_el is not None else child(decl, _od("IssueDate")),
             f"the goods are imported on {imported.isoformat()}, more than "
             f"{OD_VALIDITY_MONTHS} months after the declaration date {day.isoformat()}.",
             "Rule 14: an Origin Declaration is valid for 12 months; the importing customs "
