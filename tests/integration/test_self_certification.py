@@ -33,7 +33,7 @@ REGISTER = "/v1/registers/certified-exporters/SG"
 
 
 def _fresh(path: Path, *edits: tuple[str, str]) -> tuple[str, bytes]:
-    """The sample under a new message id, with literal ``(old, new)`` text edits (first occurrence each)."""
+    """The sample under a new message id, with literal ``(old, new)`` edits (first match each)."""
     message_id = str(uuid.uuid4())
     text = re.sub(
         r"<cm:MessageID>[^<]+</cm:MessageID>",

@@ -20,9 +20,9 @@ received twice shows up twice in ``GET /received``. ``GET /stats`` counts reques
 ``POST /behaviour`` changes the behaviour at run time (JSON ``{behaviour, fail_count,
 delay}``), and ``GET /documents/{message_id}`` returns a stored document.
 
-With ``respond_to`` set, every accepted Form D, ACDD or Origin Declaration is answered a moment later by a Customs
-Response POSTed to ``{respond_to}/v1/messages``, built from a Customs Response template (by
-default the first of ``samples/response/valid/*.xml``).
+With ``respond_to`` set, every accepted Form D, ACDD or Origin Declaration is answered a moment
+later by a Customs Response POSTed to ``{respond_to}/v1/messages``, built from a Customs
+Response template (by default the first of ``samples/response/valid/*.xml``).
 """
 
 from __future__ import annotations
