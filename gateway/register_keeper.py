@@ -15,6 +15,13 @@ from datetime import datetime
 
 from lxml import etree
 
+from gateway.core.aeo import (
+    AEO_REGISTER,
+    acdd_aeo_findings,
+    declared_aeos,
+    default_mra,
+    read_notification,
+)
 from gateway.core.envelope import NS_ORIGIN_DECLARATION, DocumentType
 from gateway.core.envelope import first_child as child
 from gateway.core.parsing import ParseLimits, parse
@@ -49,6 +56,18 @@ class RegisterKeeper:
                 CERTIFIED_EXPORTERS, entry.country, entry.record_key
             )
             found = update_findings(root, entry, history)
+        elif doc is DocumentType.AEO_STATUS:
+            return accepted  # nothing in its history can refuse a notification
+        elif doc is DocumentType.ACDD:
+            root = self._root(accepted)
+            _, declared = declared_aeos(root)
+            if not declared:
+                return accepted
+            registers = {
+                country: await self._journal.register_history(AEO_REGISTER, country)
+                for country in sorted({aeo.country for aeo in declared})
+            }
+            found = acdd_aeo_findings(root, registers, default_mra())
         elif doc is DocumentType.ORIGIN_DECLARATION:
             root = self._root(accepted)
             facts = declaration_facts(root)
@@ -67,11 +86,18 @@ class RegisterKeeper:
         return replace(accepted, report=report)
 
     async def keep(self, accepted: Accepted, *, at: datetime) -> None:
-        """Keep a journalled register update as a register entry (again is a no-op)."""
-        if accepted.envelope.document_type is not DocumentType.CE_REGISTER_UPDATE:
+        """Keep a journalled register update or AEO notification as register entries (again
+        is a no-op)."""
+        doc = accepted.envelope.document_type
+        message_id = accepted.envelope.message_id
+        if doc is DocumentType.CE_REGISTER_UPDATE:
+            entries = [read_update(self._root(accepted), message_id=message_id)]
+        elif doc is DocumentType.AEO_STATUS:
+            entries = read_notification(self._root(accepted), message_id=message_id)
+        else:
             return
-        entry = read_update(self._root(accepted), message_id=accepted.envelope.message_id)
-        await self._journal.register_add(entry, at=at)
+        for entry in entries:
+            await self._journal.register_add(entry, at=at)
 
     def _root(self, accepted: Accepted) -> etree._Element:
         return parse(accepted.payload, self._limits)

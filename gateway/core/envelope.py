@@ -33,6 +33,7 @@ NS_RESPONSE = "urn:asw-gw:datamodel:RES-DMS:1"
 NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
 NS_CE_REGISTER = "urn:asw-gw:datamodel:CEREG-DMS:1"
 NS_ORIGIN_DECLARATION = "urn:asw-gw:datamodel:ODECL-DMS:1"
+NS_AEO_STATUS = "urn:asw-gw:datamodel:AEOSTAT-DMS:1"
 NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 MEMBER_STATES = ("BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN")
@@ -47,6 +48,7 @@ class DocumentType(enum.Enum):
     DELIVERY_RECEIPT = "RCT"
     CE_REGISTER_UPDATE = "CER"
     ORIGIN_DECLARATION = "OD"
+    AEO_STATUS = "AEO"
 
     @property
     def root_tag(self) -> str:
@@ -66,6 +68,7 @@ _ROOT_TAGS = {
     DocumentType.DELIVERY_RECEIPT: f"{{{NS_RECEIPT}}}DeliveryReceipt",
     DocumentType.CE_REGISTER_UPDATE: f"{{{NS_CE_REGISTER}}}CertifiedExporterRegisterUpdate",
     DocumentType.ORIGIN_DECLARATION: f"{{{NS_ORIGIN_DECLARATION}}}OriginDeclaration",
+    DocumentType.AEO_STATUS: f"{{{NS_AEO_STATUS}}}AEOStatusNotification",
 }
 _SLUGS = {
     DocumentType.FORM_D: "formd",
@@ -74,6 +77,7 @@ _SLUGS = {
     DocumentType.DELIVERY_RECEIPT: "receipt",
     DocumentType.CE_REGISTER_UPDATE: "ce-register",
     DocumentType.ORIGIN_DECLARATION: "origin-declaration",
+    DocumentType.AEO_STATUS: "aeo-status",
 }
 _BY_ROOT_TAG = {tag: doc_type for doc_type, tag in _ROOT_TAGS.items()}
 

@@ -29,6 +29,7 @@ DOCUMENT_NAMES: Final = {
     DocumentType.DELIVERY_RECEIPT: "delivery receipt",
     DocumentType.CE_REGISTER_UPDATE: "certified-exporter register update",
     DocumentType.ORIGIN_DECLARATION: "Origin Declaration",
+    DocumentType.AEO_STATUS: "AEO status notification",
 }
 
 

@@ -140,6 +140,51 @@ class ExporterRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AeoRecord:
+    """One Authorised Economic Operator as its customs administration notified it."""
+
+    aeo_id: str
+    name: str
+    roles: tuple[str, ...]
+    valid_from: date
+    valid_to: date
+    status: str  # VALID, SUSPENDED, REVOKED
+    reason: str | None
+
+    def valid_on(self, day: date) -> bool:
+        """VALID, and ``day`` within its validity."""
+        return self.status == "VALID" and self.valid_from <= day <= self.valid_to
+
+    def to_json(self) -> dict[str, object]:
+        """The record as JSON (journal and API)."""
+        return {
+            "aeo_id": self.aeo_id,
+            "name": self.name,
+            "roles": list(self.roles),
+            "valid_from": self.valid_from.isoformat(),
+            "valid_to": self.valid_to.isoformat(),
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> AeoRecord:
+        """The record ``to_json`` wrote."""
+        roles = data["roles"]
+        if not isinstance(roles, list):
+            raise TypeError("an AEO record needs a list of roles")
+        return cls(
+            aeo_id=str(data["aeo_id"]),
+            name=str(data["name"]),
+            roles=tuple(str(r) for r in roles),
+            valid_from=date.fromisoformat(str(data["valid_from"])),
+            valid_to=date.fromisoformat(str(data["valid_to"])),
+            status=str(data["status"]),
+            reason=None if data.get("reason") is None else str(data["reason"]),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterEntry:
     """One update of one record in a country's register, as the journal keeps it.
 
@@ -154,7 +199,7 @@ class RegisterEntry:
     entry_id: str
     action: str
     effective_date: date
-    record: ExporterRecord | None
+    record: ExporterRecord | AeoRecord | None
     reason: str | None
     message_id: str
     recorded_at: datetime | None = None
@@ -170,15 +215,18 @@ class RegisterEntry:
         )
 
     @staticmethod
-    def parse_body(body: str) -> tuple[ExporterRecord | None, str | None]:
-        """``(record, reason)`` from what ``body`` wrote."""
+    def parse_body(
+        register: str, body: str
+    ) -> tuple[ExporterRecord | AeoRecord | None, str | None]:
+        """``(record, reason)`` from what ``body`` wrote for ``register``."""
         data = json.loads(body)
-        record = data.get("record")
+        found = data.get("record")
         reason = data.get("reason")
-        return (
-            None if record is None else ExporterRecord.from_json(record),
-            None if reason is None else str(reason),
-        )
+        record: ExporterRecord | AeoRecord | None = None
+        if found is not None:
+            kind = ExporterRecord if register == CERTIFIED_EXPORTERS else AeoRecord
+            record = kind.from_json(found)
+        return record, None if reason is None else str(reason)
 
     def to_json(self) -> dict[str, object]:
         """The entry for the API: who changed what, when, why."""
@@ -222,7 +270,7 @@ def standing_on(entries: Iterable[RegisterEntry], key: str, day: date) -> Standi
     own.sort(key=lambda e: e.effective_date)  # stable: recording order within a day
     standing: Standing | None = None
     for entry in own:
-        if entry.action in (GRANT, AMEND) and entry.record is not None:
+        if entry.action in (GRANT, AMEND) and isinstance(entry.record, ExporterRecord):
             if standing is not None and standing.status == WITHDRAWN and entry.action == AMEND:
                 continue
             standing = Standing(record=entry.record, status=ACTIVE, since=entry.effective_date)

@@ -590,3 +590,67 @@ REGISTER_RULES: Final[dict[str, Rule]] = {
 }
 """The rules that read a register's history (``gateway.core.registers``): the submission path
 runs them after ``CATALOGUE``'s, with the history from the journal; ``/v1/validate`` does not."""
+
+
+# --- issue 18 §5: AEO status under the ASEAN AEO MRA (k-registers) ---------------------------
+
+AEO_ISSUER_NOT_SENDER = _rule(
+    "aeo-issuer-not-sender",
+    "error",
+    None,
+    "An AEO status notification's issuing country is not the country that sends it.",
+)
+AEO_RECEIVER_NOT_PARTNER = _rule(
+    "aeo-receiver-not-mra-partner",
+    "error",
+    None,
+    "An AEO status notification goes to (or comes from) a country not in the ASEAN AEO MRA on "
+    "its date: records are forwarded only to MRA partners.",
+)
+AEO_NOTIFICATION_ID_FORMAT = _rule(
+    "aeo-notification-id-format",
+    "error",
+    None,
+    "A notified AEO id does not have its issuing country's AEO id format (gateway/data/aeo.toml).",
+)
+AEO_VALIDITY_REVERSED = _rule(
+    "aeo-validity-reversed", "error", None, "An AEO's ValidTo is before its ValidFrom."
+)
+AEO_ISSUER_NOT_IN_MRA = _rule(
+    "aeo-issuer-not-in-mra",
+    "warning",
+    None,
+    "An ACDD declares an AEO id of a country not in the ASEAN AEO MRA on the declaration date.",
+)
+AEO_ID_FORMAT = _rule(
+    "aeo-id-format",
+    "warning",
+    None,
+    "An ACDD declares an AEO id that does not have its issuing country's format.",
+)
+
+CATALOGUE.update(
+    (rule.code, rule)
+    for rule in (
+        AEO_ISSUER_NOT_SENDER,
+        AEO_RECEIVER_NOT_PARTNER,
+        AEO_NOTIFICATION_ID_FORMAT,
+        AEO_VALIDITY_REVERSED,
+        AEO_ISSUER_NOT_IN_MRA,
+        AEO_ID_FORMAT,
+    )
+)
+
+AEO_NOT_FOUND = _rule(
+    "aeo-not-found",
+    "warning",
+    None,
+    "An ACDD's AEO id is not in its issuing country's AEO register on the declaration date.",
+)
+AEO_NOT_VALID = _rule(
+    "aeo-not-valid",
+    "warning",
+    None,
+    "An ACDD's AEO id is suspended, revoked or outside its validity on the declaration date.",
+)
+REGISTER_RULES.update((rule.code, rule) for rule in (AEO_NOT_FOUND, AEO_NOT_VALID))

@@ -63,6 +63,7 @@ SCHEMA_FILES: Final[dict[DocumentType, str]] = {
     DocumentType.DELIVERY_RECEIPT: "receipt/receipt-1.xsd",
     DocumentType.CE_REGISTER_UPDATE: "register/ce-register-1.xsd",
     DocumentType.ORIGIN_DECLARATION: "origin/origin-declaration-1.xsd",
+    DocumentType.AEO_STATUS: "register/aeo-status-1.xsd",
 }
 
 XSD_CODES: Final = (

@@ -526,7 +526,7 @@ def register_params(entry: RegisterEntry, at: Any) -> dict[str, Any]:
 def register_entry_from_row(row: Any, when: Callable[[Any], datetime]) -> RegisterEntry:
     """A ``RegisterEntry`` from a ``register_history`` row (columns as ``REGISTER_COLUMNS``);
     ``when`` reads the backend's timestamp."""
-    record, reason = RegisterEntry.parse_body(row[8])
+    record, reason = RegisterEntry.parse_body(row[0], row[8])
     return RegisterEntry(
         register=row[0],
         country=row[1],
