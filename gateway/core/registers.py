@@ -235,7 +235,7 @@ class RegisterEntry:
             "action": self.action,
             "effective_date": self.effective_date.isoformat(),
             "country": self.country,
-            "authorisation_id": self.record_key,
+            "record_key": self.record_key,
             "record": None if self.record is None else self.record.to_json(),
             "reason": self.reason,
             "message_id": self.message_id,

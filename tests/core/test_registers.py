@@ -13,6 +13,7 @@ from gateway.core.registers import (
     ACTIVE,
     SUSPENDED,
     WITHDRAWN,
+    ExporterRecord,
     Product,
     RegisterEntry,
     add_months,
@@ -56,7 +57,7 @@ def _codes(document: bytes, history: list[RegisterEntry], today: date) -> list[s
 def test_update_documents_read_into_entries() -> None:
     """A GRANT carries the whole record; a SUSPEND only the code, its date and reason."""
     assert (GRANT.action, GRANT.country, GRANT.record_key) == ("GRANT", "SG", KEY)
-    assert GRANT.record is not None
+    assert isinstance(GRANT.record, ExporterRecord)
     assert GRANT.record.signatories == ("Tan Mei Ling", "Rajesh Kumar")
     assert [p.code for p in GRANT.record.products] == ["180690", "19053110"]
     assert (
