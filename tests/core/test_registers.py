@@ -36,10 +36,10 @@ def _entry(name: str, **changes: object) -> RegisterEntry:
     return replace(entry, **changes)  # type: ignore[arg-type]
 
 
-GRANT = _entry("sg-grant-orchid-foods.xml")
-AMEND = _entry("sg-amend-orchid-foods.xml")
-SUSPEND = _entry("sg-suspend-orchid-foods.xml")
-WITHDRAW = _entry("sg-withdraw-orchid-foods.xml")
+GRANT = _entry("sg-1-grant-orchid-foods.xml")
+AMEND = _entry("sg-2-amend-orchid-foods.xml")
+SUSPEND = _entry("sg-3-suspend-orchid-foods.xml")
+WITHDRAW = _entry("sg-4-withdraw-orchid-foods.xml")
 
 
 def _od(*edits: tuple[str, str]) -> bytes:
@@ -61,7 +61,7 @@ def test_update_documents_read_into_entries() -> None:
     assert GRANT.record.signatories == ("Tan Mei Ling", "Rajesh Kumar")
     assert [p.code for p in GRANT.record.products] == ["180690", "19053110"]
     assert (
-        SUSPEND.record is None and SUSPEND.reason and SUSPEND.effective_date == date(2026, 10, 15)
+        SUSPEND.record is None and SUSPEND.reason and SUSPEND.effective_date == date(2026, 11, 25)
     )
 
 
@@ -74,9 +74,9 @@ def test_history_is_read_as_it_stood_on_each_day() -> None:
     assert granted.record.signatories == ("Tan Mei Ling", "Rajesh Kumar")
     amended = standing_on(history, KEY, date(2026, 9, 1))
     assert amended is not None and amended.record.signatories == ("Tan Mei Ling",)
-    suspended = standing_on(history, KEY, date(2026, 10, 15))
+    suspended = standing_on(history, KEY, date(2026, 11, 25))
     assert suspended is not None and suspended.status == SUSPENDED
-    assert not suspended.valid_on(date(2026, 10, 15))
+    assert not suspended.valid_on(date(2026, 11, 25))
     withdrawn = standing_on(history, KEY, date(2026, 12, 1))
     assert withdrawn is not None and withdrawn.status == WITHDRAWN
     assert set(register_on(history, date(2026, 6, 1))) == {KEY}
@@ -84,8 +84,8 @@ def test_history_is_read_as_it_stood_on_each_day() -> None:
 
 def test_an_amend_lifts_a_suspension_but_not_a_withdrawal() -> None:
     """AMEND after SUSPEND makes the record active again; after WITHDRAW it changes nothing."""
-    lifted = replace(AMEND, entry_id="X", effective_date=date(2026, 10, 20))
-    standing = standing_on([GRANT, SUSPEND, lifted], KEY, date(2026, 10, 21))
+    lifted = replace(AMEND, entry_id="X", effective_date=date(2026, 11, 26))
+    standing = standing_on([GRANT, SUSPEND, lifted], KEY, date(2026, 11, 27))
     assert standing is not None and standing.status == ACTIVE
     late = replace(AMEND, entry_id="Y", effective_date=date(2026, 12, 5))
     standing = standing_on([GRANT, WITHDRAW, late], KEY, date(2026, 12, 6))
@@ -100,9 +100,9 @@ def _update_codes(entry: RegisterEntry, history: list[RegisterEntry], name: str)
 def test_updates_are_checked_against_the_issuing_countrys_history() -> None:
     """A second GRANT, an AMEND of nothing, a SUSPEND after WITHDRAW are refused; resends pass."""
     grant, amend, suspend = (
-        "sg-grant-orchid-foods.xml",
-        "sg-amend-orchid-foods.xml",
-        "sg-suspend-orchid-foods.xml",
+        "sg-1-grant-orchid-foods.xml",
+        "sg-2-amend-orchid-foods.xml",
+        "sg-3-suspend-orchid-foods.xml",
     )
     assert _update_codes(GRANT, [], grant) == []
     assert _update_codes(replace(GRANT, entry_id="G2"), [GRANT], grant) == [
@@ -127,7 +127,11 @@ def test_a_declaration_that_matches_the_register_has_no_findings() -> None:
     ("edits", "history", "codes"),
     [
         ((), [], ["od-exporter-not-registered"]),
-        ((), [GRANT, SUSPEND], ["od-authorisation-not-valid"]),
+        (
+            (),
+            [GRANT, replace(SUSPEND, effective_date=date(2026, 11, 1))],
+            ["od-authorisation-not-valid"],
+        ),
         ((("2026-11-19", "2029-03-01"),), [GRANT], ["od-authorisation-not-valid"]),
         ((("Tan Mei Ling", "Somebody Else"),), [GRANT], ["od-signatory-not-registered"]),
         ((("18069010", "17049099"),), [GRANT], ["od-product-not-authorised"]),
