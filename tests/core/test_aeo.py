@@ -20,7 +20,7 @@ from gateway.core.registers import RegisterEntry
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SNAPSHOT = SAMPLES / "aeo-status" / "valid" / "sg-my-snapshot.xml"
 DELTA = SAMPLES / "aeo-status" / "valid" / "sg-my-delta-suspension.xml"
-ACDD = SAMPLES / "acdd" / "valid" / "sg-my-electronics-aeo.xml"
+ACDD = Path(__file__).resolve().parents[1] / "data" / "acdd-sg-my-aeo.xml"
 ONE, TWO = "AEOSG2024STP00001", "AEOSG2025STP00042"
 
 

@@ -26,13 +26,21 @@ from gateway.core.registers import (
 from gateway.core.rule_catalogue import CATALOGUE, REGISTER_RULES
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
-CE = SAMPLES / "ce-register" / "valid"
+DATA = Path(__file__).resolve().parents[1] / "data" / "ce-register"
+
+
+def _ce(name: str) -> Path:
+    """A register update: the GRANT is a committed sample, the later updates test data."""
+    sample = SAMPLES / "ce-register" / "valid" / name
+    return sample if sample.exists() else DATA / name
+
+
 OD = SAMPLES / "origin-declaration" / "valid" / "sg-my-orchid-foods.xml"
 KEY = "SGCE000123"
 
 
 def _entry(name: str, **changes: object) -> RegisterEntry:
-    entry = read_update(parse((CE / name).read_bytes()), message_id=f"m-{name}")
+    entry = read_update(parse(_ce(name).read_bytes()), message_id=f"m-{name}")
     return replace(entry, **changes)  # type: ignore[arg-type]
 
 
@@ -93,7 +101,7 @@ def test_an_amend_lifts_a_suspension_but_not_a_withdrawal() -> None:
 
 
 def _update_codes(entry: RegisterEntry, history: list[RegisterEntry], name: str) -> list[str]:
-    root = parse((CE / name).read_bytes())
+    root = parse(_ce(name).read_bytes())
     return [f.code for f in update_findings(root, entry, history)]
 
 

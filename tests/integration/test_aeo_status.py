@@ -24,7 +24,7 @@ pytestmark = pytest.mark.rabbitmq
 SNAPSHOT = SAMPLES / "aeo-status" / "valid" / "sg-my-snapshot.xml"
 DELTA = SAMPLES / "aeo-status" / "valid" / "sg-my-delta-suspension.xml"
 TO_VN = SAMPLES / "aeo-status" / "invalid" / "aeo-receiver-not-mra-partner.xml"
-ACDD = SAMPLES / "acdd" / "valid" / "sg-my-electronics-aeo.xml"
+ACDD = Path(__file__).resolve().parents[1] / "data" / "acdd-sg-my-aeo.xml"
 SG_AEO = "AEOSG2024STP00001"
 
 
@@ -43,9 +43,7 @@ def _fresh(path: Path, *edits: tuple[str, str]) -> tuple[str, bytes]:
 
 def _acdd(day: str, number: str) -> tuple[str, bytes]:
     """The SG -> MY ACDD with AEO ids, issued on ``day`` under permit ``number``."""
-    return _fresh(
-        ACDD, ("2026-10-14T11:32:00", f"{day}T11:32:00"), ("EX2026101400871234", number)
-    )
+    return _fresh(ACDD, ("2026-10-14T11:32:00", f"{day}T11:32:00"), ("EX2026101400871234", number))
 
 
 def _warnings(body: dict[str, list[dict[str, str]]]) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ from tests.pki_fixtures import PkiBundle
 pytestmark = pytest.mark.rabbitmq
 
 GRANT = SAMPLES / "ce-register" / "valid" / "sg-1-grant-orchid-foods.xml"
-AMEND = SAMPLES / "ce-register" / "valid" / "sg-2-amend-orchid-foods.xml"
+AMEND = ROOT / "tests" / "data" / "ce-register" / "sg-2-amend-orchid-foods.xml"
 DECLARATION = SAMPLES / "origin-declaration" / "valid" / "sg-my-orchid-foods.xml"
 REGISTER = "/v1/registers/certified-exporters/SG"
 
