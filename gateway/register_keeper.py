@@ -18,6 +18,7 @@ from lxml import etree
 from gateway.core.aeo import (
     AEO_REGISTER,
     acdd_aeo_findings,
+    aeo_with_entry,
     declared_aeos,
     default_mra,
     read_notification,
@@ -32,11 +33,15 @@ from gateway.core.registers import (
     declaration_findings,
     read_update,
     required,
+    standing_with_entry,
     update_findings,
 )
 from gateway.journal import Journal
 
 _OD = NS_ORIGIN_DECLARATION
+_AEO_PARTY = b"AEOMutualRecognitionParty"
+REGISTER_ENTRY = "register-entry"
+"""The link from a declaration to the register update it was read against."""
 
 
 class RegisterKeeper:
@@ -59,6 +64,8 @@ class RegisterKeeper:
         elif doc is DocumentType.AEO_STATUS:
             return accepted  # nothing in its history can refuse a notification
         elif doc is DocumentType.ACDD:
+            if _AEO_PARTY not in accepted.payload:  # most ACDDs: no second parse
+                return accepted
             root = self._root(accepted)
             _, declared = declared_aeos(root)
             if not declared:
@@ -87,7 +94,8 @@ class RegisterKeeper:
 
     async def keep(self, accepted: Accepted, *, at: datetime) -> None:
         """Keep a journalled register update or AEO notification as register entries (again
-        is a no-op)."""
+        is a no-op); link an Origin Declaration or an ACDD with AEO ids to the register updates
+        it was read against (relation ``register-entry``)."""
         doc = accepted.envelope.document_type
         message_id = accepted.envelope.message_id
         if doc is DocumentType.CE_REGISTER_UPDATE:
@@ -95,9 +103,33 @@ class RegisterKeeper:
         elif doc is DocumentType.AEO_STATUS:
             entries = read_notification(self._root(accepted), message_id=message_id)
         else:
+            for related in await self._relied_on(accepted):
+                await self._journal.link(message_id, related, REGISTER_ENTRY, at=at)
             return
         for entry in entries:
             await self._journal.register_add(entry, at=at)
+
+    async def _relied_on(self, accepted: Accepted) -> list[str]:
+        """The messages of the register entries a declaration was read against."""
+        doc = accepted.envelope.document_type
+        found: list[str] = []
+        if doc is DocumentType.ORIGIN_DECLARATION:
+            root = self._root(accepted)
+            facts = declaration_facts(root)
+            key = _authorisation_of(root)
+            history = await self._journal.register_history(
+                CERTIFIED_EXPORTERS, facts.exporting_country, key
+            )
+            _, entry = standing_with_entry(history, key, facts.declared_on)
+            found = [] if entry is None else [entry.message_id]
+        elif doc is DocumentType.ACDD and _AEO_PARTY in accepted.payload:
+            day, declared = declared_aeos(self._root(accepted))
+            for aeo in declared:
+                history = await self._journal.register_history(AEO_REGISTER, aeo.country)
+                _, entry = aeo_with_entry(history, aeo.aeo_id, day)
+                if entry is not None:
+                    found.append(entry.message_id)
+        return sorted(set(found))
 
     def _root(self, accepted: Accepted) -> etree._Element:
         return parse(accepted.payload, self._limits)

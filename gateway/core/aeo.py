@@ -160,6 +160,13 @@ def aeo_on(entries: Sequence[RegisterEntry], aeo_id: str, day: date) -> AeoRecor
 
     ``entries`` are the country's AEO entries in recording order.
     """
+    return aeo_with_entry(entries, aeo_id, day)[0]
+
+
+def aeo_with_entry(
+    entries: Sequence[RegisterEntry], aeo_id: str, day: date
+) -> tuple[AeoRecord | None, RegisterEntry | None]:
+    """``aeo_on`` and the entry (notification) that decided it."""
     order = {e.entry_id: i for i, e in reversed(list(enumerate(entries)))}
     relevant = [
         e for e in entries if e.record_key in (aeo_id, SNAPSHOT_MARKER) and e.effective_date <= day
@@ -168,9 +175,11 @@ def aeo_on(entries: Sequence[RegisterEntry], aeo_id: str, day: date) -> AeoRecor
         key=lambda e: (e.effective_date, order[e.entry_id], e.record_key != SNAPSHOT_MARKER)
     )
     found: AeoRecord | None = None
+    deciding: RegisterEntry | None = None
     for e in relevant:
         found = e.record if isinstance(e.record, AeoRecord) else None
-    return found
+        deciding = e
+    return found, deciding
 
 
 # --- the AEO ids an ACDD declares ----------------------------------------------------------------

@@ -266,10 +266,19 @@ def standing_on(entries: Iterable[RegisterEntry], key: str, day: date) -> Standi
     ``entries`` are in recording order (as the journal returns them); they apply in order of
     effective date, ties in recording order.
     """
+    return standing_with_entry(entries, key, day)[0]
+
+
+def standing_with_entry(
+    entries: Iterable[RegisterEntry], key: str, day: date
+) -> tuple[Standing | None, RegisterEntry | None]:
+    """``standing_on`` and the entry that last changed it (the update a check relied on)."""
     own = [e for e in entries if e.record_key == key and e.effective_date <= day]
     own.sort(key=lambda e: e.effective_date)  # stable: recording order within a day
     standing: Standing | None = None
+    deciding: RegisterEntry | None = None
     for entry in own:
+        before = standing
         if entry.action in (GRANT, AMEND) and isinstance(entry.record, ExporterRecord):
             if standing is not None and standing.status == WITHDRAWN and entry.action == AMEND:
                 continue
@@ -282,7 +291,9 @@ def standing_on(entries: Iterable[RegisterEntry], key: str, day: date) -> Standi
             standing = Standing(
                 record=standing.record, status=WITHDRAWN, since=entry.effective_date
             )
-    return standing
+        if standing is not before:
+            deciding = entry
+    return standing, deciding
 
 
 def register_on(entries: Sequence[RegisterEntry], day: date) -> dict[str, Standing]:

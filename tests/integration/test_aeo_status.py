@@ -71,11 +71,18 @@ async def test_aeo_ids_are_read_against_the_register_on_the_declaration_date(
         # MY has sent no notification: its AEO is unknown here, a warning only.
         assert [code for code, _ in _warnings(body)] == ["aeo-not-found"]
 
-        status, body, _ = await submit(session, gateway, _fresh(DELTA)[1])
+        delta_id, delta = _fresh(DELTA)
+        status, body, _ = await submit(session, gateway, delta)
         assert status == 202, body
 
-        status, body, _ = await submit(session, gateway, _acdd("2026-10-14", "EX-B")[1])
+        acdd_id, acdd = _acdd("2026-10-14", "EX-B")
+        status, body, _ = await submit(session, gateway, acdd)
         assert status == 202, body
+        async with session.get(f"{base_url(gateway)}/v1/messages/{acdd_id}") as response:
+            view = await response.json()
+        assert [r["message_id"] for r in view["related"] if r["relation"] == "register-entry"] == [
+            delta_id
+        ]
         warnings = _warnings(body)
         assert [code for code, _ in warnings] == ["aeo-not-found", "aeo-not-valid"]
         assert "suspended (Security review after a seal incident.)" in warnings[1][1]

@@ -134,7 +134,9 @@ async def test_declarations_are_checked_against_the_register_on_their_date(
         status, body, _ = await submit(session, gateway, first)
         assert status == 202, body
         answered = await _state(session, gateway, first_id, "ANSWERED")
-        assert sorted(r["relation"] for r in answered["related"]) == ["receipt", "response"]
+        related = {r["relation"]: r["message_id"] for r in answered["related"]}
+        assert sorted(related) == ["receipt", "register-entry", "response"]
+        assert related["register-entry"] == grant_id  # the update it was read against
 
         # The register changes: from 22 November Rajesh Kumar no longer signs.
         amend_id, amend = _fresh(AMEND, ("2026-09-01", "2026-11-22"))
@@ -151,6 +153,13 @@ async def test_declarations_are_checked_against_the_register_on_their_date(
         before_id, before = _declaration("2026-11-21", "INV-3", ("Tan Mei Ling", "Rajesh Kumar"))
         status, body, _ = await submit(session, gateway, before)
         assert status == 202, body
+        _, after_change = _declaration("2026-11-24", "INV-6")
+        status, body, _ = await submit(session, gateway, after_change)
+        assert status == 202, body
+        _, view = await _get(session, gateway, f"/v1/messages/{body['message_id']}")
+        assert {"message_id": amend_id, "relation": "register-entry"}.items() <= (
+            view["related"][0].items()
+        )
 
         _, product = _declaration("2026-11-23", "INV-4", ("18069010", "17049099"))
         status, body, _ = await submit(session, gateway, product)
