@@ -50,7 +50,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version these tables describe. Changing a table means a new revision in
 ``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
 sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
