@@ -523,10 +523,14 @@ def health_body(broker: Broker, node: str) -> dict[str, object]:
 
 
 async def readiness(
-    broker: Broker, journal: Journal, trust_problems: tuple[str, ...] = ()
+    broker: Broker,
+    journal: Journal,
+    trust_problems: tuple[str, ...] = (),
+    *,
+    draining: bool = False,
 ) -> tuple[int, dict[str, object]]:
     """What ``/readyz`` answers (status, body): ready when the broker is connected and the
-    journal writable; the body names what is missing.
+    journal writable, and the node is not stopping; the body names what is missing.
 
     A failed trust reload (a CRL or CA file that cannot be read) is named (``trust``:
     ``reload-failed`` with ``trust_reason``) but does not make the gateway unready: the
@@ -535,12 +539,14 @@ async def readiness(
     One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
     """
     status = await journal.status()
-    ready = broker.connected and status.ok
+    ready = broker.connected and status.ok and not draining
     body: dict[str, object] = {
         "ready": ready,
         "broker": "connected" if broker.connected else "disconnected",
         "journal": status.state,
     }
+    if draining:
+        body["draining"] = True
     if status.reason:
         body["journal_reason"] = status.reason
     body["trust"] = "reload-failed" if trust_problems else "ok"
@@ -562,7 +568,10 @@ async def readyz(request: web.Request) -> web.Response:
     """
     reloads = request.app.get(TRUST_RELOADS)
     status, body = await readiness(
-        request.app[BROKER], request.app[JOURNAL], reloads.problems if reloads else ()
+        request.app[BROKER],
+        request.app[JOURNAL],
+        reloads.problems if reloads else (),
+        draining=request.app[SUBMISSIONS].draining,
     )
     return web.json_response(body, status=status)
 
