@@ -61,6 +61,7 @@ from gateway.errors import (
 from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
 from gateway.journal.contract import Refusal
 from gateway.offload import offload
+from gateway.register_keeper import RegisterKeeper
 
 log = structlog.get_logger("gateway.submission")
 
@@ -226,6 +227,7 @@ class Submissions:
         self._clock = clock
         self._offload_bytes = offload_bytes
         self._refusal_payload_max_bytes = refusal_payload_max_bytes
+        self._registers = RegisterKeeper(journal, ingest.limits)
         self._published: OrderedDict[str, float] = OrderedDict()
         """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
         self._draining = False
@@ -296,6 +298,7 @@ class Submissions:
             doc_type=envelope.document_type.value,
         ):
             try:
+                accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 submitted = await self._record_and_publish(
                     accepted, channel, correlation_id, now, original
@@ -466,6 +469,7 @@ class Submissions:
             )
         if resubmitted and outcome.state is not MessageState.ACCEPTED:
             return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
+        await self._registers.keep(accepted, at=now)  # again is a no-op
         if resubmitted and envelope.message_id in self._published:
             # Confirmed by the broker before; only the QUEUED note was missing.
             log.info("message_publish_not_repeated", reason="already-confirmed")
@@ -559,6 +563,7 @@ class Submissions:
                     accepted = self.ingest.accept(
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
+                    await self._registers.keep(accepted, at=summary.record.received_at)
                     await self._publish(accepted, "sweep", None)
                     # Authorised when first accepted; the link was never made if the publish
                     # failed then.

@@ -154,12 +154,12 @@ async def test_retention_reads_and_purges_only_what_is_older(journal: Journal) -
     assert await journal.get_refusal(new_refusal.refusal_id) is not None
 
 
-def test_migration_0003_adds_the_refusals_table_to_an_older_journal(tmp_path: Path) -> None:
+def test_migration_0004_adds_the_refusals_table_to_an_older_journal(tmp_path: Path) -> None:
     """``journal migrate`` gives a version-1 journal the refusals table and the new index."""
     path = tmp_path / "journal.db"
     shutil.copyfile(Path(__file__).resolve().parent / "data" / "journal-v1.db", path)
     path.chmod(0o600)
-    assert migrate(f"sqlite://{path}")[1] == SCHEMA_VERSION == 3
+    assert migrate(f"sqlite://{path}")[1] == SCHEMA_VERSION == 4
     with sqlite3.connect(path) as db:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert {"refusals", "refusals_sender", "refusals_code", "messages_document_id"} <= names
