@@ -56,6 +56,7 @@ from gateway.offload import RequestPool
 from gateway.pki_files import read_signing_key
 from gateway.receipt_issuer import ReceiptIssuer
 from gateway.replay import DeadLetterReplay
+from gateway.retention import check_retention, run_retention
 from gateway.schema_files import xsd_dir
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
@@ -186,6 +187,7 @@ def build_intakes(
             poll_seconds=checked.poll_seconds,
             access=checked.access,
             max_bytes=settings.http.max_body_bytes,
+            refusals=submissions.record_refusal,
         )
         for country, checked in sorted(options.items())
         if isinstance(checked, DropFolderOptions) and checked.outbox is not None
@@ -245,9 +247,17 @@ def create_app(
 class Gateway:
     """A running gateway: HTTP API, journal, broker connection and delivery workers."""
 
-    def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Mapping[str, Adapter] | None = None,
+        *,
+        housekeeping: bool = True,
+    ):
         check_auth_exposure(settings.http)
         self.settings = settings
+        # Jobs one process of a node runs (retention); the other workers leave them alone.
+        self.housekeeping = housekeeping
         self.topology = Topology(settings.amqp.prefix)
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
         self.adapter_options = adapter_options(settings)
@@ -324,6 +334,7 @@ class Gateway:
             remote_parties=frozenset(
                 cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
             ),
+            refusal_payload_max_bytes=self.settings.journal.refusal_payload_max_bytes,
         )
         self.submissions = submissions
         receipts = (
@@ -367,6 +378,14 @@ class Gateway:
         self.supervisor.start("sweep-unconfirmed", lambda: self._sweep(submissions))
         if self.trust is not None:
             self.supervisor.start("trust-reload", self.trust.watch)
+        if self.housekeeping and self.settings.journal.retention_check_seconds > 0:
+            try:
+                check_retention(self.settings.journal)
+            except SettingsError as exc:  # keep everything rather than guess
+                log.warning("retention_refused", detail=exc.detail)
+            else:
+                journal = app[JOURNAL]
+                self.supervisor.start("journal-retention", lambda: self._retention(journal))
         yield
         await self.supervisor.stop()
 
@@ -452,6 +471,20 @@ class Gateway:
             except GatewayError as exc:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 
+    async def _retention(self, journal: Journal) -> None:
+        """Every ``journal.retention_check_seconds``: archive, then purge, what has expired.
+
+        The first run waits one period, so a restart loop never turns into a purge loop. A
+        failing run is logged and tried again next period.
+        """
+        period = self.settings.journal.retention_check_seconds
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await run_retention(journal, self.settings.journal, now=utc_now())
+            except (GatewayError, OSError) as exc:
+                log.warning("retention_failed", error=getattr(exc, "code", type(exc).__name__))
+
     async def stop(self) -> None:
         """Stop intake and listening, drain deliveries, close the broker and the journal.
 
@@ -477,9 +510,9 @@ class Gateway:
         log.info("gateway_stopped")
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    """Run the gateway until SIGINT or SIGTERM."""
-    gateway = Gateway(settings)
+async def serve(settings: Settings, *, reuse_port: bool = False, housekeeping: bool = True) -> None:
+    """Run the gateway until SIGINT or SIGTERM (``housekeeping``: run the retention job)."""
+    gateway = Gateway(settings, housekeeping=housekeeping)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

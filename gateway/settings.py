@@ -108,12 +108,20 @@ class PkiSettings:
     trust_check_seconds: float = 5.0  # how often CA and CRL files are checked for changes
 
 
+MIN_RETENTION_DAYS = 1096
+"""Three years: ATIGA's Operational Certification Procedures keep records at least this long."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JournalSettings:
     """The message journal: every message, every state change, payloads for replay and audit."""
 
     url: str = "sqlite:var/journal.db"
     retention_days: int = 1100  # ATIGA OCP rules 17 and 31: records kept at least 3 years
+    allow_short_retention: bool = False  # retention_days below 1096 (3 years) only with this
+    archive_dir: str = "var/archive"  # retention writes its compressed bundles here
+    retention_check_seconds: float = 3600.0  # how often the retention job runs (0: never)
+    refusal_payload_max_bytes: int = 262_144  # refused documents kept up to this; larger: digest
     lease_seconds: float = 300.0
     sweep_seconds: float = 30.0  # unconfirmed submissions older than this are published again
     op_timeout_seconds: float = 5.0  # every journal operation fails (503) past this, never hangs
@@ -194,6 +202,7 @@ _POSITIVE = {
     ("journal", "retention_days"),
     ("journal", "lease_seconds"),
     ("journal", "sweep_seconds"),
+    ("journal", "refusal_payload_max_bytes"),
     ("pki", "trust_check_seconds"),
 }
 KNOWN_ADAPTERS: tuple[AdapterKind, ...] = get_args(AdapterKind)
@@ -364,6 +373,13 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     problems.extend(f"[{name}]: unknown section" for name in sorted(unknown))
     sections = {name: _build_section(name, data.get(name, {}), problems) for name in _SECTIONS}
     parties = _build_parties(data.get("parties", {}), problems)
+    journal = sections["journal"]
+    if journal.retention_days < MIN_RETENTION_DAYS and not journal.allow_short_retention:
+        problems.append(
+            f"journal.retention_days: {journal.retention_days} is below {MIN_RETENTION_DAYS} "
+            "days; the ATIGA Operational Certification Procedures require records for at least "
+            "three years (set journal.allow_short_retention = true to override, e.g. in tests)"
+        )
     if problems:
         raise SettingsError(problems)
     return Settings(parties=parties, **sections)

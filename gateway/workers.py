@@ -85,7 +85,7 @@ def _child(config: Path, index: int, workers: int) -> None:
     configure_logging(settings.log)
     structlog.contextvars.bind_contextvars(worker=index)
     place_worker(settings.node, index, workers)
-    asyncio.run(serve(settings, reuse_port=True))
+    asyncio.run(serve(settings, reuse_port=True, housekeeping=index == 0))
 
 
 def run_workers(config: Path, count: int) -> int:
