@@ -42,6 +42,7 @@ from gateway.journal import Journal, open_journal
 from gateway.offload import RequestPool
 from gateway.operations import Operations
 from gateway.pki_files import read_signing_key
+from gateway.readiness import REPORT_SECONDS, ReadinessBoard, WorkerReport
 from gateway.receipting import ReceiptIssuer
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
@@ -52,6 +53,7 @@ from gateway.web import (
     CLOCK,
     JOURNAL,
     OPERATIONS,
+    READINESS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
@@ -239,9 +241,26 @@ class Gateway:
         self._listener: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
         self.port: int | None = None
+        self.draining = False
+        self._board: ReadinessBoard | None = None
+        self._report: WorkerReport | None = None
+        self._report_task: asyncio.Task[None] | None = None
 
-    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
-        """Open the journal, connect to the broker (in the background), consume and listen."""
+    async def start(
+        self,
+        *,
+        port: int | None = None,
+        reuse_port: bool = False,
+        board: ReadinessBoard | None = None,
+        report: WorkerReport | None = None,
+    ) -> None:
+        """Open the journal, connect to the broker (in the background), consume and listen.
+
+        Under a supervisor, ``report`` is where this worker reports its readiness and ``board``
+        the supervisor's verdict that ``/readyz`` answers.
+        """
+        self._board = board
+        self._report = report
         open_files = raise_open_file_limit()
         url = journal_url(self.settings.journal)
         journal = self.journal = metrics.timed_journal(
@@ -286,6 +305,7 @@ class Gateway:
             trust=trust.current if trust else None,
             receipts=receipts,
         )
+        app[READINESS] = self.readiness
         metrics.mount(app, self, journal)
         self.intakes = build_intakes(self.settings, submissions)
         await self.broker.start()
@@ -329,6 +349,8 @@ class Gateway:
         self._intake_tasks.append(
             asyncio.create_task(self._sweep(submissions), name="sweep-unconfirmed")
         )
+        if report is not None:
+            self._report_task = asyncio.create_task(self._report_often(report), name="readiness")
         log.info(
             "gateway_started",
             host=http.host,
@@ -338,12 +360,37 @@ class Gateway:
             open_files=open_files,
         )
 
+    async def assess(self) -> tuple[int, dict[str, Any]]:
+        """This worker's own readiness: broker, journal, trust store, draining."""
+        if self.journal is None:  # the guard exists only once the journal is open
+            raise RuntimeError("readiness asked before the journal was opened")
+        problems: tuple[str, ...] = ()
+        if self.trust is not None:
+            self.trust.current()  # re-reads changed files at most every trust_check_seconds
+            problems = self.trust.problems
+        return await readiness(
+            self.broker, self.journal, trust_problems=problems, draining=self.draining
+        )
+
+    async def readiness(self) -> tuple[int, dict[str, Any]]:
+        """What /readyz answers: the supervisor's verdict over every worker, or this one's."""
+        if self._board is not None:
+            return self._board.read()
+        return await self.assess()
+
+    async def _report_often(self, report: WorkerReport) -> None:
+        """Tell the supervisor this worker's readiness every ``REPORT_SECONDS``."""
+        while True:
+            try:
+                report.write(await self.assess())
+            except OSError as exc:
+                log.warning("readiness_report_failed", error=exc.strerror)
+            await asyncio.sleep(REPORT_SECONDS)
+
     async def _health(self, path: str) -> tuple[int, dict[str, Any]]:
         """What /healthz and /readyz answer on a connection beyond the limit (as the routes do)."""
         if path == "/readyz":
-            if self.journal is None:  # the guard exists only once the journal is open
-                raise RuntimeError("readiness asked before the journal was opened")
-            return await readiness(self.broker, self.journal)
+            return await self.readiness()
         return 200, health_body(self.broker, self.settings.node.name)
 
     def _check_folder_permissions(self) -> None:
@@ -370,6 +417,13 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop intake and listening, drain deliveries, close the broker and the journal."""
+        self.draining = True
+        if self._report_task is not None:
+            self._report_task.cancel()
+            await asyncio.gather(self._report_task, return_exceptions=True)
+        if self._report is not None and self.journal is not None:
+            with contextlib.suppress(OSError):
+                self._report.write(await self.assess())  # the supervisor learns it at once
         for task in self._intake_tasks:
             task.cancel()
         await asyncio.gather(*self._intake_tasks, return_exceptions=True)
@@ -387,15 +441,21 @@ class Gateway:
         log.info("gateway_stopped")
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    """Run the gateway until SIGINT or SIGTERM."""
+async def serve(
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    board: ReadinessBoard | None = None,
+    report: WorkerReport | None = None,
+) -> None:
+    """Run the gateway until SIGINT or SIGTERM (see ``Gateway.start`` for the readiness)."""
     gateway = Gateway(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await gateway.start(reuse_port=reuse_port)
+    await gateway.start(reuse_port=reuse_port, board=board, report=report)
     try:
         await stop.wait()
     finally:

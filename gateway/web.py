@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ from gateway.errors import (
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
 from gateway.operations import Operations
+from gateway.readiness import worker_readiness
 from gateway.settings import Settings
 from gateway.submission import Submissions
 
@@ -53,6 +54,8 @@ TRUST: web.AppKey[Callable[[], TrustStore] | None] = web.AppKey("trust")
 BROKER = web.AppKey("broker", Broker)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+READINESS: web.AppKey[Callable[[], Awaitable[tuple[int, dict[str, Any]]]]] = web.AppKey("readiness")
+"""What ``/readyz`` answers, when not this worker's own assessment (the supervisor's verdict)."""
 
 PROBLEM_JSON = "application/problem+json"
 XML_TYPES = frozenset({"application/xml", "text/xml"})
@@ -527,22 +530,28 @@ def health_body(broker: Broker, node: str) -> dict[str, object]:
     }
 
 
-async def readiness(broker: Broker, journal: Journal) -> tuple[int, dict[str, object]]:
-    """What ``/readyz`` answers (status, body): ready when the broker is connected and the
-    journal writable; the body names what is missing.
+async def readiness(
+    broker: Broker,
+    journal: Journal,
+    *,
+    trust_problems: Iterable[str] = (),
+    draining: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    """What this worker finds about itself for ``/readyz`` (status, body): ready when the
+    broker is connected, the journal writable, the trust store loaded and it is not draining;
+    the body names what is missing (``reasons``).
 
-    One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
+    One decision for the HTTP route, an overflow connection (``ConnectionGuard``) and the
+    report a worker gives its supervisor (``gateway.readiness``).
     """
     status = await journal.status()
-    ready = broker.connected and status.ok
-    body: dict[str, object] = {
-        "ready": ready,
-        "broker": "connected" if broker.connected else "disconnected",
-        "journal": status.state,
-    }
-    if status.reason:
-        body["journal_reason"] = status.reason
-    return (200 if ready else 503), body
+    return worker_readiness(
+        broker="connected" if broker.connected else "disconnected",
+        journal=status.state,
+        journal_reason=status.reason,
+        trust_problems=trust_problems,
+        draining=draining,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -554,9 +563,15 @@ async def readyz(request: web.Request) -> web.Response:
     """GET /readyz: 200 only when submissions can be accepted (broker connected, journal writable).
 
     The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
-    ``replaced`` or ``unavailable``, with the journal's reason).
+    ``replaced`` or ``unavailable``, with the journal's reason), ``trust``, ``draining``, and
+    every reason in ``reasons``. Under a supervisor every worker answers the supervisor's one
+    verdict over all workers (``gateway.readiness``).
     """
-    status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
+    answer = request.app.get(READINESS)
+    if answer is not None:
+        status, body = await answer()
+    else:
+        status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
     return web.json_response(body, status=status)
 
 
