@@ -142,6 +142,7 @@ class ReadinessBoard:
         ready = not reasons and ready_workers == len(workers) and bool(workers)
         body: dict[str, Any] = {
             "ready": ready,
+            "supervisor_pid": os.getpid(),  # who decided: `make run` checks it is its gateway
             "workers": {"ready": ready_workers, "running": len(workers)},
             "draining": stopping or any("draining" in r for r in reasons),
             "reasons": [
