@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,8 +21,9 @@ import pytest
 
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
+from gateway.workers import START_FAILURES
 from tests.conftest import delete_topology
-from tests.integration.processes import GatewayProcess, free_port
+from tests.integration.processes import XSD_DIR, GatewayProcess, free_port
 from tests.pki_fixtures import PkiBundle
 
 pytestmark = [pytest.mark.rabbitmq]
@@ -169,3 +171,28 @@ def test_second_gateway_on_the_same_port_or_queues_is_refused(make_gateway: Fact
     assert "belong to journal" in message
     assert "not to this gateway's journal" in message
     assert first.ready()  # the first gateway goes on, untouched
+
+
+@pytest.mark.slow
+def test_workers_that_never_get_ready_are_not_restarted_for_ever(
+    make_gateway: Factory, tmp_path: Path
+) -> None:
+    """A fault only the workers meet (a broken schema file) ends start-up after three tries
+    each, exit 1 with a message, instead of a restart a second for ever."""
+    xsd = tmp_path / "xsd"
+    shutil.copytree(XSD_DIR, xsd)
+    (xsd / "formd" / "formd-1.xsd").write_text("<broken")
+    gateway = make_gateway(workers=2)
+    gateway.write_config()
+    config = gateway.config_path.read_text().replace(f'xsd_dir = "{XSD_DIR}"', f'xsd_dir = "{xsd}"')
+    gateway.config_path.write_text(config)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(gateway.config_path)],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "failed 3 times in a row before it was ready" in done.stderr
+    starts = (done.stdout + done.stderr).count('"event": "worker_started"')
+    assert START_FAILURES <= starts <= 2 * START_FAILURES, starts
+    assert time.monotonic() - started < 120
