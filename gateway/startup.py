@@ -32,11 +32,14 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq.exceptions
+import structlog
 
 from gateway.core.topology import Topology
 from gateway.errors import JournalUnavailable, SettingsError
 from gateway.journal.checks import check_journal, describe
 from gateway.settings import Settings, journal_url
+
+log = structlog.get_logger("gateway.startup")
 
 BROKER_TIMEOUT_SECONDS = 5.0
 _CURRENT = re.compile(r"but current is '(?:journal\.)?([^']*)'")
@@ -175,12 +178,44 @@ def identity_arguments(topology: Topology, identity: str) -> dict[str, Any]:
     }
 
 
-async def check_broker(url: str, topology: Topology, identity: str | None) -> list[str]:
-    """Connect with the configured credentials; record or compare the journal's identity."""
-    try:
-        connection = await aio_pika.connect(url, timeout=BROKER_TIMEOUT_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line of the message
-        return [broker_problem(exc, url)]
+def broker_urls(settings: Settings) -> list[str]:
+    """Every broker node the gateway may use: ``amqp.urls`` where configured, else ``amqp.url``."""
+    several = getattr(settings.amqp, "urls", ())  # the cluster setting, where this version has it
+    return [str(url) for url in several] or [settings.amqp.url]
+
+
+async def check_broker(urls: list[str], topology: Topology, identity: str | None) -> list[str]:
+    """Connect with the configured credentials; record or compare the journal's identity.
+
+    With several nodes (a cluster), one that answers is enough to start (the gateway moves
+    between them by itself), but a node that refuses the credentials is always a problem.
+    """
+    problems: list[str] = []
+    unreachable: list[str] = []
+    for url in urls:
+        try:
+            connection = await aio_pika.connect(url, timeout=BROKER_TIMEOUT_SECONDS)
+        except aiormq.exceptions.ProbableAuthenticationError as exc:
+            problems.append(broker_problem(exc, url))  # before ConnectionError: a subclass
+            continue
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            unreachable.append(broker_problem(exc, url))
+            continue
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line of the message
+            problems.append(broker_problem(exc, url))
+            continue
+        problems += await _check_identity(connection, url, topology, identity)
+        identity = None  # recorded or compared once, on the first node that answers
+    if len(unreachable) == len(urls):
+        return unreachable + problems
+    for line in unreachable:  # a cluster node down: start on the others, and say so
+        log.warning("broker_node_unreachable", detail=line)
+    return problems
+
+
+async def _check_identity(
+    connection: aio_pika.abc.AbstractConnection, url: str, topology: Topology, identity: str | None
+) -> list[str]:
     try:
         if identity is None:
             return []
@@ -315,5 +350,5 @@ async def preflight(settings: Settings, *, check_port: bool = True) -> list[str]
     problems += file_problems(settings)
     problems += await asyncio.to_thread(folder_problems, settings)
     identity = await _journal_identity(settings, problems)
-    problems += await check_broker(settings.amqp.url, Topology(settings.amqp.prefix), identity)
+    problems += await check_broker(broker_urls(settings), Topology(settings.amqp.prefix), identity)
     return problems
