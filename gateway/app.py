@@ -383,8 +383,8 @@ class Gateway:
         while True:
             try:
                 report.write(await self.assess())
-            except OSError as exc:
-                log.warning("readiness_report_failed", error=exc.strerror)
+            except Exception as exc:  # noqa: BLE001 - keep reporting; stale = not ready meanwhile
+                log.warning("readiness_report_failed", error=type(exc).__name__, detail=str(exc))
             await asyncio.sleep(REPORT_SECONDS)
 
     async def _health(self, path: str) -> tuple[int, dict[str, Any]]:
