@@ -42,9 +42,11 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('ASW_HTTP__PORT', '8080'), timeout=2).status != 200)"]
 CMD ["sh", "-c", "exec asw-gateway serve --config \"$ASW_CONFIG\""]
 
-# Testers' image: the product plus the simulators and tools (never deployed to production).
+# Testers' image: the product plus asw-toolkit (simulated NSWs, send, the development CA), for
+# deploy/compose.yaml's simulated NSWs and trials; never deployed to production.
 FROM product AS toolkit
 USER root
-COPY adapters/simulator.py ./adapters/
+COPY toolkit ./toolkit
+RUN python -m pip install --no-cache-dir --no-deps ./toolkit
 USER asw:asw
-CMD ["asw-gateway", "--help"]
+CMD ["asw-toolkit", "--help"]

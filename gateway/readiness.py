@@ -10,7 +10,9 @@ runs has reported, recently, that it is ready, and the supervisor is not stoppin
 request, the answer is the same.
 
 The body names each reason: ``broker: disconnected``, ``journal: read-only (...)``,
-``trust: ...``, ``draining``, ``worker 1: not reporting``.
+``draining``, ``worker: starting or not reporting``, with the workers that have it. A failed
+trust reload is named (``trust``: ``reload-failed``, ``trust_reason``) without making the
+gateway unready: the previous trust is kept (see ``gateway.web.readiness``).
 """
 
 from __future__ import annotations
@@ -52,19 +54,20 @@ def worker_readiness(
     if journal != "ok":
         reasons.append(f"journal: {journal}" + (f" ({journal_reason})" if journal_reason else ""))
     problems = sorted(trust_problems)
-    reasons += [f"trust: {problem}" for problem in problems]
     if draining:
         reasons.append("draining: the gateway is stopping")
     body: dict[str, Any] = {
         "ready": not reasons,
         "broker": broker,
         "journal": journal,
-        "trust": "failed" if problems else "ok",
+        "trust": "reload-failed" if problems else "ok",
         "draining": draining,
         "reasons": reasons,
     }
     if journal_reason:
         body["journal_reason"] = journal_reason
+    if problems:  # named, not a reason: the previous trust is kept (see web.readiness)
+        body["trust_reason"] = "; ".join(problems)[:500]
     return (200 if not reasons else 503), body
 
 
@@ -121,6 +124,7 @@ class ReadinessBoard:
         reasons: dict[str, list[int]] = {}
         states: dict[str, list[str]] = {"broker": [], "journal": [], "trust": []}
         ready_workers = 0
+        details: dict[str, str] = {}
         for index, pid in sorted(workers.items()):
             found = _read_json(self.run_dir / f"worker-{index}.json")
             fresh = (
@@ -136,6 +140,9 @@ class ReadinessBoard:
                 reasons.setdefault(str(reason), []).append(index)
             for part, values in states.items():
                 values.append(str(said.get(part, "unknown")))
+            for detail in ("journal_reason", "trust_reason"):
+                if said.get(detail):
+                    details.setdefault(detail, str(said[detail]))  # the lowest worker's
             ready_workers += bool(said.get("ready"))
         if stopping:
             reasons.setdefault("draining: the gateway is stopping", [])
@@ -155,6 +162,7 @@ class ReadinessBoard:
             good = GOOD[part]
             worse = sorted({v for v in values if v != good})
             body[part] = worse[0] if worse else (good if values else "unknown")
+        body.update(details)
         status = 200 if ready else 503
         _write_json(self.verdict, {"at": now, "status": status, "body": body})
         return status, body

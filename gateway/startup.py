@@ -37,6 +37,7 @@ import structlog
 from gateway.core.topology import Topology
 from gateway.errors import JournalUnavailable, SettingsError
 from gateway.journal.checks import check_journal, describe
+from gateway.schema_files import xsd_dir
 from gateway.settings import Settings, journal_url
 
 log = structlog.get_logger("gateway.startup")
@@ -289,9 +290,13 @@ FOLDER_OPTIONS = {"directory": _writable_folder, "outbox": _writable_folder}
 def folder_problems(settings: Settings) -> list[str]:
     """Every folder the configuration names that the gateway could not use."""
     problems: list[str] = []
-    xsd = _readable_folder("documents.xsd_dir", Path(settings.documents.xsd_dir))
-    if xsd:
-        problems.append(xsd)
+    try:
+        xsd = _readable_folder("documents.xsd_dir", xsd_dir(settings.documents.xsd_dir))
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+    else:
+        if xsd:
+            problems.append(xsd)
     for country, party in sorted(settings.parties.items()):
         if party.adapter != "drop-folder":
             continue
@@ -314,8 +319,9 @@ def _collect(problems: list[str], check: Callable[[], object]) -> None:
 def file_problems(settings: Settings) -> list[str]:
     """Keys, certificates, trust anchors, TLS files and adapter options: do they load?"""
     # Imported here: gateway.app is the wiring, and it imports this module's callers.
-    from gateway.app import build_adapters, build_trust, load_keys, load_signers  # noqa: PLC0415
+    from gateway.app import adapter_options, load_keys, load_signers  # noqa: PLC0415
     from gateway.auth import check_auth_exposure, server_ssl_context  # noqa: PLC0415
+    from gateway.trust_loader import open_trust  # noqa: PLC0415
 
     problems: list[str] = []
     _collect(problems, lambda: check_auth_exposure(settings.http))
@@ -323,17 +329,12 @@ def file_problems(settings: Settings) -> list[str]:
     if settings.pki.receipts:
         local = [c for c, p in sorted(settings.parties.items()) if p.adapter != "remote-gateway"]
         _collect(problems, lambda: load_keys(settings, "gateway", local))
-    _collect(problems, lambda: build_trust(settings))
+    _collect(problems, lambda: open_trust(settings, required=settings.pki.require_signature))
     _collect(
         problems,
         lambda: server_ssl_context(settings.http, trust_dir=Path(settings.pki.trust_dir)),
     )
-    try:
-        build_adapters(settings)
-    except SettingsError as exc:
-        problems.extend(exc.problems)
-    except (ValueError, KeyError) as exc:
-        problems.append(f"parties: an adapter's options are invalid: {exc}")
+    _collect(problems, lambda: adapter_options(settings))
     return problems
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +18,23 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import MultiMapping
 
+from gateway import problems
+from gateway.app_keys import (
+    ADAPTERS,
+    BROKER,
+    CLOCK,
+    JOURNAL,
+    OPERATIONS,
+    READINESS,
+    SETTINGS,
+    SUBMISSIONS,
+    TRUST,
+    TRUST_RELOADS,
+)
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
 from gateway.core.envelope import MEMBER_STATES
-from gateway.core.handover import Adapter
 from gateway.core.states import MessageState
-from gateway.core.trust import TrustStore
 from gateway.errors import (
     Busy,
     GatewayError,
@@ -33,38 +44,22 @@ from gateway.errors import (
     PayloadTooLarge,
     RejectedMessage,
     RequestTimeout,
-    TemporaryFailure,
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
-from gateway.operations import Operations
 from gateway.readiness import worker_readiness
 from gateway.settings import Settings
-from gateway.submission import Submissions
 
 log = structlog.get_logger("gateway.web")
 
-SETTINGS = web.AppKey("settings", Settings)
-SUBMISSIONS = web.AppKey("submissions", Submissions)
-JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
-OPERATIONS = web.AppKey("operations", Operations)
-ADAPTERS: web.AppKey[Mapping[str, Adapter]] = web.AppKey("adapters")
-TRUST: web.AppKey[Callable[[], TrustStore] | None] = web.AppKey("trust")
-BROKER = web.AppKey("broker", Broker)
-Clock = Callable[[], datetime]
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-READINESS: web.AppKey[Callable[[], Awaitable[tuple[int, dict[str, Any]]]]] = web.AppKey("readiness")
-"""What ``/readyz`` answers, when not this worker's own assessment (the supervisor's verdict)."""
 
-PROBLEM_JSON = "application/problem+json"
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 # A correlation id is echoed in headers and logs: printable ASCII without spaces, at most 255.
 CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,255}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
 MAX_WITHIN_DAYS = 36_500
-BUSY_RETRY_AFTER = "1"
 # A stored document is data to save, never a page to render on the gateway's origin.
 DOCUMENT_HEADERS = {
     "Content-Security-Policy": "sandbox",
@@ -82,12 +77,10 @@ def utc_now() -> datetime:
 def problem_response(
     error: GatewayError, settings: Settings, *, instance: str | None = None
 ) -> web.Response:
-    """Render ``error`` as RFC 9457 problem details."""
-    body = error.to_problem(base_uri=settings.http.problem_base_uri, instance=instance)
-    response = web.json_response(body, status=error.http_status, content_type=PROBLEM_JSON)
-    if isinstance(error, TemporaryFailure):
-        response.headers["Retry-After"] = BUSY_RETRY_AFTER if isinstance(error, Busy) else "5"
-    return response
+    """Render ``error`` as RFC 9457 problem details (``gateway.problems``)."""
+    return problems.problem_response(
+        error, base_uri=settings.http.problem_base_uri, instance=instance
+    )
 
 
 def _correlation_id(request: web.Request) -> tuple[str, GatewayError | None]:
@@ -533,13 +526,17 @@ def health_body(broker: Broker, node: str) -> dict[str, object]:
 async def readiness(
     broker: Broker,
     journal: Journal,
+    trust_problems: tuple[str, ...] = (),
     *,
-    trust_problems: Iterable[str] = (),
     draining: bool = False,
 ) -> tuple[int, dict[str, Any]]:
     """What this worker finds about itself for ``/readyz`` (status, body): ready when the
-    broker is connected, the journal writable, the trust store loaded and it is not draining;
-    the body names what is missing (``reasons``).
+    broker is connected, the journal writable and it is not draining; the body names what is
+    missing (``reasons``).
+
+    A failed trust reload (a CRL or CA file that cannot be read) is named (``trust``:
+    ``reload-failed`` with ``trust_reason``) but does not make the gateway unready: the
+    previous trust is kept, and every gateway reading the same files would go unready at once.
 
     One decision for the HTTP route, an overflow connection (``ConnectionGuard``) and the
     report a worker gives its supervisor (``gateway.readiness``).
@@ -564,14 +561,17 @@ async def readyz(request: web.Request) -> web.Response:
 
     The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
     ``replaced`` or ``unavailable``, with the journal's reason), ``trust``, ``draining``, and
-    every reason in ``reasons``. Under a supervisor every worker answers the supervisor's one
-    verdict over all workers (``gateway.readiness``).
+    every cause in ``reasons``. Under a supervisor every worker answers the supervisor's one
+    verdict over all workers (``gateway.readiness``), the same whichever worker takes it.
     """
     answer = request.app.get(READINESS)
-    if answer is not None:
+    if answer is not None:  # the gateway's own: the supervisor's verdict, or this worker's
         status, body = await answer()
     else:
-        status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
+        reloads = request.app.get(TRUST_RELOADS)
+        status, body = await readiness(
+            request.app[BROKER], request.app[JOURNAL], reloads.problems if reloads else ()
+        )
     return web.json_response(body, status=status)
 
 

@@ -38,11 +38,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from asw_toolkit.processes import free_port
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import AMQP_URL, SAMPLE_FORMD, delete_topology, with_message_id
 from tests.faults.private_postgres import PrivatePostgres
-from tests.integration.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -1,6 +1,6 @@
 """Helpers for the fault-injection scenarios: a simulated NSW, a load generator, counters.
 
-The simulated NSW (``NswThread``) runs the real ``adapters.simulator.NswSimulator`` handlers in
+The simulated NSW (``NswThread``) runs the real ``asw_toolkit.simulator.NswSimulator`` handlers in
 a thread with its own event loop, so that whatever blocks the test's loop (starting a gateway,
 ``rabbitmqctl``) never delays the NSW's answers: a delayed answer would turn into an adapter
 timeout, and so into a duplicate that the gateway is not to blame for. The NSW counts what it
@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import queue
-import socket
 import subprocess
 import threading
 import time
@@ -33,7 +32,7 @@ import aio_pika
 import aiohttp
 from aiohttp import web
 
-from adapters.simulator import MAX_DOCUMENT_BYTES, Behaviour, NswSimulator, SimulatorConfig
+from asw_toolkit.simulator import MAX_DOCUMENT_BYTES, Behaviour, NswSimulator, SimulatorConfig
 from tests.conftest import SAMPLE_FORMD, broker_reachable, with_message_id
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -457,11 +456,4 @@ def wait_broker(timeout: float = 90.0) -> bool:
         if broker_reachable():
             return True
         time.sleep(0.5)
-    return False
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
     return False

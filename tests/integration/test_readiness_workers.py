@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
+from asw_toolkit.processes import GatewayProcess, free_port
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from gateway.readiness import ReadinessBoard
 from tests.conftest import AMQP_HOST, AMQP_PORT, delete_topology
-from tests.integration.processes import GatewayProcess, free_port
 from tests.pki_fixtures import PkiBundle
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
+from asw_toolkit.processes import XSD_DIR, GatewayProcess, free_port
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from gateway.workers import START_FAILURES
 from tests.conftest import delete_topology
-from tests.integration.processes import XSD_DIR, GatewayProcess, free_port
 from tests.pki_fixtures import PkiBundle
 
 pytestmark = [pytest.mark.rabbitmq]
