@@ -38,7 +38,7 @@ USER asw:asw
 VOLUME ["/var/lib/asw-gateway"]
 EXPOSE 8080
 # Healthy = ready: /readyz is the supervisor's verdict over every worker (broker connected and
-# not blocked, journal writable, trust store loaded, not draining). /healthz is liveness only.
+# not blocked, journal writable, not draining). /healthz is liveness only.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('ASW_HTTP__PORT', '8080'), timeout=2).status != 200)"]
 CMD ["sh", "-c", "exec asw-gateway serve --config \"$ASW_CONFIG\""]
 
