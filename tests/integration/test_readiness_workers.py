@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import threading
 import time
@@ -24,7 +23,6 @@ import pytest
 from asw_toolkit.processes import GatewayProcess, free_port
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
-from gateway.readiness import ReadinessBoard
 from tests.conftest import AMQP_HOST, AMQP_PORT, delete_topology
 from tests.pki_fixtures import PkiBundle
 
@@ -188,29 +186,3 @@ def test_every_worker_gives_the_same_answer_and_the_real_reason(
     _settle(url, lambda a: a[0] == 503 and "journal: replaced" in _reasons(a))
     status, body = _same_fifty(url)
     assert (status, body["journal"]) == (503, "replaced")
-
-
-def test_draining_and_silent_workers_are_not_ready(tmp_path: Path) -> None:
-    """The verdict: a draining worker, a stopping supervisor or a worker that never reported
-    each make the gateway not ready, with that reason."""
-    board = ReadinessBoard(tmp_path)
-    ready = {"ready": True, "broker": "connected", "journal": "ok", "trust": "ok", "reasons": []}
-    board.report(0).write((200, ready))
-    draining = {**ready, "ready": False, "draining": True, "reasons": ["draining: stopping"]}
-    board.report(1).write((503, draining))
-
-    me = os.getpid()
-    status, body = board.aggregate({0: me, 1: me}, stopping=False)
-    assert (status, body["draining"], body["reasons"]) == (
-        503,
-        True,
-        ["draining: stopping [workers 1]"],
-    )
-    board.report(1).write((200, ready))
-    assert board.aggregate({0: me, 1: me}, stopping=False)[0] == 200
-    assert board.read()[0] == 200
-    status, body = board.aggregate({0: me, 1: me, 2: me + 1}, stopping=False)
-    assert status == 503
-    assert body["reasons"] == ["worker: starting or not reporting [workers 2]"]
-    status, body = board.aggregate({0: me, 1: me}, stopping=True)
-    assert (status, body["reasons"]) == (503, ["draining: the gateway is stopping"])
