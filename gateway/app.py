@@ -423,7 +423,8 @@ class Gateway:
         """Tell the supervisor this worker's readiness every ``REPORT_SECONDS``."""
         while True:
             try:
-                report.write(await self.assess())
+                answer = await self.assess()
+                await asyncio.to_thread(report.write, answer)  # a file system may be slow
             except Exception as exc:  # noqa: BLE001 - keep reporting; stale = not ready meanwhile
                 log.warning("readiness_report_failed", error=type(exc).__name__, detail=str(exc))
             await asyncio.sleep(REPORT_SECONDS)

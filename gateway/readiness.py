@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ REPORT_SECONDS = 0.5
 STALE_SECONDS = 3.0
 """A report or verdict older than this no longer counts (its writer is stuck or gone)."""
 VERDICT = "readiness.json"
+SHARED_MEMORY = "/dev/shm"  # noqa: S108 - only as mkdtemp's parent: a private 0700 folder
 GOOD = {"broker": "connected", "journal": "ok", "trust": "ok"}
 """The state of each part that a ready worker reports."""
 
@@ -69,6 +71,14 @@ def worker_readiness(
     if problems:  # named, not a reason: the previous trust is kept (see web.readiness)
         body["trust_reason"] = "; ".join(problems)[:500]
     return (200 if not reasons else 503), body
+
+
+def run_dir() -> Path:
+    """A fresh folder for one supervisor's reports and verdict: in memory (``/dev/shm``) where
+    there is one, since every worker rewrites its report twice a second."""
+    memory = Path(SHARED_MEMORY)
+    base = str(memory) if memory.is_dir() and os.access(memory, os.W_OK | os.X_OK) else None
+    return Path(tempfile.mkdtemp(prefix="asw-run-", dir=base))
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

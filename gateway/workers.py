@@ -35,7 +35,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ import structlog
 from gateway import metrics
 from gateway.app import serve
 from gateway.logs import configure_logging
-from gateway.readiness import REPORT_SECONDS, ReadinessBoard
+from gateway.readiness import REPORT_SECONDS, ReadinessBoard, run_dir
 from gateway.settings import NodeSettings, Settings, load_settings
 from gateway.startup import StartupRefused, hold_port, startup_message
 
@@ -196,7 +195,7 @@ def run_workers(config: Path, count: int, settings: Settings | None = None) -> i
     except StartupRefused as exc:
         print(startup_message(exc.problems), file=sys.stderr)
         return 2
-    supervisor = _Supervisor(config, count, Path(tempfile.mkdtemp(prefix="asw-run-")))
+    supervisor = _Supervisor(config, count, run_dir())
 
     def request_stop(signum: int, _frame: object) -> None:
         log.info("workers_stopping", signal=signal.Signals(signum).name)
