@@ -31,6 +31,7 @@ COPY deploy/gateway.toml /etc/asw-gateway/gateway.toml
 # non-zero with one message naming every problem (the orchestrator's restart policy retries).
 ENV ASW_CONFIG=/etc/asw-gateway/gateway.toml \
     ASW_HTTP__HOST=0.0.0.0 \
+    ASW_HTTP__AUTH=api-key \
     ASW_HTTP__PORT=8080 \
     ASW_LOG__FORMAT=json \
     PROMETHEUS_MULTIPROC_DIR=/var/lib/asw-gateway/metrics
