@@ -35,7 +35,8 @@ status a server answers with, and whether trying again later may succeed.
         ├── JournalUnavailable     503 journal-unavailable
         │   ├── JournalReadOnly    503 journal-read-only
         │   ├── JournalFull        503 journal-full
-        │   └── JournalReplaced    503 journal-replaced
+        │   ├── JournalReplaced    503 journal-replaced
+        │   └── JournalSchemaMismatch 503 journal-schema-mismatch (run journal migrate)
         ├── PeerUnavailable        502 peer-unavailable
         │   └── FolderUnsafe       502 folder-unsafe (a drop folder is a link or not ours)
         └── PeerTimeout            504 peer-timeout
@@ -478,6 +479,15 @@ class JournalReplaced(JournalUnavailable):
     code = "journal-replaced"
     http_status = 503
     title = "The message journal file was deleted or replaced; nothing was accepted"
+
+
+class JournalSchemaMismatch(JournalUnavailable):
+    """The journal's schema is at another version than this gateway's: older (run
+    ``asw-gateway journal migrate``) or newer (run the newer gateway)."""
+
+    code = "journal-schema-mismatch"
+    http_status = 503
+    title = "The message journal's schema version does not match this gateway's"
 
 
 class PeerUnavailable(TemporaryFailure):

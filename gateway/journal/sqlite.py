@@ -90,8 +90,10 @@ from gateway.journal.contract import (
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
+    creates_schema,
     known_params,
     list_filters,
+    new_journal_id,
     record_values,
     summary_from_row,
 )
@@ -775,17 +777,23 @@ def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:
     db.execute("PRAGMA foreign_keys = ON")
 
 
-def _create_schema(db: sqlite3.Connection, path: str) -> None:
-    for statement in _DDL:
-        db.execute(statement)
+_HAS_SCHEMA = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal_schema'"
+
+
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    """The journal's schema version; None for a file without the journal's tables yet."""
+    if db.execute(_HAS_SCHEMA).fetchone() is None:
+        return None
     row = _one(db, "schema_version")
-    if row is None or row[0] is None:
-        _exec(db, "set_schema_version", version=SCHEMA_VERSION)
-    elif row[0] > SCHEMA_VERSION:
-        raise JournalUnavailable(
-            f"The journal at {path} has schema version {row[0]}; this gateway knows "
-            f"only up to {SCHEMA_VERSION}. Run the newer gateway or restore a backup."
-        )
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _create_schema(db: sqlite3.Connection, path: str) -> None:
+    fresh = creates_schema(_schema_version(db), f"at {path}")
+    for statement in _DDL:  # idempotent; at this version, adds nothing to a journal
+        db.execute(statement)
+    if fresh:
+        _exec(db, "set_schema_version", version=SCHEMA_VERSION, journal_id=new_journal_id())
 
 
 def _exec(db: sqlite3.Connection, name: str, /, **given: Any) -> sqlite3.Cursor:

@@ -9,7 +9,10 @@ nor for SQLAlchemy's execution layer (``bench/bench_journal.py`` measures what i
 
 Tables (see docs/journal.md):
 
-- ``journal_schema(version)``: one row; a gateway refuses a journal newer than it knows.
+- ``journal_schema(version, journal_id)``: one row; the schema version (a gateway refuses a
+  journal at another version: older ones are brought up with ``asw-gateway journal migrate``,
+  see ``gateway.journal.migrations``) and the journal's identity, a random id given when the
+  journal is created (or migrated to version 2), the same for every node sharing it.
 - ``messages``: one row per accepted message: the ``MessageRecord`` columns, the current
   ``state`` and ``state_at``, ``accepted_at``, the number of delivery ``attempts``, the claim's
   ``lease_until`` and the ``last_error_code``. Unique on the message id, and on the business
@@ -41,7 +44,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The version these tables describe. Changing a table means a new revision in
+``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
+sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
 
 PURGE_BATCH = 500
 """Messages deleted per transaction, so a large purge never holds the write lock for long."""
@@ -59,7 +65,10 @@ _Big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 metadata = sa.MetaData()
 
 journal_schema = sa.Table(
-    "journal_schema", metadata, sa.Column("version", sa.Integer, nullable=False)
+    "journal_schema",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("journal_id", sa.Text),  # version 2
 )
 
 messages = sa.Table(
@@ -372,7 +381,7 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
         "summary": sa.select(*SUMMARY).where(by_id(messages)),
         "schema_version": sa.select(sa.func.max(journal_schema.c.version)),
         "set_schema_version": sa.insert(journal_schema).values(
-            values_of(journal_schema, ("version",))
+            values_of(journal_schema, ("version", "journal_id"))
         ),
         "timeline": sa.select(*TIMELINE)
         .where(by_id(message_states))
