@@ -247,7 +247,7 @@ async def _journal_identity(settings: Settings, problems: list[str]) -> str | No
     url = journal_url(settings.journal)
     try:
         async with asyncio.timeout(3 * settings.journal.op_timeout_seconds + 5):
-            checked = await check_journal(url, op_timeout=settings.journal.op_timeout_seconds)
+            identity = await check_journal(url, op_timeout=settings.journal.op_timeout_seconds)
     except TimeoutError:
         problems.append(f"journal.url: {describe(url)} did not answer in time")
         return None
@@ -257,7 +257,7 @@ async def _journal_identity(settings: Settings, problems: list[str]) -> str | No
     except (ValueError, OSError) as exc:
         problems.append(f"journal.url: {describe(url)}: {exc}")
         return None
-    return checked.identity
+    return identity
 
 
 # --- files and folders ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from tests.pki_fixtures import PkiBundle
 pytestmark = [pytest.mark.rabbitmq]
 
 Factory = Callable[..., GatewayProcess]
+OLD_JOURNAL = Path(__file__).resolve().parents[1] / "journal" / "data" / "journal-v1.db"
 SECONDS = 20.0
 """A refused start ends well within this (it usually takes one to three seconds)."""
 
@@ -196,3 +197,15 @@ def test_workers_that_never_get_ready_are_not_restarted_for_ever(
     starts = (done.stdout + done.stderr).count('"event": "worker_started"')
     assert START_FAILURES <= starts <= 2 * START_FAILURES, starts
     assert time.monotonic() - started < 120
+
+
+def test_journal_of_an_older_schema_names_the_migration(
+    make_gateway: Factory, tmp_path: Path
+) -> None:
+    """A journal at an older schema version is refused with the command that migrates it."""
+    journal = tmp_path / "old-journal.db"
+    shutil.copyfile(OLD_JOURNAL, journal)
+    gateway = make_gateway(journal_url=f"sqlite://{journal}")
+    message, _ = _refused(gateway)
+    assert f"journal.url: The journal sqlite://{journal}:" in message
+    assert "asw-gateway journal migrate" in message
