@@ -440,6 +440,14 @@ class Busy(TemporaryFailure):
     title = "The gateway is busy; try again shortly"
 
 
+class Draining(TemporaryFailure):
+    """The gateway is stopping: it finishes the work it has and takes no new work."""
+
+    code = "draining"
+    http_status = 503
+    title = "The gateway is stopping; send the message to another node or again shortly"
+
+
 class BrokerUnavailable(TemporaryFailure):
     """RabbitMQ cannot be reached or did not confirm the publish."""
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import structlog
 
 from gateway import metrics
-from gateway.app import serve
+from gateway.app import drain_seconds, serve
 from gateway.logs import configure_logging
 from gateway.readiness import REPORT_SECONDS, ReadinessBoard, run_dir
 from gateway.settings import NodeSettings, Settings, load_settings
@@ -54,6 +54,8 @@ log = structlog.get_logger("gateway.workers")
 RESTART_PAUSE_SECONDS = 1.0
 START_FAILURES = 3
 """Deaths in a row, each before the worker ever reported, after which the supervisor gives up."""
+STOP_GRACE_SECONDS = 20.0
+"""What a worker may take to stop beyond draining its hand-overs (HTTP, broker, journal)."""
 
 
 def cpu_for_worker(index: int, workers: int, cpus: Sequence[int], mode: str) -> int | None:
@@ -101,8 +103,9 @@ def _child(config: Path, index: int, workers: int, run_dir: Path) -> None:
 class _Supervisor:
     """The workers of one gateway: started, watched, restarted, judged ready, stopped."""
 
-    def __init__(self, config: Path, count: int, run_dir: Path) -> None:
+    def __init__(self, config: Path, count: int, run_dir: Path, drain: float) -> None:
         self.config = config
+        self.drain = drain
         self.count = count
         self.run_dir = run_dir
         self.board = ReadinessBoard(run_dir)
@@ -172,8 +175,14 @@ class _Supervisor:
         for process in self.processes.values():
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
+        # Each worker drains its hand-overs first (node.drain_seconds, by default the largest
+        # adapter timeout and a margin); only one that outlasts that is killed. Meanwhile the
+        # verdict stays fresh (draining), for the workers still answering /readyz.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS + self.drain
         for process in self.processes.values():
-            process.join(timeout=30)
+            while process.is_alive() and time.monotonic() < deadline:
+                process.join(timeout=REPORT_SECONDS)
+                self.judge()
             if process.is_alive():
                 process.kill()
         return self.exit_status
@@ -195,7 +204,7 @@ def run_workers(config: Path, count: int, settings: Settings | None = None) -> i
     except StartupRefused as exc:
         print(startup_message(exc.problems), file=sys.stderr)
         return 2
-    supervisor = _Supervisor(config, count, run_dir())
+    supervisor = _Supervisor(config, count, run_dir(), drain_seconds(settings))
 
     def request_stop(signum: int, _frame: object) -> None:
         log.info("workers_stopping", signal=signal.Signals(signum).name)

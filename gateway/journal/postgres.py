@@ -23,7 +23,8 @@ statement timeout) is translated at one seam (``_translated``) into ``JournalUna
 one of its clearer subclasses (``journal-read-only``, ``journal-full``): 503, retryable, never a
 500. A connection that met a read-only transaction is closed, not given back, so the gateway
 heals by itself once the primary is writable again. Every operation is bounded by
-``op_timeout`` (5 s): the pool wait and the statements together (``asyncio.timeout``), and each
+``op_timeout`` (5 s): the pool wait and the statements together (``_deadline``: a hard one, a
+stalled server cannot stretch it), and each
 statement on the server too (``statement_timeout``).
 
 Tables live in the connection's ``search_path`` (the tests give each run its own schema with
@@ -396,6 +397,42 @@ async def _execute(cur: psycopg.AsyncCursor[Any], sql: tables.Sql, /, **given: A
     await cur.execute(sql.text, sql.params(**given))
 
 
+CANCEL_GRACE_SECONDS = 0.25
+"""How long psycopg may take to cancel a query once the operation timeout has expired."""
+
+
+@asynccontextmanager
+async def _deadline(seconds: float) -> AsyncIterator[None]:
+    """``asyncio.timeout(seconds)``, made hard against a stalled server.
+
+    psycopg answers the timeout's cancellation by asking the server to cancel the query and
+    waiting for that, up to 2 x 5 s, which a frozen server never answers: the caller would wait
+    for the freeze. A second cancellation ``CANCEL_GRACE_SECONDS`` later makes psycopg close the
+    connection instead (the pool replaces it), and the caller gets its ``TimeoutError``.
+    """
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover  (always called from a task)
+        raise RuntimeError("a journal operation outside a task")
+    again = False
+
+    def cancel_again() -> None:
+        nonlocal again
+        again = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds + CANCEL_GRACE_SECONDS, cancel_again)
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except asyncio.CancelledError:
+        if not again:
+            raise
+        task.uncancel()
+        raise TimeoutError from None
+    finally:
+        handle.cancel()
+
+
 def _translated(exc: BaseException, timeout: float) -> JournalUnavailable:
     """The gateway's error for a driver failure: the one seam where they are translated."""
     if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
@@ -519,7 +556,7 @@ class PostgresJournal:
     async def _transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         """One transaction on a pooled connection, bounded, with driver failures translated."""
         try:
-            async with asyncio.timeout(self._op_timeout), self._pool.connection() as conn:
+            async with _deadline(self._op_timeout), self._pool.connection() as conn:
                 try:
                     async with conn.transaction():
                         yield conn.cursor()
@@ -536,7 +573,7 @@ class PostgresJournal:
         conn: psycopg.AsyncConnection[Any] | None = None
         try:
             try:
-                async with asyncio.timeout(self._op_timeout):
+                async with _deadline(self._op_timeout):
                     conn = await self._lender.lend()
                     yield conn.cursor()
             except psycopg.errors.ReadOnlySqlTransaction:
@@ -944,7 +981,7 @@ class _Batches:
     async def commit(self, writes: list[Write]) -> list[Row]:
         """BEGIN, every statement, COMMIT, sent together (one round trip); the first rows."""
         journal = self._journal
-        async with asyncio.timeout(journal._op_timeout):
+        async with _deadline(journal._op_timeout):  # a frozen server cannot hold the batch
             conn = await journal._lender.lend()
             try:
                 cursors: list[psycopg.AsyncCursor[Any]] = []
