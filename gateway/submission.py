@@ -56,6 +56,7 @@ from gateway.errors import (
 )
 from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
 from gateway.offload import offload
+from gateway.register_keeper import RegisterKeeper
 
 log = structlog.get_logger("gateway.submission")
 
@@ -164,6 +165,7 @@ class Submissions:
         self._journal = journal
         self._clock = clock
         self._offload_bytes = offload_bytes
+        self._registers = RegisterKeeper(journal, ingest.limits)
         self._published: OrderedDict[str, float] = OrderedDict()
         """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
         self._draining = False
@@ -232,6 +234,7 @@ class Submissions:
             doc_type=envelope.document_type.value,
         ):
             try:
+                accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 submitted = await self._record_and_publish(
                     accepted, channel, correlation_id, now, original
@@ -332,6 +335,7 @@ class Submissions:
             )
         if resubmitted and outcome.state is not MessageState.ACCEPTED:
             return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
+        await self._registers.keep(accepted, at=now)  # again is a no-op
         if resubmitted and envelope.message_id in self._published:
             # Confirmed by the broker before; only the QUEUED note was missing.
             log.info("message_publish_not_repeated", reason="already-confirmed")
@@ -425,6 +429,7 @@ class Submissions:
                     accepted = self.ingest.accept(
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
+                    await self._registers.keep(accepted, at=summary.record.received_at)
                     await self._publish(accepted, "sweep", None)
                     # Authorised when first accepted; the link was never made if the publish
                     # failed then.

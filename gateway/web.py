@@ -49,6 +49,7 @@ from gateway.errors import (
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
 from gateway.readiness import worker_readiness
+from gateway.register_api import add_register_routes
 from gateway.settings import Settings
 
 log = structlog.get_logger("gateway.web")
@@ -649,3 +650,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/queues", queues)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_register_routes(app)

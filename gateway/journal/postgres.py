@@ -54,6 +54,7 @@ from sqlalchemy.sql import ClauseElement
 
 from gateway.core import lease as lease_rule
 from gateway.core.lease import ClaimResult
+from gateway.core.registers import RegisterEntry
 from gateway.core.states import INITIAL_STATES, InvalidTransition, MessageState, next_state
 from gateway.errors import JournalFull, JournalReadOnly, JournalUnavailable, NotFound
 from gateway.journal import tables
@@ -78,6 +79,8 @@ from gateway.journal.contract import (
     check_payload,
     inbox_item,
     pickup_detail,
+    register_entry_from_row,
+    register_params,
     settle_known,
 )
 from gateway.journal.group_commit import GroupCommit, Row, Write
@@ -350,6 +353,9 @@ _SQL = tables.compile_all(
         "claim": _claim_statement(),
         "view": _view_statement(),
         "link": _link_statement(),
+        "register_add": postgresql.insert(tables.register_entries)
+        .values(tables.values_of(tables.register_entries, tables.REGISTER_COLUMNS))
+        .on_conflict_do_nothing(),
         "inbox_store": postgresql.insert(inbox)
         .from_select(
             ["message_id", "receiver", "stored_at"],
@@ -791,6 +797,33 @@ class PostgresJournal:
         if row is None or not row[0]:
             raise NotFound(f"The journal has no message {message_id}.")
         return bool(row[1])
+
+    async def register_add(self, entry: RegisterEntry, *, at: datetime) -> bool:
+        """See ``Journal.register_add``."""
+        async with self._transaction() as cur:
+            await _execute(cur, _SQL["exists"], message_id=entry.message_id)
+            if await cur.fetchone() is None:
+                raise NotFound(f"The journal has no message {entry.message_id}.")
+            await _execute(cur, _SQL["register_add"], **register_params(entry, as_utc(at)))
+            return cur.rowcount == 1
+
+    async def register_history(
+        self, register: str, country: str, record_key: str | None = None
+    ) -> list[RegisterEntry]:
+        """See ``Journal.register_history``."""
+        async with self._connection() as cur:
+            if record_key is None:
+                await _execute(cur, _SQL["register_history"], register=register, country=country)
+            else:
+                await _execute(
+                    cur,
+                    _SQL["register_record"],
+                    register=register,
+                    country=country,
+                    record_key=record_key,
+                )
+            rows = await cur.fetchall()
+        return [register_entry_from_row(row, _when) for row in rows]
 
     async def list_messages(
         self,

@@ -55,6 +55,7 @@ from sqlalchemy.dialects import sqlite
 
 from gateway.core import lease
 from gateway.core.lease import ClaimResult
+from gateway.core.registers import RegisterEntry
 from gateway.core.states import INITIAL_STATES, MessageState, next_state
 from gateway.errors import (
     JournalFull,
@@ -85,6 +86,8 @@ from gateway.journal.contract import (
     check_payload,
     inbox_item,
     pickup_detail,
+    register_entry_from_row,
+    register_params,
     settle_known,
 )
 from gateway.journal.schema import (
@@ -148,6 +151,9 @@ _SQL = tables.compile_all(
         "claim": tables.claim_update().returning(messages.c.attempts),
         "link": sqlite.insert(links)
         .values(tables.values_of(links, ("message_id", "related_message_id", "relation", "at")))
+        .on_conflict_do_nothing(),
+        "register_add": sqlite.insert(tables.register_entries)
+        .values(tables.values_of(tables.register_entries, tables.REGISTER_COLUMNS))
         .on_conflict_do_nothing(),
         "inbox_store": sqlite.insert(inbox)
         .values(tables.values_of(inbox, ("message_id", "receiver", "stored_at")))
@@ -510,6 +516,16 @@ class SqliteJournal:
     ) -> bool:
         """See ``Journal.link``."""
         return await self._run(_link, message_id, related_message_id, relation, _stamp(at))
+
+    async def register_add(self, entry: RegisterEntry, *, at: datetime) -> bool:
+        """See ``Journal.register_add``."""
+        return await self._run(_register_add, register_params(entry, _stamp(at)))
+
+    async def register_history(
+        self, register: str, country: str, record_key: str | None = None
+    ) -> list[RegisterEntry]:
+        """See ``Journal.register_history``."""
+        return await self._read(_register_history, register, country, record_key)
 
     async def list_messages(
         self,
@@ -1085,3 +1101,22 @@ def _inbox_escalate(db: sqlite3.Connection, receiver: str, at: str, cutoff: str)
             )
             escalated.append(str(message_id))
     return escalated
+
+
+def _register_add(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
+    with _write(db):
+        if _one(db, "exists", message_id=params["message_id"]) is None:
+            raise NotFound(f"The journal has no message {params['message_id']}.")
+        return _exec(db, "register_add", **params).rowcount == 1
+
+
+def _register_history(
+    db: sqlite3.Connection, register: str, country: str, record_key: str | None
+) -> list[RegisterEntry]:
+    if record_key is None:
+        rows = _exec(db, "register_history", register=register, country=country)
+    else:
+        rows = _exec(
+            db, "register_record", register=register, country=country, record_key=record_key
+        )
+    return [register_entry_from_row(row, _when) for row in rows.fetchall()]

@@ -24,6 +24,12 @@ Tables (see docs/journal.md):
 - ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits
   for, ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and
   ``acked_at``. The row goes with its message when the message is purged (ON DELETE CASCADE).
+- ``register_entries``: one row per register update (issue 18: the certified-exporter register,
+  ``register`` = ``certified-exporter``): the issuing ``country``, the ``record_key`` (the
+  authorisation code), the update's own ``entry_id``, its ``action`` and ``effective_date``
+  (ISO text in both databases), the ``message_id`` that brought it, ``recorded_at`` and the
+  record as JSON ``body``. Unique on (register, country, entry_id, record_key): the same update
+  sent to several partners is one entry. Purged with its message, like any document.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version these tables describe. Changing a table means a new revision in
 ``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
 sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
@@ -159,6 +165,54 @@ sa.Index(
     sqlite_where=inbox.c.acked_at.is_(None),
     postgresql_where=inbox.c.acked_at.is_(None),
 )
+
+
+register_entries = sa.Table(
+    "register_entries",
+    metadata,
+    sa.Column("register", sa.Text, primary_key=True),
+    sa.Column("country", sa.Text, primary_key=True),
+    sa.Column("entry_id", sa.Text, primary_key=True),
+    sa.Column("record_key", sa.Text, primary_key=True),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("effective_date", sa.Text, nullable=False),
+    sa.Column("message_id", sa.Text, _message_ref(), nullable=False),
+    sa.Column("recorded_at", _Stamp, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+sa.Index(
+    "register_entries_record",
+    register_entries.c.register,
+    register_entries.c.country,
+    register_entries.c.record_key,
+)
+
+REGISTER_COLUMNS = (
+    "register",
+    "country",
+    "record_key",
+    "entry_id",
+    "action",
+    "effective_date",
+    "message_id",
+    "recorded_at",
+    "body",
+)
+
+
+def register_history_statement(*, by_key: bool) -> sa.Select[Any]:
+    """A country's register entries (or one record's) in the order they were recorded."""
+    conditions = [
+        register_entries.c.register == param("register"),
+        register_entries.c.country == param("country"),
+    ]
+    if by_key:
+        conditions.append(register_entries.c.record_key == param("record_key"))
+    return (
+        sa.select(*(register_entries.c[name] for name in REGISTER_COLUMNS))
+        .where(*conditions)
+        .order_by(register_entries.c.recorded_at, register_entries.c.entry_id)
+    )
 
 
 @compiles(CreateColumn, "sqlite")
@@ -419,6 +473,8 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
         )
         .order_by(inbox.c.stored_at, inbox.c.message_id)
         .limit(param("limit")),
+        "register_history": register_history_statement(by_key=False),
+        "register_record": register_history_statement(by_key=True),
         "inbox_ack_look": sa.select(inbox.c.acked_at).where(
             by_id(inbox), inbox.c.receiver == param("receiver")
         ),
