@@ -3,8 +3,9 @@
 ``load_settings(path, environ)`` is the only place that reads configuration; the environment is
 passed in, never read behind the caller's back. Overrides use double underscores between key
 levels: ``ASW_HTTP__PORT=9000``, ``ASW_AMQP__URL=amqp://...``,
-``ASW_PARTIES__TH__OPTIONS__DIRECTORY=/srv/th``. Every problem found is collected and raised as
-one ``SettingsError``, so a bad configuration is fixed in one round.
+``ASW_PARTIES__TH__OPTIONS__DIRECTORY=/srv/th``. A secret can come from a file instead
+(``ASW_AMQP__URL_FILE=/run/secrets/amqp_url``, see ``read_secret_files``). Every problem found
+is collected and raised as one ``SettingsError``, so a bad configuration is fixed in one round.
 """
 
 from __future__ import annotations
@@ -349,6 +350,48 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
     return parties
 
 
+FILE_SUFFIX = "_FILE"  # ASW_<KEY>_FILE: the value of ASW_<KEY> is in that file
+PARTY_SECRET_KEYS = frozenset({"api_key_sha256"})
+
+
+def _names_setting(path: list[str]) -> bool:
+    """Whether ``path`` (lower-case key levels) is a setting a secret file may give."""
+    if len(path) == 2 and path[0] in _SECTIONS:
+        return hasattr(_SECTIONS[path[0]](), path[1])
+    return len(path) == 3 and path[0] == "parties" and path[2] in PARTY_SECRET_KEYS
+
+
+def read_secret_files(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """``environ`` with each ``ASW_<KEY>_FILE=<path>`` replaced by ``ASW_<KEY>=<file content>``.
+
+    The container convention for secrets (Docker and Kubernetes secrets are files): for
+    instance ``ASW_AMQP__URL_FILE=/run/secrets/amqp_url``, ``ASW_JOURNAL__URL_FILE``,
+    ``ASW_PARTIES__SG__API_KEY_SHA256_FILE`` or ``ASW_HTTP__OPERATOR_API_KEY_SHA256_FILE``. The
+    content's surrounding white space (a final newline) is dropped. Only names whose key,
+    without ``_FILE``, is a setting are read this way (``ASW_DOCUMENTS__PARTIES_FILE`` stays the
+    setting ``documents.parties_file``); giving both the value and its file is a problem.
+    """
+    result = dict(environ)
+    for name, path in sorted(environ.items()):
+        if not (name.startswith(ENV_PREFIX) and name.endswith(FILE_SUFFIX)):
+            continue
+        key = name.removesuffix(FILE_SUFFIX)
+        levels = [part.lower() for part in key[len(ENV_PREFIX) :].split("__")]
+        full = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not _names_setting(levels) or _names_setting(full):
+            continue
+        del result[name]
+        if key in environ:
+            problems.append(f"{name}: {key} is set as well; give the value or its file, not both")
+            continue
+        try:
+            result[key] = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            problems.append(f"{name}: cannot read the secret file {path} ({reason})")
+    return result
+
+
 def journal_url(settings: JournalSettings) -> str:
     """The journal URL with a relative SQLite path (``sqlite:var/j.db``) made absolute."""
     url = settings.url
@@ -368,7 +411,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
             problems.append(f"{path}: configuration file not found")
         except tomllib.TOMLDecodeError as exc:
             problems.append(f"{path}: not valid TOML: {exc}")
-    _apply_environment(data, environ, problems)
+    _apply_environment(data, read_secret_files(environ, problems), problems)
     unknown = set(data) - set(_SECTIONS) - {"parties"}
     problems.extend(f"[{name}]: unknown section" for name in sorted(unknown))
     sections = {name: _build_section(name, data.get(name, {}), problems) for name in _SECTIONS}

@@ -26,6 +26,7 @@ from gateway.app_keys import (
     CLOCK,
     JOURNAL,
     OPERATIONS,
+    READINESS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
@@ -48,6 +49,7 @@ from gateway.errors import (
 )
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
+from gateway.readiness import worker_readiness
 from gateway.register_api import add_register_routes
 from gateway.settings import Settings
 
@@ -509,31 +511,26 @@ async def readiness(
     trust_problems: tuple[str, ...] = (),
     *,
     draining: bool = False,
-) -> tuple[int, dict[str, object]]:
-    """What ``/readyz`` answers (status, body): ready when the broker is connected and the
-    journal writable, and the node is not stopping; the body names what is missing.
+) -> tuple[int, dict[str, Any]]:
+    """What this worker finds about itself for ``/readyz`` (status, body): ready when the
+    broker is connected, the journal writable and it is not draining; the body names what is
+    missing (``reasons``).
 
     A failed trust reload (a CRL or CA file that cannot be read) is named (``trust``:
     ``reload-failed`` with ``trust_reason``) but does not make the gateway unready: the
     previous trust is kept, and every gateway reading the same files would go unready at once.
 
-    One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
+    One decision for the HTTP route, an overflow connection (``ConnectionGuard``) and the
+    report a worker gives its supervisor (``gateway.readiness``).
     """
     status = await journal.status()
-    ready = broker.connected and status.ok and not draining
-    body: dict[str, object] = {
-        "ready": ready,
-        "broker": "connected" if broker.connected else "disconnected",
-        "journal": status.state,
-    }
-    if draining:
-        body["draining"] = True
-    if status.reason:
-        body["journal_reason"] = status.reason
-    body["trust"] = "reload-failed" if trust_problems else "ok"
-    if trust_problems:
-        body["trust_reason"] = "; ".join(trust_problems)[:500]
-    return (200 if ready else 503), body
+    return worker_readiness(
+        broker="connected" if broker.connected else "disconnected",
+        journal=status.state,
+        journal_reason=status.reason,
+        trust_problems=trust_problems,
+        draining=draining,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -545,15 +542,18 @@ async def readyz(request: web.Request) -> web.Response:
     """GET /readyz: 200 only when submissions can be accepted (broker connected, journal writable).
 
     The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
-    ``replaced`` or ``unavailable``, with the journal's reason).
+    ``replaced`` or ``unavailable``, with the journal's reason), ``trust``, ``draining``, and
+    every cause in ``reasons``. Under a supervisor every worker answers the supervisor's one
+    verdict over all workers (``gateway.readiness``), the same whichever worker takes it.
     """
-    reloads = request.app.get(TRUST_RELOADS)
-    status, body = await readiness(
-        request.app[BROKER],
-        request.app[JOURNAL],
-        reloads.problems if reloads else (),
-        draining=request.app[SUBMISSIONS].draining,
-    )
+    answer = request.app.get(READINESS)
+    if answer is not None:  # the gateway's own: the supervisor's verdict, or this worker's
+        status, body = await answer()
+    else:
+        reloads = request.app.get(TRUST_RELOADS)
+        status, body = await readiness(
+            request.app[BROKER], request.app[JOURNAL], reloads.problems if reloads else ()
+        )
     return web.json_response(body, status=status)
 
 
