@@ -32,6 +32,7 @@ from gateway.app_keys import (
     JOURNAL,
     OPERATIONS,
     OWN_KEYS,
+    READINESS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
@@ -58,8 +59,10 @@ from gateway.journal import Journal, audit_of, inbox_of, open_journal
 from gateway.offload import RequestPool
 from gateway.openapi import add_openapi_routes
 from gateway.pki_files import read_signing_key
+from gateway.readiness import REPORT_SECONDS, ReadinessBoard, WorkerReport
 from gateway.receipt_issuer import ReceiptIssuer
 from gateway.replay import DeadLetterReplay
+from gateway.retention import check_retention, run_retention
 from gateway.schema_files import xsd_dir
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
@@ -77,6 +80,37 @@ from gateway.web import (
 log = structlog.get_logger("gateway.app")
 
 BROKER_GRACE_SECONDS = 3.0
+DRAIN_MARGIN_SECONDS = 5.0
+"""Added to the largest adapter timeout for the default drain: recording the hand-over."""
+MIN_DRAIN_SECONDS = 10.0
+HTTP_ADAPTER_TIMEOUT_SECONDS = 10.0
+"""The HTTP adapters' own default ``timeout_seconds``."""
+
+
+def _seconds(option: str | None, default: float) -> float:
+    """An adapter's seconds option (the adapter itself reports a malformed one)."""
+    try:
+        return float(option) if option is not None else default
+    except ValueError:
+        return default
+
+
+def drain_seconds(settings: Settings) -> float:
+    """How long a stopping gateway lets hand-overs in flight finish (``node.drain_seconds``).
+
+    By default the largest adapter timeout (``timeout_seconds`` of a party's options; 10 s,
+    the adapters' default, for HTTP adapters without one) plus ``DRAIN_MARGIN_SECONDS``, and
+    at least ``MIN_DRAIN_SECONDS``: a hand-over that started just before SIGTERM can still end,
+    be recorded and acked, instead of being cut short and handed over again after a restart.
+    """
+    if settings.node.drain_seconds > 0:
+        return settings.node.drain_seconds
+    timeouts = [
+        _seconds(party.options.get("timeout_seconds"), HTTP_ADAPTER_TIMEOUT_SECONDS)
+        for party in settings.parties.values()
+        if party.adapter in {"http-push", "remote-gateway"}
+    ]
+    return max(MIN_DRAIN_SECONDS, max(timeouts, default=0.0) + DRAIN_MARGIN_SECONDS)
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -159,6 +193,7 @@ def build_intakes(
             poll_seconds=checked.poll_seconds,
             access=checked.access,
             max_bytes=settings.http.max_body_bytes,
+            refusals=submissions.record_refusal,
         )
         for country, checked in sorted(options.items())
         if isinstance(checked, DropFolderOptions) and checked.outbox is not None
@@ -219,9 +254,17 @@ def create_app(
 class Gateway:
     """A running gateway: HTTP API, journal, broker connection and delivery workers."""
 
-    def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Mapping[str, Adapter] | None = None,
+        *,
+        housekeeping: bool = True,
+    ):
         check_auth_exposure(settings.http)
         self.settings = settings
+        # Jobs one process of a node runs (retention); the other workers leave them alone.
+        self.housekeeping = housekeeping
         self.topology = Topology(settings.amqp.prefix)
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
         self.adapter_options = adapter_options(settings)
@@ -241,12 +284,17 @@ class Gateway:
             load_keys(settings, "gateway", local_receivers) if settings.pki.receipts else {}
         )
         self.journal: Journal | None = None
+        self.submissions: Submissions | None = None
+        self.drain_seconds = drain_seconds(settings)
         self.intakes: list[FolderIntake] = []
         self.supervisor = Supervisor()
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
         self.port: int | None = None
+        self.draining = False
+        self._board: ReadinessBoard | None = None
+        self._report: WorkerReport | None = None
 
     def application(self) -> web.Application:
         """The aiohttp application with one cleanup context per resource, opened in order
@@ -260,6 +308,7 @@ class Gateway:
         )
         if self.trust is not None:
             app[TRUST_RELOADS] = self.trust
+        app[READINESS] = self.readiness
         app.cleanup_ctx.extend(
             [self._journal_ctx, self._adapters_ctx, self._services_ctx, self._broker_ctx]
         )
@@ -297,7 +346,9 @@ class Gateway:
             remote_parties=frozenset(
                 cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
             ),
+            refusal_payload_max_bytes=self.settings.journal.refusal_payload_max_bytes,
         )
+        self.submissions = submissions
         receipts = (
             ReceiptIssuer(submissions, self.receipt_keys) if self.settings.pki.receipts else None
         )
@@ -329,7 +380,7 @@ class Gateway:
         # gateway listens anyway and answers 503 broker-unavailable until it is back.
         await self.broker.wait_connected(BROKER_GRACE_SECONDS)
         yield
-        await self.broker.stop()
+        await self.broker.stop(self.drain_seconds)  # at once when stop() drained it already
 
     async def _background_ctx(self, app: web.Application) -> AsyncIterator[None]:
         # A failing file or scan is logged by the intake itself and its loop goes on; anything
@@ -340,12 +391,36 @@ class Gateway:
         self.supervisor.start("sweep-unconfirmed", lambda: self._sweep(submissions))
         if self.trust is not None:
             self.supervisor.start("trust-reload", self.trust.watch)
+        if self.housekeeping and self.settings.journal.retention_check_seconds > 0:
+            try:
+                check_retention(self.settings.journal)
+            except SettingsError as exc:  # keep everything rather than guess
+                log.warning("retention_refused", detail=exc.detail)
+            else:
+                journal = app[JOURNAL]
+                self.supervisor.start("journal-retention", lambda: self._retention(journal))
+        report = self._report
+        if report is not None:
+            self.supervisor.start("readiness-report", lambda: self._report_often(report))
         yield
         await self.supervisor.stop()
 
-    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
+    async def start(
+        self,
+        *,
+        port: int | None = None,
+        reuse_port: bool = False,
+        board: ReadinessBoard | None = None,
+        report: WorkerReport | None = None,
+    ) -> None:
         """Open the resources (journal, adapters, broker in the background, background tasks)
-        through the application's cleanup contexts, then listen."""
+        through the application's cleanup contexts, then listen.
+
+        Under a supervisor (``gateway.workers``), ``report`` is where this worker reports its
+        readiness and ``board`` the supervisor's verdict that ``/readyz`` answers.
+        """
+        self._board = board
+        self._report = report
         open_files = raise_open_file_limit()
         http = self.settings.http
         # keepalive_timeout is also armed when a connection opens: one that has not sent a
@@ -391,13 +466,34 @@ class Gateway:
             open_files=open_files,
         )
 
+    async def assess(self) -> tuple[int, dict[str, Any]]:
+        """This worker's own readiness: broker, journal, trust reloads, draining."""
+        if self.journal is None:  # the guard exists only once the journal is open
+            raise RuntimeError("readiness asked before the journal was opened")
+        problems = self.trust.problems if self.trust is not None else ()
+        draining = self.draining or (self.submissions is not None and self.submissions.draining)
+        return await readiness(self.broker, self.journal, problems, draining=draining)
+
+    async def readiness(self) -> tuple[int, dict[str, Any]]:
+        """What /readyz answers: the supervisor's verdict over every worker, or this one's."""
+        if self._board is not None:
+            return self._board.read()
+        return await self.assess()
+
+    async def _report_often(self, report: WorkerReport) -> None:
+        """Tell the supervisor this worker's readiness every ``REPORT_SECONDS``."""
+        while True:
+            try:
+                answer = await self.assess()
+                await asyncio.to_thread(report.write, answer)  # a file system may be slow
+            except Exception as exc:  # noqa: BLE001 - keep reporting; stale = not ready meanwhile
+                log.warning("readiness_report_failed", error=type(exc).__name__, detail=str(exc))
+            await asyncio.sleep(REPORT_SECONDS)
+
     async def _health(self, path: str) -> tuple[int, dict[str, Any]]:
         """What /healthz and /readyz answer on a connection beyond the limit (as the routes do)."""
         if path == "/readyz":
-            if self.journal is None:  # the guard exists only once the journal is open
-                raise RuntimeError("readiness asked before the journal was opened")
-            problems = self.trust.problems if self.trust is not None else ()
-            return await readiness(self.broker, self.journal, problems)
+            return await self.readiness()
         return 200, health_body(self.broker, self.settings.node.name)
 
     def _check_folder_permissions(self) -> None:
@@ -424,8 +520,39 @@ class Gateway:
             except GatewayError as exc:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 
+    async def _retention(self, journal: Journal) -> None:
+        """Every ``journal.retention_check_seconds``: archive, then purge, what has expired.
+
+        The first run waits one period, so a restart loop never turns into a purge loop. A
+        failing run is logged and tried again next period.
+        """
+        period = self.settings.journal.retention_check_seconds
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await run_retention(journal, self.settings.journal, now=utc_now())
+            except (GatewayError, OSError) as exc:
+                log.warning("retention_failed", error=getattr(exc, "code", type(exc).__name__))
+
     async def stop(self) -> None:
-        """Stop intake and listening, drain deliveries, close the broker and the journal."""
+        """Stop intake and listening, drain deliveries, close the broker and the journal.
+
+        New documents are refused (503 ``draining``) from the first moment and the background
+        tasks (intakes, sweep) stop; hand-overs in flight get ``drain_seconds`` while HTTP
+        keeps answering (503 draining, ``/readyz`` 503: a clear refusal with Retry-After rather
+        than a refused connection). Then the cleanup contexts close in reverse order, the
+        journal last, after the last handler has ended. Under a supervisor, this worker's
+        report says ``draining`` at once, so the supervisor's verdict does too.
+        """
+        self.draining = True
+        if self._report is not None and self.journal is not None:
+            with contextlib.suppress(Exception):
+                self._report.write(await self.assess())
+        log.info("gateway_stopping", drain_seconds=self.drain_seconds)
+        if self.submissions is not None:
+            self.submissions.drain()
+        await self.supervisor.stop()
+        await self.broker.stop(self.drain_seconds)
         if self._listener is not None:
             self._listener.close()
         if self.guard is not None:
@@ -437,15 +564,23 @@ class Gateway:
         log.info("gateway_stopped")
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    """Run the gateway until SIGINT or SIGTERM."""
-    gateway = Gateway(settings)
+async def serve(
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    housekeeping: bool = True,
+    board: ReadinessBoard | None = None,
+    report: WorkerReport | None = None,
+) -> None:
+    """Run the gateway until SIGINT or SIGTERM (``housekeeping``: run the retention job; see
+    ``Gateway.start`` for the readiness)."""
+    gateway = Gateway(settings, housekeeping=housekeeping)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await gateway.start(reuse_port=reuse_port)
+    await gateway.start(reuse_port=reuse_port, board=board, report=report)
     try:
         await stop.wait()
     finally:

@@ -28,6 +28,8 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── MessageIdReused        409 message-id-reused
     │   ├── UnknownMessage         422 not-in-journal
     │   ├── ParameterInvalid       400 parameter-invalid (a query parameter or header)
+    │   ├── ParameterForbidden     403 parameter-forbidden (a filter this caller may not use)
+    │   ├── DiscardRefused         409 discard-refused (only dead letters are discarded)
     │   ├── RequestTimeout         408 request-timeout (the body arrived too slowly)
     │   └── NotFound               404 not-found
     └── TemporaryFailure           ours or a peer's: 5xx, retryable
@@ -413,6 +415,22 @@ class ParameterInvalid(RejectedMessage):
     title = "A request parameter is not valid"
 
 
+class ParameterForbidden(RejectedMessage):
+    """A query parameter asks for what this caller may not see (another party's messages)."""
+
+    code = "parameter-forbidden"
+    http_status = 403
+    title = "This caller may not use that parameter value"
+
+
+class DiscardRefused(RejectedMessage):
+    """An operator asked to discard a message that is not a dead letter."""
+
+    code = "discard-refused"
+    http_status = 409
+    title = "Only dead letters can be discarded"
+
+
 class RequestTimeout(RejectedMessage):
     """The request body did not arrive within the time allowed."""
 
@@ -447,6 +465,14 @@ class Busy(TemporaryFailure):
     code = "busy"
     http_status = 503
     title = "The gateway is busy; try again shortly"
+
+
+class Draining(TemporaryFailure):
+    """The gateway is stopping: it finishes the work it has and takes no new work."""
+
+    code = "draining"
+    http_status = 503
+    title = "The gateway is stopping; send the message to another node or again shortly"
 
 
 class BrokerUnavailable(TemporaryFailure):

@@ -66,6 +66,12 @@ def _json(description: str, schema: Json, headers: Json | None = None) -> Json:
     return answer
 
 
+def _with_csv(answer: Json) -> Json:
+    """``answer`` that may also come as CSV (``format=csv``)."""
+    answer["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return answer
+
+
 def _ref(name: str) -> Json:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -90,6 +96,10 @@ def _path_id(description: str = "The message id (a UUID).") -> Json:
     }
 
 
+def _path(name: str) -> Json:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _answers(ok: Json, *statuses: int) -> Json:
     """``ok`` (status -> answer) and the problem answers, the ones every caller can get too."""
     answers = dict(ok)
@@ -112,6 +122,19 @@ XML_BODY = {
         "text/xml": {"schema": {"type": "string"}},
     },
 }
+TIME = {"type": "string", "format": "date-time"}
+SEARCH_PARAMETERS = [
+    _query("message_id", {"type": "string", "pattern": UUID_PATTERN}, "This message."),
+    _query("document_id", {"type": "string", "maxLength": 200}, "This document number."),
+    _query("document_type", {"type": "string"}, "This document type (EFD, ACDD, ...)."),
+    _query("code", {"type": "string"}, "This last error code."),
+    _query("since", TIME, "From this instant."),
+    _query("until", TIME, "Before this instant."),
+    _query("cursor", {"type": "string"}, "Where the previous page ended (from next)."),
+    _query("format", {"type": "string", "enum": ["json", "csv"]}, "csv: a CSV export."),
+]
+"""The search parameters of /v1/messages (and, partly, of refusals and dead letters)."""
+
 CORRELATION = {
     "X-Correlation-ID": {
         "description": "The request's correlation id (the caller's, or a fresh UUID).",
@@ -390,15 +413,20 @@ def _paths() -> Json:
                 "List messages, newest first",
                 _answers(
                     {
-                        "200": _json(
-                            "The messages.",
-                            {
-                                "type": "object",
-                                "required": ["messages"],
-                                "properties": {
-                                    "messages": {"type": "array", "items": _ref("MessageSummary")}
+                        "200": _with_csv(
+                            _json(
+                                "The messages.",
+                                {
+                                    "type": "object",
+                                    "required": ["messages"],
+                                    "properties": {
+                                        "messages": {
+                                            "type": "array",
+                                            "items": _ref("MessageSummary"),
+                                        }
+                                    },
                                 },
-                            },
+                            )
                         )
                     },
                     401,
@@ -409,12 +437,13 @@ def _paths() -> Json:
                     _query("sender", PARTY_CODE, "Only from this member state."),
                     _query("receiver", PARTY_CODE, "Only to this member state."),
                     _query("test", {"type": "boolean"}, "Only test (true) or live (false)."),
-                    _query("limit", LIMIT, "At most this many (larger means 1000)."),
+                    _query("limit", LIMIT, "At most this many."),
                     _query(
                         "before",
                         {"type": "string", "format": "date-time"},
-                        "Received before this instant (paging).",
+                        "Received before this instant (older paging).",
                     ),
+                    *SEARCH_PARAMETERS,
                 ],
             ),
         },
@@ -525,24 +554,35 @@ def _paths() -> Json:
                 "Dead letters with their reason, newest first",
                 _answers(
                     {
-                        "200": _json(
-                            "The dead letters.",
-                            {
-                                "type": "object",
-                                "required": ["dead_letters"],
-                                "properties": {
-                                    "dead_letters": {
-                                        "type": "array",
-                                        "items": _ref("MessageSummary"),
-                                    }
+                        "200": _with_csv(
+                            _json(
+                                "The dead letters.",
+                                {
+                                    "type": "object",
+                                    "required": ["dead_letters"],
+                                    "properties": {
+                                        "dead_letters": {
+                                            "type": "array",
+                                            "items": _ref("MessageSummary"),
+                                        }
+                                    },
                                 },
-                            },
+                            )
                         )
                     },
                     401,
                     403,
                 ),
-                parameters=[_query("limit", LIMIT, "At most this many (larger means 500).")],
+                parameters=[
+                    _query("limit", LIMIT, "At most this many."),
+                    _query("receiver", PARTY_CODE, "Only to this member state."),
+                    _query("sender", PARTY_CODE, "Only from this member state."),
+                    _query("reason", {"type": "string"}, "Only this reason code."),
+                    _query("since", TIME, "Died from this instant."),
+                    _query("until", TIME, "Died before this instant."),
+                    _query("cursor", {"type": "string"}, "Where the previous page ended."),
+                    _query("format", {"type": "string", "enum": ["json", "csv"]}, "csv: export."),
+                ],
             )
         },
         "/v1/dead-letters/{message_id}/replay": {
@@ -591,6 +631,138 @@ def _paths() -> Json:
                         }
                     },
                 },
+            )
+        },
+        "/v1/refusals": {
+            "get": _operation(
+                "GET",
+                "/v1/refusals",
+                "Refused submissions (journalled), newest first",
+                _answers(
+                    {
+                        "200": {
+                            "description": "The refusals (JSON, or CSV with format=csv).",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        }
+                    },
+                    401,
+                    403,
+                ),
+                parameters=[
+                    _query("sender", PARTY_CODE, "Only from this member state."),
+                    _query("receiver", PARTY_CODE, "Only to this member state."),
+                    _query(
+                        "state", {"type": "string", "enum": ["REJECTED", "DUPLICATE"]}, "State."
+                    ),
+                    _query("channel", {"type": "string"}, "http, folder, pull, federation."),
+                    _query("limit", LIMIT, "At most this many."),
+                    *SEARCH_PARAMETERS,
+                ],
+            )
+        },
+        "/v1/refusals/{refusal_id}": {
+            "get": _operation(
+                "GET",
+                "/v1/refusals/{refusal_id}",
+                "One refusal with its findings",
+                _answers({"200": _json("The refusal.", {"type": "object"})}, 401, 403, 404),
+                parameters=[_path("refusal_id")],
+            )
+        },
+        "/v1/refusals/{refusal_id}/document": {
+            "get": _operation(
+                "GET",
+                "/v1/refusals/{refusal_id}/document",
+                "The refused document as received (when kept)",
+                _answers(
+                    {
+                        "200": {
+                            "description": "The bytes.",
+                            "content": {"application/xml": {"schema": {"type": "string"}}},
+                        }
+                    },
+                    401,
+                    403,
+                    404,
+                ),
+                parameters=[_path("refusal_id")],
+            )
+        },
+        "/v1/dead-letters/replay": {
+            "post": _operation(
+                "POST",
+                "/v1/dead-letters/replay",
+                "Replay many dead letters, or preview how many and where (dry run)",
+                _answers(
+                    {"200": _json("The preview or the results.", {"type": "object"})},
+                    401,
+                    403,
+                    404,
+                    409,
+                    422,
+                ),
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+            )
+        },
+        "/v1/dead-letters/{message_id}/discard": {
+            "post": _operation(
+                "POST",
+                "/v1/dead-letters/{message_id}/discard",
+                "Give up on a dead letter (kept as DISCARDED; audited)",
+                _answers({"200": _json("Discarded.", {"type": "object"})}, 401, 403, 404, 409, 422),
+                parameters=[_path_id()],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["reason"],
+                                "properties": {"reason": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
+            )
+        },
+        "/v1/registers/aeo/{country}/{aeo_id}": {
+            "get": _operation(
+                "GET",
+                "/v1/registers/aeo/{country}/{aeo_id}",
+                "An authorised economic operator of a member state",
+                _answers({"200": _json("The record.", {"type": "object"})}, 401, 403, 404),
+                parameters=[_path("country"), _path("aeo_id")],
+            )
+        },
+        "/v1/registers/certified-exporters/{country}": {
+            "get": _operation(
+                "GET",
+                "/v1/registers/certified-exporters/{country}",
+                "A member state's certified exporters",
+                _answers({"200": _json("The register.", {"type": "object"})}, 401, 403, 404),
+                parameters=[
+                    _path("country"),
+                    _query("on", {"type": "string", "format": "date"}, "As of this day."),
+                ],
+            )
+        },
+        "/v1/registers/certified-exporters/{country}/{authorisation_id}": {
+            "get": _operation(
+                "GET",
+                "/v1/registers/certified-exporters/{country}/{authorisation_id}",
+                "One certified exporter",
+                _answers({"200": _json("The record.", {"type": "object"})}, 401, 403, 404),
+                parameters=[
+                    _path("country"),
+                    _path("authorisation_id"),
+                    _query("on", {"type": "string", "format": "date"}, "As of this day."),
+                ],
             )
         },
         "/v1/certificates": {

@@ -18,11 +18,20 @@ publish fails (503) the row stays ACCEPTED, unconfirmed: the sender's resubmissi
 message id publishes it, and ``sweep_unconfirmed`` publishes what nobody resent. Either way the
 business key stays with the first message id, and the delivery claim keeps the receiver from
 seeing the document twice.
+
+No broker copy storms (issue 14): once RabbitMQ confirmed a publish the message is accepted,
+whether or not the journal could note QUEUED (that note is bookkeeping: the delivery claim moves
+an ACCEPTED row on by itself). The process remembers such ids (``published_unrecorded``); a
+resubmission or a sweep of one of them only tries the QUEUED note again and never publishes a
+second copy while the first is in the broker.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,19 +40,37 @@ import structlog
 
 from gateway import metrics
 from gateway.broker import Broker, Outgoing
-from gateway.core.envelope import DocumentType, Envelope
+from gateway.core.documents import document_id_of
+from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
+from gateway.core.parsing import parse
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.receipts import Original, authorise_reference
 from gateway.core.routing import Route
 from gateway.core.signatures import SigningKey
 from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
-from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
+from gateway.errors import (
+    Draining,
+    DuplicateMessage,
+    GatewayError,
+    MessageIdReused,
+    RejectedMessage,
+    TemporaryFailure,
+)
 from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
+from gateway.journal.contract import Refusal
 from gateway.offload import offload
+from gateway.register_keeper import RegisterKeeper
 
 log = structlog.get_logger("gateway.submission")
+
+REFUSAL_PAYLOAD_MAX_BYTES = 256 * 1024
+"""Refused documents up to this size are kept in the journal for audit; larger: digest only."""
+_HEADER_TEXT_MAX = 200
+"""Header facts of a refused document are cut to this length (hostile input stays bounded)."""
+REMEMBERED_PUBLISHES = 10_000
+"""Ids published with QUEUED not yet noted that a process remembers (oldest forgotten first)."""
 
 _RELATIONS = {
     DocumentType.DELIVERY_RECEIPT: ("receipt", MessageState.RECEIPTED),
@@ -113,6 +140,57 @@ def outgoing(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Claimed:
+    """What could be read of a refused document's header (None where it could not)."""
+
+    message_id: str | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    document_type: str | None = None
+    document_id: str | None = None
+    test: bool | None = None
+
+
+def _bounded(text: str | None) -> str | None:
+    return None if text is None else text[:_HEADER_TEXT_MAX]
+
+
+def _claimed(envelope: Envelope, document_id: str | None) -> _Claimed:
+    return _Claimed(
+        message_id=_bounded(envelope.message_id),
+        sender=envelope.sender.country,
+        receiver=envelope.receiver.country,
+        document_type=envelope.document_type.value,
+        document_id=_bounded(document_id),
+        test=envelope.test,
+    )
+
+
+def _read_claimed(ingest: Ingest, data: bytes) -> _Claimed:
+    """The header facts of a document the ingest refused, as far as they can be read."""
+    try:
+        root = parse(data, ingest.limits)
+        envelope = read_envelope(root)
+    except Exception:  # noqa: BLE001 - unreadable is an answer here, not a failure
+        return _Claimed()
+    try:
+        document_id = document_id_of(root, envelope.document_type)
+    except Exception:  # noqa: BLE001
+        document_id = None
+    return _claimed(envelope, document_id)
+
+
+def refusal_state(error: GatewayError) -> MessageState:
+    """DUPLICATE for a business key another message holds, REJECTED for every other refusal."""
+    return MessageState.DUPLICATE if isinstance(error, DuplicateMessage) else MessageState.REJECTED
+
+
+def is_refusal(error: GatewayError) -> bool:
+    """A refusal is the sender's fault (4xx): it is journalled; a 5xx is ours and is not."""
+    return isinstance(error, RejectedMessage) and 400 <= error.http_status < 500
+
+
 def _log_not_accepted(exc: GatewayError, channel: str, started: float) -> None:
     rejected = isinstance(exc, RejectedMessage)
     log.info(
@@ -138,6 +216,7 @@ class Submissions:
         trust: Callable[[], TrustStore | None],
         offload_bytes: int,
         remote_parties: frozenset[str] = frozenset(),
+        refusal_payload_max_bytes: int = REFUSAL_PAYLOAD_MAX_BYTES,
     ) -> None:
         self.ingest = ingest
         # Parties reached through another gateway: only their gateway's receipts come in here.
@@ -147,6 +226,26 @@ class Submissions:
         self._journal = journal
         self._clock = clock
         self._offload_bytes = offload_bytes
+        self._refusal_payload_max_bytes = refusal_payload_max_bytes
+        self._registers = RegisterKeeper(journal, ingest.limits)
+        self._published: OrderedDict[str, float] = OrderedDict()
+        """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
+        self._draining = False
+
+    @property
+    def draining(self) -> bool:
+        """True once the gateway is stopping (``drain``)."""
+        return self._draining
+
+    def drain(self) -> None:
+        """Refuse new documents from outside (503 ``draining``) from now on; the gateway is
+        stopping. Its own receipts (``sign_with``) are still taken: they finish deliveries."""
+        self._draining = True
+
+    @property
+    def published_unrecorded(self) -> int:
+        """How many confirmed publishes still wait for their QUEUED note."""
+        return len(self._published)
 
     @property
     def journal(self) -> Journal:
@@ -170,6 +269,11 @@ class Submissions:
         started = time.perf_counter()
         now = self._clock()
         try:
+            if self._draining and sign_with is None:
+                raise Draining(
+                    "This gateway node is stopping and takes no new messages; send the message "
+                    "again shortly (another node may take it)."
+                )
             trust = self._trust()
             accepted = await offload(
                 len(data),
@@ -181,6 +285,8 @@ class Submissions:
         except GatewayError as exc:
             _log_not_accepted(exc, channel, started)
             metrics.refused(exc, channel, started, sender=caller)
+            if sign_with is None:
+                await self.record_refusal(exc, data, channel=channel, caller=caller)
             raise
         envelope = accepted.envelope
         # Scoped, not bound for good: a receipt is submitted from inside the delivery of the
@@ -192,6 +298,7 @@ class Submissions:
             doc_type=envelope.document_type.value,
         ):
             try:
+                accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 submitted = await self._record_and_publish(
                     accepted, channel, correlation_id, now, original
@@ -199,6 +306,14 @@ class Submissions:
             except GatewayError as exc:
                 _log_not_accepted(exc, channel, started)
                 metrics.refused(exc, channel, started, envelope=envelope)
+                if sign_with is None:
+                    await self.record_refusal(
+                        exc,
+                        data,
+                        channel=channel,
+                        caller=caller,
+                        claimed=_claimed(envelope, accepted.document_id),
+                    )
                 raise
             metrics.accepted(envelope, channel, started)
             log.info(
@@ -214,6 +329,68 @@ class Submissions:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
         return submitted
+
+    async def record_refusal(
+        self,
+        error: GatewayError,
+        data: bytes | None,
+        *,
+        channel: str,
+        caller: str | None,
+        claimed: _Claimed | None = None,
+        size: int | None = None,
+    ) -> str | None:
+        """Journal a refused submission (4xx) for audit; its refusal id, or None if not written.
+
+        Never raises: the caller must get the original refusal even when the journal cannot
+        take this record (logged as ``refusal_not_journalled``). ``data`` None (the body never
+        arrived whole) records ``size`` alone. The bytes are kept up to the configured bound.
+        """
+        if not is_refusal(error):
+            return None
+        refusal_id = str(uuid.uuid4())
+        try:
+            if claimed is None:
+                claimed = (
+                    _Claimed()
+                    if data is None
+                    else await offload(
+                        len(data), self._offload_bytes, lambda: _read_claimed(self.ingest, data)
+                    )
+                )
+            kept = (
+                data if data is not None and len(data) <= self._refusal_payload_max_bytes else None
+            )
+            await self._journal.record_refusal(
+                Refusal(
+                    refusal_id=refusal_id,
+                    state=refusal_state(error),
+                    at=self._clock(),
+                    channel=channel,
+                    caller=caller,
+                    message_id=claimed.message_id,
+                    sender=claimed.sender,
+                    receiver=claimed.receiver,
+                    document_type=claimed.document_type,
+                    document_id=claimed.document_id,
+                    test=claimed.test,
+                    size=len(data) if data is not None else (size or 0),
+                    digest=hashlib.sha256(data).hexdigest() if data is not None else None,
+                    error_code=error.code,
+                    status=error.http_status,
+                    detail=error.detail[:2000],
+                    findings=tuple(f.to_json() for f in error.findings),
+                ),
+                kept,
+            )
+        except Exception as exc:  # noqa: BLE001 - a refusal must never become a 5xx
+            log.warning(
+                "refusal_not_journalled",
+                error=error.code,
+                journal_error=exc.code if isinstance(exc, GatewayError) else type(exc).__name__,
+            )
+            return None
+        return refusal_id
 
     async def _authorise(self, accepted: Accepted, *, issued_here: bool) -> MessageView | None:
         """For a receipt or answer: the message it refers to, once its sender may refer to it.
@@ -292,8 +469,14 @@ class Submissions:
             )
         if resubmitted and outcome.state is not MessageState.ACCEPTED:
             return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
-        # New, or known but never confirmed by the broker: publish (again) now.
-        await self._publish(accepted, channel, correlation_id)
+        await self._registers.keep(accepted, at=now)  # again is a no-op
+        if resubmitted and envelope.message_id in self._published:
+            # Confirmed by the broker before; only the QUEUED note was missing.
+            log.info("message_publish_not_repeated", reason="already-confirmed")
+            await self._note_queued(envelope.message_id)
+        else:
+            # New, or known but never confirmed by the broker: publish (again) now.
+            await self._publish(accepted, channel, correlation_id)
         await self._link_to_original(envelope, original)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
 
@@ -334,7 +517,25 @@ class Submissions:
                 correlation_id=correlation_id,
             )
         )
-        await self._journal.transition(envelope.message_id, MessageState.QUEUED, at=self._clock())
+        self._published[envelope.message_id] = time.monotonic()
+        self._published.move_to_end(envelope.message_id)
+        while len(self._published) > REMEMBERED_PUBLISHES:
+            self._published.popitem(last=False)
+        await self._note_queued(envelope.message_id)
+
+    async def _note_queued(self, message_id: str) -> None:
+        """Note QUEUED after a confirmed publish; a journal that fails for now only delays it.
+
+        The message is accepted either way (its row and the broker's copy exist), so a
+        temporary failure is logged and the id stays remembered: a resubmission or the sweep
+        notes it later, and neither publishes it again.
+        """
+        try:
+            await self._journal.transition(message_id, MessageState.QUEUED, at=self._clock())
+        except TemporaryFailure as exc:
+            log.warning("journal_queued_not_noted", error=exc.code, detail=exc.detail)
+            return
+        self._published.pop(message_id, None)
 
     async def sweep_unconfirmed(self, *, older_than: timedelta) -> int:
         """Publish journalled messages whose publish was never confirmed; return how many.
@@ -350,6 +551,10 @@ class Submissions:
         published = 0
         for summary in stale:
             message_id = summary.record.message_id
+            if message_id in self._published:
+                # In the broker already: note QUEUED now, never a second copy.
+                await self._note_queued(message_id)
+                continue
             payload = await self._journal.payload(message_id)
             if payload is None:
                 continue
@@ -358,6 +563,7 @@ class Submissions:
                     accepted = self.ingest.accept(
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
+                    await self._registers.keep(accepted, at=summary.record.received_at)
                     await self._publish(accepted, "sweep", None)
                     # Authorised when first accepted; the link was never made if the publish
                     # failed then.

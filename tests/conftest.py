@@ -89,7 +89,10 @@ AMQP_PORT = urlsplit(AMQP_URL).port or 5672
 # say it. A fixture (or a fixture depending on it) that reaches a service:
 SERVICE_FIXTURES = {"amqp_url": "rabbitmq", "chromium_path": "browser"}
 # A parametrized fixture whose parameter picks the service:
-SERVICE_PARAMS = {("journal_url", "postgres"): "postgresql"}
+SERVICE_PARAMS = {
+    ("journal_url", "postgres"): "postgresql",
+    ("retention_gateway", "postgres"): "postgresql",
+}
 # Names that reach a service when a test, or a helper function it calls, uses them:
 SERVICE_NAMES = {
     "AMQP_URL": "rabbitmq",
@@ -192,8 +195,6 @@ def amqp_url() -> str:
 def _sample_formd() -> bytes:
     """The canonical SG -> TH Form D sample."""
     return SAMPLE_FORMD.read_bytes()
-
-
 
 
 def make_settings(

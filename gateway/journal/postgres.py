@@ -23,7 +23,8 @@ statement timeout) is translated at one seam (``_translated``) into ``JournalUna
 one of its clearer subclasses (``journal-read-only``, ``journal-full``): 503, retryable, never a
 500. A connection that met a read-only transaction is closed, not given back, so the gateway
 heals by itself once the primary is writable again. Every operation is bounded by
-``op_timeout`` (5 s): the pool wait and the statements together (``asyncio.timeout``), and each
+``op_timeout`` (5 s): the pool wait and the statements together (``_deadline``: a hard one, a
+stalled server cannot stretch it), and each
 statement on the server too (``statement_timeout``).
 
 Tables live in the connection's ``search_path`` (the tests give each run its own schema with
@@ -53,6 +54,7 @@ from sqlalchemy.sql import ClauseElement
 
 from gateway.core import lease as lease_rule
 from gateway.core.lease import ClaimResult
+from gateway.core.registers import RegisterEntry
 from gateway.core.states import INITIAL_STATES, InvalidTransition, MessageState, next_state
 from gateway.errors import JournalFull, JournalReadOnly, JournalUnavailable, NotFound
 from gateway.journal import tables
@@ -83,9 +85,12 @@ from gateway.journal.contract import (
     inbox_item,
     outcomes_from_rows,
     pickup_detail,
+    register_entry_from_row,
+    register_params,
     settle_known,
 )
 from gateway.journal.group_commit import GroupCommit, Row, Write
+from gateway.journal.queries import OperatorQueries
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
@@ -355,6 +360,9 @@ _SQL = tables.compile_all(
         "claim": _claim_statement(),
         "view": _view_statement(),
         "link": _link_statement(),
+        "register_add": postgresql.insert(tables.register_entries)
+        .values(tables.values_of(tables.register_entries, tables.REGISTER_COLUMNS))
+        .on_conflict_do_nothing(),
         "inbox_store": postgresql.insert(inbox)
         .from_select(
             ["message_id", "receiver", "stored_at"],
@@ -402,6 +410,42 @@ async def _execute(cur: psycopg.AsyncCursor[Any], sql: tables.Sql, /, **given: A
     await cur.execute(sql.text, sql.params(**given))
 
 
+CANCEL_GRACE_SECONDS = 0.25
+"""How long psycopg may take to cancel a query once the operation timeout has expired."""
+
+
+@asynccontextmanager
+async def _deadline(seconds: float) -> AsyncIterator[None]:
+    """``asyncio.timeout(seconds)``, made hard against a stalled server.
+
+    psycopg answers the timeout's cancellation by asking the server to cancel the query and
+    waiting for that, up to 2 x 5 s, which a frozen server never answers: the caller would wait
+    for the freeze. A second cancellation ``CANCEL_GRACE_SECONDS`` later makes psycopg close the
+    connection instead (the pool replaces it), and the caller gets its ``TimeoutError``.
+    """
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover  (always called from a task)
+        raise RuntimeError("a journal operation outside a task")
+    again = False
+
+    def cancel_again() -> None:
+        nonlocal again
+        again = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds + CANCEL_GRACE_SECONDS, cancel_again)
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except asyncio.CancelledError:
+        if not again:
+            raise
+        task.uncancel()
+        raise TimeoutError from None
+    finally:
+        handle.cancel()
+
+
 def _translated(exc: BaseException, timeout: float) -> JournalUnavailable:
     """The gateway's error for a driver failure: the one seam where they are translated."""
     if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
@@ -447,8 +491,29 @@ _ESCALATE_LOOK = (
 )
 
 
-class PostgresJournal:
+class PostgresJournal(OperatorQueries):
     """``Journal`` on PostgreSQL; open it with ``PostgresJournal.open``."""
+
+    _dialect = "postgresql"
+
+    def _encode(self, moment: datetime) -> Any:
+        return as_utc(moment)
+
+    def _decode(self, value: Any) -> datetime:
+        return _when(value)
+
+    async def _select(self, sql: tables.Sql, params: dict[str, Any]) -> list[Any]:
+        async with self._connection() as cur:
+            await cur.execute(sql.text, params)
+            return list(await cur.fetchall())
+
+    async def _write_each(self, sql: tables.Sql, rows: list[dict[str, Any]]) -> int:
+        touched = 0
+        async with self._transaction() as cur:
+            for row in rows:
+                await cur.execute(sql.text, sql.params(**row))
+                touched += max(0, cur.rowcount)
+        return touched
 
     def __init__(
         self,
@@ -525,7 +590,7 @@ class PostgresJournal:
     async def _transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         """One transaction on a pooled connection, bounded, with driver failures translated."""
         try:
-            async with asyncio.timeout(self._op_timeout), self._pool.connection() as conn:
+            async with _deadline(self._op_timeout), self._pool.connection() as conn:
                 try:
                     async with conn.transaction():
                         yield conn.cursor()
@@ -542,7 +607,7 @@ class PostgresJournal:
         conn: psycopg.AsyncConnection[Any] | None = None
         try:
             try:
-                async with asyncio.timeout(self._op_timeout):
+                async with _deadline(self._op_timeout):
                     conn = await self._lender.lend()
                     yield conn.cursor()
             except psycopg.errors.ReadOnlySqlTransaction:
@@ -760,6 +825,33 @@ class PostgresJournal:
         if row is None or not row[0]:
             raise NotFound(f"The journal has no message {message_id}.")
         return bool(row[1])
+
+    async def register_add(self, entry: RegisterEntry, *, at: datetime) -> bool:
+        """See ``Journal.register_add``."""
+        async with self._transaction() as cur:
+            await _execute(cur, _SQL["exists"], message_id=entry.message_id)
+            if await cur.fetchone() is None:
+                raise NotFound(f"The journal has no message {entry.message_id}.")
+            await _execute(cur, _SQL["register_add"], **register_params(entry, as_utc(at)))
+            return cur.rowcount == 1
+
+    async def register_history(
+        self, register: str, country: str, record_key: str | None = None
+    ) -> list[RegisterEntry]:
+        """See ``Journal.register_history``."""
+        async with self._connection() as cur:
+            if record_key is None:
+                await _execute(cur, _SQL["register_history"], register=register, country=country)
+            else:
+                await _execute(
+                    cur,
+                    _SQL["register_record"],
+                    register=register,
+                    country=country,
+                    record_key=record_key,
+                )
+            rows = await cur.fetchall()
+        return [register_entry_from_row(row, _when) for row in rows]
 
     async def list_messages(
         self,
@@ -989,7 +1081,7 @@ class _Batches:
     async def commit(self, writes: list[Write]) -> list[Row]:
         """BEGIN, every statement, COMMIT, sent together (one round trip); the first rows."""
         journal = self._journal
-        async with asyncio.timeout(journal._op_timeout):
+        async with _deadline(journal._op_timeout):  # a frozen server cannot hold the batch
             conn = await journal._lender.lend()
             try:
                 cursors: list[psycopg.AsyncCursor[Any]] = []

@@ -55,6 +55,7 @@ from sqlalchemy.dialects import sqlite
 
 from gateway.core import lease
 from gateway.core.lease import ClaimResult
+from gateway.core.registers import RegisterEntry
 from gateway.core.states import INITIAL_STATES, MessageState, next_state
 from gateway.errors import (
     JournalFull,
@@ -91,8 +92,11 @@ from gateway.journal.contract import (
     inbox_item,
     outcomes_from_rows,
     pickup_detail,
+    register_entry_from_row,
+    register_params,
     settle_known,
 )
+from gateway.journal.queries import OperatorQueries
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
@@ -155,6 +159,9 @@ _SQL = tables.compile_all(
         "link": sqlite.insert(links)
         .values(tables.values_of(links, ("message_id", "related_message_id", "relation", "at")))
         .on_conflict_do_nothing(),
+        "register_add": sqlite.insert(tables.register_entries)
+        .values(tables.values_of(tables.register_entries, tables.REGISTER_COLUMNS))
+        .on_conflict_do_nothing(),
         "inbox_store": sqlite.insert(inbox)
         .values(tables.values_of(inbox, ("message_id", "receiver", "stored_at")))
         .on_conflict_do_nothing(),
@@ -187,8 +194,22 @@ def _when(value: Any) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SqliteJournal:
+class SqliteJournal(OperatorQueries):
     """``Journal`` on a SQLite file; open it with ``SqliteJournal.open``."""
+
+    _dialect = "sqlite"
+
+    def _encode(self, moment: datetime) -> Any:
+        return _stamp(moment)
+
+    def _decode(self, value: Any) -> datetime:
+        return _when(value)
+
+    async def _select(self, sql: tables.Sql, params: dict[str, Any]) -> list[Any]:
+        return await self._read(_select_rows, sql.text, params)
+
+    async def _write_each(self, sql: tables.Sql, rows: list[dict[str, Any]]) -> int:
+        return await self._run(_write_rows, sql.text, [sql.params(**row) for row in rows])
 
     def __init__(
         self,
@@ -516,6 +537,16 @@ class SqliteJournal:
     ) -> bool:
         """See ``Journal.link``."""
         return await self._run(_link, message_id, related_message_id, relation, _stamp(at))
+
+    async def register_add(self, entry: RegisterEntry, *, at: datetime) -> bool:
+        """See ``Journal.register_add``."""
+        return await self._run(_register_add, register_params(entry, _stamp(at)))
+
+    async def register_history(
+        self, register: str, country: str, record_key: str | None = None
+    ) -> list[RegisterEntry]:
+        """See ``Journal.register_history``."""
+        return await self._read(_register_history, register, country, record_key)
 
     async def list_messages(
         self,
@@ -1029,6 +1060,18 @@ def _select_summaries(
     return [summary_from_row(row, _when) for row in db.execute(query.text, params)]
 
 
+def _select_rows(db: sqlite3.Connection, text: str, params: dict[str, Any]) -> list[Any]:
+    return db.execute(text, params).fetchall()
+
+
+def _write_rows(db: sqlite3.Connection, text: str, rows: list[dict[str, Any]]) -> int:
+    touched = 0
+    with _write(db):
+        for row in rows:
+            touched += db.execute(text, row).rowcount
+    return touched
+
+
 def _counts(db: sqlite3.Connection, include_test: bool) -> Counts:
     rows = _exec(db, "counts" if include_test else "counts_live").fetchall()
     return Counts(
@@ -1132,3 +1175,22 @@ def _outcomes(db: sqlite3.Connection, since: str, limit: int) -> dict[str, Outco
     counts = _exec(db, "outcome_counts", since=since).fetchall()
     failures = _exec(db, "outcome_failures", since=since, limit=limit).fetchall()
     return outcomes_from_rows(counts, failures, _when)
+
+
+def _register_add(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
+    with _write(db):
+        if _one(db, "exists", message_id=params["message_id"]) is None:
+            raise NotFound(f"The journal has no message {params['message_id']}.")
+        return _exec(db, "register_add", **params).rowcount == 1
+
+
+def _register_history(
+    db: sqlite3.Connection, register: str, country: str, record_key: str | None
+) -> list[RegisterEntry]:
+    if record_key is None:
+        rows = _exec(db, "register_history", register=register, country=country)
+    else:
+        rows = _exec(
+            db, "register_record", register=register, country=country, record_key=record_key
+        )
+    return [register_entry_from_row(row, _when) for row in rows.fetchall()]

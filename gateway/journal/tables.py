@@ -27,6 +27,19 @@ Tables (see docs/journal.md):
 - ``audit_log``: append-only, one row per operator action and per view of a stored document
   (who, role, key id, when, what, on which target, why). No statement of the gateway updates or
   deletes it; it is not tied to ``messages``, so purging a message keeps its audit rows.
+- ``refusals``: one row per refused submission (state REJECTED or DUPLICATE), apart from
+  ``messages`` so that a refused message id never blocks a later valid submission of it: who
+  called (``caller``, ``channel``), what could be read of the header (claimed ``message_id``,
+  ``sender``, ``receiver``, ``document_type``, ``document_id``, ``test``), ``size``,
+  ``digest``, the ``error_code``, HTTP ``status``, ``detail``, the ``findings`` (JSON) and
+  the ``body`` when it is no larger than ``journal.refusal_payload_max_bytes`` (else NULL, the
+  digest alone). Purged by retention like messages, by ``at``.
+- ``register_entries``: one row per register update (issue 18: the certified-exporter register,
+  ``register`` = ``certified-exporter``): the issuing ``country``, the ``record_key`` (the
+  authorisation code), the update's own ``entry_id``, its ``action`` and ``effective_date``
+  (ISO text in both databases), the ``message_id`` that brought it, ``recorded_at`` and the
+  record as JSON ``body``. Unique on (register, country, entry_id, record_key): the same update
+  sent to several partners is one entry. Purged with its message, like any document.
 """
 
 from __future__ import annotations
@@ -47,7 +60,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 """The version these tables describe. Changing a table means a new revision in
 ``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
 sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
@@ -107,6 +120,7 @@ sa.Index(
 )
 sa.Index("messages_received_at", messages.c.received_at)
 sa.Index("messages_state_at", messages.c.state_at)
+sa.Index("messages_document_id", messages.c.document_id)
 
 
 def _message_ref() -> sa.ForeignKey:
@@ -183,6 +197,78 @@ sa.Index("audit_log_at", audit_log.c.at)
 
 AUDIT_COLUMNS = ("at", "actor", "role", "key_id", "action", "target", "reason", "detail")
 """The ``audit_log`` columns an ``AuditEntry`` fills, in its field order (``seq`` is given)."""
+refusals = sa.Table(
+    "refusals",
+    metadata,
+    sa.Column("refusal_id", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("at", _Stamp, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("caller", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("sender", sa.Text),
+    sa.Column("receiver", sa.Text),
+    sa.Column("document_type", sa.Text),
+    sa.Column("document_id", sa.Text),
+    sa.Column("test", _Flag),
+    sa.Column("size", _Big, nullable=False),
+    sa.Column("digest", sa.Text),
+    sa.Column("error_code", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("findings", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary),
+)
+sa.Index("refusals_at", refusals.c.at, refusals.c.refusal_id)
+sa.Index("refusals_sender", refusals.c.sender, refusals.c.at)
+sa.Index("refusals_code", refusals.c.error_code, refusals.c.at)
+sa.Index("refusals_message", refusals.c.message_id)
+register_entries = sa.Table(
+    "register_entries",
+    metadata,
+    sa.Column("register", sa.Text, primary_key=True),
+    sa.Column("country", sa.Text, primary_key=True),
+    sa.Column("entry_id", sa.Text, primary_key=True),
+    sa.Column("record_key", sa.Text, primary_key=True),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("effective_date", sa.Text, nullable=False),
+    sa.Column("message_id", sa.Text, _message_ref(), nullable=False),
+    sa.Column("recorded_at", _Stamp, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+sa.Index(
+    "register_entries_record",
+    register_entries.c.register,
+    register_entries.c.country,
+    register_entries.c.record_key,
+)
+
+REGISTER_COLUMNS = (
+    "register",
+    "country",
+    "record_key",
+    "entry_id",
+    "action",
+    "effective_date",
+    "message_id",
+    "recorded_at",
+    "body",
+)
+
+
+def register_history_statement(*, by_key: bool) -> sa.Select[Any]:
+    """A country's register entries (or one record's) in the order they were recorded."""
+    conditions = [
+        register_entries.c.register == param("register"),
+        register_entries.c.country == param("country"),
+    ]
+    if by_key:
+        conditions.append(register_entries.c.record_key == param("record_key"))
+    return (
+        sa.select(*(register_entries.c[name] for name in REGISTER_COLUMNS))
+        .where(*conditions)
+        .order_by(register_entries.c.recorded_at, register_entries.c.entry_id)
+    )
 
 
 @compiles(CreateColumn, "sqlite")
@@ -447,6 +533,8 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
         "audit_append": sa.insert(audit_log)
         .values(values_of(audit_log, AUDIT_COLUMNS))
         .returning(audit_log.c.seq),
+        "register_history": register_history_statement(by_key=False),
+        "register_record": register_history_statement(by_key=True),
         "inbox_ack_look": sa.select(inbox.c.acked_at).where(
             by_id(inbox), inbox.c.receiver == param("receiver")
         ),

@@ -29,7 +29,7 @@ from asw_toolkit.testkit import SUCCESS_STATES, Restamper, timeline_lines
 
 EX_TEMPFAIL = 75
 EX_NOINPUT = 66
-WAIT_FAILED = frozenset({"DEAD", "REJECTED", "DUPLICATE"})
+WAIT_FAILED = frozenset({"DEAD", "DISCARDED", "REJECTED", "DUPLICATE"})
 API_KEY_ENV = "ASW_API_KEY"
 API_KEYS_ENV = "ASW_API_KEYS_FILE"
 
