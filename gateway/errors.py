@@ -22,6 +22,7 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── SenderNotAllowed       403 sender-not-allowed
     │   ├── AnswerNotAllowed       403 answer-not-allowed
     │   ├── ReceiptNotAllowed      403 receipt-not-allowed
+    │   ├── RetransmissionNotAllowed 403 retransmission-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
     │   ├── DuplicateMessage       409 duplicate-business-key
     │   ├── MessageIdReused        409 message-id-reused
@@ -337,6 +338,18 @@ class AnswerNotAllowed(RejectedMessage):
     code = "answer-not-allowed"
     http_status = 403
     title = "This party may not answer that message"
+
+
+class RetransmissionNotAllowed(RejectedMessage):
+    """A re-transmission request from anyone but the e-Form D's receiver (OCP Rule 29(3)).
+
+    403: the request may be well formed, but only the Member State the e-Form D was sent to
+    may ask for it again, and only from the Member State that issued it.
+    """
+
+    code = "retransmission-not-allowed"
+    http_status = 403
+    title = "This party may not ask for that document again"
 
 
 class ReceiptNotAllowed(RejectedMessage):

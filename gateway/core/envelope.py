@@ -31,6 +31,7 @@ NS_FORMD = "urn:asw-gw:datamodel:EFORMD-DMS:1"
 NS_ACDD = "urn:asw-gw:datamodel:ACDD-DMS:1"
 NS_RESPONSE = "urn:asw-gw:datamodel:RES-DMS:1"
 NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
+NS_RETRANSMISSION = "urn:asw-gw:datamodel:RTR-DMS:1"
 NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 MEMBER_STATES = ("BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN")
@@ -43,6 +44,7 @@ class DocumentType(enum.Enum):
     ACDD = "ACDD"
     CUSTOMS_RESPONSE = "RES"
     DELIVERY_RECEIPT = "RCT"
+    RETRANSMISSION_REQUEST = "RTR"
 
     @property
     def root_tag(self) -> str:
@@ -60,12 +62,14 @@ _ROOT_TAGS = {
     DocumentType.ACDD: f"{{{NS_ACDD}}}ACDD",
     DocumentType.CUSTOMS_RESPONSE: f"{{{NS_RESPONSE}}}CustomsResponse",
     DocumentType.DELIVERY_RECEIPT: f"{{{NS_RECEIPT}}}DeliveryReceipt",
+    DocumentType.RETRANSMISSION_REQUEST: f"{{{NS_RETRANSMISSION}}}RetransmissionRequest",
 }
 _SLUGS = {
     DocumentType.FORM_D: "formd",
     DocumentType.ACDD: "acdd",
     DocumentType.CUSTOMS_RESPONSE: "response",
     DocumentType.DELIVERY_RECEIPT: "receipt",
+    DocumentType.RETRANSMISSION_REQUEST: "retransmission",
 }
 _BY_ROOT_TAG = {tag: doc_type for doc_type, tag in _ROOT_TAGS.items()}
 

@@ -41,6 +41,9 @@ LAST_DETAIL: Final = "x-asw-last-detail"
 REASON: Final = "x-asw-reason"
 DETAIL: Final = "x-asw-detail"
 ORIGINAL_ROUTING_KEY: Final = "x-asw-original-routing-key"
+RETRANSMISSION_OF: Final = "x-asw-retransmission-of"
+"""On a re-transmission (OCP Rule 29(3)): the e-Form D's message id; the AMQP message id is
+the request's, whose journal row the delivery claims."""
 DELIVERY_COUNT: Final = "x-delivery-count"
 """Set by a quorum queue: deliveries of this message that ended without a settle."""
 
@@ -66,6 +69,7 @@ class MessageHeaders:
     reason: str | None = None
     detail: str | None = None
     original_routing_key: str | None = None
+    retransmission_of: str | None = None
     delivery_count: int | None = None
     others: Mapping[str, HeaderValue] = field(default_factory=lambda: _EMPTY)
     """Headers that are not the gateway's, carried through as they came."""
@@ -143,6 +147,7 @@ _ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType(
         REASON: "reason",
         DETAIL: "detail",
         ORIGINAL_ROUTING_KEY: "original_routing_key",
+        RETRANSMISSION_OF: "retransmission_of",
         DELIVERY_COUNT: "delivery_count",
     }
 )

@@ -27,6 +27,7 @@ DOCUMENT_NAMES: Final = {
     DocumentType.ACDD: "ACDD",
     DocumentType.CUSTOMS_RESPONSE: "Customs Response",
     DocumentType.DELIVERY_RECEIPT: "delivery receipt",
+    DocumentType.RETRANSMISSION_REQUEST: "re-transmission request",
 }
 
 

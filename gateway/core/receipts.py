@@ -87,7 +87,11 @@ class Original:
     document_type: str
 
 
-_NOT_ANSWERABLE = (DocumentType.CUSTOMS_RESPONSE, DocumentType.DELIVERY_RECEIPT)
+_NOT_ANSWERABLE = (
+    DocumentType.CUSTOMS_RESPONSE,
+    DocumentType.DELIVERY_RECEIPT,
+    DocumentType.RETRANSMISSION_REQUEST,
+)
 _ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
 
 

@@ -61,6 +61,7 @@ SCHEMA_FILES: Final[dict[DocumentType, str]] = {
     DocumentType.ACDD: "acdd/acdd-1.xsd",
     DocumentType.CUSTOMS_RESPONSE: "response/response-1.xsd",
     DocumentType.DELIVERY_RECEIPT: "receipt/receipt-1.xsd",
+    DocumentType.RETRANSMISSION_REQUEST: "retransmission/retransmission-1.xsd",
 }
 
 XSD_CODES: Final = (

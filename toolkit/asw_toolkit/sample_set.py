@@ -490,6 +490,29 @@ INVALID += [
 ]  # fmt: skip
 
 # Valid edge cases: each is a small edit of a valid sample and must pass without findings.
+# --- issue 18: re-transmission request (OCP Rule 29(3)) ---------------------------------------
+RETRANSMISSION = "retransmission/valid/th-sg-formd-lost.xml"
+INVALID += [
+    (
+        RETRANSMISSION,
+        "retransmission/invalid/reference-missing.xml",
+        _drop("//cm:ReferencedMessageID"),
+        ["reference-missing"],
+    ),
+    (
+        RETRANSMISSION,
+        "retransmission/invalid/datetime-in-future.xml",
+        _set("//rt:IssueDateTime", "2099-01-01T00:00:00Z"),
+        ["datetime-in-future"],
+    ),
+    (
+        RETRANSMISSION,
+        "retransmission/invalid/xsd-type-not-form-d.xml",
+        _set("//rt:Declaration/rt:TypeCode", "ACDD"),
+        ["xsd-not-in-code-list"],
+    ),
+]
+
 EDGES: list[tuple[str, str, Edit]] = [
     # Rule 10(1): issued exactly three days after shipment needs no tick.
     (BASIC, "formd/valid/edge-issued-3-days-after-shipment.xml",

@@ -20,6 +20,7 @@ NAMESPACES = {
     "ac": "urn:asw-gw:datamodel:ACDD-DMS:1",
     "rs": "urn:asw-gw:datamodel:RES-DMS:1",
     "rc": "urn:asw-gw:datamodel:RCT-DMS:1",
+    "rt": "urn:asw-gw:datamodel:RTR-DMS:1",
 }
 _DECLARATIONS = " ".join(f'xmlns:{p}="{ns}"' for p, ns in NAMESPACES.items())
 

@@ -6,7 +6,8 @@ read the clock: ``now`` is passed in. Findings carry the element's XPath and sou
 message a trade officer understands and a hint on how to fix it.
 
 Modules: ``common`` (reading the tree, the message header, exporting/importing countries),
-``formd`` (Form D), ``acdd`` (ACDD), ``replies`` (Customs Response, Delivery receipt).
+``formd`` (Form D), ``acdd`` (ACDD), ``replies`` (Customs Response, Delivery receipt),
+``retransmission`` (re-transmission request).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gateway.core.rules.acdd import acdd_rules
 from gateway.core.rules.common import header_rules, read_header
 from gateway.core.rules.formd import form_d_rules
 from gateway.core.rules.replies import receipt_rules, response_rules
+from gateway.core.rules.retransmission import retransmission_rules
 from gateway.errors import Finding
 
 __all__ = ["check_rules"]
@@ -37,6 +39,8 @@ def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Findi
         findings.extend(acdd_rules(root, header, now))
     elif doc is Doc.CUSTOMS_RESPONSE:
         findings.extend(response_rules(root, now))
+    elif doc is Doc.RETRANSMISSION_REQUEST:
+        findings.extend(retransmission_rules(root, now))
     else:
         findings.extend(receipt_rules(root, header, now))
     return tuple(findings)
