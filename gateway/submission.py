@@ -430,7 +430,10 @@ class Submissions:
             )
         )
         await self._journal.transition(
-            accepted.envelope.message_id, MessageState.QUEUED, at=self._clock()
+            accepted.envelope.message_id,
+            MessageState.QUEUED,
+            at=self._clock(),
+            detail=f"re-delivering e-Form D {original_id} from the journal (OCP Rule 29(3))",
         )
         log.info("retransmission_queued", original=original_id, requester=decision.requester)
 
