@@ -3,8 +3,9 @@
 Every sample in ``manifest.json`` is sent as a fresh message (valid ones must be accepted and
 delivered, invalid ones refused with exactly their finding codes), then the scenarios: the same
 message id twice, the same document under a new message id, a replacement and a cancellation,
-an unsigned and a tampered document, and a test message. It prints expected against actual for
-each check and exits 0 only when all match.
+an unsigned and a tampered document, a test message, and a re-transmission request (OCP Rule
+29(3)) by the e-Form D's receiver (re-delivered) and by another party (refused). It prints
+expected against actual for each check and exits 0 only when all match.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from asw_toolkit.testkit import (
 BASE = "formd/valid/sg-th-basic.xml"
 REPLACEMENT = "formd/valid/sg-th-replacement.xml"
 CANCELLATION = "formd/valid/sg-th-cancellation.xml"
+RETRANSMISSION = "retransmission/valid/th-sg-formd-lost.xml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -294,6 +296,34 @@ class _Player:
             ))  # fmt: skip
         rows += await self._signature_scenarios(base, enabled=signatures)
         rows.append(await self._test_indicator(base))
+        rows += await self._retransmission()
+        return rows
+
+    async def _retransmission(self) -> list[_Row]:
+        """OCP Rule 29(3): TH asks again for the e-Form D sent to it (``first``, which the
+        sample's ReferencedMessageID now names), then MY asks for it."""
+        request = self.read(RETRANSMISSION)
+        doc = self.restamper.prepare(request)
+        answer = await self.send("re-transmission request by the receiver", doc)
+        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
+        if follow is not None:
+            self.tracker.track(follow)
+        rows = [_Row(check=Check(
+            name="scenario: re-transmission request by the receiver",
+            expected="202 accepted, delivered", actual=answer.describe(),
+            ok=answer.accepted, message_id=doc.message_id,
+        ), follow=follow)]  # fmt: skip
+        other = request.replace(
+            b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>MY<"
+        )
+        doc = self.restamper.prepare(other)
+        answer = await self.send("re-transmission request by another party", doc)
+        rows.append(_scenario(
+            "scenario: re-transmission request by another party",
+            "403 retransmission-not-allowed", answer.describe(),
+            answer.status == 403 and answer.code == "retransmission-not-allowed",
+            doc.message_id,
+        ))  # fmt: skip
         return rows
 
     async def _signature_scenarios(self, base: bytes, *, enabled: bool) -> list[_Row]:
