@@ -25,6 +25,7 @@ WIRE_NAMES = {
     "reason": "x-asw-reason",
     "detail": "x-asw-detail",
     "original_routing_key": "x-asw-original-routing-key",
+    "retransmission_of": "x-asw-retransmission-of",
     "delivery_count": "x-delivery-count",
 }
 
@@ -44,6 +45,7 @@ FULL = MessageHeaders(
     reason="retries-exhausted",
     detail="Delivery failed 2 times",
     original_routing_key="TH.formd",
+    retransmission_of="6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f",
     delivery_count=1,
 )
 

@@ -28,6 +28,7 @@ ROOT_NAMES = {
     DocumentType.ACDD: "ACDD",
     DocumentType.CUSTOMS_RESPONSE: "CustomsResponse",
     DocumentType.DELIVERY_RECEIPT: "DeliveryReceipt",
+    DocumentType.RETRANSMISSION_REQUEST: "RetransmissionRequest",
 }
 VALID = sorted(
     p.relative_to(SAMPLES).as_posix()
