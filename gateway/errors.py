@@ -23,6 +23,7 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── AnswerNotAllowed       403 answer-not-allowed
     │   ├── ReceiptNotAllowed      403 receipt-not-allowed
     │   ├── RetransmissionNotAllowed 403 retransmission-not-allowed
+    │   ├── ReplyNotAllowed        403 reply-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
     │   ├── DuplicateMessage       409 duplicate-business-key
     │   ├── MessageIdReused        409 message-id-reused
@@ -350,6 +351,16 @@ class RetransmissionNotAllowed(RejectedMessage):
     code = "retransmission-not-allowed"
     http_status = 403
     title = "This party may not ask for that document again"
+
+
+class ReplyNotAllowed(RejectedMessage):
+    """A step of an origin conversation (rejection, clarification, retroactive check, visit)
+    from anyone but the party asked, or addressed to anyone but the other party (OCP Rules 13,
+    18, 19). 403: the document may be well formed, but its sender has no say in that matter."""
+
+    code = "reply-not-allowed"
+    http_status = 403
+    title = "This party may not send this step of the conversation"
 
 
 class ReceiptNotAllowed(RejectedMessage):

@@ -31,6 +31,7 @@ import structlog
 
 from gateway import metrics
 from gateway.broker import Broker, Outgoing
+from gateway.core.conversations import authorise_step
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.headers import MessageHeaders
 from gateway.core.pipeline import Accepted, Ingest
@@ -202,6 +203,7 @@ class Submissions:
             try:
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 retransmission = await self._retransmission(envelope)
+                await self._authorise_step(envelope)
                 submitted = await self._record_and_publish(
                     accepted, channel, correlation_id, now, original, retransmission=retransmission
                 )
@@ -251,6 +253,29 @@ class Submissions:
             remote_parties=self._remote_parties,
         )
         return view
+
+    async def _authorise_step(self, envelope: Envelope) -> None:
+        """For a step of an origin conversation (rejection, clarification, retroactive check,
+        verification visit): refuse it unless its sender is the party asked
+        (``reply-not-allowed``), before anything is journalled."""
+        reference = envelope.referenced_message_id
+        if reference is None:
+            return
+        if authorise_step(envelope, None) is None:
+            return  # not a conversation step
+        view = await self._journal.get(reference)
+        if view is None:
+            return
+        record = view.summary.record
+        authorise_step(
+            envelope,
+            Original(
+                message_id=record.message_id,
+                sender=record.sender,
+                receiver=record.receiver,
+                document_type=record.document_type,
+            ),
+        )
 
     async def _retransmission(self, envelope: Envelope) -> Redeliver | Forward | None:
         """For a re-transmission request: re-deliver from the journal or forward (Rule 29(3)).
@@ -331,7 +356,7 @@ class Submissions:
         else:
             await self._publish(accepted, channel, correlation_id)
         await self._link_to_original(envelope, original)
-        await self._link_retransmission(envelope)
+        await self._link_conversation(envelope)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
 
     async def _link_to_original(self, envelope: Envelope, view: MessageView | None) -> None:
@@ -359,8 +384,9 @@ class Submissions:
         except GatewayError as exc:  # purged meanwhile, or in a state that refuses it
             log.info("link_not_recorded", original=original, error=exc.code)
 
-    async def _link_retransmission(self, envelope: Envelope) -> None:
-        """Join a re-transmission request and the e-Form D it concerns (Rule 29(3)).
+    async def _link_conversation(self, envelope: Envelope) -> None:
+        """Join a conversation step to the message it follows (``gateway.core.conversations``)
+        and a re-transmission request to the e-Form D it concerns (Rule 29(3)).
 
         A request is the ``retransmission-request`` of the e-Form D it names, when known here;
         an e-Form D whose header refers to a request journalled here (the issuing NSW sending
@@ -370,8 +396,13 @@ class Submissions:
         if reference is None:
             return
         now = self._clock()
+        step = authorise_step(envelope, None)
         try:
-            if envelope.document_type is DocumentType.RETRANSMISSION_REQUEST:
+            if step is not None:
+                # Authorised before it was journalled; linked when the followed message is here.
+                if await self._journal.get(reference) is not None:
+                    await self._journal.link(reference, envelope.message_id, step.relation, at=now)
+            elif envelope.document_type is DocumentType.RETRANSMISSION_REQUEST:
                 if await self._journal.get(reference) is not None:
                     await self._journal.link(
                         reference, envelope.message_id, RELATION_REQUEST, at=now

@@ -32,6 +32,7 @@ from gateway.app_keys import (
 )
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
+from gateway.core.deadlines import deadlines
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.states import MessageState
 from gateway.errors import (
@@ -45,7 +46,7 @@ from gateway.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from gateway.journal import Journal, MessageSummary
+from gateway.journal import Journal, MessageSummary, MessageView
 from gateway.offload import RequestPool, offload, using
 from gateway.settings import Settings
 
@@ -348,7 +349,33 @@ async def get_message(request: web.Request) -> web.Response:
         }
         for link in view.links
     ]
+    body["deadlines"] = deadlines_json(view, request.app[CLOCK]())
     return web.json_response(body)
+
+
+def deadlines_json(view: MessageView, now: datetime) -> list[dict[str, object]]:
+    """The OCP time limits running on the message (``gateway.core.deadlines``), as JSON."""
+    record = view.summary.record
+    delivered = [c.at for c in view.timeline if c.state is MessageState.DELIVERED]
+    found = deadlines(
+        record.document_type,
+        delivered[0] if delivered else None,
+        [(link.relation, link.at) for link in view.links if link.message_id == record.message_id],
+        now,
+    )
+    return [
+        {
+            "name": d.name,
+            "rule": d.rule,
+            "kind": d.kind,
+            "relation": d.relation,
+            "starts_at": d.starts_at.isoformat(),
+            "due_at": d.due_at.isoformat(),
+            "done_at": d.done_at.isoformat() if d.done_at else None,
+            "status": d.status,
+        }
+        for d in found
+    ]
 
 
 async def list_messages(request: web.Request) -> web.Response:

@@ -32,6 +32,8 @@ NS_ACDD = "urn:asw-gw:datamodel:ACDD-DMS:1"
 NS_RESPONSE = "urn:asw-gw:datamodel:RES-DMS:1"
 NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
 NS_RETRANSMISSION = "urn:asw-gw:datamodel:RTR-DMS:1"
+NS_REJECTION = "urn:asw-gw:datamodel:REJ-DMS:1"
+NS_VERIFICATION = "urn:asw-gw:datamodel:VER-DMS:1"
 NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 MEMBER_STATES = ("BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN")
@@ -45,6 +47,13 @@ class DocumentType(enum.Enum):
     CUSTOMS_RESPONSE = "RES"
     DELIVERY_RECEIPT = "RCT"
     RETRANSMISSION_REQUEST = "RTR"
+    REJECTION_NOTICE = "REJ"
+    CLARIFICATION = "CLR"
+    RETRO_CHECK_REQUEST = "RCQ"
+    RETRO_CHECK_REPLY = "RCP"
+    VISIT_REQUEST = "VVQ"
+    VISIT_CONSENT = "VVC"
+    VISIT_RESULT = "VVR"
 
     @property
     def root_tag(self) -> str:
@@ -63,6 +72,13 @@ _ROOT_TAGS = {
     DocumentType.CUSTOMS_RESPONSE: f"{{{NS_RESPONSE}}}CustomsResponse",
     DocumentType.DELIVERY_RECEIPT: f"{{{NS_RECEIPT}}}DeliveryReceipt",
     DocumentType.RETRANSMISSION_REQUEST: f"{{{NS_RETRANSMISSION}}}RetransmissionRequest",
+    DocumentType.REJECTION_NOTICE: f"{{{NS_REJECTION}}}RejectionNotice",
+    DocumentType.CLARIFICATION: f"{{{NS_REJECTION}}}Clarification",
+    DocumentType.RETRO_CHECK_REQUEST: f"{{{NS_VERIFICATION}}}RetroactiveCheckRequest",
+    DocumentType.RETRO_CHECK_REPLY: f"{{{NS_VERIFICATION}}}RetroactiveCheckReply",
+    DocumentType.VISIT_REQUEST: f"{{{NS_VERIFICATION}}}VerificationVisitRequest",
+    DocumentType.VISIT_CONSENT: f"{{{NS_VERIFICATION}}}VerificationVisitConsent",
+    DocumentType.VISIT_RESULT: f"{{{NS_VERIFICATION}}}VerificationVisitResult",
 }
 _SLUGS = {
     DocumentType.FORM_D: "formd",
@@ -70,6 +86,13 @@ _SLUGS = {
     DocumentType.CUSTOMS_RESPONSE: "response",
     DocumentType.DELIVERY_RECEIPT: "receipt",
     DocumentType.RETRANSMISSION_REQUEST: "retransmission",
+    DocumentType.REJECTION_NOTICE: "rejection",
+    DocumentType.CLARIFICATION: "clarification",
+    DocumentType.RETRO_CHECK_REQUEST: "retro-check-request",
+    DocumentType.RETRO_CHECK_REPLY: "retro-check-reply",
+    DocumentType.VISIT_REQUEST: "visit-request",
+    DocumentType.VISIT_CONSENT: "visit-consent",
+    DocumentType.VISIT_RESULT: "visit-result",
 }
 _BY_ROOT_TAG = {tag: doc_type for doc_type, tag in _ROOT_TAGS.items()}
 

@@ -28,6 +28,13 @@ DOCUMENT_NAMES: Final = {
     DocumentType.CUSTOMS_RESPONSE: "Customs Response",
     DocumentType.DELIVERY_RECEIPT: "delivery receipt",
     DocumentType.RETRANSMISSION_REQUEST: "re-transmission request",
+    DocumentType.REJECTION_NOTICE: "rejection notice",
+    DocumentType.CLARIFICATION: "clarification",
+    DocumentType.RETRO_CHECK_REQUEST: "retroactive check request",
+    DocumentType.RETRO_CHECK_REPLY: "retroactive check reply",
+    DocumentType.VISIT_REQUEST: "verification visit request",
+    DocumentType.VISIT_CONSENT: "verification visit consent",
+    DocumentType.VISIT_RESULT: "verification visit result",
 }
 
 

@@ -87,12 +87,8 @@ class Original:
     document_type: str
 
 
-_NOT_ANSWERABLE = (
-    DocumentType.CUSTOMS_RESPONSE,
-    DocumentType.DELIVERY_RECEIPT,
-    DocumentType.RETRANSMISSION_REQUEST,
-)
-_ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
+# A Customs Response answers the trade documents only.
+_ANSWERABLE = frozenset({DocumentType.FORM_D.value, DocumentType.ACDD.value})
 
 
 def authorise_reference(

@@ -62,6 +62,13 @@ SCHEMA_FILES: Final[dict[DocumentType, str]] = {
     DocumentType.CUSTOMS_RESPONSE: "response/response-1.xsd",
     DocumentType.DELIVERY_RECEIPT: "receipt/receipt-1.xsd",
     DocumentType.RETRANSMISSION_REQUEST: "retransmission/retransmission-1.xsd",
+    DocumentType.REJECTION_NOTICE: "conversation/rejection-1.xsd",
+    DocumentType.CLARIFICATION: "conversation/rejection-1.xsd",
+    DocumentType.RETRO_CHECK_REQUEST: "conversation/verification-1.xsd",
+    DocumentType.RETRO_CHECK_REPLY: "conversation/verification-1.xsd",
+    DocumentType.VISIT_REQUEST: "conversation/verification-1.xsd",
+    DocumentType.VISIT_CONSENT: "conversation/verification-1.xsd",
+    DocumentType.VISIT_RESULT: "conversation/verification-1.xsd",
 }
 
 XSD_CODES: Final = (

@@ -29,6 +29,13 @@ ROOT_NAMES = {
     DocumentType.CUSTOMS_RESPONSE: "CustomsResponse",
     DocumentType.DELIVERY_RECEIPT: "DeliveryReceipt",
     DocumentType.RETRANSMISSION_REQUEST: "RetransmissionRequest",
+    DocumentType.REJECTION_NOTICE: "RejectionNotice",
+    DocumentType.CLARIFICATION: "Clarification",
+    DocumentType.RETRO_CHECK_REQUEST: "RetroactiveCheckRequest",
+    DocumentType.RETRO_CHECK_REPLY: "RetroactiveCheckReply",
+    DocumentType.VISIT_REQUEST: "VerificationVisitRequest",
+    DocumentType.VISIT_CONSENT: "VerificationVisitConsent",
+    DocumentType.VISIT_RESULT: "VerificationVisitResult",
 }
 VALID = sorted(
     p.relative_to(SAMPLES).as_posix()

@@ -21,6 +21,8 @@ NAMESPACES = {
     "rs": "urn:asw-gw:datamodel:RES-DMS:1",
     "rc": "urn:asw-gw:datamodel:RCT-DMS:1",
     "rt": "urn:asw-gw:datamodel:RTR-DMS:1",
+    "rj": "urn:asw-gw:datamodel:REJ-DMS:1",
+    "vf": "urn:asw-gw:datamodel:VER-DMS:1",
 }
 _DECLARATIONS = " ".join(f'xmlns:{p}="{ns}"' for p, ns in NAMESPACES.items())
 

@@ -7,7 +7,8 @@ message a trade officer understands and a hint on how to fix it.
 
 Modules: ``common`` (reading the tree, the message header, exporting/importing countries),
 ``formd`` (Form D), ``acdd`` (ACDD), ``replies`` (Customs Response, Delivery receipt),
-``retransmission`` (re-transmission request).
+``retransmission`` (re-transmission request), ``conversations`` (rejection, clarification,
+retroactive check, verification visit).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lxml import etree
 from gateway.core.envelope import DocumentType as Doc
 from gateway.core.rules.acdd import acdd_rules
 from gateway.core.rules.common import header_rules, read_header
+from gateway.core.rules.conversations import conversation_rules
 from gateway.core.rules.formd import form_d_rules
 from gateway.core.rules.replies import receipt_rules, response_rules
 from gateway.core.rules.retransmission import retransmission_rules
@@ -41,6 +43,8 @@ def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Findi
         findings.extend(response_rules(root, now))
     elif doc is Doc.RETRANSMISSION_REQUEST:
         findings.extend(retransmission_rules(root, now))
+    elif doc is not Doc.DELIVERY_RECEIPT:
+        findings.extend(conversation_rules(root, doc, now))
     else:
         findings.extend(receipt_rules(root, header, now))
     return tuple(findings)

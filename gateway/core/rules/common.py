@@ -144,6 +144,13 @@ def future_datetime(el: etree._Element | None, what: str, now: datetime) -> Iter
 _ANSWERING_TYPES: Final = {
     Doc.CUSTOMS_RESPONSE: "A customs response",
     Doc.RETRANSMISSION_REQUEST: "A re-transmission request",
+    Doc.REJECTION_NOTICE: "A rejection notice",
+    Doc.CLARIFICATION: "A clarification",
+    Doc.RETRO_CHECK_REQUEST: "A retroactive check request",
+    Doc.RETRO_CHECK_REPLY: "A retroactive check reply",
+    Doc.VISIT_REQUEST: "A verification visit request",
+    Doc.VISIT_CONSENT: "A verification visit consent",
+    Doc.VISIT_RESULT: "A verification visit result",
 }
 
 
