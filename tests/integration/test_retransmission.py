@@ -4,86 +4,27 @@ simulated NSWs (real HTTP servers) for the receiving (TH) and the issuing (SG) s
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from asw_toolkit.simulator import RunningSimulator, SimulatorConfig, find_response_template
 from gateway.app import Gateway
-from gateway.core.envelope import MEMBER_STATES
-from gateway.core.topology import Topology
-from gateway.settings import PartySettings
-from tests.conftest import ROOT, SAMPLES, delete_topology, make_settings, with_message_id
+from tests.conftest import SAMPLES, with_message_id
 from tests.integration.helpers import base_url, submit
-from tests.pki_fixtures import PkiBundle
+from tests.integration.nsw_pair import Setup
 
 pytestmark = pytest.mark.rabbitmq
 
 REQUEST_SAMPLE = SAMPLES / "retransmission" / "valid" / "th-sg-formd-lost.xml"
 
 
-@dataclass(frozen=True, slots=True)
-class Setup:
-    """A gateway whose TH and SG parties are simulated NSWs reached over http-push."""
-
-    gateway: Gateway
-    nsw_th: RunningSimulator
-    nsw_sg: RunningSimulator
-
-
 @pytest.fixture
-async def setup(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> AsyncIterator[Setup]:
-    """Start both simulated NSWs, then a gateway delivering to them."""
-    template = find_response_template((ROOT,))
-    assert template is not None
-    nsw_th = RunningSimulator(SimulatorConfig(country="TH"))
-    await nsw_th.start()
-    gateway: Gateway | None = None
-    nsw_sg: RunningSimulator | None = None
-    prefix = f"test-rtr-{uuid.uuid4().hex[:8]}"
-    try:
-        base = make_settings(tmp_path, amqp_url, prefix, rsa_pki.directory)
-        # The gateway's port is known only after start: SG's NSW learns it afterwards.
-        nsw_sg = RunningSimulator(
-            SimulatorConfig(
-                country="SG",
-                respond_to="http://127.0.0.1:1",
-                response_template=template.read_bytes(),
-                respond_delay_seconds=0.1,
-            )
-        )
-        await nsw_sg.start()
-        parties = dict(base.parties)
-        for country, nsw in (("TH", nsw_th), ("SG", nsw_sg)):
-            parties[country] = PartySettings(
-                country=country,
-                adapter="http-push",
-                options={"url": nsw.documents_url},
-                sign_on_behalf=True,
-            )
-        gateway = Gateway(dataclasses.replace(base, parties=parties))
-        await gateway.start(port=0)
-        assert await gateway.broker.wait_connected(15), "gateway did not connect to RabbitMQ"
-        nsw_sg.simulator.config = dataclasses.replace(
-            nsw_sg.simulator.config, respond_to=base_url(gateway)
-        )
-        yield Setup(gateway=gateway, nsw_th=nsw_th, nsw_sg=nsw_sg)
-    finally:
-        if gateway is not None:
-            await gateway.stop()
-            await delete_topology(
-                amqp_url, Topology(prefix), MEMBER_STATES, gateway.broker.retry_delays_ms
-            )
-        if nsw_sg is not None:
-            await nsw_sg.stop()
-        await nsw_th.stop()
+async def setup(nsw_pair: Setup) -> Setup:
+    """The gateway and the two simulated NSWs (``tests.integration.nsw_pair``)."""
+    return nsw_pair
 
 
 def _request(formd_id: str, *, sender: str = "TH", receiver: str = "SG") -> tuple[str, bytes]:

@@ -22,7 +22,9 @@ delay}``), and ``GET /documents/{message_id}`` returns a stored document.
 
 With ``respond_to`` set, every accepted Form D or ACDD is answered a moment later by a Customs
 Response POSTed to ``{respond_to}/v1/messages``, built from a Customs Response template (by
-default the first of ``samples/response/valid/*.xml``).
+default the first of ``samples/response/valid/*.xml``); a rejection notice by a clarification,
+a retroactive check request by a reply and a verification visit request by a consent
+(``asw_toolkit.conversation_answers``).
 
 Re-transmission (OCP Rule 29(3)): an e-Form D the gateway re-delivers itself arrives with
 ``X-ASW-Retransmission-Request`` naming the request; it is recorded in ``retransmissions`` (and
@@ -52,6 +54,7 @@ import structlog
 from aiohttp import web
 from lxml import etree
 
+from asw_toolkit.conversation_answers import ANSWERS, build_answer
 from gateway.core.envelope import NS_COMMON, NS_DSIG, DocumentType, Envelope, read_envelope
 from gateway.core.parsing import parse
 from gateway.core.signatures import SigningKey, sign, verify
@@ -255,6 +258,7 @@ class NswSimulator:
         self.retransmissions: list[tuple[str, str]] = []
         self.issued: dict[str, bytes] = dict(config.issued)
         self.resent: list[SentResponse] = []
+        self.answered: list[SentResponse] = []  # clarifications, replies, consents sent back
         self._failures_served = 0
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -344,6 +348,8 @@ class NswSimulator:
             and envelope.document_type is DocumentType.RETRANSMISSION_REQUEST
         ):
             self._spawn(self._resend(envelope))
+        elif self.config.respond_to is not None and envelope.document_type in ANSWERS:
+            self._spawn(self._answer_step(envelope, root))
         return self._accepted(envelope, behaviour)
 
     def _accepted(self, envelope: Envelope, behaviour: Behaviour) -> web.Response:
@@ -448,6 +454,46 @@ class NswSimulator:
             )
         self.responses.append(sent)
         log.info("nsw_response_sent", country=config.country, **sent.to_json())
+
+    async def _answer_step(self, request: Envelope, root: etree._Element) -> None:
+        """Play the issuing side of a conversation step (``asw_toolkit.conversation_answers``)."""
+        config = self.config
+        if await self._pause(config.respond_delay_seconds):
+            return
+        built = build_answer(root, request, now=datetime.now(UTC))
+        if built is None:
+            return
+        message_id, document = built
+        if config.response_key is not None:
+            signed = sign(parse(document), config.response_key)
+            document = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+        sent = await self._post_back(document, message_id, request.message_id)
+        self.answered.append(sent)
+        log.info("nsw_step_answered", country=config.country, **sent.to_json())
+
+    async def _post_back(self, document: bytes, message_id: str, refers_to: str) -> SentResponse:
+        """POST ``document`` to the gateway; how it answered."""
+        config = self.config
+        assert config.respond_to is not None  # noqa: S101  (only called when set)
+        headers = {"Content-Type": "application/xml", "Accept": "application/json"}
+        if config.respond_api_key:
+            headers["X-API-Key"] = config.respond_api_key
+        url = config.respond_to.rstrip("/") + "/v1/messages"
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        try:
+            async with self._session.post(url, data=document, headers=headers) as answer:
+                await answer.read()
+                return SentResponse(
+                    message_id=message_id, referenced_message_id=refers_to, status=answer.status
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SentResponse(
+                message_id=message_id,
+                referenced_message_id=refers_to,
+                status=None,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     async def _resend(self, request: Envelope) -> None:
         """Play the issuing side of a re-transmission request: send the e-Form D again."""
