@@ -32,7 +32,7 @@ from gateway.app_keys import (
 )
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
-from gateway.core.deadlines import deadlines
+from gateway.core.deadlines import LIMITS, deadlines
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.states import MessageState
 from gateway.errors import (
@@ -378,6 +378,39 @@ def deadlines_json(view: MessageView, now: datetime) -> list[dict[str, object]]:
     ]
 
 
+_DEADLINE_STATUSES = frozenset({"due", "overdue", "met", "late", "open", "closed", "used"})
+
+
+async def list_deadlines(request: web.Request) -> web.Response:
+    """GET /v1/deadlines?status=&limit=: the OCP time limits of the newest ``limit`` messages
+    (200 by default, at most 1000) that carry any (e-Form D, retroactive check and visit
+    requests), those with a limit in ``status`` only if given, the earliest due first."""
+    query = request.query
+    status = query.get("status")
+    if status is not None and status not in _DEADLINE_STATUSES:
+        raise ParameterInvalid(
+            f"status must be one of {', '.join(sorted(_DEADLINE_STATUSES))}, not {status!r}."
+        )
+    limit = int_param(query, "limit", 200, 1, 1000, clamp=True)
+    journal, now = request.app[JOURNAL], request.app[CLOCK]()
+    entries: list[tuple[str, dict[str, object]]] = []
+    for summary in await journal.list_messages(limit=limit):
+        if summary.record.document_type not in LIMITS:
+            continue
+        view = await journal.get(summary.record.message_id)
+        if view is None:
+            continue
+        found = deadlines_json(view, now)
+        chosen = [d for d in found if status is None or d["status"] == status]
+        if not chosen:
+            continue
+        body = _summary_json(view.summary)
+        body["deadlines"] = found
+        entries.append((min(str(d["due_at"]) for d in chosen), body))
+    entries.sort(key=lambda entry: entry[0])
+    return web.json_response({"messages": [body for _, body in entries], "scanned": limit})
+
+
 async def list_messages(request: web.Request) -> web.Response:
     """GET /v1/messages?state=&sender=&receiver=&test=&limit=&before=: newest first."""
     query = request.query
@@ -659,6 +692,7 @@ def add_routes(app: web.Application) -> None:
 
     app.router.add_get("/v1/messages/{message_id}/document.json", get_document_json)
     app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/v1/deadlines", list_deadlines)
     app.router.add_get("/v1/dead-letters", dead_letters)
     app.router.add_post("/v1/dead-letters/{message_id}/replay", replay_dead_letter)
     app.router.add_get("/v1/certificates", certificates)

@@ -172,11 +172,16 @@ async def test_retroactive_check_reply_in_time_and_an_overdue_one(
         waiting = await _until(session, gateway, unanswered_id, _delivered, "delivered to SG")
         nsw_pair.clock.offset = timedelta(days=91)
         overdue = await _view(session, gateway, unanswered_id)
+        async with session.get(f"{base_url(gateway)}/v1/deadlines?status=overdue") as listed:
+            operators = await listed.json()
     assert _deadlines(replied) == {"reply": "met", "whole check": "met"}
     assert reply["document_type"] == "RCP"
     assert reply["sender"] == "SG"
     assert _deadlines(waiting) == {"reply": "due", "whole check": "due"}
     assert _deadlines(overdue) == {"reply": "overdue", "whole check": "due"}
+    overdue_ids = [m["message_id"] for m in operators["messages"]]
+    assert unanswered_id in overdue_ids
+    assert request_id not in overdue_ids
     due = {d["name"]: d["due_at"] for d in overdue["deadlines"]}
     assert due["reply"] < due["whole check"]
 
