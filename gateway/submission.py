@@ -513,6 +513,7 @@ class Submissions:
                     # failed then.
                     original = await self._referenced(accepted.envelope)
                     await self._link_to_original(accepted.envelope, original)
+                    await self._link_conversation(accepted.envelope)
                 except GatewayError as exc:
                     log.warning("message_sweep_failed", error=exc.code, detail=exc.detail)
                     if not isinstance(exc, RejectedMessage):
