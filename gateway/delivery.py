@@ -185,18 +185,13 @@ class DeliveryWorker:
         try:
             # Claimed only for the very bytes whose signature ingest verified: their SHA-256
             # must be the journal's (anything else was changed in transit).
-            # A re-transmission claims the request's row, whose own bytes are the request's:
-            # the e-Form D's bytes were read back from the journal, not received.
-            claim = await self._journal.claim_delivery(
-                handover.journal_id,
-                at=self._clock(),
-                lease=self._lease,
-                digest=(
-                    None
-                    if handover.retransmission_request
-                    else hashlib.sha256(handover.payload).hexdigest()
-                ),
-            )
+            digest = hashlib.sha256(handover.payload).hexdigest()
+            if handover.retransmission_request is None:
+                claim = await self._journal.claim_delivery(
+                    handover.message_id, at=self._clock(), lease=self._lease, digest=digest
+                )
+            else:
+                claim = await self._claim_retransmission(handover, digest)
             decision = self._decide(arrival, claim=claim)
             if isinstance(decision, Ack):
                 if decision.receipt_again:
@@ -210,6 +205,20 @@ class DeliveryWorker:
         except GatewayError as exc:
             return self._decide(arrival, failure=exc)
         return decision
+
+    async def _claim_retransmission(self, handover: Handover, digest: str) -> ClaimResult:
+        """Claim the request's row for a re-transmission, once the bytes are the e-Form D's.
+
+        The request's own digest is the request's; the e-Form D's bytes must match the
+        journal's digest of the e-Form D (``OTHER_BYTES`` otherwise, also when it was purged
+        meanwhile and cannot be compared).
+        """
+        original = await self._journal.get(handover.message_id)
+        if original is None or original.summary.record.digest != digest:
+            return ClaimResult.OTHER_BYTES
+        return await self._journal.claim_delivery(
+            handover.journal_id, at=self._clock(), lease=self._lease
+        )
 
     async def _hand_over(self, adapter: Adapter, handover: Handover, deliver: Deliver) -> None:
         """Check the signer again and hand the document over (unless the receiver has it)."""
