@@ -194,8 +194,6 @@ def _sample_formd() -> bytes:
     return SAMPLE_FORMD.read_bytes()
 
 
-
-
 def make_settings(
     tmp_path: Path,
     amqp_url: str,

@@ -34,6 +34,9 @@ NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
 NS_RETRANSMISSION = "urn:asw-gw:datamodel:RTR-DMS:1"
 NS_REJECTION = "urn:asw-gw:datamodel:REJ-DMS:1"
 NS_VERIFICATION = "urn:asw-gw:datamodel:VER-DMS:1"
+NS_CE_REGISTER = "urn:asw-gw:datamodel:CEREG-DMS:1"
+NS_ORIGIN_DECLARATION = "urn:asw-gw:datamodel:ODECL-DMS:1"
+NS_AEO_STATUS = "urn:asw-gw:datamodel:AEOSTAT-DMS:1"
 NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 MEMBER_STATES = ("BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN")
@@ -54,6 +57,9 @@ class DocumentType(enum.Enum):
     VISIT_REQUEST = "VVQ"
     VISIT_CONSENT = "VVC"
     VISIT_RESULT = "VVR"
+    CE_REGISTER_UPDATE = "CER"
+    ORIGIN_DECLARATION = "OD"
+    AEO_STATUS = "AEO"
 
     @property
     def root_tag(self) -> str:
@@ -79,6 +85,9 @@ _ROOT_TAGS = {
     DocumentType.VISIT_REQUEST: f"{{{NS_VERIFICATION}}}VerificationVisitRequest",
     DocumentType.VISIT_CONSENT: f"{{{NS_VERIFICATION}}}VerificationVisitConsent",
     DocumentType.VISIT_RESULT: f"{{{NS_VERIFICATION}}}VerificationVisitResult",
+    DocumentType.CE_REGISTER_UPDATE: f"{{{NS_CE_REGISTER}}}CertifiedExporterRegisterUpdate",
+    DocumentType.ORIGIN_DECLARATION: f"{{{NS_ORIGIN_DECLARATION}}}OriginDeclaration",
+    DocumentType.AEO_STATUS: f"{{{NS_AEO_STATUS}}}AEOStatusNotification",
 }
 _SLUGS = {
     DocumentType.FORM_D: "formd",
@@ -93,6 +102,9 @@ _SLUGS = {
     DocumentType.VISIT_REQUEST: "visit-request",
     DocumentType.VISIT_CONSENT: "visit-consent",
     DocumentType.VISIT_RESULT: "visit-result",
+    DocumentType.CE_REGISTER_UPDATE: "ce-register",
+    DocumentType.ORIGIN_DECLARATION: "origin-declaration",
+    DocumentType.AEO_STATUS: "aeo-status",
 }
 _BY_ROOT_TAG = {tag: doc_type for doc_type, tag in _ROOT_TAGS.items()}
 

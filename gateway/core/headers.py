@@ -44,6 +44,9 @@ ORIGINAL_ROUTING_KEY: Final = "x-asw-original-routing-key"
 RETRANSMISSION_OF: Final = "x-asw-retransmission-of"
 """On a re-transmission (OCP Rule 29(3)): the e-Form D's message id; the AMQP message id is
 the request's, whose journal row the delivery claims."""
+HANDED_OVER: Final = "x-asw-handed-over"
+"""When (ISO 8601) the receiver got this document; set on a retry copy whose DELIVERED could not
+be recorded, so that the copy is only recorded, never handed over again."""
 DELIVERY_COUNT: Final = "x-delivery-count"
 """Set by a quorum queue: deliveries of this message that ended without a settle."""
 
@@ -70,6 +73,7 @@ class MessageHeaders:
     detail: str | None = None
     original_routing_key: str | None = None
     retransmission_of: str | None = None
+    handed_over: str | None = None
     delivery_count: int | None = None
     others: Mapping[str, HeaderValue] = field(default_factory=lambda: _EMPTY)
     """Headers that are not the gateway's, carried through as they came."""
@@ -98,11 +102,22 @@ class MessageHeaders:
         return table
 
     def for_retry(
-        self, *, attempt: int, delay_ms: int, error_code: str, error_detail: str
+        self,
+        *,
+        attempt: int,
+        delay_ms: int,
+        error_code: str,
+        error_detail: str,
+        handed_over: str | None = None,
     ) -> MessageHeaders:
-        """These headers on the way to the retry step of ``delay_ms`` for ``attempt``."""
+        """These headers on the way to the retry step of ``delay_ms`` for ``attempt``.
+
+        ``handed_over`` (when the receiver got it) marks a copy that is only to be recorded; a
+        copy marked before keeps its mark.
+        """
         return dataclasses.replace(
             self,
+            handed_over=handed_over or self.handed_over,
             attempt=attempt,
             retry_delay_ms=delay_ms,
             last_error=error_code,
@@ -148,6 +163,7 @@ _ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType(
         DETAIL: "detail",
         ORIGINAL_ROUTING_KEY: "original_routing_key",
         RETRANSMISSION_OF: "retransmission_of",
+        HANDED_OVER: "handed_over",
         DELIVERY_COUNT: "delivery_count",
     }
 )

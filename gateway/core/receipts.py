@@ -87,8 +87,21 @@ class Original:
     document_type: str
 
 
-# A Customs Response answers the trade documents only.
-_ANSWERABLE = frozenset({DocumentType.FORM_D.value, DocumentType.ACDD.value})
+# A Customs Response answers trade documents and register updates, not replies, receipts or
+# the steps of an origin conversation (issue 18 §1-§3), which have answers of their own.
+_NOT_ANSWERABLE = (
+    DocumentType.CUSTOMS_RESPONSE,
+    DocumentType.DELIVERY_RECEIPT,
+    DocumentType.RETRANSMISSION_REQUEST,
+    DocumentType.REJECTION_NOTICE,
+    DocumentType.CLARIFICATION,
+    DocumentType.RETRO_CHECK_REQUEST,
+    DocumentType.RETRO_CHECK_REPLY,
+    DocumentType.VISIT_REQUEST,
+    DocumentType.VISIT_CONSENT,
+    DocumentType.VISIT_RESULT,
+)
+_ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
 
 
 def authorise_reference(
@@ -124,7 +137,8 @@ def _check_answer(envelope: Envelope, original: Original) -> None:
     if original.document_type not in _ANSWERABLE:
         raise AnswerNotAllowed(
             f"Message {ref} is a {_kind(original.document_type)}, not a trade document; "
-            "a Customs Response can only answer a Form D or an ACDD."
+            "a Customs Response can only answer a trade document (Form D, ACDD, Origin "
+            "Declaration, register update)."
         )
     if original.receiver != sender:
         raise AnswerNotAllowed(

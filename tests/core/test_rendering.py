@@ -36,6 +36,9 @@ ROOT_NAMES = {
     DocumentType.VISIT_REQUEST: "VerificationVisitRequest",
     DocumentType.VISIT_CONSENT: "VerificationVisitConsent",
     DocumentType.VISIT_RESULT: "VerificationVisitResult",
+    DocumentType.CE_REGISTER_UPDATE: "CertifiedExporterRegisterUpdate",
+    DocumentType.ORIGIN_DECLARATION: "OriginDeclaration",
+    DocumentType.AEO_STATUS: "AEOStatusNotification",
 }
 VALID = sorted(
     p.relative_to(SAMPLES).as_posix()

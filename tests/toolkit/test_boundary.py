@@ -60,9 +60,7 @@ def test_the_scan_ignores_other_imports() -> None:
     assert toolkit_imports("import gateway.core\nfrom adapters import http_push\nimport lxml") == []
 
 
-@pytest.mark.parametrize(
-    "module", _product_modules(), ids=lambda p: p.relative_to(ROOT).as_posix()
-)
+@pytest.mark.parametrize("module", _product_modules(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_product_module_does_not_import_the_toolkit(module: Path) -> None:
     """No module of gateway/ or adapters/ imports asw_toolkit."""
     assert toolkit_imports(module.read_text(encoding="utf-8")) == []

@@ -20,11 +20,11 @@ received twice shows up twice in ``GET /received``. ``GET /stats`` counts reques
 ``POST /behaviour`` changes the behaviour at run time (JSON ``{behaviour, fail_count,
 delay}``), and ``GET /documents/{message_id}`` returns a stored document.
 
-With ``respond_to`` set, every accepted Form D or ACDD is answered a moment later by a Customs
-Response POSTed to ``{respond_to}/v1/messages``, built from a Customs Response template (by
-default the first of ``samples/response/valid/*.xml``); a rejection notice by a clarification,
-a retroactive check request by a reply and a verification visit request by a consent
-(``asw_toolkit.conversation_answers``).
+With ``respond_to`` set, every accepted Form D, ACDD or Origin Declaration is answered a moment
+later by a Customs Response POSTed to ``{respond_to}/v1/messages``, built from a Customs
+Response template (by default the first of ``samples/response/valid/*.xml``); a rejection
+notice by a clarification, a retroactive check request by a reply and a verification visit
+request by a consent (``asw_toolkit.conversation_answers``).
 
 Re-transmission (OCP Rule 29(3)): an e-Form D the gateway re-delivers itself arrives with
 ``X-ASW-Retransmission-Request`` naming the request; it is recorded in ``retransmissions`` (and
@@ -67,7 +67,10 @@ BEHAVIOURS = ("accept", "slow", "timeout", "fail-then-recover", "garbage", "reje
 RESPONSE_SAMPLES = Path("samples") / "response" / "valid"
 GARBAGE_BODY = b"<<OK>> \x00\xff not json {"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-_ANSWERED_TYPES = frozenset({DocumentType.FORM_D, DocumentType.ACDD})
+# The importing side answers trade documents: a Form D, an ACDD or an Origin Declaration.
+_ANSWERED_TYPES = frozenset(
+    {DocumentType.FORM_D, DocumentType.ACDD, DocumentType.ORIGIN_DECLARATION}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
