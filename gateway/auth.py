@@ -20,9 +20,9 @@ whose sender is another country with ``sender-not-allowed`` (403).
 Paths:
 
 - open to everyone: ``/healthz``, ``/readyz``, ``/console`` and below;
-- operator endpoints (``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``, ``/metrics``,
-  ``/v1/certificates``, ``/v1/partners``): the operator key (``http.operator_api_key_sha256``)
-  unless ``http.auth`` is ``none``;
+- operator endpoints (``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``, ``/v1/deadlines``,
+  ``/metrics``, ``/v1/certificates``, ``/v1/partners``): the operator key
+  (``http.operator_api_key_sha256``) unless ``http.auth`` is ``none``;
 - everything else: a party. The operator key is also accepted there for reading (GET, HEAD),
   with no party as caller.
 
@@ -55,7 +55,14 @@ log = structlog.get_logger("gateway.auth")
 
 OPEN_PATHS = ("/healthz", "/readyz")
 OPEN_PREFIXES = ("/console",)
-OPERATOR_PATHS = ("/v1/queues", "/v1/stats", "/v1/certificates", "/v1/partners", "/metrics")
+OPERATOR_PATHS = (
+    "/v1/queues",
+    "/v1/stats",
+    "/v1/certificates",
+    "/v1/partners",
+    "/v1/deadlines",
+    "/metrics",
+)
 OPERATOR_PREFIXES = ("/v1/dead-letters",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FINGERPRINT_CHARS = 12

@@ -34,6 +34,7 @@ from gateway.app_keys import (
 )
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
+from gateway.core.deadlines import LIMITS, deadlines
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.states import MessageState
 from gateway.errors import (
@@ -47,7 +48,7 @@ from gateway.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from gateway.journal import Journal, MessageSummary
+from gateway.journal import Journal, MessageSummary, MessageView
 from gateway.offload import RequestPool, offload, using
 from gateway.readiness import worker_readiness
 from gateway.register_api import add_register_routes
@@ -366,7 +367,66 @@ async def get_message(request: web.Request) -> web.Response:
         }
         for link in view.links
     ]
+    body["deadlines"] = deadlines_json(view, request.app[CLOCK]())
     return web.json_response(body)
+
+
+def deadlines_json(view: MessageView, now: datetime) -> list[dict[str, object]]:
+    """The OCP time limits running on the message (``gateway.core.deadlines``), as JSON."""
+    record = view.summary.record
+    delivered = [c.at for c in view.timeline if c.state is MessageState.DELIVERED]
+    found = deadlines(
+        record.document_type,
+        delivered[0] if delivered else None,
+        [(link.relation, link.at) for link in view.links if link.message_id == record.message_id],
+        now,
+    )
+    return [
+        {
+            "name": d.name,
+            "rule": d.rule,
+            "kind": d.kind,
+            "relation": d.relation,
+            "starts_at": d.starts_at.isoformat(),
+            "due_at": d.due_at.isoformat(),
+            "done_at": d.done_at.isoformat() if d.done_at else None,
+            "status": d.status,
+        }
+        for d in found
+    ]
+
+
+_DEADLINE_STATUSES = frozenset({"due", "overdue", "met", "late", "open", "closed", "used"})
+
+
+async def list_deadlines(request: web.Request) -> web.Response:
+    """GET /v1/deadlines?status=&limit=: the OCP time limits of the newest ``limit`` messages
+    (200 by default, at most 1000) that carry any (e-Form D, retroactive check and visit
+    requests), those with a limit in ``status`` only if given, the earliest due first."""
+    query = request.query
+    status = query.get("status")
+    if status is not None and status not in _DEADLINE_STATUSES:
+        raise ParameterInvalid(
+            f"status must be one of {', '.join(sorted(_DEADLINE_STATUSES))}, not {status!r}."
+        )
+    limit = int_param(query, "limit", 200, 1, 1000, clamp=True)
+    journal, now = request.app[JOURNAL], request.app[CLOCK]()
+    entries: list[tuple[str, dict[str, object]]] = []
+    for summary in await journal.list_messages(limit=limit):
+        if summary.record.document_type not in LIMITS:
+            continue
+        view = await journal.get(summary.record.message_id)
+        if view is None:
+            continue
+        found = deadlines_json(view, now)
+        chosen = [d for d in found if status is None or d["status"] == status]
+        if not chosen:
+            continue
+        body = _summary_json(view.summary)
+        body["deadlines"] = found
+        entries.append((min(str(d["due_at"]) for d in chosen), body))
+    entries.sort(key=lambda entry: entry[0])
+    return web.json_response({"messages": [body for _, body in entries], "scanned": limit})
 
 
 async def visible_payload(request: web.Request, message_id: str) -> bytes:
@@ -625,6 +685,7 @@ def add_routes(app: web.Application) -> None:
     from gateway.oversight import add_oversight_routes  # noqa: PLC0415 - it imports this module
 
     add_oversight_routes(app)
+    app.router.add_get("/v1/deadlines", list_deadlines)
     app.router.add_post("/v1/dead-letters/{message_id}/replay", replay_dead_letter)
     app.router.add_get("/v1/certificates", certificates)
     app.router.add_get("/v1/partners", partners)
