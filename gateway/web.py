@@ -534,10 +534,11 @@ async def readiness(broker: Broker, journal: Journal) -> tuple[int, dict[str, ob
     One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
     """
     status = await journal.status()
-    ready = broker.connected and status.ok
+    broker_state = broker.state  # connected | blocked (a broker alarm) | disconnected
+    ready = broker_state == "connected" and status.ok
     body: dict[str, object] = {
         "ready": ready,
-        "broker": "connected" if broker.connected else "disconnected",
+        "broker": broker_state,
         "journal": status.state,
     }
     if status.reason:
@@ -553,7 +554,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """GET /readyz: 200 only when submissions can be accepted (broker connected, journal writable).
 
-    The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
+    The body names what is missing: ``broker`` (``connected``, ``blocked`` by a broker memory or
+    disk alarm, or ``disconnected``) and ``journal`` (``ok``, ``read-only``,
     ``replaced`` or ``unavailable``, with the journal's reason).
     """
     status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
