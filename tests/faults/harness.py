@@ -19,7 +19,6 @@ import contextlib
 import os
 import queue
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -445,16 +444,11 @@ def socket_owner(local_port: int, remote_port: int, pids: Iterable[int]) -> int 
     return None
 
 
-def rabbitmqctl(*args: str) -> None:
-    """Run ``rabbitmqctl`` (stop_app / start_app on the shared broker)."""
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
-def wait_broker(timeout: float = 90.0) -> bool:
-    """Wait until the broker answers the AMQP handshake on 127.0.0.1:5672."""
+def wait_broker(timeout: float = 90.0, port: int | None = None) -> bool:
+    """Wait until a broker answers the AMQP handshake on 127.0.0.1 (``port``, or the shared)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if broker_reachable():
+        if broker_reachable() if port is None else broker_reachable(port=port):
             return True
         time.sleep(0.5)
     return False
