@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
 import socket
@@ -206,12 +207,22 @@ class Load:
     sent: list[str] = field(default_factory=list)
     accepted: dict[str, float] = field(default_factory=dict)
     refusals: Counter[str] = field(default_factory=Counter)
+    refusal_codes: Counter[str] = field(default_factory=Counter)
     refused_for_good: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_accepted(self) -> list[str]:
         """Message ids that never got 202."""
         return [i for i in self.sent if i not in self.accepted]
+
+
+def problem_code(text: str) -> str:
+    """The ``code`` of a problem+json answer, or ``?`` when it has none."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return "?"
+    return str(body.get("code", "?")) if isinstance(body, dict) else "?"
 
 
 async def send_until_accepted(
@@ -257,6 +268,7 @@ async def send_until_accepted(
                 load.refused_for_good[message_id] = f"{status} {text[:300]}"
                 return
             load.refusals[str(status)] += 1
+            load.refusal_codes[problem_code(text)] += 1
             await asyncio.sleep(pause)
 
     async def worker(session: aiohttp.ClientSession) -> None:
