@@ -239,7 +239,11 @@ class Broker:
             blocked = self.blocked
             if not blocked and loop.time() >= next_probe:
                 next_probe = loop.time() + PROBE_SECONDS
-                await self._send_probe()
+                try:
+                    await self._send_probe()
+                except CONNECTION_EXCEPTIONS as exc:
+                    log.warning("broker_probe_failed", error=type(exc).__name__)
+                    return  # the connection is broken: reconnect
             if blocked and self._blocked_since is None:
                 self._blocked_since = loop.time()
                 log.warning(
