@@ -138,6 +138,8 @@ class Broker:
 
         Called before a submission is journalled, so that a message refused for this reason
         leaves nothing behind that could be published later: a 503 from here is never delivered.
+        (``publish`` refuses a blocked broker too, but as ``broker-unavailable``: by then the
+        message is journalled.)
         """
         if not self.connected:
             raise BrokerUnavailable(
@@ -400,8 +402,16 @@ class Broker:
         Many publishes may wait on their confirms at once (one per HTTP request), so confirms
         are pipelined on the one channel rather than serialised.
         """
-        self.check_publishable()
-        exchange = self._exchanges.get(outgoing.exchange)
+        if self.blocked:
+            # Blocked since ``check_publishable`` let the submission be journalled: refused
+            # at once, but not ``broker-blocked`` (which promises nothing was journalled): the
+            # journalled copy may still be published by the sweep.
+            raise BrokerUnavailable(
+                "The message broker has just stopped taking messages (a memory or disk alarm); "
+                "the message is not confirmed. Send it again with the same message id; it will "
+                "not be delivered twice."
+            )
+        exchange = self._exchanges.get(outgoing.exchange) if self.connected else None
         if exchange is None:
             raise BrokerUnavailable(
                 "The message broker is not reachable right now; the message is not accepted "
