@@ -29,5 +29,6 @@ ENV ASW_HTTP__HOST=0.0.0.0 \
 USER asw
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"
-# A development PKI is made on first start when none is mounted (development only).
-CMD ["sh", "-c", "[ -d certs/dev ] || asw-gateway pki init certs/dev; exec asw-gateway serve --config config/gateway.toml"]
+# The image holds the product only (no tester tools, no development CA): mount the trust
+# directory at certs/dev. For development, make one on the host with `asw-toolkit pki init certs/dev`.
+CMD ["sh", "-c", "[ -d certs/dev ] || { echo 'asw-gateway: no trust directory at /opt/asw-gateway/certs/dev; mount one (for development: asw-toolkit pki init certs/dev)' >&2; exit 2; }; exec asw-gateway serve --config config/gateway.toml"]

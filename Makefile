@@ -20,8 +20,9 @@ help:
 	@echo "make lock   update requirements/*.lock after a change to pyproject.toml"
 	@echo "            (UPGRADE=1: move every pin to the newest release)"
 
-# Installs exactly what requirements/dev.lock pins (hashes checked), then the gateway itself.
-$(STAMP): pyproject.toml requirements/dev.lock scripts/setup-python
+# Installs exactly what requirements/dev.lock pins (hashes checked), then the gateway itself,
+# then the testers' tools (toolkit/, distribution asw-toolkit; the image installs only the gateway).
+$(STAMP): pyproject.toml toolkit/pyproject.toml requirements/dev.lock scripts/setup-python
 	@scripts/setup-python
 	@touch $(STAMP)
 
@@ -42,7 +43,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check gateway adapters
+	$(BIN)/ruff format --check gateway adapters toolkit
 
 typecheck: setup
 	$(BIN)/mypy

@@ -49,12 +49,18 @@ from tight_loop import LoopInput, tight_loop_rate  # noqa: E402  (beside this fi
 from timing import CpuMeter, measure, process_cpu_seconds  # noqa: E402  (beside this file)
 
 from adapters.drop_folder import DropFolderAdapter  # noqa: E402
+from asw_toolkit.dev_pki import (  # noqa: E402
+    DevPki,
+    KeyType,
+    build_dev_pki,
+    write_dev_pki,
+)
+from asw_toolkit.testkit import with_message_id  # noqa: E402
 from gateway.core.envelope import read_envelope  # noqa: E402
 from gateway.core.handover import Handover  # noqa: E402
 from gateway.core.headers import MessageHeaders  # noqa: E402
 from gateway.core.parsing import ParseLimits, parse  # noqa: E402
 from gateway.core.pipeline import Ingest  # noqa: E402
-from gateway.core.pki import DevPki, KeyType, build_dev_pki  # noqa: E402
 from gateway.core.receipts import build_receipt  # noqa: E402
 from gateway.core.routing import RoutingTable  # noqa: E402
 from gateway.core.signatures import load_signing_key, sign, signer_chain  # noqa: E402
@@ -64,9 +70,7 @@ from gateway.core.trust import TrustStore  # noqa: E402
 from gateway.core.validation import Validator  # noqa: E402
 from gateway.journal import open_journal  # noqa: E402
 from gateway.journal.contract import Journal, MessageRecord  # noqa: E402
-from gateway.pki_files import write_dev_pki  # noqa: E402
 from gateway.trust_loader import load_trust_store  # noqa: E402
-from tests.conftest import with_message_id  # noqa: E402
 
 AMQP_URL = os.environ.get("ASW_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TARGET_RATIO = 300 / 570

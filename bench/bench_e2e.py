@@ -56,14 +56,13 @@ from consumers import CountingConsumer  # noqa: E402  (beside this file)
 from tight_loop import LoopInput, tight_loop_rate  # noqa: E402  (beside this file)
 from timing import CpuMeter, CpuUse  # noqa: E402  (beside this file)
 
+from asw_toolkit.dev_pki import DevPki, KeyType, build_dev_pki, write_dev_pki  # noqa: E402
+from asw_toolkit.processes import GatewayProcess, delete_topology  # noqa: E402
+from asw_toolkit.testkit import with_message_id  # noqa: E402
 from gateway.core.envelope import MEMBER_STATES  # noqa: E402
 from gateway.core.parsing import parse  # noqa: E402
-from gateway.core.pki import DevPki, KeyType, build_dev_pki  # noqa: E402
 from gateway.core.signatures import load_signing_key, sign  # noqa: E402
 from gateway.core.topology import Topology  # noqa: E402
-from gateway.pki_files import write_dev_pki  # noqa: E402
-from tests.conftest import delete_topology, with_message_id  # noqa: E402
-from tests.integration.processes import GatewayProcess  # noqa: E402
 
 AMQP_URL = os.environ.get("ASW_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TARGET_DELIVERED = 300  # issue 5, on the machine where ...

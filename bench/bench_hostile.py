@@ -55,9 +55,9 @@ from lxml import etree
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from asw_toolkit.dev_pki import KeyType, build_dev_pki, document_signing  # noqa: E402
 from gateway.core.envelope import NS_DSIG  # noqa: E402
 from gateway.core.parsing import ParseLimits, parse  # noqa: E402
-from gateway.core.pki import KeyType, build_dev_pki, document_signing  # noqa: E402
 from gateway.core.signatures import load_signing_key, sign  # noqa: E402
 
 SAMPLE = ROOT / "samples" / "formd" / "valid" / "sg-th-basic.xml"

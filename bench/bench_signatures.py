@@ -53,9 +53,9 @@ from signxml.verifier import XMLVerifier
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from asw_toolkit.dev_pki import KeyType, build_dev_pki  # noqa: E402
 from gateway.core.envelope import NS_FORMD  # noqa: E402
 from gateway.core.parsing import ParseLimits, parse  # noqa: E402
-from gateway.core.pki import KeyType, build_dev_pki  # noqa: E402
 from gateway.core.signatures import (  # noqa: E402
     EXC_C14N,
     MAX_CERTIFICATE_BYTES,

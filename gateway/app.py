@@ -86,7 +86,7 @@ def load_keys(settings: Settings, role: str, countries: list[str]) -> dict[str, 
         except OSError as exc:
             problems.append(
                 f"{role} key of {country}: cannot read {exc.filename} ({exc.strerror}); "
-                f"create a development PKI with `asw-gateway pki init {keys_dir}`"
+                f"create a development PKI with `asw-toolkit pki init {keys_dir}`"
             )
         except SettingsError as exc:
             problems.extend(f"{role} key of {country}: {p}" for p in exc.problems)
@@ -109,7 +109,7 @@ def build_trust(settings: Settings) -> ReloadingTrustStore | None:
             raise SettingsError(
                 [
                     f"pki.trust_dir: {trust_dir} does not exist; create a development PKI with "
-                    f"`asw-gateway pki init {trust_dir}` or point ASW_PKI__TRUST_DIR at one"
+                    f"`asw-toolkit pki init {trust_dir}` or point ASW_PKI__TRUST_DIR at one"
                 ]
             )
         return None

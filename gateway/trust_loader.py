@@ -1,6 +1,6 @@
 """Read trust stores from disk, and pick up CRLs (and CA certificates) again when they change.
 
-Layout, the same one ``asw-gateway pki init`` writes:
+Layout, the same one ``asw-toolkit pki init`` writes:
 
     DIR/<CC>/ca*.pem    one or more CA certificates of the country (two during a rollover)
     DIR/<CC>/crl*.pem   the CRLs of those CAs (PEM)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aio_pika
 import pytest
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from asw_toolkit.processes import delete_topology
+from asw_toolkit.testkit import SAMPLE_DOCUMENT_ID, SAMPLE_MESSAGE_ID, with_message_id
 from gateway.app import Gateway
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
@@ -27,6 +27,10 @@ from gateway.settings import (
     PkiSettings,
     Settings,
 )
+
+# The sample-copy helper and the broker clean-up live in the toolkit (bench/ uses them too);
+# the tests keep importing them from here.
+__all__ = ["SAMPLE_DOCUMENT_ID", "SAMPLE_MESSAGE_ID", "delete_topology", "with_message_id"]
 
 if TYPE_CHECKING:
     from tests.pki_fixtures import PkiBundle
@@ -190,24 +194,6 @@ def _sample_formd() -> bytes:
     return SAMPLE_FORMD.read_bytes()
 
 
-SAMPLE_MESSAGE_ID = b"6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
-SAMPLE_DOCUMENT_ID = b"SG26-CO-0012345"
-
-
-def with_message_id(document: bytes, message_id: str | None = None) -> bytes:
-    """A new document from the sample: fresh (or given) message id and its own Form D number.
-
-    Both change, so that two copies are two documents rather than one document submitted
-    twice under different message ids (which the journal refuses as a duplicate).
-    """
-    message_id = message_id or str(uuid.uuid4())
-    assert SAMPLE_MESSAGE_ID in document and SAMPLE_DOCUMENT_ID in document
-    number = f"SG26-CO-{message_id[:8].upper()}".encode()
-    return document.replace(SAMPLE_MESSAGE_ID, message_id.encode()).replace(
-        SAMPLE_DOCUMENT_ID, number
-    )
-
-
 def make_settings(
     tmp_path: Path,
     amqp_url: str,
@@ -244,27 +230,6 @@ def make_settings(
             for cc in MEMBER_STATES
         },
     )
-
-
-async def delete_topology(
-    amqp_url: str,
-    topology: Topology,
-    countries: tuple[str, ...],
-    retry_delays_ms: tuple[int, ...] = (),
-) -> None:
-    """Remove a test's queues and exchanges from the shared broker."""
-    try:
-        connection = await aio_pika.connect(amqp_url, timeout=5)
-    except CONNECTION_EXCEPTIONS:
-        return
-    async with connection:
-        channel = await connection.channel()
-        queues = [topology.delivery_queue(c) for c in countries] + [topology.dead_queue]
-        queues += [topology.retry_queue(d) for d in retry_delays_ms]
-        for name in queues:
-            await channel.queue_delete(name)
-        for name in (topology.route_exchange, topology.dead_exchange, topology.retry_exchange):
-            await channel.exchange_delete(name)
 
 
 @pytest.fixture

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from asw_toolkit.dev_pki import DevPki, Issued, KeyType, build_dev_pki, write_dev_pki
 from gateway.core.parsing import parse
-from gateway.core.pki import DevPki, Issued, KeyType, build_dev_pki
 from gateway.core.signatures import SigningKey, load_signing_key, sign
 from gateway.core.trust import CountryTrust, RevocationPolicy, TrustStore
-from gateway.pki_files import write_dev_pki
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "formd" / "valid" / "sg-th-basic.xml"
 

@@ -1,7 +1,9 @@
 """``asw-gateway``: the command line of the gateway.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``; its handler takes the
-parsed arguments and returns the process exit code.
+The operator's commands only; the testers' tools (send, replay, conformance, samples,
+simulate-nsw, pki init) are ``asw-toolkit`` (``toolkit/``). Each subcommand lives in its own
+module exposing ``register(subparsers)``; its handler takes the parsed arguments and returns the
+process exit code.
 """
 
 from __future__ import annotations
@@ -11,18 +13,16 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from gateway.cli.moved import moved_command, moved_handler
+
 COMMAND_MODULES = (
     "gateway.cli.serve",
-    "gateway.cli.send",
     "gateway.cli.pki",
     "gateway.cli.sign",
     "gateway.cli.verify",
-    "gateway.cli.simulate",
     "gateway.cli.validate",
-    "gateway.cli.replay",
-    "gateway.cli.conformance",
-    "gateway.cli.samples",
     "gateway.cli.keys",
+    "gateway.cli.moved",  # send, replay, conformance, samples, simulate-nsw: now `asw-toolkit`
 )
 
 
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asw-gateway`` console script."""
+    moved = moved_command(sys.argv[1:] if argv is None else list(argv))
+    if moved is not None:  # before parsing: the moved command's own options mean nothing here
+        return moved_handler(moved)(argparse.Namespace())
     args = build_parser().parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adapters.http_push import ANSWER_EXCERPT_CHARS, HttpPushAdapter
-from adapters.simulator import Behaviour, RunningSimulator, SimulatorConfig
+from asw_toolkit.simulator import Behaviour, RunningSimulator, SimulatorConfig
 from gateway.core.breaker import BreakerPhase, BreakerPolicy
 from gateway.core.handover import Handover
 from gateway.errors import PeerTimeout, PeerUnavailable, PermanentDeliveryFailure, SettingsError

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from adapters.remote_gateway import RemoteGatewayAdapter
+from asw_toolkit.processes import free_port
 from gateway.app import Gateway
 from gateway.core.handover import Handover
 from gateway.errors import PeerUnavailable, PermanentDeliveryFailure, SettingsError
 from tests.conftest import SAMPLE_DOCUMENT_ID, SAMPLE_MESSAGE_ID, with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
-from tests.integration.processes import free_port
 from tests.pki_fixtures import PkiBundle
 
 

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from gateway.core.pki import KeyType, build_country
+from asw_toolkit.dev_pki import KeyType, build_country
 from gateway.core.trust import CountryTrust, RevocationPolicy, TrustStore
 from gateway.errors import (
     CertificateExpired,

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import structlog
 
+from asw_toolkit.processes import GatewayProcess
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology
 from tests.faults.harness import Summary
-from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
 
 GatewayFactory = Callable[..., GatewayProcess]

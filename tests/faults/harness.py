@@ -1,6 +1,6 @@
 """Helpers for the fault-injection scenarios: a simulated NSW, a load generator, counters.
 
-The simulated NSW (``NswThread``) runs the real ``adapters.simulator.NswSimulator`` handlers in
+The simulated NSW (``NswThread``) runs the real ``asw_toolkit.simulator.NswSimulator`` handlers in
 a thread with its own event loop, so that whatever blocks the test's loop (starting a gateway,
 ``rabbitmqctl``) never delays the NSW's answers: a delayed answer would turn into an adapter
 timeout, and so into a duplicate that the gateway is not to blame for. The NSW counts what it
@@ -33,7 +33,7 @@ import aio_pika
 import aiohttp
 from aiohttp import web
 
-from adapters.simulator import MAX_DOCUMENT_BYTES, Behaviour, NswSimulator, SimulatorConfig
+from asw_toolkit.simulator import MAX_DOCUMENT_BYTES, Behaviour, NswSimulator, SimulatorConfig
 from tests.conftest import SAMPLE_FORMD, broker_reachable, with_message_id
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})

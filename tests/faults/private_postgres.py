@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.integration.processes import free_port
+from asw_toolkit.processes import free_port
 
 
 def _bin_dir() -> Path | None:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.processes import free_port
+from asw_toolkit.processes import free_port
 
 SBIN = Path("/usr/lib/rabbitmq/bin")
 EPMD_CANDIDATES = ("/usr/lib/erlang/erts-*/bin/epmd", "/usr/lib/erlang/bin/epmd")

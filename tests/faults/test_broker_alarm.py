@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
+from asw_toolkit.processes import http_push_party
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_LEASE_SECONDS,
@@ -43,7 +44,6 @@ from tests.faults.harness import (
     wait_until,
 )
 from tests.faults.private_rabbitmq import PrivateNode, private_rabbit
-from tests.integration.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
+from asw_toolkit.processes import GatewayProcess, http_push_party
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_LEASE_SECONDS,
@@ -34,7 +35,6 @@ from tests.faults.harness import (
     wait_until,
 )
 from tests.faults.private_rabbitmq import PrivateRabbit, private_rabbit
-from tests.integration.processes import GatewayProcess, http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from asw_toolkit.processes import http_push_party
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_LEASE_SECONDS,
@@ -29,7 +30,6 @@ from tests.faults.harness import (
     wait_broker,
 )
 from tests.faults.private_rabbitmq import private_rabbit
-from tests.integration.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

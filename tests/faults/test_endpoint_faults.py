@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from asw_toolkit.processes import GatewayProcess, http_push_party
 from gateway.core.headers import MessageHeaders
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
@@ -32,7 +33,6 @@ from tests.faults.harness import (
     wait_delivered,
     wait_until,
 )
-from tests.integration.processes import GatewayProcess, http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from asw_toolkit.processes import http_push_party
 from gateway.settings import AmqpSettings
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
@@ -37,7 +38,6 @@ from tests.faults.harness import (
     settle,
     wait_arrivals,
 )
-from tests.integration.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from asw_toolkit.processes import http_push_party
 from gateway.settings import AmqpSettings
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
@@ -43,7 +44,6 @@ from tests.faults.harness import (
     wait_delivered,
     wait_until,
 )
-from tests.integration.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

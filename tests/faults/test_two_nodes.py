@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
+from asw_toolkit.processes import http_push_party
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_LEASE_SECONDS,
@@ -28,7 +29,6 @@ from tests.faults.harness import (
     settle,
     wait_arrivals,
 )
-from tests.integration.processes import http_push_party
 from tests.journal.conftest import fresh_postgres_journal
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.processes import free_port
+from asw_toolkit.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 XSD_DIR = ROOT / "xsd"

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from adapters.simulator import RunningSimulator, SimulatorConfig, find_response_template
+from asw_toolkit.simulator import RunningSimulator, SimulatorConfig, find_response_template
 from gateway.auth import key_digest
 from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.parsing import parse

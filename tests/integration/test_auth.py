@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 import structlog
 
+from asw_toolkit.cli.send import ApiKeyError, api_key_from
 from gateway.app import Gateway
 from gateway.auth import (
     Authenticator,
@@ -24,7 +25,6 @@ from gateway.auth import (
     path_kind,
     server_ssl_context,
 )
-from gateway.cli.send import ApiKeyError, api_key_from
 from gateway.errors import SettingsError, Unauthenticated
 from gateway.settings import HttpSettings, PartySettings, Settings, load_settings
 from tests.conftest import SAMPLES, with_message_id
@@ -401,7 +401,7 @@ async def _send(gateway: Gateway, *args: str, env: dict[str, str]) -> tuple[int,
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway",
+        "asw_toolkit",
         "send",
         str(SAMPLES / "formd" / "valid" / "sg-th-basic.xml"),
         "--new-id",

@@ -8,12 +8,12 @@ import aio_pika
 import pytest
 import structlog
 
+from asw_toolkit.processes import free_port
 from gateway.broker import Broker
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from gateway.settings import AmqpSettings
 from tests.conftest import delete_topology
-from tests.integration.processes import free_port
 
 pytestmark = [pytest.mark.rabbitmq]
 

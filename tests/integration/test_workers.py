@@ -16,12 +16,12 @@ import pytest
 import structlog
 import structlog.testing
 
+from asw_toolkit.processes import GatewayProcess
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from gateway.settings import NodeSettings
 from gateway.workers import cpu_for_worker, place_worker
 from tests.conftest import delete_topology, with_message_id
-from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]

@@ -26,6 +26,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from asw_toolkit.processes import GatewayProcess, free_port, http_push_party
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology
@@ -36,7 +37,6 @@ from tests.faults.harness import (
     wait_delivered,
     wait_until,
 )
-from tests.integration.processes import GatewayProcess, free_port, http_push_party
 from tests.pki_fixtures import PkiBundle
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]

@@ -25,6 +25,7 @@ import aiohttp
 import pytest
 import structlog
 
+from asw_toolkit.processes import GatewayProcess
 from gateway.app import Gateway
 from gateway.auth import key_digest
 from gateway.errors import Busy
@@ -34,7 +35,6 @@ from gateway.settings import LogSettings
 from tests.conftest import SAMPLES, with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
 from tests.integration.helpers import wait_for_file
-from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -10,23 +10,23 @@ from pathlib import Path
 
 import pytest
 
+from asw_toolkit.processes import GatewayProcess
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology
-from tests.integration.processes import GatewayProcess
 from tests.pki_fixtures import PkiBundle
 
 TESTER_COMMANDS = (
-    "gateway.cli.send",
-    "gateway.cli.replay",
-    "gateway.cli.conformance",
-    "gateway.cli.samples",
+    "asw_toolkit.cli.send",
+    "asw_toolkit.cli.replay",
+    "asw_toolkit.cli.conformance",
+    "asw_toolkit.cli.samples",
 )
 
 
 def cli(*argv: str) -> int:
-    """Run an ``asw-gateway`` tester command in this process; return its exit code."""
-    parser = argparse.ArgumentParser(prog="asw-gateway")
+    """Run an ``asw-toolkit`` tester command in this process; return its exit code."""
+    parser = argparse.ArgumentParser(prog="asw-toolkit")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in TESTER_COMMANDS:
         importlib.import_module(name).register(subparsers)

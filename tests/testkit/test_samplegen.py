@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from asw_toolkit.samplegen import generate, invalid_rules
 from gateway.core.parsing import parse
 from gateway.core.validation import Validator
-from gateway.samplegen import generate, invalid_rules
 from tests.testkit.conftest import cli
 
 XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"

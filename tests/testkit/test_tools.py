@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.processes import GatewayProcess
+from asw_toolkit.processes import GatewayProcess
 from tests.testkit.conftest import cli
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]

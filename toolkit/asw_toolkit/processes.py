@@ -1,4 +1,6 @@
-"""Run the real ``asw-gateway serve`` as a child process, for process-level tests."""
+"""Run the real ``asw-gateway serve`` as a child process, for process-level tests and benchmarks.
+
+``delete_topology`` removes what a run left on the shared broker."""
 
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aio_pika
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+
 from gateway.core.envelope import MEMBER_STATES
+from gateway.core.topology import Topology
 
 XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"
 
@@ -142,7 +148,7 @@ class GatewayProcess:
         if not self.config_path.exists():
             self.write_config()
         with (self.workdir / "gateway.log").open("ab") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
                 [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -178,10 +184,10 @@ class GatewayProcess:
 
     def children(self) -> list[int]:
         """Pids of the worker processes of a multi-worker gateway."""
-        assert self.process is not None
-        result = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
-        )
+        if self.process is None:
+            raise RuntimeError("the gateway was not started")
+        pgrep = ["pgrep", "-P", str(self.process.pid)]  # Debian's procps, found on PATH
+        result = subprocess.run(pgrep, capture_output=True, text=True, check=False)  # noqa: S603
         pids = [int(p) for p in result.stdout.split()]
         # multiprocessing's spawn adds a resource tracker child; workers run gateway code.
         return [p for p in pids if "resource_tracker" not in _cmdline(p)]
@@ -208,3 +214,24 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+async def delete_topology(
+    amqp_url: str,
+    topology: Topology,
+    countries: tuple[str, ...],
+    retry_delays_ms: tuple[int, ...] = (),
+) -> None:
+    """Remove a test's queues and exchanges from the shared broker."""
+    try:
+        connection = await aio_pika.connect(amqp_url, timeout=5)
+    except CONNECTION_EXCEPTIONS:
+        return
+    async with connection:
+        channel = await connection.channel()
+        queues = [topology.delivery_queue(c) for c in countries] + [topology.dead_queue]
+        queues += [topology.retry_queue(d) for d in retry_delays_ms]
+        for name in queues:
+            await channel.queue_delete(name)
+        for name in (topology.route_exchange, topology.dead_exchange, topology.retry_exchange):
+            await channel.exchange_delete(name)

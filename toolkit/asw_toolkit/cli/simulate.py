@@ -1,6 +1,6 @@
-"""``asw-gateway simulate-nsw --country TH --port 9001``: run a simulated national single window.
+"""``asw-toolkit simulate-nsw --country TH --port 9001``: run a simulated national single window.
 
-The simulator (``adapters.simulator``) receives documents on ``POST /documents`` and answers as
+The simulator (``asw_toolkit.simulator``) receives documents on ``POST /documents`` and answers as
 ``--behaviour`` says; ``GET /received`` and ``GET /stats`` show what arrived, ``POST /behaviour``
 changes the behaviour while it runs. It stops on Ctrl-C or SIGTERM.
 """
@@ -14,8 +14,8 @@ import ssl
 import sys
 from pathlib import Path
 
-from adapters.simulator import BEHAVIOURS, Behaviour, RunningSimulator, SimulatorConfig
-from adapters.simulator import find_response_template as default_response_template
+from asw_toolkit.simulator import BEHAVIOURS, Behaviour, RunningSimulator, SimulatorConfig
+from asw_toolkit.simulator import find_response_template as default_response_template
 from gateway.core.envelope import MEMBER_STATES
 from gateway.errors import SettingsError
 from gateway.logs import configure_logging

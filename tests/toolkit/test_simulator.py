@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 from lxml import etree
 
-from adapters.simulator import (
+from asw_toolkit.cli.simulate import config_from_args, register
+from asw_toolkit.simulator import (
     GARBAGE_BODY,
     Behaviour,
     RunningSimulator,
@@ -23,7 +24,6 @@ from adapters.simulator import (
     build_customs_response,
     find_response_template,
 )
-from gateway.cli.simulate import config_from_args, register
 from gateway.core.envelope import NS_COMMON, DocumentType, read_envelope
 from gateway.core.parsing import parse
 from gateway.errors import SettingsError
@@ -397,3 +397,13 @@ def test_sign_with_signs_customs_responses(rsa_pki: PkiBundle) -> None:
     assert config.response_key.certificate.subject == rsa_pki.key("TH").certificate.subject
     assert config.trust is not None
     assert sorted(config.trust().countries) == sorted(rsa_pki.pki.countries)
+
+
+def test_the_response_template_is_found_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without roots, the repository's Customs Response sample is found outside the checkout too."""
+    monkeypatch.chdir(tmp_path)
+    found = find_response_template()
+    assert found is not None
+    assert found.is_relative_to(ROOT / "samples" / "response" / "valid")

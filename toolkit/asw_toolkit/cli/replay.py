@@ -1,4 +1,4 @@
-"""``asw-gateway replay PATH... --url URL``: send sample traffic and say what became of it.
+"""``asw-toolkit replay PATH... --url URL``: send sample traffic and say what became of it.
 
 Each replayed message gets a fresh message id, document number and creation time (unless
 ``--keep-ids``), is signed again with ``--sign-with``, is followed until delivered, and is judged
@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.send import ApiKeyError, add_api_key_options, api_key_from
-from gateway.testkit import (
+from asw_toolkit.cli.send import ApiKeyError, add_api_key_options, api_key_from
+from asw_toolkit.testkit import (
     SUCCESS_STATES,
     DeliveryTracker,
     Expectations,
@@ -134,7 +134,7 @@ class ReplayResult:
     def report(self, options: ReplayOptions) -> dict[str, Any]:
         """The JSON report: options, summary and every message's outcome."""
         return {
-            "tool": "asw-gateway replay",
+            "tool": "asw-toolkit replay",
             "url": options.url,
             "started_at": self.started_at.isoformat(),
             "options": {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from formd_builder import FormD, Item, Party
+from asw_toolkit.samplegen import FormD, Item, Party
 
 _MY_EXPORTER = Party(
     name="Klang Valley Oleochemicals Sdn Bhd",

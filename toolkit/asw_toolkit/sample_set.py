@@ -1,106 +1,38 @@
-"""Generate the derived samples and samples/manifest.json, deterministically.
+"""The committed samples: write the derived documents and ``samples/manifest.json``.
 
-    .venv/bin/python samples/generate.py
+    .venv/bin/asw-toolkit samples regenerate [--dir samples]
 
 Hand-written samples (``*/valid/*.xml`` except those listed in ``FORM_D_VARIANTS`` and the
-large one) are inputs. This script writes: the Form D variants, the ~1 MB Form D, one invalid
+large one) are inputs. This writes: the Form D variants, the ~1 MB Form D, one invalid
 sample per business rule and per important XSD constraint (each a small edit of a valid
 sample), and the manifest. The expected finding codes are declared here by hand next to each
-edit; the manifest test checks the validator against them.
+edit; the manifest test checks the validator against them. The builders, the edit helpers and
+the manifest writer are the generator's (``asw_toolkit.samplegen``, ``asw_toolkit.xml_edits``).
 """
 
 from __future__ import annotations
 
-import json
 import random
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
 
-sys.path.insert(0, str(Path(__file__).parent))
-from formd_builder import FormD, Item, Party, build, q, serialise
-from formd_variants import FORM_D_VARIANTS, LARGE_BASE, PRODUCTS
+from asw_toolkit import xml_edits
+from asw_toolkit.sample_variants import FORM_D_VARIANTS, LARGE_BASE, PRODUCTS
+from asw_toolkit.samplegen import FormD, Item, build, manifest_entry, serialise, write_manifest
 
-HERE = Path(__file__).parent
-Edit = Callable[[etree._Element], None]
-
-
-def _set(path: str, value: str) -> Edit:
-    def edit(root: etree._Element) -> None:
-        el = _one(root, path)
-        el.text = value
-
-    return edit
-
-
-def _attr(path: str, name: str, value: str | None) -> Edit:
-    def edit(root: etree._Element) -> None:
-        el = _one(root, path)
-        if value is None:
-            del el.attrib[name]
-        else:
-            el.set(name, value)
-
-    return edit
-
-
-def _drop(path: str) -> Edit:
-    def edit(root: etree._Element) -> None:
-        el = _one(root, path)
-        parent = el.getparent()
-        if parent is None:
-            raise ValueError(path)
-        parent.remove(el)
-
-    return edit
-
-
-def _after(path: str, xml: str) -> Edit:
-    """Insert ``xml`` (one element, prefixes fd/fdx/cm/ac/rs/rc) after the element at path."""
-
-    def edit(root: etree._Element) -> None:
-        el = _one(root, path)
-        wrapper = etree.fromstring(f"<w {_NSDECL}>{xml}</w>")
-        for new in reversed(list(wrapper)):
-            el.addnext(new)
-
-    return edit
-
-
-def _all(*edits: Edit) -> Edit:
-    def edit(root: etree._Element) -> None:
-        for e in edits:
-            e(root)
-
-    return edit
-
-
-_NS = {
-    "fd": "urn:asw-gw:datamodel:EFORMD-DMS:1",
-    "fdx": "urn:asw-gw:datamodel:EFORMD-EXT:1",
-    "cm": "urn:asw-gw:datamodel:Common_DS:1",
-    "ac": "urn:asw-gw:datamodel:ACDD-DMS:1",
-    "rs": "urn:asw-gw:datamodel:RES-DMS:1",
-    "rc": "urn:asw-gw:datamodel:RCT-DMS:1",
-}
-_NSDECL = " ".join(f'xmlns:{p}="{ns}"' for p, ns in _NS.items())
-
-
-def _one(root: etree._Element, path: str) -> etree._Element:
-    found = root.xpath(path, namespaces=_NS)
-    el = found[0] if isinstance(found, list) and found else None
-    if not isinstance(el, etree._Element):
-        raise TypeError(f"no element at {path}")
-    return el
-
+Edit = xml_edits.Edit[None]
+_set = xml_edits.set_text
+_attr = xml_edits.set_attribute
+_drop = xml_edits.drop
+_after = xml_edits.insert_after
+_all = xml_edits.all_of
 
 FD_ITEM1 = "//fd:GovernmentAgencyGoodsItem[1]"
 FD_FLAG = "//fdx:CertificateFlags/fdx:{}Indicator"
 BASIC = "formd/valid/sg-th-basic.xml"
 FOB_BASE = "formd/valid/my-kh-rvc-fob.xml"
-NEW_ID = _set("//cm:MessageID", "9b1f3c5d-7e2a-4b6c-8d0e-f1a2b3c4d5e6")
+NEW_ID: Edit = _set("//cm:MessageID", "9b1f3c5d-7e2a-4b6c-8d0e-f1a2b3c4d5e6")
 
 # (source, target, edit, expected codes): one per rule and per important XSD constraint.
 # Targets under */warning/ break only warning rules: they are valid, with findings.
@@ -627,42 +559,38 @@ def _large() -> FormD:
     return FormD(**{**LARGE_BASE, "items": tuple(items)})  # type: ignore[arg-type]
 
 
-def _derive(source: str, target: str, edit: Edit) -> None:
+def _derive(samples: Path, source: str, target: str, edit: Edit) -> None:
     """Write ``target``: the sample ``source`` with ``edit`` applied."""
-    root = etree.parse(str(HERE / source), etree.XMLParser(remove_blank_text=False)).getroot()
-    edit(root)
-    path = HERE / target
+    parser = etree.XMLParser(remove_blank_text=False)
+    root = etree.parse(str(samples / source), parser).getroot()
+    edit(root, None)
+    path = samples / target
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n")
 
 
-def main() -> None:
-    """Write every derived sample and the manifest."""
+def regenerate(samples: Path) -> tuple[int, int]:
+    """Write every derived sample and the manifest under ``samples``.
+
+    Returns the number of manifest entries and the size of the large Form D in bytes.
+    """
     manifest: list[dict[str, object]] = []
     for name, form in FORM_D_VARIANTS.items():
-        (HERE / name).write_bytes(serialise(build(form)))
-    large = HERE / "formd/valid/sg-vn-large-1mb.xml"
+        (samples / name).write_bytes(serialise(build(form)))
+    large = samples / "formd/valid/sg-vn-large-1mb.xml"
     large.write_bytes(serialise(build(_large())))
     for source, target, edit in EDGES:
-        _derive(source, target, edit)
+        _derive(samples, source, target, edit)
     for source, target, edit, codes in INVALID:
-        _derive(source, target, edit)
+        _derive(samples, source, target, edit)
         valid = "/warning/" in target  # warnings only: valid, but with findings
-        manifest.append({"file": target, "valid": valid, "codes": sorted(codes)})
+        manifest.append(manifest_entry(target, valid=valid, codes=sorted(codes)))
     derived = {entry["file"] for entry in manifest}
-    for path in sorted(HERE.glob("*/*/*.xml")):
-        relative = path.relative_to(HERE).as_posix()
+    for path in sorted(samples.glob("*/*/*.xml")):
+        relative = path.relative_to(samples).as_posix()
         if relative not in derived:
             if "/valid/" not in relative:
                 raise ValueError(f"{relative} is neither valid nor generated")
-            manifest.append({"file": relative, "valid": True, "codes": []})
-    manifest.sort(key=lambda e: str(e["file"]))
-    (HERE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"{len(manifest)} samples; large Form D {large.stat().st_size:,} bytes")
-
-
-if __name__ == "__main__":
-    main()
-
-
-__all__ = ["Party", "q"]
+            manifest.append(manifest_entry(relative, valid=True, codes=[]))
+    write_manifest(samples / "manifest.json", manifest)
+    return len(manifest), large.stat().st_size

@@ -1,6 +1,6 @@
 """The integration tester's kit: prepare documents, submit them, follow them, judge and report.
 
-Shared by ``asw-gateway send``, ``replay`` and ``conformance``:
+Shared by ``asw-toolkit send``, ``replay`` and ``conformance``:
 
 - ``Restamper`` turns a sample into a fresh message (new message id, document number and creation
   time, references to earlier replayed messages rewritten, optional test indicator) and signs it
@@ -782,3 +782,24 @@ def timeline_lines(message: Mapping[str, Any]) -> list[str]:
         line = f"  {stamp}  +{offset:>6.0f} ms  {change['state']:<10}"
         lines.append((line + suffix).rstrip())
     return lines
+
+
+# The message id and Form D number of samples/formd/valid/sg-th-basic.xml, which the tests and
+# benchmarks copy into fresh documents.
+SAMPLE_MESSAGE_ID = b"6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f"
+SAMPLE_DOCUMENT_ID = b"SG26-CO-0012345"
+
+
+def with_message_id(document: bytes, message_id: str | None = None) -> bytes:
+    """A fresh copy of the basic Form D sample: new (or given) message id, own Form D number.
+
+    Both change, so that two copies are two documents rather than one document submitted
+    twice under different message ids (which the journal refuses as a duplicate).
+    """
+    message_id = message_id or str(uuid.uuid4())
+    if SAMPLE_MESSAGE_ID not in document or SAMPLE_DOCUMENT_ID not in document:
+        raise ValueError("not a copy of samples/formd/valid/sg-th-basic.xml")
+    number = f"SG26-CO-{message_id[:8].upper()}".encode()
+    return document.replace(SAMPLE_MESSAGE_ID, message_id.encode()).replace(
+        SAMPLE_DOCUMENT_ID, number
+    )

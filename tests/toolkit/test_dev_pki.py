@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from asw_toolkit.dev_pki import default_ca_keys_dir
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.trust import DOCUMENT_SIGNING
-from gateway.pki_files import default_ca_keys_dir
 
 if TYPE_CHECKING:
     from tests.pki_fixtures import PkiBundle

@@ -1,4 +1,4 @@
-"""``asw-gateway conformance --url URL``: play the samples manifest and the protocol scenarios.
+"""``asw-toolkit conformance --url URL``: play the samples manifest and the protocol scenarios.
 
 Every sample in ``manifest.json`` is sent as a fresh message (valid ones must be accepted and
 delivered, invalid ones refused with exactly their finding codes), then the scenarios: the same
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.testkit import (
+from asw_toolkit.testkit import (
     SUCCESS_STATES,
     Answer,
     DeliveryTracker,
@@ -130,7 +130,7 @@ class ConformanceResult:
     def report(self, url: str) -> dict[str, Any]:
         """The JSON report."""
         return {
-            "tool": "asw-gateway conformance",
+            "tool": "asw-toolkit conformance",
             "url": url,
             "started_at": self.started_at.isoformat(),
             "passed": self.passed,

@@ -50,7 +50,7 @@ from gateway.core.signatures import SigningKey, sign, verify
 from gateway.core.trust import TrustStore
 from gateway.errors import GatewayError, SettingsError
 
-log = structlog.get_logger("adapters.simulator")
+log = structlog.get_logger("asw_toolkit.simulator")
 
 BEHAVIOURS = ("accept", "slow", "timeout", "fail-then-recover", "garbage", "reject", "down")
 RESPONSE_SAMPLES = Path("samples") / "response" / "valid"
@@ -130,7 +130,7 @@ def find_response_template(roots: tuple[Path, ...] = ()) -> Path | None:
     Looks in ``samples/response/valid/*.xml`` under each of ``roots`` (default: the current
     directory, then the repository this module belongs to).
     """
-    search = roots or (Path.cwd(), Path(__file__).resolve().parents[1])
+    search = roots or (Path.cwd(), Path(__file__).resolve().parents[2])  # toolkit/asw_toolkit/
     for root in search:
         found = sorted((root / RESPONSE_SAMPLES).glob("*.xml"))
         for path in found:

@@ -9,16 +9,18 @@ store requires of every signer. The ``bad`` set holds one certificate per refusa
 must make.
 
 The country of a certificate is its subject ``C`` attribute; the organisation says which
-authority holds it, e.g. ``O=SG Issuing Authority (DEV)``. Writing the files is the shell's job
-(``gateway.pki_files``); nothing here touches the disk or reads the clock.
+authority holds it, e.g. ``O=SG Issuing Authority (DEV)``. ``write_dev_pki`` at the end writes
+the files; nothing else here touches the disk, and nothing reads the clock.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -349,3 +351,73 @@ def build_dev_pki(
             built[country] = build_country(country, key_type, now)
     bad["wrong-country"] = built[BAD_FOREIGN].signer
     return DevPki(countries=built, bad=bad, unknown_ca_pem=_cert_pem(rogue.cert))
+
+
+# Writing a development PKI to disk, in the ``DIR/<CC>/`` layout that the gateway reads
+# (``gateway.pki_files.read_signing_key``). The CAs' private keys never go into the trust
+# directory: they are written to a separate one (by default the sibling ``<DIR>-ca-keys/``, mode
+# 0700). Private keys are written with mode 0600 and never printed.
+
+_KEY_MODE = 0o600
+_CA_KEYS_MODE = 0o700
+
+
+def _write(path: Path, data: bytes, *, secret: bool = False) -> None:
+    if secret:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _KEY_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        path.chmod(_KEY_MODE)
+    else:
+        path.write_bytes(data)
+
+
+def _private_dir(path: Path) -> None:
+    """Make ``path`` (and its parents) if missing; ``path`` itself gets mode 0700."""
+    path.mkdir(mode=_CA_KEYS_MODE, parents=True, exist_ok=True)
+    path.chmod(_CA_KEYS_MODE)  # mkdir's mode is masked by the umask and skipped if it exists
+
+
+def _write_issued(directory: Path, stem: str, issued: Issued) -> None:
+    _write(directory / f"{stem}.pem", issued.cert_pem)
+    _write(directory / f"{stem}.key", issued.key_pem, secret=True)
+
+
+def default_ca_keys_dir(directory: Path) -> Path:
+    """Where ``write_dev_pki`` puts the CA keys of ``directory`` unless told: ``<DIR>-ca-keys``."""
+    return directory.parent / f"{directory.name}-ca-keys"
+
+
+def write_dev_pki(pki: DevPki, directory: Path, *, ca_keys: Path | None = None) -> list[Path]:
+    """Write every file of ``pki``; returns the certificate files written.
+
+    Certificates, CRLs and the leaf keys go under ``directory``; each country's CA key goes to
+    ``ca_keys/<CC>/ca.key`` (default ``default_ca_keys_dir(directory)``), a directory of mode
+    0700 outside the trust directory.
+    """
+    written: list[Path] = []
+    ca_keys = ca_keys if ca_keys is not None else default_ca_keys_dir(directory)
+    _private_dir(ca_keys)
+    for country, parts in pki.countries.items():
+        target = directory / country
+        target.mkdir(parents=True, exist_ok=True)
+        _write(target / "ca.pem", parts.ca.cert_pem)
+        written.append(target / "ca.pem")
+        key_folder = ca_keys / country
+        _private_dir(key_folder)
+        _write(key_folder / "ca.key", parts.ca.key_pem, secret=True)
+        (target / "ca.key").unlink(missing_ok=True)  # left by an older layout
+        issued_files = (("signer", parts.signer), ("gateway", parts.gateway), ("tls", parts.tls))
+        for stem, issued in issued_files:
+            _write_issued(target, stem, issued)
+            written.append(target / f"{stem}.pem")
+        _write(target / "crl.pem", parts.crl_pem)
+        written.append(target / "crl.pem")
+    bad = directory / "bad"
+    bad.mkdir(parents=True, exist_ok=True)
+    for stem, issued in pki.bad.items():
+        _write_issued(bad, stem, issued)
+        written.append(bad / f"{stem}.pem")
+    _write(bad / "unknown-ca-root.pem", pki.unknown_ca_pem)
+    written.append(bad / "unknown-ca-root.pem")
+    return written

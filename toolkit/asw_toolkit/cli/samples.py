@@ -1,10 +1,10 @@
-"""``asw-gateway samples generate``: realistic, valid, reproducible documents for testing.
+"""``asw-toolkit samples generate``: realistic, valid, reproducible documents for testing.
 
-    asw-gateway samples generate --type formd --count 100 --items 5 --seed 7 out/
-    asw-gateway samples generate --type acdd --count 10 --invalid countries-identical out/
+    asw-toolkit samples generate --type formd --count 100 --items 5 --seed 7 out/
+    asw-toolkit samples generate --type acdd --count 10 --invalid countries-identical out/
 
 Documents go into OUT with a ``manifest.json`` saying what a gateway should answer to each, so
-that ``asw-gateway replay OUT`` judges the outcomes. The same options (and ``--date``) give
+that ``asw-toolkit replay OUT`` judges the outcomes. The same options (and ``--date``) give
 the same bytes.
 """
 
@@ -17,15 +17,16 @@ from pathlib import Path
 
 from lxml import etree
 
+from asw_toolkit.sample_set import regenerate
+from asw_toolkit.samplegen import BREAKAGES, Generated, generate, invalid_rules, write_set
 from gateway.core.envelope import NS_COMMON
 from gateway.core.parsing import parse
 from gateway.core.signatures import sign
 from gateway.pki_files import read_signing_key
-from gateway.samplegen import BREAKAGES, Generated, generate, invalid_rules, write_set
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``samples`` subcommand (``samples generate``)."""
+    """Add the ``samples`` subcommand (``samples generate``, ``samples regenerate``)."""
     parser = subparsers.add_parser("samples", help="generate test documents")
     actions = parser.add_subparsers(dest="samples_command", required=True, metavar="ACTION")
     gen = actions.add_parser(
@@ -60,6 +61,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="sign with the sender country's key from a development PKI (DIR/<CC>/signer.key)",
     )
     gen.set_defaults(handler=run)
+    regen = actions.add_parser(
+        "regenerate",
+        help="rewrite the derived documents of the committed samples/ and its manifest.json",
+    )
+    regen.add_argument(
+        "--dir", type=Path, default=Path("samples"), help="the samples folder (default samples)"
+    )
+    regen.set_defaults(handler=run_regenerate)
+
+
+def run_regenerate(args: argparse.Namespace) -> int:
+    """Rewrite the committed sample set in place; the same inputs give the same bytes."""
+    if not (args.dir / "formd" / "valid").is_dir():
+        print(f"samples: {args.dir} is not a samples folder (no formd/valid/)", file=sys.stderr)
+        return 2
+    entries, large = regenerate(args.dir)
+    print(f"{entries} samples; large Form D {large:,} bytes")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``asw-gateway send FILE --url URL``: submit one document and print its message id.
+"""``asw-toolkit send FILE --url URL``: submit one document and print its message id.
 
 With ``--wait`` it then follows ``GET /v1/messages/{id}`` until the message is delivered
 (DELIVERED, RECEIPTED or ANSWERED: exit 0), fails for good (DEAD or REJECTED: exit 1) or
@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from gateway.testkit import SUCCESS_STATES, Restamper, timeline_lines
+from asw_toolkit.testkit import SUCCESS_STATES, Restamper, timeline_lines
 
 EX_TEMPFAIL = 75
 WAIT_FAILED = frozenset({"DEAD", "REJECTED", "DUPLICATE"})

@@ -11,7 +11,7 @@ Two layers:
   expected finding codes are declared next to each edit; the tests check them against the
   validator). The same seed, count, item count and reference date always give the same bytes.
 
-Used by ``asw-gateway samples generate``; never at run time of the gateway.
+Used by ``asw-toolkit samples generate``; never at run time of the gateway.
 """
 
 from __future__ import annotations
@@ -19,23 +19,27 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from lxml import etree
 
-NS = {
-    "fd": "urn:asw-gw:datamodel:EFORMD-DMS:1",
-    "fdx": "urn:asw-gw:datamodel:EFORMD-EXT:1",
-    "cm": "urn:asw-gw:datamodel:Common_DS:1",
-}
-NS_ACDD = {
-    "ac": "urn:asw-gw:datamodel:ACDD-DMS:1",
-    "cm": "urn:asw-gw:datamodel:Common_DS:1",
-}
-_PREFIXES = {**NS, **NS_ACDD}
+from asw_toolkit.xml_edits import (
+    NAMESPACES,
+    Edit,
+    all_of,
+    drop,
+    drop_if_present,
+    insert_after,
+    set_attribute,
+    set_text,
+)
+
+# The prefixes each document type declares on its root (a subset of the one namespace map).
+NS = {prefix: NAMESPACES[prefix] for prefix in ("fd", "fdx", "cm")}
+NS_ACDD = {prefix: NAMESPACES[prefix] for prefix in ("ac", "cm")}
 FLAG_NAMES = (
     "ThirdCountryInvoicing",
     "Exhibition",
@@ -50,7 +54,7 @@ FLAG_NAMES = (
 def q(name: str) -> str:
     """Clark name of ``prefix:Local``."""
     prefix, local = name.split(":")
-    return f"{{{_PREFIXES[prefix]}}}{local}"
+    return f"{{{NAMESPACES[prefix]}}}{local}"
 
 
 def sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -652,7 +656,7 @@ class Breakage:
 
     kinds: frozenset[str]
     codes: tuple[str, ...]
-    edit: Callable[[etree._Element, _Facts], None]
+    edit: Edit[_Facts]
     valid: bool = False
     needs_fob_country: bool = False
 
@@ -805,87 +809,25 @@ def _acdd(rng: random.Random, items: int, now: datetime) -> Acdd:
 
 # --- --invalid RULE: one edit per rule --------------------------------------------------------
 
-_XNS = {**_PREFIXES}
-
-
-def _nodes(root: etree._Element, path: str) -> list[etree._Element]:
-    found = root.xpath(path, namespaces=_XNS)
-    nodes = [n for n in found if isinstance(n, etree._Element)] if isinstance(found, list) else []
-    if not nodes:
-        raise ValueError(f"the generated document has nothing at {path}")
-    return nodes
-
-
-def _set(
-    path: str, value: str | Callable[[_Facts], str]
-) -> Callable[[etree._Element, _Facts], None]:
-    def edit(root: etree._Element, facts: _Facts) -> None:
-        _nodes(root, path)[0].text = value(facts) if callable(value) else value
-
-    return edit
-
-
-def _drop(path: str) -> Callable[[etree._Element, _Facts], None]:
-    def edit(root: etree._Element, facts: _Facts) -> None:
-        node = _nodes(root, path)[0]
-        parent = node.getparent()
-        if parent is not None:
-            parent.remove(node)
-
-    return edit
-
-
-def _both(
-    *edits: Callable[[etree._Element, _Facts], None],
-) -> Callable[[etree._Element, _Facts], None]:
-    def edit(root: etree._Element, facts: _Facts) -> None:
-        for one in edits:
-            one(root, facts)
-
-    return edit
-
-
-def _after(path: str, xml: str) -> Callable[[etree._Element, _Facts], None]:
-    def edit(root: etree._Element, facts: _Facts) -> None:
-        decl = " ".join(f'xmlns:{p}="{ns}"' for p, ns in _XNS.items())
-        wrapper = etree.fromstring(f"<w {decl}>{xml}</w>")
-        anchor = _nodes(root, path)[0]
-        for new in reversed(list(wrapper)):
-            anchor.addnext(new)
-
-    return edit
-
-
-def _attr(path: str, name: str, value: str | None) -> Callable[[etree._Element, _Facts], None]:
-    def edit(root: etree._Element, facts: _Facts) -> None:
-        node = _nodes(root, path)[0]
-        if value is None:
-            del node.attrib[name]
-        else:
-            node.set(name, value)
-
-    return edit
-
-
-def _drop_if_present(path: str) -> Callable[[etree._Element, _Facts], None]:
-    def edit(root: etree._Element, facts: _Facts) -> None:
-        found = root.xpath(path, namespaces=_XNS)
-        for node in found if isinstance(found, list) else []:
-            parent = node.getparent() if isinstance(node, etree._Element) else None
-            if parent is not None and isinstance(node, etree._Element):
-                parent.remove(node)
-
-    return edit
-
 
 def _fob_on_item1(root: etree._Element, facts: _Facts) -> None:
     """Give goods item 1 a FOB value (a 'PC x%' criterion is an RVC and may need one)."""
-    found = root.xpath(f"{_ITEM1}/fdx:FOBValueAmount", namespaces=_XNS)
+    found = root.xpath(f"{_ITEM1}/fdx:FOBValueAmount", namespaces=NAMESPACES)
     if isinstance(found, list) and found:
         return
-    _after(
+    add: Edit[_Facts] = insert_after(
         f"{_ITEM1}/fd:Origin", '<fdx:FOBValueAmount currencyID="USD">1000.00</fdx:FOBValueAmount>'
-    )(root, facts)
+    )
+    add(root, facts)
+
+
+def _reference_to_self(root: etree._Element, facts: _Facts) -> None:
+    """Make the document refer to its own message id."""
+    add: Edit[_Facts] = insert_after(
+        "//cm:CreationDateTime",
+        f"<cm:ReferencedMessageID>{facts.message_id}</cm:ReferencedMessageID>",
+    )
+    add(root, facts)
 
 
 def _other_member(facts: _Facts) -> str:
@@ -918,7 +860,7 @@ _INVOICING = (
 def _b(
     kinds: frozenset[str],
     codes: tuple[str, ...],
-    edit: Callable[[etree._Element, _Facts], None],
+    edit: Edit[_Facts],
     *,
     valid: bool = False,
     needs_fob_country: bool = False,
@@ -931,81 +873,79 @@ def _b(
 BREAKAGES: dict[str, Breakage] = {
     # header rules, both document types
     "datetime-in-future": _b(BOTH, ("datetime-in-future",),
-                             _set("//cm:CreationDateTime", _future_datetime)),
-    "reference-missing": _b(BOTH, ("reference-missing",), _set("//cm:FunctionCode", "5")),
-    "reference-to-self": _b(BOTH, ("reference-to-self",), lambda root, facts: _after(
-        "//cm:CreationDateTime",
-        f"<cm:ReferencedMessageID>{facts.message_id}</cm:ReferencedMessageID>")(root, facts)),
+                             set_text("//cm:CreationDateTime", _future_datetime)),
+    "reference-missing": _b(BOTH, ("reference-missing",), set_text("//cm:FunctionCode", "5")),
+    "reference-to-self": _b(BOTH, ("reference-to-self",), _reference_to_self),
     "sender-is-receiver": _b(BOTH, ("import-country-not-receiver", "sender-is-receiver"),
-                             _set("//cm:ReceiverParty/cm:CountryCode", lambda f: f.sender)),
+                             set_text("//cm:ReceiverParty/cm:CountryCode", lambda f: f.sender)),
     # countries
-    "countries-identical": _b(BOTH, ("countries-identical",), _set(_DEST, lambda f: f.sender)),
+    "countries-identical": _b(BOTH, ("countries-identical",), set_text(_DEST, lambda f: f.sender)),
     "country-not-member-state": _b(BOTH, ("country-not-member-state",
-                                          "import-country-not-receiver"), _set(_DEST, "CN")),
+                                          "import-country-not-receiver"), set_text(_DEST, "CN")),
     "export-country-not-sender": _b(BOTH, ("export-country-not-sender",),
-                                    _set(_EXPORT, _other_member)),
+                                    set_text(_EXPORT, _other_member)),
     "import-country-not-receiver": _b(BOTH, ("import-country-not-receiver",),
-                                      _set(_DEST, _other_member)),
+                                      set_text(_DEST, _other_member)),
     # Form D goods items
     "origin-country-not-member-state": _b(FD, ("origin-country-not-member-state",),
-                                          _set(f"{_ITEM1}/fd:Origin/fd:CountryCode", "CN")),
+                                          set_text(f"{_ITEM1}/fd:Origin/fd:CountryCode", "CN")),
     "origin-criterion-format": _b(FD, ("origin-criterion-format",),
-                                  _set(f"{_ITEM1}//fdx:OriginCriterionCode", "CTX")),
-    "partial-cumulation-out-of-range": _b(FD, ("partial-cumulation-out-of-range",), _both(
-        _set(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 45%"), _fob_on_item1,
-        _set(_FLAG.format("PartialCumulation"), "true")), needs_fob_country=True),
-    "partial-cumulation-flag-mismatch": _b(FD, ("partial-cumulation-flag-mismatch",), _both(
-        _set(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 25%"), _fob_on_item1), valid=True,
+                                  set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "CTX")),
+    "partial-cumulation-out-of-range": _b(FD, ("partial-cumulation-out-of-range",), all_of(
+        set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 45%"), _fob_on_item1,
+        set_text(_FLAG.format("PartialCumulation"), "true")), needs_fob_country=True),
+    "partial-cumulation-flag-mismatch": _b(FD, ("partial-cumulation-flag-mismatch",), all_of(
+        set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 25%"), _fob_on_item1), valid=True,
         needs_fob_country=True),
-    "fob-value-missing": _b(FD, ("fob-value-missing",), _both(
-        _set(f"{_ITEM1}//fdx:OriginCriterionCode", "40%"),
-        _drop_if_present(f"{_ITEM1}/fdx:FOBValueAmount")), needs_fob_country=True),
+    "fob-value-missing": _b(FD, ("fob-value-missing",), all_of(
+        set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "40%"),
+        drop_if_present(f"{_ITEM1}/fdx:FOBValueAmount")), needs_fob_country=True),
     "hs-code-length": _b(FD, ("hs-code-length",),
-                         _set(f"{_ITEM1}//fd:Classification/fd:ID", "8482")),
+                         set_text(f"{_ITEM1}//fd:Classification/fd:ID", "8482")),
     # Form D dates and flags
-    "date-in-future": _b(FD, ("date-in-future",), _set("//fdx:DeclarationDate", _future_date)),
-    "issue-date-after-departure": _b(FD, ("issue-date-after-departure",), _set(
+    "date-in-future": _b(FD, ("date-in-future",), set_text("//fdx:DeclarationDate", _future_date)),
+    "issue-date-after-departure": _b(FD, ("issue-date-after-departure",), set_text(
         "//fdx:DepartureDate", lambda f: (f.today - timedelta(days=20)).isoformat())),
-    "retroactive-issue-too-late": _b(FD, ("retroactive-issue-too-late",), _both(
-        _set("//fdx:DepartureDate", lambda f: (f.today - timedelta(days=400)).isoformat()),
-        _set(_FLAG.format("IssuedRetroactively"), "true"))),
-    "retroactive-departure-date-missing": _b(FD, ("retroactive-departure-date-missing",), _both(
-        _drop("//fdx:DepartureDate"), _set(_FLAG.format("IssuedRetroactively"), "true"))),
+    "retroactive-issue-too-late": _b(FD, ("retroactive-issue-too-late",), all_of(
+        set_text("//fdx:DepartureDate", lambda f: (f.today - timedelta(days=400)).isoformat()),
+        set_text(_FLAG.format("IssuedRetroactively"), "true"))),
+    "retroactive-departure-date-missing": _b(FD, ("retroactive-departure-date-missing",), all_of(
+        drop("//fdx:DepartureDate"), set_text(_FLAG.format("IssuedRetroactively"), "true"))),
     "retroactive-flag-unneeded": _b(FD, ("retroactive-flag-unneeded",),
-                                    _set(_FLAG.format("IssuedRetroactively"), "true"),
+                                    set_text(_FLAG.format("IssuedRetroactively"), "true"),
                                     valid=True),
     "back-to-back-original-missing": _b(FD, ("back-to-back-original-missing",),
-                                        _set(_FLAG.format("BackToBack"), "true")),
-    "back-to-back-original-incomplete": _b(FD, ("back-to-back-original-incomplete",), _both(
-        _set(_FLAG.format("BackToBack"), "true"),
-        _after("//fdx:CertificateFlags", _ORIGINAL.format("")))),
-    "back-to-back-not-flagged": _b(FD, ("back-to-back-not-flagged",), _after(
+                                        set_text(_FLAG.format("BackToBack"), "true")),
+    "back-to-back-original-incomplete": _b(FD, ("back-to-back-original-incomplete",), all_of(
+        set_text(_FLAG.format("BackToBack"), "true"),
+        insert_after("//fdx:CertificateFlags", _ORIGINAL.format("")))),
+    "back-to-back-not-flagged": _b(FD, ("back-to-back-not-flagged",), insert_after(
         "//fdx:CertificateFlags",
         _ORIGINAL.format("<fdx:IssueDate>2026-01-05</fdx:IssueDate>")), valid=True),
     "third-country-invoicing-party-missing": _b(FD, ("third-country-invoicing-party-missing",),
-                                                _set(_FLAG.format("ThirdCountryInvoicing"),
+                                                set_text(_FLAG.format("ThirdCountryInvoicing"),
                                                      "true")),
     "third-country-invoicing-not-flagged": _b(FD, ("third-country-invoicing-not-flagged",),
-                                              _after("//fdx:CertificateFlags", _INVOICING),
+                                              insert_after("//fdx:CertificateFlags", _INVOICING),
                                               valid=True),
-    "exhibition-missing": _b(FD, ("exhibition-missing",), _set(_FLAG.format("Exhibition"),
+    "exhibition-missing": _b(FD, ("exhibition-missing",), set_text(_FLAG.format("Exhibition"),
                                                               "true")),
     # XSD constraints
-    "xsd-invalid-value": _b(BOTH, ("xsd-invalid-value",), _set(
+    "xsd-invalid-value": _b(BOTH, ("xsd-invalid-value",), set_text(
         "//fd:GovernmentAgencyGoodsItem[1]//fd:Classification/fd:ID"
         " | //ac:GovernmentAgencyGoodsItem[1]//ac:Classification/ac:ID", "8482.10.AB")),
-    "xsd-not-in-code-list": _b(BOTH, ("xsd-not-in-code-list",), _set(
+    "xsd-not-in-code-list": _b(BOTH, ("xsd-not-in-code-list",), set_text(
         "//fd:BorderTransportMeans/fd:ModeCode | //ac:BorderTransportMeans/ac:ModeCode", "10")),
     "xsd-missing-element": _b(FD, ("xsd-missing-element",),
-                              _drop(_FLAG.format("PartialCumulation"))),
+                              drop(_FLAG.format("PartialCumulation"))),
     "xsd-unexpected-element": _b(BOTH, ("xsd-unexpected-element",),
-                                 _drop("//fd:Exporter/cm:Name | //ac:Declarant")),
-    "xsd-missing-attribute": _b(BOTH, ("xsd-missing-attribute",), _attr(
+                                 drop("//fd:Exporter/cm:Name | //ac:Declarant")),
+    "xsd-missing-attribute": _b(BOTH, ("xsd-missing-attribute",), set_attribute(
         "(//fd:GrossMassMeasure | //ac:GrossMassMeasure)[1]", "unitCode", None)),
-    "xsd-duplicate-key": _b(BOTH, ("xsd-duplicate-key",), _set(
+    "xsd-duplicate-key": _b(BOTH, ("xsd-duplicate-key",), set_text(
         "(//fd:GovernmentAgencyGoodsItem | //ac:GovernmentAgencyGoodsItem)[2]/*[1]", "1")),
     "xsd-unexpected-text": _b(FD, ("xsd-unexpected-text",),
-                              _set(f"{_ITEM1}/fd:Packaging", "12 cartons")),
+                              set_text(f"{_ITEM1}/fd:Packaging", "12 cartons")),
 }  # fmt: skip
 
 
@@ -1068,6 +1008,19 @@ def invalid_rules(kind: str) -> list[str]:
     return sorted(code for code, b in BREAKAGES.items() if kind in b.kinds)
 
 
+def manifest_entry(name: str, *, valid: bool, codes: Iterable[str]) -> dict[str, object]:
+    """One line of a ``manifest.json``: the file, whether it must be accepted, its finding codes."""
+    return {"file": name, "valid": valid, "codes": list(codes)}
+
+
+def write_manifest(path: Path, entries: Iterable[dict[str, object]]) -> None:
+    """Write ``manifest.json``: the entries sorted by file, two-space JSON, a final newline.
+
+    The one manifest writer, for the committed ``samples/`` and for generated sets alike.
+    """
+    path.write_text(json.dumps(sorted(entries, key=lambda e: str(e["file"])), indent=2) + "\n")
+
+
 def write_set(out: Path, documents: Iterator[Generated] | list[Generated]) -> list[Path]:
     """Write the documents into ``out`` with a ``manifest.json`` that replay can judge by."""
     out.mkdir(parents=True, exist_ok=True)
@@ -1080,8 +1033,6 @@ def write_set(out: Path, documents: Iterator[Generated] | list[Generated]) -> li
         path = out / doc.name
         path.write_bytes(doc.data)
         written.append(path)
-        entries[doc.name] = {"file": doc.name, "valid": doc.valid, "codes": list(doc.codes)}
-    manifest_path.write_text(
-        json.dumps(sorted(entries.values(), key=lambda e: str(e["file"])), indent=2) + "\n"
-    )
+        entries[doc.name] = manifest_entry(doc.name, valid=doc.valid, codes=doc.codes)
+    write_manifest(manifest_path, entries.values())
     return written
