@@ -28,11 +28,12 @@ import secrets
 import stat
 import traceback
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
-from gateway.core.handover import Handover
+from gateway.core.handover import Handover, Intake
 from gateway.errors import (
     FolderUnsafe,
     GatewayError,
@@ -41,7 +42,6 @@ from gateway.errors import (
     SettingsError,
     UnsafeFile,
 )
-from gateway.submission import Submissions
 
 log = structlog.get_logger("adapters.drop_folder")
 
@@ -220,6 +220,53 @@ def write_new(folder: int, name: str, data: bytes) -> None:
     os.fsync(folder)
 
 
+_OPTIONS_POLL_DEFAULT = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DropFolderOptions:
+    """The checked ``options`` table of a party using the ``drop-folder`` adapter."""
+
+    directory: Path
+    """Where documents for the party are written."""
+    outbox: Path | None = None
+    """Where the party leaves documents for the gateway to take (no intake when absent)."""
+    poll_seconds: float = _OPTIONS_POLL_DEFAULT
+    access: FolderAccess = field(default_factory=FolderAccess)
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> DropFolderOptions:
+        """Check every option; raise one ``SettingsError`` listing every problem."""
+        problems: list[str] = []
+        directory = options.get("directory", "")
+        if not directory:
+            problems.append("directory: required")
+        raw_poll = options.get("poll_seconds")
+        poll = _OPTIONS_POLL_DEFAULT
+        if raw_poll is not None:
+            try:
+                poll = float(raw_poll)
+            except ValueError:
+                problems.append(f"poll_seconds: expected a number, got {raw_poll!r}")
+            else:
+                if not poll > 0:
+                    problems.append(f"poll_seconds: must be greater than 0, got {raw_poll!r}")
+        try:
+            access = FolderAccess.from_options(options)
+        except SettingsError as exc:
+            problems.extend(exc.problems)
+            access = FolderAccess()
+        if problems:
+            raise SettingsError([f"drop-folder {p}" for p in problems])
+        outbox = options.get("outbox")
+        return cls(
+            directory=Path(directory),
+            outbox=Path(outbox) if outbox else None,
+            poll_seconds=poll,
+            access=access,
+        )
+
+
 class DropFolderAdapter:
     """Writes documents into a folder the national single window watches."""
 
@@ -232,7 +279,8 @@ class DropFolderAdapter:
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> DropFolderAdapter:
         """Build from the ``options`` table of a party's configuration."""
-        return cls(Path(options["directory"]), FolderAccess.from_options(options))
+        checked = DropFolderOptions.parse(options)
+        return cls(checked.directory, checked.access)
 
     def path_for(self, message_id: str) -> Path:
         """Where the document of ``message_id`` lands."""
@@ -329,7 +377,7 @@ class FolderIntake:
         self,
         country: str,
         directory: Path,
-        submissions: Submissions,
+        submit: Intake,
         *,
         poll_seconds: float = 1.0,
         access: FolderAccess | None = None,
@@ -338,7 +386,7 @@ class FolderIntake:
         self.country = country
         self.directory = directory
         self.access = access or FolderAccess()
-        self._submissions = submissions
+        self._submit = submit
         self._poll_seconds = poll_seconds
         self._max_bytes = max_bytes
         self._unsafe: str | None = None  # the folder problem last logged
@@ -397,7 +445,7 @@ class FolderIntake:
                     data = await asyncio.to_thread(outbox.read, name, self._max_bytes)
                     if data is None:
                         continue  # gone meanwhile
-                    await self._submissions.submit(data, channel="folder", caller=self.country)
+                    await self._submit(data, channel="folder", caller=self.country)
                 except GatewayError as exc:
                     if exc.retryable:
                         counts["deferred"] += 1

@@ -197,7 +197,11 @@ class HttpPushAdapter:
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> HttpPushAdapter:
         """Build from the ``options`` table of a party's configuration."""
-        checked = HttpPushOptions.parse(options)
+        return cls.from_checked(HttpPushOptions.parse(options))
+
+    @classmethod
+    def from_checked(cls, checked: HttpPushOptions) -> HttpPushAdapter:
+        """Build from options checked at start (``HttpPushOptions.parse``)."""
         try:
             context = checked.ssl_context()
         except (OSError, ssl.SSLError) as exc:

@@ -13,23 +13,20 @@ pollers never both fetch one document). A document fetched but still not acknowl
 A hand-over repeated after a crash finds the message already stored (or acknowledged) and does
 not show it twice.
 
-The adapter needs the journal, which the gateway opens after building its adapters: the gateway
-calls ``attach_journal(adapters, journal)`` once the journal is open. Until then ``deliver``
-fails with ``peer-unavailable`` (retried).
+The adapter receives the inbox (an ``InboxStore``, which the journal is) through its
+constructor; the gateway builds it once the journal is open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
-from gateway.core.handover import Handover
-from gateway.errors import PeerUnavailable, SettingsError
-from gateway.journal import InboxJournal, inbox_of
+from gateway.core.handover import Handover, InboxStore
+from gateway.errors import SettingsError
 
 log = structlog.get_logger("adapters.pull_inbox")
 
@@ -88,45 +85,30 @@ class PullInboxAdapter:
 
     def __init__(
         self,
+        inbox: InboxStore,
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.lease_seconds = lease_seconds
         self._clock = clock
-        self._inbox: InboxJournal | None = None
+        self._inbox = inbox
 
     @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> PullInboxAdapter:
+    def from_options(cls, options: Mapping[str, str], inbox: InboxStore) -> PullInboxAdapter:
         """Build from the ``options`` table of a party's configuration."""
-        return cls(lease_seconds=PullInboxOptions.parse(options).lease_seconds)
-
-    def attach(self, journal: object) -> None:
-        """Give the adapter the gateway's journal (which holds the inbox)."""
-        self._inbox = inbox_of(journal)
+        return cls(inbox, lease_seconds=PullInboxOptions.parse(options).lease_seconds)
 
     async def deliver(self, handover: Handover) -> None:
         """Store the message in the receiver's inbox; a repeat is a no-op."""
-        if self._inbox is None:
-            raise PeerUnavailable("The pull inbox is not attached to the journal yet.")
         added = await self._inbox.inbox_store(
             handover.message_id, receiver=handover.receiver, at=self._clock()
         )
         log.info("inbox_stored" if added else "inbox_store_repeated", receiver=handover.receiver)
 
     async def healthy(self) -> bool:
-        """Healthy once attached to the journal (the NSW's polling is not visible here)."""
-        return self._inbox is not None
+        """Always: the inbox is the gateway's journal (the NSW's polling is not visible here)."""
+        return True
 
     async def close(self) -> None:
         """Nothing to release: the journal belongs to the gateway."""
-
-
-def attach_journal(adapters: Iterable[Any], journal: object) -> int:
-    """Attach ``journal`` to every pull-inbox adapter among ``adapters``; return how many."""
-    attached = 0
-    for adapter in adapters:
-        if isinstance(adapter, PullInboxAdapter):
-            adapter.attach(journal)
-            attached += 1
-    return attached

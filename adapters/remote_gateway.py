@@ -118,7 +118,11 @@ class RemoteGatewayAdapter(HttpPushAdapter):
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> RemoteGatewayAdapter:
         """Build from the ``options`` table of a party's configuration."""
-        checked = RemoteGatewayOptions.parse(options)
+        return cls.from_remote_options(RemoteGatewayOptions.parse(options))
+
+    @classmethod
+    def from_remote_options(cls, checked: RemoteGatewayOptions) -> RemoteGatewayAdapter:
+        """Build from options checked at start (``RemoteGatewayOptions.parse``)."""
         try:
             context = checked.push.ssl_context()
         except (OSError, ssl.SSLError) as exc:

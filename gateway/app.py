@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,20 +13,33 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from adapters import build_adapter
+from adapters import AdapterOptions, build_adapter, parse_options
 from adapters.drop_folder import (
     DropFolderAdapter,
-    FolderAccess,
+    DropFolderOptions,
     FolderIntake,
     warn_unsafe_permissions,
 )
-from adapters.pull_inbox import attach_journal
+from adapters.pull_inbox import PullInboxOptions
 from gateway import metrics
+from gateway.app_keys import (
+    ADAPTERS,
+    BROKER,
+    CLOCK,
+    INBOX_OPTIONS,
+    INBOX_RECEIPTS,
+    JOURNAL,
+    OPERATIONS,
+    SETTINGS,
+    SUBMISSIONS,
+    TRUST,
+    TRUST_RELOADS,
+)
 from gateway.auth import auth_middleware, check_auth_exposure, server_ssl_context
 from gateway.broker import Broker
 from gateway.connections import ConnectionGuard, raise_open_file_limit
 from gateway.console import add_console_routes
-from gateway.core.handover import Adapter
+from gateway.core.handover import Adapter, InboxStore
 from gateway.core.parsing import ParseLimits
 from gateway.core.parties import load_parties
 from gateway.core.pipeline import Ingest
@@ -37,24 +50,18 @@ from gateway.core.trust import TrustStore
 from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
-from gateway.inbox import INBOX_RECEIPTS, add_inbox_routes, escalate_all
-from gateway.journal import Journal, open_journal
+from gateway.inbox import add_inbox_routes, escalate_all
+from gateway.journal import Journal, inbox_of, open_journal
 from gateway.offload import RequestPool
-from gateway.operations import Operations
 from gateway.pki_files import read_signing_key
-from gateway.receipting import ReceiptIssuer
+from gateway.receipt_issuer import ReceiptIssuer
+from gateway.replay import DeadLetterReplay
+from gateway.schema_files import xsd_dir
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
-from gateway.trust_loader import ReloadingTrustStore
+from gateway.supervisor import Supervisor
+from gateway.trust_loader import open_trust
 from gateway.web import (
-    ADAPTERS,
-    BROKER,
-    CLOCK,
-    JOURNAL,
-    OPERATIONS,
-    SETTINGS,
-    SUBMISSIONS,
-    TRUST,
     add_routes,
     errors_middleware,
     health_body,
@@ -101,31 +108,12 @@ def load_signers(settings: Settings) -> dict[str, SigningKey]:
     return load_keys(settings, "signer", countries)
 
 
-def build_trust(settings: Settings) -> ReloadingTrustStore | None:
-    """The per-country trust store, re-read when CA or CRL files change."""
-    trust_dir = Path(settings.pki.trust_dir)
-    if not trust_dir.is_dir():
-        if settings.pki.require_signature:
-            raise SettingsError(
-                [
-                    f"pki.trust_dir: {trust_dir} does not exist; create a development PKI with "
-                    f"`asw-toolkit pki init {trust_dir}` or point ASW_PKI__TRUST_DIR at one"
-                ]
-            )
-        return None
-    return ReloadingTrustStore(
-        trust_dir,
-        policies={country: party.revocation for country, party in settings.parties.items()},
-        check_every=settings.pki.trust_check_seconds,
-    )
-
-
 def build_ingest(settings: Settings) -> Ingest:
     """Compile the schemas, load signing keys and build the routing table once."""
     topology = Topology(settings.amqp.prefix)
     return Ingest(
         limits=parse_limits(settings),
-        validator=Validator.load(Path(settings.documents.xsd_dir)),
+        validator=Validator.load(xsd_dir(settings.documents.xsd_dir)),
         routes=RoutingTable(
             topology=topology,
             receivers=frozenset(settings.parties),
@@ -136,28 +124,46 @@ def build_ingest(settings: Settings) -> Ingest:
     )
 
 
-def build_intakes(settings: Settings, submissions: Submissions) -> list[FolderIntake]:
+def adapter_options(settings: Settings) -> dict[str, AdapterOptions]:
+    """Every party's adapter options, checked once at start; every problem in one error."""
+    checked: dict[str, AdapterOptions] = {}
+    problems: list[str] = []
+    for country, party in sorted(settings.parties.items()):
+        try:
+            checked[country] = parse_options(country, party.adapter, party.options)
+        except SettingsError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SettingsError(problems)
+    return checked
+
+
+def inbox_options(options: Mapping[str, AdapterOptions]) -> dict[str, PullInboxOptions]:
+    """The options of the parties using the pull inbox."""
+    return {c: o for c, o in options.items() if isinstance(o, PullInboxOptions)}
+
+
+def build_intakes(
+    settings: Settings, options: Mapping[str, AdapterOptions], submissions: Submissions
+) -> list[FolderIntake]:
     """A watched outbox for every drop-folder party that has one configured."""
     return [
         FolderIntake(
             country,
-            Path(party.options["outbox"]),
-            submissions,
-            poll_seconds=float(party.options.get("poll_seconds", "1.0")),
-            access=FolderAccess.from_options(party.options),
+            checked.outbox,
+            submissions.submit,
+            poll_seconds=checked.poll_seconds,
+            access=checked.access,
             max_bytes=settings.http.max_body_bytes,
         )
-        for country, party in sorted(settings.parties.items())
-        if party.adapter == "drop-folder" and party.options.get("outbox")
+        for country, checked in sorted(options.items())
+        if isinstance(checked, DropFolderOptions) and checked.outbox is not None
     ]
 
 
-def build_adapters(settings: Settings) -> dict[str, Adapter]:
-    """One adapter per configured receiving party."""
-    return {
-        country: build_adapter(party.adapter, party.options)
-        for country, party in settings.parties.items()
-    }
+def build_adapters(options: Mapping[str, AdapterOptions], inbox: InboxStore) -> dict[str, Adapter]:
+    """One adapter per configured receiving party; ``inbox`` is for pull-inbox parties."""
+    return {country: build_adapter(checked, inbox=inbox) for country, checked in options.items()}
 
 
 def request_pool(settings: Settings) -> RequestPool:
@@ -169,17 +175,16 @@ def create_app(
     settings: Settings,
     *,
     broker: Broker,
-    submissions: Submissions,
-    journal: Journal,
-    operations: Operations,
-    adapters: Mapping[str, Adapter],
     trust: Callable[[], TrustStore] | None,
-    receipts: ReceiptIssuer | None = None,
+    options: Mapping[str, AdapterOptions],
     clock: Callable[[], datetime] = utc_now,
     pool: RequestPool | None = None,
 ) -> web.Application:
-    """The aiohttp application with its dependencies under typed keys."""
-    own_pool = pool is None
+    """The aiohttp application: middlewares, routes and the keys known before start-up.
+
+    The resources opened at start-up (journal, adapters, services, broker, background tasks)
+    are set by the gateway's cleanup contexts (``Gateway.application``).
+    """
     pool = pool or request_pool(settings)
     app = web.Application(
         middlewares=[
@@ -189,25 +194,20 @@ def create_app(
         ],
         client_max_size=settings.http.max_body_bytes + 1,
     )
-    if own_pool:
 
-        async def close_pool(_app: web.Application) -> None:
-            pool.close()
+    async def request_pool_ctx(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        pool.close()
 
-        app.on_cleanup.append(close_pool)
+    app.cleanup_ctx.append(request_pool_ctx)
     app[SETTINGS] = settings
-    app[SUBMISSIONS] = submissions
-    app[JOURNAL] = journal
-    app[OPERATIONS] = operations
-    app[ADAPTERS] = adapters
     app[TRUST] = trust
     app[BROKER] = broker
     app[CLOCK] = clock
+    app[INBOX_OPTIONS] = inbox_options(options)
     add_routes(app)
     add_inbox_routes(app)
     add_console_routes(app)
-    if receipts is not None:
-        app[INBOX_RECEIPTS] = receipts
     return app
 
 
@@ -219,9 +219,12 @@ class Gateway:
         self.settings = settings
         self.topology = Topology(settings.amqp.prefix)
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
-        self.adapters = dict(adapters) if adapters is not None else build_adapters(settings)
+        self.adapter_options = adapter_options(settings)
+        # Built in start(), once the journal (a pull inbox's store) is open, unless given.
+        self._given_adapters = dict(adapters) if adapters is not None else None
+        self.adapters: dict[str, Adapter] = dict(self._given_adapters or {})
         self.ingest = build_ingest(settings)
-        self.trust = build_trust(settings)
+        self.trust = open_trust(settings, required=settings.pki.require_signature)
         # A receipt is signed by the gateway that hands the document to the receiving NSW; for a
         # party behind a remote gateway, that gateway issues it, with its own key.
         local_receivers = [
@@ -234,21 +237,50 @@ class Gateway:
         )
         self.journal: Journal | None = None
         self.intakes: list[FolderIntake] = []
-        self._intake_tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
         self.port: int | None = None
 
-    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
-        """Open the journal, connect to the broker (in the background), consume and listen."""
-        open_files = raise_open_file_limit()
+    def application(self) -> web.Application:
+        """The aiohttp application with one cleanup context per resource, opened in order
+        (journal, adapters, services, broker, metrics, background tasks) when the runner is
+        set up and closed in reverse order when it is cleaned up."""
+        app = create_app(
+            self.settings,
+            broker=self.broker,
+            trust=self.trust.current if self.trust else None,
+            options=self.adapter_options,
+        )
+        if self.trust is not None:
+            app[TRUST_RELOADS] = self.trust
+        app.cleanup_ctx.extend(
+            [self._journal_ctx, self._adapters_ctx, self._services_ctx, self._broker_ctx]
+        )
+        metrics.mount(app, self)
+        app.cleanup_ctx.append(self._background_ctx)
+        return app
+
+    async def _journal_ctx(self, app: web.Application) -> AsyncIterator[None]:
         url = journal_url(self.settings.journal)
         journal = self.journal = metrics.timed_journal(
             await open_journal(url, op_timeout=self.settings.journal.op_timeout_seconds)
         )
-        attach_journal(self.adapters.values(), journal)
-        trust = self.trust
+        app[JOURNAL] = journal
+        yield
+        await journal.close()
+
+    async def _adapters_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        if self._given_adapters is None:
+            self.adapters = build_adapters(self.adapter_options, inbox_of(app[JOURNAL]))
+        app[ADAPTERS] = self.adapters
+        yield
+        for adapter in self.adapters.values():
+            await adapter.close()
+
+    async def _services_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        journal, trust = app[JOURNAL], self.trust
         submissions = Submissions(
             self.ingest,
             self.broker,
@@ -276,30 +308,52 @@ class Gateway:
             offload_bytes=self.settings.http.offload_bytes,
             receipts=receipts,
         ).register()
-        app = create_app(
-            self.settings,
-            broker=self.broker,
-            submissions=submissions,
-            journal=journal,
-            operations=Operations(journal, self.broker, submissions, utc_now),
-            adapters=self.adapters,
-            trust=trust.current if trust else None,
-            receipts=receipts,
-        )
-        metrics.mount(app, self, journal)
-        self.intakes = build_intakes(self.settings, submissions)
+        app[SUBMISSIONS] = submissions
+        app[OPERATIONS] = DeadLetterReplay(journal, self.broker, submissions, utc_now)
+        if receipts is not None:
+            app[INBOX_RECEIPTS] = receipts
+        self.intakes = build_intakes(self.settings, self.adapter_options, submissions)
+        yield
+
+    async def _broker_ctx(self, _app: web.Application) -> AsyncIterator[None]:
         await self.broker.start()
         # Give the broker a moment before listening, so that a worker taking connections
         # (several share the port) can usually accept at once; when the broker is down, the
         # gateway listens anyway and answers 503 broker-unavailable until it is back.
         await self.broker.wait_connected(BROKER_GRACE_SECONDS)
+        yield
+        await self.broker.stop()
+
+    async def _background_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        # A failing file or scan is logged by the intake itself and its loop goes on; anything
+        # that still ends a background task is logged and restarted by the supervisor.
+        submissions = app[SUBMISSIONS]
+        for intake in self.intakes:
+            self.supervisor.start(f"intake-{intake.country}", intake.run)
+        self.supervisor.start("sweep-unconfirmed", lambda: self._sweep(submissions))
+        if self.trust is not None:
+            self.supervisor.start("trust-reload", self.trust.watch)
+        yield
+        await self.supervisor.stop()
+
+    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
+        """Open the resources (journal, adapters, broker in the background, background tasks)
+        through the application's cleanup contexts, then listen."""
+        open_files = raise_open_file_limit()
         http = self.settings.http
         # keepalive_timeout is also armed when a connection opens: one that has not sent a
         # complete request by then is closed (aiohttp's web_protocol), so it is the header timeout.
-        self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=http.header_timeout_seconds
+        runner = web.AppRunner(
+            self.application(), access_log=None, keepalive_timeout=http.header_timeout_seconds
         )
-        await self._runner.setup()
+        self._runner = runner
+        try:
+            await runner.setup()
+        except BaseException:
+            self._runner = None
+            await runner.cleanup()  # closes what the cleanup contexts opened before the failure
+            await self.supervisor.stop()  # and any task started before the background context
+            raise
         server = self._runner.server
         if server is None:  # setup() makes it; a failed setup raised already
             raise RuntimeError("the HTTP server was not set up")
@@ -321,14 +375,6 @@ class Gateway:
         sockets = self._listener.sockets
         self.port = sockets[0].getsockname()[1] if sockets else http.port
         self._check_folder_permissions()
-        # Each intake supervises itself: a failing file or scan is logged and the loop goes on.
-        self._intake_tasks = [
-            asyncio.create_task(intake.run(), name=f"intake-{intake.country}")
-            for intake in self.intakes
-        ]
-        self._intake_tasks.append(
-            asyncio.create_task(self._sweep(submissions), name="sweep-unconfirmed")
-        )
         log.info(
             "gateway_started",
             host=http.host,
@@ -343,7 +389,8 @@ class Gateway:
         if path == "/readyz":
             if self.journal is None:  # the guard exists only once the journal is open
                 raise RuntimeError("readiness asked before the journal was opened")
-            return await readiness(self.broker, self.journal)
+            problems = self.trust.problems if self.trust is not None else ()
+            return await readiness(self.broker, self.journal, problems)
         return 200, health_body(self.broker, self.settings.node.name)
 
     def _check_folder_permissions(self) -> None:
@@ -364,26 +411,22 @@ class Gateway:
             try:
                 await submissions.sweep_unconfirmed(older_than=timedelta(seconds=period))
                 # Pull-inbox documents fetched and never acknowledged go to the operators.
-                await escalate_all(submissions.journal, self.settings, at=utc_now())
+                await escalate_all(
+                    submissions.journal, inbox_options(self.adapter_options), at=utc_now()
+                )
             except GatewayError as exc:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 
     async def stop(self) -> None:
         """Stop intake and listening, drain deliveries, close the broker and the journal."""
-        for task in self._intake_tasks:
-            task.cancel()
-        await asyncio.gather(*self._intake_tasks, return_exceptions=True)
         if self._listener is not None:
             self._listener.close()
         if self.guard is not None:
             self.guard.close()
         if self._runner is not None:
+            # The cleanup contexts close in reverse: background tasks, metrics, broker (drains
+            # deliveries), adapters, journal.
             await self._runner.cleanup()
-        await self.broker.stop()
-        for adapter in self.adapters.values():
-            await adapter.close()
-        if self.journal is not None:
-            await self.journal.close()
         log.info("gateway_stopped")
 
 

@@ -20,7 +20,7 @@ whose sender is another country with ``sender-not-allowed`` (403).
 Paths:
 
 - open to everyone: ``/healthz``, ``/readyz``, ``/console`` and below;
-- operator endpoints (``/v1/ops/*``, ``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``,
+- operator endpoints (``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``, ``/metrics``,
   ``/v1/certificates``, ``/v1/partners``): the operator key (``http.operator_api_key_sha256``)
   unless ``http.auth`` is ``none``;
 - everything else: a party. The operator key is also accepted there for reading (GET, HEAD),
@@ -48,6 +48,7 @@ from cryptography import x509
 
 from gateway.core.trust import TrustStore, country_of, fingerprint
 from gateway.errors import SettingsError, SignatureProblem, Unauthenticated
+from gateway.problems import problem_response
 from gateway.settings import AUTH_MODES, HttpSettings, Settings
 
 log = structlog.get_logger("gateway.auth")
@@ -55,7 +56,7 @@ log = structlog.get_logger("gateway.auth")
 OPEN_PATHS = ("/healthz", "/readyz")
 OPEN_PREFIXES = ("/console",)
 OPERATOR_PATHS = ("/v1/queues", "/v1/stats", "/v1/certificates", "/v1/partners", "/metrics")
-OPERATOR_PREFIXES = ("/v1/ops/", "/v1/dead-letters")
+OPERATOR_PREFIXES = ("/v1/dead-letters",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FINGERPRINT_CHARS = 12
 
@@ -271,18 +272,11 @@ def check_auth_exposure(http: HttpSettings) -> None:
 
 def default_trust(settings: Settings) -> TrustSource | None:
     """A reloading trust store over ``pki.trust_dir``, or None when there is none."""
-    trust_dir = Path(settings.pki.trust_dir)
-    if not trust_dir.is_dir():
-        return None
     # Imported here: the loader reads files, and only TLS modes need it.
-    from gateway.trust_loader import ReloadingTrustStore  # noqa: PLC0415
+    from gateway.trust_loader import open_trust  # noqa: PLC0415
 
-    store = ReloadingTrustStore(
-        trust_dir,
-        policies={country: party.revocation for country, party in settings.parties.items()},
-        check_every=settings.pki.trust_check_seconds,
-    )
-    return store.current
+    store = open_trust(settings, required=False)
+    return store.current if store is not None else None
 
 
 def auth_middleware(
@@ -348,16 +342,13 @@ def auth_middleware(
             )
         return await handler(request)
 
-    authenticate.__asw_auth__ = True  # type: ignore[attr-defined]  # lets wiring detect it
     return authenticate
 
 
 def _refusal(error: Unauthenticated, request: web.Request, settings: Settings) -> web.Response:
     """The 401 problem answer, with a ``WWW-Authenticate`` challenge for the mode."""
-    # Rendered here rather than with gateway.web.problem_response: web.py imports this module.
-    body = error.to_problem(base_uri=settings.http.problem_base_uri, instance=request.path)
-    response = web.json_response(
-        body, status=error.http_status, content_type="application/problem+json"
+    response = problem_response(
+        error, base_uri=settings.http.problem_base_uri, instance=request.path
     )
     response.headers["WWW-Authenticate"] = challenge_header(settings.http.auth)
     return response

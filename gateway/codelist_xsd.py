@@ -42,8 +42,8 @@ class CodeListSchema:
 
 
 # libxml2 tries an enumeration's values in document order until one matches, so the codes
-# most Form D and ACDD use come first (the order means nothing else). For the 5 KB Form D this
-# takes the XSD pass from about 32 to 26 us, as with the old short lists.
+# most Form D and ACDD use come first (the order means nothing else), which keeps the XSD pass
+# as fast as with the old short lists (figures in docs/performance.md).
 COMMON_PACKAGE_TYPES = (
     "CT", "PX", "BX", "PK", "BG", "DR", "CS", "CR", "PL", "BE", "BL", "CL", "RO", "BA", "SA",
     "NE", "CN", "BO", "JR", "TN", "FE", "JB", "WA", "43", "1A", "4G", "5H",

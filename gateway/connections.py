@@ -24,12 +24,14 @@ from typing import Any
 
 import structlog
 
+from gateway.errors import Busy
+from gateway.problems import BUSY_RETRY_AFTER, PROBLEM_JSON, problem_document, retry_after
+
 log = structlog.get_logger("gateway.connections")
 
 OVERFLOW_READ_SECONDS = 2.0
 OVERFLOW_FACTOR = 4
 MAX_REQUEST_LINE = 8192
-RETRY_AFTER_SECONDS = 1
 
 # (status, JSON body) for a health path, from the gateway's own state (the routes' answer).
 HealthAnswer = Callable[[str], Awaitable[tuple[int, dict[str, Any]]]]
@@ -48,7 +50,13 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def _response(status: int, reason: str, body: dict[str, Any], content_type: str) -> bytes:
+def _response(
+    status: int,
+    reason: str,
+    body: dict[str, Any],
+    content_type: str,
+    retry_after_seconds: str | None = None,
+) -> bytes:
     data = json.dumps(body).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
@@ -56,8 +64,8 @@ def _response(status: int, reason: str, body: dict[str, Any], content_type: str)
         f"Content-Length: {len(data)}\r\n"
         "Connection: close\r\n"
     )
-    if status == 503:
-        head += f"Retry-After: {RETRY_AFTER_SECONDS}\r\n"
+    if retry_after_seconds is not None:
+        head += f"Retry-After: {retry_after_seconds}\r\n"
     return head.encode() + b"\r\n" + data
 
 
@@ -77,18 +85,13 @@ class ConnectionGuard:
         self._connections = connections
         self.max_connections = max_connections
         self._health = health
+        busy = Busy("This gateway worker has as many connections open as it allows.")
         self._busy = _response(
-            503,
+            busy.http_status,
             "Service Unavailable",
-            {
-                "type": f"{problem_base_uri}busy",
-                "title": "The gateway is busy; try again shortly",
-                "status": 503,
-                "detail": "This gateway worker has as many connections open as it allows.",
-                "code": "busy",
-                "retryable": True,
-            },
-            "application/problem+json",
+            problem_document(busy, base_uri=problem_base_uri),
+            PROBLEM_JSON,
+            retry_after(busy),
         )
         self.overflowing: set[_Overflow] = set()
         self.refused = 0
@@ -102,7 +105,8 @@ class ConnectionGuard:
         """The full HTTP answer to a health check made on an overflow connection."""
         status, body = await self._health(path)
         reason = "OK" if status == 200 else "Service Unavailable"
-        return _response(status, reason, body, "application/json")
+        wait = BUSY_RETRY_AFTER if status == 503 else None
+        return _response(status, reason, body, "application/json", wait)
 
     def close(self) -> None:
         """Close every overflow connection (at shutdown)."""

@@ -53,7 +53,7 @@ from gateway.errors import (
 )
 from gateway.journal import ClaimResult, Journal
 from gateway.offload import offload
-from gateway.receipting import ReceiptIssuer
+from gateway.receipt_issuer import ReceiptIssuer
 from gateway.settings import AmqpSettings
 from gateway.submission import settle_links
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.app_keys import SETTINGS, SUBMISSIONS
 from gateway.core.parsing import parse
 from gateway.errors import NotFound
 from gateway.offload import offload
-from gateway.web import DOCUMENT_HEADERS, SETTINGS, SUBMISSIONS, message_id_of, visible_payload
+from gateway.web import DOCUMENT_HEADERS, message_id_of, visible_payload
 
 
 async def get_document_json(request: web.Request) -> web.Response:

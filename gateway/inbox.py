@@ -20,12 +20,14 @@ delivery receipt to the sender; repeating it is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import structlog
 from aiohttp import web
 
 from adapters.pull_inbox import PullInboxOptions
+from gateway.app_keys import CLOCK, INBOX_OPTIONS, INBOX_RECEIPTS, JOURNAL, SETTINGS
 from gateway.auth import CALLER
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.handover import Handover
@@ -33,21 +35,15 @@ from gateway.core.states import InvalidTransition
 from gateway.errors import (
     GatewayError,
     NotFound,
-    SettingsError,
     TemporaryFailure,
     Unauthenticated,
 )
 from gateway.journal import InboxAck, InboxItem, InboxJournal, Journal, inbox_of
-from gateway.receipting import ReceiptIssuer
 from gateway.settings import Settings
-from gateway.web import CLOCK, JOURNAL, SETTINGS
 
 log = structlog.get_logger("gateway.inbox")
 
 MAX_LIST = 500
-
-INBOX_RECEIPTS = web.AppKey("inbox_receipts", ReceiptIssuer)
-"""Optional: when set, an acknowledgement issues the delivery receipt to the sender."""
 
 
 def _party(request: web.Request) -> str:
@@ -63,29 +59,31 @@ def _party(request: web.Request) -> str:
     raise Unauthenticated("The inbox belongs to a party: authenticate as one.")
 
 
-def _options_of(settings: Settings, party: str) -> PullInboxOptions:
+def pull_inbox_options(settings: Settings) -> dict[str, PullInboxOptions]:
+    """The checked options of every pull-inbox party (parsed once, at start)."""
+    return {
+        party: PullInboxOptions.parse(configured.options)
+        for party, configured in sorted(settings.parties.items())
+        if configured.adapter == "pull-inbox"
+    }
+
+
+def _options_of(options: Mapping[str, PullInboxOptions], party: str) -> PullInboxOptions:
     """The pull-inbox options of ``party``, or the defaults."""
-    configured = settings.parties.get(party)
-    if configured is None or configured.adapter != "pull-inbox":
-        return PullInboxOptions()
-    try:
-        return PullInboxOptions.parse(configured.options)
-    except SettingsError:
-        return PullInboxOptions()  # the defaults
+    return options.get(party) or PullInboxOptions()
 
 
-def lease_for(settings: Settings, party: str) -> float:
+def lease_for(options: Mapping[str, PullInboxOptions], party: str) -> float:
     """The fetch lease of ``party``: its pull-inbox ``lease_seconds`` option, or the default."""
-    return _options_of(settings, party).lease_seconds
-
-
-def escalate_after(settings: Settings, party: str) -> float:
-    """How long ``party`` may leave a fetched document unacknowledged before it is escalated."""
-    return _options_of(settings, party).escalate_after_seconds
+    return _options_of(options, party).lease_seconds
 
 
 async def escalate_unacknowledged(
-    journal: Journal | InboxJournal, settings: Settings, party: str, *, at: datetime
+    journal: Journal | InboxJournal,
+    options: Mapping[str, PullInboxOptions],
+    party: str,
+    *,
+    at: datetime,
 ) -> list[str]:
     """Dead-letter ``party``'s documents fetched but not acknowledged in time; their ids.
 
@@ -93,7 +91,9 @@ async def escalate_unacknowledged(
     dead-letter listing for an operator (who may replay it). Logged as a warning.
     """
     escalated = await inbox_of(journal).inbox_escalate(
-        party, at=at, older_than=timedelta(seconds=escalate_after(settings, party))
+        party,
+        at=at,
+        older_than=timedelta(seconds=_options_of(options, party).escalate_after_seconds),
     )
     for message_id in escalated:
         log.warning(
@@ -106,13 +106,12 @@ async def escalate_unacknowledged(
 
 
 async def escalate_all(
-    journal: Journal | InboxJournal, settings: Settings, *, at: datetime
+    journal: Journal | InboxJournal, options: Mapping[str, PullInboxOptions], *, at: datetime
 ) -> list[str]:
     """``escalate_unacknowledged`` for every party using the pull inbox (for a periodic sweep)."""
     escalated: list[str] = []
-    for party, configured in sorted(settings.parties.items()):
-        if configured.adapter == "pull-inbox":
-            escalated += await escalate_unacknowledged(journal, settings, party, at=at)
+    for party in sorted(options):
+        escalated += await escalate_unacknowledged(journal, options, party, at=at)
     return escalated
 
 
@@ -141,14 +140,16 @@ async def list_inbox(request: web.Request) -> web.Response:
         limit = 100
     now = request.app[CLOCK]()
     try:
-        await escalate_unacknowledged(request.app[JOURNAL], request.app[SETTINGS], party, at=now)
+        await escalate_unacknowledged(
+            request.app[JOURNAL], request.app[INBOX_OPTIONS], party, at=now
+        )
     except TemporaryFailure as exc:  # e.g. a read-only journal: the listing still answers
         log.warning("inbox_escalation_deferred", party=party, error=exc.code)
     items = await _inbox(request).inbox_waiting(party, at=now, limit=limit)
     return web.json_response(
         {
             "party": party,
-            "lease_seconds": lease_for(request.app[SETTINGS], party),
+            "lease_seconds": lease_for(request.app[INBOX_OPTIONS], party),
             "documents": [_item_json(item) for item in items],
         }
     )
@@ -158,7 +159,7 @@ async def fetch_document(request: web.Request) -> web.Response:
     """GET /v1/inbox/{id}: the document as accepted; it is leased to the caller."""
     party = _party(request)
     message_id = request.match_info["message_id"].lower()
-    lease = lease_for(request.app[SETTINGS], party)
+    lease = lease_for(request.app[INBOX_OPTIONS], party)
     document = await _inbox(request).inbox_fetch(
         party, message_id, at=request.app[CLOCK](), lease=timedelta(seconds=lease)
     )

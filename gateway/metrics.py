@@ -22,7 +22,6 @@ journal method names, queue kinds. Never message ids, document numbers or certif
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import shutil
@@ -49,6 +48,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.app_keys import JOURNAL, SOURCES
 from gateway.core.breaker import BreakerPhase
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.states import WAITING_STATES as _NOT_HANDED_OVER
@@ -143,6 +143,11 @@ BREAKER = Gauge(
     "asw_partner_breaker_state",
     "Circuit breaker of a receiving party: 0 closed, 1 half-open, 2 open (worst live worker).",
     ["partner"],
+    multiprocess_mode="livemax",
+)
+TRUST_RELOAD_PROBLEMS = Gauge(
+    "asw_trust_reload_problems",
+    "Trust files (CA certificates, CRLs) the last reload could not read; previous trust kept.",
     multiprocess_mode="livemax",
 )
 
@@ -492,8 +497,6 @@ def update_breakers(adapters: Mapping[str, object]) -> None:
 
 # --- the HTTP side ---------------------------------------------------------------------------
 
-SOURCES = web.AppKey("metrics_sources", Sources)
-
 
 def exposition(snapshot: Snapshot) -> bytes:
     """The text exposition: every worker's counted series, then the scrape-time ones."""
@@ -513,28 +516,31 @@ async def metrics_handler(request: web.Request) -> web.Response:
     """GET /metrics: the Prometheus text exposition (operators only)."""
     sources = request.app[SOURCES]
     update_breakers(sources.gateway.adapters)
+    trust = sources.gateway.trust
+    TRUST_RELOAD_PROBLEMS.set(len(trust.problems) if trust is not None else 0)
     snapshot = await sources.snapshot()
     body = exposition(snapshot)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def _watch_breakers(app: web.Application) -> AsyncIterator[None]:
-    adapters = app[SOURCES].gateway.adapters
+def mount(app: web.Application, gateway: Gateway) -> None:
+    """Serve ``/metrics`` for ``gateway`` and keep its breaker gauge current in this worker.
 
-    async def poll() -> None:
-        while True:
-            update_breakers(adapters)
-            await asyncio.sleep(BREAKER_POLL_SECONDS)
+    Its cleanup context must come after the one that opens the journal (``app[JOURNAL]``).
+    """
 
-    task = asyncio.create_task(poll(), name="metrics-breakers")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async def watch_breakers(app: web.Application) -> AsyncIterator[None]:
+        app[SOURCES] = Sources(gateway=gateway, journal=app[JOURNAL])
+        adapters = gateway.adapters
 
+        async def poll() -> None:
+            while True:
+                update_breakers(adapters)
+                await asyncio.sleep(BREAKER_POLL_SECONDS)
 
-def mount(app: web.Application, gateway: Gateway, journal: Journal) -> None:
-    """Serve ``/metrics`` for ``gateway`` and keep its breaker gauge current in this worker."""
-    app[SOURCES] = Sources(gateway=gateway, journal=journal)
+        # Under the gateway's supervisor, which stops it with the other background tasks.
+        gateway.supervisor.start("metrics-breakers", poll)
+        yield
+
     app.router.add_get("/metrics", metrics_handler)
-    app.cleanup_ctx.append(_watch_breakers)
+    app.cleanup_ctx.append(watch_breakers)

@@ -1,7 +1,7 @@
 """Where CPU work on a document runs: inline when it is small, in a bounded pool when large.
 
-Validating or verifying a 5 KB document takes well under a millisecond, less than handing it to
-a thread; a 1 MB one takes tens of milliseconds, which must not stall the event loop.
+Validating or verifying a small document costs less than handing it to a thread; a large one
+costs far more, and must not stall the event loop (figures in ``docs/performance.md``).
 
 Work for documents that callers submit over HTTP runs in the worker's ``RequestPool``: a few
 threads and a bounded queue. When the queue is full the caller gets ``Busy`` (503 with

@@ -13,13 +13,29 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from gateway.core.envelope import MEMBER_STATES
 from gateway.errors import SettingsError
 
 DEFAULT_CONFIG = Path("config/gateway.toml")
 ENV_PREFIX = "ASW_"
+
+# The choices a setting may take. A setting typed with one of these is checked at load against
+# the type's values (``_choices``); a wrong value is a SettingsError naming the key and them.
+PinCpus = Literal["auto", "on", "off"]
+"""Pin each worker process to one CPU: ``auto`` only with one worker per CPU, ``on``, ``off``."""
+Scheduler = Literal["batch", "normal"]
+"""Linux scheduling policy of the gateway processes."""
+AuthMode = Literal["api-key", "tls", "api-key-or-tls", "none"]
+"""How callers prove who they are; ``none`` only by choice, and only on a loopback address."""
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["auto", "json", "console"]
+"""``auto``: console on a terminal, JSON otherwise."""
+AdapterKind = Literal["drop-folder", "http-push", "pull-inbox", "remote-gateway"]
+"""How a national single window is reached."""
+RevocationMode = Literal["hard-fail", "soft-fail"]
+"""No current CRL for a party: refuse its documents (hard-fail) or warn (soft-fail)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,8 +44,8 @@ class NodeSettings:
 
     name: str = "asw-gateway"
     workers: int = 1
-    pin_cpus: str = "auto"  # auto | on | off: pin each worker process to one CPU
-    scheduler: str = "batch"  # batch | normal: Linux scheduling policy of the gateway processes
+    pin_cpus: PinCpus = "auto"
+    scheduler: Scheduler = "batch"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,20 +57,17 @@ class HttpSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     problem_base_uri: str = "https://asw-gateway.dev/problems/"
     offload_bytes: int = 64 * 1024
-    # api-key | tls | api-key-or-tls | none: how callers prove who they are. ``none`` only by
-    # explicit choice, and only on a loopback address (refused at start otherwise).
-    auth: str = "api-key"
+    auth: AuthMode = "api-key"  # ``none`` on a non-loopback address is refused at start
     tls_cert: str = ""  # serve HTTPS with this certificate (PEM) and key
     tls_key: str = ""
     tls_client_ca: str = ""  # CA bundle that client certificates must chain to (mTLS)
-    operator_api_key_sha256: str = ""  # SHA-256 hex of the operators' key for /v1/ops endpoints
+    operator_api_key_sha256: str = ""  # SHA-256 hex of the operators' key (operator endpoints)
     max_connections: int = 512  # open connections per worker; more get 503 (/healthz still answers)
     header_timeout_seconds: float = 15.0  # a connection that sends no complete request is closed
     body_timeout_seconds: float = 60.0  # a body that has not fully arrived gets 408
     per_caller_concurrency: int = 16  # requests one caller may have in work at once; more get 503
     request_threads: int = 2  # threads per worker for heavy work on submitted documents
     request_queue: int = 32  # heavy jobs waiting for those threads; more get 503
-    delivery_threads: int = 2  # threads per worker kept for deliveries, receipts and folder intake
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,7 +92,7 @@ class AmqpSettings:
 class DocumentSettings:
     """Where schemas live and how documents are bounded."""
 
-    xsd_dir: str = "xsd"
+    xsd_dir: str = ""  # "" = the schemas shipped with the gateway (gateway.schema_files)
     max_depth: int = 64
     parties_file: str = ""  # the parties plan (TOML); "" = gateway/data/parties.toml
 
@@ -111,8 +124,8 @@ class JournalSettings:
 class LogSettings:
     """Logging output."""
 
-    level: str = "info"
-    format: str = "auto"  # auto | json | console
+    level: LogLevel = "info"
+    format: LogFormat = "auto"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,10 +133,10 @@ class PartySettings:
     """A national single window this gateway delivers to, and how."""
 
     country: str
-    adapter: str
+    adapter: AdapterKind
     options: Mapping[str, str] = field(default_factory=dict)
     sign_on_behalf: bool = False  # the gateway signs this party's documents after validation
-    revocation: str = "hard-fail"  # no current CRL: refuse (hard-fail) or warn (soft-fail)
+    revocation: RevocationMode = "hard-fail"
     api_key_sha256: tuple[str, ...] = ()  # SHA-256 hex of this party's API keys (two in rollover)
 
 
@@ -150,14 +163,21 @@ _SECTIONS: dict[str, type[Any]] = {
     "pki": PkiSettings,
     "log": LogSettings,
 }
-AUTH_MODES = ("none", "api-key", "tls", "api-key-or-tls")
-_CHOICES = {
-    ("log", "level"): {"debug", "info", "warning", "error"},
-    ("log", "format"): {"auto", "json", "console"},
-    ("http", "auth"): set(AUTH_MODES),
-    ("node", "pin_cpus"): {"auto", "on", "off"},
-    ("node", "scheduler"): {"batch", "normal"},
-}
+AUTH_MODES: tuple[AuthMode, ...] = get_args(AuthMode)
+
+
+def _choices(cls: type[Any]) -> dict[str, tuple[str, ...]]:
+    """The allowed values of each ``Literal``-typed setting of a section, read from its type."""
+    return {
+        name: get_args(hint)
+        for name, hint in get_type_hints(cls).items()
+        if get_origin(hint) is Literal
+    }
+
+
+_SECTION_CHOICES = {name: _choices(cls) for name, cls in _SECTIONS.items()}
+
+
 _POSITIVE = {
     ("node", "workers"),
     ("http", "port"),
@@ -168,7 +188,6 @@ _POSITIVE = {
     ("http", "per_caller_concurrency"),
     ("http", "request_threads"),
     ("http", "request_queue"),
-    ("http", "delivery_threads"),
     ("amqp", "prefetch"),
     ("amqp", "delivery_limit"),
     ("amqp", "poison_after"),
@@ -179,7 +198,13 @@ _POSITIVE = {
     ("pki", "trust_check_seconds"),
 }
 _STRING_LISTS = {("amqp", "urls")}
-KNOWN_ADAPTERS = frozenset({"drop-folder", "http-push", "pull-inbox", "remote-gateway"})
+KNOWN_ADAPTERS: tuple[AdapterKind, ...] = get_args(AdapterKind)
+REVOCATION_MODES: tuple[RevocationMode, ...] = get_args(RevocationMode)
+
+
+def _not_allowed(key: str, allowed: tuple[str, ...], got: object) -> str:
+    """The one wording of a choice setting with a value outside its allowed ones."""
+    return f"{key}: must be one of {', '.join(allowed)}; got {got!r}"
 
 
 def _coerce(raw: str, like: Any, *, strings: bool = False) -> Any:
@@ -262,9 +287,9 @@ def _build_section(name: str, raw: Any, problems: list[str]) -> Any:
             coerced = float(coerced)
         if (name, key) in _POSITIVE and coerced <= 0:
             problems.append(f"{name}.{key}: must be greater than 0, got {coerced!r}")
-        allowed = _CHOICES.get((name, key))
+        allowed = _SECTION_CHOICES[name].get(key)
         if allowed is not None and coerced not in allowed:
-            problems.append(f"{name}.{key}: must be one of {sorted(allowed)}, got {coerced!r}")
+            problems.append(_not_allowed(f"{name}.{key}", allowed, coerced))
         values[key] = coerced
     return cls(**values)
 
@@ -284,7 +309,7 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
             continue
         adapter = body.get("adapter")
         if adapter not in KNOWN_ADAPTERS:
-            problems.append(f"{where}.adapter: must be one of {sorted(KNOWN_ADAPTERS)}")
+            problems.append(_not_allowed(f"{where}.adapter", KNOWN_ADAPTERS, adapter))
             continue
         options = body.get("options", {})
         if not isinstance(options, dict):
@@ -314,8 +339,8 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
             problems.append(f"{where}.api_key_sha256: expected SHA-256 hex digests")
             continue
         revocation = body.get("revocation", "hard-fail")
-        if revocation not in {"hard-fail", "soft-fail"}:
-            problems.append(f"{where}.revocation: must be hard-fail or soft-fail")
+        if revocation not in REVOCATION_MODES:
+            problems.append(_not_allowed(f"{where}.revocation", REVOCATION_MODES, revocation))
             continue
         parties[country] = PartySettings(
             country=country,

@@ -13,14 +13,20 @@ needs certificates and CRLs.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import structlog
+
 from gateway.core.trust import CountryTrust, RevocationPolicy, TrustStore
 from gateway.errors import SettingsError
+from gateway.settings import Settings
+
+log = structlog.get_logger("gateway.trust_loader")
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _Snapshot = tuple[tuple[str, int, int], ...]
@@ -95,13 +101,41 @@ def _snapshot(country_dir: Path) -> _Snapshot:
     return tuple(stamps)
 
 
+def open_trust(settings: Settings, *, required: bool) -> ReloadingTrustStore | None:
+    """The one way to build the gateway's trust store: over ``pki.trust_dir``, reloading.
+
+    None when the directory does not exist, unless ``required`` (signatures are required),
+    which makes that a ``SettingsError``.
+    """
+    trust_dir = Path(settings.pki.trust_dir)
+    if not trust_dir.is_dir():
+        if required:
+            raise SettingsError(
+                [
+                    f"pki.trust_dir: {trust_dir} does not exist; create a development PKI with "
+                    f"`asw-toolkit pki init {trust_dir}` or point ASW_PKI__TRUST_DIR at one"
+                ]
+            )
+        return None
+    return ReloadingTrustStore(
+        trust_dir,
+        policies={country: party.revocation for country, party in settings.parties.items()},
+        check_every=settings.pki.trust_check_seconds,
+    )
+
+
 class ReloadingTrustStore:
     """A trust store that re-reads a country's files when their mtime or size changes.
 
-    ``current()`` looks at the files at most every ``check_every`` seconds (a few ``stat``
-    calls). Only the countries whose files changed are rebuilt, so the others keep their cached
-    trust decisions. A file that cannot be read (a CRL being rewritten, say) keeps the previous
-    data for that country and is reported in ``problems`` until it reads cleanly.
+    In the gateway, ``watch()`` runs as a supervised background task: every ``check_every``
+    seconds it looks at the files (a few ``stat`` calls) in a worker thread, off the event loop,
+    and ``current()`` only returns the store. Without a watcher (command-line tools),
+    ``current()`` checks itself, at most every ``check_every`` seconds. Only the countries whose
+    files changed are rebuilt, so the others keep their cached trust decisions. A file that
+    cannot be read (a CRL being rewritten, say) keeps the previous data for that country and is
+    reported until it reads cleanly: in ``problems``, logged as ``trust_reload_failed`` (with
+    the error code ``settings-invalid``), named in ``/readyz`` and counted in the
+    ``asw_trust_reload_problems`` metric.
     """
 
     def __init__(
@@ -120,16 +154,44 @@ class ReloadingTrustStore:
         self._store = load_trust_store(directory, policies=self._policies)
         self._snapshots = {p.name: _snapshot(p) for p in _country_dirs(directory)}
         self._checked = clock()
+        self._watched = False
         self.problems: tuple[str, ...] = ()
 
     def current(self) -> TrustStore:
-        """The trust store, reloaded first if the check interval passed and files changed."""
-        if self._clock() - self._checked < self._check_every:
+        """The trust store; without a watcher, reloaded first if the interval passed."""
+        if self._watched or self._clock() - self._checked < self._check_every:
             return self._store
+        self.refresh()
+        return self._store
+
+    def refresh(self) -> tuple[str, ...]:
+        """Re-read the countries whose files changed (blocking file reads); the problems."""
         with self._lock:
             self._checked = self._clock()
+            before = self.problems
             self._refresh()
-            return self._store
+            problems = self.problems
+        if problems and problems != before:
+            log.warning(
+                "trust_reload_failed",
+                error=SettingsError.code,
+                problems=len(problems),
+                detail="; ".join(problems)[:500],
+                outcome="previous trust kept",
+            )
+        elif before and not problems:
+            log.info("trust_reload_recovered")
+        return problems
+
+    async def watch(self) -> None:
+        """Reload every ``check_every`` seconds, reading the files off the event loop."""
+        self._watched = True
+        try:
+            while True:
+                await asyncio.sleep(self._check_every)
+                await asyncio.to_thread(self.refresh)
+        finally:
+            self._watched = False
 
     def _refresh(self) -> None:
         problems: list[str] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,12 +18,22 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import MultiMapping
 
+from gateway import problems
+from gateway.app_keys import (
+    ADAPTERS,
+    BROKER,
+    CLOCK,
+    JOURNAL,
+    OPERATIONS,
+    SETTINGS,
+    SUBMISSIONS,
+    TRUST,
+    TRUST_RELOADS,
+)
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
 from gateway.core.envelope import MEMBER_STATES
-from gateway.core.handover import Adapter
 from gateway.core.states import MessageState
-from gateway.core.trust import TrustStore
 from gateway.errors import (
     Busy,
     GatewayError,
@@ -33,35 +43,21 @@ from gateway.errors import (
     PayloadTooLarge,
     RejectedMessage,
     RequestTimeout,
-    TemporaryFailure,
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
-from gateway.operations import Operations
 from gateway.settings import Settings
-from gateway.submission import Submissions
 
 log = structlog.get_logger("gateway.web")
 
-SETTINGS = web.AppKey("settings", Settings)
-SUBMISSIONS = web.AppKey("submissions", Submissions)
-JOURNAL: web.AppKey[Journal] = web.AppKey("journal")
-OPERATIONS = web.AppKey("operations", Operations)
-ADAPTERS: web.AppKey[Mapping[str, Adapter]] = web.AppKey("adapters")
-TRUST: web.AppKey[Callable[[], TrustStore] | None] = web.AppKey("trust")
-BROKER = web.AppKey("broker", Broker)
-Clock = Callable[[], datetime]
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 
-PROBLEM_JSON = "application/problem+json"
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 # A correlation id is echoed in headers and logs: printable ASCII without spaces, at most 255.
 CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,255}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
 MAX_WITHIN_DAYS = 36_500
-BUSY_RETRY_AFTER = "1"
 # A stored document is data to save, never a page to render on the gateway's origin.
 DOCUMENT_HEADERS = {
     "Content-Security-Policy": "sandbox",
@@ -79,12 +75,10 @@ def utc_now() -> datetime:
 def problem_response(
     error: GatewayError, settings: Settings, *, instance: str | None = None
 ) -> web.Response:
-    """Render ``error`` as RFC 9457 problem details."""
-    body = error.to_problem(base_uri=settings.http.problem_base_uri, instance=instance)
-    response = web.json_response(body, status=error.http_status, content_type=PROBLEM_JSON)
-    if isinstance(error, TemporaryFailure):
-        response.headers["Retry-After"] = BUSY_RETRY_AFTER if isinstance(error, Busy) else "5"
-    return response
+    """Render ``error`` as RFC 9457 problem details (``gateway.problems``)."""
+    return problems.problem_response(
+        error, base_uri=settings.http.problem_base_uri, instance=instance
+    )
 
 
 def _correlation_id(request: web.Request) -> tuple[str, GatewayError | None]:
@@ -527,9 +521,15 @@ def health_body(broker: Broker, node: str) -> dict[str, object]:
     }
 
 
-async def readiness(broker: Broker, journal: Journal) -> tuple[int, dict[str, object]]:
+async def readiness(
+    broker: Broker, journal: Journal, trust_problems: tuple[str, ...] = ()
+) -> tuple[int, dict[str, object]]:
     """What ``/readyz`` answers (status, body): ready when the broker is connected and the
     journal writable; the body names what is missing.
+
+    A failed trust reload (a CRL or CA file that cannot be read) is named (``trust``:
+    ``reload-failed`` with ``trust_reason``) but does not make the gateway unready: the
+    previous trust is kept, and every gateway reading the same files would go unready at once.
 
     One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
     """
@@ -543,6 +543,9 @@ async def readiness(broker: Broker, journal: Journal) -> tuple[int, dict[str, ob
     }
     if status.reason:
         body["journal_reason"] = status.reason
+    body["trust"] = "reload-failed" if trust_problems else "ok"
+    if trust_problems:
+        body["trust_reason"] = "; ".join(trust_problems)[:500]
     return (200 if ready else 503), body
 
 
@@ -558,7 +561,10 @@ async def readyz(request: web.Request) -> web.Response:
     disk alarm, or ``disconnected``) and ``journal`` (``ok``, ``read-only``,
     ``replaced`` or ``unavailable``, with the journal's reason).
     """
-    status, body = await readiness(request.app[BROKER], request.app[JOURNAL])
+    reloads = request.app.get(TRUST_RELOADS)
+    status, body = await readiness(
+        request.app[BROKER], request.app[JOURNAL], reloads.problems if reloads else ()
+    )
     return web.json_response(body, status=status)
 
 

@@ -7,16 +7,15 @@ again; SIGTERM or SIGINT stops them all gracefully.
 
 With as many workers as CPUs (``node.pin_cpus = "auto"``, or always with ``"on"``), each
 worker is pinned to its own CPU. The kernel otherwise moves the busy workers between cores,
-and each move costs them their warm caches: pinned, two workers on this 2-core machine
-delivered 368-392 Form D/s against 336-340 unpinned, alternating runs of
-``bench/bench_e2e.py``. RabbitMQ and anything else on the machine still run on every CPU.
+and each move costs them their warm caches (measured with ``bench/bench_e2e.py``; the figures
+are in ``docs/performance.md``). RabbitMQ and anything else on the machine still run on every
+CPU.
 
 The gateway processes run under Linux's batch scheduling policy (``node.scheduler``). A
 worker's helper threads (the journal's, the drop folders' writes) wake many times per message;
 under the normal policy each wake-up preempted the event loop thread, which then held the GIL
-the woken thread needed (about 57 context switches per delivered Form D). Batch lets the loop
-run on until it waits: 393-400 against 377-379 delivered/s and 3.8-3.9 against 4.1 ms of worker
-CPU per Form D, alternating runs, with p99 latency at half rate unchanged (23-36 ms).
+the woken thread needed. Batch lets the loop run on until it waits: more deliveries per second
+for less worker CPU, with tail latency unchanged (figures in ``docs/performance.md``).
 
 Where the system forbids either (a restricted container), the worker says so in its log and
 runs as the kernel places it.

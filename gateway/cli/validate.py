@@ -14,8 +14,9 @@ from lxml import etree
 from gateway.core.parsing import parse
 from gateway.core.validation import Validator
 from gateway.errors import Finding, GatewayError
+from gateway.schema_files import shipped_xsd_dir
 
-DEFAULT_XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"
+DEFAULT_XSD_DIR = shipped_xsd_dir()
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,13 +9,13 @@ there), read once on first use. Two ways they reach a document:
   enforces them.
 - Rec 20 units (2,542 codes with the package units) are an error when unknown too, but a
   business-rule lookup (``unit-code-unknown``): libxml2 compares an enumeration value by value,
-  and 2,542 of them made the 1 MB Form D's XSD pass ten times slower (about 34 ms to 350 ms).
+  and 2,542 of them made the XSD pass of a large Form D an order of magnitude slower.
   The XSD keeps their form, ``UNIT_PATTERN``.
 - What is only a warning is a business-rule lookup too: a Rec 20 unit marked deleted or
   deprecated, and UN/LOCODEs (the list changes twice a year, so an unknown one is not refused).
 
-``VERSIONS`` names the edition of every list; it goes into each generated schema's annotation
-and into the hints of the findings that use a list.
+``REC19``, ``REC20``, ``REC21``, ``ISO4217`` and ``UNLOCODE`` name the edition of each list; it
+goes into each generated schema's annotation and into the hints of the findings that use a list.
 """
 
 from __future__ import annotations
@@ -33,14 +33,6 @@ REC20: Final = "UN/ECE Recommendation 20, Revision 17 (2021)"
 REC21: Final = "UN/ECE Recommendation 21, Revision 12 (2021), with the one-digit codes of Annex I"
 ISO4217: Final = "ISO 4217 List One (state of 2026-02-01)"
 UNLOCODE: Final = "UN/LOCODE 2024-2 (Brunei: 2023-2)"
-
-VERSIONS: Final = {
-    "rec19": REC19,
-    "rec20": REC20,
-    "rec21": REC21,
-    "iso4217": ISO4217,
-    "unlocode": UNLOCODE,
-}
 
 # The form of every Rec 20 code (and X plus a Rec 21 code): the XSD's unit type.
 UNIT_PATTERN: Final = "[0-9A-Z]{2,3}"

@@ -100,7 +100,7 @@ class Envelope:
     test: bool
 
 
-def _c(name: str) -> str:
+def _common_tag(name: str) -> str:
     return f"{{{NS_COMMON}}}{name}"
 
 
@@ -116,7 +116,7 @@ def document_type_of(root: etree._Element) -> DocumentType:
     return doc_type
 
 
-_HEADER = _c("MessageHeader")
+_HEADER = _common_tag("MessageHeader")
 
 
 def first_child(el: etree._Element | None, tag: str) -> etree._Element | None:
@@ -157,7 +157,7 @@ def full_text(node: etree._Element) -> str:
 def _text(
     fields: dict[object, etree._Element], name: str, what: str, *, required: bool = True
 ) -> str | None:
-    node = fields.get(_c(name))
+    node = fields.get(_common_tag(name))
     value = full_text(node).strip() if node is not None else ""
     if not value:
         if required:
@@ -167,7 +167,7 @@ def _text(
 
 
 def _party(fields: dict[object, etree._Element], name: str, what: str) -> Party:
-    node = fields.get(_c(name))
+    node = fields.get(_common_tag(name))
     if node is None:
         raise HeaderInvalid(f"The message header has no {what} ({name}).")
     party = _first_children(node)

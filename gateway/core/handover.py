@@ -10,6 +10,7 @@ twice (after a crash between hand-over and ack) without the receiver seeing it t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
@@ -56,3 +57,22 @@ class ReceiverQuery(Protocol):
 
     async def has_received(self, message_id: str) -> bool | None:
         """Whether the partner already holds ``message_id``; None when it cannot tell."""
+
+
+class Intake(Protocol):
+    """Accepts one document a party sent through an adapter (its drop-folder outbox, ...).
+
+    Returns once the document is accepted durably, or raises the ``GatewayError`` saying why
+    not (retryable ones mean: try the same document again later). The gateway passes its
+    submission service's ``submit``; adapters never import it.
+    """
+
+    async def __call__(self, data: bytes, *, channel: str, caller: str | None = None) -> object:
+        """Accept ``data`` sent by ``caller`` over ``channel``."""
+
+
+class InboxStore(Protocol):
+    """Where a pull-inbox adapter puts a document for its partner to fetch (the journal)."""
+
+    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
+        """Put a journalled message in ``receiver``'s inbox; False if it was there already."""

@@ -78,88 +78,95 @@ class MessageState(enum.Enum):
     """Refused at ingest because its business key belongs to another message id."""
 
 
-_S = MessageState
-
 # current state -> {requested state: resulting state}. A pair missing here is forbidden.
 TRANSITIONS: dict[MessageState, dict[MessageState, MessageState]] = {
-    _S.RECEIVED: {
-        _S.ACCEPTED: _S.ACCEPTED,
-        _S.REJECTED: _S.REJECTED,
-        _S.DUPLICATE: _S.DUPLICATE,
+    MessageState.RECEIVED: {
+        MessageState.ACCEPTED: MessageState.ACCEPTED,
+        MessageState.REJECTED: MessageState.REJECTED,
+        MessageState.DUPLICATE: MessageState.DUPLICATE,
     },
-    _S.ACCEPTED: {
-        _S.ACCEPTED: _S.ACCEPTED,  # the same message id submitted again
-        _S.QUEUED: _S.QUEUED,
-        _S.DELIVERING: _S.DELIVERING,  # the worker consumed before the ingest wrote QUEUED
-        _S.RECEIPTED: _S.ACCEPTED,  # an early receipt or answer is linked, nothing more
-        _S.ANSWERED: _S.ACCEPTED,
-        _S.DEAD: _S.DEAD,  # poison: the broker's delivery limit hit before any claim
+    MessageState.ACCEPTED: {
+        MessageState.ACCEPTED: MessageState.ACCEPTED,  # the same message id submitted again
+        MessageState.QUEUED: MessageState.QUEUED,
+        # the worker consumed before the ingest wrote QUEUED
+        MessageState.DELIVERING: MessageState.DELIVERING,
+        # an early receipt or answer is linked, nothing more
+        MessageState.RECEIPTED: MessageState.ACCEPTED,
+        MessageState.ANSWERED: MessageState.ACCEPTED,
+        # poison: the broker's delivery limit hit before any claim
+        MessageState.DEAD: MessageState.DEAD,
     },
-    _S.QUEUED: {
-        _S.QUEUED: _S.QUEUED,
-        _S.DELIVERING: _S.DELIVERING,
-        _S.RECEIPTED: _S.QUEUED,
-        _S.ANSWERED: _S.QUEUED,
-        _S.DEAD: _S.DEAD,
+    MessageState.QUEUED: {
+        MessageState.QUEUED: MessageState.QUEUED,
+        MessageState.DELIVERING: MessageState.DELIVERING,
+        MessageState.RECEIPTED: MessageState.QUEUED,
+        MessageState.ANSWERED: MessageState.QUEUED,
+        MessageState.DEAD: MessageState.DEAD,
     },
-    _S.DELIVERING: {
-        _S.QUEUED: _S.DELIVERING,  # late ingest bookkeeping
-        _S.DELIVERING: _S.DELIVERING,  # re-claim after an expired lease: a new attempt
-        _S.DELIVERED: _S.DELIVERED,
-        _S.RECEIPTED: _S.DELIVERING,  # linked; the hand-over itself decides delivery
-        _S.ANSWERED: _S.DELIVERING,
-        _S.RETRYING: _S.RETRYING,
-        _S.DEAD: _S.DEAD,
+    MessageState.DELIVERING: {
+        MessageState.QUEUED: MessageState.DELIVERING,  # late ingest bookkeeping
+        # re-claim after an expired lease: a new attempt
+        MessageState.DELIVERING: MessageState.DELIVERING,
+        MessageState.DELIVERED: MessageState.DELIVERED,
+        # linked; the hand-over itself decides delivery
+        MessageState.RECEIPTED: MessageState.DELIVERING,
+        MessageState.ANSWERED: MessageState.DELIVERING,
+        MessageState.RETRYING: MessageState.RETRYING,
+        MessageState.DEAD: MessageState.DEAD,
     },
-    _S.RETRYING: {
-        _S.QUEUED: _S.RETRYING,  # late ingest bookkeeping
-        _S.DELIVERING: _S.DELIVERING,
-        _S.RECEIPTED: _S.RETRYING,  # linked; the retry still delivers it
-        _S.ANSWERED: _S.RETRYING,
-        _S.DEAD: _S.DEAD,
+    MessageState.RETRYING: {
+        MessageState.QUEUED: MessageState.RETRYING,  # late ingest bookkeeping
+        MessageState.DELIVERING: MessageState.DELIVERING,
+        MessageState.RECEIPTED: MessageState.RETRYING,  # linked; the retry still delivers it
+        MessageState.ANSWERED: MessageState.RETRYING,
+        MessageState.DEAD: MessageState.DEAD,
     },
-    _S.DELIVERED: {
-        _S.QUEUED: _S.DELIVERED,
-        _S.DELIVERED: _S.DELIVERED,  # redelivery recognised
-        _S.RECEIPTED: _S.RECEIPTED,
-        _S.ANSWERED: _S.ANSWERED,  # answered without (or before) a receipt
+    MessageState.DELIVERED: {
+        MessageState.QUEUED: MessageState.DELIVERED,
+        MessageState.DELIVERED: MessageState.DELIVERED,  # redelivery recognised
+        MessageState.RECEIPTED: MessageState.RECEIPTED,
+        MessageState.ANSWERED: MessageState.ANSWERED,  # answered without (or before) a receipt
     },
-    _S.RECEIPTED: {
-        _S.QUEUED: _S.RECEIPTED,
-        _S.DELIVERED: _S.RECEIPTED,
-        _S.RECEIPTED: _S.RECEIPTED,
-        _S.ANSWERED: _S.ANSWERED,
+    MessageState.RECEIPTED: {
+        MessageState.QUEUED: MessageState.RECEIPTED,
+        MessageState.DELIVERED: MessageState.RECEIPTED,
+        MessageState.RECEIPTED: MessageState.RECEIPTED,
+        MessageState.ANSWERED: MessageState.ANSWERED,
     },
-    _S.ANSWERED: {
-        _S.QUEUED: _S.ANSWERED,
-        _S.DELIVERED: _S.ANSWERED,
-        _S.RECEIPTED: _S.ANSWERED,  # a receipt that arrives after the answer
-        _S.ANSWERED: _S.ANSWERED,  # a further answer (e.g. partial, then full utilisation)
+    MessageState.ANSWERED: {
+        MessageState.QUEUED: MessageState.ANSWERED,
+        MessageState.DELIVERED: MessageState.ANSWERED,
+        MessageState.RECEIPTED: MessageState.ANSWERED,  # a receipt that arrives after the answer
+        # a further answer (e.g. partial, then full utilisation)
+        MessageState.ANSWERED: MessageState.ANSWERED,
     },
-    _S.DEAD: {
-        _S.QUEUED: _S.QUEUED,  # operator replay
-        _S.RECEIPTED: _S.DEAD,  # linked; parked until an operator replays it
-        _S.ANSWERED: _S.DEAD,
-        _S.DEAD: _S.DEAD,
+    MessageState.DEAD: {
+        MessageState.QUEUED: MessageState.QUEUED,  # operator replay
+        MessageState.RECEIPTED: MessageState.DEAD,  # linked; parked until an operator replays it
+        MessageState.ANSWERED: MessageState.DEAD,
+        MessageState.DEAD: MessageState.DEAD,
     },
-    _S.REJECTED: {_S.REJECTED: _S.REJECTED},
-    _S.DUPLICATE: {_S.DUPLICATE: _S.DUPLICATE},
+    MessageState.REJECTED: {MessageState.REJECTED: MessageState.REJECTED},
+    MessageState.DUPLICATE: {MessageState.DUPLICATE: MessageState.DUPLICATE},
 }
 
 INITIAL_STATES: tuple[MessageState, ...] = (MessageState.RECEIVED, MessageState.ACCEPTED)
 """The rows ``record_accepted`` writes for a new message, in order."""
 
-DELIVERED_STATES = frozenset({_S.DELIVERED, _S.RECEIPTED, _S.ANSWERED})
+DELIVERED_STATES = frozenset(
+    {MessageState.DELIVERED, MessageState.RECEIPTED, MessageState.ANSWERED}
+)
 """The receiver has the document: a redelivery must never reach it again."""
 
 CLAIMABLE_STATES = frozenset(
     current
     for current, moves in TRANSITIONS.items()
-    if moves.get(_S.DELIVERING) is _S.DELIVERING and current is not _S.DELIVERING
+    if moves.get(MessageState.DELIVERING) is MessageState.DELIVERING
+    and current is not MessageState.DELIVERING
 )
 """States a delivery worker may claim outright; DELIVERING only once its lease has run out."""
 
-WAITING_STATES = CLAIMABLE_STATES | {_S.DELIVERING}
+WAITING_STATES = CLAIMABLE_STATES | {MessageState.DELIVERING}
 """Not handed over yet: claimable, or being handed over (under a lease)."""
 
 FINAL_STATES = frozenset(

@@ -17,15 +17,13 @@ gateway's document-signing profile:
 
 Deciding costs a path validation and CRL look-ups, so each country caches successful decisions
 only, keyed by the certificates themselves (their DER), bounded in bytes. A country's trust data
-never changes in place: a new CRL makes a new ``CountryTrust`` (with its own ``version`` and an
-empty cache). Only the parts that depend on the clock (validity periods, CRL freshness) are
-checked again on every call.
+never changes in place: a new CRL makes a new ``CountryTrust`` (with an empty cache). Only the
+parts that depend on the clock (validity periods, CRL freshness) are checked again on every call.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -341,16 +339,6 @@ class CountryTrust:
             crls=tuple(x509.load_pem_x509_crl(pem) for pem in crls),
             policy=policy,
         )
-
-    @property
-    def version(self) -> str:
-        """Identifies the anchors, CRLs and policy that the cached decisions were made with."""
-        digest = hashlib.sha256(self.policy.value.encode())
-        for cert in self.anchors:
-            digest.update(cert.fingerprint(_SHA256))
-        for crl in self.crls:
-            digest.update(crl.fingerprint(_SHA256))
-        return digest.hexdigest()[:16]
 
     def crl_for(
         self, cert: x509.Certificate, issuer: x509.Certificate

@@ -7,7 +7,7 @@ structure the schema guarantees). A refused document is explained from xmlschema
 errors (``gateway.core.schemas.SchemaExplainer``), which costs more but only on refusal.
 Findings from the two stages are kept apart, because the HTTP layer answers
 ``schema-violation`` for the first and ``business-rule-violation`` for the second. Codes:
-``gateway.core.schemas`` (``xsd-*``) and ``gateway.core.codelists.CATALOGUE`` (the rules
+``gateway.core.schemas`` (``xsd-*``) and ``gateway.core.rule_catalogue.CATALOGUE`` (the rules
 themselves: the package ``gateway.core.rules``).
 """
 

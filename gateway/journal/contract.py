@@ -174,13 +174,6 @@ class Counts:
             totals[row.state] = totals.get(row.state, 0) + row.count
         return totals
 
-    def by_receiver(self) -> Mapping[str, int]:
-        """Totals per receiver over every state."""
-        totals: dict[str, int] = {}
-        for row in self.rows:
-            totals[row.receiver] = totals.get(row.receiver, 0) + row.count
-        return totals
-
 
 class Journal(Protocol):
     """The message store. Every method is one transaction; every write is durable on return."""
@@ -256,10 +249,6 @@ class Journal(Protocol):
         exists already. Raises ``NotFound`` if ``message_id`` is unknown; the related message
         may live in another node's journal.
         """
-        ...
-
-    async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
-        """The message that holds a business key, or None."""
         ...
 
     async def list_messages(

@@ -61,7 +61,6 @@ from gateway.journal.contract import (
     PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
-    BusinessKey,
     CountRow,
     Counts,
     InboxAck,
@@ -672,20 +671,6 @@ class PostgresJournal:
         if row is None or not row[0]:
             raise NotFound(f"The journal has no message {message_id}.")
         return bool(row[1])
-
-    async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
-        """See ``Journal.find_by_business_key``."""
-        async with self._transaction() as cur:
-            await _execute(
-                cur,
-                _SQL["by_business_key"],
-                sender=key.sender,
-                document_type=key.document_type,
-                document_id=key.document_id,
-                function_code=key.function_code,
-            )
-            row = await cur.fetchone()
-        return None if row is None else summary_from_row(row, _when)
 
     async def list_messages(
         self,

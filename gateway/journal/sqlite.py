@@ -5,11 +5,9 @@ Durability and sharing:
 - WAL mode, so readers never wait for the writer and several gateway processes on one host can
   share the file. Every write transaction starts with ``BEGIN IMMEDIATE``, which takes the
   write lock up front: read-then-write decisions (claim, dedupe) cannot interleave.
-- A writer that finds another process holding the lock polls for it every 0.3 ms, for up to
-  10 s, instead of using SQLite's busy handler, which sleeps 1, 2, 5, 10, 15, 20 ms and more
-  between tries and so often sleeps on after the lock is free. Two busy gateway processes on
-  one file each waited 6-9 s for the lock per 2,000 transactions with the busy handler, half
-  that with polling; p99 submit-to-delivery latency at half rate fell from 95-278 to 31-35 ms
+- A writer that finds another process holding the lock polls for it at a short, fixed interval
+  (up to a time limit) instead of using SQLite's busy handler, whose growing sleeps between
+  tries often outlast the lock. The measured gain is in ``docs/performance.md``
   (``bench/bench_e2e.py``).
 - ``synchronous=FULL`` by default: a commit returns only after the WAL is on disk, so the 202
   the ingest answers survives a power cut. ``NORMAL`` (``?synchronous=normal`` in the URL) skips
@@ -72,7 +70,6 @@ from gateway.journal.contract import (
     PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
-    BusinessKey,
     CountRow,
     Counts,
     InboxAck,
@@ -511,10 +508,6 @@ class SqliteJournal:
     ) -> bool:
         """See ``Journal.link``."""
         return await self._run(_link, message_id, related_message_id, relation, _stamp(at))
-
-    async def find_by_business_key(self, key: BusinessKey) -> MessageSummary | None:
-        """See ``Journal.find_by_business_key``."""
-        return await self._read(_find_by_business_key, key)
 
     async def list_messages(
         self,
@@ -990,18 +983,6 @@ def _link(db: sqlite3.Connection, message_id: str, related: str, relation: str, 
             at=at,
         )
         return cursor.rowcount == 1
-
-
-def _find_by_business_key(db: sqlite3.Connection, key: BusinessKey) -> MessageSummary | None:
-    row = _one(
-        db,
-        "by_business_key",
-        sender=key.sender,
-        document_type=key.document_type,
-        document_id=key.document_id,
-        function_code=key.function_code,
-    )
-    return None if row is None else summary_from_row(row, _when)
 
 
 def _select_summaries(

@@ -370,12 +370,6 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
             )
         ),
         "summary": sa.select(*SUMMARY).where(by_id(messages)),
-        "by_business_key": sa.select(*SUMMARY).where(
-            *(
-                messages.c[name] == param(name)
-                for name in ("sender", "document_type", "document_id", "function_code")
-            )
-        ),
         "schema_version": sa.select(sa.func.max(journal_schema.c.version)),
         "set_schema_version": sa.insert(journal_schema).values(
             values_of(journal_schema, ("version",))

@@ -227,8 +227,8 @@ async def test_two_workers_scanning_one_outbox_move_each_file_once(
         temporary = outbox / f".{number}.tmp"
         temporary.write_bytes(with_message_id(sample_formd, message_id))
         temporary.rename(outbox / f"{number:02}.xml")
-    submissions = running_gateway.intakes[0]._submissions
-    workers = [FolderIntake("SG", outbox, submissions) for _ in range(2)]
+    submit = running_gateway.intakes[0]._submit
+    workers = [FolderIntake("SG", outbox, submit) for _ in range(2)]
     with structlog.testing.capture_logs() as logs:
         counts = await asyncio.gather(*(worker.scan() for worker in workers))
     assert not [e for e in logs if e["event"] in {"intake_scan_failed", "intake_file_failed"}]

@@ -11,10 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.pull_inbox import PullInboxAdapter, PullInboxOptions
+from adapters.pull_inbox import PullInboxOptions
 from gateway.app import Gateway
-from gateway.core.handover import Handover
-from gateway.errors import PeerUnavailable, SettingsError
+from gateway.errors import SettingsError
 from gateway.settings import PartySettings
 from tests.conftest import with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
@@ -211,23 +210,12 @@ async def test_inbox_needs_authentication(inbox_gateway: Gateway) -> None:
         assert response.status == 401
 
 
-async def test_deliver_before_attach_is_transient() -> None:
-    """Until the gateway attaches the journal, a hand-over is retried later."""
-    adapter = PullInboxAdapter()
-    handover = Handover(
-        message_id=str(uuid.uuid4()), sender="SG", receiver="TH", document_type="EFD", payload=b""
-    )
-    assert not await adapter.healthy()
-    with pytest.raises(PeerUnavailable):
-        await adapter.deliver(handover)
-
-
 def test_options_are_checked() -> None:
     """Unknown options and a non-positive lease stop start-up with every problem listed."""
     with pytest.raises(SettingsError) as caught:
-        PullInboxAdapter.from_options({"lease_seconds": "0", "directory": "x"})
+        PullInboxOptions.parse({"lease_seconds": "0", "directory": "x"})
     assert len(caught.value.problems) == 2
-    assert PullInboxAdapter.from_options({"lease_seconds": "42"}).lease_seconds == 42
+    assert PullInboxOptions.parse({"lease_seconds": "42"}).lease_seconds == 42
 
 
 def test_escalation_age_must_outlast_the_lease() -> None:

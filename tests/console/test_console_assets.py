@@ -9,9 +9,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.app_keys import SETTINGS
 from gateway.console import CONTENT_TYPES, STATIC_DIR, add_console_routes
 from gateway.settings import Settings
-from gateway.web import SETTINGS, errors_middleware
+from gateway.web import errors_middleware
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.core.codelists import CATALOGUE, HS_UNKNOWN
 from gateway.core.envelope import DocumentType
 from gateway.core.parsing import parse
+from gateway.core.rule_catalogue import CATALOGUE, HS_UNKNOWN
 from gateway.core.rules import check_rules
 from gateway.core.validation import Validator
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway.core.codelists import CATALOGUE
 from gateway.core.envelope import read_envelope
 from gateway.core.parsing import parse
+from gateway.core.rule_catalogue import CATALOGUE
 from gateway.core.schemas import XSD_CODES
 from gateway.core.validation import Validator
 

@@ -93,3 +93,43 @@ def test_amqp_urls_list_from_toml_and_environment(tmp_path: Path) -> None:
     config.write_text("[amqp]\nurls = [5672]\n", encoding="utf-8")
     with pytest.raises(SettingsError, match=r"amqp\.urls"):
         load_settings(config, {})
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "allowed"),
+    [
+        ({"ASW_NODE__PIN_CPUS": "sometimes"}, "node.pin_cpus", "auto, on, off"),
+        ({"ASW_NODE__SCHEDULER": "fifo"}, "node.scheduler", "batch, normal"),
+        ({"ASW_HTTP__AUTH": "password"}, "http.auth", "api-key, tls, api-key-or-tls, none"),
+        ({"ASW_LOG__LEVEL": "loud"}, "log.level", "debug, info, warning, error"),
+        ({"ASW_LOG__FORMAT": "xml"}, "log.format", "auto, json, console"),
+        (
+            {"ASW_PARTIES__TH__ADAPTER": "carrier-pigeon"},
+            "parties.TH.adapter",
+            "drop-folder, http-push, pull-inbox, remote-gateway",
+        ),
+        (
+            {"ASW_PARTIES__TH__REVOCATION": "ignore"},
+            "parties.TH.revocation",
+            "hard-fail, soft-fail",
+        ),
+    ],
+)
+def test_a_choice_outside_its_allowed_values_names_key_and_choices(
+    override: dict[str, str], key: str, allowed: str
+) -> None:
+    """A choice setting with an unknown value is refused, naming the key and the allowed values."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(DEFAULT, override)
+    assert list(caught.value.problems) == [
+        f"{key}: must be one of {allowed}; got {next(iter(override.values()))!r}"
+    ]
+
+
+def test_builtin_defaults_hold_without_a_configuration_file() -> None:
+    """With no file, every setting takes its one built-in default from the settings classes."""
+    settings = load_settings(None, {})
+    assert settings.node.workers == 1
+    assert settings.node.pin_cpus == "auto"
+    assert settings.http.auth == "api-key"
+    assert settings.parties == {}

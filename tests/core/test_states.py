@@ -21,7 +21,6 @@ from gateway.core.states import (
     next_state,
 )
 
-S = MessageState
 ALL_PAIRS = list(itertools.product(MessageState, MessageState))
 
 
@@ -38,73 +37,142 @@ class TestPinnedPaths:
 
     def test_happy_path_reaches_answered(self) -> None:
         """RECEIVED to ANSWERED through every intermediate state is allowed."""
-        path = (S.RECEIVED, S.ACCEPTED, S.QUEUED, S.DELIVERING, S.DELIVERED, S.RECEIPTED)
-        assert walk(*path, S.ANSWERED) is S.ANSWERED
+        path = (
+            MessageState.RECEIVED,
+            MessageState.ACCEPTED,
+            MessageState.QUEUED,
+            MessageState.DELIVERING,
+            MessageState.DELIVERED,
+            MessageState.RECEIPTED,
+        )
+        assert walk(*path, MessageState.ANSWERED) is MessageState.ANSWERED
 
     def test_retry_loop(self) -> None:
         """DELIVERING -> RETRYING -> DELIVERING loops as often as needed, then delivers."""
-        assert walk(S.DELIVERING, *[S.RETRYING, S.DELIVERING] * 5, S.DELIVERED) is S.DELIVERED
+        assert (
+            walk(
+                MessageState.DELIVERING,
+                *[MessageState.RETRYING, MessageState.DELIVERING] * 5,
+                MessageState.DELIVERED,
+            )
+            is MessageState.DELIVERED
+        )
 
     def test_dead_is_replayable(self) -> None:
         """An operator's replay moves DEAD back to QUEUED, and it can be delivered again."""
-        assert walk(S.DELIVERING, S.DEAD, S.QUEUED, S.DELIVERING, S.DELIVERED) is S.DELIVERED
+        assert (
+            walk(
+                MessageState.DELIVERING,
+                MessageState.DEAD,
+                MessageState.QUEUED,
+                MessageState.DELIVERING,
+                MessageState.DELIVERED,
+            )
+            is MessageState.DELIVERED
+        )
 
     def test_answer_without_receipt(self) -> None:
         """A DELIVERED message may be ANSWERED without a receipt."""
-        assert next_state(S.DELIVERED, S.ANSWERED) is S.ANSWERED
+        assert next_state(MessageState.DELIVERED, MessageState.ANSWERED) is MessageState.ANSWERED
 
-    @pytest.mark.parametrize("state", [S.DELIVERED, S.RECEIPTED, S.ANSWERED])
+    @pytest.mark.parametrize(
+        "state", [MessageState.DELIVERED, MessageState.RECEIPTED, MessageState.ANSWERED]
+    )
     def test_redelivery_is_recognised(self, state: MessageState) -> None:
         """Reporting DELIVERED again never moves a delivered message and is not a change."""
         assert state in DELIVERED_STATES
-        assert next_state(state, S.DELIVERED) is state
-        assert not is_change(state, S.DELIVERED)
+        assert next_state(state, MessageState.DELIVERED) is state
+        assert not is_change(state, MessageState.DELIVERED)
 
     def test_worker_may_overtake_ingest(self) -> None:
         """ACCEPTED may go straight to DELIVERING, and the late QUEUED is then absorbed."""
-        assert walk(S.ACCEPTED, S.DELIVERING, S.QUEUED) is S.DELIVERING
+        assert (
+            walk(MessageState.ACCEPTED, MessageState.DELIVERING, MessageState.QUEUED)
+            is MessageState.DELIVERING
+        )
 
     def test_late_receipt_after_answer(self) -> None:
         """A receipt arriving after the answer leaves the message ANSWERED."""
-        assert next_state(S.ANSWERED, S.RECEIPTED) is S.ANSWERED
+        assert next_state(MessageState.ANSWERED, MessageState.RECEIPTED) is MessageState.ANSWERED
 
     def test_answer_never_decides_delivery(self) -> None:
         """An answer reported while DELIVERING is absorbed; the hand-over then says DELIVERED."""
-        assert walk(S.DELIVERING, S.ANSWERED, S.DELIVERED) is S.DELIVERED
+        assert (
+            walk(MessageState.DELIVERING, MessageState.ANSWERED, MessageState.DELIVERED)
+            is MessageState.DELIVERED
+        )
 
     def test_answer_to_a_retrying_message_keeps_it_retrying(self) -> None:
         """An answer or receipt for a RETRYING message leaves it claimable; delivery goes on."""
-        assert walk(S.RETRYING, S.ANSWERED, S.RECEIPTED) is S.RETRYING
-        assert S.RETRYING in CLAIMABLE_STATES
-        assert walk(S.RETRYING, S.ANSWERED, S.DELIVERING, S.DELIVERED, S.ANSWERED) is S.ANSWERED
+        assert (
+            walk(MessageState.RETRYING, MessageState.ANSWERED, MessageState.RECEIPTED)
+            is MessageState.RETRYING
+        )
+        assert MessageState.RETRYING in CLAIMABLE_STATES
+        assert (
+            walk(
+                MessageState.RETRYING,
+                MessageState.ANSWERED,
+                MessageState.DELIVERING,
+                MessageState.DELIVERED,
+                MessageState.ANSWERED,
+            )
+            is MessageState.ANSWERED
+        )
 
     def test_late_delivery_then_settles_links(self) -> None:
         """Delivered after its receipt and answer were linked: DELIVERED, RECEIPTED, ANSWERED."""
-        assert walk(S.QUEUED, S.RECEIPTED, S.ANSWERED, S.DELIVERING) is S.DELIVERING
-        assert walk(S.DELIVERING, S.DELIVERED, S.RECEIPTED, S.ANSWERED) is S.ANSWERED
+        assert (
+            walk(
+                MessageState.QUEUED,
+                MessageState.RECEIPTED,
+                MessageState.ANSWERED,
+                MessageState.DELIVERING,
+            )
+            is MessageState.DELIVERING
+        )
+        assert (
+            walk(
+                MessageState.DELIVERING,
+                MessageState.DELIVERED,
+                MessageState.RECEIPTED,
+                MessageState.ANSWERED,
+            )
+            is MessageState.ANSWERED
+        )
 
     def test_answer_to_a_parked_message_keeps_it_replayable(self) -> None:
         """An answer for a DEAD message is absorbed; the operator can still replay it."""
-        assert walk(S.DEAD, S.ANSWERED, S.RECEIPTED, S.QUEUED) is S.QUEUED
+        assert (
+            walk(
+                MessageState.DEAD,
+                MessageState.ANSWERED,
+                MessageState.RECEIPTED,
+                MessageState.QUEUED,
+            )
+            is MessageState.QUEUED
+        )
 
     def test_reclaim_after_lease_is_not_a_change(self) -> None:
         """DELIVERING -> DELIVERING is allowed (re-claim) but is written by the claim itself."""
-        assert next_state(S.DELIVERING, S.DELIVERING) is S.DELIVERING
-        assert not is_change(S.DELIVERING, S.DELIVERING)
+        assert (
+            next_state(MessageState.DELIVERING, MessageState.DELIVERING) is MessageState.DELIVERING
+        )
+        assert not is_change(MessageState.DELIVERING, MessageState.DELIVERING)
 
     @pytest.mark.parametrize(
         ("current", "requested"),
         [
-            (S.RECEIVED, S.QUEUED),
-            (S.ACCEPTED, S.DELIVERED),
-            (S.QUEUED, S.DELIVERED),
-            (S.REJECTED, S.QUEUED),
-            (S.DUPLICATE, S.ACCEPTED),
-            (S.DELIVERED, S.RETRYING),
-            (S.DELIVERED, S.DEAD),
-            (S.DEAD, S.DELIVERED),
-            (S.ANSWERED, S.DEAD),
-            (S.RETRYING, S.DELIVERED),
+            (MessageState.RECEIVED, MessageState.QUEUED),
+            (MessageState.ACCEPTED, MessageState.DELIVERED),
+            (MessageState.QUEUED, MessageState.DELIVERED),
+            (MessageState.REJECTED, MessageState.QUEUED),
+            (MessageState.DUPLICATE, MessageState.ACCEPTED),
+            (MessageState.DELIVERED, MessageState.RETRYING),
+            (MessageState.DELIVERED, MessageState.DEAD),
+            (MessageState.DEAD, MessageState.DELIVERED),
+            (MessageState.ANSWERED, MessageState.DEAD),
+            (MessageState.RETRYING, MessageState.DELIVERED),
         ],
     )
     def test_forbidden_moves_raise(self, current: MessageState, requested: MessageState) -> None:
@@ -162,16 +230,16 @@ class TestEveryPair:
         if requested not in TRANSITIONS[current]:
             return
         result = next_state(current, requested)
-        if result in (S.RECEIPTED, S.ANSWERED) and result is not current:
+        if result in (MessageState.RECEIPTED, MessageState.ANSWERED) and result is not current:
             assert current in DELIVERED_STATES
 
     @pytest.mark.parametrize("current", sorted(set(MessageState) - DELIVERED_STATES, key=str))
-    @pytest.mark.parametrize("requested", [S.RECEIPTED, S.ANSWERED])
+    @pytest.mark.parametrize("requested", [MessageState.RECEIPTED, MessageState.ANSWERED])
     def test_answers_leave_undelivered_states_alone(
         self, current: MessageState, requested: MessageState
     ) -> None:
         """A receipt or answer for an undelivered message changes nothing (or is refused)."""
-        if current in (S.RECEIVED, S.REJECTED, S.DUPLICATE):
+        if current in (MessageState.RECEIVED, MessageState.REJECTED, MessageState.DUPLICATE):
             assert requested not in TRANSITIONS[current]
             return
         assert next_state(current, requested) is current
@@ -186,8 +254,8 @@ class TestEveryPair:
 
     def test_every_state_reachable_from_received(self) -> None:
         """Each state can be reached from RECEIVED; none is dead code in the table."""
-        seen = {S.RECEIVED}
-        pending = deque([S.RECEIVED])
+        seen = {MessageState.RECEIVED}
+        pending = deque([MessageState.RECEIVED])
         while pending:
             current = pending.popleft()
             for result in TRANSITIONS[current].values():
@@ -198,7 +266,7 @@ class TestEveryPair:
 
     def test_every_state_can_settle(self) -> None:
         """From every state some path leads to a final state or to DEAD (parked)."""
-        settled = FINAL_STATES | {S.DEAD}
+        settled = FINAL_STATES | {MessageState.DEAD}
         for start in MessageState:
             seen = {start}
             pending = deque([start])
@@ -212,13 +280,24 @@ class TestEveryPair:
         """REJECTED and DUPLICATE can only be entered from RECEIVED."""
         for current, moves in TRANSITIONS.items():
             for result in moves.values():
-                if result in (S.REJECTED, S.DUPLICATE) and result is not current:
-                    assert current is S.RECEIVED
+                if (
+                    result in (MessageState.REJECTED, MessageState.DUPLICATE)
+                    and result is not current
+                ):
+                    assert current is MessageState.RECEIVED
 
     def test_derived_sets(self) -> None:
         """The claimable and final sets derived from the table are the intended ones."""
-        assert {S.ACCEPTED, S.QUEUED, S.RETRYING} == CLAIMABLE_STATES
-        assert {S.REJECTED, S.DUPLICATE, S.ANSWERED} == FINAL_STATES
+        assert {
+            MessageState.ACCEPTED,
+            MessageState.QUEUED,
+            MessageState.RETRYING,
+        } == CLAIMABLE_STATES
+        assert {
+            MessageState.REJECTED,
+            MessageState.DUPLICATE,
+            MessageState.ANSWERED,
+        } == FINAL_STATES
 
 
 def test_core_module_is_pure() -> None:
@@ -249,17 +328,17 @@ LEASES = {
 }
 EXPECTED_CLAIMS = {
     # state: answer with the same bytes, lease over / lease live (other bytes: see below)
-    S.ACCEPTED: (ClaimResult.GRANTED, ClaimResult.GRANTED),
-    S.QUEUED: (ClaimResult.GRANTED, ClaimResult.GRANTED),
-    S.RETRYING: (ClaimResult.GRANTED, ClaimResult.GRANTED),
-    S.DELIVERING: (ClaimResult.GRANTED, ClaimResult.BUSY),
-    S.DELIVERED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
-    S.RECEIPTED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
-    S.ANSWERED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
-    S.DEAD: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
-    S.REJECTED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
-    S.DUPLICATE: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
-    S.RECEIVED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    MessageState.ACCEPTED: (ClaimResult.GRANTED, ClaimResult.GRANTED),
+    MessageState.QUEUED: (ClaimResult.GRANTED, ClaimResult.GRANTED),
+    MessageState.RETRYING: (ClaimResult.GRANTED, ClaimResult.GRANTED),
+    MessageState.DELIVERING: (ClaimResult.GRANTED, ClaimResult.BUSY),
+    MessageState.DELIVERED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
+    MessageState.RECEIPTED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
+    MessageState.ANSWERED: (ClaimResult.DELIVERED, ClaimResult.DELIVERED),
+    MessageState.DEAD: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    MessageState.REJECTED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    MessageState.DUPLICATE: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    MessageState.RECEIVED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
 }
 
 
@@ -297,14 +376,18 @@ class TestClaimRule:
     def test_grant_sets_for_the_sql(self) -> None:
         """The sets the claim statements are written from are read off the rule correctly."""
         outright, after_lease = lease.grant_states()
-        assert outright == CLAIMABLE_STATES == {S.ACCEPTED, S.QUEUED, S.RETRYING}
-        assert after_lease == {S.DELIVERING}
+        assert (
+            outright
+            == CLAIMABLE_STATES
+            == {MessageState.ACCEPTED, MessageState.QUEUED, MessageState.RETRYING}
+        )
+        assert after_lease == {MessageState.DELIVERING}
 
     def test_granted_only_where_the_table_allows_delivering(self) -> None:
         """A claim is granted only in a state the table lets move to DELIVERING."""
         for state in MessageState:
             answer = lease.claim(state, lease_until=None, now=NOW)
-            moves_on = TRANSITIONS[state].get(S.DELIVERING) is S.DELIVERING
+            moves_on = TRANSITIONS[state].get(MessageState.DELIVERING) is MessageState.DELIVERING
             assert (answer is ClaimResult.GRANTED) == moves_on, state
 
     def test_delivered_states_are_never_handed_over_again(self) -> None:

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import queue
-import socket
 import threading
 import time
 import uuid
@@ -463,11 +462,4 @@ def wait_broker(timeout: float = 90.0, port: int | None = None) -> bool:
         if broker_reachable() if port is None else broker_reachable(port=port):
             return True
         time.sleep(0.5)
-    return False
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
     return False

@@ -21,8 +21,8 @@ from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.parsing import parse
 from gateway.core.topology import Topology
 from tests.conftest import SAMPLE_FORMD, delete_topology, with_message_id
-from tests.federation.launcher import ROOT, ConfiguredGateway
 from tests.pki_fixtures import PkiBundle
+from asw_toolkit.processes import ROOT, ConfiguredGateway
 
 CONFIG = ROOT / "config" / "federation"
 

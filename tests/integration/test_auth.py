@@ -26,7 +26,7 @@ from gateway.auth import (
     server_ssl_context,
 )
 from gateway.errors import SettingsError, Unauthenticated
-from gateway.settings import HttpSettings, PartySettings, Settings, load_settings
+from gateway.settings import AuthMode, HttpSettings, PartySettings, Settings, load_settings
 from tests.conftest import SAMPLES, with_message_id
 from tests.federation.harness import (
     KEYS,
@@ -293,7 +293,7 @@ async def test_key_and_certificate_of_different_parties_is_401(
 # --- the decision table, without a server ---------------------------------------------------
 
 
-def _authenticator(mode: str) -> Authenticator:
+def _authenticator(mode: AuthMode) -> Authenticator:
     """An authenticator over SG with one key and an operator key."""
     settings = Settings(
         http=HttpSettings(auth=mode, operator_api_key_sha256=key_digest("op")),
@@ -309,7 +309,7 @@ def _authenticator(mode: str) -> Authenticator:
 def test_path_kinds() -> None:
     """Health and console are open, ops endpoints operator-only, the rest for parties."""
     assert path_kind("/healthz") == path_kind("/console/x") == "open"
-    assert path_kind("/v1/ops/replay") == path_kind("/v1/dead-letters") == "operator"
+    assert path_kind("/v1/dead-letters/x/replay") == path_kind("/v1/dead-letters") == "operator"
     assert path_kind("/v1/queues") == path_kind("/v1/partners") == "operator"
     assert path_kind("/v1/messages") == path_kind("/v1/inbox/x") == "party"
     assert path_kind("/consoleX") == "party"
@@ -318,7 +318,7 @@ def test_path_kinds() -> None:
 def test_none_mode_lets_everyone_in_without_a_caller() -> None:
     """Development mode: no caller, every path open."""
     principal = _authenticator("none").authenticate(
-        path="/v1/ops/x", method="POST", key=None, cert=None
+        path="/v1/dead-letters/x/replay", method="POST", key=None, cert=None
     )
     assert principal.party is None
     assert principal.operator

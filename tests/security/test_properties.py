@@ -26,12 +26,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.app import Gateway, build_ingest, build_trust
+from gateway.app import Gateway, build_ingest
 from gateway.core.envelope import read_envelope
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.pipeline import Ingest
 from gateway.core.trust import TrustStore
 from gateway.errors import GatewayError
+from gateway.trust_loader import open_trust
 from tests.conftest import SAMPLES, make_settings
 from tests.pki_fixtures import PkiBundle
 
@@ -255,7 +256,7 @@ def _only_gateway_errors(work: Callable[[], object]) -> None:
 def ingest_parts(tmp_path: Path, rsa_pki: PkiBundle) -> tuple[Ingest, TrustStore]:
     """The real ingest pipeline and trust store, as the gateway builds them."""
     settings = make_settings(tmp_path, "amqp://unused/", "props", rsa_pki.directory)
-    trust = build_trust(settings)
+    trust = open_trust(settings, required=settings.pki.require_signature)
     assert trust is not None
     return build_ingest(settings), trust.current()
 

@@ -61,7 +61,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # a copy of what the build reads, so the build leaves nothing in the checkout
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for package in ("gateway", "adapters"):
+    for package in ("gateway", "adapters", "xsd"):  # xsd/ ships as gateway/xsd (force-include)
         shutil.copytree(
             ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
         )

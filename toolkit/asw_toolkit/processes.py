@@ -1,6 +1,12 @@
-"""Run the real ``asw-gateway serve`` as a child process, for process-level tests and benchmarks.
+"""The one launcher of gateway processes for tests: the real ``asw-gateway serve``.
 
-``delete_topology`` removes what a run left on the shared broker."""
+``GatewayProcess`` writes its own configuration (all ten member states, drop folders unless
+told otherwise); ``ConfiguredGateway`` runs a committed configuration
+(``config/federation/*.toml``) with per-run values given as ``ASW_*`` environment overrides,
+the way an operator would. Both start ``python -m gateway serve`` in a process group of its own
+through ``ServeProcess``, wait for ``/readyz``, and stop with SIGTERM, then SIGKILL. Tests and
+benchmarks use it. ``delete_topology`` removes what a run left on the shared broker.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +28,9 @@ from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 
-XSD_DIR = Path(__file__).resolve().parents[2] / "xsd"
+ROOT = Path(__file__).resolve().parents[2]
+XSD_DIR = ROOT / "xsd"
+SERVE = (sys.executable, "-m", "gateway", "serve")
 
 
 def http_push_party(
@@ -51,8 +59,97 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class ServeProcess:
+    """``asw-gateway serve`` in its own process group: start, readiness, log, stop."""
+
+    port: int
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the HTTP API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        """Where the process writes its log."""
+        raise NotImplementedError
+
+    def launch(
+        self,
+        config: Path,
+        *,
+        timeout: float,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start ``serve --config config`` and wait until it is ready to accept."""
+        command: Sequence[str] = [*SERVE, "--config", str(config)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
+                command,
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_ready(timeout)
+
+    def ready(self) -> bool:
+        """True when /readyz answers 200."""
+        try:
+            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until ready, or fail with the end of the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ready():
+                return
+            if self.process is not None and self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"gateway ({self.log_path.name}) not ready; log:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the gateway's log."""
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def children(self) -> list[int]:
+        """Pids of the worker processes of a multi-worker gateway."""
+        if self.process is None:
+            raise RuntimeError("the gateway was not started")
+        pgrep = ["pgrep", "-P", str(self.process.pid)]  # Debian's procps, found on PATH
+        result = subprocess.run(pgrep, capture_output=True, text=True, check=False)  # noqa: S603
+        pids = [int(p) for p in result.stdout.split()]
+        # multiprocessing's spawn adds a resource tracker child; workers run gateway code.
+        return [p for p in pids if "resource_tracker" not in _cmdline(p)]
+
+    def kill_hard(self) -> None:
+        """kill -9 the whole process group, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM), then hard if it does not stop within 30 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill_hard()
+
+
 @dataclass
-class GatewayProcess:
+class GatewayProcess(ServeProcess):
     """A gateway started with ``asw-gateway serve`` in its own process group.
 
     Every party is served through a drop folder unless ``parties_config`` gives the TOML body of
@@ -85,9 +182,9 @@ class GatewayProcess:
     process: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        """Base URL of the HTTP API."""
-        return f"http://127.0.0.1:{self.port}"
+    def log_path(self) -> Path:
+        """Where the process writes its log."""
+        return self.workdir / "gateway.log"
 
     @property
     def config_path(self) -> Path:
@@ -147,66 +244,57 @@ class GatewayProcess:
         """Start the gateway and wait until it is ready to accept."""
         if not self.config_path.exists():
             self.write_config()
-        with (self.workdir / "gateway.log").open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
-                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.wait_ready(timeout)
+        self.launch(self.config_path, timeout=timeout)
 
-    def ready(self) -> bool:
-        """True when /readyz answers 200."""
-        try:
-            with urllib.request.urlopen(self.url + "/readyz", timeout=1) as response:  # noqa: S310
-                return bool(response.status == 200)
-        except OSError:
-            return False
 
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until ready, or fail with the end of the log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ready():
-                return
-            if self.process is not None and self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"gateway not ready; log:\n{self.log_tail()}")
+@dataclass
+class ConfiguredGateway(ServeProcess):
+    """``asw-gateway serve --config <config>`` on a committed configuration.
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The end of the gateway's log."""
-        path = self.workdir / "gateway.log"
-        if not path.exists():
-            return "(no log)"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    What differs per test run (ports, broker prefix, PKI directory, peer URLs, key digests) is
+    overridden through ``ASW_*`` environment variables. Relative paths in the configuration
+    land under ``workdir``, the process's working directory.
+    """
 
-    def children(self) -> list[int]:
-        """Pids of the worker processes of a multi-worker gateway."""
-        if self.process is None:
-            raise RuntimeError("the gateway was not started")
-        pgrep = ["pgrep", "-P", str(self.process.pid)]  # Debian's procps, found on PATH
-        result = subprocess.run(pgrep, capture_output=True, text=True, check=False)  # noqa: S603
-        pids = [int(p) for p in result.stdout.split()]
-        # multiprocessing's spawn adds a resource tracker child; workers run gateway code.
-        return [p for p in pids if "resource_tracker" not in _cmdline(p)]
+    name: str
+    config: Path
+    workdir: Path
+    amqp_url: str
+    pki_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    process: subprocess.Popen[bytes] | None = None
 
-    def kill_hard(self) -> None:
-        """kill -9 the whole process group, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+    @property
+    def log_path(self) -> Path:
+        """Where the process writes its log."""
+        return self.workdir / f"{self.name}.log"
 
-    def stop(self) -> None:
-        """Stop gracefully (SIGTERM), then hard if it does not stop in time."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill_hard()
+    def environment(self) -> dict[str, str]:
+        """The process environment: ours, minus other ASW_ settings, plus the overrides."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("ASW_")}
+        return {
+            **base,
+            "PYTHONPATH": str(ROOT),
+            "ASW_HTTP__PORT": str(self.port),
+            "ASW_AMQP__URL": self.amqp_url,
+            "ASW_AMQP__PREFIX": self.prefix,
+            "ASW_AMQP__RETRY_SCHEDULE_SECONDS": "0.5,1",
+            "ASW_AMQP__RECONNECT_SECONDS": "0.5",
+            "ASW_DOCUMENTS__XSD_DIR": str(XSD_DIR),
+            "ASW_PKI__TRUST_DIR": str(self.pki_dir),
+            "ASW_PKI__KEYS_DIR": str(self.pki_dir),
+            "ASW_JOURNAL__LEASE_SECONDS": "5",
+            **self.env,
+        }
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start and wait until /readyz answers 200."""
+        # The SQLite journal does not make its folder (var/federation/<name>/): the operator
+        # does, as config/federation/make-keys.sh does.
+        (self.workdir / "var" / "federation" / self.name).mkdir(parents=True, exist_ok=True)
+        self.launch(self.config, timeout=timeout, cwd=self.workdir, env=self.environment())
 
 
 def _cmdline(pid: int) -> str:

@@ -51,7 +51,7 @@ FLAG_NAMES = (
 )
 
 
-def q(name: str) -> str:
+def clark_name(name: str) -> str:
     """Clark name of ``prefix:Local``."""
     prefix, local = name.split(":")
     return f"{{{NAMESPACES[prefix]}}}{local}"
@@ -59,7 +59,7 @@ def q(name: str) -> str:
 
 def sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
     """Append a child element ``prefix:Local`` with optional text and attributes."""
-    el = etree.SubElement(parent, q(name), attrs)
+    el = etree.SubElement(parent, clark_name(name), attrs)
     if text is not None:
         el.text = text
     return el
@@ -178,7 +178,7 @@ def _item(parent: etree._Element, seq: int, it: Item) -> None:
 
 def build(d: FormD) -> etree._Element:
     """The e-Form D document for ``d``."""
-    root = etree.Element(q("fd:EFormD"), nsmap=NS)
+    root = etree.Element(clark_name("fd:EFormD"), nsmap=NS)
     header(root, "EFD", d)
     decl = sub(root, "fd:Declaration")
     sub(decl, "fd:ID", d.reference_no)
@@ -280,7 +280,7 @@ class Acdd:
 
 def build_acdd(d: Acdd) -> etree._Element:
     """The ACDD document for ``d``."""
-    root = etree.Element(q("ac:ACDD"), nsmap=NS_ACDD)
+    root = etree.Element(clark_name("ac:ACDD"), nsmap=NS_ACDD)
     header(root, "ACDD", d)
     decl = sub(root, "ac:Declaration")
     sub(decl, "ac:ID", d.declaration_no)
@@ -857,7 +857,7 @@ _INVOICING = (
 )
 
 
-def _b(
+def _breakage(
     kinds: frozenset[str],
     codes: tuple[str, ...],
     edit: Edit[_Facts],
@@ -872,79 +872,84 @@ def _b(
 
 BREAKAGES: dict[str, Breakage] = {
     # header rules, both document types
-    "datetime-in-future": _b(BOTH, ("datetime-in-future",),
+    "datetime-in-future": _breakage(BOTH, ("datetime-in-future",),
                              set_text("//cm:CreationDateTime", _future_datetime)),
-    "reference-missing": _b(BOTH, ("reference-missing",), set_text("//cm:FunctionCode", "5")),
-    "reference-to-self": _b(BOTH, ("reference-to-self",), _reference_to_self),
-    "sender-is-receiver": _b(BOTH, ("import-country-not-receiver", "sender-is-receiver"),
+    "reference-missing": _breakage(BOTH, ("reference-missing",),
+                                   set_text("//cm:FunctionCode", "5")),
+    "reference-to-self": _breakage(BOTH, ("reference-to-self",), _reference_to_self),
+    "sender-is-receiver": _breakage(BOTH, ("import-country-not-receiver", "sender-is-receiver"),
                              set_text("//cm:ReceiverParty/cm:CountryCode", lambda f: f.sender)),
     # countries
-    "countries-identical": _b(BOTH, ("countries-identical",), set_text(_DEST, lambda f: f.sender)),
-    "country-not-member-state": _b(BOTH, ("country-not-member-state",
+    "countries-identical": _breakage(BOTH, ("countries-identical",),
+                                     set_text(_DEST, lambda f: f.sender)),
+    "country-not-member-state": _breakage(BOTH, ("country-not-member-state",
                                           "import-country-not-receiver"), set_text(_DEST, "CN")),
-    "export-country-not-sender": _b(BOTH, ("export-country-not-sender",),
+    "export-country-not-sender": _breakage(BOTH, ("export-country-not-sender",),
                                     set_text(_EXPORT, _other_member)),
-    "import-country-not-receiver": _b(BOTH, ("import-country-not-receiver",),
+    "import-country-not-receiver": _breakage(BOTH, ("import-country-not-receiver",),
                                       set_text(_DEST, _other_member)),
     # Form D goods items
-    "origin-country-not-member-state": _b(FD, ("origin-country-not-member-state",),
+    "origin-country-not-member-state": _breakage(FD, ("origin-country-not-member-state",),
                                           set_text(f"{_ITEM1}/fd:Origin/fd:CountryCode", "CN")),
-    "origin-criterion-format": _b(FD, ("origin-criterion-format",),
+    "origin-criterion-format": _breakage(FD, ("origin-criterion-format",),
                                   set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "CTX")),
-    "partial-cumulation-out-of-range": _b(FD, ("partial-cumulation-out-of-range",), all_of(
+    "partial-cumulation-out-of-range": _breakage(FD, ("partial-cumulation-out-of-range",), all_of(
         set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 45%"), _fob_on_item1,
         set_text(_FLAG.format("PartialCumulation"), "true")), needs_fob_country=True),
-    "partial-cumulation-flag-mismatch": _b(FD, ("partial-cumulation-flag-mismatch",), all_of(
+    "partial-cumulation-flag-mismatch": _breakage(FD, ("partial-cumulation-flag-mismatch",), all_of(
         set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "PC 25%"), _fob_on_item1), valid=True,
         needs_fob_country=True),
-    "fob-value-missing": _b(FD, ("fob-value-missing",), all_of(
+    "fob-value-missing": _breakage(FD, ("fob-value-missing",), all_of(
         set_text(f"{_ITEM1}//fdx:OriginCriterionCode", "40%"),
         drop_if_present(f"{_ITEM1}/fdx:FOBValueAmount")), needs_fob_country=True),
-    "hs-code-length": _b(FD, ("hs-code-length",),
+    "hs-code-length": _breakage(FD, ("hs-code-length",),
                          set_text(f"{_ITEM1}//fd:Classification/fd:ID", "8482")),
     # Form D dates and flags
-    "date-in-future": _b(FD, ("date-in-future",), set_text("//fdx:DeclarationDate", _future_date)),
-    "issue-date-after-departure": _b(FD, ("issue-date-after-departure",), set_text(
+    "date-in-future": _breakage(FD, ("date-in-future",),
+                                set_text("//fdx:DeclarationDate", _future_date)),
+    "issue-date-after-departure": _breakage(FD, ("issue-date-after-departure",), set_text(
         "//fdx:DepartureDate", lambda f: (f.today - timedelta(days=20)).isoformat())),
-    "retroactive-issue-too-late": _b(FD, ("retroactive-issue-too-late",), all_of(
+    "retroactive-issue-too-late": _breakage(FD, ("retroactive-issue-too-late",), all_of(
         set_text("//fdx:DepartureDate", lambda f: (f.today - timedelta(days=400)).isoformat()),
         set_text(_FLAG.format("IssuedRetroactively"), "true"))),
-    "retroactive-departure-date-missing": _b(FD, ("retroactive-departure-date-missing",), all_of(
+    "retroactive-departure-date-missing": _breakage(FD, ("retroactive-departure-date-missing",),
+                                                    all_of(
         drop("//fdx:DepartureDate"), set_text(_FLAG.format("IssuedRetroactively"), "true"))),
-    "retroactive-flag-unneeded": _b(FD, ("retroactive-flag-unneeded",),
+    "retroactive-flag-unneeded": _breakage(FD, ("retroactive-flag-unneeded",),
                                     set_text(_FLAG.format("IssuedRetroactively"), "true"),
                                     valid=True),
-    "back-to-back-original-missing": _b(FD, ("back-to-back-original-missing",),
+    "back-to-back-original-missing": _breakage(FD, ("back-to-back-original-missing",),
                                         set_text(_FLAG.format("BackToBack"), "true")),
-    "back-to-back-original-incomplete": _b(FD, ("back-to-back-original-incomplete",), all_of(
+    "back-to-back-original-incomplete": _breakage(FD, ("back-to-back-original-incomplete",), all_of(
         set_text(_FLAG.format("BackToBack"), "true"),
         insert_after("//fdx:CertificateFlags", _ORIGINAL.format("")))),
-    "back-to-back-not-flagged": _b(FD, ("back-to-back-not-flagged",), insert_after(
+    "back-to-back-not-flagged": _breakage(FD, ("back-to-back-not-flagged",), insert_after(
         "//fdx:CertificateFlags",
         _ORIGINAL.format("<fdx:IssueDate>2026-01-05</fdx:IssueDate>")), valid=True),
-    "third-country-invoicing-party-missing": _b(FD, ("third-country-invoicing-party-missing",),
-                                                set_text(_FLAG.format("ThirdCountryInvoicing"),
-                                                     "true")),
-    "third-country-invoicing-not-flagged": _b(FD, ("third-country-invoicing-not-flagged",),
+    "third-country-invoicing-party-missing": _breakage(
+        FD, ("third-country-invoicing-party-missing",),
+        set_text(_FLAG.format("ThirdCountryInvoicing"), "true")),
+    "third-country-invoicing-not-flagged": _breakage(FD, ("third-country-invoicing-not-flagged",),
                                               insert_after("//fdx:CertificateFlags", _INVOICING),
                                               valid=True),
-    "exhibition-missing": _b(FD, ("exhibition-missing",), set_text(_FLAG.format("Exhibition"),
+    "exhibition-missing": _breakage(FD, ("exhibition-missing",),
+                                    set_text(_FLAG.format("Exhibition"),
                                                               "true")),
     # XSD constraints
-    "xsd-invalid-value": _b(BOTH, ("xsd-invalid-value",), set_text(
+    "xsd-invalid-value": _breakage(BOTH, ("xsd-invalid-value",), set_text(
         "//fd:GovernmentAgencyGoodsItem[1]//fd:Classification/fd:ID"
         " | //ac:GovernmentAgencyGoodsItem[1]//ac:Classification/ac:ID", "8482.10.AB")),
-    "xsd-not-in-code-list": _b(BOTH, ("xsd-not-in-code-list",), set_text(
+    "xsd-not-in-code-list": _breakage(BOTH, ("xsd-not-in-code-list",), set_text(
         "//fd:BorderTransportMeans/fd:ModeCode | //ac:BorderTransportMeans/ac:ModeCode", "10")),
-    "xsd-missing-element": _b(FD, ("xsd-missing-element",),
+    "xsd-missing-element": _breakage(FD, ("xsd-missing-element",),
                               drop(_FLAG.format("PartialCumulation"))),
-    "xsd-unexpected-element": _b(BOTH, ("xsd-unexpected-element",),
+    "xsd-unexpected-element": _breakage(BOTH, ("xsd-unexpected-element",),
                                  drop("//fd:Exporter/cm:Name | //ac:Declarant")),
-    "xsd-missing-attribute": _b(BOTH, ("xsd-missing-attribute",), set_attribute(
+    "xsd-missing-attribute": _breakage(BOTH, ("xsd-missing-attribute",), set_attribute(
         "(//fd:GrossMassMeasure | //ac:GrossMassMeasure)[1]", "unitCode", None)),
-    "xsd-duplicate-key": _b(BOTH, ("xsd-duplicate-key",), set_text(
+    "xsd-duplicate-key": _breakage(BOTH, ("xsd-duplicate-key",), set_text(
         "(//fd:GovernmentAgencyGoodsItem | //ac:GovernmentAgencyGoodsItem)[2]/*[1]", "1")),
-    "xsd-unexpected-text": _b(FD, ("xsd-unexpected-text",),
+    "xsd-unexpected-text": _breakage(FD, ("xsd-unexpected-text",),
                               set_text(f"{_ITEM1}/fd:Packaging", "12 cartons")),
 }  # fmt: skip
 

@@ -163,7 +163,7 @@ def build_customs_response(
     root = parse(template)
     if root.tag != DocumentType.CUSTOMS_RESPONSE.root_tag:
         raise ValueError(f"the response template's root is {root.tag}, not a CustomsResponse")
-    header = root.find(_c("MessageHeader"))
+    header = root.find(_common_tag("MessageHeader"))
     if header is None:
         raise ValueError("the response template has no MessageHeader")
     message_id = str(uuid.uuid4())
@@ -172,10 +172,10 @@ def build_customs_response(
     _set_party(header, "SenderParty", country, answered.receiver.party_id)
     _set_party(header, "ReceiverParty", answered.sender.country, answered.sender.party_id)
     _set(header, "CreationDateTime", stamp)
-    referenced = header.find(_c("ReferencedMessageID"))
+    referenced = header.find(_common_tag("ReferencedMessageID"))
     if referenced is None:
-        referenced = etree.Element(_c("ReferencedMessageID"))
-        created = header.find(_c("CreationDateTime"))
+        referenced = etree.Element(_common_tag("ReferencedMessageID"))
+        created = header.find(_common_tag("CreationDateTime"))
         if created is None:
             raise ValueError("the response template's header has no CreationDateTime")
         created.addnext(referenced)
@@ -198,29 +198,29 @@ def build_customs_response(
     return message_id, bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-def _c(name: str) -> str:
+def _common_tag(name: str) -> str:
     return f"{{{NS_COMMON}}}{name}"
 
 
 def _set(parent: etree._Element, name: str, text: str) -> None:
-    node = parent.find(_c(name))
+    node = parent.find(_common_tag(name))
     if node is None:
         raise ValueError(f"the response template's header has no {name}")
     node.text = text
 
 
 def _set_party(header: etree._Element, name: str, country: str, party_id: str | None) -> None:
-    party = header.find(_c(name))
+    party = header.find(_common_tag(name))
     if party is None:
         raise ValueError(f"the response template's header has no {name}")
     _set(party, "CountryCode", country)
-    existing = party.find(_c("PartyID"))
+    existing = party.find(_common_tag("PartyID"))
     if party_id is None:
         if existing is not None:
             party.remove(existing)
         return
     if existing is None:
-        existing = etree.SubElement(party, _c("PartyID"))
+        existing = etree.SubElement(party, _common_tag("PartyID"))
     existing.text = party_id
 
 

@@ -1,7 +1,7 @@
 """Business rules: pure Python over a parsed tree that already passed its XSD.
 
 Each rule has a stable code, a severity and, for Form D, the box it is about
-(``gateway.core.codelists.CATALOGUE``). Rules trust the structure the XSD guarantees and never
+(``gateway.core.rule_catalogue.CATALOGUE``). Rules trust the structure the XSD guarantees and never
 read the clock: ``now`` is passed in. Findings carry the element's XPath and source line, a
 message a trade officer understands and a hint on how to fix it.
 
@@ -29,14 +29,14 @@ def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Findi
     """Run every business rule for ``doc`` over an XSD-valid ``root``, as of ``now``."""
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    h = read_header(root)
-    findings = list(header_rules(doc, h, now))
+    header = read_header(root)
+    findings = list(header_rules(doc, header, now))
     if doc is Doc.FORM_D:
-        findings.extend(form_d_rules(root, h, now))
+        findings.extend(form_d_rules(root, header, now))
     elif doc is Doc.ACDD:
-        findings.extend(acdd_rules(root, h, now))
+        findings.extend(acdd_rules(root, header, now))
     elif doc is Doc.CUSTOMS_RESPONSE:
         findings.extend(response_rules(root, now))
     else:
-        findings.extend(receipt_rules(root, h, now))
+        findings.extend(receipt_rules(root, header, now))
     return tuple(findings)

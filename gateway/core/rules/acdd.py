@@ -16,19 +16,19 @@ from gateway.core.envelope import first_child as child
 from gateway.core.rules.common import (
     Header,
     acdd_code_list_rules,
+    clark_path,
     country_rules,
     future_datetime,
-    q,
     text,
 )
 from gateway.errors import Finding
 
-_SHIPMENT: Final = q(NS_ACDD, "Declaration/GoodsShipment")
-_EXPORT_COUNTRY: Final = q(NS_ACDD, "ExportCountry")
-_EXPORT_ID: Final = q(NS_ACDD, "ID")
-_DESTINATION: Final = q(NS_ACDD, "Destination")
-_DESTINATION_COUNTRY: Final = q(NS_ACDD, "CountryCode")
-_ISSUED: Final = q(NS_ACDD, "Declaration/IssueDateTime")
+_SHIPMENT: Final = clark_path(NS_ACDD, "Declaration/GoodsShipment")
+_EXPORT_COUNTRY: Final = clark_path(NS_ACDD, "ExportCountry")
+_EXPORT_ID: Final = clark_path(NS_ACDD, "ID")
+_DESTINATION: Final = clark_path(NS_ACDD, "Destination")
+_DESTINATION_COUNTRY: Final = clark_path(NS_ACDD, "CountryCode")
+_ISSUED: Final = clark_path(NS_ACDD, "Declaration/IssueDateTime")
 
 
 def acdd_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Finding]:

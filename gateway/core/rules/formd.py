@@ -1,7 +1,7 @@
 """Form D rules: one pass over the tree collects the facts, then each rule reads them.
 
-The pass is one ``root.iter(tags)`` (the walk runs in C and stops only at the ~20 elements the
-rules need in the 5 KB sample); the texts the rules compare are read once, while collecting.
+The pass is one ``root.iter(tags)`` (the walk runs in C and stops only at the few elements the
+rules need); the texts the rules compare are read once, while collecting.
 The XSD fixes the order and the parents of every element, which the pass relies on.
 """
 
@@ -16,7 +16,9 @@ from typing import Final, NamedTuple
 
 from lxml import etree
 
-from gateway.core.codelists import (
+from gateway.core.envelope import NS_COMMON, NS_FORMD
+from gateway.core.envelope import first_child as child
+from gateway.core.rule_catalogue import (
     B2B_EXPIRED,
     B2B_INCOMPLETE,
     B2B_MISSING,
@@ -54,28 +56,26 @@ from gateway.core.codelists import (
     TCI_MISSING,
     TCI_NOT_FLAGGED,
 )
-from gateway.core.envelope import NS_COMMON, NS_FORMD
-from gateway.core.envelope import first_child as child
-from gateway.core.rules.common import Header, asean_members, country_rules, q, text
+from gateway.core.rules.common import Header, asean_members, clark_path, country_rules, text
 from gateway.core.rules.common import form_d_code_list_rules as _code_list_rules
 from gateway.errors import Finding
 
 # --- the facts ------------------------------------------------------------------------------
 
-_EXPORT_COUNTRY: Final = q(NS_FORMD, "ExportCountry")
-_ORIGINAL_ID: Final = q(NS_FORMD_EXT, "ID")
-_ORIGINAL_ISSUE_DATE: Final = q(NS_FORMD_EXT, "IssueDate")
-_ORIGINAL_COUNTRY: Final = q(NS_FORMD_EXT, "IssuingCountryCode")
-_COMMON_ADDRESS: Final = q(NS_COMMON, "Address")
-_EXHIBITION_ADDRESS: Final = q(NS_FORMD_EXT, "Address")
-_ADDRESS_COUNTRY: Final = q(NS_COMMON, "CountryCode")
+_EXPORT_COUNTRY: Final = clark_path(NS_FORMD, "ExportCountry")
+_ORIGINAL_ID: Final = clark_path(NS_FORMD_EXT, "ID")
+_ORIGINAL_ISSUE_DATE: Final = clark_path(NS_FORMD_EXT, "IssueDate")
+_ORIGINAL_COUNTRY: Final = clark_path(NS_FORMD_EXT, "IssuingCountryCode")
+_COMMON_ADDRESS: Final = clark_path(NS_COMMON, "Address")
+_EXHIBITION_ADDRESS: Final = clark_path(NS_FORMD_EXT, "Address")
+_ADDRESS_COUNTRY: Final = clark_path(NS_COMMON, "CountryCode")
 _TAGS: Final = (
-    q(NS_FORMD, "IssueDateTime"),
-    q(NS_FORMD, "ID"),
-    q(NS_FORMD, "CountryCode"),
-    q(NS_FORMD, "SequenceNumeric"),
+    clark_path(NS_FORMD, "IssueDateTime"),
+    clark_path(NS_FORMD, "ID"),
+    clark_path(NS_FORMD, "CountryCode"),
+    clark_path(NS_FORMD, "SequenceNumeric"),
     *(
-        q(NS_FORMD_EXT, name)
+        clark_path(NS_FORMD_EXT, name)
         for name in (
             "CertificateFlags",
             "OriginCriterionCode",
@@ -88,7 +88,7 @@ _TAGS: Final = (
             "CertifiedTrueCopyIndicator",
         )
     ),
-    q(NS_FORMD, "Exporter"),
+    clark_path(NS_FORMD, "Exporter"),
 )
 # Positions in _TAGS, for a cheap dispatch in the hot loop below.
 _ISSUE, _ID, _COUNTRY, _SEQ, _FLAGS, _CRITERION, _FOB, _B2B, _TCI, _EXHIBITION, _DECLARED, _DEP = (
@@ -189,7 +189,7 @@ def _collect(root: etree._Element) -> _FormD:  # noqa: PLR0912  (one branch per 
 
 
 _FLAG_NAMES: Final = {
-    q(NS_FORMD_EXT, f"{name}Indicator"): name
+    clark_path(NS_FORMD_EXT, f"{name}Indicator"): name
     for name in (
         "ThirdCountryInvoicing",
         "Exhibition",

@@ -11,7 +11,8 @@ from typing import Final
 
 from lxml import etree
 
-from gateway.core.codelists import (
+from gateway.core.envelope import NS_RECEIPT, NS_RESPONSE
+from gateway.core.rule_catalogue import (
     DIGEST_LENGTH,
     DIGEST_LENGTHS,
     PARTIAL_ITEMS,
@@ -20,18 +21,17 @@ from gateway.core.codelists import (
     STATUS_PARTIALLY_UTILISED,
     STATUS_REJECTED,
 )
-from gateway.core.envelope import NS_RECEIPT, NS_RESPONSE
-from gateway.core.rules.common import Header, future_datetime, q, text
+from gateway.core.rules.common import Header, clark_path, future_datetime, text
 from gateway.errors import Finding
 
 # --- Customs Response -------------------------------------------------------------------------
 
-_RESPONSE: Final = q(NS_RESPONSE, "Response")
-_RESPONSE_ISSUED: Final = q(NS_RESPONSE, "IssueDateTime")
-_STATUS: Final = q(NS_RESPONSE, "Status/NameCode")
-_ERROR: Final = q(NS_RESPONSE, "Error")
-_ITEM: Final = q(NS_RESPONSE, "GovernmentAgencyGoodsItem")
-_ITEM_SEQ: Final = q(NS_RESPONSE, "SequenceNumeric")
+_RESPONSE: Final = clark_path(NS_RESPONSE, "Response")
+_RESPONSE_ISSUED: Final = clark_path(NS_RESPONSE, "IssueDateTime")
+_STATUS: Final = clark_path(NS_RESPONSE, "Status/NameCode")
+_ERROR: Final = clark_path(NS_RESPONSE, "Error")
+_ITEM: Final = clark_path(NS_RESPONSE, "GovernmentAgencyGoodsItem")
+_ITEM_SEQ: Final = clark_path(NS_RESPONSE, "SequenceNumeric")
 
 
 def response_rules(root: etree._Element, now: datetime) -> Iterator[Finding]:
@@ -66,11 +66,11 @@ def response_rules(root: etree._Element, now: datetime) -> Iterator[Finding]:
 
 # --- Delivery receipt -------------------------------------------------------------------------
 
-_RECEIPT: Final = q(NS_RECEIPT, "Receipt")
-_RECEIVED_AT: Final = q(NS_RECEIPT, "ReceivedDateTime")
-_RECEIVED_ID: Final = q(NS_RECEIPT, "ReceivedMessageID")
-_DIGEST_VALUE: Final = q(NS_RECEIPT, "Digest/Value")
-_DIGEST_ALGORITHM: Final = q(NS_RECEIPT, "Digest/AlgorithmURI")
+_RECEIPT: Final = clark_path(NS_RECEIPT, "Receipt")
+_RECEIVED_AT: Final = clark_path(NS_RECEIPT, "ReceivedDateTime")
+_RECEIVED_ID: Final = clark_path(NS_RECEIPT, "ReceivedMessageID")
+_DIGEST_VALUE: Final = clark_path(NS_RECEIPT, "Digest/Value")
+_DIGEST_ALGORITHM: Final = clark_path(NS_RECEIPT, "Digest/AlgorithmURI")
 
 
 def receipt_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Finding]:

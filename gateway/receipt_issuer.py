@@ -25,7 +25,7 @@ from gateway.core.signatures import SigningKey
 from gateway.errors import MessageIdReused
 from gateway.submission import Submissions, settle_links
 
-log = structlog.get_logger("gateway.receipting")
+log = structlog.get_logger("gateway.receipt_issuer")
 
 
 class ReceiptIssuer:

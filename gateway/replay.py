@@ -22,7 +22,7 @@ from gateway.errors import GatewayError, NotFound, ReplayReasonMissing, ReplayRe
 from gateway.journal import Journal
 from gateway.submission import Submissions, outgoing
 
-log = structlog.get_logger("gateway.operations")
+log = structlog.get_logger("gateway.replay")
 
 REPLAY_PREFIX = "replayed by "
 
@@ -37,7 +37,7 @@ class Replayed:
     parked_copy_removed: bool
 
 
-class Operations:
+class DeadLetterReplay:
     """What operators may do to messages."""
 
     def __init__(

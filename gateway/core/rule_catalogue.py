@@ -15,11 +15,6 @@ from lxml import etree
 
 from gateway.core.envelope import (
     MEMBER_STATES,
-    NS_ACDD,
-    NS_COMMON,
-    NS_FORMD,
-    NS_RECEIPT,
-    NS_RESPONSE,
 )
 from gateway.core.schemas import where
 from gateway.errors import Finding
@@ -48,15 +43,6 @@ DIGEST_LENGTHS: Final = {
 
 # Allowed clock skew between a sender and the gateway for "not in the future" checks.
 CLOCK_SKEW_SECONDS: Final = 300
-
-PREFIXES: Final = {
-    "cm": NS_COMMON,
-    "fd": NS_FORMD,
-    "fdx": NS_FORMD_EXT,
-    "ac": NS_ACDD,
-    "rs": NS_RESPONSE,
-    "rc": NS_RECEIPT,
-}
 
 
 # --- the business rules -------------------------------------------------------------------
@@ -96,190 +82,192 @@ class Rule:
         return self if boxed else self.without_box()
 
 
-def _r(code: str, severity: str, box: str | None, summary: str) -> Rule:
+def _rule(code: str, severity: str, box: str | None, summary: str) -> Rule:
     return Rule(code=code, severity=severity, box=box, summary=summary)
 
 
-DATETIME_IN_FUTURE = _r(
+DATETIME_IN_FUTURE = _rule(
     "datetime-in-future",
     "error",
     None,
     "A date-time lies more than 5 minutes after the gateway's clock.",
 )
-DATE_IN_FUTURE = _r(
+DATE_IN_FUTURE = _rule(
     "date-in-future", "error", "12", "A Form D issue or declaration date lies after today."
 )
-REFERENCE_MISSING = _r(
+REFERENCE_MISSING = _rule(
     "reference-missing",
     "error",
     None,
     "A replacement, cancellation or response names no ReferencedMessageID.",
 )
-REFERENCE_TO_SELF = _r(
+REFERENCE_TO_SELF = _rule(
     "reference-to-self", "error", None, "ReferencedMessageID is the message's own id."
 )
-SENDER_IS_RECEIVER = _r(
+SENDER_IS_RECEIVER = _rule(
     "sender-is-receiver", "error", None, "The header's sender and receiver are the same country."
 )
-COUNTRIES_IDENTICAL = _r(
+COUNTRIES_IDENTICAL = _rule(
     "countries-identical", "error", "11", "The exporting and importing countries are the same."
 )
-COUNTRY_NOT_MEMBER = _r(
+COUNTRY_NOT_MEMBER = _rule(
     "country-not-member-state",
     "error",
     "11",
     "The exporting or importing country is not an ASEAN Member State.",
 )
-EXPORT_NOT_SENDER = _r(
+EXPORT_NOT_SENDER = _rule(
     "export-country-not-sender",
     "error",
     "header",
     "The exporting country differs from the header's sender.",
 )
-IMPORT_NOT_RECEIVER = _r(
+IMPORT_NOT_RECEIVER = _rule(
     "import-country-not-receiver",
     "error",
     "11",
     "The importing country differs from the header's receiver.",
 )
-ORIGIN_NOT_MEMBER = _r(
+ORIGIN_NOT_MEMBER = _rule(
     "origin-country-not-member-state",
     "error",
     "11",
     "A goods item's country of origin is not an ASEAN Member State.",
 )
-CRITERION_FORMAT = _r(
+CRITERION_FORMAT = _rule(
     "origin-criterion-format",
     "error",
     "8",
     "The origin criterion is not WO, CC, CTH, CTSH, SP, x%, 'CTSH + x%' or 'PC x%'.",
 )
-PC_RANGE = _r(
+PC_RANGE = _rule(
     "partial-cumulation-out-of-range",
     "error",
     "8",
     "A 'PC x%' criterion has x below 20 or at 40 and above.",
 )
-PC_FLAG = _r(
+PC_FLAG = _rule(
     "partial-cumulation-flag-mismatch",
     "warning",
     "13",
     "'PC x%' criteria and the Partial Cumulation tick box disagree.",
 )
-FOB_MISSING = _r(
+FOB_MISSING = _rule(
     "fob-value-missing",
     "error",
     "9",
     "An RVC or PC criterion applies, KH, ID or LA is involved, and no FOB value.",
 )
-HS_LENGTH = _r("hs-code-length", "error", "7", "The HS code has neither 6, 8 (AHTN) nor 10 digits.")
+HS_LENGTH = _rule(
+    "hs-code-length", "error", "7", "The HS code has neither 6, 8 (AHTN) nor 10 digits."
+)
 # --- official code lists and the HS nomenclature (gateway.core.code_lists, .nomenclature) ---
-HS_UNKNOWN = _r(
+HS_UNKNOWN = _rule(
     "hs-code-unknown",
     "error",
     "7",
     "The HS chapter, heading or subheading does not exist in the edition in force.",
 )
-UNIT_UNKNOWN = _r(
+UNIT_UNKNOWN = _rule(
     "unit-code-unknown",
     "error",
     "9",
     "A unit is neither a UN/ECE Rec 20 code nor X plus a Rec 21 package code.",
 )
-UNIT_RETIRED = _r(
+UNIT_RETIRED = _rule(
     "unit-code-retired",
     "warning",
     "9",
     "A UN/ECE Rec 20 unit marked deleted or deprecated is used.",
 )
-LOCODE_UNKNOWN = _r(
+LOCODE_UNKNOWN = _rule(
     "unlocode-unknown",
     "warning",
     "3",
     "A UN/LOCODE of an ASEAN Member State or Timor-Leste is not in the list.",
 )
-LOCODE_COUNTRY = _r(
+LOCODE_COUNTRY = _rule(
     "unlocode-country-mismatch",
     "warning",
     "3",
     "A UN/LOCODE lies outside the country its box is about (loading port: exporting country).",
 )
-ISSUED_AFTER_DEPARTURE = _r(
+ISSUED_AFTER_DEPARTURE = _rule(
     "issue-date-after-departure",
     "error",
     "12",
     "Issued more than 3 days after shipment without 'Issued Retroactively' (Rule 10(1)).",
 )
-RETRO_TOO_LATE = _r(
+RETRO_TOO_LATE = _rule(
     "retroactive-issue-too-late",
     "error",
     "13",
     "Issued retroactively more than one year after shipment.",
 )
-RETRO_NO_DEPARTURE = _r(
+RETRO_NO_DEPARTURE = _rule(
     "retroactive-departure-date-missing",
     "error",
     "3",
     "Issued retroactively but Box 3 gives no departure date.",
 )
-RETRO_UNNEEDED = _r(
+RETRO_UNNEEDED = _rule(
     "retroactive-flag-unneeded",
     "warning",
     "13",
     "'Issued Retroactively' is ticked but the issue date is within 3 days of shipment.",
 )
-B2B_MISSING = _r(
+B2B_MISSING = _rule(
     "back-to-back-original-missing",
     "error",
     "7",
     "A back-to-back Form D names no original Proof of Origin.",
 )
-B2B_INCOMPLETE = _r(
+B2B_INCOMPLETE = _rule(
     "back-to-back-original-incomplete",
     "error",
     "7",
     "An original Proof of Origin lacks its reference number or issue date.",
 )
-B2B_NOT_FLAGGED = _r(
+B2B_NOT_FLAGGED = _rule(
     "back-to-back-not-flagged",
     "warning",
     "13",
     "Original Proofs of Origin are given but 'Back-to-Back CO' is not ticked.",
 )
-TCI_MISSING = _r(
+TCI_MISSING = _rule(
     "third-country-invoicing-party-missing",
     "error",
     "7",
     "'Third Country Invoicing' is ticked but no invoicing company is named.",
 )
-TCI_NOT_FLAGGED = _r(
+TCI_NOT_FLAGGED = _rule(
     "third-country-invoicing-not-flagged",
     "warning",
     "13",
     "An invoicing company is named but 'Third Country Invoicing' is not ticked.",
 )
-EXHIBITION_MISSING = _r(
+EXHIBITION_MISSING = _rule(
     "exhibition-missing", "error", "2", "'Exhibition' is ticked but no exhibition is named."
 )
-REJECTION_REASON = _r(
+REJECTION_REASON = _rule(
     "rejection-reason-missing",
     "error",
     "4",
     "A REJECTED status (document or item) gives no reason.",
 )
-PARTIAL_ITEMS = _r(
+PARTIAL_ITEMS = _rule(
     "partial-utilisation-items-missing",
     "error",
     "4",
     "PARTIALLY_UTILISED is given without item statuses.",
 )
-DIGEST_LENGTH = _r(
+DIGEST_LENGTH = _rule(
     "receipt-digest-length",
     "error",
     None,
     "The digest value does not have the length of its algorithm.",
 )
-RECEIPT_REFERENCE = _r(
+RECEIPT_REFERENCE = _rule(
     "receipt-reference-mismatch",
     "error",
     None,
@@ -332,8 +320,6 @@ CATALOGUE: Final[dict[str, Rule]] = {
 
 # OCP Rule 10(1): issued "not more than three (3) days from the declared shipment date".
 ISSUE_GRACE_DAYS: Final = 3
-# OCP Rule 14: a Proof of Origin is valid 12 months from its issue.
-VALIDITY_MONTHS: Final = 12
 # Annex 7 Note 3, ATIGA Art. 28/29: the general RVC threshold; Art. 30(2): partial cumulation
 # needs at least 20%.
 RVC_THRESHOLD: Final = 40
@@ -341,85 +327,85 @@ PC_MINIMUM: Final = 20
 # The Buddhist Era (Thai calendar) runs 543 years ahead of the Gregorian year.
 BUDDHIST_ERA_OFFSET: Final = 543
 
-CRITERION_BELOW_THRESHOLD = _r(
+CRITERION_BELOW_THRESHOLD = _rule(
     "origin-criterion-cannot-confer-origin",
     "error",
     "8",
     "An RVC below 40% alone (e.g. 35%, 0%), or 0% in a combination, cannot confer origin.",
 )
-ORIGIN_NOT_EXPORTING = _r(
+ORIGIN_NOT_EXPORTING = _rule(
     "origin-country-not-exporting-state",
     "error",
     "11",
     "A goods item's origin is not the exporting Member State (not back-to-back).",
 )
-B2B_SAME_COUNTRY = _r(
+B2B_SAME_COUNTRY = _rule(
     "back-to-back-original-same-country",
     "error",
     "7",
     "The original Proof of Origin was issued by the intermediate (exporting) Member State.",
 )
-B2B_NOT_EARLIER = _r(
+B2B_NOT_EARLIER = _rule(
     "back-to-back-original-not-earlier",
     "error",
     "7",
     "The original Proof of Origin is dated after the back-to-back Form D.",
 )
-B2B_EXPIRED = _r(
+B2B_EXPIRED = _rule(
     "back-to-back-original-expired",
     "error",
     "7",
     "The back-to-back Form D was issued after the original's 12-month validity.",
 )
-B2B_ORIGIN = _r(
+B2B_ORIGIN = _rule(
     "back-to-back-origin-mismatch",
     "error",
     "11",
     "A back-to-back goods item's origin is not the country of any original Proof of Origin.",
 )
-EXHIBITION_COUNTRY = _r(
+EXHIBITION_COUNTRY = _rule(
     "exhibition-not-in-member-state",
     "error",
     "2",
     "The exhibition is not held in another ASEAN Member State (Rule 22).",
 )
-INVOICE_IMPLAUSIBLE = _r(
+INVOICE_IMPLAUSIBLE = _rule(
     "invoice-date-implausible",
     "error",
     "10",
     "An invoice date is not a plausible Gregorian date (e.g. a Buddhist-era year 2569).",
 )
-INVOICE_AFTER_ISSUE = _r(
+INVOICE_AFTER_ISSUE = _rule(
     "invoice-date-after-issue",
     "error",
     "10",
     "An invoice is dated after the Form D was issued.",
 )
-DECLARATION_AFTER_ISSUE = _r(
+DECLARATION_AFTER_ISSUE = _rule(
     "declaration-after-certification",
     "error",
     "11",
     "The exporter's declaration (Box 11) is dated after the certification (Box 12).",
 )
-DE_MINIMIS_NO_CTC = _r(
+DE_MINIMIS_NO_CTC = _rule(
     "de-minimis-without-tariff-shift",
     "error",
     "13",
     "'De Minimis' is ticked but no goods item claims a change in tariff classification.",
 )
-FOB_NOT_REQUIRED = _r(
+FOB_NOT_REQUIRED = _rule(
     "fob-value-not-required",
     "warning",
     "9",
     "A FOB value is shown where no rule requires it (Rule 25).",
 )
-EXPORTER_ABROAD = _r(
+EXPORTER_ABROAD = _rule(
     "exporter-address-outside-exporting-country",
     "warning",
     "1",
     "The exporter's address is outside the exporting Member State.",
 )
-CERTIFIED_TRUE_COPY = _r(
+CERTIFIED_TRUE_COPY = _rule(
     "certified-true-copy-not-for-eform-d",
     "error",
     "12",
