@@ -19,7 +19,6 @@ from gateway.errors import PeerUnavailable, PermanentDeliveryFailure, SettingsEr
 from tests.conftest import SAMPLE_DOCUMENT_ID, SAMPLE_MESSAGE_ID, with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
 from tests.pki_fixtures import PkiBundle
-from asw_toolkit.processes import free_port
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from gateway.core.topology import Topology
 from tests.conftest import delete_topology
 from tests.faults.harness import Summary
 from tests.pki_fixtures import PkiBundle
-from asw_toolkit.processes import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]
 

@@ -30,7 +30,6 @@ from tests.faults.harness import (
     wait_arrivals,
 )
 from tests.journal.conftest import fresh_postgres_journal
-from asw_toolkit.processes import http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from asw_toolkit.processes import ROOT, ConfiguredGateway
 from asw_toolkit.simulator import RunningSimulator, SimulatorConfig, find_response_template
 from gateway.auth import key_digest
 from gateway.core.envelope import DocumentType, read_envelope
@@ -22,7 +23,6 @@ from gateway.core.parsing import parse
 from gateway.core.topology import Topology
 from tests.conftest import SAMPLE_FORMD, delete_topology, with_message_id
 from tests.pki_fixtures import PkiBundle
-from asw_toolkit.processes import ROOT, ConfiguredGateway
 
 CONFIG = ROOT / "config" / "federation"
 

@@ -23,7 +23,6 @@ from gateway.settings import NodeSettings
 from gateway.workers import cpu_for_worker, place_worker
 from tests.conftest import delete_topology, with_message_id
 from tests.pki_fixtures import PkiBundle
-from asw_toolkit.processes import GatewayProcess
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

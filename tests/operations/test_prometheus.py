@@ -38,7 +38,6 @@ from tests.faults.harness import (
     wait_until,
 )
 from tests.pki_fixtures import PkiBundle
-from asw_toolkit.processes import GatewayProcess, free_port, http_push_party
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 

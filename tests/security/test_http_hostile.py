@@ -36,7 +36,6 @@ from tests.conftest import SAMPLES, with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
 from tests.integration.helpers import wait_for_file
 from tests.pki_fixtures import PkiBundle
-from asw_toolkit.processes import GatewayProcess
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

@@ -15,7 +15,6 @@ from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from tests.conftest import delete_topology
 from tests.pki_fixtures import PkiBundle
-from asw_toolkit.processes import GatewayProcess
 
 TESTER_COMMANDS = (
     "asw_toolkit.cli.send",
