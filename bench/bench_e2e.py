@@ -21,17 +21,32 @@ It prints:
 - a VERDICT line: delivered per second as a fraction of the faster two-process loop reading,
   against the issue's 300/570 = 0.53.
 
+``--journal`` picks the journal: ``sqlite`` (the default, a file in the work directory),
+``postgresql`` (a database of its own on ``BENCH_POSTGRES_URL``'s server, dropped after;
+``BENCH_POSTGRES_OPTIONS`` adds journal URL parameters such as ``group_commit=off``; not
+``ASW_*`` names, which the gateway would read as settings) or ``both``: the same scenario on
+each backend in one run, then on two gateway nodes sharing one PostgreSQL journal (same queues,
+each node ``--node-workers`` workers: by default half of ``--workers``, so that on one machine
+the two nodes run as many processes as the one node they are compared with). It prints a line
+starting ``JOURNALS`` with both delivered/s and ``postgresql/sqlite = R`` (issue 15 asks
+R >= 0.85 with receipts on), and a line starting ``NODES`` with one and two PostgreSQL nodes'
+delivered/s. ``--no-reference`` skips the aio-pika baseline and the reference loop (and the
+VERDICT). ``--rounds N`` repeats the journal scenarios N times, alternating which backend goes
+first, and reports the medians.
+
 The client runs on the same 2 cores as the gateway and RabbitMQ, so absolute numbers are
 pessimistic and move with the machine; compare the ratio between runs.
 
     .venv/bin/python bench/bench_e2e.py [--count 3000] [--workers 2] [--concurrency 64]
-        [--key-type rsa2048|p256] [--no-receipts]
+        [--key-type rsa2048|p256] [--no-receipts] [--journal sqlite|postgresql|both]
+        [--no-reference]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import os
 import select
@@ -42,11 +57,15 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import aiohttp
+import psycopg
 from lxml import etree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +84,10 @@ from gateway.core.signatures import load_signing_key, sign  # noqa: E402
 from gateway.core.topology import Topology  # noqa: E402
 
 AMQP_URL = os.environ.get("ASW_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""A server and a role that may create databases; each run makes its own and drops it."""
+POSTGRES_OPTIONS = os.environ.get("BENCH_POSTGRES_OPTIONS", "")
+"""Journal URL parameters added for the PostgreSQL runs (e.g. ``group_commit=off``)."""
 TARGET_DELIVERED = 300  # issue 5, on the machine where ...
 ISSUE_LOOP_TWO = 570  # ... the tight loop made 570 msg/s in two processes
 SAMPLE = (ROOT / "samples" / "formd" / "valid" / "sg-th-basic.xml").read_bytes()
@@ -138,9 +161,10 @@ class InboxWatcher:
 
 
 async def submit_all(
-    url: str, documents: dict[str, bytes], concurrency: int, rate: float | None
+    urls: list[str], documents: dict[str, bytes], concurrency: int, rate: float | None
 ) -> dict[str, float]:
-    """POST every document; return the submission time of each accepted one."""
+    """POST every document (the client tasks spread over ``urls``, one gateway node each);
+    return the submission time of each accepted one."""
     submitted: dict[str, float] = {}
     queue: asyncio.Queue[str] = asyncio.Queue()
     for message_id in documents:
@@ -152,7 +176,7 @@ async def submit_all(
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def worker() -> None:
+        async def worker(url: str) -> None:
             nonlocal sent
             while not queue.empty():
                 message_id = queue.get_nowait()
@@ -171,7 +195,7 @@ async def submit_all(
                     if response.status == 202:
                         submitted[message_id] = began
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(urls[n % len(urls)]) for n in range(concurrency)))
     return submitted
 
 
@@ -226,10 +250,14 @@ async def reference_loop(documents: list[bytes], pki: DevPki) -> tuple[float, fl
 
 
 async def paced_latencies(
-    url: str, watcher: InboxWatcher, documents: dict[str, bytes], concurrency: int, rate: float
+    urls: list[str],
+    watcher: InboxWatcher,
+    documents: dict[str, bytes],
+    concurrency: int,
+    rate: float,
 ) -> list[float]:
     """Submit ``documents`` at ``rate`` per second; milliseconds from each submit to delivery."""
-    submitted = await submit_all(url, documents, concurrency, rate)
+    submitted = await submit_all(urls, documents, concurrency, rate)
     watcher.wait_for(list(submitted), 120)
     return [(watcher.seen[i] - t) * 1000 for i, t in submitted.items() if i in watcher.seen]
 
@@ -267,7 +295,174 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> None:
+@dataclass
+class Measured:
+    """One journal's run of the scenario."""
+
+    label: str
+    accepted_rate: float
+    delivered_rate: float
+    submitted: int
+    all_delivered: bool
+    cpu: CpuUse
+    half: float
+    latencies: list[float]
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    name = f"asw_bench_{uuid.uuid4().hex[:10]}"
+    admin = await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True)
+    async with admin:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(POSTGRES_URL)
+        try:
+            yield urlunsplit(parts._replace(path=f"/{name}", query=POSTGRES_OPTIONS))
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def measure(
+    label: str,
+    workdir: Path,
+    pki_dir: Path,
+    signed: Callable[[str], bytes],
+    *,
+    count: int,
+    workers: int,
+    concurrency: int,
+    journal_url: str | None,
+    nodes: int = 1,
+) -> Measured:
+    """Start ``nodes`` gateways on one journal (and one set of queues), submit ``count``
+    documents spread over them, and time acceptance and delivery."""
+    run_dir = workdir / f"{label}-{uuid.uuid4().hex[:6]}"
+    run_dir.mkdir()
+    first = GatewayProcess(
+        workdir=run_dir / "node-1",
+        amqp_url=AMQP_URL,
+        pki_dir=pki_dir,
+        workers=workers,
+        sign_on_behalf=False,
+        journal_url=journal_url,
+    )
+    gateways = [first]
+    for n in range(2, nodes + 1):
+        # The same queues and journal; deliveries into the first node's drop folders.
+        gateways.append(
+            GatewayProcess(
+                workdir=run_dir / f"node-{n}",
+                amqp_url=AMQP_URL,
+                pki_dir=pki_dir,
+                workers=workers,
+                sign_on_behalf=False,
+                journal_url=journal_url,
+                prefix=first.prefix,
+                parties_config={
+                    cc: (
+                        f'adapter = "drop-folder"\nsign_on_behalf = false\n'
+                        f'options = {{ directory = "{first.inbox(cc)}" }}\n'
+                    )
+                    for cc in MEMBER_STATES
+                },
+            )
+        )
+    for gateway in gateways:
+        gateway.workdir.mkdir(parents=True)
+        gateway.write_config()
+        gateway.start()
+    urls = [g.url for g in gateways]
+    try:
+        warm = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(200))}
+        with InboxWatcher(first.inbox("TH")) as watcher:
+            await submit_all(urls, warm, concurrency, None)
+            watcher.wait_for(list(warm), 60)
+
+            documents = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(count))}
+            meters = []
+            for gateway in gateways:
+                assert gateway.process is not None
+                meters.append(CpuMeter(gateway.process.pid))
+            for meter in meters:
+                meter.start()
+            started = time.perf_counter()
+            submitted = await submit_all(urls, documents, concurrency, None)
+            accepted_at = time.perf_counter()
+            ok = watcher.wait_for(list(submitted), 120)
+            cpu = [meter.stop() for meter in meters]
+            delivered_at = max(watcher.seen[i] for i in submitted if i in watcher.seen)
+            accepted_rate = len(submitted) / (accepted_at - started)
+            delivered_rate = len(submitted) / (delivered_at - started)
+
+            half = delivered_rate / 2
+            paced = {
+                i: signed(i) for i in (str(uuid.uuid4()) for _ in range(min(count, int(half * 10))))
+            }
+            latencies = await paced_latencies(urls, watcher, paced, concurrency, half)
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+        await delete_topology(AMQP_URL, Topology(first.prefix), MEMBER_STATES, (500, 1000))
+    total = cpu[0]
+    for more in cpu[1:]:
+        total = CpuUse(
+            tree=total.tree + more.tree,
+            rabbitmq=total.rabbitmq,
+            machine=total.machine,
+            wall=total.wall,
+        )
+    return Measured(
+        label=label,
+        accepted_rate=accepted_rate,
+        delivered_rate=delivered_rate,
+        submitted=len(submitted),
+        all_delivered=ok,
+        cpu=total,
+        half=half,
+        latencies=latencies,
+    )
+
+
+def print_journals(
+    runs: list[Measured], rounds: int, receipts: str, shape: tuple[int, int]
+) -> None:
+    """The JOURNALS line (PostgreSQL against SQLite) and the NODES line (two PostgreSQL nodes
+    against one), from the median of each scenario's readings."""
+    readings: dict[str, list[float]] = {}
+    for m in runs:
+        readings.setdefault(m.label, []).append(m.delivered_rate)
+    rates = {label: statistics.median(values) for label, values in readings.items()}
+    if rounds > 1:
+        print(f"rounds    {rounds} (median of each backend's readings below)")
+    if "sqlite" in rates and "postgresql" in rates:
+        ratio = rates["postgresql"] / rates["sqlite"]
+        print(
+            f"JOURNALS delivered/s (receipts {receipts}): sqlite {rates['sqlite']:.0f}, "
+            f"postgresql {rates['postgresql']:.0f}; postgresql/sqlite = {ratio:.2f} "
+            f"(target 0.85: {'OK' if ratio >= 0.85 else 'MISSED'})"
+        )
+    if "postgresql" in rates and "postgresql-2-nodes" in rates:
+        nodes = rates["postgresql-2-nodes"] / rates["postgresql"]
+        print(
+            f"NODES delivered/s on one PostgreSQL journal: 1 node x {shape[0]} workers "
+            f"{rates['postgresql']:.0f}, 2 nodes x {shape[1]} workers "
+            f"{rates['postgresql-2-nodes']:.0f}; two/one = {nodes:.2f} "
+            f"(target >= 1: {'OK' if nodes >= 1 else 'MISSED'})"
+        )
+
+
+async def run(
+    count: int,
+    workers: int,
+    concurrency: int,
+    key_type: KeyType,
+    *,
+    journal: str,
+    reference: bool,
+    rounds: int = 1,
+    node_workers: int = 1,
+) -> None:
     with tempfile.TemporaryDirectory(prefix="asw-bench-") as workdir:
         pki_dir = Path(workdir) / "pki"
         pki = build_dev_pki(now=datetime.now(UTC), key_type=key_type)
@@ -279,74 +474,88 @@ async def run(count: int, workers: int, concurrency: int, key_type: KeyType) -> 
             root = sign(parse(with_message_id(SAMPLE, message_id)), key)
             return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-        gateway = GatewayProcess(
-            workdir=Path(workdir),
-            amqp_url=AMQP_URL,
-            pki_dir=pki_dir,
-            workers=workers,
-            sign_on_behalf=False,
-        )
-        gateway.write_config()
-        gateway.start()
-        try:
+        signed_size = len(signed(str(uuid.uuid4())))
+        loop_documents = [signed(str(uuid.uuid4())) for _ in range(min(count, 1500))]
+        if reference:
             base = await baseline(count)
-            loop_documents = [signed(str(uuid.uuid4())) for _ in range(min(count, 1500))]
             loop_one, loop_two, loop_cpu = await reference_loop(loop_documents, pki)
-            warm = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(200))}
-            with InboxWatcher(gateway.inbox("TH")) as watcher:
-                await submit_all(gateway.url, warm, concurrency, None)
-                watcher.wait_for(list(warm), 60)
+        runs: list[Measured] = []
 
-                documents = {i: signed(i) for i in (str(uuid.uuid4()) for _ in range(count))}
-                signed_size = len(next(iter(documents.values())))
-                assert gateway.process is not None
-                meter = CpuMeter(gateway.process.pid)
-                meter.start()
-                started = time.perf_counter()
-                submitted = await submit_all(gateway.url, documents, concurrency, None)
-                accepted_at = time.perf_counter()
-                ok = watcher.wait_for(list(submitted), 120)
-                gateway_cpu = meter.stop()
-                delivered_at = max(watcher.seen[i] for i in submitted if i in watcher.seen)
-                accepted_rate = len(submitted) / (accepted_at - started)
-                delivered_rate = len(submitted) / (delivered_at - started)
+        async def scenario(label: str, url: str | None, nodes: int = 1) -> None:
+            runs.append(
+                await measure(
+                    label,
+                    Path(workdir),
+                    pki_dir,
+                    signed,
+                    count=count,
+                    workers=workers if nodes == 1 else node_workers,
+                    concurrency=concurrency,
+                    journal_url=url,
+                    nodes=nodes,
+                )
+            )
 
-                half = delivered_rate / 2
-                paced = {
-                    i: signed(i)
-                    for i in (str(uuid.uuid4()) for _ in range(min(count, int(half * 10))))
-                }
-                latencies = await paced_latencies(gateway.url, watcher, paced, concurrency, half)
+        async def on_sqlite() -> None:
+            if journal in ("sqlite", "both"):
+                await scenario("sqlite", None)
+
+        async def on_postgres() -> None:
+            if journal in ("postgresql", "both"):
+                async with postgres_database() as url:
+                    await scenario("postgresql", url)
+                if journal == "both":
+                    async with postgres_database() as url:
+                        await scenario("postgresql-2-nodes", url, nodes=2)
+
+        for round_ in range(rounds):
+            # Alternate which backend goes first: the machine's load drifts within a run.
+            first, second = (
+                (on_sqlite, on_postgres) if round_ % 2 == 0 else (on_postgres, on_sqlite)
+            )
+            await first()
+            await second()
+        if reference:
             # The loop again, after the gateway: on this shared machine a single reading of
             # the reference has been seen to move by 2x within the hour. The verdict is taken
             # against the faster of the two readings, which makes it the harder one to pass.
             loop_one_after, loop_two_after, loop_cpu_after = await reference_loop(
                 loop_documents, pki
             )
-        finally:
-            gateway.stop()
-            await delete_topology(AMQP_URL, Topology(gateway.prefix), MEMBER_STATES, (500, 1000))
+    receipts = "off" if os.environ.get("ASW_PKI__RECEIPTS") == "false" else "on"
     print(f"machine: {os.cpu_count()} cores; workers: {workers}; client concurrency: {concurrency}")
     print(
         f"document: 5 KB Form D sample ({len(SAMPLE)} bytes, {signed_size} signed, keys "
-        f"{key_type.value}); journal SQLite; verify at ingest and delivery; drop-folder adapter; "
-        f"receipts {'off' if os.environ.get('ASW_PKI__RECEIPTS') == 'false' else 'on'}"
+        f"{key_type.value}); journal {journal}; verify at ingest and delivery; drop-folder "
+        f"adapter; receipts {receipts}"
     )
-    print(f"baseline  bare aio-pika publish+confirm, consume+ack (quorum): {base:8.0f} msg/s")
-    print(f"gateway   accepted (202)  : {accepted_rate:8.0f} msg/s   ({len(submitted)}/{count})")
-    print(f"gateway   delivered       : {delivered_rate:8.0f} msg/s   (all delivered: {ok})")
-    print(f"ratio     delivered / baseline: {delivered_rate / base:.2f}")
-    print(
-        f"reference tight loop (validate, verify, sign, publish, consume; bare libraries): "
-        f"{loop_one:.0f} msg/s in 1 process, {loop_two:.0f} in 2 before the gateway; "
-        f"{loop_one_after:.0f} and {loop_two_after:.0f} after it"
-    )
-    print_cpu(gateway_cpu, len(submitted), min(loop_cpu, loop_cpu_after))
-    print_verdict(delivered_rate, max(loop_two, loop_two_after))
-    print(
-        f"latency   submit -> delivered at {half:.0f} msg/s ({len(latencies)} messages): "
-        f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms"
-    )
+    if reference:
+        print(f"baseline  bare aio-pika publish+confirm, consume+ack (quorum): {base:8.0f} msg/s")
+    for m in runs:
+        print(
+            f"gateway   [{m.label}] accepted (202)  : {m.accepted_rate:8.0f} msg/s   "
+            f"({m.submitted}/{count})"
+        )
+        print(
+            f"gateway   [{m.label}] delivered       : {m.delivered_rate:8.0f} msg/s   "
+            f"(all delivered: {m.all_delivered})"
+        )
+        if reference:
+            print(f"ratio     [{m.label}] delivered / baseline: {m.delivered_rate / base:.2f}")
+        print(
+            f"latency   [{m.label}] submit -> delivered at {m.half:.0f} msg/s "
+            f"({len(m.latencies)} messages): p50 {statistics.median(m.latencies):.1f} ms, "
+            f"p99 {percentile(m.latencies, 0.99):.1f} ms"
+        )
+    if reference:
+        print(
+            f"reference tight loop (validate, verify, sign, publish, consume; bare libraries): "
+            f"{loop_one:.0f} msg/s in 1 process, {loop_two:.0f} in 2 before the gateway; "
+            f"{loop_one_after:.0f} and {loop_two_after:.0f} after it"
+        )
+        print_cpu(runs[0].cpu, runs[0].submitted, min(loop_cpu, loop_cpu_after))
+        print_verdict(runs[0].delivered_rate, max(loop_two, loop_two_after))
+    print_journals(runs, rounds, receipts, (workers, node_workers))
 
 
 def main() -> None:
@@ -365,10 +574,44 @@ def main() -> None:
         action="store_true",
         help="run the gateway without delivery receipts (ASW_PKI__RECEIPTS=false)",
     )
+    parser.add_argument(
+        "--journal",
+        choices=("sqlite", "postgresql", "both"),
+        default="sqlite",
+        help="the journal backend; both: each, then two nodes on one PostgreSQL journal",
+    )
+    parser.add_argument(
+        "--node-workers",
+        type=int,
+        default=None,
+        help="workers per node in the two-node PostgreSQL scenario (default: half of --workers)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the journal scenarios, alternating which backend goes first (medians)",
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the aio-pika baseline and the reference loop (no VERDICT line)",
+    )
     args = parser.parse_args()
     if args.no_receipts:
         os.environ["ASW_PKI__RECEIPTS"] = "false"  # the gateway process inherits it
-    asyncio.run(run(args.count, args.workers, args.concurrency, KeyType(args.key_type)))
+    asyncio.run(
+        run(
+            args.count,
+            args.workers,
+            args.concurrency,
+            KeyType(args.key_type),
+            journal=args.journal,
+            reference=not args.no_reference,
+            rounds=args.rounds,
+            node_workers=args.node_workers or max(1, args.workers // 2),
+        )
+    )
 
 
 if __name__ == "__main__":

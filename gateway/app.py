@@ -73,6 +73,37 @@ from gateway.web import (
 log = structlog.get_logger("gateway.app")
 
 BROKER_GRACE_SECONDS = 3.0
+DRAIN_MARGIN_SECONDS = 5.0
+"""Added to the largest adapter timeout for the default drain: recording the hand-over."""
+MIN_DRAIN_SECONDS = 10.0
+HTTP_ADAPTER_TIMEOUT_SECONDS = 10.0
+"""The HTTP adapters' own default ``timeout_seconds``."""
+
+
+def _seconds(option: str | None, default: float) -> float:
+    """An adapter's seconds option (the adapter itself reports a malformed one)."""
+    try:
+        return float(option) if option is not None else default
+    except ValueError:
+        return default
+
+
+def drain_seconds(settings: Settings) -> float:
+    """How long a stopping gateway lets hand-overs in flight finish (``node.drain_seconds``).
+
+    By default the largest adapter timeout (``timeout_seconds`` of a party's options; 10 s,
+    the adapters' default, for HTTP adapters without one) plus ``DRAIN_MARGIN_SECONDS``, and
+    at least ``MIN_DRAIN_SECONDS``: a hand-over that started just before SIGTERM can still end,
+    be recorded and acked, instead of being cut short and handed over again after a restart.
+    """
+    if settings.node.drain_seconds > 0:
+        return settings.node.drain_seconds
+    timeouts = [
+        _seconds(party.options.get("timeout_seconds"), HTTP_ADAPTER_TIMEOUT_SECONDS)
+        for party in settings.parties.values()
+        if party.adapter in {"http-push", "remote-gateway"}
+    ]
+    return max(MIN_DRAIN_SECONDS, max(timeouts, default=0.0) + DRAIN_MARGIN_SECONDS)
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -236,6 +267,8 @@ class Gateway:
             load_keys(settings, "gateway", local_receivers) if settings.pki.receipts else {}
         )
         self.journal: Journal | None = None
+        self.submissions: Submissions | None = None
+        self.drain_seconds = drain_seconds(settings)
         self.intakes: list[FolderIntake] = []
         self.supervisor = Supervisor()
         self._runner: web.AppRunner | None = None
@@ -292,6 +325,7 @@ class Gateway:
                 cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
             ),
         )
+        self.submissions = submissions
         receipts = (
             ReceiptIssuer(submissions, self.receipt_keys) if self.settings.pki.receipts else None
         )
@@ -322,7 +356,7 @@ class Gateway:
         # gateway listens anyway and answers 503 broker-unavailable until it is back.
         await self.broker.wait_connected(BROKER_GRACE_SECONDS)
         yield
-        await self.broker.stop()
+        await self.broker.stop(self.drain_seconds)  # at once when stop() drained it already
 
     async def _background_ctx(self, app: web.Application) -> AsyncIterator[None]:
         # A failing file or scan is logged by the intake itself and its loop goes on; anything
@@ -390,7 +424,8 @@ class Gateway:
             if self.journal is None:  # the guard exists only once the journal is open
                 raise RuntimeError("readiness asked before the journal was opened")
             problems = self.trust.problems if self.trust is not None else ()
-            return await readiness(self.broker, self.journal, problems)
+            draining = self.submissions is not None and self.submissions.draining
+            return await readiness(self.broker, self.journal, problems, draining=draining)
         return 200, health_body(self.broker, self.settings.node.name)
 
     def _check_folder_permissions(self) -> None:
@@ -418,7 +453,19 @@ class Gateway:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 
     async def stop(self) -> None:
-        """Stop intake and listening, drain deliveries, close the broker and the journal."""
+        """Stop intake and listening, drain deliveries, close the broker and the journal.
+
+        New documents are refused (503 ``draining``) from the first moment and the background
+        tasks (intakes, sweep) stop; hand-overs in flight get ``drain_seconds`` while HTTP
+        keeps answering (503 draining, ``/readyz`` 503: a clear refusal with Retry-After rather
+        than a refused connection). Then the cleanup contexts close in reverse order, the
+        journal last, after the last handler has ended.
+        """
+        log.info("gateway_stopping", drain_seconds=self.drain_seconds)
+        if self.submissions is not None:
+            self.submissions.drain()
+        await self.supervisor.stop()
+        await self.broker.stop(self.drain_seconds)
         if self._listener is not None:
             self._listener.close()
         if self.guard is not None:

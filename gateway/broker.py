@@ -170,18 +170,26 @@ class Broker:
     async def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop consuming, let in-flight deliveries finish, then close and stop reconnecting.
 
-        Whatever is still unacked when the connection closes goes back to its queue, and the
-        adapters' idempotence makes a second hand-over harmless.
+        Deliveries get ``drain_seconds`` (the gateway passes at least its largest adapter
+        timeout) to finish their hand-over, record it and ack. One still running then is
+        cancelled and awaited, so that nothing runs on after ``stop`` returns (the journal is
+        closed next); its message is unacked and goes back to its queue, where the claim's
+        lease and the receiver's status query keep a second hand-over rare.
         """
         self._stopping = True
         for queue, tag in self._consuming:
             with contextlib.suppress(*CONNECTION_EXCEPTIONS):
                 await queue.cancel(tag)
         self._consuming = []
+        if self._in_flight:
+            log.info("broker_draining", in_flight=self._in_flight, drain_seconds=drain_seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), drain_seconds)
         if self._in_flight:
             log.warning("broker_stopped_with_deliveries_in_flight", in_flight=self._in_flight)
+            for task in list(self._handling):
+                task.cancel()
+            await asyncio.gather(*self._handling, return_exceptions=True)
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -286,6 +294,10 @@ class Broker:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(lambda *_: lost.set())
         await self._declare(connection, channel)
+        # Publishing works from here on. Set before the consumers start: the first deliveries
+        # may publish at once (a retry step, a dead letter, a receipt), and a refusal then would
+        # requeue them, which a quorum queue counts as a crash (towards poison_after).
+        self._connected.set()
         for queue_name, handler in self._consumers.items():
             consumer_channel = await connection.channel()
             consumer_channel.close_callbacks.add(lambda *_: lost.set())
@@ -293,7 +305,6 @@ class Broker:
             queue = await consumer_channel.get_queue(queue_name, ensure=False)
             tag = await queue.consume(self._tracked(handler))
             self._consuming.append((queue, tag))
-        self._connected.set()
 
     def _tracked(self, handler: MessageHandler) -> MessageHandler:
         """Wrap ``handler`` so that ``stop`` can wait for deliveries in progress.
@@ -405,11 +416,10 @@ class Broker:
         if self.blocked:
             # Blocked since ``check_publishable`` let the submission be journalled: refused
             # at once, but not ``broker-blocked`` (which promises nothing was journalled): the
-            # journalled copy may still be published by the sweep.
-            raise BrokerUnavailable(
-                "The message broker has just stopped taking messages (a memory or disk alarm); "
-                "the message is not confirmed. Send it again with the same message id; it will "
-                "not be delivered twice."
+            # journalled copy is published by the sweep once the alarm lifts.
+            raise _outcome_unknown(
+                "The message broker has just stopped taking messages (a memory or disk alarm).",
+                outgoing.message_id,
             )
         exchange = self._exchanges.get(outgoing.exchange) if self.connected else None
         if exchange is None:
@@ -441,10 +451,13 @@ class Broker:
         except DeliveryError as exc:
             raise BrokerUnavailable("The broker refused to store the message.") from exc
         except TimeoutError as exc:
-            raise BrokerUnavailable("The broker did not confirm the message in time.") from exc
+            raise _outcome_unknown(
+                "The broker did not confirm the message in time.", outgoing.message_id
+            ) from exc
         except CONNECTION_EXCEPTIONS as exc:
-            raise BrokerUnavailable(
-                "The connection to the message broker failed; the message was not accepted."
+            raise _outcome_unknown(
+                "The connection to the message broker failed before it confirmed the message.",
+                outgoing.message_id,
             ) from exc
 
     async def remove_parked(self, message_id: str, *, scan_limit: int = 10_000) -> bool:
@@ -497,6 +510,22 @@ class Broker:
         except CONNECTION_EXCEPTIONS as exc:
             raise BrokerUnavailable("Could not read the queue depths from the broker.") from exc
         return depths
+
+
+def _outcome_unknown(what: str, message_id: str) -> BrokerUnavailable:
+    """A 503 for a publish that went out but was never confirmed: the broker may have kept it.
+
+    Such a message is not accepted (no 202), yet it may still be delivered. The answer says so
+    (``may_be_delivered``) and where to look (``status``: ``GET /v1/messages/{id}``, whose
+    state moves on from ACCEPTED once a worker takes it); sending it again with the same
+    message id is safe, the delivery claim hands it over once.
+    """
+    status = f"/v1/messages/{message_id}"
+    return BrokerUnavailable(
+        f"{what} It was not accepted, but the broker may still deliver it: check GET {status}, "
+        "or send it again with the same message id (it is never handed over twice).",
+        extensions={"may_be_delivered": True, "status": status},
+    )
 
 
 def _redact(url: str) -> str:

@@ -9,6 +9,15 @@ a permanent failure, the message is dead-lettered with its reason code, original
 attempt count and last error. Whatever is published on the way (retry or dead letter) is
 confirmed by RabbitMQ before the original is acked.
 
+Never a second hand-over because the journal blinked (issue 14): once the adapter returned,
+recording DELIVERED is retried for up to ``RECORD_WITHIN_SECONDS`` with backoff; if the journal
+still cannot take it, the copy goes to a retry step marked ``x-asw-handed-over`` (without
+noting RETRYING, which would free the claim), and when it comes back it is only recorded. The
+worker also remembers the ids it handed over unrecorded, for a copy that comes back unmarked
+(the marked copy could not be published). Every consumer callback settles its message: an
+error nobody expected is logged (``message_handler_failed``) and the message is requeued
+after a pause, never left unacked holding its prefetch slot.
+
 What to do with a message (claim, hand over, ack, retry, dead-letter) is decided in the core
 (``gateway.core.dispatch``); this shell performs it against the journal, the adapter and
 RabbitMQ, and logs. The message's headers are read and written through
@@ -17,8 +26,10 @@ RabbitMQ, and logs. The message's headers are read and written through
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -35,6 +46,7 @@ from gateway.core.dispatch import (
     DeadLetter,
     Decision,
     Deliver,
+    Record,
     Retry,
     decide,
 )
@@ -50,6 +62,7 @@ from gateway.core.trust import TrustStore
 from gateway.errors import (
     GatewayError,
     RejectedMessage,
+    TemporaryFailure,
 )
 from gateway.journal import ClaimResult, Journal
 from gateway.offload import offload
@@ -58,6 +71,25 @@ from gateway.settings import AmqpSettings
 from gateway.submission import settle_links
 
 log = structlog.get_logger("gateway.delivery")
+
+RECORD_WITHIN_SECONDS = 10.0
+"""How long a worker keeps trying to record a hand-over (DELIVERED, the receipt) before it
+passes the copy, marked as handed over, to a retry step."""
+RECORD_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
+"""Pauses between those tries (the last one repeats)."""
+REQUEUE_PAUSE_SECONDS = 1.0
+"""Pause before requeueing a message whose handling failed unexpectedly (no hot loop)."""
+REMEMBERED_HAND_OVERS = 10_000
+"""Ids handed over but not recorded that a worker remembers (oldest forgotten first)."""
+
+
+class HandedOver(Exception):
+    """A failure after the receiver got the document: only recording it is left to do."""
+
+    def __init__(self, error: GatewayError, at: datetime) -> None:
+        super().__init__(error.detail)
+        self.error = error
+        self.at = at
 
 
 class DeliveryWorker:
@@ -90,6 +122,8 @@ class DeliveryWorker:
         self._clock = clock
         self._lease = timedelta(seconds=lease_seconds)
         self._schedule = RetrySchedule(settings.retry_schedule_seconds)
+        self._unrecorded: OrderedDict[str, datetime] = OrderedDict()
+        """Handed over, DELIVERED not recorded yet: message id -> when the receiver got it."""
 
     def register(self) -> None:
         """Subscribe to the delivery queue of every party that has an adapter."""
@@ -101,7 +135,20 @@ class DeliveryWorker:
         adapter = self._adapters[country]
 
         async def handle(message: AbstractIncomingMessage) -> None:
-            await self._handle(country, adapter, message)
+            try:
+                await self._handle(country, adapter, message)
+            except Exception as exc:  # settled below: never escapes unsettled
+                log.error(
+                    "message_handler_failed",
+                    message_id=message.message_id,
+                    recipient=country,
+                    error=type(exc).__name__,
+                    detail=str(exc)[:200],
+                    exc_info=True,
+                )
+                if not message.processed:
+                    await asyncio.sleep(REQUEUE_PAUSE_SECONDS)
+                    await _settle(message.nack(requeue=True))
 
         return handle
 
@@ -116,6 +163,7 @@ class DeliveryWorker:
             document_type=headers.document_type or "",
             payload=message.body,
         )
+        handed_over_at = self._handed_over_at(handover.message_id, headers)
         arrival = Arrival(
             message_id=handover.message_id,
             attempt=1 if headers.attempt is None else headers.attempt,
@@ -123,6 +171,7 @@ class DeliveryWorker:
             # crashed on this message.
             crashes=headers.delivery_count or 0,
             redelivered=bool(message.redelivered),
+            handed_over=handed_over_at is not None,
         )
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
@@ -134,6 +183,8 @@ class DeliveryWorker:
             attempt=arrival.attempt,
         ):
             decision = self._decide(arrival)
+            if isinstance(decision, Record) and handed_over_at is not None:
+                decision = await self._record(arrival, handover, handed_over_at)
             if isinstance(decision, Claim):
                 decision = await self._claimed(arrival, adapter, handover, message)
             if isinstance(decision, Retry):
@@ -148,6 +199,34 @@ class DeliveryWorker:
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
                 metrics.delivered(country, message)
+
+    def _handed_over_at(self, message_id: str, headers: MessageHeaders) -> datetime | None:
+        """When the receiver got this message, if a hand-over is known and not recorded."""
+        if headers.handed_over is not None:
+            try:
+                return datetime.fromisoformat(headers.handed_over)
+            except ValueError:
+                log.warning("handed_over_header_invalid", value=headers.handed_over[:40])
+        return self._unrecorded.get(message_id)
+
+    def _remember_unrecorded(self, message_id: str, at: datetime) -> None:
+        self._unrecorded[message_id] = at
+        self._unrecorded.move_to_end(message_id)
+        while len(self._unrecorded) > REMEMBERED_HAND_OVERS:
+            self._unrecorded.popitem(last=False)
+
+    async def _record(
+        self, arrival: Arrival, handover: Handover, handed_over_at: datetime
+    ) -> Decision:
+        """Record a hand-over made before (DELIVERED, receipt): never hand it over again."""
+        try:
+            await self._delivered_patiently(handover, handed_over_at)
+        except HandedOver as exc:
+            return self._decide(arrival, failure=exc.error)
+        except GatewayError as exc:
+            return self._decide(arrival, failure=exc)
+        log.info("message_hand_over_recorded", outcome="recorded-late")
+        return Deliver(ask_receiver_first=False)
 
     def _decide(
         self,
@@ -196,8 +275,32 @@ class DeliveryWorker:
                 )
             elif isinstance(decision, Deliver):
                 await self._hand_over(adapter, handover, decision)
+        except HandedOver as exc:
+            return self._unrecorded_hand_over(arrival, handover.message_id, exc)
         except GatewayError as exc:
             return self._decide(arrival, failure=exc)
+        return decision
+
+    def _unrecorded_hand_over(
+        self, arrival: Arrival, message_id: str, handed: HandedOver
+    ) -> Decision:
+        """The receiver has it and the journal could not record it: from now on this copy is
+        only to be recorded (marked, remembered), never handed over again."""
+        self._remember_unrecorded(message_id, handed.at)
+        marked = Arrival(
+            message_id=arrival.message_id,
+            attempt=arrival.attempt,
+            crashes=arrival.crashes,
+            redelivered=arrival.redelivered,
+            handed_over=True,
+        )
+        decision = self._decide(marked, failure=handed.error)
+        log.error(
+            "message_handed_over_unrecorded",
+            outcome="handed-over-unrecorded",
+            error=handed.error.code,
+            detail=handed.error.detail,
+        )
         return decision
 
     async def _hand_over(self, adapter: Adapter, handover: Handover, deliver: Deliver) -> None:
@@ -210,11 +313,34 @@ class DeliveryWorker:
         # A pull inbox only stores the document; it counts as delivered (and the receipt
         # goes) when the NSW acknowledges its pickup.
         if not adapter.confirms_on_pickup:
-            await self._delivered(handover)
+            await self._delivered_patiently(handover, self._clock())
 
-    async def _delivered(self, handover: Handover) -> None:
+    async def _delivered_patiently(self, handover: Handover, delivered_at: datetime) -> None:
+        """Record a hand-over, trying again with backoff while the journal fails for now.
+
+        Raises ``HandedOver`` when it still fails after ``RECORD_WITHIN_SECONDS``: the caller
+        must then never hand the document over again. Recording twice is harmless (DELIVERED
+        stays DELIVERED; the receipt is issued once).
+        """
+        deadline = time.monotonic() + RECORD_WITHIN_SECONDS
+        tries = 0
+        while True:
+            try:
+                await self._delivered(handover, delivered_at)
+            except TemporaryFailure as exc:
+                pause = RECORD_BACKOFF_SECONDS[min(tries, len(RECORD_BACKOFF_SECONDS) - 1)]
+                tries += 1
+                if time.monotonic() + pause >= deadline:
+                    raise HandedOver(exc, delivered_at) from exc
+                log.warning("journal_record_delivered_retry", error=exc.code, tries=tries)
+                await asyncio.sleep(pause)
+            else:
+                if self._unrecorded.pop(handover.message_id, None) is not None or tries:
+                    log.info("journal_record_delivered_healed", tries=tries)
+                return
+
+    async def _delivered(self, handover: Handover, delivered_at: datetime) -> None:
         """Record the hand-over, then the receipt (or the links made while it was under way)."""
-        delivered_at = self._clock()
         await self._journal.mark_delivered(handover.message_id, at=delivered_at)
         if self._receipts is not None:
             await self._receipts.issue(handover, delivered_at=delivered_at)
@@ -258,8 +384,13 @@ class DeliveryWorker:
     async def _retry(
         self, message: AbstractIncomingMessage, headers: MessageHeaders, retry: Retry
     ) -> None:
-        """Note RETRYING (unless busy elsewhere), publish to the retry step, ack the original."""
+        """Note RETRYING (unless busy elsewhere, or handed over), publish to the retry step,
+        ack the original."""
         error = retry.error
+        handed_over = None
+        if retry.handed_over:
+            at = self._unrecorded.get(message.message_id or "")
+            handed_over = headers.handed_over or (at or self._clock()).isoformat()
         if retry.note:
             await self._note(
                 message,
@@ -273,6 +404,7 @@ class DeliveryWorker:
             delay_ms=round(retry.delay_seconds * 1000),
             error_code=error.code,
             error_detail=error.detail,
+            handed_over=handed_over,
         )
         if not await self._republish(message, self._topology.retry_exchange, retrying):
             return
@@ -297,12 +429,32 @@ class DeliveryWorker:
             attempt=dead.attempt,
             last_error=dead.last_error.code,
         )
-        await self._note(message, MessageState.DEAD, error=error, attempt=dead.attempt)
+        try:
+            await self._note(message, MessageState.DEAD, error=error, attempt=dead.attempt)
+        except TemporaryFailure as exc:
+            # Parked only once the journal says DEAD too (a replay needs it): come back later.
+            await self._postpone(message, headers, exc)
+            return
         if await self._republish(message, self._topology.dead_exchange, parked):
             log.error(
                 "message_dead_lettered", outcome="dead", error=error.code, detail=error.detail
             )
             metrics.dead_lettered(message, error.code)
+
+    async def _postpone(
+        self, message: AbstractIncomingMessage, headers: MessageHeaders, error: GatewayError
+    ) -> None:
+        """Send the copy round the shortest retry step unchanged (same attempt): decided anew
+        when it is back, once the journal can record what happens to it."""
+        delays = self._schedule.delays_seconds
+        later = headers.for_retry(
+            attempt=headers.attempt or 1,
+            delay_ms=round(min(delays) * 1000) if delays else 1000,
+            error_code=error.code,
+            error_detail=error.detail,
+        )
+        if await self._republish(message, self._topology.retry_exchange, later):
+            log.warning("message_parking_postponed", outcome="retrying", error=error.code)
 
     async def _note(
         self,

@@ -35,7 +35,8 @@ status a server answers with, and whether trying again later may succeed.
         ├── JournalUnavailable     503 journal-unavailable
         │   ├── JournalReadOnly    503 journal-read-only
         │   ├── JournalFull        503 journal-full
-        │   └── JournalReplaced    503 journal-replaced
+        │   ├── JournalReplaced    503 journal-replaced
+        │   └── JournalSchemaMismatch 503 journal-schema-mismatch (run journal migrate)
         ├── PeerUnavailable        502 peer-unavailable
         │   └── FolderUnsafe       502 folder-unsafe (a drop folder is a link or not ours)
         └── PeerTimeout            504 peer-timeout
@@ -439,6 +440,14 @@ class Busy(TemporaryFailure):
     title = "The gateway is busy; try again shortly"
 
 
+class Draining(TemporaryFailure):
+    """The gateway is stopping: it finishes the work it has and takes no new work."""
+
+    code = "draining"
+    http_status = 503
+    title = "The gateway is stopping; send the message to another node or again shortly"
+
+
 class BrokerUnavailable(TemporaryFailure):
     """RabbitMQ cannot be reached or did not confirm the publish."""
 
@@ -486,6 +495,15 @@ class JournalReplaced(JournalUnavailable):
     code = "journal-replaced"
     http_status = 503
     title = "The message journal file was deleted or replaced; nothing was accepted"
+
+
+class JournalSchemaMismatch(JournalUnavailable):
+    """The journal's schema is at another version than this gateway's: older (run
+    ``asw-gateway journal migrate``) or newer (run the newer gateway)."""
+
+    code = "journal-schema-mismatch"
+    http_status = 503
+    title = "The message journal's schema version does not match this gateway's"
 
 
 class PeerUnavailable(TemporaryFailure):

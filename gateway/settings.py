@@ -46,6 +46,9 @@ class NodeSettings:
     workers: int = 1
     pin_cpus: PinCpus = "auto"
     scheduler: Scheduler = "batch"
+    # On SIGTERM: how long hand-overs in flight may take to finish (0 = the largest adapter
+    # timeout plus a margin, see gateway.app.drain_seconds); new work is refused meanwhile.
+    drain_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,11 +18,18 @@ publish fails (503) the row stays ACCEPTED, unconfirmed: the sender's resubmissi
 message id publishes it, and ``sweep_unconfirmed`` publishes what nobody resent. Either way the
 business key stays with the first message id, and the delivery claim keeps the receiver from
 seeing the document twice.
+
+No broker copy storms (issue 14): once RabbitMQ confirmed a publish the message is accepted,
+whether or not the journal could note QUEUED (that note is bookkeeping: the delivery claim moves
+an ACCEPTED row on by itself). The process remembers such ids (``published_unrecorded``); a
+resubmission or a sweep of one of them only tries the QUEUED note again and never publishes a
+second copy while the first is in the broker.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,11 +46,22 @@ from gateway.core.routing import Route
 from gateway.core.signatures import SigningKey
 from gateway.core.states import MessageState
 from gateway.core.trust import TrustStore
-from gateway.errors import DuplicateMessage, GatewayError, MessageIdReused, RejectedMessage
+from gateway.errors import (
+    Draining,
+    DuplicateMessage,
+    GatewayError,
+    MessageIdReused,
+    RejectedMessage,
+    TemporaryFailure,
+)
 from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
 from gateway.offload import offload
+from gateway.register_keeper import RegisterKeeper
 
 log = structlog.get_logger("gateway.submission")
+
+REMEMBERED_PUBLISHES = 10_000
+"""Ids published with QUEUED not yet noted that a process remembers (oldest forgotten first)."""
 
 _RELATIONS = {
     DocumentType.DELIVERY_RECEIPT: ("receipt", MessageState.RECEIPTED),
@@ -147,6 +165,25 @@ class Submissions:
         self._journal = journal
         self._clock = clock
         self._offload_bytes = offload_bytes
+        self._registers = RegisterKeeper(journal, ingest.limits)
+        self._published: OrderedDict[str, float] = OrderedDict()
+        """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
+        self._draining = False
+
+    @property
+    def draining(self) -> bool:
+        """True once the gateway is stopping (``drain``)."""
+        return self._draining
+
+    def drain(self) -> None:
+        """Refuse new documents from outside (503 ``draining``) from now on; the gateway is
+        stopping. Its own receipts (``sign_with``) are still taken: they finish deliveries."""
+        self._draining = True
+
+    @property
+    def published_unrecorded(self) -> int:
+        """How many confirmed publishes still wait for their QUEUED note."""
+        return len(self._published)
 
     @property
     def journal(self) -> Journal:
@@ -170,6 +207,11 @@ class Submissions:
         started = time.perf_counter()
         now = self._clock()
         try:
+            if self._draining and sign_with is None:
+                raise Draining(
+                    "This gateway node is stopping and takes no new messages; send the message "
+                    "again shortly (another node may take it)."
+                )
             trust = self._trust()
             accepted = await offload(
                 len(data),
@@ -192,6 +234,7 @@ class Submissions:
             doc_type=envelope.document_type.value,
         ):
             try:
+                accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 submitted = await self._record_and_publish(
                     accepted, channel, correlation_id, now, original
@@ -295,8 +338,14 @@ class Submissions:
             )
         if resubmitted and outcome.state is not MessageState.ACCEPTED:
             return Submitted(accepted=accepted, state=outcome.state, resubmitted=True)
-        # New, or known but never confirmed by the broker: publish (again) now.
-        await self._publish(accepted, channel, correlation_id)
+        await self._registers.keep(accepted, at=now)  # again is a no-op
+        if resubmitted and envelope.message_id in self._published:
+            # Confirmed by the broker before; only the QUEUED note was missing.
+            log.info("message_publish_not_repeated", reason="already-confirmed")
+            await self._note_queued(envelope.message_id)
+        else:
+            # New, or known but never confirmed by the broker: publish (again) now.
+            await self._publish(accepted, channel, correlation_id)
         await self._link_to_original(envelope, original)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
 
@@ -337,7 +386,25 @@ class Submissions:
                 correlation_id=correlation_id,
             )
         )
-        await self._journal.transition(envelope.message_id, MessageState.QUEUED, at=self._clock())
+        self._published[envelope.message_id] = time.monotonic()
+        self._published.move_to_end(envelope.message_id)
+        while len(self._published) > REMEMBERED_PUBLISHES:
+            self._published.popitem(last=False)
+        await self._note_queued(envelope.message_id)
+
+    async def _note_queued(self, message_id: str) -> None:
+        """Note QUEUED after a confirmed publish; a journal that fails for now only delays it.
+
+        The message is accepted either way (its row and the broker's copy exist), so a
+        temporary failure is logged and the id stays remembered: a resubmission or the sweep
+        notes it later, and neither publishes it again.
+        """
+        try:
+            await self._journal.transition(message_id, MessageState.QUEUED, at=self._clock())
+        except TemporaryFailure as exc:
+            log.warning("journal_queued_not_noted", error=exc.code, detail=exc.detail)
+            return
+        self._published.pop(message_id, None)
 
     async def sweep_unconfirmed(self, *, older_than: timedelta) -> int:
         """Publish journalled messages whose publish was never confirmed; return how many.
@@ -353,6 +420,10 @@ class Submissions:
         published = 0
         for summary in stale:
             message_id = summary.record.message_id
+            if message_id in self._published:
+                # In the broker already: note QUEUED now, never a second copy.
+                await self._note_queued(message_id)
+                continue
             payload = await self._journal.payload(message_id)
             if payload is None:
                 continue
@@ -361,6 +432,7 @@ class Submissions:
                     accepted = self.ingest.accept(
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
+                    await self._registers.keep(accepted, at=summary.record.received_at)
                     await self._publish(accepted, "sweep", None)
                     # Authorised when first accepted; the link was never made if the publish
                     # failed then.

@@ -47,6 +47,7 @@ from gateway.errors import (
 )
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
+from gateway.register_api import add_register_routes
 from gateway.settings import Settings
 
 log = structlog.get_logger("gateway.web")
@@ -522,10 +523,14 @@ def health_body(broker: Broker, node: str) -> dict[str, object]:
 
 
 async def readiness(
-    broker: Broker, journal: Journal, trust_problems: tuple[str, ...] = ()
+    broker: Broker,
+    journal: Journal,
+    trust_problems: tuple[str, ...] = (),
+    *,
+    draining: bool = False,
 ) -> tuple[int, dict[str, object]]:
     """What ``/readyz`` answers (status, body): ready when the broker is connected and the
-    journal writable; the body names what is missing.
+    journal writable, and the node is not stopping; the body names what is missing.
 
     A failed trust reload (a CRL or CA file that cannot be read) is named (``trust``:
     ``reload-failed`` with ``trust_reason``) but does not make the gateway unready: the
@@ -535,12 +540,14 @@ async def readiness(
     """
     status = await journal.status()
     broker_state = broker.state  # connected | blocked (a broker alarm) | disconnected
-    ready = broker_state == "connected" and status.ok
+    ready = broker_state == "connected" and status.ok and not draining
     body: dict[str, object] = {
         "ready": ready,
         "broker": broker_state,
         "journal": status.state,
     }
+    if draining:
+        body["draining"] = True
     if status.reason:
         body["journal_reason"] = status.reason
     body["trust"] = "reload-failed" if trust_problems else "ok"
@@ -563,7 +570,10 @@ async def readyz(request: web.Request) -> web.Response:
     """
     reloads = request.app.get(TRUST_RELOADS)
     status, body = await readiness(
-        request.app[BROKER], request.app[JOURNAL], reloads.problems if reloads else ()
+        request.app[BROKER],
+        request.app[JOURNAL],
+        reloads.problems if reloads else (),
+        draining=request.app[SUBMISSIONS].draining,
     )
     return web.json_response(body, status=status)
 
@@ -642,3 +652,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/queues", queues)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_register_routes(app)

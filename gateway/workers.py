@@ -36,13 +36,15 @@ from pathlib import Path
 import structlog
 
 from gateway import metrics
-from gateway.app import serve
+from gateway.app import drain_seconds, serve
 from gateway.logs import configure_logging
 from gateway.settings import NodeSettings, load_settings
 
 log = structlog.get_logger("gateway.workers")
 
 RESTART_PAUSE_SECONDS = 1.0
+STOP_GRACE_SECONDS = 20.0
+"""What a worker may take to stop beyond draining its hand-overs (HTTP, broker, journal)."""
 
 
 def cpu_for_worker(index: int, workers: int, cpus: Sequence[int], mode: str) -> int | None:
@@ -108,6 +110,7 @@ def run_workers(config: Path, count: int) -> int:
 
     metrics_dir = metrics.prepare_multiprocess_dir()  # before any worker starts
     processes = {index: start(index) for index in range(count)}
+    drain = drain_seconds(load_settings(config, os.environ))
     while not stopping.is_set():
         for index, process in list(processes.items()):
             if not process.is_alive() and not stopping.is_set():
@@ -119,8 +122,10 @@ def run_workers(config: Path, count: int) -> int:
     for process in processes.values():
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
+    # Each worker drains its hand-overs first (node.drain_seconds, by default the largest
+    # adapter timeout and a margin); only one that outlasts that and its own stop is killed.
     for process in processes.values():
-        process.join(timeout=30)
+        process.join(timeout=STOP_GRACE_SECONDS + drain)
         if process.is_alive():
             process.kill()
     metrics.remove_multiprocess_dir(metrics_dir)

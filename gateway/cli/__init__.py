@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "gateway.cli.verify",
     "gateway.cli.validate",
     "gateway.cli.keys",
+    "gateway.cli.journal",
     "gateway.cli.moved",  # send, replay, conformance, samples, simulate-nsw: now `asw-toolkit`
 )
 

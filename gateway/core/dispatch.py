@@ -2,9 +2,11 @@
 
 The worker asks twice, and a third time if something fails:
 
-1. On arrival (no claim yet): a message whose deliveries ended without a settle
-   ``poison_after`` times (the worker died or crashed on it) is parked as ``poison-message``
-   before it can do so again; any other is ``Claim``-ed in the journal.
+1. On arrival (no claim yet): a copy marked as handed over already (the receiver has the
+   document, but the journal could not record DELIVERED then) is only ``Record``-ed, never
+   handed over again; a message whose deliveries ended without a settle ``poison_after``
+   times (the worker died or crashed on it) is parked as ``poison-message`` before it can do
+   so again; any other is ``Claim``-ed in the journal.
 2. With the journal's ``ClaimResult``: the one granted claimant hands the document over
    (``Deliver``); a copy of a delivered message is acked (its receipt issued again); a copy
    that is parked, rejected or never queued for good is acked and dropped; a copy another
@@ -14,7 +16,10 @@ The worker asks twice, and a third time if something fails:
 3. With the error raised on the way (claiming, handing over, receipting): a temporary
    failure goes to the next step of the retry schedule, or is dead-lettered as
    ``retries-exhausted`` once the schedule is used up; any other error is dead-lettered with
-   its own code.
+   its own code. A temporary failure *after* a successful hand-over (recording DELIVERED or
+   the receipt failed) goes to a retry step marked as handed over, without noting RETRYING
+   (which would free the claim for a second hand-over), and keeps coming back at the last
+   step until it is recorded: it is never parked and never handed over again.
 
 The shell (``gateway.delivery``) performs the result: it talks to the journal, the adapter and
 RabbitMQ, and logs.
@@ -49,6 +54,8 @@ class Arrival:
     """Deliveries of this copy that ended without a settle (the quorum queue counts them)."""
     redelivered: bool
     """RabbitMQ delivered this copy before (the worker's connection dropped before its ack)."""
+    handed_over: bool = False
+    """The receiver has the document already; only recording it is left to do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,15 @@ class AckReason(enum.Enum):
     """Parked, rejected or never queued for good: drop this copy."""
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The document was handed over before: record DELIVERED (and the receipt), then ack.
+
+    Never a second hand-over: the copy comes from a worker that handed it over and could not
+    record it (the journal blinked), so the receiver has it.
+    """
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ack:
     """Ack the copy without handing it over."""
@@ -95,6 +111,8 @@ class Retry:
     error: TemporaryFailure
     note: bool
     """Record RETRYING in the journal (not for a copy another worker holds a claim on)."""
+    handed_over: bool = False
+    """Mark the copy as handed over: when it comes back, it is only recorded (``Record``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +124,7 @@ class DeadLetter:
     last_error: GatewayError
 
 
-Decision = Claim | Deliver | Ack | Retry | DeadLetter
+Decision = Claim | Deliver | Record | Ack | Retry | DeadLetter
 
 
 def decide(
@@ -119,9 +137,14 @@ def decide(
 ) -> Decision:
     """The next step for ``arrival``, given the claim's answer and the error raised, if any.
 
-    A poisoned message is parked whatever else is known; an error raised on the way decides
-    over the claim that came before it.
+    A copy handed over before is recorded, whatever else is known (parking it would tell the
+    operator a delivered document was not delivered); a poisoned message is parked; an error
+    raised on the way decides over the claim that came before it.
     """
+    if arrival.handed_over:
+        if failure is None:
+            return Record()
+        return _after_failure(arrival.attempt, failure, schedule, handed_over=True)
     if arrival.crashes >= poison_after:
         poison = PoisonMessage(
             f"Delivery of this message was interrupted {arrival.crashes} times (the worker "
@@ -167,15 +190,24 @@ def _refusal(message_id: str, claim: ClaimResult) -> GatewayError:
 
 
 def _after_failure(
-    attempt: int, error: GatewayError, schedule: RetrySchedule, *, busy: bool = False
+    attempt: int,
+    error: GatewayError,
+    schedule: RetrySchedule,
+    *,
+    busy: bool = False,
+    handed_over: bool = False,
 ) -> Retry | DeadLetter:
-    """Retry a temporary failure while the schedule lasts; park anything else."""
+    """Retry a temporary failure while the schedule lasts; park anything else.
+
+    ``handed_over``: the failure came after the receiver got the document (recording it
+    failed), so the copy goes on only as handed over, and it is not noted as RETRYING.
+    """
     if not isinstance(error, TemporaryFailure):
         return DeadLetter(reason=error, attempt=attempt, last_error=error)
     step = schedule.after_failure(attempt)
-    if isinstance(step, GiveUp) and busy:
-        # Never park a copy over another worker's live claim: keep coming back at the last
-        # step until the claimant settles the message.
+    if isinstance(step, GiveUp) and (busy or handed_over):
+        # Never park a copy over another worker's live claim, nor one the receiver has: keep
+        # coming back at the last step until the claimant settles it, or it is recorded.
         step = schedule.after_failure(len(schedule.delays_seconds) or 1)
     if isinstance(step, GiveUp):
         exhausted = RetriesExhausted(
@@ -187,5 +219,6 @@ def _after_failure(
         next_attempt=step.attempt,
         delay_seconds=step.delay_seconds,
         error=error,
-        note=not busy,
+        note=not (busy or handed_over),
+        handed_over=handed_over,
     )

@@ -11,11 +11,30 @@ from datetime import datetime
 
 from lxml import etree
 
-from gateway.core.envelope import NS_ACDD, NS_COMMON, NS_FORMD, DocumentType, document_type_of
+from gateway.core.envelope import (
+    NS_ACDD,
+    NS_COMMON,
+    NS_FORMD,
+    NS_ORIGIN_DECLARATION,
+    DocumentType,
+    document_type_of,
+)
 
 _DOCUMENT_ID_PATHS: dict[DocumentType, str] = {
     DocumentType.FORM_D: f"{{{NS_FORMD}}}Declaration/{{{NS_FORMD}}}ID",
     DocumentType.ACDD: f"{{{NS_ACDD}}}Declaration/{{{NS_ACDD}}}ID",
+    DocumentType.ORIGIN_DECLARATION: (
+        f"{{{NS_ORIGIN_DECLARATION}}}Declaration/{{{NS_ORIGIN_DECLARATION}}}ID"
+    ),
+}
+
+# Elements that must carry the same number as the document id: an Origin Declaration's number
+# is its carrier document's (OCP Rule 12B(5)), so a restamped copy renumbers both.
+_LINKED_ID_PATHS: dict[DocumentType, str] = {
+    DocumentType.ORIGIN_DECLARATION: (
+        f"{{{NS_ORIGIN_DECLARATION}}}Declaration/{{{NS_ORIGIN_DECLARATION}}}CarrierDocument"
+        f"/{{{NS_ORIGIN_DECLARATION}}}ID"
+    ),
 }
 
 
@@ -23,7 +42,9 @@ def document_id_of(root: etree._Element, document_type: DocumentType) -> str | N
     """The business document's own number (Form D reference number, ACDD permit number).
 
     Customs Responses and delivery receipts have none of their own: they are identified by the
-    message they answer.
+    message they answer. Register updates and AEO notifications have none either: the same
+    update goes to every partner under its own message id (the register keeps it once, by its
+    update id).
     """
     path = _DOCUMENT_ID_PATHS.get(document_type)
     if path is None:
@@ -53,11 +74,12 @@ def restamp(
     _set(header, "MessageID", message_id)
     if created is not None:
         _set(header, "CreationDateTime", created.isoformat(timespec="seconds"))
-    path = _DOCUMENT_ID_PATHS.get(document_type_of(copy))
-    if document_id is not None and path is not None:
-        node = copy.find(path)
-        if node is not None:
-            node.text = document_id
+    doc_type = document_type_of(copy)
+    for path in (_DOCUMENT_ID_PATHS.get(doc_type), _LINKED_ID_PATHS.get(doc_type)):
+        if document_id is not None and path is not None:
+            node = copy.find(path)
+            if node is not None:
+                node.text = document_id
     return copy
 
 

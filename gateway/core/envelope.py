@@ -31,6 +31,9 @@ NS_FORMD = "urn:asw-gw:datamodel:EFORMD-DMS:1"
 NS_ACDD = "urn:asw-gw:datamodel:ACDD-DMS:1"
 NS_RESPONSE = "urn:asw-gw:datamodel:RES-DMS:1"
 NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
+NS_CE_REGISTER = "urn:asw-gw:datamodel:CEREG-DMS:1"
+NS_ORIGIN_DECLARATION = "urn:asw-gw:datamodel:ODECL-DMS:1"
+NS_AEO_STATUS = "urn:asw-gw:datamodel:AEOSTAT-DMS:1"
 NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 MEMBER_STATES = ("BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN")
@@ -43,6 +46,9 @@ class DocumentType(enum.Enum):
     ACDD = "ACDD"
     CUSTOMS_RESPONSE = "RES"
     DELIVERY_RECEIPT = "RCT"
+    CE_REGISTER_UPDATE = "CER"
+    ORIGIN_DECLARATION = "OD"
+    AEO_STATUS = "AEO"
 
     @property
     def root_tag(self) -> str:
@@ -60,12 +66,18 @@ _ROOT_TAGS = {
     DocumentType.ACDD: f"{{{NS_ACDD}}}ACDD",
     DocumentType.CUSTOMS_RESPONSE: f"{{{NS_RESPONSE}}}CustomsResponse",
     DocumentType.DELIVERY_RECEIPT: f"{{{NS_RECEIPT}}}DeliveryReceipt",
+    DocumentType.CE_REGISTER_UPDATE: f"{{{NS_CE_REGISTER}}}CertifiedExporterRegisterUpdate",
+    DocumentType.ORIGIN_DECLARATION: f"{{{NS_ORIGIN_DECLARATION}}}OriginDeclaration",
+    DocumentType.AEO_STATUS: f"{{{NS_AEO_STATUS}}}AEOStatusNotification",
 }
 _SLUGS = {
     DocumentType.FORM_D: "formd",
     DocumentType.ACDD: "acdd",
     DocumentType.CUSTOMS_RESPONSE: "response",
     DocumentType.DELIVERY_RECEIPT: "receipt",
+    DocumentType.CE_REGISTER_UPDATE: "ce-register",
+    DocumentType.ORIGIN_DECLARATION: "origin-declaration",
+    DocumentType.AEO_STATUS: "aeo-status",
 }
 _BY_ROOT_TAG = {tag: doc_type for doc_type, tag in _ROOT_TAGS.items()}
 

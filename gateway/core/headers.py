@@ -41,6 +41,9 @@ LAST_DETAIL: Final = "x-asw-last-detail"
 REASON: Final = "x-asw-reason"
 DETAIL: Final = "x-asw-detail"
 ORIGINAL_ROUTING_KEY: Final = "x-asw-original-routing-key"
+HANDED_OVER: Final = "x-asw-handed-over"
+"""When (ISO 8601) the receiver got this document; set on a retry copy whose DELIVERED could not
+be recorded, so that the copy is only recorded, never handed over again."""
 DELIVERY_COUNT: Final = "x-delivery-count"
 """Set by a quorum queue: deliveries of this message that ended without a settle."""
 
@@ -66,6 +69,7 @@ class MessageHeaders:
     reason: str | None = None
     detail: str | None = None
     original_routing_key: str | None = None
+    handed_over: str | None = None
     delivery_count: int | None = None
     others: Mapping[str, HeaderValue] = field(default_factory=lambda: _EMPTY)
     """Headers that are not the gateway's, carried through as they came."""
@@ -94,11 +98,22 @@ class MessageHeaders:
         return table
 
     def for_retry(
-        self, *, attempt: int, delay_ms: int, error_code: str, error_detail: str
+        self,
+        *,
+        attempt: int,
+        delay_ms: int,
+        error_code: str,
+        error_detail: str,
+        handed_over: str | None = None,
     ) -> MessageHeaders:
-        """These headers on the way to the retry step of ``delay_ms`` for ``attempt``."""
+        """These headers on the way to the retry step of ``delay_ms`` for ``attempt``.
+
+        ``handed_over`` (when the receiver got it) marks a copy that is only to be recorded; a
+        copy marked before keeps its mark.
+        """
         return dataclasses.replace(
             self,
+            handed_over=handed_over or self.handed_over,
             attempt=attempt,
             retry_delay_ms=delay_ms,
             last_error=error_code,
@@ -143,6 +158,7 @@ _ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType(
         REASON: "reason",
         DETAIL: "detail",
         ORIGINAL_ROUTING_KEY: "original_routing_key",
+        HANDED_OVER: "handed_over",
         DELIVERY_COUNT: "delivery_count",
     }
 )

@@ -27,6 +27,9 @@ DOCUMENT_NAMES: Final = {
     DocumentType.ACDD: "ACDD",
     DocumentType.CUSTOMS_RESPONSE: "Customs Response",
     DocumentType.DELIVERY_RECEIPT: "delivery receipt",
+    DocumentType.CE_REGISTER_UPDATE: "certified-exporter register update",
+    DocumentType.ORIGIN_DECLARATION: "Origin Declaration",
+    DocumentType.AEO_STATUS: "AEO status notification",
 }
 
 

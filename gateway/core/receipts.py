@@ -124,7 +124,8 @@ def _check_answer(envelope: Envelope, original: Original) -> None:
     if original.document_type not in _ANSWERABLE:
         raise AnswerNotAllowed(
             f"Message {ref} is a {_kind(original.document_type)}, not a trade document; "
-            "a Customs Response can only answer a Form D or an ACDD."
+            "a Customs Response can only answer a trade document (Form D, ACDD, Origin "
+            "Declaration, register update)."
         )
     if original.receiver != sender:
         raise AnswerNotAllowed(

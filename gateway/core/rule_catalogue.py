@@ -431,3 +431,226 @@ CATALOGUE.update(
         CERTIFIED_TRUE_COPY,
     )
 )
+
+
+# --- issue 18 §4: the certified-exporter register and the Origin Declaration (k-registers) --
+# Kept in one block, registered below, so that other additions to CATALOGUE merge cleanly.
+# The stateful rules (against the register as it stood on a date) run in
+# ``gateway.core.registers``; the others in ``gateway.core.rules.self_certification``.
+
+# OCP Rule 2(4)(e): up to ten authorised signatories per certified exporter.
+MAX_SIGNATORIES: Final = 10
+# OCP Rule 14: an Origin Declaration is valid for 12 months from the day it is made out.
+OD_VALIDITY_MONTHS: Final = 12
+
+CE_ISSUER_NOT_SENDER = _rule(
+    "ce-issuer-not-sender",
+    "error",
+    None,
+    "A register update's issuing country is not the country that sends it.",
+)
+CE_RECORD_INCOMPLETE = _rule(
+    "ce-record-incomplete",
+    "error",
+    None,
+    "A GRANT or AMEND lacks the exporter's name, validity, an authorised product or a signatory.",
+)
+CE_VALIDITY_REVERSED = _rule(
+    "ce-validity-reversed",
+    "error",
+    None,
+    "A certified exporter's authorisation expires before it is issued.",
+)
+CE_SIGNATORY_DUPLICATE = _rule(
+    "ce-signatory-duplicate", "error", None, "A signatory is listed twice in one record."
+)
+CE_AUTHORISATION_UNKNOWN = _rule(
+    "ce-authorisation-unknown",
+    "error",
+    None,
+    "An AMEND, SUSPEND or WITHDRAW names an authorisation the issuing country never granted.",
+)
+CE_AUTHORISATION_EXISTS = _rule(
+    "ce-authorisation-exists",
+    "error",
+    None,
+    "A GRANT names an authorisation code the issuing country already granted and has not "
+    "withdrawn.",
+)
+CE_AUTHORISATION_WITHDRAWN = _rule(
+    "ce-authorisation-withdrawn",
+    "error",
+    None,
+    "An AMEND or SUSPEND names an authorisation already withdrawn.",
+)
+OD_EXPORT_NOT_SENDER = _rule(
+    "od-export-country-not-sender",
+    "error",
+    None,
+    "An Origin Declaration's exporting country is not the country that sends it.",
+)
+OD_IMPORT_NOT_RECEIVER = _rule(
+    "od-import-country-not-receiver",
+    "error",
+    None,
+    "An Origin Declaration's importing country is not the country it is sent to.",
+)
+OD_DATE_IN_FUTURE = _rule(
+    "od-date-in-future", "error", None, "An Origin Declaration is dated after today."
+)
+OD_CARRIER_DATE_MISMATCH = _rule(
+    "od-carrier-document-mismatch",
+    "error",
+    None,
+    "The declaration's number or date is not the carrier document's (Rule 12B(5)(6)).",
+)
+OD_CRITERION_FORMAT = _rule(
+    "od-origin-criterion-format",
+    "error",
+    None,
+    "An origin criterion is not WO, CC, CTH, CTSH, SP, x%, 'CTx + x%' or 'PC x%'.",
+)
+OD_FOB_MISSING = _rule(
+    "od-fob-value-missing",
+    "error",
+    None,
+    "An RVC or PC criterion is claimed and the goods item gives no FOB value (Attachment 1, "
+    "2(v): FOB only when an RVC criterion is used).",
+)
+OD_EXPORTER_NOT_REGISTERED = _rule(
+    "od-exporter-not-registered",
+    "error",
+    None,
+    "The certified exporter's authorisation code is not in the exporting country's register "
+    "on the declaration date (Rule 2(6)).",
+)
+OD_AUTHORISATION_NOT_VALID = _rule(
+    "od-authorisation-not-valid",
+    "error",
+    None,
+    "The authorisation was suspended, withdrawn, not yet issued or expired on the declaration "
+    "date.",
+)
+OD_EXPORTER_NAME_DIFFERS = _rule(
+    "od-exporter-name-differs",
+    "warning",
+    None,
+    "The exporter's name differs from the name in the register for its authorisation code.",
+)
+OD_SIGNATORY_NOT_REGISTERED = _rule(
+    "od-signatory-not-registered",
+    "error",
+    None,
+    "The signatory is not among the exporter's registered signatories on the declaration date "
+    "(Rule 2(6)).",
+)
+OD_PRODUCT_NOT_AUTHORISED = _rule(
+    "od-product-not-authorised",
+    "error",
+    None,
+    "A goods item's HS/AHTN code is not among the exporter's authorised products on the "
+    "declaration date (Rule 2(6)).",
+)
+OD_IMPORT_AFTER_VALIDITY = _rule(
+    "od-imported-after-12-months",
+    "warning",
+    None,
+    "The goods are imported more than 12 months after the declaration date (Rule 14).",
+)
+
+CATALOGUE.update(
+    (rule.code, rule)
+    for rule in (
+        CE_ISSUER_NOT_SENDER,
+        CE_RECORD_INCOMPLETE,
+        CE_VALIDITY_REVERSED,
+        CE_SIGNATORY_DUPLICATE,
+        OD_EXPORT_NOT_SENDER,
+        OD_IMPORT_NOT_RECEIVER,
+        OD_DATE_IN_FUTURE,
+        OD_CARRIER_DATE_MISMATCH,
+        OD_CRITERION_FORMAT,
+        OD_FOB_MISSING,
+    )
+)
+
+REGISTER_RULES: Final[dict[str, Rule]] = {
+    rule.code: rule
+    for rule in (
+        CE_AUTHORISATION_UNKNOWN,
+        CE_AUTHORISATION_EXISTS,
+        CE_AUTHORISATION_WITHDRAWN,
+        OD_EXPORTER_NOT_REGISTERED,
+        OD_AUTHORISATION_NOT_VALID,
+        OD_EXPORTER_NAME_DIFFERS,
+        OD_SIGNATORY_NOT_REGISTERED,
+        OD_PRODUCT_NOT_AUTHORISED,
+        OD_IMPORT_AFTER_VALIDITY,
+    )
+}
+"""The rules that read a register's history (``gateway.core.registers``): the submission path
+runs them after ``CATALOGUE``'s, with the history from the journal; ``/v1/validate`` does not."""
+
+
+# --- issue 18 §5: AEO status under the ASEAN AEO MRA (k-registers) ---------------------------
+
+AEO_ISSUER_NOT_SENDER = _rule(
+    "aeo-issuer-not-sender",
+    "error",
+    None,
+    "An AEO status notification's issuing country is not the country that sends it.",
+)
+AEO_RECEIVER_NOT_PARTNER = _rule(
+    "aeo-receiver-not-mra-partner",
+    "error",
+    None,
+    "An AEO status notification goes to (or comes from) a country not in the ASEAN AEO MRA on "
+    "its date: records are forwarded only to MRA partners.",
+)
+AEO_NOTIFICATION_ID_FORMAT = _rule(
+    "aeo-notification-id-format",
+    "error",
+    None,
+    "A notified AEO id does not have its issuing country's AEO id format (gateway/data/aeo.toml).",
+)
+AEO_VALIDITY_REVERSED = _rule(
+    "aeo-validity-reversed", "error", None, "An AEO's ValidTo is before its ValidFrom."
+)
+AEO_ISSUER_NOT_IN_MRA = _rule(
+    "aeo-issuer-not-in-mra",
+    "warning",
+    None,
+    "An ACDD declares an AEO id of a country not in the ASEAN AEO MRA on the declaration date.",
+)
+AEO_ID_FORMAT = _rule(
+    "aeo-id-format",
+    "warning",
+    None,
+    "An ACDD declares an AEO id that does not have its issuing country's format.",
+)
+
+CATALOGUE.update(
+    (rule.code, rule)
+    for rule in (
+        AEO_ISSUER_NOT_SENDER,
+        AEO_RECEIVER_NOT_PARTNER,
+        AEO_NOTIFICATION_ID_FORMAT,
+        AEO_VALIDITY_REVERSED,
+        AEO_ISSUER_NOT_IN_MRA,
+        AEO_ID_FORMAT,
+    )
+)
+
+AEO_NOT_FOUND = _rule(
+    "aeo-not-found",
+    "warning",
+    None,
+    "An ACDD's AEO id is not in its issuing country's AEO register on the declaration date.",
+)
+AEO_NOT_VALID = _rule(
+    "aeo-not-valid",
+    "warning",
+    None,
+    "An ACDD's AEO id is suspended, revoked or outside its validity on the declaration date.",
+)
+REGISTER_RULES.update((rule.code, rule) for rule in (AEO_NOT_FOUND, AEO_NOT_VALID))

@@ -61,6 +61,9 @@ SCHEMA_FILES: Final[dict[DocumentType, str]] = {
     DocumentType.ACDD: "acdd/acdd-1.xsd",
     DocumentType.CUSTOMS_RESPONSE: "response/response-1.xsd",
     DocumentType.DELIVERY_RECEIPT: "receipt/receipt-1.xsd",
+    DocumentType.CE_REGISTER_UPDATE: "register/ce-register-1.xsd",
+    DocumentType.ORIGIN_DECLARATION: "origin/origin-declaration-1.xsd",
+    DocumentType.AEO_STATUS: "register/aeo-status-1.xsd",
 }
 
 XSD_CODES: Final = (

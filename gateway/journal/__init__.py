@@ -9,6 +9,10 @@
 
 The PostgreSQL backend is imported only when asked for, so a SQLite deployment does not need
 psycopg installed.
+
+``schema_status(url)`` tells a journal's schema version beside this gateway's (for start-up
+checks; it reads, never creates); ``migrate(url)`` brings it up (``asw-gateway journal
+migrate``). See ``gateway.journal.migrations``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from gateway.journal.contract import (
     business_key,
     inbox_of,
 )
+from gateway.journal.migrations import SchemaStatus, migrate, schema_status
 from gateway.journal.sqlite import DEFAULT_OP_TIMEOUT_SECONDS, SqliteJournal
 
 __all__ = [
@@ -58,11 +63,14 @@ __all__ = [
     "MessageRecord",
     "MessageSummary",
     "MessageView",
+    "SchemaStatus",
     "SqliteJournal",
     "StateChange",
     "business_key",
     "inbox_of",
+    "migrate",
     "open_journal",
+    "schema_status",
 ]
 
 

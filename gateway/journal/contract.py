@@ -15,10 +15,11 @@ import enum
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from gateway.core.lease import ClaimResult
+from gateway.core.registers import RegisterEntry
 from gateway.core.states import WAITING_STATES, MessageState
 
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -249,6 +250,20 @@ class Journal(Protocol):
         exists already. Raises ``NotFound`` if ``message_id`` is unknown; the related message
         may live in another node's journal.
         """
+        ...
+
+    async def register_add(self, entry: RegisterEntry, *, at: datetime) -> bool:
+        """Keep one register update (issue 18), recorded ``at``; False if it was kept already.
+
+        Raises ``NotFound`` if ``entry.message_id`` is unknown (the entry goes with it when
+        it is purged).
+        """
+        ...
+
+    async def register_history(
+        self, register: str, country: str, record_key: str | None = None
+    ) -> list[RegisterEntry]:
+        """A country's register entries (only ``record_key``'s when given), in recording order."""
         ...
 
     async def list_messages(
@@ -491,3 +506,36 @@ def inbox_of(journal: object) -> InboxJournal:
         if not callable(getattr(journal, name, None)):
             raise TypeError(f"{type(journal).__name__} has no pull inbox ({name} is missing)")
     return journal  # type: ignore[return-value]
+
+
+def register_params(entry: RegisterEntry, at: Any) -> dict[str, Any]:
+    """The ``register_entries`` row of ``entry``, ``recorded_at`` given as the backend stores it."""
+    return {
+        "register": entry.register,
+        "country": entry.country,
+        "record_key": entry.record_key,
+        "entry_id": entry.entry_id,
+        "action": entry.action,
+        "effective_date": entry.effective_date.isoformat(),
+        "message_id": entry.message_id,
+        "recorded_at": at,
+        "body": entry.body(),
+    }
+
+
+def register_entry_from_row(row: Any, when: Callable[[Any], datetime]) -> RegisterEntry:
+    """A ``RegisterEntry`` from a ``register_history`` row (columns as ``REGISTER_COLUMNS``);
+    ``when`` reads the backend's timestamp."""
+    record, reason = RegisterEntry.parse_body(row[0], row[8])
+    return RegisterEntry(
+        register=row[0],
+        country=row[1],
+        record_key=row[2],
+        entry_id=row[3],
+        action=row[4],
+        effective_date=date.fromisoformat(row[5]),
+        record=record,
+        reason=reason,
+        message_id=row[6],
+        recorded_at=when(row[7]),
+    )

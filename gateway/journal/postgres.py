@@ -23,7 +23,8 @@ statement timeout) is translated at one seam (``_translated``) into ``JournalUna
 one of its clearer subclasses (``journal-read-only``, ``journal-full``): 503, retryable, never a
 500. A connection that met a read-only transaction is closed, not given back, so the gateway
 heals by itself once the primary is writable again. Every operation is bounded by
-``op_timeout`` (5 s): the pool wait and the statements together (``asyncio.timeout``), and each
+``op_timeout`` (5 s): the pool wait and the statements together (``_deadline``: a hard one, a
+stalled server cannot stretch it), and each
 statement on the server too (``statement_timeout``).
 
 Tables live in the connection's ``search_path`` (the tests give each run its own schema with
@@ -38,6 +39,7 @@ import collections
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -52,6 +54,7 @@ from sqlalchemy.sql import ClauseElement
 
 from gateway.core import lease as lease_rule
 from gateway.core.lease import ClaimResult
+from gateway.core.registers import RegisterEntry
 from gateway.core.states import INITIAL_STATES, InvalidTransition, MessageState, next_state
 from gateway.errors import JournalFull, JournalReadOnly, JournalUnavailable, NotFound
 from gateway.journal import tables
@@ -76,13 +79,18 @@ from gateway.journal.contract import (
     check_payload,
     inbox_item,
     pickup_detail,
+    register_entry_from_row,
+    register_params,
     settle_known,
 )
+from gateway.journal.group_commit import GroupCommit, Row, Write
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
+    creates_schema,
     known_params,
     list_filters,
+    new_journal_id,
     record_values,
     summary_from_row,
 )
@@ -105,9 +113,12 @@ DEFAULT_OP_TIMEOUT_SECONDS = 5.0
 ``journal-unavailable``: well under a client's own timeout."""
 
 POOL_PARAMETERS = ("pool_min_size", "pool_max_size")
-"""URL query parameters the journal reads itself and does not pass to libpq."""
+GROUP_PARAMETERS = ("group_commit", "group_window_ms", "group_flushers")
+"""URL query parameters the journal reads itself and does not pass to libpq: the pool's size,
+and group commit (``group_commit=off`` turns it off; the window in ms, default 0.5; the number
+of batches in flight at once, default 3)."""
 
-_SCHEMA_LOCK = 0x4A4F55524E414C  # "JOURNAL": pg_advisory_xact_lock key for schema creation
+SCHEMA_LOCK = 0x4A4F55524E414C  # "JOURNAL": pg_advisory_xact_lock key for schema creation
 
 _ROUNDS = 20
 """Compare-and-set attempts before giving up; contention on one message is a handful."""
@@ -253,6 +264,45 @@ def _link_statement() -> ClauseElement:
     return sa.select(sa.exists().select_from(m), sa.exists().select_from(i))
 
 
+def _json_rows(
+    columns: tuple[sa.ColumnElement[Any], ...],
+    order_by: tuple[sa.ColumnElement[Any], ...],
+    where: sa.ColumnElement[bool],
+) -> sa.ScalarSelect[Any]:
+    """A correlated subquery: the rows of ``columns`` as one JSON array of arrays, in order
+    (an empty array where there are none)."""
+    return (
+        sa.select(
+            sa.func.coalesce(
+                sa.func.json_agg(
+                    postgresql.aggregate_order_by(sa.func.json_build_array(*columns), *order_by)
+                ),
+                sa.literal_column("'[]'::json"),
+            )
+        )
+        .where(where)
+        .scalar_subquery()
+    )
+
+
+def _view_statement() -> ClauseElement:
+    """A message's summary, timeline and links in one statement (``get``)."""
+    timeline = _json_rows(
+        tables.TIMELINE,
+        (message_states.c.seq,),
+        message_states.c.message_id == messages.c.message_id,
+    )
+    related = _json_rows(
+        tables.LINK,
+        (links.c.at, links.c.seq),
+        sa.or_(
+            links.c.message_id == messages.c.message_id,
+            links.c.related_message_id == messages.c.message_id,
+        ),
+    )
+    return sa.select(*tables.SUMMARY, timeline, related).where(tables.by_id(messages))
+
+
 def _inbox_fetch_statement() -> ClauseElement:
     """Take the lease and read the row and the bytes it now holds, in one statement."""
     i = (
@@ -301,7 +351,11 @@ _SQL = tables.compile_all(
         **tables.shared_statements(),
         "accept": _accept_statement(),
         "claim": _claim_statement(),
+        "view": _view_statement(),
         "link": _link_statement(),
+        "register_add": postgresql.insert(tables.register_entries)
+        .values(tables.values_of(tables.register_entries, tables.REGISTER_COLUMNS))
+        .on_conflict_do_nothing(),
         "inbox_store": postgresql.insert(inbox)
         .from_select(
             ["message_id", "receiver", "stored_at"],
@@ -339,9 +393,50 @@ def _when(value: Any) -> datetime:
     return as_utc(value)
 
 
+def _from_json(value: str) -> datetime:
+    """A timestamp as PostgreSQL writes it in JSON (ISO 8601 with its offset)."""
+    return as_utc(datetime.fromisoformat(value))
+
+
 async def _execute(cur: psycopg.AsyncCursor[Any], sql: tables.Sql, /, **given: Any) -> None:
     """Run a compiled statement with its parameters on ``cur``."""
     await cur.execute(sql.text, sql.params(**given))
+
+
+CANCEL_GRACE_SECONDS = 0.25
+"""How long psycopg may take to cancel a query once the operation timeout has expired."""
+
+
+@asynccontextmanager
+async def _deadline(seconds: float) -> AsyncIterator[None]:
+    """``asyncio.timeout(seconds)``, made hard against a stalled server.
+
+    psycopg answers the timeout's cancellation by asking the server to cancel the query and
+    waiting for that, up to 2 x 5 s, which a frozen server never answers: the caller would wait
+    for the freeze. A second cancellation ``CANCEL_GRACE_SECONDS`` later makes psycopg close the
+    connection instead (the pool replaces it), and the caller gets its ``TimeoutError``.
+    """
+    task = asyncio.current_task()
+    if task is None:  # pragma: no cover  (always called from a task)
+        raise RuntimeError("a journal operation outside a task")
+    again = False
+
+    def cancel_again() -> None:
+        nonlocal again
+        again = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds + CANCEL_GRACE_SECONDS, cancel_again)
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except asyncio.CancelledError:
+        if not again:
+            raise
+        task.uncancel()
+        raise TimeoutError from None
+    finally:
+        handle.cancel()
 
 
 def _translated(exc: BaseException, timeout: float) -> JournalUnavailable:
@@ -397,12 +492,23 @@ class PostgresJournal:
         pool: psycopg_pool.AsyncConnectionPool[Any],
         *,
         op_timeout: float = DEFAULT_OP_TIMEOUT_SECONDS,
+        group: GroupSettings | None = None,
     ) -> None:
         """Wrap an open pool; use ``open``, which also creates the schema."""
         self._pool = pool
         self._op_timeout = op_timeout
         # Two of the pool's connections stay for the multi-statement transactions (reads).
         self._lender = _Lender(pool, limit=max(1, pool.max_size - 2))
+        group = group or GroupSettings()
+        self._group: GroupCommit | None = (
+            GroupCommit(
+                _Batches(self),
+                window=group.window_ms / 1000,
+                flushers=min(group.flushers, max(1, pool.max_size - 2)),
+            )
+            if group.enabled
+            else None
+        )
 
     @classmethod
     async def open(
@@ -419,7 +525,7 @@ class PostgresJournal:
         """
         if not op_timeout > 0:
             raise ValueError("op_timeout must be positive")
-        conninfo, sizes = _split_url(url)
+        conninfo, sizes, group = split_url(url)
         statement_ms = max(1, round(op_timeout * 1000))
 
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -437,7 +543,7 @@ class PostgresJournal:
         )
         try:
             await pool.open(wait=True, timeout=connect_timeout)
-            journal = cls(pool, op_timeout=op_timeout)
+            journal = cls(pool, op_timeout=op_timeout, group=group)
             await journal._create_schema()
         except psycopg_pool.PoolTimeout as exc:
             await pool.close()
@@ -447,11 +553,16 @@ class PostgresJournal:
             raise
         return journal
 
+    @property
+    def group_commit(self) -> GroupCommit | None:
+        """The group commit of the hot-path writes (None when the URL turned it off)."""
+        return self._group
+
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         """One transaction on a pooled connection, bounded, with driver failures translated."""
         try:
-            async with asyncio.timeout(self._op_timeout), self._pool.connection() as conn:
+            async with _deadline(self._op_timeout), self._pool.connection() as conn:
                 try:
                     async with conn.transaction():
                         yield conn.cursor()
@@ -468,7 +579,7 @@ class PostgresJournal:
         conn: psycopg.AsyncConnection[Any] | None = None
         try:
             try:
-                async with asyncio.timeout(self._op_timeout):
+                async with _deadline(self._op_timeout):
                     conn = await self._lender.lend()
                     yield conn.cursor()
             except psycopg.errors.ReadOnlySqlTransaction:
@@ -481,20 +592,43 @@ class PostgresJournal:
         except _FAILURES as exc:
             raise _translated(exc, self._op_timeout) from exc
 
+    async def _grouped(self, key: str, sql: tables.Sql, params: dict[str, Any]) -> Row:
+        """Run one hot-path write statement, in a group commit unless that is off, bounded by
+        the operation timeout; its first row (None if it returned none) once committed."""
+        if self._group is None:
+            return await self._alone(sql.text, params)
+        try:
+            async with asyncio.timeout(self._op_timeout):
+                return await self._group.write(key, sql.text, params)
+        except TimeoutError as exc:
+            raise _translated(exc, self._op_timeout) from exc
+
+    async def _alone(self, text: str, params: dict[str, Any]) -> Row:
+        """Run one statement in autocommit; its first row."""
+        async with self._connection() as cur:
+            await cur.execute(text, params)
+            row: Row = await cur.fetchone()
+        return row
+
     async def _create_schema(self) -> None:
         async with self._transaction() as cur:
-            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in _DDL:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            await cur.execute("SELECT to_regclass('journal_schema') IS NOT NULL")
+            exists = await cur.fetchone()
+            current = None
+            if exists is not None and exists[0]:
+                await _execute(cur, _SQL["schema_version"])
+                row = await cur.fetchone()
+                current = None if row is None or row[0] is None else int(row[0])
+            fresh = creates_schema(current, "in PostgreSQL")
+            for statement in _DDL:  # idempotent; at this version, adds nothing to a journal
                 await cur.execute(statement)
-            await _execute(cur, _SQL["schema_version"])
-            row = await cur.fetchone()
-            version = None if row is None else row[0]
-            if version is None:
-                await _execute(cur, _SQL["set_schema_version"], version=SCHEMA_VERSION)
-            elif version > SCHEMA_VERSION:
-                raise JournalUnavailable(
-                    f"The PostgreSQL journal has schema version {version}; this gateway knows "
-                    f"only up to {SCHEMA_VERSION}. Run the newer gateway."
+            if fresh:
+                await _execute(
+                    cur,
+                    _SQL["set_schema_version"],
+                    version=SCHEMA_VERSION,
+                    journal_id=new_journal_id(),
                 )
 
     async def record_accepted(
@@ -511,19 +645,19 @@ class PostgresJournal:
             accepted_at=at,
             body=payload,
         )
-        async with self._connection() as cur:
-            # A few rounds at most: when the insert meets a row that is gone by the time we
-            # read (purged), try again; otherwise the second statement settles it.
-            for _ in range(_ROUNDS):
-                await cur.execute(accept.text, params)
-                inserted = await cur.fetchone()
-                if inserted is not None and inserted[0] == 1:
-                    return AcceptOutcome(
-                        result=AcceptResult.ACCEPTED,
-                        message_id=entry.message_id,
-                        state=INITIAL_STATES[-1],
-                        accepted_at=at,
-                    )
+        # The insert goes in a group commit; only when it wrote nothing does a read settle who
+        # holds the id or the key. A few rounds at most: when the insert meets a row that is
+        # gone by the time we read (purged), try again.
+        inserted = await self._grouped(entry.message_id, accept, params)
+        for _ in range(_ROUNDS):
+            if inserted is not None and inserted[0] == 1:
+                return AcceptOutcome(
+                    result=AcceptResult.ACCEPTED,
+                    message_id=entry.message_id,
+                    state=INITIAL_STATES[-1],
+                    accepted_at=at,
+                )
+            async with self._connection() as cur:
                 await _execute(cur, _SQL["known"], **known_params(entry))
                 rows = await cur.fetchall()
                 known = settle_known(
@@ -531,6 +665,8 @@ class PostgresJournal:
                 )
                 if known is not None:
                     return known
+                await cur.execute(accept.text, params)
+                inserted = await cur.fetchone()
         raise JournalUnavailable(
             f"The journal could not settle message {entry.message_id} against concurrent writers."
         )
@@ -549,31 +685,34 @@ class PostgresJournal:
         check_transition_target(state)
         at = as_utc(at)
         move = _TRANSITIONS[state]
-        async with self._connection() as cur:
-            # Compare and set in one statement: the UPDATE moves the row only from a state the
-            # table lets it leave for ``state`` (PostgreSQL re-checks that condition against a
-            # row a concurrent writer just changed). When nothing moved, read the state to
-            # tell a no-op, a forbidden move and an unknown message apart, or to try again.
-            for _ in range(_ROUNDS):
-                if move is not None:
-                    await _execute(
-                        cur,
-                        move,
-                        message_id=message_id,
-                        at=at,
-                        error_code=error_code,
-                        detail=detail,
-                        attempt=attempt,
-                    )
-                    if await cur.fetchone() is not None:
-                        return True
-                await _execute(cur, _SQL["state_of"], message_id=message_id)
-                row = await cur.fetchone()
-                if row is None:
-                    raise NotFound(f"The journal has no message {message_id}.")
-                current = MessageState(row[0])
-                if next_state(current, state) is current:
-                    return False
+        given = (
+            None
+            if move is None
+            else move.params(
+                message_id=message_id, at=at, error_code=error_code, detail=detail, attempt=attempt
+            )
+        )
+        # Compare and set in one statement (in a group commit): the UPDATE moves the row only
+        # from a state the table lets it leave for ``state`` (PostgreSQL re-checks that
+        # condition against a row a concurrent writer just changed). When nothing moved, read
+        # the state to tell a no-op, a forbidden move and an unknown message apart, or to try
+        # again. The read goes with a group commit's batch too (a late QUEUED, after the
+        # worker's claim, is common under load).
+        look = _SQL["state_of"]
+        looking = look.params(message_id=message_id)
+        for _ in range(_ROUNDS):
+            if (
+                move is not None
+                and given is not None
+                and await self._grouped(message_id, move, given) is not None
+            ):
+                return True
+            row = await self._grouped(message_id, look, looking)
+            if row is None:
+                raise NotFound(f"The journal has no message {message_id}.")
+            current = MessageState(row[0])
+            if next_state(current, state) is current:
+                return False
         raise JournalUnavailable(
             f"The journal could not settle message {message_id} against concurrent writers."
         )
@@ -590,19 +729,12 @@ class PostgresJournal:
         if lease <= timedelta(0):
             raise ValueError("a claim's lease must be positive")
         at = as_utc(at)
-        async with self._connection() as cur:
-            await _execute(
-                cur,
-                _SQL["claim"],
-                message_id=message_id,
-                at=at,
-                lease_until=at + lease,
-                digest=digest,
-            )
-            if await cur.fetchone() is not None:
-                return ClaimResult.GRANTED
-            await _execute(cur, _SQL["claim_look"], message_id=message_id)
-            row = await cur.fetchone()
+        claim = _SQL["claim"]
+        given = claim.params(message_id=message_id, at=at, lease_until=at + lease, digest=digest)
+        if await self._grouped(message_id, claim, given) is not None:
+            return ClaimResult.GRANTED
+        look = _SQL["claim_look"]
+        row = await self._grouped(message_id, look, look.params(message_id=message_id))
         # Not granted: the rule the claim statement was written from says why.
         verdict = lease_rule.claim(
             None if row is None else MessageState(row[0]),
@@ -618,32 +750,28 @@ class PostgresJournal:
 
     async def get(self, message_id: str) -> MessageView | None:
         """See ``Journal.get``."""
-        async with self._transaction() as cur:
-            # REPEATABLE READ for this one read, so the timeline and the state agree.
-            await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            await _execute(cur, _SQL["summary"], message_id=message_id)
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            await _execute(cur, _SQL["timeline"], message_id=message_id)
-            timeline = await cur.fetchall()
-            await _execute(cur, _SQL["links"], message_id=message_id)
-            found = await cur.fetchall()
+        # One statement (one snapshot, so the timeline and the state agree): the summary, with
+        # the timeline and the links as JSON arrays. It travels with the next group commit's
+        # batch, which saves it a round trip of its own under load.
+        view = _SQL["view"]
+        row = await self._grouped(message_id, view, view.params(message_id=message_id))
+        if row is None:
+            return None
         return MessageView(
             summary=summary_from_row(row, _when),
             timeline=tuple(
                 StateChange(
                     state=MessageState(r[0]),
-                    at=_when(r[1]),
+                    at=_from_json(r[1]),
                     error_code=r[2],
                     detail=r[3],
                     attempt=r[4],
                 )
-                for r in timeline
+                for r in row[-2]
             ),
             links=tuple(
-                Link(message_id=r[0], related_message_id=r[1], relation=r[2], at=_when(r[3]))
-                for r in found
+                Link(message_id=r[0], related_message_id=r[1], relation=r[2], at=_from_json(r[3]))
+                for r in row[-1]
             ),
         )
 
@@ -658,19 +786,44 @@ class PostgresJournal:
         self, message_id: str, related_message_id: str, relation: str, *, at: datetime
     ) -> bool:
         """See ``Journal.link``."""
-        async with self._connection() as cur:  # one statement, one round trip
-            await _execute(
-                cur,
-                _SQL["link"],
-                message_id=message_id,
-                related_message_id=related_message_id,
-                relation=relation,
-                at=as_utc(at),
-            )
-            row = await cur.fetchone()
+        link = _SQL["link"]
+        given = link.params(
+            message_id=message_id,
+            related_message_id=related_message_id,
+            relation=relation,
+            at=as_utc(at),
+        )
+        row = await self._grouped(message_id, link, given)  # one statement, in a group commit
         if row is None or not row[0]:
             raise NotFound(f"The journal has no message {message_id}.")
         return bool(row[1])
+
+    async def register_add(self, entry: RegisterEntry, *, at: datetime) -> bool:
+        """See ``Journal.register_add``."""
+        async with self._transaction() as cur:
+            await _execute(cur, _SQL["exists"], message_id=entry.message_id)
+            if await cur.fetchone() is None:
+                raise NotFound(f"The journal has no message {entry.message_id}.")
+            await _execute(cur, _SQL["register_add"], **register_params(entry, as_utc(at)))
+            return cur.rowcount == 1
+
+    async def register_history(
+        self, register: str, country: str, record_key: str | None = None
+    ) -> list[RegisterEntry]:
+        """See ``Journal.register_history``."""
+        async with self._connection() as cur:
+            if record_key is None:
+                await _execute(cur, _SQL["register_history"], register=register, country=country)
+            else:
+                await _execute(
+                    cur,
+                    _SQL["register_record"],
+                    register=register,
+                    country=country,
+                    record_key=record_key,
+                )
+            rows = await cur.fetchall()
+        return [register_entry_from_row(row, _when) for row in rows]
 
     async def list_messages(
         self,
@@ -719,16 +872,11 @@ class PostgresJournal:
 
     async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
         """See ``InboxJournal.inbox_store``."""
+        store = _SQL["inbox_store"]
+        given = store.params(message_id=message_id, receiver=receiver, stored_at=as_utc(at))
+        if await self._grouped(message_id, store, given) is not None:
+            return True
         async with self._connection() as cur:
-            await _execute(
-                cur,
-                _SQL["inbox_store"],
-                message_id=message_id,
-                receiver=receiver,
-                stored_at=as_utc(at),
-            )
-            if await cur.fetchone() is not None:
-                return True
             await _execute(cur, _SQL["exists"], message_id=message_id)
             if await cur.fetchone() is None:
                 raise NotFound(f"The journal has no message {message_id}.")
@@ -839,8 +987,69 @@ class PostgresJournal:
 
     async def close(self) -> None:
         """See ``Journal.close``."""
+        if self._group is not None:
+            await self._group.close(JournalUnavailable("The journal is closing."))
         await self._lender.close()
         await self._pool.close()
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSettings:
+    """Group commit of the hot-path writes (see ``gateway.journal.group_commit``)."""
+
+    enabled: bool = True
+    window_ms: float = 0.5
+    flushers: int = 3
+
+
+_GROUP_DEFAULTS = GroupSettings()
+
+
+class _Batches:
+    """How ``GroupCommit`` runs a batch on this journal's connections (pipeline mode)."""
+
+    def __init__(self, journal: PostgresJournal) -> None:
+        self._journal = journal
+
+    async def commit(self, writes: list[Write]) -> list[Row]:
+        """BEGIN, every statement, COMMIT, sent together (one round trip); the first rows."""
+        journal = self._journal
+        async with _deadline(journal._op_timeout):  # a frozen server cannot hold the batch
+            conn = await journal._lender.lend()
+            try:
+                cursors: list[psycopg.AsyncCursor[Any]] = []
+                async with conn.pipeline(), conn.transaction():
+                    for write in writes:
+                        cur = conn.cursor()
+                        await cur.execute(write.text, write.params)
+                        cursors.append(cur)
+                return [await cur.fetchone() for cur in cursors]
+            except psycopg.errors.ReadOnlySqlTransaction:
+                await _drop(conn)
+                raise
+            finally:
+                await journal._lender.give_back(conn)
+
+    async def alone(self, write: Write) -> Row:
+        """The write on its own, in autocommit, with its own error."""
+        return await self._journal._alone(write.text, write.params)
+
+    def rolled_back(self, exc: BaseException) -> bool:
+        """A statement failed (deadlock, serialization, constraint): the server rolled the
+        batch back and answered; not a lost connection, a timeout, read-only or full."""
+        return isinstance(
+            exc,
+            psycopg.errors.TransactionRollback
+            | psycopg.errors.IntegrityError
+            | psycopg.errors.DataError
+            | psycopg.errors.ProgrammingError,
+        )
+
+    def translated(self, exc: BaseException) -> BaseException:
+        """The same error a single write would raise."""
+        if isinstance(exc, _FAILURES):
+            return _translated(exc, self._journal._op_timeout)
+        return exc
 
 
 class _Lender:
@@ -935,11 +1144,23 @@ class _Lender:
                 waiter.set_exception(JournalUnavailable("The journal is closing."))
 
 
-def _split_url(url: str) -> tuple[str, dict[str, int]]:
-    """Take the journal's own pool parameters out of the URL; libpq would refuse them."""
+def split_url(url: str) -> tuple[str, dict[str, int], GroupSettings]:
+    """Take the journal's own pool and group-commit parameters out of the URL; libpq would
+    refuse them."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
+    own = POOL_PARAMETERS + GROUP_PARAMETERS
     sizes = {name: int(value) for name, value in query if name in POOL_PARAMETERS}
-    rest = [(name, value) for name, value in query if name not in POOL_PARAMETERS]
+    given = {name: value for name, value in query if name in GROUP_PARAMETERS}
+    switch = given.get("group_commit", "on").lower()
+    if switch not in ("on", "off"):
+        raise ValueError(f"group_commit is on or off, not {switch!r}")
+    group = GroupSettings(
+        enabled=switch == "on",
+        window_ms=float(given.get("group_window_ms", _GROUP_DEFAULTS.window_ms)),
+        flushers=int(given.get("group_flushers", _GROUP_DEFAULTS.flushers)),
+    )
+    rest = [(name, value) for name, value in query if name not in own]
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), sizes
+    netloc_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    return netloc_url, sizes, group

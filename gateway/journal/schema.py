@@ -7,12 +7,15 @@ the encoding of a timestamp differs (``stamp`` and ``when``).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from gateway.core.states import MessageState
+from gateway.errors import JournalSchemaMismatch
 from gateway.journal.contract import MessageRecord, MessageSummary
+from gateway.journal.tables import SCHEMA_VERSION
 
 
 def known_params(entry: MessageRecord) -> dict[str, str | None]:
@@ -107,3 +110,33 @@ def check_transition_target(state: MessageState) -> None:
     """
     if state is MessageState.DELIVERING:
         raise ValueError("DELIVERING is entered through claim_delivery, not transition")
+
+
+def creates_schema(current: int | None, where: str) -> bool:
+    """Whether a journal whose schema is at ``current`` (None: no schema yet) needs its tables
+    created; ``JournalSchemaMismatch`` for a journal at another version than this gateway's.
+
+    An older journal is not upgraded behind the operator's back: the migration is a step of
+    its own (``asw-gateway journal migrate``), taken after a backup.
+    """
+    if current is None:
+        return True
+    where = f" {where}" if where else ""
+    if current < SCHEMA_VERSION:
+        raise JournalSchemaMismatch(
+            f"The journal{where} has schema version {current}; this gateway needs version "
+            f"{SCHEMA_VERSION}: run asw-gateway journal migrate (after a backup: "
+            f"asw-gateway journal backup)."
+        )
+    if current > SCHEMA_VERSION:
+        raise JournalSchemaMismatch(
+            f"The journal{where} has schema version {current}; this gateway knows only up to "
+            f"{SCHEMA_VERSION}. Run the newer gateway, or restore a backup taken before the "
+            f"upgrade."
+        )
+    return False
+
+
+def new_journal_id() -> str:
+    """A fresh journal identity (``journal_schema.journal_id``)."""
+    return uuid.uuid4().hex

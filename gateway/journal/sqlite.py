@@ -55,6 +55,7 @@ from sqlalchemy.dialects import sqlite
 
 from gateway.core import lease
 from gateway.core.lease import ClaimResult
+from gateway.core.registers import RegisterEntry
 from gateway.core.states import INITIAL_STATES, MessageState, next_state
 from gateway.errors import (
     JournalFull,
@@ -85,13 +86,17 @@ from gateway.journal.contract import (
     check_payload,
     inbox_item,
     pickup_detail,
+    register_entry_from_row,
+    register_params,
     settle_known,
 )
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
+    creates_schema,
     known_params,
     list_filters,
+    new_journal_id,
     record_values,
     summary_from_row,
 )
@@ -146,6 +151,9 @@ _SQL = tables.compile_all(
         "claim": tables.claim_update().returning(messages.c.attempts),
         "link": sqlite.insert(links)
         .values(tables.values_of(links, ("message_id", "related_message_id", "relation", "at")))
+        .on_conflict_do_nothing(),
+        "register_add": sqlite.insert(tables.register_entries)
+        .values(tables.values_of(tables.register_entries, tables.REGISTER_COLUMNS))
         .on_conflict_do_nothing(),
         "inbox_store": sqlite.insert(inbox)
         .values(tables.values_of(inbox, ("message_id", "receiver", "stored_at")))
@@ -509,6 +517,16 @@ class SqliteJournal:
         """See ``Journal.link``."""
         return await self._run(_link, message_id, related_message_id, relation, _stamp(at))
 
+    async def register_add(self, entry: RegisterEntry, *, at: datetime) -> bool:
+        """See ``Journal.register_add``."""
+        return await self._run(_register_add, register_params(entry, _stamp(at)))
+
+    async def register_history(
+        self, register: str, country: str, record_key: str | None = None
+    ) -> list[RegisterEntry]:
+        """See ``Journal.register_history``."""
+        return await self._read(_register_history, register, country, record_key)
+
     async def list_messages(
         self,
         *,
@@ -775,17 +793,23 @@ def _configure(db: sqlite3.Connection, path: str, synchronous: str) -> None:
     db.execute("PRAGMA foreign_keys = ON")
 
 
-def _create_schema(db: sqlite3.Connection, path: str) -> None:
-    for statement in _DDL:
-        db.execute(statement)
+_HAS_SCHEMA = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal_schema'"
+
+
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    """The journal's schema version; None for a file without the journal's tables yet."""
+    if db.execute(_HAS_SCHEMA).fetchone() is None:
+        return None
     row = _one(db, "schema_version")
-    if row is None or row[0] is None:
-        _exec(db, "set_schema_version", version=SCHEMA_VERSION)
-    elif row[0] > SCHEMA_VERSION:
-        raise JournalUnavailable(
-            f"The journal at {path} has schema version {row[0]}; this gateway knows "
-            f"only up to {SCHEMA_VERSION}. Run the newer gateway or restore a backup."
-        )
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _create_schema(db: sqlite3.Connection, path: str) -> None:
+    fresh = creates_schema(_schema_version(db), f"at {path}")
+    for statement in _DDL:  # idempotent; at this version, adds nothing to a journal
+        db.execute(statement)
+    if fresh:
+        _exec(db, "set_schema_version", version=SCHEMA_VERSION, journal_id=new_journal_id())
 
 
 def _exec(db: sqlite3.Connection, name: str, /, **given: Any) -> sqlite3.Cursor:
@@ -1077,3 +1101,22 @@ def _inbox_escalate(db: sqlite3.Connection, receiver: str, at: str, cutoff: str)
             )
             escalated.append(str(message_id))
     return escalated
+
+
+def _register_add(db: sqlite3.Connection, params: dict[str, Any]) -> bool:
+    with _write(db):
+        if _one(db, "exists", message_id=params["message_id"]) is None:
+            raise NotFound(f"The journal has no message {params['message_id']}.")
+        return _exec(db, "register_add", **params).rowcount == 1
+
+
+def _register_history(
+    db: sqlite3.Connection, register: str, country: str, record_key: str | None
+) -> list[RegisterEntry]:
+    if record_key is None:
+        rows = _exec(db, "register_history", register=register, country=country)
+    else:
+        rows = _exec(
+            db, "register_record", register=register, country=country, record_key=record_key
+        )
+    return [register_entry_from_row(row, _when) for row in rows.fetchall()]

@@ -9,7 +9,10 @@ nor for SQLAlchemy's execution layer (``bench/bench_journal.py`` measures what i
 
 Tables (see docs/journal.md):
 
-- ``journal_schema(version)``: one row; a gateway refuses a journal newer than it knows.
+- ``journal_schema(version, journal_id)``: one row; the schema version (a gateway refuses a
+  journal at another version: older ones are brought up with ``asw-gateway journal migrate``,
+  see ``gateway.journal.migrations``) and the journal's identity, a random id given when the
+  journal is created (or migrated to version 2), the same for every node sharing it.
 - ``messages``: one row per accepted message: the ``MessageRecord`` columns, the current
   ``state`` and ``state_at``, ``accepted_at``, the number of delivery ``attempts``, the claim's
   ``lease_until`` and the ``last_error_code``. Unique on the message id, and on the business
@@ -21,6 +24,12 @@ Tables (see docs/journal.md):
 - ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits
   for, ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and
   ``acked_at``. The row goes with its message when the message is purged (ON DELETE CASCADE).
+- ``register_entries``: one row per register update (issue 18: the certified-exporter register,
+  ``register`` = ``certified-exporter``): the issuing ``country``, the ``record_key`` (the
+  authorisation code), the update's own ``entry_id``, its ``action`` and ``effective_date``
+  (ISO text in both databases), the ``message_id`` that brought it, ``recorded_at`` and the
+  record as JSON ``body``. Unique on (register, country, entry_id, record_key): the same update
+  sent to several partners is one entry. Purged with its message, like any document.
 """
 
 from __future__ import annotations
@@ -41,7 +50,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+"""The version these tables describe. Changing a table means a new revision in
+``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
+sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
 
 PURGE_BATCH = 500
 """Messages deleted per transaction, so a large purge never holds the write lock for long."""
@@ -59,7 +71,10 @@ _Big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 metadata = sa.MetaData()
 
 journal_schema = sa.Table(
-    "journal_schema", metadata, sa.Column("version", sa.Integer, nullable=False)
+    "journal_schema",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("journal_id", sa.Text),  # version 2
 )
 
 messages = sa.Table(
@@ -150,6 +165,54 @@ sa.Index(
     sqlite_where=inbox.c.acked_at.is_(None),
     postgresql_where=inbox.c.acked_at.is_(None),
 )
+
+
+register_entries = sa.Table(
+    "register_entries",
+    metadata,
+    sa.Column("register", sa.Text, primary_key=True),
+    sa.Column("country", sa.Text, primary_key=True),
+    sa.Column("entry_id", sa.Text, primary_key=True),
+    sa.Column("record_key", sa.Text, primary_key=True),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("effective_date", sa.Text, nullable=False),
+    sa.Column("message_id", sa.Text, _message_ref(), nullable=False),
+    sa.Column("recorded_at", _Stamp, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+sa.Index(
+    "register_entries_record",
+    register_entries.c.register,
+    register_entries.c.country,
+    register_entries.c.record_key,
+)
+
+REGISTER_COLUMNS = (
+    "register",
+    "country",
+    "record_key",
+    "entry_id",
+    "action",
+    "effective_date",
+    "message_id",
+    "recorded_at",
+    "body",
+)
+
+
+def register_history_statement(*, by_key: bool) -> sa.Select[Any]:
+    """A country's register entries (or one record's) in the order they were recorded."""
+    conditions = [
+        register_entries.c.register == param("register"),
+        register_entries.c.country == param("country"),
+    ]
+    if by_key:
+        conditions.append(register_entries.c.record_key == param("record_key"))
+    return (
+        sa.select(*(register_entries.c[name] for name in REGISTER_COLUMNS))
+        .where(*conditions)
+        .order_by(register_entries.c.recorded_at, register_entries.c.entry_id)
+    )
 
 
 @compiles(CreateColumn, "sqlite")
@@ -372,7 +435,7 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
         "summary": sa.select(*SUMMARY).where(by_id(messages)),
         "schema_version": sa.select(sa.func.max(journal_schema.c.version)),
         "set_schema_version": sa.insert(journal_schema).values(
-            values_of(journal_schema, ("version",))
+            values_of(journal_schema, ("version", "journal_id"))
         ),
         "timeline": sa.select(*TIMELINE)
         .where(by_id(message_states))
@@ -410,6 +473,8 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
         )
         .order_by(inbox.c.stored_at, inbox.c.message_id)
         .limit(param("limit")),
+        "register_history": register_history_statement(by_key=False),
+        "register_record": register_history_statement(by_key=True),
         "inbox_ack_look": sa.select(inbox.c.acked_at).where(
             by_id(inbox), inbox.c.receiver == param("receiver")
         ),

@@ -15,6 +15,7 @@ from gateway.core.dispatch import (
     DeadLetter,
     Decision,
     Deliver,
+    Record,
     Retry,
     decide,
 )
@@ -55,9 +56,17 @@ CLAIMS: list[ClaimResult | None] = [None, *ClaimResult]
 FAILURES: list[type[GatewayError] | None] = [None, *TEMPORARY, *PERMANENT]
 
 
-def arrival(*, attempt: int = 1, crashes: int = 0, redelivered: bool = False) -> Arrival:
+def arrival(
+    *, attempt: int = 1, crashes: int = 0, redelivered: bool = False, handed_over: bool = False
+) -> Arrival:
     """An arrival of message m-1 with the given counts."""
-    return Arrival(message_id="m-1", attempt=attempt, crashes=crashes, redelivered=redelivered)
+    return Arrival(
+        message_id="m-1",
+        attempt=attempt,
+        crashes=crashes,
+        redelivered=redelivered,
+        handed_over=handed_over,
+    )
 
 
 def run(
@@ -196,6 +205,29 @@ class TestPinnedCases:
         with pytest.raises(ValueError, match="counts from 1"):
             run(arrival(attempt=0), failure=PeerUnavailable("down"))
 
+    def test_handed_over_copy_is_only_recorded(self) -> None:
+        """A copy marked as handed over is recorded, even when it looks poisoned."""
+        assert run(arrival(handed_over=True, crashes=POISON_AFTER + 1)) == Record()
+
+    def test_unrecorded_hand_over_retries_unnoted_and_marked(self) -> None:
+        """A journal failure after the hand-over retries marked, without noting RETRYING."""
+        failure = JournalUnavailable("database restarting")
+        decision = run(arrival(handed_over=True), failure=failure)
+        assert decision == Retry(
+            failed_attempt=1,
+            next_attempt=2,
+            delay_seconds=5.0,
+            error=failure,
+            note=False,
+            handed_over=True,
+        )
+
+    def test_unrecorded_hand_over_is_never_parked(self) -> None:
+        """Past the schedule a handed-over copy keeps coming back at the last step."""
+        decision = run(arrival(handed_over=True, attempt=9), failure=JournalUnavailable("down"))
+        assert isinstance(decision, Retry) and decision.handed_over
+        assert (decision.next_attempt, decision.delay_seconds) == (4, 120.0)
+
     def test_results_are_frozen(self) -> None:
         """Decisions cannot be changed after they are made."""
         decision = run(arrival(), claim=ClaimResult.GRANTED)
@@ -211,6 +243,8 @@ def expected(
 ) -> tuple[type[Decision], str | None]:
     """The decision's kind and error code, written out independently of the code under test."""
     delays = len(schedule.delays_seconds)
+    if came.handed_over:
+        return _expected_handed_over(delays, failure)
     if came.crashes >= POISON_AFTER:
         return DeadLetter, "poison-message"
     if failure is not None:
@@ -233,9 +267,21 @@ def expected(
     return table[claim]
 
 
+def _expected_handed_over(
+    delays: int, failure: GatewayError | None
+) -> tuple[type[Decision], str | None]:
+    """A copy handed over before: recorded; after a temporary failure, retried for good."""
+    if failure is None:
+        return Record, None
+    if not failure.retryable:
+        return DeadLetter, failure.code
+    return (Retry, failure.code) if delays else (DeadLetter, "retries-exhausted")
+
+
 CRASHES = (0, POISON_AFTER - 1, POISON_AFTER, POISON_AFTER + 1)
 ATTEMPTS = range(1, 6)  # within and beyond the longest schedule
-OTHER_INPUTS = list(itertools.product(CRASHES, ATTEMPTS, (False, True), SCHEDULES))
+FLAGS = (False, True)
+OTHER_INPUTS = list(itertools.product(CRASHES, ATTEMPTS, FLAGS, FLAGS, SCHEDULES))
 
 
 def _code(decision: Decision) -> str | None:
@@ -247,12 +293,12 @@ def _code(decision: Decision) -> str | None:
 
 
 class TestEveryCombination:
-    """Claim x failure, each over crashes x attempt x redelivery x schedule."""
+    """Claim x failure, each over crashes x attempt x redelivery x hand-over x schedule."""
 
     def test_grid_is_complete(self) -> None:
         """The grid covers every claim answer, no failure and both kinds of failure."""
         assert set(CLAIMS) == {None, *ClaimResult}
-        assert len(OTHER_INPUTS) == 4 * 5 * 2 * 3
+        assert len(OTHER_INPUTS) == 4 * 5 * 2 * 2 * 3
         assert any(t.retryable for t in TEMPORARY) and not any(t.retryable for t in PERMANENT)
 
     @pytest.mark.parametrize("failure_type", FAILURES, ids=lambda t: t.code if t else "none")
@@ -261,8 +307,13 @@ class TestEveryCombination:
         self, claim: ClaimResult | None, failure_type: type[GatewayError] | None
     ) -> None:
         """Each combination gets the kind and code the table says, and a consistent result."""
-        for crashes, attempt, redelivered, schedule in OTHER_INPUTS:
-            came = arrival(attempt=attempt, crashes=crashes, redelivered=redelivered)
+        for crashes, attempt, redelivered, handed_over, schedule in OTHER_INPUTS:
+            came = arrival(
+                attempt=attempt,
+                crashes=crashes,
+                redelivered=redelivered,
+                handed_over=handed_over,
+            )
             failure = failure_type("it failed") if failure_type else None
             decision = run(came, schedule=schedule, claim=claim, failure=failure)
             kind, code = expected(came, schedule, claim, failure)
@@ -285,13 +336,14 @@ def _check_consistent(
     if isinstance(decision, Ack):
         assert decision.receipt_again is (claim is ClaimResult.DELIVERED)
     if isinstance(decision, Retry):
-        busy = failure is None and claim is ClaimResult.BUSY
+        busy = failure is None and claim is ClaimResult.BUSY and not came.handed_over
         delays = schedule.delays_seconds
-        step = min(attempt, len(delays)) if busy else attempt
+        step = min(attempt, len(delays)) if busy or came.handed_over else attempt
         assert decision.failed_attempt == attempt
         assert decision.next_attempt == step + 1
         assert decision.delay_seconds == delays[step - 1]
-        assert decision.note is not busy
+        assert decision.note is not (busy or came.handed_over)
+        assert decision.handed_over is came.handed_over
         if failure is not None:
             assert decision.error is failure
     if isinstance(decision, DeadLetter):
@@ -301,5 +353,6 @@ def _check_consistent(
         if exhausted:
             assert decision.last_error.retryable
             assert f"failed {attempt} times" in decision.reason.detail
-        if failure is not None and not exhausted and came.crashes < POISON_AFTER:
+        poisoned = came.crashes >= POISON_AFTER and not came.handed_over
+        if failure is not None and not exhausted and not poisoned:
             assert decision.reason is failure

@@ -25,6 +25,7 @@ WIRE_NAMES = {
     "reason": "x-asw-reason",
     "detail": "x-asw-detail",
     "original_routing_key": "x-asw-original-routing-key",
+    "handed_over": "x-asw-handed-over",
     "delivery_count": "x-delivery-count",
 }
 
@@ -44,6 +45,7 @@ FULL = MessageHeaders(
     reason="retries-exhausted",
     detail="Delivery failed 2 times",
     original_routing_key="TH.formd",
+    handed_over="2026-12-02T00:30:00+00:00",
     delivery_count=1,
 )
 
@@ -151,6 +153,27 @@ def test_for_dead_letter_drops_the_retry_step() -> None:
         "x-asw-detail": "x" * h.DETAIL_LIMIT,
         "x-asw-original-routing-key": "TH.formd",
     }
+
+
+def test_handed_over_mark_is_kept_through_retries() -> None:
+    """A copy marked as handed over keeps its mark on every later retry step."""
+    marked = MessageHeaders(sender="SG").for_retry(
+        attempt=2,
+        delay_ms=500,
+        error_code="journal-unavailable",
+        error_detail="down",
+        handed_over="2026-12-02T00:30:00+00:00",
+    )
+    again = marked.for_retry(
+        attempt=3, delay_ms=500, error_code="journal-unavailable", error_detail="down"
+    )
+    assert again.to_amqp()["x-asw-handed-over"] == "2026-12-02T00:30:00+00:00"
+    assert (
+        "x-asw-handed-over"
+        not in MessageHeaders(sender="SG")
+        .for_retry(attempt=2, delay_ms=500, error_code="peer-timeout", error_detail="slow")
+        .to_amqp()
+    )
 
 
 def test_headers_are_frozen() -> None:

@@ -28,6 +28,9 @@ ROOT_NAMES = {
     DocumentType.ACDD: "ACDD",
     DocumentType.CUSTOMS_RESPONSE: "CustomsResponse",
     DocumentType.DELIVERY_RECEIPT: "DeliveryReceipt",
+    DocumentType.CE_REGISTER_UPDATE: "CertifiedExporterRegisterUpdate",
+    DocumentType.ORIGIN_DECLARATION: "OriginDeclaration",
+    DocumentType.AEO_STATUS: "AEOStatusNotification",
 }
 VALID = sorted(
     p.relative_to(SAMPLES).as_posix()

@@ -393,6 +393,8 @@ class Summary:
     duplicates: int
     lost: int
     extra: Mapping[str, object] = field(default_factory=dict)
+    refused_by_code: str | None = None
+    """``code:count,...`` of the refusals, printed after ``accepted`` when given."""
 
     @classmethod
     def count(
@@ -403,6 +405,7 @@ class Summary:
         *,
         parked: Iterable[str] = (),
         extra: Mapping[str, object] | None = None,
+        refused_by_code: str | None = None,
     ) -> Summary:
         """Delivered = accepted ids that reached the NSW; duplicates = arrivals beyond the
         first of each id; lost = accepted ids neither delivered nor in the dead letters."""
@@ -417,13 +420,15 @@ class Summary:
             duplicates=sum(n - 1 for n in arrivals.values() if n > 1),
             lost=len(accepted - delivered - parked_ids),
             extra=extra or {},
+            refused_by_code=refused_by_code,
         )
 
     def line(self) -> str:
         """``scenario=<name> sent=N accepted=N delivered=N duplicates=N lost=N [extra...]``."""
         extra = "".join(f" {k}={v}" for k, v in self.extra.items())
+        refused = "" if self.refused_by_code is None else f"refused_by_code={self.refused_by_code} "
         return (
-            f"scenario={self.scenario} sent={self.sent} accepted={self.accepted} "
+            f"scenario={self.scenario} sent={self.sent} accepted={self.accepted} {refused}"
             f"delivered={self.delivered} duplicates={self.duplicates} lost={self.lost}{extra}"
         )
 

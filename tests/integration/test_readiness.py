@@ -7,7 +7,8 @@ from pathlib import Path
 
 import aiohttp
 
-from gateway.app import Gateway
+from gateway.app import MIN_DRAIN_SECONDS, Gateway, drain_seconds
+from gateway.settings import NodeSettings, PartySettings, Settings
 
 
 async def _readyz(gateway: Gateway) -> tuple[int, dict[str, object]]:
@@ -52,3 +53,36 @@ async def test_overflow_readyz_agrees_with_the_route(
     head, _, data = (await guard.health_response("/readyz")).partition(b"\r\n\r\n")
     assert head.split(b" ")[1] == str(route_status).encode() == b"503"
     assert json.loads(data) == route_body
+
+
+async def test_a_draining_gateway_refuses_new_work_and_is_not_ready(
+    running_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """Once stopping, a new document gets 503 draining with Retry-After and /readyz says so."""
+    assert running_gateway.submissions is not None
+    running_gateway.submissions.drain()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://127.0.0.1:{running_gateway.port}/v1/messages",
+            data=sample_formd,
+            headers={"Content-Type": "application/xml"},
+        ) as response,
+    ):
+        problem = json.loads(await response.text())
+        assert (response.status, problem["code"], problem["retryable"]) == (503, "draining", True)
+        assert response.headers["Retry-After"]
+    status, body = await _readyz(running_gateway)
+    assert (status, body["ready"], body["draining"]) == (503, False, True)
+
+
+def test_default_drain_covers_the_largest_adapter_timeout() -> None:
+    """Without node.drain_seconds the drain is the largest HTTP adapter timeout plus 5 s."""
+    push = PartySettings(
+        country="TH", adapter="http-push", options={"url": "http://x", "timeout_seconds": "25"}
+    )
+    folder = PartySettings(country="SG", adapter="drop-folder", options={"directory": "/tmp"})
+    assert drain_seconds(Settings(parties={"TH": push, "SG": folder})) == 30.0
+    assert drain_seconds(Settings(parties={"SG": folder})) == MIN_DRAIN_SECONDS
+    configured = Settings(node=NodeSettings(drain_seconds=7.5), parties={"TH": push})
+    assert drain_seconds(configured) == 7.5

@@ -4,7 +4,8 @@ Real failures only: SQLite's own read-only and full errors, a journal file delet
 under the open journal, a lock held by another connection, a stalled journal thread; on the
 shared PostgreSQL server, sessions of our own that are read-only (``default_transaction_read_only``
 in the URL's options, nothing reconfigured), a row lock held by another connection, and our own
-backends terminated (``pg_terminate_backend`` by a unique ``application_name``).
+backends terminated (``pg_terminate_backend`` by a unique ``application_name``); a private
+cluster (``tests.faults.private_postgres``) stopped with SIGSTOP, as a frozen disk.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import psycopg_pool
 import pytest
 
 from gateway.core.states import MessageState
@@ -29,8 +31,11 @@ from gateway.errors import (
     JournalUnavailable,
 )
 from gateway.journal import AcceptResult, Journal, SqliteJournal
+from gateway.journal import postgres as postgres_journal
 from gateway.journal.postgres import PostgresJournal
 from gateway.journal.sqlite import _translated
+from tests.faults.outage import cluster_pids, freeze
+from tests.faults.private_postgres import private_postgres
 from tests.journal.conftest import POSTGRES_URL, at, fresh_postgres_journal, make_record
 
 PAYLOAD = b"<EFormD>fault</EFormD>"
@@ -299,3 +304,65 @@ async def test_postgres_terminated_backends_are_a_clean_503_then_heal() -> None:
             assert outcomes[-1] == "ok"
         finally:
             await journal.close()
+
+
+async def test_postgres_frozen_server_answers_within_op_timeout() -> None:
+    """A stalled (SIGSTOPped) private cluster: each call fails within op_timeout, then heals."""
+    with private_postgres() as cluster:
+        journal = await PostgresJournal.open(cluster.url, op_timeout=1.0)
+        try:
+            await _accept(journal)  # a pooled connection now waits on a backend
+            pids = cluster_pids(cluster)
+            freeze(pids, on=True)
+            try:
+                for _ in range(2):
+                    started = time.monotonic()
+                    with pytest.raises(JournalUnavailable):
+                        await _accept(journal)
+                    assert time.monotonic() - started < 1.0 + 0.75
+            finally:
+                freeze(pids, on=False)
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    await _accept(journal)
+                    break
+                except JournalUnavailable:
+                    assert time.monotonic() < deadline, "the journal did not heal"
+                    await asyncio.sleep(0.2)
+        finally:
+            await journal.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (psycopg.errors.ReadOnlySqlTransaction("read-only"), "journal-read-only"),
+        (psycopg.errors.DiskFull("no space left on device"), "journal-full"),
+        (psycopg.errors.SerializationFailure("could not serialize"), "journal-unavailable"),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), "journal-unavailable"),
+        (psycopg.errors.AdminShutdown("terminating connection"), "journal-unavailable"),
+        (
+            psycopg.errors.CannotConnectNow("the database system is starting up"),
+            "journal-unavailable",
+        ),
+        (psycopg.errors.LockNotAvailable("could not obtain lock"), "journal-unavailable"),
+        (psycopg.errors.QueryCanceled("statement timeout"), "journal-unavailable"),
+        (
+            psycopg.OperationalError("server closed the connection unexpectedly"),
+            "journal-unavailable",
+        ),
+        (psycopg.InterfaceError("the connection is closed"), "journal-unavailable"),
+        (psycopg_pool.PoolTimeout("couldn't get a connection"), "journal-unavailable"),
+        (TimeoutError(), "journal-unavailable"),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else value,
+)
+def test_every_postgres_driver_error_class_is_a_retryable_503(
+    error: BaseException, code: str
+) -> None:
+    """Each driver error class (read-only, full, serialization, locked, connection...) maps
+    to a journal-* GatewayError: 503, retryable, never an internal error."""
+    assert isinstance(error, postgres_journal._FAILURES)
+    translated = postgres_journal._translated(error, 2.0)
+    assert (translated.code, translated.http_status, translated.retryable) == (code, 503, True)

@@ -177,6 +177,9 @@ class GatewayProcess(ServeProcess):
     journal_url: str | None = None
     amqp_urls: tuple[str, ...] = ()
     confirm_timeout_seconds: float | None = None
+    journal_extra: str = ""  # more lines of the [journal] table, e.g. "op_timeout_seconds = 2"
+    amqp_extra: str = ""  # more lines of the [amqp] table
+    node_extra: str = ""  # more lines of the [node] table
     prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -225,12 +228,16 @@ class GatewayProcess(ServeProcess):
             amqp += f"poison_after = {self.poison_after}\n"
         if self.prefetch is not None:
             amqp += f"prefetch = {self.prefetch}\n"
+        if self.amqp_extra:
+            amqp += self.amqp_extra.rstrip("\n") + "\n"
         journal_url = self.journal_url or f"sqlite://{self.workdir / 'journal.db'}"
         journal = f"lease_seconds = {self.lease_seconds:g}\n"
         if self.sweep_seconds is not None:
             journal += f"sweep_seconds = {self.sweep_seconds:g}\n"
+        if self.journal_extra:
+            journal += self.journal_extra.rstrip("\n") + "\n"
         self.config_path.write_text(
-            f"[node]\nworkers = {self.workers}\n"
+            f"[node]\nworkers = {self.workers}\n{self.node_extra.rstrip()}\n"
             f'[http]\nport = {self.port}\nauth = "none"\n'
             f'[amqp]\nurl = "{self.amqp_url}"\nprefix = "{self.prefix}"\n{amqp}'
             f'[documents]\nxsd_dir = "{XSD_DIR}"\n'

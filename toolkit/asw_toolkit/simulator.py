@@ -20,9 +20,9 @@ received twice shows up twice in ``GET /received``. ``GET /stats`` counts reques
 ``POST /behaviour`` changes the behaviour at run time (JSON ``{behaviour, fail_count,
 delay}``), and ``GET /documents/{message_id}`` returns a stored document.
 
-With ``respond_to`` set, every accepted Form D or ACDD is answered a moment later by a Customs
-Response POSTed to ``{respond_to}/v1/messages``, built from a Customs Response template (by
-default the first of ``samples/response/valid/*.xml``).
+With ``respond_to`` set, every accepted Form D, ACDD or Origin Declaration is answered a moment
+later by a Customs Response POSTed to ``{respond_to}/v1/messages``, built from a Customs
+Response template (by default the first of ``samples/response/valid/*.xml``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ BEHAVIOURS = ("accept", "slow", "timeout", "fail-then-recover", "garbage", "reje
 RESPONSE_SAMPLES = Path("samples") / "response" / "valid"
 GARBAGE_BODY = b"<<OK>> \x00\xff not json {"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-_ANSWERED_TYPES = frozenset({DocumentType.FORM_D, DocumentType.ACDD})
+# The importing side answers trade documents: a Form D, an ACDD or an Origin Declaration.
+_ANSWERED_TYPES = frozenset(
+    {DocumentType.FORM_D, DocumentType.ACDD, DocumentType.ORIGIN_DECLARATION}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

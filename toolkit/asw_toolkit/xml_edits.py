@@ -20,6 +20,9 @@ NAMESPACES = {
     "ac": "urn:asw-gw:datamodel:ACDD-DMS:1",
     "rs": "urn:asw-gw:datamodel:RES-DMS:1",
     "rc": "urn:asw-gw:datamodel:RCT-DMS:1",
+    "cr": "urn:asw-gw:datamodel:CEREG-DMS:1",
+    "od": "urn:asw-gw:datamodel:ODECL-DMS:1",
+    "ae": "urn:asw-gw:datamodel:AEOSTAT-DMS:1",
 }
 _DECLARATIONS = " ".join(f'xmlns:{p}="{ns}"' for p, ns in NAMESPACES.items())
 

@@ -17,9 +17,11 @@ from lxml import etree
 
 from gateway.core.envelope import DocumentType as Doc
 from gateway.core.rules.acdd import acdd_rules
+from gateway.core.rules.aeo_status import acdd_aeo_rules, aeo_status_rules
 from gateway.core.rules.common import header_rules, read_header
 from gateway.core.rules.formd import form_d_rules
 from gateway.core.rules.replies import receipt_rules, response_rules
+from gateway.core.rules.self_certification import origin_declaration_rules, register_update_rules
 from gateway.errors import Finding
 
 __all__ = ["check_rules"]
@@ -35,6 +37,13 @@ def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Findi
         findings.extend(form_d_rules(root, header, now))
     elif doc is Doc.ACDD:
         findings.extend(acdd_rules(root, header, now))
+        findings.extend(acdd_aeo_rules(root))
+    elif doc is Doc.CE_REGISTER_UPDATE:
+        findings.extend(register_update_rules(root, header, now))
+    elif doc is Doc.AEO_STATUS:
+        findings.extend(aeo_status_rules(root, header, now))
+    elif doc is Doc.ORIGIN_DECLARATION:
+        findings.extend(origin_declaration_rules(root, header, now))
     elif doc is Doc.CUSTOMS_RESPONSE:
         findings.extend(response_rules(root, now))
     else:

@@ -32,6 +32,9 @@ from asw_toolkit.testkit import (
     tampered,
     write_report,
 )
+from gateway.core.envelope import DocumentType, document_type_of
+from gateway.core.parsing import parse
+from gateway.errors import GatewayError
 
 BASE = "formd/valid/sg-th-basic.xml"
 REPLACEMENT = "formd/valid/sg-th-replacement.xml"
@@ -257,8 +260,13 @@ class _Player:
             )  # fmt: skip
             return _Row(check=check, follow=follow)
 
-        pairs = zip(entries, prepared, strict=True)
-        return list(await asyncio.gather(*(one(e, d) for e, d in pairs)))
+        pairs = list(zip(entries, prepared, strict=True))
+        # Register updates first, one at a time in manifest order: later documents (an Origin
+        # Declaration, an ACDD's AEO ids) are checked against the registers they build.
+        registers = [_updates_a_register(self.read(e.file)) for e, _ in pairs]
+        rows = [await one(e, d) for (e, d), first in zip(pairs, registers, strict=True) if first]
+        rest = [one(e, d) for (e, d), first in zip(pairs, registers, strict=True) if not first]
+        return rows + list(await asyncio.gather(*rest))
 
     async def scenarios(self, *, signatures: bool) -> list[_Row]:
         rows: list[_Row] = []
@@ -356,3 +364,12 @@ def _scenario(
     return _Row(
         check=Check(name=name, expected=expected, actual=actual, ok=ok, message_id=message_id)
     )
+
+
+def _updates_a_register(data: bytes) -> bool:
+    """True for a certified-exporter register update or an AEO status notification."""
+    try:
+        doc_type = document_type_of(parse(data))
+    except GatewayError:
+        return False
+    return doc_type in (DocumentType.CE_REGISTER_UPDATE, DocumentType.AEO_STATUS)
