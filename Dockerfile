@@ -1,9 +1,19 @@
-# The gateway image: the same commands `make run` uses, without the demo submission.
-# RabbitMQ runs beside it (set ASW_AMQP__URL); drop folders live under /srv/asw (a volume).
-FROM python:3.11-slim-bookworm
+# The gateway image: the product only, run as a non-root user, with nothing secret inside.
+# Configuration, keys and certificates are mounted (read-only) and secrets come from files:
+#   /etc/asw-gateway/gateway.toml   the configuration (ASW_CONFIG to use another path)
+#   /etc/asw-gateway/pki/<CC>/...   trust anchors, CRLs, signer and gateway keys (pki.*_dir)
+#   /run/secrets/...                ASW_AMQP__URL_FILE, ASW_AMQP__URLS_FILE, ASW_JOURNAL__URL_FILE,
+#                                   ASW_PARTIES__<CC>__API_KEY_SHA256_FILE, ... (settings.py)
+#   /var/lib/asw-gateway            the gateway's own data (a SQLite journal, drop folders): a volume
+# deploy/compose.yaml runs it with a RabbitMQ cluster, PostgreSQL and simulated NSWs;
+# docs/operations.md is the runbook.
+FROM python:3.11-slim-bookworm AS product
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN useradd --system --create-home --home-dir /srv/asw asw
+RUN useradd --system --uid 10001 --user-group --no-create-home \
+      --home-dir /var/lib/asw-gateway asw \
+ && mkdir -p /var/lib/asw-gateway /etc/asw-gateway \
+ && chown asw:asw /var/lib/asw-gateway && chmod 0700 /var/lib/asw-gateway
 WORKDIR /opt/asw-gateway
 
 COPY pyproject.toml README.md ./
@@ -12,23 +22,32 @@ RUN python -m pip install --no-cache-dir --require-hashes -r requirements/runtim
 COPY gateway ./gateway
 COPY adapters ./adapters
 RUN python -m pip install --no-cache-dir --no-deps .
-
 COPY xsd ./xsd
-COPY config ./config
-COPY samples ./samples
-# The journal (var/), drop folders (var/nsw/) and the development PKI (certs/dev) are written
-# here at run time; mount volumes over var/ and certs/ to keep them.
-RUN mkdir -p var certs && chown -R asw /opt/asw-gateway && chmod 0700 var
+# An example configuration; mount the real one over /etc/asw-gateway/gateway.toml.
+COPY deploy/gateway.toml /etc/asw-gateway/gateway.toml
 
-# Callers authenticate with API keys: give each party's key digest, for instance
-# ASW_PARTIES__SG__API_KEY_SHA256=<sha256 hex of SG's key>. Unauthenticated mode is refused on 0.0.0.0.
-ENV ASW_HTTP__HOST=0.0.0.0 \
+# Callers authenticate (API keys or client certificates); unauthenticated mode is refused on
+# 0.0.0.0. Start-up checks the broker, the journal, the port, folders and keys, and exits
+# non-zero with one message naming every problem (the orchestrator's restart policy retries).
+ENV ASW_CONFIG=/etc/asw-gateway/gateway.toml \
+    ASW_HTTP__HOST=0.0.0.0 \
     ASW_HTTP__AUTH=api-key \
-    ASW_AMQP__URL=amqp://guest:guest@rabbitmq:5672/ \
-    ASW_LOG__FORMAT=json
-USER asw
+    ASW_HTTP__PORT=8080 \
+    ASW_LOG__FORMAT=json \
+    PROMETHEUS_MULTIPROC_DIR=/var/lib/asw-gateway/metrics
+USER asw:asw
+VOLUME ["/var/lib/asw-gateway"]
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"
-# The image holds the product only (no tester tools, no development CA): mount the trust
-# directory at certs/dev. For development, make one on the host with `asw-toolkit pki init certs/dev`.
-CMD ["sh", "-c", "[ -d certs/dev ] || { echo 'asw-gateway: no trust directory at /opt/asw-gateway/certs/dev; mount one (for development: asw-toolkit pki init certs/dev)' >&2; exit 2; }; exec asw-gateway serve --config config/gateway.toml"]
+# Healthy = ready: /readyz is the supervisor's verdict over every worker (broker connected and
+# not blocked, journal writable, not draining). /healthz is liveness only.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('ASW_HTTP__PORT', '8080'), timeout=2).status != 200)"]
+CMD ["sh", "-c", "exec asw-gateway serve --config \"$ASW_CONFIG\""]
+
+# Testers' image: the product plus asw-toolkit (simulated NSWs, send, the development CA), for
+# deploy/compose.yaml's simulated NSWs and trials; never deployed to production.
+FROM product AS toolkit
+USER root
+COPY toolkit ./toolkit
+RUN python -m pip install --no-cache-dir --no-deps ./toolkit
+USER asw:asw
+CMD ["asw-toolkit", "--help"]

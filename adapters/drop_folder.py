@@ -33,12 +33,13 @@ from pathlib import Path
 
 import structlog
 
-from gateway.core.handover import Handover, Intake
+from gateway.core.handover import Handover, Intake, RefusalLog
 from gateway.errors import (
     FolderUnsafe,
     GatewayError,
     PeerUnavailable,
     PermanentDeliveryFailure,
+    RejectedMessage,
     SettingsError,
     UnsafeFile,
 )
@@ -382,11 +383,13 @@ class FolderIntake:
         poll_seconds: float = 1.0,
         access: FolderAccess | None = None,
         max_bytes: int | None = None,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.country = country
         self.directory = directory
         self.access = access or FolderAccess()
         self._submit = submit
+        self._refusals = refusals  # files refused before submission (unsafe, too large)
         self._poll_seconds = poll_seconds
         self._max_bytes = max_bytes
         self._unsafe: str | None = None  # the folder problem last logged
@@ -442,7 +445,12 @@ class FolderIntake:
         for name in await asyncio.to_thread(outbox.waiting):
             with structlog.contextvars.bound_contextvars(intake_file=name):
                 try:
-                    data = await asyncio.to_thread(outbox.read, name, self._max_bytes)
+                    try:
+                        data = await asyncio.to_thread(outbox.read, name, self._max_bytes)
+                    except RejectedMessage as exc:  # unsafe or too large: journalled, size alone
+                        if self._refusals is not None:
+                            await self._refusals(exc, None, channel="folder", caller=self.country)
+                        raise
                     if data is None:
                         continue  # gone meanwhile
                     await self._submit(data, channel="folder", caller=self.country)

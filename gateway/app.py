@@ -30,6 +30,7 @@ from gateway.app_keys import (
     INBOX_RECEIPTS,
     JOURNAL,
     OPERATIONS,
+    READINESS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
@@ -54,8 +55,10 @@ from gateway.inbox import add_inbox_routes, escalate_all
 from gateway.journal import Journal, inbox_of, open_journal
 from gateway.offload import RequestPool
 from gateway.pki_files import read_signing_key
+from gateway.readiness import REPORT_SECONDS, ReadinessBoard, WorkerReport
 from gateway.receipt_issuer import ReceiptIssuer
 from gateway.replay import DeadLetterReplay
+from gateway.retention import check_retention, run_retention
 from gateway.schema_files import xsd_dir
 from gateway.settings import Settings, journal_url
 from gateway.submission import Submissions
@@ -186,6 +189,7 @@ def build_intakes(
             poll_seconds=checked.poll_seconds,
             access=checked.access,
             max_bytes=settings.http.max_body_bytes,
+            refusals=submissions.record_refusal,
         )
         for country, checked in sorted(options.items())
         if isinstance(checked, DropFolderOptions) and checked.outbox is not None
@@ -245,9 +249,17 @@ def create_app(
 class Gateway:
     """A running gateway: HTTP API, journal, broker connection and delivery workers."""
 
-    def __init__(self, settings: Settings, adapters: Mapping[str, Adapter] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        adapters: Mapping[str, Adapter] | None = None,
+        *,
+        housekeeping: bool = True,
+    ):
         check_auth_exposure(settings.http)
         self.settings = settings
+        # Jobs one process of a node runs (retention); the other workers leave them alone.
+        self.housekeeping = housekeeping
         self.topology = Topology(settings.amqp.prefix)
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
         self.adapter_options = adapter_options(settings)
@@ -275,6 +287,9 @@ class Gateway:
         self._listener: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
         self.port: int | None = None
+        self.draining = False
+        self._board: ReadinessBoard | None = None
+        self._report: WorkerReport | None = None
 
     def application(self) -> web.Application:
         """The aiohttp application with one cleanup context per resource, opened in order
@@ -288,6 +303,7 @@ class Gateway:
         )
         if self.trust is not None:
             app[TRUST_RELOADS] = self.trust
+        app[READINESS] = self.readiness
         app.cleanup_ctx.extend(
             [self._journal_ctx, self._adapters_ctx, self._services_ctx, self._broker_ctx]
         )
@@ -324,6 +340,7 @@ class Gateway:
             remote_parties=frozenset(
                 cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
             ),
+            refusal_payload_max_bytes=self.settings.journal.refusal_payload_max_bytes,
         )
         self.submissions = submissions
         receipts = (
@@ -367,12 +384,36 @@ class Gateway:
         self.supervisor.start("sweep-unconfirmed", lambda: self._sweep(submissions))
         if self.trust is not None:
             self.supervisor.start("trust-reload", self.trust.watch)
+        if self.housekeeping and self.settings.journal.retention_check_seconds > 0:
+            try:
+                check_retention(self.settings.journal)
+            except SettingsError as exc:  # keep everything rather than guess
+                log.warning("retention_refused", detail=exc.detail)
+            else:
+                journal = app[JOURNAL]
+                self.supervisor.start("journal-retention", lambda: self._retention(journal))
+        report = self._report
+        if report is not None:
+            self.supervisor.start("readiness-report", lambda: self._report_often(report))
         yield
         await self.supervisor.stop()
 
-    async def start(self, *, port: int | None = None, reuse_port: bool = False) -> None:
+    async def start(
+        self,
+        *,
+        port: int | None = None,
+        reuse_port: bool = False,
+        board: ReadinessBoard | None = None,
+        report: WorkerReport | None = None,
+    ) -> None:
         """Open the resources (journal, adapters, broker in the background, background tasks)
-        through the application's cleanup contexts, then listen."""
+        through the application's cleanup contexts, then listen.
+
+        Under a supervisor (``gateway.workers``), ``report`` is where this worker reports its
+        readiness and ``board`` the supervisor's verdict that ``/readyz`` answers.
+        """
+        self._board = board
+        self._report = report
         open_files = raise_open_file_limit()
         http = self.settings.http
         # keepalive_timeout is also armed when a connection opens: one that has not sent a
@@ -418,14 +459,34 @@ class Gateway:
             open_files=open_files,
         )
 
+    async def assess(self) -> tuple[int, dict[str, Any]]:
+        """This worker's own readiness: broker, journal, trust reloads, draining."""
+        if self.journal is None:  # the guard exists only once the journal is open
+            raise RuntimeError("readiness asked before the journal was opened")
+        problems = self.trust.problems if self.trust is not None else ()
+        draining = self.draining or (self.submissions is not None and self.submissions.draining)
+        return await readiness(self.broker, self.journal, problems, draining=draining)
+
+    async def readiness(self) -> tuple[int, dict[str, Any]]:
+        """What /readyz answers: the supervisor's verdict over every worker, or this one's."""
+        if self._board is not None:
+            return self._board.read()
+        return await self.assess()
+
+    async def _report_often(self, report: WorkerReport) -> None:
+        """Tell the supervisor this worker's readiness every ``REPORT_SECONDS``."""
+        while True:
+            try:
+                answer = await self.assess()
+                await asyncio.to_thread(report.write, answer)  # a file system may be slow
+            except Exception as exc:  # noqa: BLE001 - keep reporting; stale = not ready meanwhile
+                log.warning("readiness_report_failed", error=type(exc).__name__, detail=str(exc))
+            await asyncio.sleep(REPORT_SECONDS)
+
     async def _health(self, path: str) -> tuple[int, dict[str, Any]]:
         """What /healthz and /readyz answer on a connection beyond the limit (as the routes do)."""
         if path == "/readyz":
-            if self.journal is None:  # the guard exists only once the journal is open
-                raise RuntimeError("readiness asked before the journal was opened")
-            problems = self.trust.problems if self.trust is not None else ()
-            draining = self.submissions is not None and self.submissions.draining
-            return await readiness(self.broker, self.journal, problems, draining=draining)
+            return await self.readiness()
         return 200, health_body(self.broker, self.settings.node.name)
 
     def _check_folder_permissions(self) -> None:
@@ -452,6 +513,20 @@ class Gateway:
             except GatewayError as exc:
                 log.warning("sweep_failed", error=exc.code, detail=exc.detail)
 
+    async def _retention(self, journal: Journal) -> None:
+        """Every ``journal.retention_check_seconds``: archive, then purge, what has expired.
+
+        The first run waits one period, so a restart loop never turns into a purge loop. A
+        failing run is logged and tried again next period.
+        """
+        period = self.settings.journal.retention_check_seconds
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await run_retention(journal, self.settings.journal, now=utc_now())
+            except (GatewayError, OSError) as exc:
+                log.warning("retention_failed", error=getattr(exc, "code", type(exc).__name__))
+
     async def stop(self) -> None:
         """Stop intake and listening, drain deliveries, close the broker and the journal.
 
@@ -459,8 +534,13 @@ class Gateway:
         tasks (intakes, sweep) stop; hand-overs in flight get ``drain_seconds`` while HTTP
         keeps answering (503 draining, ``/readyz`` 503: a clear refusal with Retry-After rather
         than a refused connection). Then the cleanup contexts close in reverse order, the
-        journal last, after the last handler has ended.
+        journal last, after the last handler has ended. Under a supervisor, this worker's
+        report says ``draining`` at once, so the supervisor's verdict does too.
         """
+        self.draining = True
+        if self._report is not None and self.journal is not None:
+            with contextlib.suppress(Exception):
+                self._report.write(await self.assess())
         log.info("gateway_stopping", drain_seconds=self.drain_seconds)
         if self.submissions is not None:
             self.submissions.drain()
@@ -477,15 +557,23 @@ class Gateway:
         log.info("gateway_stopped")
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False) -> None:
-    """Run the gateway until SIGINT or SIGTERM."""
-    gateway = Gateway(settings)
+async def serve(
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    housekeeping: bool = True,
+    board: ReadinessBoard | None = None,
+    report: WorkerReport | None = None,
+) -> None:
+    """Run the gateway until SIGINT or SIGTERM (``housekeeping``: run the retention job; see
+    ``Gateway.start`` for the readiness)."""
+    gateway = Gateway(settings, housekeeping=housekeeping)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await gateway.start(reuse_port=reuse_port)
+    await gateway.start(reuse_port=reuse_port, board=board, report=report)
     try:
         await stop.wait()
     finally:

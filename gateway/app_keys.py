@@ -6,9 +6,9 @@ value's type, so ``request.app[JOURNAL]`` is a ``Journal`` to mypy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -41,5 +41,7 @@ INBOX_OPTIONS: web.AppKey[Mapping[str, PullInboxOptions]] = web.AppKey("inbox_op
 """The checked options of every pull-inbox party, parsed once at start."""
 TRUST_RELOADS: web.AppKey[ReloadingTrustStore] = web.AppKey("trust_reloads")
 """Optional: the reloading trust store, whose reload problems ``/readyz`` names."""
+READINESS: web.AppKey[Callable[[], Awaitable[tuple[int, dict[str, Any]]]]] = web.AppKey("readiness")
+"""What ``/readyz`` answers: under a supervisor, its one verdict over every worker."""
 SOURCES: web.AppKey[Sources] = web.AppKey("metrics_sources")
 """Where the metrics endpoint reads the gateway's state from."""

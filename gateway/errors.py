@@ -27,6 +27,8 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── MessageIdReused        409 message-id-reused
     │   ├── UnknownMessage         422 not-in-journal
     │   ├── ParameterInvalid       400 parameter-invalid (a query parameter or header)
+    │   ├── ParameterForbidden     403 parameter-forbidden (a filter this caller may not use)
+    │   ├── DiscardRefused         409 discard-refused (only dead letters are discarded)
     │   ├── RequestTimeout         408 request-timeout (the body arrived too slowly)
     │   └── NotFound               404 not-found
     └── TemporaryFailure           ours or a peer's: 5xx, retryable
@@ -402,6 +404,22 @@ class ParameterInvalid(RejectedMessage):
     code = "parameter-invalid"
     http_status = 400
     title = "A request parameter is not valid"
+
+
+class ParameterForbidden(RejectedMessage):
+    """A query parameter asks for what this caller may not see (another party's messages)."""
+
+    code = "parameter-forbidden"
+    http_status = 403
+    title = "This caller may not use that parameter value"
+
+
+class DiscardRefused(RejectedMessage):
+    """An operator asked to discard a message that is not a dead letter."""
+
+    code = "discard-refused"
+    http_status = 409
+    title = "Only dead letters can be discarded"
 
 
 class RequestTimeout(RejectedMessage):

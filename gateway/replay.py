@@ -1,4 +1,10 @@
-"""Operator actions on messages: replaying dead letters, with who, why and how often.
+"""Operator actions on messages: replaying and discarding dead letters, with who and why.
+
+Every action goes through ``record_operator_action``, the one call site where an operator's
+act is recorded (today a structured log line; the audit log hooks in here).
+
+A discard moves DEAD -> DISCARDED (the entry, timeline and payload stay for audit until
+retention) and takes the parked copy out of the dead-letter queue.
 
 A replay moves the journal state DEAD -> QUEUED (the timeline row names the operator and the
 reason), publishes the stored payload again on its original route, and takes the parked copy
@@ -18,13 +24,52 @@ from gateway.broker import Broker
 from gateway.core.envelope import read_envelope
 from gateway.core.parsing import parse
 from gateway.core.states import MessageState
-from gateway.errors import GatewayError, NotFound, ReplayReasonMissing, ReplayRefused
+from gateway.errors import (
+    DiscardRefused,
+    GatewayError,
+    NotFound,
+    ReplayReasonMissing,
+    ReplayRefused,
+)
 from gateway.journal import Journal
 from gateway.submission import Submissions, outgoing
 
 log = structlog.get_logger("gateway.replay")
 
 REPLAY_PREFIX = "replayed by "
+DISCARD_PREFIX = "discarded by "
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorAction:
+    """One act of an operator on a message: who (as the auth layer knows them), what, why."""
+
+    action: str
+    """``replay``, ``discard``, ``replay-preview`` or ``retention-purge``."""
+    operator: str
+    """The name the operator gave."""
+    credential: str | None
+    """How the request proved itself (``operator-key:<key id>``, ``party:SG``), or None."""
+    target: str
+    """A message id, or a description of the set acted on."""
+    reason: str
+    outcome: str
+
+
+def record_operator_action(act: OperatorAction) -> None:
+    """Record an operator's act: the single call site the audit log (issue 16 §7) hooks into.
+
+    Today it writes one structured log line (``operator_action``); never the payload.
+    """
+    log.info(
+        "operator_action",
+        action=act.action,
+        operator=act.operator,
+        credential=act.credential,
+        target=act.target,
+        reason=act.reason,
+        outcome=act.outcome,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +97,50 @@ class DeadLetterReplay:
         self._submissions = submissions
         self._clock = clock
 
-    async def replay(self, message_id: str, *, reason: str, operator: str) -> Replayed:
+    async def discard(
+        self, message_id: str, *, reason: str, operator: str, credential: str | None = None
+    ) -> bool:
+        """Give up on a dead letter: DEAD -> DISCARDED, parked copy removed; raises otherwise.
+
+        Returns whether the parked copy was found and removed from the dead-letter queue.
+        """
+        reason, operator = reason.strip(), operator.strip()
+        if not reason or not operator:
+            raise ReplayReasonMissing("A discard needs the operator's name and a reason.")
+        view = await self._journal.get(message_id)
+        if view is None:
+            raise NotFound(f"No message {message_id} is known to this gateway.")
+        if view.summary.state is not MessageState.DEAD:
+            raise DiscardRefused(
+                f"Message {message_id} is {view.summary.state.value}, not DEAD; only dead "
+                "letters can be discarded."
+            )
+        await self._journal.transition(
+            message_id,
+            MessageState.DISCARDED,
+            at=self._clock(),
+            detail=f"{DISCARD_PREFIX}{operator}: {reason}"[:500],
+        )
+        try:
+            removed = await self._broker.remove_parked(message_id)
+        except GatewayError as exc:
+            log.warning("parked_copy_not_removed", message_id=message_id, error=exc.code)
+            removed = False
+        record_operator_action(
+            OperatorAction(
+                action="discard",
+                operator=operator,
+                credential=credential,
+                target=message_id,
+                reason=reason,
+                outcome="discarded",
+            )
+        )
+        return removed
+
+    async def replay(
+        self, message_id: str, *, reason: str, operator: str, credential: str | None = None
+    ) -> Replayed:
         """Send a dead letter on its way again; raises if it is unknown or not DEAD."""
         reason, operator = reason.strip(), operator.strip()
         if not reason or not operator:
@@ -98,6 +186,16 @@ class DeadLetterReplay:
             operator=operator,
             replays=replays,
             outcome="queued",
+        )
+        record_operator_action(
+            OperatorAction(
+                action="replay",
+                operator=operator,
+                credential=credential,
+                target=message_id,
+                reason=reason,
+                outcome="queued",
+            )
         )
         return Replayed(
             message_id=message_id,

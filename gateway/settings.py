@@ -3,8 +3,9 @@
 ``load_settings(path, environ)`` is the only place that reads configuration; the environment is
 passed in, never read behind the caller's back. Overrides use double underscores between key
 levels: ``ASW_HTTP__PORT=9000``, ``ASW_AMQP__URL=amqp://...``,
-``ASW_PARTIES__TH__OPTIONS__DIRECTORY=/srv/th``. Every problem found is collected and raised as
-one ``SettingsError``, so a bad configuration is fixed in one round.
+``ASW_PARTIES__TH__OPTIONS__DIRECTORY=/srv/th``. A secret can come from a file instead
+(``ASW_AMQP__URL_FILE=/run/secrets/amqp_url``, see ``read_secret_files``). Every problem found
+is collected and raised as one ``SettingsError``, so a bad configuration is fixed in one round.
 """
 
 from __future__ import annotations
@@ -112,12 +113,20 @@ class PkiSettings:
     trust_check_seconds: float = 5.0  # how often CA and CRL files are checked for changes
 
 
+MIN_RETENTION_DAYS = 1096
+"""Three years: ATIGA's Operational Certification Procedures keep records at least this long."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JournalSettings:
     """The message journal: every message, every state change, payloads for replay and audit."""
 
     url: str = "sqlite:var/journal.db"
     retention_days: int = 1100  # ATIGA OCP rules 17 and 31: records kept at least 3 years
+    allow_short_retention: bool = False  # retention_days below 1096 (3 years) only with this
+    archive_dir: str = "var/archive"  # retention writes its compressed bundles here
+    retention_check_seconds: float = 3600.0  # how often the retention job runs (0: never)
+    refusal_payload_max_bytes: int = 262_144  # refused documents kept up to this; larger: digest
     lease_seconds: float = 300.0
     sweep_seconds: float = 30.0  # unconfirmed submissions older than this are published again
     op_timeout_seconds: float = 5.0  # every journal operation fails (503) past this, never hangs
@@ -198,6 +207,7 @@ _POSITIVE = {
     ("journal", "retention_days"),
     ("journal", "lease_seconds"),
     ("journal", "sweep_seconds"),
+    ("journal", "refusal_payload_max_bytes"),
     ("pki", "trust_check_seconds"),
 }
 _STRING_LISTS = {("amqp", "urls")}
@@ -356,6 +366,48 @@ def _build_parties(raw: Any, problems: list[str]) -> dict[str, PartySettings]:
     return parties
 
 
+FILE_SUFFIX = "_FILE"  # ASW_<KEY>_FILE: the value of ASW_<KEY> is in that file
+PARTY_SECRET_KEYS = frozenset({"api_key_sha256"})
+
+
+def _names_setting(path: list[str]) -> bool:
+    """Whether ``path`` (lower-case key levels) is a setting a secret file may give."""
+    if len(path) == 2 and path[0] in _SECTIONS:
+        return hasattr(_SECTIONS[path[0]](), path[1])
+    return len(path) == 3 and path[0] == "parties" and path[2] in PARTY_SECRET_KEYS
+
+
+def read_secret_files(environ: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """``environ`` with each ``ASW_<KEY>_FILE=<path>`` replaced by ``ASW_<KEY>=<file content>``.
+
+    The container convention for secrets (Docker and Kubernetes secrets are files): for
+    instance ``ASW_AMQP__URL_FILE=/run/secrets/amqp_url``, ``ASW_JOURNAL__URL_FILE``,
+    ``ASW_PARTIES__SG__API_KEY_SHA256_FILE`` or ``ASW_HTTP__OPERATOR_API_KEY_SHA256_FILE``. The
+    content's surrounding white space (a final newline) is dropped. Only names whose key,
+    without ``_FILE``, is a setting are read this way (``ASW_DOCUMENTS__PARTIES_FILE`` stays the
+    setting ``documents.parties_file``); giving both the value and its file is a problem.
+    """
+    result = dict(environ)
+    for name, path in sorted(environ.items()):
+        if not (name.startswith(ENV_PREFIX) and name.endswith(FILE_SUFFIX)):
+            continue
+        key = name.removesuffix(FILE_SUFFIX)
+        levels = [part.lower() for part in key[len(ENV_PREFIX) :].split("__")]
+        full = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not _names_setting(levels) or _names_setting(full):
+            continue
+        del result[name]
+        if key in environ:
+            problems.append(f"{name}: {key} is set as well; give the value or its file, not both")
+            continue
+        try:
+            result[key] = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            problems.append(f"{name}: cannot read the secret file {path} ({reason})")
+    return result
+
+
 def journal_url(settings: JournalSettings) -> str:
     """The journal URL with a relative SQLite path (``sqlite:var/j.db``) made absolute."""
     url = settings.url
@@ -375,11 +427,18 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
             problems.append(f"{path}: configuration file not found")
         except tomllib.TOMLDecodeError as exc:
             problems.append(f"{path}: not valid TOML: {exc}")
-    _apply_environment(data, environ, problems)
+    _apply_environment(data, read_secret_files(environ, problems), problems)
     unknown = set(data) - set(_SECTIONS) - {"parties"}
     problems.extend(f"[{name}]: unknown section" for name in sorted(unknown))
     sections = {name: _build_section(name, data.get(name, {}), problems) for name in _SECTIONS}
     parties = _build_parties(data.get("parties", {}), problems)
+    journal = sections["journal"]
+    if journal.retention_days < MIN_RETENTION_DAYS and not journal.allow_short_retention:
+        problems.append(
+            f"journal.retention_days: {journal.retention_days} is below {MIN_RETENTION_DAYS} "
+            "days; the ATIGA Operational Certification Procedures require records for at least "
+            "three years (set journal.allow_short_retention = true to override, e.g. in tests)"
+        )
     if problems:
         raise SettingsError(problems)
     return Settings(parties=parties, **sections)

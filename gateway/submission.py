@@ -28,7 +28,9 @@ second copy while the first is in the broker.
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,8 +40,10 @@ import structlog
 
 from gateway import metrics
 from gateway.broker import Broker, Outgoing
-from gateway.core.envelope import DocumentType, Envelope
+from gateway.core.documents import document_id_of
+from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
+from gateway.core.parsing import parse
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.receipts import Original, authorise_reference
 from gateway.core.routing import Route
@@ -55,11 +59,16 @@ from gateway.errors import (
     TemporaryFailure,
 )
 from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
+from gateway.journal.contract import Refusal
 from gateway.offload import offload
 from gateway.register_keeper import RegisterKeeper
 
 log = structlog.get_logger("gateway.submission")
 
+REFUSAL_PAYLOAD_MAX_BYTES = 256 * 1024
+"""Refused documents up to this size are kept in the journal for audit; larger: digest only."""
+_HEADER_TEXT_MAX = 200
+"""Header facts of a refused document are cut to this length (hostile input stays bounded)."""
 REMEMBERED_PUBLISHES = 10_000
 """Ids published with QUEUED not yet noted that a process remembers (oldest forgotten first)."""
 
@@ -131,6 +140,57 @@ def outgoing(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Claimed:
+    """What could be read of a refused document's header (None where it could not)."""
+
+    message_id: str | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    document_type: str | None = None
+    document_id: str | None = None
+    test: bool | None = None
+
+
+def _bounded(text: str | None) -> str | None:
+    return None if text is None else text[:_HEADER_TEXT_MAX]
+
+
+def _claimed(envelope: Envelope, document_id: str | None) -> _Claimed:
+    return _Claimed(
+        message_id=_bounded(envelope.message_id),
+        sender=envelope.sender.country,
+        receiver=envelope.receiver.country,
+        document_type=envelope.document_type.value,
+        document_id=_bounded(document_id),
+        test=envelope.test,
+    )
+
+
+def _read_claimed(ingest: Ingest, data: bytes) -> _Claimed:
+    """The header facts of a document the ingest refused, as far as they can be read."""
+    try:
+        root = parse(data, ingest.limits)
+        envelope = read_envelope(root)
+    except Exception:  # noqa: BLE001 - unreadable is an answer here, not a failure
+        return _Claimed()
+    try:
+        document_id = document_id_of(root, envelope.document_type)
+    except Exception:  # noqa: BLE001
+        document_id = None
+    return _claimed(envelope, document_id)
+
+
+def refusal_state(error: GatewayError) -> MessageState:
+    """DUPLICATE for a business key another message holds, REJECTED for every other refusal."""
+    return MessageState.DUPLICATE if isinstance(error, DuplicateMessage) else MessageState.REJECTED
+
+
+def is_refusal(error: GatewayError) -> bool:
+    """A refusal is the sender's fault (4xx): it is journalled; a 5xx is ours and is not."""
+    return isinstance(error, RejectedMessage) and 400 <= error.http_status < 500
+
+
 def _log_not_accepted(exc: GatewayError, channel: str, started: float) -> None:
     rejected = isinstance(exc, RejectedMessage)
     log.info(
@@ -156,6 +216,7 @@ class Submissions:
         trust: Callable[[], TrustStore | None],
         offload_bytes: int,
         remote_parties: frozenset[str] = frozenset(),
+        refusal_payload_max_bytes: int = REFUSAL_PAYLOAD_MAX_BYTES,
     ) -> None:
         self.ingest = ingest
         # Parties reached through another gateway: only their gateway's receipts come in here.
@@ -165,6 +226,7 @@ class Submissions:
         self._journal = journal
         self._clock = clock
         self._offload_bytes = offload_bytes
+        self._refusal_payload_max_bytes = refusal_payload_max_bytes
         self._registers = RegisterKeeper(journal, ingest.limits)
         self._published: OrderedDict[str, float] = OrderedDict()
         """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
@@ -223,6 +285,8 @@ class Submissions:
         except GatewayError as exc:
             _log_not_accepted(exc, channel, started)
             metrics.refused(exc, channel, started, sender=caller)
+            if sign_with is None:
+                await self.record_refusal(exc, data, channel=channel, caller=caller)
             raise
         envelope = accepted.envelope
         # Scoped, not bound for good: a receipt is submitted from inside the delivery of the
@@ -242,6 +306,14 @@ class Submissions:
             except GatewayError as exc:
                 _log_not_accepted(exc, channel, started)
                 metrics.refused(exc, channel, started, envelope=envelope)
+                if sign_with is None:
+                    await self.record_refusal(
+                        exc,
+                        data,
+                        channel=channel,
+                        caller=caller,
+                        claimed=_claimed(envelope, accepted.document_id),
+                    )
                 raise
             metrics.accepted(envelope, channel, started)
             log.info(
@@ -257,6 +329,68 @@ class Submissions:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
         return submitted
+
+    async def record_refusal(
+        self,
+        error: GatewayError,
+        data: bytes | None,
+        *,
+        channel: str,
+        caller: str | None,
+        claimed: _Claimed | None = None,
+        size: int | None = None,
+    ) -> str | None:
+        """Journal a refused submission (4xx) for audit; its refusal id, or None if not written.
+
+        Never raises: the caller must get the original refusal even when the journal cannot
+        take this record (logged as ``refusal_not_journalled``). ``data`` None (the body never
+        arrived whole) records ``size`` alone. The bytes are kept up to the configured bound.
+        """
+        if not is_refusal(error):
+            return None
+        refusal_id = str(uuid.uuid4())
+        try:
+            if claimed is None:
+                claimed = (
+                    _Claimed()
+                    if data is None
+                    else await offload(
+                        len(data), self._offload_bytes, lambda: _read_claimed(self.ingest, data)
+                    )
+                )
+            kept = (
+                data if data is not None and len(data) <= self._refusal_payload_max_bytes else None
+            )
+            await self._journal.record_refusal(
+                Refusal(
+                    refusal_id=refusal_id,
+                    state=refusal_state(error),
+                    at=self._clock(),
+                    channel=channel,
+                    caller=caller,
+                    message_id=claimed.message_id,
+                    sender=claimed.sender,
+                    receiver=claimed.receiver,
+                    document_type=claimed.document_type,
+                    document_id=claimed.document_id,
+                    test=claimed.test,
+                    size=len(data) if data is not None else (size or 0),
+                    digest=hashlib.sha256(data).hexdigest() if data is not None else None,
+                    error_code=error.code,
+                    status=error.http_status,
+                    detail=error.detail[:2000],
+                    findings=tuple(f.to_json() for f in error.findings),
+                ),
+                kept,
+            )
+        except Exception as exc:  # noqa: BLE001 - a refusal must never become a 5xx
+            log.warning(
+                "refusal_not_journalled",
+                error=error.code,
+                journal_error=exc.code if isinstance(exc, GatewayError) else type(exc).__name__,
+            )
+            return None
+        return refusal_id
 
     async def _authorise(self, accepted: Accepted, *, issued_here: bool) -> MessageView | None:
         """For a receipt or answer: the message it refers to, once its sender may refer to it.

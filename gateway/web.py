@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -18,13 +19,14 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import MultiMapping
 
-from gateway import problems
+from gateway import metrics, problems
 from gateway.app_keys import (
     ADAPTERS,
     BROKER,
     CLOCK,
     JOURNAL,
     OPERATIONS,
+    READINESS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
@@ -47,6 +49,7 @@ from gateway.errors import (
 )
 from gateway.journal import Journal, MessageSummary
 from gateway.offload import RequestPool, offload, using
+from gateway.readiness import worker_readiness
 from gateway.register_api import add_register_routes
 from gateway.settings import Settings
 
@@ -153,9 +156,11 @@ def party_param(query: MultiMapping[str], name: str) -> str | None:
     raw = query.get(name)
     if raw is None:
         return None
-    if raw.upper() not in MEMBER_STATES:
-        raise _bad(name, f"one of the member state codes {', '.join(sorted(MEMBER_STATES))}")
-    return raw.upper()
+    if raw not in MEMBER_STATES:  # exactly as written: "th" is refused, not guessed at
+        raise _bad(
+            name, f"one of the member state codes {', '.join(sorted(MEMBER_STATES))} (upper case)"
+        )
+    return raw
 
 
 def state_param(query: MultiMapping[str], name: str) -> MessageState | None:
@@ -254,8 +259,20 @@ async def _read_xml_body(request: web.Request) -> bytes:
 
 
 async def submit_message(request: web.Request) -> web.Response:
-    """POST /v1/messages: check a document, publish it durably, answer 202 with its id."""
-    data = await _read_xml_body(request)
+    """POST /v1/messages: check a document, publish it durably, answer 202 with its id.
+
+    A refusal is journalled (``Submissions.record_refusal``), also when the body itself is
+    refused (wrong media type, too large, too slow): then with its size alone.
+    """
+    started = time.perf_counter()
+    try:
+        data = await _read_xml_body(request)
+    except RejectedMessage as exc:
+        metrics.refused(exc, "http", started, sender=caller_of(request))
+        await request.app[SUBMISSIONS].record_refusal(
+            exc, None, channel="http", caller=caller_of(request), size=request.content_length
+        )
+        raise
     submitted = await request.app[SUBMISSIONS].submit(
         data,
         channel="http",
@@ -352,35 +369,6 @@ async def get_message(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def list_messages(request: web.Request) -> web.Response:
-    """GET /v1/messages?state=&sender=&receiver=&test=&limit=&before=: newest first."""
-    query = request.query
-    state = state_param(query, "state")
-    limit = int_param(query, "limit", 100, 1, 1000, clamp=True)
-    before = datetime_param(query, "before")
-    test = bool_param(query, "test")
-    journal = request.app[JOURNAL]
-    sender, receiver = party_param(query, "sender"), party_param(query, "receiver")
-    caller = caller_of(request)
-    if caller is None or caller in (sender, receiver):
-        searches = [(sender, receiver)]
-    else:  # a party lists what it sent and what it receives, within any filter it gave
-        searches = [(caller, receiver), (sender, caller)]
-    found: dict[str, MessageSummary] = {}
-    for by_sender, by_receiver in searches:
-        for summary in await journal.list_messages(
-            state=state,
-            sender=by_sender,
-            receiver=by_receiver,
-            test=test,
-            limit=limit,
-            before=before,
-        ):
-            found[summary.record.message_id] = summary
-    newest = sorted(found.values(), key=lambda s: s.record.received_at, reverse=True)[:limit]
-    return web.json_response({"messages": [_summary_json(s) for s in newest]})
-
-
 async def visible_payload(request: web.Request, message_id: str) -> bytes:
     """The stored document of ``message_id`` when the caller may see it; ``NotFound`` otherwise."""
     journal = request.app[JOURNAL]
@@ -421,28 +409,23 @@ async def stats(request: web.Request) -> web.Response:
     for row in counts.rows:
         states = by_receiver.setdefault(row.receiver, {})
         states[row.state.value] = states.get(row.state.value, 0) + row.count
+    refused: dict[str, Any] = {"total": 0, "by_state": {}, "by_code": {}, "by_sender": {}}
+    for refusal in await request.app[JOURNAL].refusal_counts(include_test=include_test):
+        refused["total"] += refusal.count
+        for key, value in (
+            ("by_state", refusal.state.value),
+            ("by_code", refusal.error_code),
+            ("by_sender", refusal.sender or "unknown"),
+        ):
+            refused[key][value] = refused[key].get(value, 0) + refusal.count
     return web.json_response(
         {
             "by_state": {state.value: n for state, n in counts.by_state().items()},
             "by_receiver": by_receiver,
+            "refused": refused,
             "test_excluded": not include_test,
         }
     )
-
-
-async def dead_letters(request: web.Request) -> web.Response:
-    """GET /v1/dead-letters: parked messages with their reason, newest first."""
-    journal = request.app[JOURNAL]
-    limit = int_param(request.query, "limit", 100, 1, 500, clamp=True)
-    parked = []
-    for summary in await journal.list_messages(state=MessageState.DEAD, limit=limit):
-        view = await journal.get(summary.record.message_id)
-        last = view.timeline[-1] if view and view.timeline else None
-        entry = _summary_json(summary)
-        entry["reason"] = last.error_code if last else summary.last_error_code
-        entry["detail"] = last.detail if last else None
-        parked.append(entry)
-    return web.json_response({"dead_letters": parked})
 
 
 async def replay_dead_letter(request: web.Request) -> web.Response:
@@ -528,32 +511,26 @@ async def readiness(
     trust_problems: tuple[str, ...] = (),
     *,
     draining: bool = False,
-) -> tuple[int, dict[str, object]]:
-    """What ``/readyz`` answers (status, body): ready when the broker is connected and the
-    journal writable, and the node is not stopping; the body names what is missing.
+) -> tuple[int, dict[str, Any]]:
+    """What this worker finds about itself for ``/readyz`` (status, body): ready when the
+    broker is connected, the journal writable and it is not draining; the body names what is
+    missing (``reasons``).
 
     A failed trust reload (a CRL or CA file that cannot be read) is named (``trust``:
     ``reload-failed`` with ``trust_reason``) but does not make the gateway unready: the
     previous trust is kept, and every gateway reading the same files would go unready at once.
 
-    One decision for both the HTTP route and an overflow connection (``ConnectionGuard``).
+    One decision for the HTTP route, an overflow connection (``ConnectionGuard``) and the
+    report a worker gives its supervisor (``gateway.readiness``).
     """
     status = await journal.status()
-    broker_state = broker.state  # connected | blocked (a broker alarm) | disconnected
-    ready = broker_state == "connected" and status.ok and not draining
-    body: dict[str, object] = {
-        "ready": ready,
-        "broker": broker_state,
-        "journal": status.state,
-    }
-    if draining:
-        body["draining"] = True
-    if status.reason:
-        body["journal_reason"] = status.reason
-    body["trust"] = "reload-failed" if trust_problems else "ok"
-    if trust_problems:
-        body["trust_reason"] = "; ".join(trust_problems)[:500]
-    return (200 if ready else 503), body
+    return worker_readiness(
+        broker=broker.state,  # connected | blocked (a broker alarm) | disconnected
+        journal=status.state,
+        journal_reason=status.reason,
+        trust_problems=trust_problems,
+        draining=draining,
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -565,16 +542,18 @@ async def readyz(request: web.Request) -> web.Response:
     """GET /readyz: 200 only when submissions can be accepted (broker connected, journal writable).
 
     The body names what is missing: ``broker`` (``connected``, ``blocked`` by a broker memory or
-    disk alarm, or ``disconnected``) and ``journal`` (``ok``, ``read-only``,
-    ``replaced`` or ``unavailable``, with the journal's reason).
+    disk alarm, or ``disconnected``) and ``journal`` (``ok``, ``read-only``, ``replaced`` or ``unavailable``, with the journal's reason), ``trust``, ``draining``, and
+    every cause in ``reasons``. Under a supervisor every worker answers the supervisor's one
+    verdict over all workers (``gateway.readiness``), the same whichever worker takes it.
     """
-    reloads = request.app.get(TRUST_RELOADS)
-    status, body = await readiness(
-        request.app[BROKER],
-        request.app[JOURNAL],
-        reloads.problems if reloads else (),
-        draining=request.app[SUBMISSIONS].draining,
-    )
+    answer = request.app.get(READINESS)
+    if answer is not None:  # the gateway's own: the supervisor's verdict, or this worker's
+        status, body = await answer()
+    else:
+        reloads = request.app.get(TRUST_RELOADS)
+        status, body = await readiness(
+            request.app[BROKER], request.app[JOURNAL], reloads.problems if reloads else ()
+        )
     return web.json_response(body, status=status)
 
 
@@ -637,14 +616,15 @@ def limits_middleware(settings: Settings, pool: RequestPool) -> Middleware:
 def add_routes(app: web.Application) -> None:
     """Mount every HTTP route of the gateway."""
     app.router.add_post("/v1/messages", submit_message)
-    app.router.add_get("/v1/messages", list_messages)
     app.router.add_get("/v1/messages/{message_id}", get_message)
     app.router.add_get("/v1/messages/{message_id}/document", get_document)
     from gateway.document_view import get_document_json  # noqa: PLC0415 - it imports this module
 
     app.router.add_get("/v1/messages/{message_id}/document.json", get_document_json)
     app.router.add_get("/v1/stats", stats)
-    app.router.add_get("/v1/dead-letters", dead_letters)
+    from gateway.oversight import add_oversight_routes  # noqa: PLC0415 - it imports this module
+
+    add_oversight_routes(app)
     app.router.add_post("/v1/dead-letters/{message_id}/replay", replay_dead_letter)
     app.router.add_get("/v1/certificates", certificates)
     app.router.add_get("/v1/partners", partners)

@@ -89,7 +89,10 @@ AMQP_PORT = urlsplit(AMQP_URL).port or 5672
 # say it. A fixture (or a fixture depending on it) that reaches a service:
 SERVICE_FIXTURES = {"amqp_url": "rabbitmq", "chromium_path": "browser"}
 # A parametrized fixture whose parameter picks the service:
-SERVICE_PARAMS = {("journal_url", "postgres"): "postgresql"}
+SERVICE_PARAMS = {
+    ("journal_url", "postgres"): "postgresql",
+    ("retention_gateway", "postgres"): "postgresql",
+}
 # Names that reach a service when a test, or a helper function it calls, uses them:
 SERVICE_NAMES = {
     "AMQP_URL": "rabbitmq",

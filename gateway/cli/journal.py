@@ -6,6 +6,11 @@
   stop the gateways and take a backup first).
 - ``journal backup DEST``: copy the journal while the gateway runs (SQLite: online backup into
   a new file; PostgreSQL: ``pg_dump --format=custom``).
+- ``journal purge [--dry-run] [--archive-dir DIR]``: archive, then purge, what is older than
+  ``journal.retention_days`` (the job the gateway runs every ``retention_check_seconds``, see
+  ``gateway.retention``), once; prints the report as JSON. Exit 2: configuration refused (e.g.
+  a retention under three years without ``journal.allow_short_retention``); 3: the journal
+  could not be reached or written.
 
 The journal is the configuration's ``[journal] url`` (``--config``), or ``--url``.
 """
@@ -13,11 +18,17 @@ The journal is the configuration's ``[journal] url`` (``--config``), or ``--url`
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.errors import GatewayError, SettingsError
+from gateway.journal import open_journal
+from gateway.logs import configure_logging
+from gateway.retention import RetentionReport, run_retention
 from gateway.settings import DEFAULT_CONFIG, journal_url, load_settings
 
 
@@ -40,6 +51,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "--config", type=Path, default=DEFAULT_CONFIG, help="TOML configuration file"
         )
         where.add_argument("--url", help="the journal URL (instead of the configuration's)")
+    purge = actions.add_parser(
+        "purge", help="archive then purge entries older than journal.retention_days"
+    )
+    purge.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="TOML configuration file"
+    )
+    purge.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count what would be archived and purged; change nothing",
+    )
+    purge.add_argument(
+        "--archive-dir", type=Path, default=None, help="override journal.archive_dir"
+    )
+    purge.set_defaults(handler=run_purge)
     status.set_defaults(handler=run_status)
     migrate.set_defaults(handler=run_migrate)
     backup.set_defaults(handler=run_backup)
@@ -107,4 +133,35 @@ def run_backup(args: argparse.Namespace) -> int:
     except (GatewayError, ValueError, OSError) as exc:
         return _fail(exc.detail if isinstance(exc, GatewayError) else str(exc))
     print(f"journal backed up to {written} ({written.stat().st_size} bytes)")
+    return 0
+
+
+async def _purge(args: argparse.Namespace) -> RetentionReport:
+    settings = load_settings(args.config, os.environ)
+    configure_logging(settings.log, stream=sys.stderr)  # stdout carries the report alone
+    journal = await open_journal(
+        journal_url(settings.journal), op_timeout=settings.journal.op_timeout_seconds
+    )
+    try:
+        return await run_retention(
+            journal,
+            settings.journal,
+            now=datetime.now(UTC),
+            dry_run=args.dry_run,
+            archive_dir=args.archive_dir,
+            actor="cli",
+        )
+    finally:
+        await journal.close()
+
+
+def run_purge(args: argparse.Namespace) -> int:
+    """Run one retention pass and print its report."""
+    try:
+        report = asyncio.run(_purge(args))
+    except SettingsError as exc:
+        return _fail(f"purge: {exc.detail}", 2)
+    except GatewayError as exc:
+        return _fail(f"purge: {exc.code}: {exc.detail}", 3)
+    print(json.dumps(report.to_json(), indent=2))
     return 0

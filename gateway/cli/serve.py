@@ -12,6 +12,7 @@ from gateway.app import serve
 from gateway.errors import SettingsError
 from gateway.logs import configure_logging
 from gateway.settings import DEFAULT_CONFIG, load_settings
+from gateway.startup import preflight, startup_message
 from gateway.workers import place_worker, run_workers
 
 
@@ -38,9 +39,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"asw-gateway: {exc.detail}", file=sys.stderr)
         return 2
     configure_logging(settings.log)
+    # Everything the configuration names is checked before anything starts; every problem
+    # found is printed in one message and the exit is non-zero, within seconds.
+    problems = asyncio.run(preflight(settings))
+    if problems:
+        print(startup_message(problems), file=sys.stderr)
+        return 2
     workers = args.workers if args.workers is not None else settings.node.workers
     if workers > 1:
-        return run_workers(args.config, workers)
+        return run_workers(args.config, workers, settings)
     place_worker(settings.node, 0, 1)
     asyncio.run(serve(settings))
     return 0

@@ -11,14 +11,14 @@ const REPLAY_WATCH_MS = 30000;
 
 const STATES = [
   "RECEIVED", "ACCEPTED", "QUEUED", "DELIVERING", "RETRYING", "DELIVERED", "RECEIPTED",
-  "ANSWERED", "DEAD", "REJECTED", "DUPLICATE",
+  "ANSWERED", "DEAD", "DISCARDED", "REJECTED", "DUPLICATE",
 ];
 const ALWAYS_SHOWN_STATES = ["QUEUED", "RETRYING", "DELIVERED", "DEAD"];
 const STUCK_STATES = new Set(["QUEUED", "DELIVERING", "RETRYING", "DEAD"]);
 const STATE_TONE = {
   RECEIVED: "info", ACCEPTED: "info", QUEUED: "info", DELIVERING: "info",
   RETRYING: "warn", DELIVERED: "ok", RECEIPTED: "ok", ANSWERED: "ok",
-  DEAD: "bad", REJECTED: "bad", DUPLICATE: "neutral",
+  DEAD: "bad", DISCARDED: "neutral", REJECTED: "bad", DUPLICATE: "neutral",
 };
 const DOCUMENT_TYPES = {
   EFD: "Form D", ACDD: "ACDD", RES: "Customs Response", RCT: "Delivery receipt",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from gateway.errors import GatewayError
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Handover:
@@ -69,6 +71,24 @@ class Intake(Protocol):
 
     async def __call__(self, data: bytes, *, channel: str, caller: str | None = None) -> object:
         """Accept ``data`` sent by ``caller`` over ``channel``."""
+
+
+class RefusalLog(Protocol):
+    """Journals a document an adapter refused before it reached ``Intake`` (an unsafe or
+    oversized file): the gateway passes its submission service's ``record_refusal``.
+
+    Never raises: a refusal must stay a refusal even when it cannot be journalled.
+    """
+
+    async def __call__(
+        self,
+        error: GatewayError,
+        data: bytes | None,
+        *,
+        channel: str,
+        caller: str | None,
+    ) -> object:
+        """Journal that ``caller``'s document over ``channel`` was refused with ``error``."""
 
 
 class InboxStore(Protocol):

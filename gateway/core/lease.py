@@ -14,7 +14,8 @@ checks every case; tests/journal checks both journals against ``claim``).
     DELIVERING                     still runs     any       BUSY
     either grantable row above     (as above)     other     OTHER_BYTES
     DELIVERED, RECEIPTED, ANSWERED any            any       DELIVERED
-    DEAD, REJECTED, DUPLICATE      any            any       NOT_DELIVERABLE
+    DEAD, DISCARDED, REJECTED,     any            any       NOT_DELIVERABLE
+    DUPLICATE
     (no such message)                                       UNKNOWN
 """
 

@@ -10,6 +10,8 @@ states themselves, so the whole policy can be read, diagrammed and tested exhaus
       +-----> REJECTED          |        RETRYING
                                 |          |
                                 +-- DEAD <-+      (DEAD -> QUEUED is an operator's replay)
+                                     |
+                                     +--> DISCARDED   (an operator's discard, with a reason)
 
 The table maps a current state and a *requested* state to the *resulting* state. Usually the
 two are the same; where they differ, a late or repeated report is absorbed instead of moving the
@@ -38,9 +40,12 @@ message backwards:
 - DELIVERING -> RETRYING -> DELIVERING loops as long as the retry schedule allows; DEAD is
   parked, not final: an operator replays it back to QUEUED.
 
-REJECTED, DUPLICATE and ANSWERED are final: nothing moves them, and repeating a report is a
-no-op. An operator's replay of a delivered message is a no-op too (QUEUED is absorbed): the
-journal answers False and nothing reaches the receiver twice.
+- DEAD -> DISCARDED is an operator giving up on a dead letter (with a reason): the journal
+  keeps the entry, its timeline and payload until retention purges them; nothing replays it.
+
+REJECTED, DUPLICATE, ANSWERED and DISCARDED are final: nothing moves them, and repeating a
+report is a no-op. An operator's replay of a delivered message is a no-op too (QUEUED is
+absorbed): the journal answers False and nothing reaches the receiver twice.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ class MessageState(enum.Enum):
     """Parked for an operator: refused for good, retries exhausted or poison."""
     DUPLICATE = "DUPLICATE"
     """Refused at ingest because its business key belongs to another message id."""
+    DISCARDED = "DISCARDED"
+    """A dead letter an operator gave up on, with a reason; kept for audit, never delivered."""
 
 
 # current state -> {requested state: resulting state}. A pair missing here is forbidden.
@@ -145,6 +152,14 @@ TRANSITIONS: dict[MessageState, dict[MessageState, MessageState]] = {
         MessageState.RECEIPTED: MessageState.DEAD,  # linked; parked until an operator replays it
         MessageState.ANSWERED: MessageState.DEAD,
         MessageState.DEAD: MessageState.DEAD,
+        MessageState.DISCARDED: MessageState.DISCARDED,  # operator discard
+    },
+    MessageState.DISCARDED: {
+        MessageState.QUEUED: MessageState.DISCARDED,  # a late replay request changes nothing
+        MessageState.RECEIPTED: MessageState.DISCARDED,
+        MessageState.ANSWERED: MessageState.DISCARDED,
+        MessageState.DEAD: MessageState.DISCARDED,
+        MessageState.DISCARDED: MessageState.DISCARDED,
     },
     MessageState.REJECTED: {MessageState.REJECTED: MessageState.REJECTED},
     MessageState.DUPLICATE: {MessageState.DUPLICATE: MessageState.DUPLICATE},

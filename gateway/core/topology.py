@@ -8,6 +8,9 @@ exchange) with ``asw-retry-delay-ms: D``; the queue ``{prefix}.retry.{D}ms`` hol
 (queue TTL) and then dead-letters it back to ``{prefix}.route`` under its original routing key,
 so it returns to the same delivery queue. Queues are named by delay, not step, so changing the
 schedule never collides with the arguments of an existing queue.
+
+queue {prefix}.identity (quorum, always empty): its arguments name the journal the queues belong
+to; a gateway with another journal is refused at start (``gateway.startup``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ class Topology:
     def dead_queue(self) -> str:
         """The parking-lot queue operators inspect and replay from."""
         return f"{self.prefix}.dead"
+
+    @property
+    def identity_queue(self) -> str:
+        """An empty queue whose arguments record which journal these queues belong to."""
+        return f"{self.prefix}.identity"
 
     @property
     def retry_exchange(self) -> str:

@@ -176,7 +176,157 @@ class Counts:
         return totals
 
 
-class Journal(Protocol):
+# --- operator views: refusals, search with cursors, retention (issue 16) -------------------
+
+REFUSAL_STATES = frozenset({MessageState.REJECTED, MessageState.DUPLICATE})
+"""The states a refusal is journalled with: DUPLICATE for a business key taken, else REJECTED."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """One refused submission, as journalled: who called, what was readable, and why.
+
+    Header facts are None where the document could not be read that far. ``payload_kept`` says
+    whether the bytes were kept (only up to ``journal.refusal_payload_max_bytes``; the
+    ``digest`` identifies them; None when the body never arrived whole, e.g. too large).
+    """
+
+    refusal_id: str
+    state: MessageState
+    at: datetime
+    channel: str
+    caller: str | None = None
+    message_id: str | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    document_type: str | None = None
+    document_id: str | None = None
+    test: bool | None = None
+    size: int
+    digest: str | None
+    error_code: str
+    status: int
+    detail: str | None = None
+    findings: tuple[Mapping[str, Any], ...] = ()
+    payload_kept: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusalCount:
+    """How many refusals one sender (None: unreadable) got with one code and state."""
+
+    sender: str | None
+    error_code: str
+    state: MessageState
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page ended: the ordering time and the id of its last entry (keyset paging)."""
+
+    at: datetime
+    key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageQuery:
+    """A search over messages; every field given narrows it (None: any).
+
+    ``party`` keeps messages the party sent or receives. ``order`` is ``received`` (by
+    ``received_at``) or ``changed`` (by the last state change: for dead letters, the time of
+    death); newest first, ties broken by message id, so paging with ``after`` is stable.
+    ``since`` (inclusive) and ``until`` (exclusive) bound the ordering time.
+    """
+
+    message_id: str | None = None
+    document_id: str | None = None
+    document_type: str | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    party: str | None = None
+    state: MessageState | None = None
+    error_code: str | None = None
+    test: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    order: str = "received"
+    after: Cursor | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusalQuery:
+    """A search over refusals, newest first by ``at`` (ties by refusal id); like ``MessageQuery``.
+
+    ``party`` keeps refusals the party caused: as the claimed sender or as the caller.
+    """
+
+    message_id: str | None = None
+    document_id: str | None = None
+    document_type: str | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    party: str | None = None
+    state: MessageState | None = None
+    error_code: str | None = None
+    channel: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after: Cursor | None = None
+    limit: int = 100
+
+
+class OperatorJournal(Protocol):
+    """What operators read and retention deletes; both backends implement it (``queries``)."""
+
+    async def record_refusal(self, refusal: Refusal, payload: bytes | None) -> None:
+        """Journal one refused submission; ``payload`` None keeps the digest alone."""
+        ...
+
+    async def get_refusal(self, refusal_id: str) -> Refusal | None:
+        """One refusal, or None."""
+        ...
+
+    async def refusal_payload(self, refusal_id: str) -> bytes | None:
+        """The refused bytes when they were kept, else None."""
+        ...
+
+    async def list_refusals(self, query: RefusalQuery) -> list[Refusal]:
+        """Refusals matching ``query``, newest first, at most ``query.limit``."""
+        ...
+
+    async def refusal_counts(self, *, include_test: bool = False) -> list[RefusalCount]:
+        """Refusals per sender, code and state (refusals of unreadable test flag count)."""
+        ...
+
+    async def search_messages(self, query: MessageQuery) -> list[MessageSummary]:
+        """Messages matching ``query`` in its order, at most ``query.limit``."""
+        ...
+
+    async def expired_messages(
+        self, cutoff: datetime, *, after: str | None, limit: int
+    ) -> list[MessageSummary]:
+        """Messages whose last change is before ``cutoff``, by message id after ``after``."""
+        ...
+
+    async def expired_refusals(
+        self, cutoff: datetime, *, after: str | None, limit: int
+    ) -> list[tuple[Refusal, bytes | None]]:
+        """Refusals (with kept bytes) journalled before ``cutoff``, by id after ``after``."""
+        ...
+
+    async def purge_messages(self, message_ids: list[str], cutoff: datetime) -> int:
+        """Delete these messages (with timeline, payload, links, inbox) if still older than
+        ``cutoff``; a message that moved since is kept. Returns how many went."""
+        ...
+
+    async def purge_refusals(self, refusal_ids: list[str], cutoff: datetime) -> int:
+        """Delete these refusals if journalled before ``cutoff``; returns how many went."""
+        ...
+
+
+class Journal(OperatorJournal, Protocol):
     """The message store. Every method is one transaction; every write is durable on return."""
 
     async def record_accepted(

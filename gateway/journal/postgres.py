@@ -84,6 +84,7 @@ from gateway.journal.contract import (
     settle_known,
 )
 from gateway.journal.group_commit import GroupCommit, Row, Write
+from gateway.journal.queries import OperatorQueries
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
@@ -484,8 +485,29 @@ _ESCALATE_LOOK = (
 )
 
 
-class PostgresJournal:
+class PostgresJournal(OperatorQueries):
     """``Journal`` on PostgreSQL; open it with ``PostgresJournal.open``."""
+
+    _dialect = "postgresql"
+
+    def _encode(self, moment: datetime) -> Any:
+        return as_utc(moment)
+
+    def _decode(self, value: Any) -> datetime:
+        return _when(value)
+
+    async def _select(self, sql: tables.Sql, params: dict[str, Any]) -> list[Any]:
+        async with self._connection() as cur:
+            await cur.execute(sql.text, params)
+            return list(await cur.fetchall())
+
+    async def _write_each(self, sql: tables.Sql, rows: list[dict[str, Any]]) -> int:
+        touched = 0
+        async with self._transaction() as cur:
+            for row in rows:
+                await cur.execute(sql.text, sql.params(**row))
+                touched += max(0, cur.rowcount)
+        return touched
 
     def __init__(
         self,

@@ -90,6 +90,7 @@ from gateway.journal.contract import (
     register_params,
     settle_known,
 )
+from gateway.journal.queries import OperatorQueries
 from gateway.journal.schema import (
     ATTEMPT_STATES,
     check_transition_target,
@@ -187,8 +188,22 @@ def _when(value: Any) -> datetime:
     return datetime.fromisoformat(value)
 
 
-class SqliteJournal:
+class SqliteJournal(OperatorQueries):
     """``Journal`` on a SQLite file; open it with ``SqliteJournal.open``."""
+
+    _dialect = "sqlite"
+
+    def _encode(self, moment: datetime) -> Any:
+        return _stamp(moment)
+
+    def _decode(self, value: Any) -> datetime:
+        return _when(value)
+
+    async def _select(self, sql: tables.Sql, params: dict[str, Any]) -> list[Any]:
+        return await self._read(_select_rows, sql.text, params)
+
+    async def _write_each(self, sql: tables.Sql, rows: list[dict[str, Any]]) -> int:
+        return await self._run(_write_rows, sql.text, [sql.params(**row) for row in rows])
 
     def __init__(
         self,
@@ -1013,6 +1028,18 @@ def _select_summaries(
     db: sqlite3.Connection, query: tables.Sql, params: dict[str, Any]
 ) -> list[MessageSummary]:
     return [summary_from_row(row, _when) for row in db.execute(query.text, params)]
+
+
+def _select_rows(db: sqlite3.Connection, text: str, params: dict[str, Any]) -> list[Any]:
+    return db.execute(text, params).fetchall()
+
+
+def _write_rows(db: sqlite3.Connection, text: str, rows: list[dict[str, Any]]) -> int:
+    touched = 0
+    with _write(db):
+        for row in rows:
+            touched += db.execute(text, row).rowcount
+    return touched
 
 
 def _counts(db: sqlite3.Connection, include_test: bool) -> Counts:

@@ -24,6 +24,13 @@ Tables (see docs/journal.md):
 - ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits
   for, ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and
   ``acked_at``. The row goes with its message when the message is purged (ON DELETE CASCADE).
+- ``refusals``: one row per refused submission (state REJECTED or DUPLICATE), apart from
+  ``messages`` so that a refused message id never blocks a later valid submission of it: who
+  called (``caller``, ``channel``), what could be read of the header (claimed ``message_id``,
+  ``sender``, ``receiver``, ``document_type``, ``document_id``, ``test``), ``size``,
+  ``digest``, the ``error_code``, HTTP ``status``, ``detail``, the ``findings`` (JSON) and
+  the ``body`` when it is no larger than ``journal.refusal_payload_max_bytes`` (else NULL, the
+  digest alone). Purged by retention like messages, by ``at``.
 - ``register_entries``: one row per register update (issue 18: the certified-exporter register,
   ``register`` = ``certified-exporter``): the issuing ``country``, the ``record_key`` (the
   authorisation code), the update's own ``entry_id``, its ``action`` and ``effective_date``
@@ -50,7 +57,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version these tables describe. Changing a table means a new revision in
 ``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
 sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
@@ -110,6 +117,7 @@ sa.Index(
 )
 sa.Index("messages_received_at", messages.c.received_at)
 sa.Index("messages_state_at", messages.c.state_at)
+sa.Index("messages_document_id", messages.c.document_id)
 
 
 def _message_ref() -> sa.ForeignKey:
@@ -167,6 +175,32 @@ sa.Index(
 )
 
 
+refusals = sa.Table(
+    "refusals",
+    metadata,
+    sa.Column("refusal_id", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("at", _Stamp, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("caller", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("sender", sa.Text),
+    sa.Column("receiver", sa.Text),
+    sa.Column("document_type", sa.Text),
+    sa.Column("document_id", sa.Text),
+    sa.Column("test", _Flag),
+    sa.Column("size", _Big, nullable=False),
+    sa.Column("digest", sa.Text),
+    sa.Column("error_code", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("findings", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary),
+)
+sa.Index("refusals_at", refusals.c.at, refusals.c.refusal_id)
+sa.Index("refusals_sender", refusals.c.sender, refusals.c.at)
+sa.Index("refusals_code", refusals.c.error_code, refusals.c.at)
+sa.Index("refusals_message", refusals.c.message_id)
 register_entries = sa.Table(
     "register_entries",
     metadata,

@@ -133,3 +133,14 @@ def test_builtin_defaults_hold_without_a_configuration_file() -> None:
     assert settings.node.pin_cpus == "auto"
     assert settings.http.auth == "api-key"
     assert settings.parties == {}
+
+
+def test_retention_below_three_years_needs_the_explicit_override(tmp_path: Path) -> None:
+    """retention_days = 30 stops start-up unless journal.allow_short_retention is set."""
+    config = tmp_path / "gateway.toml"
+    config.write_text("[journal]\nretention_days = 30\n")
+    with pytest.raises(SettingsError, match="allow_short_retention"):
+        load_settings(config, {})
+    allowed = load_settings(config, {"ASW_JOURNAL__ALLOW_SHORT_RETENTION": "true"})
+    assert allowed.journal.retention_days == 30
+    assert load_settings(None, {}).journal.retention_days == 1100

@@ -71,6 +71,36 @@ class TestPinnedPaths:
             is MessageState.DELIVERED
         )
 
+    def test_dead_letter_can_be_discarded_for_good(self) -> None:
+        """An operator's discard moves DEAD to DISCARDED; a later replay or report is absorbed."""
+        discarded = MessageState.DISCARDED
+        assert walk(MessageState.DELIVERING, MessageState.DEAD, discarded) is discarded
+        for late in (
+            MessageState.QUEUED,
+            MessageState.DEAD,
+            MessageState.RECEIPTED,
+            MessageState.ANSWERED,
+            discarded,
+        ):
+            assert next_state(discarded, late) is discarded
+        with pytest.raises(InvalidTransition):
+            next_state(discarded, MessageState.DELIVERED)
+
+    @pytest.mark.parametrize(
+        "state",
+        [
+            MessageState.ACCEPTED,
+            MessageState.QUEUED,
+            MessageState.DELIVERING,
+            MessageState.DELIVERED,
+            MessageState.RETRYING,
+        ],
+    )
+    def test_only_dead_letters_are_discarded(self, state: MessageState) -> None:
+        """DISCARDED is reached only from DEAD: a message still moving cannot be discarded."""
+        with pytest.raises(InvalidTransition):
+            next_state(state, MessageState.DISCARDED)
+
     def test_answer_without_receipt(self) -> None:
         """A DELIVERED message may be ANSWERED without a receipt."""
         assert next_state(MessageState.DELIVERED, MessageState.ANSWERED) is MessageState.ANSWERED
@@ -297,6 +327,7 @@ class TestEveryPair:
             MessageState.REJECTED,
             MessageState.DUPLICATE,
             MessageState.ANSWERED,
+            MessageState.DISCARDED,
         } == FINAL_STATES
 
 
@@ -338,6 +369,7 @@ EXPECTED_CLAIMS = {
     MessageState.DEAD: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
     MessageState.REJECTED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
     MessageState.DUPLICATE: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
+    MessageState.DISCARDED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
     MessageState.RECEIVED: (ClaimResult.NOT_DELIVERABLE, ClaimResult.NOT_DELIVERABLE),
 }
 

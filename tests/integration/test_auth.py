@@ -136,8 +136,14 @@ async def test_a_party_sees_only_its_own_messages(
         session.get(f"{url}/v1/messages/{message_id}/document", headers=headers) as response,
     ):
         assert response.status == 404
-    _, listing = await get(url, "/v1/messages?sender=SG", headers=headers)
+    status, problem = await get(url, "/v1/messages?sender=SG", headers=headers)
+    assert (status, problem["code"], problem["parameter"]) == (403, "parameter-forbidden", "sender")
+    _, listing = await get(url, "/v1/messages?sender=SG&receiver=MY", headers=headers)
     assert message_id not in {m["message_id"] for m in listing["messages"]}
+    status, problem = await get(url, "/v1/refusals?sender=SG", headers=headers)
+    assert (status, problem["code"]) == (403, "parameter-forbidden")
+    status, own = await get(url, "/v1/refusals", headers=headers)
+    assert (status, own["refusals"]) == (200, [])
 
 
 async def test_wrong_api_key_is_401(api_key_gateway: Gateway, sample_formd: bytes) -> None:

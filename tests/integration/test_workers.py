@@ -82,7 +82,13 @@ def _assert_one_outcome_line_each(log: Path, ids: list[str]) -> None:
     deadline = time.monotonic() + 10  # the delivered line follows the file and the ack
     while True:
         text = log.read_text()
-        if text.count('"message_delivered"') >= len(ids) or time.monotonic() > deadline:
+        # Receipts are delivered too: wait for the line of each submitted message.
+        delivered = {
+            line.split('"message_id": "', 1)[1][:36]
+            for line in text.splitlines()
+            if '"message_delivered"' in line and '"message_id": "' in line
+        }
+        if delivered >= set(ids) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -116,6 +116,14 @@ BAD_QUERIES = [
     "/v1/messages?state=LOST",
     "/v1/messages?test=maybe",
     "/v1/messages?sender=ZZ",
+    "/v1/messages?sender=sg",  # lower case is refused, never guessed at
+    "/v1/messages?until=2026-03-01T00:00:00&since=2026-03-02T00:00:00",
+    "/v1/messages?cursor=not-a-cursor",
+    "/v1/messages?code=Schema%20Violation",
+    "/v1/messages?document_type=XYZ",
+    "/v1/refusals?sender=XX",
+    "/v1/refusals?state=delivered",
+    "/v1/dead-letters?reason=%00",
     "/v1/messages?receiver=%00",
     "/v1/certificates?within_days=1000000000",
     "/v1/certificates?within_days=-1",
@@ -137,7 +145,10 @@ async def test_good_query_values_are_accepted(running_gateway: Gateway) -> None:
     """In-range values of the same parameters are answered 200."""
     for path in (
         "/v1/messages?before=2026-03-01T12:00:00%2B07:00&limit=5&state=delivered&test=false",
-        "/v1/messages?sender=sg&receiver=TH",
+        "/v1/messages?sender=SG&receiver=TH",
+        "/v1/messages?document_id=SG-1&document_type=EFD&code=schema-violation&format=csv",
+        "/v1/refusals?sender=SG&code=schema-violation&since=2026-01-01T00:00:00Z",
+        "/v1/dead-letters?receiver=TH&reason=retries-exhausted",
         "/v1/certificates?within_days=36500",
         "/v1/dead-letters?limit=1000",  # more than the most: the most
         "/v1/stats?test=true",

@@ -325,6 +325,7 @@ async def delete_topology(
     async with connection:
         channel = await connection.channel()
         queues = [topology.delivery_queue(c) for c in countries] + [topology.dead_queue]
+        queues.append(topology.identity_queue)
         queues += [topology.retry_queue(d) for d in retry_delays_ms]
         for name in queues:
             await channel.queue_delete(name)

@@ -41,7 +41,7 @@ from gateway.pki_files import read_signing_key
 
 SUCCESS_STATES = frozenset({"DELIVERED", "RECEIPTED", "ANSWERED"})
 """Final states that mean the receiver has the document."""
-FAILED_STATES = frozenset({"DEAD", "REJECTED", "DUPLICATE"})
+FAILED_STATES = frozenset({"DEAD", "DISCARDED", "REJECTED", "DUPLICATE"})
 """States that mean the document will not reach the receiver without an operator."""
 REFUSAL_WITH_FINDINGS = frozenset({"schema-violation", "business-rule-violation"})
 CLOCK_SKEW = timedelta(minutes=5)

@@ -23,7 +23,7 @@ from pathlib import Path
 from asw_toolkit.testkit import SUCCESS_STATES, Restamper, timeline_lines
 
 EX_TEMPFAIL = 75
-WAIT_FAILED = frozenset({"DEAD", "REJECTED", "DUPLICATE"})
+WAIT_FAILED = frozenset({"DEAD", "DISCARDED", "REJECTED", "DUPLICATE"})
 API_KEY_ENV = "ASW_API_KEY"
 
 
