@@ -542,8 +542,9 @@ async def readyz(request: web.Request) -> web.Response:
     """GET /readyz: 200 only when submissions can be accepted (broker connected, journal writable).
 
     The body names what is missing: ``broker`` (``connected``, ``blocked`` by a broker memory or
-    disk alarm, or ``disconnected``) and ``journal`` (``ok``, ``read-only``, ``replaced`` or ``unavailable``, with the journal's reason), ``trust``, ``draining``, and
-    every cause in ``reasons``. Under a supervisor every worker answers the supervisor's one
+    disk alarm, or ``disconnected``), ``journal`` (``ok``, ``read-only``, ``replaced`` or
+    ``unavailable``, with the journal's reason), ``trust``, ``draining``, and every cause in
+    ``reasons``. Under a supervisor every worker answers the supervisor's one
     verdict over all workers (``gateway.readiness``), the same whichever worker takes it.
     """
     answer = request.app.get(READINESS)
