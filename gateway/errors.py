@@ -498,6 +498,14 @@ class BrokerUnavailable(TemporaryFailure):
     title = "The message broker is unavailable; nothing was accepted"
 
 
+class BrokerBlocked(BrokerUnavailable):
+    """RabbitMQ has blocked publishing (``connection.blocked``: a memory or disk alarm)."""
+
+    code = "broker-blocked"
+    http_status = 503
+    title = "The message broker is not taking messages right now; nothing was accepted"
+
+
 class JournalUnavailable(TemporaryFailure):
     """The message journal could not record the message."""
 

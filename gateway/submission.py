@@ -494,6 +494,9 @@ class Submissions:
         retransmission: Redeliver | Forward | None = None,
     ) -> Submitted:
         envelope = accepted.envelope
+        # Broker down or blocked: refuse before journalling, so nothing is left to be swept
+        # and published later; a message refused here is never delivered.
+        self._broker.check_publishable()
         outcome = await self._journal.record_accepted(
             MessageRecord(
                 message_id=envelope.message_id,

@@ -585,7 +585,7 @@ async def readiness(
     """
     status = await journal.status()
     return worker_readiness(
-        broker="connected" if broker.connected else "disconnected",
+        broker=broker.state,  # connected | blocked (a broker alarm) | disconnected
         journal=status.state,
         journal_reason=status.reason,
         trust_problems=trust_problems,
@@ -601,9 +601,10 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """GET /readyz: 200 only when submissions can be accepted (broker connected, journal writable).
 
-    The body names what is missing: ``broker`` and ``journal`` (``ok``, ``read-only``,
-    ``replaced`` or ``unavailable``, with the journal's reason), ``trust``, ``draining``, and
-    every cause in ``reasons``. Under a supervisor every worker answers the supervisor's one
+    The body names what is missing: ``broker`` (``connected``, ``blocked`` by a broker memory or
+    disk alarm, or ``disconnected``), ``journal`` (``ok``, ``read-only``, ``replaced`` or
+    ``unavailable``, with the journal's reason), ``trust``, ``draining``, and every cause in
+    ``reasons``. Under a supervisor every worker answers the supervisor's one
     verdict over all workers (``gateway.readiness``), the same whichever worker takes it.
     """
     answer = request.app.get(READINESS)
