@@ -361,6 +361,10 @@ def _headers(handover: Handover) -> dict[str, str]:
         "X-ASW-Document-Type": handover.document_type,
         "Idempotency-Key": handover.message_id,
     }
+    if handover.retransmission_request is not None:
+        # OCP Rule 29(3): the same e-Form D again, on request; a new hand-over, not a repeat.
+        headers["X-ASW-Retransmission-Request"] = handover.retransmission_request
+        headers["Idempotency-Key"] = f"{handover.message_id}/{handover.retransmission_request}"
     if any("\r" in value or "\n" in value for value in headers.values()):
         raise PermanentDeliveryFailure(
             "The message id, sender or document type contains a line break and cannot be "

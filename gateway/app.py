@@ -260,11 +260,14 @@ class Gateway:
         adapters: Mapping[str, Adapter] | None = None,
         *,
         housekeeping: bool = True,
+        clock: Callable[[], datetime] = utc_now,
     ):
         check_auth_exposure(settings.http)
         self.settings = settings
         # Jobs one process of a node runs (retention); the other workers leave them alone.
         self.housekeeping = housekeeping
+        # The one clock of journal times, rules and deadlines (tests inject another).
+        self.clock = clock
         self.topology = Topology(settings.amqp.prefix)
         self.broker = Broker(settings.amqp, self.topology, frozenset(settings.parties))
         self.adapter_options = adapter_options(settings)
@@ -305,6 +308,7 @@ class Gateway:
             broker=self.broker,
             trust=self.trust.current if self.trust else None,
             options=self.adapter_options,
+            clock=self.clock,
         )
         if self.trust is not None:
             app[TRUST_RELOADS] = self.trust
@@ -340,7 +344,7 @@ class Gateway:
             self.ingest,
             self.broker,
             journal,
-            utc_now,
+            self.clock,
             trust=trust.current if trust else lambda: None,
             offload_bytes=self.settings.http.offload_bytes,
             remote_parties=frozenset(
@@ -358,7 +362,7 @@ class Gateway:
             self.adapters,
             self.settings.amqp,
             journal=journal,
-            clock=utc_now,
+            clock=self.clock,
             lease_seconds=self.settings.journal.lease_seconds,
             trust=trust.current if trust and self.settings.pki.verify_on_delivery else None,
             limits=parse_limits(self.settings),
@@ -367,7 +371,7 @@ class Gateway:
         ).register()
         app[SUBMISSIONS] = submissions
         app[OWN_KEYS] = {"signer": submissions.ingest.signers, "gateway": self.receipt_keys}
-        app[OPERATIONS] = DeadLetterReplay(journal, self.broker, submissions, utc_now)
+        app[OPERATIONS] = DeadLetterReplay(journal, self.broker, submissions, self.clock)
         if receipts is not None:
             app[INBOX_RECEIPTS] = receipts
         self.intakes = build_intakes(self.settings, self.adapter_options, submissions)

@@ -21,8 +21,9 @@ Paths:
 
 - open to everyone: ``/healthz``, ``/readyz``, ``/docs``, ``/v1/openapi.json``, ``/console``
   and below;
-- operator endpoints (``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``, ``/metrics``,
-  ``/v1/certificates``, ``/v1/partners``, ``/v1/audit``, ``/v1/operators``): an operator key,
+- operator endpoints (``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``, ``/v1/deadlines``,
+  ``/metrics``, ``/v1/certificates``, ``/v1/partners``, ``/v1/audit``, ``/v1/operators``): an
+  operator key,
   unless ``http.auth`` is ``none``: a named key from ``http.operator_keys_file`` (its role must
   allow the route, see ``gateway.operators.ROUTE_PERMISSIONS``; else ``403 role-forbidden``), or
   the one shared key of ``http.operator_api_key_sha256`` (role admin, name "operator");
@@ -64,6 +65,7 @@ OPERATOR_PATHS = (
     "/v1/stats",
     "/v1/certificates",
     "/v1/partners",
+    "/v1/deadlines",
     "/metrics",
     "/v1/audit",
     "/v1/operators",

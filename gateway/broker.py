@@ -2,9 +2,20 @@
 
 A supervisor task keeps one connection: it connects, declares the topology (idempotently),
 starts the registered consumers and waits for the connection to drop, then starts over after a
-pause. While disconnected, ``publish`` fails at once with ``BrokerUnavailable`` so that the HTTP
-layer answers 503 instead of hanging, and nothing is ever reported as accepted unless RabbitMQ
-confirmed it. Foreign exceptions become ``GatewayError``s here and nowhere else.
+pause. Given every node of a cluster (``amqp.urls``), it tries them in turn, starting after the
+node it last lost, so a node that dies is replaced by another without anyone's help. While
+disconnected, ``publish`` fails at once with ``BrokerUnavailable`` so that the HTTP layer answers
+503 instead of hanging, and nothing is ever reported as accepted unless RabbitMQ confirmed it.
+
+While RabbitMQ has blocked publishing (a memory or disk alarm), a publish would wait for the
+whole confirm timeout. RabbitMQ tells a connection so (``connection.blocked``) only once that
+connection publishes during the alarm, so a second, small connection publishes an empty probe
+(to the default exchange, routed nowhere) every ``PROBE_SECONDS`` while not blocked: it learns
+of an alarm within about a second, before a submission does. Then ``publish`` and
+``check_publishable`` fail at once with ``BrokerBlocked``, the notice and its end are logged
+(``broker_blocked``, ``broker_unblocked``), and ``state`` says ``blocked`` for readiness. The
+main connection then publishes nothing, so it is not blocked, and deliveries and their acks go
+on. Foreign exceptions become ``GatewayError``s here and nowhere else.
 """
 
 from __future__ import annotations
@@ -23,17 +34,39 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, DeliveryError, PublishError
+from aio_pika.exceptions import (
+    CONNECTION_EXCEPTIONS,
+    ChannelPreconditionFailed,
+    DeliveryError,
+    PublishError,
+)
 
 from gateway import metrics
 from gateway.core.headers import RETRY_DELAY, HeaderValue
 from gateway.core.topology import Topology
-from gateway.errors import BrokerUnavailable
+from gateway.errors import BrokerBlocked, BrokerUnavailable
 from gateway.settings import AmqpSettings
 
 log = structlog.get_logger("gateway.broker")
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+BLOCKED_POLL_SECONDS = 0.2
+PROBE_SECONDS = 0.5
+
+
+def _unblocked_event(connection: AbstractConnection) -> asyncio.Event | None:
+    """aiormq's own record of RabbitMQ's ``connection.blocked`` / ``unblocked`` notices.
+
+    aiormq sets and clears this event on those frames but offers no public accessor or callback
+    (aiormq 6-7); reading it is the one place the gateway looks inside aiormq. ``None`` when not
+    found (another aiormq): then a blocked broker shows as confirm timeouts, as before.
+    """
+    transport = getattr(connection, "transport", None)
+    underlying = getattr(transport, "connection", None)
+    event = getattr(underlying, "_Connection__connection_unblocked", None)
+    return event if isinstance(event, asyncio.Event) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +98,14 @@ class Broker:
         self._idle = asyncio.Event()
         self._idle.set()
         self._connection: AbstractConnection | None = None
+        self._unblocked: asyncio.Event | None = None
+        self._probe: AbstractConnection | None = None
+        self._probe_channel: AbstractChannel | None = None
+        self._probe_unblocked: asyncio.Event | None = None
+        self._blocked_since: float | None = None
+        self._urls = settings.urls or (settings.url,)
+        self._next_url = 0
+        self.url = self._urls[0]
         self._exchanges: dict[str, AbstractExchange] = {}
         self._connected = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -74,6 +115,43 @@ class Broker:
     def connected(self) -> bool:
         """True while a connection with a declared topology is up."""
         return self._connected.is_set()
+
+    @property
+    def blocked(self) -> bool:
+        """True while RabbitMQ has blocked this connection's publishing (a resource alarm)."""
+        if not self.connected:
+            return False
+        return any(
+            event is not None and not event.is_set()
+            for event in (self._unblocked, self._probe_unblocked)
+        )
+
+    @property
+    def state(self) -> str:
+        """``connected``, ``blocked`` (by a broker alarm) or ``disconnected``, for readiness."""
+        if not self.connected:
+            return "disconnected"
+        return "blocked" if self.blocked else "connected"
+
+    def check_publishable(self) -> None:
+        """Raise ``BrokerUnavailable`` or ``BrokerBlocked`` now if a publish cannot succeed.
+
+        Called before a submission is journalled, so that a message refused for this reason
+        leaves nothing behind that could be published later: a 503 from here is never delivered.
+        (``publish`` refuses a blocked broker too, but as ``broker-unavailable``: by then the
+        message is journalled.)
+        """
+        if not self.connected:
+            raise BrokerUnavailable(
+                "The message broker is not reachable right now; the message is not accepted. "
+                "Send it again shortly with the same message id; it will not be delivered twice."
+            )
+        if self.blocked:
+            raise BrokerBlocked(
+                "The message broker has stopped taking messages for now (a memory or disk "
+                "alarm); the message is not accepted. Send it again shortly with the same "
+                "message id."
+            )
 
     def consume(self, queue: str, handler: MessageHandler) -> None:
         """Register ``handler`` for ``queue``; it is (re)started on every connection."""
@@ -120,6 +198,14 @@ class Broker:
 
     async def _close(self) -> None:
         self._connected.clear()
+        self._unblocked = None
+        self._probe_unblocked = None
+        self._probe_channel = None
+        self._blocked_since = None
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.is_closed:
+            with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+                await probe.close()
         self._consuming = []
         self._exchanges = {}
         connection, self._connection = self._connection, None
@@ -128,26 +214,86 @@ class Broker:
                 await connection.close()
 
     async def _supervise(self) -> None:
+        failures = 0
         while not self._stopping:
             lost = asyncio.Event()
+            url = self._urls[self._next_url % len(self._urls)]
+            self._next_url += 1
             try:
-                await self._connect(lost)
-                log.info("broker_connected", url=_redact(self._settings.url))
-                await lost.wait()
-                log.warning("broker_connection_lost")
-            except CONNECTION_EXCEPTIONS as exc:
-                log.warning("broker_unreachable", error=type(exc).__name__, detail=str(exc)[:200])
+                await self._connect(lost, url)
+                failures = 0
+                log.info("broker_connected", url=_redact(url), nodes=len(self._urls))
+                await self._watch(lost)
+                log.warning("broker_connection_lost", url=_redact(url))
+            except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+                failures += 1
+                log.warning(
+                    "broker_unreachable",
+                    url=_redact(url),
+                    error=type(exc).__name__,
+                    detail=str(exc)[:200],
+                )
             finally:
                 await self._close()
-            await asyncio.sleep(self._settings.reconnect_seconds)
+            # Another node may be up: try each once before pausing.
+            if failures == 0 or failures % len(self._urls) == 0:
+                await asyncio.sleep(self._settings.reconnect_seconds)
 
-    async def _connect(self, lost: asyncio.Event) -> None:
-        connection = await aio_pika.connect(self._settings.url, timeout=5)
+    async def _watch(self, lost: asyncio.Event) -> None:
+        """Wait for the connection to drop, logging RabbitMQ's blocked / unblocked notices."""
+        loop = asyncio.get_running_loop()
+        next_probe = loop.time()
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), BLOCKED_POLL_SECONDS)
+            blocked = self.blocked
+            if not blocked and loop.time() >= next_probe:
+                next_probe = loop.time() + PROBE_SECONDS
+                try:
+                    await self._send_probe()
+                except CONNECTION_EXCEPTIONS as exc:
+                    log.warning("broker_probe_failed", error=type(exc).__name__)
+                    return  # the connection is broken: reconnect
+            if blocked and self._blocked_since is None:
+                self._blocked_since = loop.time()
+                log.warning(
+                    "broker_blocked",
+                    error=BrokerBlocked.code,
+                    detail="RabbitMQ blocked publishing (connection.blocked: a memory or disk "
+                    "alarm); submissions are refused with 503 until it lifts",
+                )
+            elif not blocked and self._blocked_since is not None:
+                log.info(
+                    "broker_unblocked", blocked_seconds=round(loop.time() - self._blocked_since, 1)
+                )
+                self._blocked_since = None
+
+    async def _send_probe(self) -> None:
+        """Publish an empty, transient message routed nowhere, so RabbitMQ tells of an alarm."""
+        channel = self._probe_channel
+        if channel is None or channel.is_closed:
+            return
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"", delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT),
+            routing_key=f"{self._topology.prefix}.alarm-probe",
+            mandatory=False,
+        )
+
+    async def _connect(self, lost: asyncio.Event, url: str) -> None:
+        connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT_SECONDS)
         self._connection = connection
+        self.url = url
+        self._unblocked = _unblocked_event(connection)
+        probe = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT_SECONDS)
+        self._probe = probe
+        probe.close_callbacks.add(lambda *_: lost.set())
+        self._probe_channel = await probe.channel(publisher_confirms=False)
+        self._probe_channel.close_callbacks.add(lambda *_: lost.set())
+        self._probe_unblocked = _unblocked_event(probe)
         connection.close_callbacks.add(lambda *_: lost.set())
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(lambda *_: lost.set())
-        await self._declare(channel)
+        await self._declare(connection, channel)
         # Publishing works from here on. Set before the consumers start: the first deliveries
         # may publish at once (a retry step, a dead letter, a receipt), and a refusal then would
         # requeue them, which a quorum queue counts as a crash (towards poison_after).
@@ -185,8 +331,13 @@ class Broker:
 
         return tracked
 
-    async def _declare(self, channel: AbstractChannel) -> None:
-        """Declare every exchange and queue; safe to repeat on every connection."""
+    async def _declare(self, connection: AbstractConnection, channel: AbstractChannel) -> None:
+        """Declare every exchange and queue; safe to repeat on every connection.
+
+        Every queue is a quorum queue, replicated across the nodes of a cluster, so that losing
+        a node loses neither a queue nor its messages (a classic queue lives on one node, and
+        cannot even be declared while that node is down).
+        """
         topo = self._topology
         route = await channel.declare_exchange(
             topo.route_exchange, aio_pika.ExchangeType.TOPIC, durable=True
@@ -202,14 +353,9 @@ class Broker:
             topo.retry_exchange, aio_pika.ExchangeType.HEADERS, durable=True
         )
         for delay_ms in self.retry_delays_ms:
-            retry_queue = await channel.declare_queue(
-                topo.retry_queue(delay_ms),
-                durable=True,
-                arguments={
-                    "x-message-ttl": delay_ms,
-                    "x-dead-letter-exchange": topo.route_exchange,
-                },
-            )
+            name = topo.retry_queue(delay_ms)
+            await self._declare_retry_queue(connection, name, delay_ms)
+            retry_queue = await channel.get_queue(name, ensure=False)
             await retry_queue.bind(retry, arguments={"x-match": "all", RETRY_DELAY: delay_ms})
         for country in sorted(self._receivers):
             queue = await channel.declare_queue(
@@ -228,12 +374,53 @@ class Broker:
             topo.retry_exchange: retry,
         }
 
+    async def _declare_retry_queue(
+        self, connection: AbstractConnection, name: str, delay_ms: int
+    ) -> None:
+        """Declare a retry queue as a quorum queue; keep one declared earlier as classic.
+
+        Earlier gateways declared the retry queues as classic queues, and RabbitMQ refuses
+        to redeclare a queue with another type (406, which closes the channel, hence a channel
+        of its own). Such a queue keeps working on a single node; the warning says how to move
+        it to a quorum queue for a cluster.
+        """
+        probe = await connection.channel()
+        try:
+            await probe.declare_queue(
+                name,
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-message-ttl": delay_ms,
+                    "x-dead-letter-exchange": self._topology.route_exchange,
+                },
+            )
+        except ChannelPreconditionFailed:
+            log.warning(
+                "broker_retry_queue_classic",
+                queue=name,
+                detail="declared earlier as a classic queue, which is lost while its node is "
+                "down; delete it when empty to have it declared again as a quorum queue",
+            )
+        finally:
+            if not probe.is_closed:
+                with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+                    await probe.close()
+
     async def publish(self, outgoing: Outgoing) -> None:
         """Publish persistently and wait for RabbitMQ's confirm, or raise BrokerUnavailable.
 
         Many publishes may wait on their confirms at once (one per HTTP request), so confirms
         are pipelined on the one channel rather than serialised.
         """
+        if self.blocked:
+            # Blocked since ``check_publishable`` let the submission be journalled: refused
+            # at once, but not ``broker-blocked`` (which promises nothing was journalled): the
+            # journalled copy is published by the sweep once the alarm lifts.
+            raise _outcome_unknown(
+                "The message broker has just stopped taking messages (a memory or disk alarm).",
+                outgoing.message_id,
+            )
         exchange = self._exchanges.get(outgoing.exchange) if self.connected else None
         if exchange is None:
             raise BrokerUnavailable(

@@ -156,16 +156,20 @@ class DeliveryWorker:
         self, country: str, adapter: Adapter, message: AbstractIncomingMessage
     ) -> None:
         headers = MessageHeaders.from_amqp(message.headers)
+        # A re-transmission (OCP Rule 29(3)) travels under the request's message id, which is
+        # the journal row it delivers; the receiver gets the e-Form D under its own id.
+        resent = headers.retransmission_of
         handover = Handover(
-            message_id=message.message_id or "",
+            message_id=resent or message.message_id or "",
             sender=headers.sender or "",
             receiver=country,
             document_type=headers.document_type or "",
             payload=message.body,
+            retransmission_request=message.message_id if resent else None,
         )
-        handed_over_at = self._handed_over_at(handover.message_id, headers)
+        handed_over_at = self._handed_over_at(handover.journal_id, headers)
         arrival = Arrival(
-            message_id=handover.message_id,
+            message_id=handover.journal_id,
             attempt=1 if headers.attempt is None else headers.attempt,
             # Quorum queues count deliveries that ended without a settle: the worker died or
             # crashed on this message.
@@ -176,6 +180,7 @@ class DeliveryWorker:
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
             message_id=handover.message_id,
+            retransmission_request=handover.retransmission_request,
             correlation_id=message.correlation_id,
             sender=handover.sender,
             recipient=country,
@@ -259,12 +264,13 @@ class DeliveryWorker:
         try:
             # Claimed only for the very bytes whose signature ingest verified: their SHA-256
             # must be the journal's (anything else was changed in transit).
-            claim = await self._journal.claim_delivery(
-                handover.message_id,
-                at=self._clock(),
-                lease=self._lease,
-                digest=hashlib.sha256(handover.payload).hexdigest(),
-            )
+            digest = hashlib.sha256(handover.payload).hexdigest()
+            if handover.retransmission_request is None:
+                claim = await self._journal.claim_delivery(
+                    handover.message_id, at=self._clock(), lease=self._lease, digest=digest
+                )
+            else:
+                claim = await self._claim_retransmission(handover, digest)
             decision = self._decide(arrival, claim=claim)
             if isinstance(decision, Ack):
                 if decision.receipt_again:
@@ -276,10 +282,24 @@ class DeliveryWorker:
             elif isinstance(decision, Deliver):
                 await self._hand_over(adapter, handover, decision)
         except HandedOver as exc:
-            return self._unrecorded_hand_over(arrival, handover.message_id, exc)
+            return self._unrecorded_hand_over(arrival, handover.journal_id, exc)
         except GatewayError as exc:
             return self._decide(arrival, failure=exc)
         return decision
+
+    async def _claim_retransmission(self, handover: Handover, digest: str) -> ClaimResult:
+        """Claim the request's row for a re-transmission, once the bytes are the e-Form D's.
+
+        The request's own digest is the request's; the e-Form D's bytes must match the
+        journal's digest of the e-Form D (``OTHER_BYTES`` otherwise, also when it was purged
+        meanwhile and cannot be compared).
+        """
+        original = await self._journal.get(handover.message_id)
+        if original is None or original.summary.record.digest != digest:
+            return ClaimResult.OTHER_BYTES
+        return await self._journal.claim_delivery(
+            handover.journal_id, at=self._clock(), lease=self._lease
+        )
 
     def _unrecorded_hand_over(
         self, arrival: Arrival, message_id: str, handed: HandedOver
@@ -306,7 +326,12 @@ class DeliveryWorker:
     async def _hand_over(self, adapter: Adapter, handover: Handover, deliver: Deliver) -> None:
         """Check the signer again and hand the document over (unless the receiver has it)."""
         await self._check_signer_again(handover.payload)
-        if deliver.ask_receiver_first and await _already_received(adapter, handover.message_id):
+        # The receiver of a re-transmission has had the e-Form D before: never ask it.
+        if (
+            deliver.ask_receiver_first
+            and handover.retransmission_request is None
+            and await _already_received(adapter, handover.message_id)
+        ):
             log.info("message_already_at_receiver", outcome="not-handed-over-again")
         else:
             await adapter.deliver(handover)
@@ -335,13 +360,16 @@ class DeliveryWorker:
                 log.warning("journal_record_delivered_retry", error=exc.code, tries=tries)
                 await asyncio.sleep(pause)
             else:
-                if self._unrecorded.pop(handover.message_id, None) is not None or tries:
+                if self._unrecorded.pop(handover.journal_id, None) is not None or tries:
                     log.info("journal_record_delivered_healed", tries=tries)
                 return
 
     async def _delivered(self, handover: Handover, delivered_at: datetime) -> None:
         """Record the hand-over, then the receipt (or the links made while it was under way)."""
-        await self._journal.mark_delivered(handover.message_id, at=delivered_at)
+        await self._journal.mark_delivered(handover.journal_id, at=delivered_at)
+        if handover.retransmission_request is not None:
+            # The request is served; the e-Form D was receipted on its first delivery.
+            return
         if self._receipts is not None:
             await self._receipts.issue(handover, delivered_at=delivered_at)
         elif handover.document_type != DocumentType.DELIVERY_RECEIPT.value:
@@ -351,7 +379,11 @@ class DeliveryWorker:
 
     async def _receipt_again(self, handover: Handover) -> None:
         """After a crash between delivery and ack the receipt may be missing: issue it again."""
-        if self._receipts is None or not self._receipts.issues_for(handover):
+        if (
+            self._receipts is None
+            or handover.retransmission_request is not None
+            or not self._receipts.issues_for(handover)
+        ):
             return
         view = await self._journal.get(handover.message_id)
         delivered = (

@@ -22,6 +22,8 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── SenderNotAllowed       403 sender-not-allowed
     │   ├── AnswerNotAllowed       403 answer-not-allowed
     │   ├── ReceiptNotAllowed      403 receipt-not-allowed
+    │   ├── RetransmissionNotAllowed 403 retransmission-not-allowed
+    │   ├── ReplyNotAllowed        403 reply-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
     │   ├── RoleForbidden          403 role-forbidden (the operator's role may not do this)
     │   ├── DuplicateMessage       409 duplicate-business-key
@@ -351,6 +353,28 @@ class AnswerNotAllowed(RejectedMessage):
     title = "This party may not answer that message"
 
 
+class RetransmissionNotAllowed(RejectedMessage):
+    """A re-transmission request from anyone but the e-Form D's receiver (OCP Rule 29(3)).
+
+    403: the request may be well formed, but only the Member State the e-Form D was sent to
+    may ask for it again, and only from the Member State that issued it.
+    """
+
+    code = "retransmission-not-allowed"
+    http_status = 403
+    title = "This party may not ask for that document again"
+
+
+class ReplyNotAllowed(RejectedMessage):
+    """A step of an origin conversation (rejection, clarification, retroactive check, visit)
+    from anyone but the party asked, or addressed to anyone but the other party (OCP Rules 13,
+    18, 19). 403: the document may be well formed, but its sender has no say in that matter."""
+
+    code = "reply-not-allowed"
+    http_status = 403
+    title = "This party may not send this step of the conversation"
+
+
 class ReceiptNotAllowed(RejectedMessage):
     """A delivery receipt that the gateway which delivered the message did not issue."""
 
@@ -481,6 +505,14 @@ class BrokerUnavailable(TemporaryFailure):
     code = "broker-unavailable"
     http_status = 503
     title = "The message broker is unavailable; nothing was accepted"
+
+
+class BrokerBlocked(BrokerUnavailable):
+    """RabbitMQ has blocked publishing (``connection.blocked``: a memory or disk alarm)."""
+
+    code = "broker-blocked"
+    http_status = 503
+    title = "The message broker is not taking messages right now; nothing was accepted"
 
 
 class JournalUnavailable(TemporaryFailure):

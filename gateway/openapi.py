@@ -831,6 +831,25 @@ def _paths() -> Json:
                 ],
             )
         },
+        "/v1/deadlines": {
+            "get": _operation(
+                "GET",
+                "/v1/deadlines",
+                "OCP time limits running on recent messages, earliest due first",
+                _answers({"200": _json("The time limits.", {"type": "object"})}, 401, 403),
+                parameters=[
+                    _query(
+                        "status",
+                        {
+                            "type": "string",
+                            "enum": ["closed", "due", "late", "met", "open", "overdue", "used"],
+                        },
+                        "Only limits in this status.",
+                    ),
+                    _query("limit", LIMIT, "Of the newest this many messages (default 200)."),
+                ],
+            )
+        },
         "/v1/queues": {
             "get": _operation(
                 "GET",

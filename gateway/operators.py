@@ -81,6 +81,7 @@ ROUTE_PERMISSIONS: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/inbox/{message_id}/ack"): PARTY,
     ("GET", "/v1/stats"): VIEW,
     ("GET", "/v1/queues"): VIEW,
+    ("GET", "/v1/deadlines"): VIEW,
     ("GET", "/v1/certificates"): VIEW,
     ("GET", "/v1/partners"): VIEW,
     ("GET", "/metrics"): VIEW,

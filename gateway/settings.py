@@ -80,11 +80,15 @@ class AmqpSettings:
     """The RabbitMQ connection and topology."""
 
     url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Every node of a RabbitMQ cluster; when given, the gateway connects to the first that
+    # answers and, when that node goes away, to another one by itself. Empty = just ``url``.
+    urls: tuple[str, ...] = ()
     prefix: str = "asw"
     prefetch: int = 64
     delivery_limit: int = 10  # the broker's own backstop (quorum x-delivery-limit)
     poison_after: int = 5  # interrupted deliveries before the worker parks a message itself
-    confirm_timeout_seconds: float = 10.0
+    # A publish not confirmed within this is refused with 503: well under a client's own timeout.
+    confirm_timeout_seconds: float = 5.0
     reconnect_seconds: float = 1.0
     retry_schedule_seconds: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 3600.0)
 
@@ -207,6 +211,7 @@ _POSITIVE = {
     ("journal", "refusal_payload_max_bytes"),
     ("pki", "trust_check_seconds"),
 }
+_STRING_LISTS = {("amqp", "urls")}
 KNOWN_ADAPTERS: tuple[AdapterKind, ...] = get_args(AdapterKind)
 REVOCATION_MODES: tuple[RevocationMode, ...] = get_args(RevocationMode)
 
@@ -216,7 +221,9 @@ def _not_allowed(key: str, allowed: tuple[str, ...], got: object) -> str:
     return f"{key}: must be one of {', '.join(allowed)}; got {got!r}"
 
 
-def _coerce(raw: str, like: Any) -> Any:
+def _coerce(raw: str, like: Any, *, strings: bool = False) -> Any:
+    if strings:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     if isinstance(like, tuple):
         return tuple(float(part) for part in raw.split(",") if part.strip())
     if isinstance(like, bool):
@@ -263,10 +270,19 @@ def _build_section(name: str, raw: Any, problems: list[str]) -> Any:
             problems.append(f"{name}.{key}: unknown setting")
             continue
         like = getattr(defaults, key)
+        strings = (name, key) in _STRING_LISTS
         try:
-            coerced = _coerce(value, like) if isinstance(value, str) else value
+            coerced = _coerce(value, like, strings=strings) if isinstance(value, str) else value
         except ValueError as exc:
             problems.append(f"{name}.{key}: {exc}")
+            continue
+        if strings:
+            if not isinstance(coerced, list | tuple) or not all(
+                isinstance(v, str) and v.strip() for v in coerced
+            ):
+                problems.append(f"{name}.{key}: expected a list of non-empty strings")
+                continue
+            values[key] = tuple(v.strip() for v in coerced)
             continue
         if isinstance(like, tuple):
             if not isinstance(coerced, list | tuple) or not all(

@@ -40,15 +40,24 @@ import structlog
 
 from gateway import metrics
 from gateway.broker import Broker, Outgoing
+from gateway.core.conversations import authorise_step
 from gateway.core.documents import document_id_of
 from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
 from gateway.core.parsing import parse
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.receipts import Original, authorise_reference
+from gateway.core.retransmission import (
+    RELATION_REQUEST,
+    RELATION_RESENT,
+    Forward,
+    Redeliver,
+    decide_retransmission,
+)
 from gateway.core.routing import Route
 from gateway.core.signatures import SigningKey
 from gateway.core.states import MessageState
+from gateway.core.topology import Topology
 from gateway.core.trust import TrustStore
 from gateway.errors import (
     Draining,
@@ -300,8 +309,10 @@ class Submissions:
             try:
                 accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
+                retransmission = await self._retransmission(envelope)
+                await self._authorise_step(envelope)
                 submitted = await self._record_and_publish(
-                    accepted, channel, correlation_id, now, original
+                    accepted, channel, correlation_id, now, original, retransmission=retransmission
                 )
             except GatewayError as exc:
                 _log_not_accepted(exc, channel, started)
@@ -420,6 +431,51 @@ class Submissions:
         )
         return view
 
+    async def _authorise_step(self, envelope: Envelope) -> None:
+        """For a step of an origin conversation (rejection, clarification, retroactive check,
+        verification visit): refuse it unless its sender is the party asked
+        (``reply-not-allowed``), before anything is journalled."""
+        reference = envelope.referenced_message_id
+        if reference is None:
+            return
+        if authorise_step(envelope, None) is None:
+            return  # not a conversation step
+        view = await self._journal.get(reference)
+        if view is None:
+            return
+        record = view.summary.record
+        authorise_step(
+            envelope,
+            Original(
+                message_id=record.message_id,
+                sender=record.sender,
+                receiver=record.receiver,
+                document_type=record.document_type,
+            ),
+        )
+
+    async def _retransmission(self, envelope: Envelope) -> Redeliver | Forward | None:
+        """For a re-transmission request: re-deliver from the journal or forward (Rule 29(3)).
+
+        Raises ``RetransmissionNotAllowed`` before anything is journalled; None for any other
+        document type.
+        """
+        if envelope.document_type is not DocumentType.RETRANSMISSION_REQUEST:
+            return None
+        reference = envelope.referenced_message_id
+        view = await self._journal.get(reference) if reference is not None else None
+        if view is None:
+            return Forward()
+        record = view.summary.record
+        held = await self._journal.payload(record.message_id) is not None
+        original = Original(
+            message_id=record.message_id,
+            sender=record.sender,
+            receiver=record.receiver,
+            document_type=record.document_type,
+        )
+        return decide_retransmission(envelope, original, payload_held=held)
+
     async def _referenced(self, envelope: Envelope) -> MessageView | None:
         """The journalled message a receipt or answer refers to, or None."""
         reference = envelope.referenced_message_id
@@ -434,8 +490,13 @@ class Submissions:
         correlation_id: str | None,
         now: datetime,
         original: MessageView | None,
+        *,
+        retransmission: Redeliver | Forward | None = None,
     ) -> Submitted:
         envelope = accepted.envelope
+        # Broker down or blocked: refuse before journalling, so nothing is left to be swept
+        # and published later; a message refused here is never delivered.
+        self._broker.check_publishable()
         outcome = await self._journal.record_accepted(
             MessageRecord(
                 message_id=envelope.message_id,
@@ -474,10 +535,13 @@ class Submissions:
             # Confirmed by the broker before; only the QUEUED note was missing.
             log.info("message_publish_not_repeated", reason="already-confirmed")
             await self._note_queued(envelope.message_id)
+        elif isinstance(retransmission, Redeliver):
+            await self._publish_retransmission(accepted, retransmission, channel, correlation_id)
         else:
             # New, or known but never confirmed by the broker: publish (again) now.
             await self._publish(accepted, channel, correlation_id)
         await self._link_to_original(envelope, original)
+        await self._link_conversation(envelope)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
 
     async def _link_to_original(self, envelope: Envelope, view: MessageView | None) -> None:
@@ -504,6 +568,90 @@ class Submissions:
                 await self._journal.transition(original, MessageState.ANSWERED, at=now)
         except GatewayError as exc:  # purged meanwhile, or in a state that refuses it
             log.info("link_not_recorded", original=original, error=exc.code)
+
+    async def _link_conversation(self, envelope: Envelope) -> None:
+        """Join a conversation step to the message it follows (``gateway.core.conversations``)
+        and a re-transmission request to the e-Form D it concerns (Rule 29(3)).
+
+        A request is the ``retransmission-request`` of the e-Form D it names, when known here;
+        an e-Form D whose header refers to a request journalled here (the issuing NSW sending
+        it again) is that request's ``retransmitted`` answer, and the request is ANSWERED.
+        """
+        reference = envelope.referenced_message_id
+        if reference is None:
+            return
+        now = self._clock()
+        step = authorise_step(envelope, None)
+        try:
+            if step is not None:
+                # Authorised before it was journalled; linked when the followed message is here.
+                if await self._journal.get(reference) is not None:
+                    await self._journal.link(reference, envelope.message_id, step.relation, at=now)
+            elif envelope.document_type is DocumentType.RETRANSMISSION_REQUEST:
+                if await self._journal.get(reference) is not None:
+                    await self._journal.link(
+                        reference, envelope.message_id, RELATION_REQUEST, at=now
+                    )
+            elif envelope.document_type is DocumentType.FORM_D:
+                request = await self._journal.get(reference)
+                if request is None or request.summary.record.document_type != (
+                    DocumentType.RETRANSMISSION_REQUEST.value
+                ):
+                    return
+                if await self._journal.link(
+                    reference, envelope.message_id, RELATION_RESENT, at=now
+                ):
+                    await self._journal.transition(reference, MessageState.ANSWERED, at=now)
+        except GatewayError as exc:  # purged meanwhile, or in a state that refuses it
+            log.info("link_not_recorded", original=reference, error=exc.code)
+
+    async def _publish_retransmission(
+        self,
+        accepted: Accepted,
+        decision: Redeliver,
+        channel: str,
+        correlation_id: str | None,
+    ) -> None:
+        """Queue the journalled e-Form D again for its receiver, under the request's id.
+
+        The bytes are the journal's (signature intact), the AMQP message id is the request's
+        (whose row the delivery claims and marks delivered), ``x-asw-retransmission-of`` names
+        the e-Form D. No row is added for the e-Form D: the counts do not change.
+        """
+        original_id = decision.original_message_id
+        payload = await self._journal.payload(original_id)
+        view = await self._journal.get(original_id)
+        if payload is None or view is None:  # purged between the decision and now
+            await self._publish(accepted, channel, correlation_id)
+            return
+        record = view.summary.record
+        routes = self.ingest.routes
+        await self._broker.publish(
+            Outgoing(
+                exchange=routes.topology.route_exchange,
+                routing_key=Topology.routing_key(decision.requester, DocumentType.FORM_D),
+                body=payload,
+                message_id=accepted.envelope.message_id,
+                correlation_id=correlation_id,
+                headers=MessageHeaders(
+                    sender=record.sender,
+                    receiver=decision.requester,
+                    document_type=record.document_type,
+                    function=record.function_code,
+                    test=record.test,
+                    digest=record.digest,
+                    channel=channel,
+                    retransmission_of=original_id,
+                ).to_amqp(),
+            )
+        )
+        await self._journal.transition(
+            accepted.envelope.message_id,
+            MessageState.QUEUED,
+            at=self._clock(),
+            detail=f"re-delivering e-Form D {original_id} from the journal (OCP Rule 29(3))",
+        )
+        log.info("retransmission_queued", original=original_id, requester=decision.requester)
 
     async def _publish(self, accepted: Accepted, channel: str, correlation_id: str | None) -> None:
         envelope = accepted.envelope
@@ -564,11 +712,16 @@ class Submissions:
                         payload, now=summary.record.received_at, trust=self._trust()
                     )
                     await self._registers.keep(accepted, at=summary.record.received_at)
-                    await self._publish(accepted, "sweep", None)
+                    retransmission = await self._retransmission(accepted.envelope)
+                    if isinstance(retransmission, Redeliver):
+                        await self._publish_retransmission(accepted, retransmission, "sweep", None)
+                    else:
+                        await self._publish(accepted, "sweep", None)
                     # Authorised when first accepted; the link was never made if the publish
                     # failed then.
                     original = await self._referenced(accepted.envelope)
                     await self._link_to_original(accepted.envelope, original)
+                    await self._link_conversation(accepted.envelope)
                 except GatewayError as exc:
                     log.warning("message_sweep_failed", error=exc.code, detail=exc.detail)
                     if not isinstance(exc, RejectedMessage):

@@ -23,6 +23,14 @@ const STATE_TONE = {
 };
 const DOCUMENT_TYPES = {
   EFD: "Form D", ACDD: "ACDD", RES: "Customs Response", RCT: "Delivery receipt",
+  RTR: "Re-transmission request", REJ: "Rejection notice", CLR: "Clarification",
+  RCQ: "Retroactive check request", RCP: "Retroactive check reply",
+  VVQ: "Verification visit request", VVC: "Verification visit consent",
+  VVR: "Verification visit result",
+};
+const DEADLINE_TONE = {
+  due: "warn", overdue: "bad", met: "ok", late: "bad", open: "warn", closed: "neutral",
+  used: "ok",
 };
 const WITHIN_DAYS_CHOICES = [7, 14, 30, 60, 90, 180, 365];
 const PAGE_SIZES = [25, 50, 100, 200];
@@ -725,7 +733,23 @@ async function renderMessage(root, ctx, id) {
     panel("Summary", messageFacts(message)),
     panel("Timeline", timelineTable(message.timeline || [])),
     panel("Related messages", relatedList(message)),
+    (message.deadlines || []).length ? panel("Deadlines", deadlineTable(message.deadlines))
+      : null,
     documentPanel(message.message_id, ctx));
+}
+
+function deadlineTable(deadlines) {
+  return table({
+    label: "Deadlines",
+    head: ["Limit", "Rule", "Status", "Due", "Done"],
+    rows: deadlines.map((d) => h("tr", { dataset: { status: d.status } },
+      h("td", {}, d.name),
+      h("td", {}, d.rule),
+      h("td", {}, h("span", { class: `badge ${DEADLINE_TONE[d.status] || ""}` }, d.status)),
+      h("td", {}, timeEl(d.due_at, { withRelative: true })),
+      h("td", {}, d.done_at ? timeEl(d.done_at) : dash(null)))),
+    empty: "No time limit runs on this message.",
+  });
 }
 
 function messageFacts(m) {

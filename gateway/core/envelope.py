@@ -31,6 +31,9 @@ NS_FORMD = "urn:asw-gw:datamodel:EFORMD-DMS:1"
 NS_ACDD = "urn:asw-gw:datamodel:ACDD-DMS:1"
 NS_RESPONSE = "urn:asw-gw:datamodel:RES-DMS:1"
 NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
+NS_RETRANSMISSION = "urn:asw-gw:datamodel:RTR-DMS:1"
+NS_REJECTION = "urn:asw-gw:datamodel:REJ-DMS:1"
+NS_VERIFICATION = "urn:asw-gw:datamodel:VER-DMS:1"
 NS_CE_REGISTER = "urn:asw-gw:datamodel:CEREG-DMS:1"
 NS_ORIGIN_DECLARATION = "urn:asw-gw:datamodel:ODECL-DMS:1"
 NS_AEO_STATUS = "urn:asw-gw:datamodel:AEOSTAT-DMS:1"
@@ -46,6 +49,14 @@ class DocumentType(enum.Enum):
     ACDD = "ACDD"
     CUSTOMS_RESPONSE = "RES"
     DELIVERY_RECEIPT = "RCT"
+    RETRANSMISSION_REQUEST = "RTR"
+    REJECTION_NOTICE = "REJ"
+    CLARIFICATION = "CLR"
+    RETRO_CHECK_REQUEST = "RCQ"
+    RETRO_CHECK_REPLY = "RCP"
+    VISIT_REQUEST = "VVQ"
+    VISIT_CONSENT = "VVC"
+    VISIT_RESULT = "VVR"
     CE_REGISTER_UPDATE = "CER"
     ORIGIN_DECLARATION = "OD"
     AEO_STATUS = "AEO"
@@ -66,6 +77,14 @@ _ROOT_TAGS = {
     DocumentType.ACDD: f"{{{NS_ACDD}}}ACDD",
     DocumentType.CUSTOMS_RESPONSE: f"{{{NS_RESPONSE}}}CustomsResponse",
     DocumentType.DELIVERY_RECEIPT: f"{{{NS_RECEIPT}}}DeliveryReceipt",
+    DocumentType.RETRANSMISSION_REQUEST: f"{{{NS_RETRANSMISSION}}}RetransmissionRequest",
+    DocumentType.REJECTION_NOTICE: f"{{{NS_REJECTION}}}RejectionNotice",
+    DocumentType.CLARIFICATION: f"{{{NS_REJECTION}}}Clarification",
+    DocumentType.RETRO_CHECK_REQUEST: f"{{{NS_VERIFICATION}}}RetroactiveCheckRequest",
+    DocumentType.RETRO_CHECK_REPLY: f"{{{NS_VERIFICATION}}}RetroactiveCheckReply",
+    DocumentType.VISIT_REQUEST: f"{{{NS_VERIFICATION}}}VerificationVisitRequest",
+    DocumentType.VISIT_CONSENT: f"{{{NS_VERIFICATION}}}VerificationVisitConsent",
+    DocumentType.VISIT_RESULT: f"{{{NS_VERIFICATION}}}VerificationVisitResult",
     DocumentType.CE_REGISTER_UPDATE: f"{{{NS_CE_REGISTER}}}CertifiedExporterRegisterUpdate",
     DocumentType.ORIGIN_DECLARATION: f"{{{NS_ORIGIN_DECLARATION}}}OriginDeclaration",
     DocumentType.AEO_STATUS: f"{{{NS_AEO_STATUS}}}AEOStatusNotification",
@@ -75,6 +94,14 @@ _SLUGS = {
     DocumentType.ACDD: "acdd",
     DocumentType.CUSTOMS_RESPONSE: "response",
     DocumentType.DELIVERY_RECEIPT: "receipt",
+    DocumentType.RETRANSMISSION_REQUEST: "retransmission",
+    DocumentType.REJECTION_NOTICE: "rejection",
+    DocumentType.CLARIFICATION: "clarification",
+    DocumentType.RETRO_CHECK_REQUEST: "retro-check-request",
+    DocumentType.RETRO_CHECK_REPLY: "retro-check-reply",
+    DocumentType.VISIT_REQUEST: "visit-request",
+    DocumentType.VISIT_CONSENT: "visit-consent",
+    DocumentType.VISIT_RESULT: "visit-result",
     DocumentType.CE_REGISTER_UPDATE: "ce-register",
     DocumentType.ORIGIN_DECLARATION: "origin-declaration",
     DocumentType.AEO_STATUS: "aeo-status",

@@ -25,6 +25,15 @@ class Handover:
     receiver: str
     document_type: str
     payload: bytes
+    retransmission_request: str | None = None
+    """Set when this is an e-Form D sent again (OCP Rule 29(3)): the request's message id.
+    ``message_id`` and ``payload`` stay the e-Form D's own; the journal row delivered is the
+    request's."""
+
+    @property
+    def journal_id(self) -> str:
+        """The journal row this hand-over delivers: the request's for a re-transmission."""
+        return self.retransmission_request or self.message_id
 
 
 class Adapter(Protocol):

@@ -41,6 +41,9 @@ LAST_DETAIL: Final = "x-asw-last-detail"
 REASON: Final = "x-asw-reason"
 DETAIL: Final = "x-asw-detail"
 ORIGINAL_ROUTING_KEY: Final = "x-asw-original-routing-key"
+RETRANSMISSION_OF: Final = "x-asw-retransmission-of"
+"""On a re-transmission (OCP Rule 29(3)): the e-Form D's message id; the AMQP message id is
+the request's, whose journal row the delivery claims."""
 HANDED_OVER: Final = "x-asw-handed-over"
 """When (ISO 8601) the receiver got this document; set on a retry copy whose DELIVERED could not
 be recorded, so that the copy is only recorded, never handed over again."""
@@ -69,6 +72,7 @@ class MessageHeaders:
     reason: str | None = None
     detail: str | None = None
     original_routing_key: str | None = None
+    retransmission_of: str | None = None
     handed_over: str | None = None
     delivery_count: int | None = None
     others: Mapping[str, HeaderValue] = field(default_factory=lambda: _EMPTY)
@@ -158,6 +162,7 @@ _ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType(
         REASON: "reason",
         DETAIL: "detail",
         ORIGINAL_ROUTING_KEY: "original_routing_key",
+        RETRANSMISSION_OF: "retransmission_of",
         HANDED_OVER: "handed_over",
         DELIVERY_COUNT: "delivery_count",
     }

@@ -87,7 +87,20 @@ class Original:
     document_type: str
 
 
-_NOT_ANSWERABLE = (DocumentType.CUSTOMS_RESPONSE, DocumentType.DELIVERY_RECEIPT)
+# A Customs Response answers trade documents and register updates, not replies, receipts or
+# the steps of an origin conversation (issue 18 §1-§3), which have answers of their own.
+_NOT_ANSWERABLE = (
+    DocumentType.CUSTOMS_RESPONSE,
+    DocumentType.DELIVERY_RECEIPT,
+    DocumentType.RETRANSMISSION_REQUEST,
+    DocumentType.REJECTION_NOTICE,
+    DocumentType.CLARIFICATION,
+    DocumentType.RETRO_CHECK_REQUEST,
+    DocumentType.RETRO_CHECK_REPLY,
+    DocumentType.VISIT_REQUEST,
+    DocumentType.VISIT_CONSENT,
+    DocumentType.VISIT_RESULT,
+)
 _ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
 
 

@@ -654,3 +654,78 @@ AEO_NOT_VALID = _rule(
     "An ACDD's AEO id is suspended, revoked or outside its validity on the declaration date.",
 )
 REGISTER_RULES.update((rule.code, rule) for rule in (AEO_NOT_FOUND, AEO_NOT_VALID))
+
+
+# --- issue 18: the origin conversations (rejection, clarification, retroactive check, visit) --
+# Kept in one block, registered below, so that other additions to CATALOGUE merge cleanly.
+
+REJECTION_WITHOUT_REASONS = _rule(
+    "rejection-without-reasons",
+    "error",
+    None,
+    "A rejection notice gives no reason, neither for the document nor for any goods item.",
+)
+REJECTION_AFTER_60_DAYS = _rule(
+    "rejection-after-60-days",
+    "error",
+    None,
+    "A rejection notice is issued more than 60 days after the e-Form D's receipt (Rule 13(3)).",
+)
+RECEIPT_AFTER_REJECTION = _rule(
+    "receipt-date-after-rejection",
+    "error",
+    None,
+    "A rejection notice says the e-Form D was received after the notice was issued.",
+)
+CLARIFICATION_EMPTY = _rule(
+    "clarification-empty",
+    "error",
+    None,
+    "A clarification explains nothing, neither for the document nor for any goods item.",
+)
+VERIFICATION_REASON_MISSING = _rule(
+    "verification-reason-missing",
+    "error",
+    None,
+    "A retroactive check or visit request is not at random and gives no reason (Rules 18, 19).",
+)
+RESULT_EXPLANATION_MISSING = _rule(
+    "result-explanation-missing",
+    "error",
+    None,
+    "A goods item's origin is NOT_CONFIRMED without an explanation (Rules 18, 19).",
+)
+VISIT_DATE_MISSING = _rule(
+    "visit-date-missing",
+    "error",
+    None,
+    "A consent to a verification visit gives no visit date.",
+)
+VISIT_DATE_IN_FUTURE = _rule(
+    "visit-date-in-future",
+    "error",
+    None,
+    "A verification visit result reports a visit that lies after today.",
+)
+REFUSAL_EXPLANATION_MISSING = _rule(
+    "refusal-explanation-missing",
+    "warning",
+    None,
+    "A verification visit is refused without an explanation (Rule 19: the importing side may "
+    "then deny preference).",
+)
+
+CATALOGUE.update(
+    (rule.code, rule)
+    for rule in (
+        REJECTION_WITHOUT_REASONS,
+        REJECTION_AFTER_60_DAYS,
+        RECEIPT_AFTER_REJECTION,
+        CLARIFICATION_EMPTY,
+        VERIFICATION_REASON_MISSING,
+        RESULT_EXPLANATION_MISSING,
+        VISIT_DATE_MISSING,
+        VISIT_DATE_IN_FUTURE,
+        REFUSAL_EXPLANATION_MISSING,
+    )
+)

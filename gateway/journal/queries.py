@@ -37,6 +37,9 @@ MESSAGE_ORDERS = {"received": messages.c.received_at, "changed": messages.c.stat
 """The orderings ``MessageQuery.order`` names, by their time column."""
 
 _EXACT = ("message_id", "document_id", "document_type", "sender", "receiver")
+# A register update (certified exporters, AEO status) stays past retention: the register is read
+# as it stood on a declaration's date, and a grant of years ago may still be in force.
+_REGISTER_UPDATE = sa.exists().where(tables.register_entries.c.message_id == messages.c.message_id)
 
 REFUSAL_COLUMNS = (
     *(c for c in refusals.c if c.name != "body"),
@@ -141,6 +144,7 @@ def _statements() -> dict[str, sa.sql.ClauseElement]:
         "expired_messages": sa.select(*tables.SUMMARY)
         .where(
             messages.c.state_at < param("cutoff", messages.c.state_at),
+            ~_REGISTER_UPDATE,
             sa.or_(after_id.is_(None), messages.c.message_id > after_id),
         )
         .order_by(messages.c.message_id)
@@ -154,7 +158,9 @@ def _statements() -> dict[str, sa.sql.ClauseElement]:
         .limit(param("limit")),
         # ON DELETE CASCADE takes the timeline, payload, links and inbox row along.
         "purge_message": sa.delete(messages).where(
-            tables.by_id(messages), messages.c.state_at < param("cutoff", messages.c.state_at)
+            tables.by_id(messages),
+            messages.c.state_at < param("cutoff", messages.c.state_at),
+            ~_REGISTER_UPDATE,
         ),
         "purge_refusal": sa.delete(refusals).where(
             refusals.c.refusal_id == param("refusal_id"),

@@ -226,6 +226,8 @@ async def test_message_detail_shows_the_timeline_and_the_document_only_on_reques
     assert states[:2] == ["RECEIVED", "ACCEPTED"], states
     assert "DELIVERING" in states and "DELIVERED" in states, states
     await expect(page.locator(".view-head [data-state]")).to_have_text(HANDED_OVER)
+    deadlines = page.get_by_role("table", name="Deadlines")  # OCP Rule 13(3), issue 18
+    await expect(deadlines.locator("tr[data-status='open']")).to_contain_text("rejection window")
     body = page.locator("body")
     await expect(body).not_to_contain_text("Ball bearings")
     await expect(page.locator("pre.document")).to_have_count(0)

@@ -82,6 +82,19 @@ def test_retry_schedule_from_toml_and_environment(tmp_path: Path) -> None:
         load_settings(config, {})
 
 
+def test_amqp_urls_list_from_toml_and_environment(tmp_path: Path) -> None:
+    """amqp.urls takes every cluster node's address from TOML or a comma-separated variable."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[amqp]\nurls = ["amqp://a:5672/", "amqp://b:5672/"]\n', encoding="utf-8")
+    assert load_settings(config, {}).amqp.urls == ("amqp://a:5672/", "amqp://b:5672/")
+    overridden = load_settings(config, {"ASW_AMQP__URLS": "amqp://c/, amqp://d/,"})
+    assert overridden.amqp.urls == ("amqp://c/", "amqp://d/")
+    assert load_settings(None, {}).amqp.urls == ()
+    config.write_text("[amqp]\nurls = [5672]\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"amqp\.urls"):
+        load_settings(config, {})
+
+
 @pytest.mark.parametrize(
     ("override", "key", "allowed"),
     [

@@ -31,21 +31,26 @@ def _quiet_simulator() -> Iterator[None]:
 
 @pytest.fixture
 def gateway_factory(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Iterator[GatewayFactory]:
-    """Build ``GatewayProcess``es (not started); each is stopped and its topology deleted."""
+    """Build ``GatewayProcess``es (not started); each is stopped and its topology deleted.
+
+    ``amqp_url=`` (and ``amqp_urls=``) aim a gateway at a private RabbitMQ instead of the shared
+    one; its topology goes with that broker.
+    """
     made: list[GatewayProcess] = []
 
     def make(**options: Any) -> GatewayProcess:
         workdir = tmp_path / f"gateway-{len(made)}"
         workdir.mkdir()
-        gateway = GatewayProcess(
-            workdir=workdir, amqp_url=amqp_url, pki_dir=rsa_pki.directory, **options
-        )
+        options.setdefault("amqp_url", amqp_url)
+        gateway = GatewayProcess(workdir=workdir, pki_dir=rsa_pki.directory, **options)
         made.append(gateway)
         return gateway
 
     yield make
     for gateway in made:
         gateway.stop()
+        if gateway.amqp_url != amqp_url:
+            continue  # a private broker of the test's own, removed with it
         asyncio.run(
             delete_topology(
                 amqp_url, Topology(gateway.prefix), MEMBER_STATES, gateway.retry_delays_ms

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import queue
-import subprocess
 import threading
 import time
 import uuid
@@ -206,12 +206,22 @@ class Load:
     sent: list[str] = field(default_factory=list)
     accepted: dict[str, float] = field(default_factory=dict)
     refusals: Counter[str] = field(default_factory=Counter)
+    refusal_codes: Counter[str] = field(default_factory=Counter)
     refused_for_good: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_accepted(self) -> list[str]:
         """Message ids that never got 202."""
         return [i for i in self.sent if i not in self.accepted]
+
+
+def problem_code(text: str) -> str:
+    """The ``code`` of a problem+json answer, or ``?`` when it has none."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return "?"
+    return str(body.get("code", "?")) if isinstance(body, dict) else "?"
 
 
 async def send_until_accepted(
@@ -257,6 +267,7 @@ async def send_until_accepted(
                 load.refused_for_good[message_id] = f"{status} {text[:300]}"
                 return
             load.refusals[str(status)] += 1
+            load.refusal_codes[problem_code(text)] += 1
             await asyncio.sleep(pause)
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -449,16 +460,11 @@ def socket_owner(local_port: int, remote_port: int, pids: Iterable[int]) -> int 
     return None
 
 
-def rabbitmqctl(*args: str) -> None:
-    """Run ``rabbitmqctl`` (stop_app / start_app on the shared broker)."""
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
-
-
-def wait_broker(timeout: float = 90.0) -> bool:
-    """Wait until the broker answers the AMQP handshake on 127.0.0.1:5672."""
+def wait_broker(timeout: float = 90.0, port: int | None = None) -> bool:
+    """Wait until a broker answers the AMQP handshake on 127.0.0.1 (``port``, or the shared)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if broker_reachable():
+        if broker_reachable() if port is None else broker_reachable(port=port):
             return True
         time.sleep(0.5)
     return False

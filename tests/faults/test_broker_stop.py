@@ -2,8 +2,8 @@
 again a few seconds later.
 
 Submissions refused with 503 meanwhile are resent by the sender under the same message id
-until accepted. The broker is shared with every other test on this machine: the scenario stops
-it once, for a few seconds, and always starts it again (``finally``) and waits for port 5672.
+until accepted. The broker is a private node of the scenario's own
+(``tests.faults.private_rabbitmq``), never the shared one.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from tests.faults.harness import (
     Summary,
     documents,
     nsw_stats,
-    rabbitmqctl,
     send_until_accepted,
     settle,
     wait_arrivals,
     wait_broker,
 )
+from tests.faults.private_rabbitmq import private_rabbit
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -42,9 +42,11 @@ async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
     gateway_factory: GatewayFactory, report: Callable[[Summary], None]
 ) -> None:
     """RabbitMQ down mid-load: 503s resent until accepted, every accepted message delivered."""
-    begun = time.monotonic()
-    with NswThread("TH") as nsw:
+    with private_rabbit(1) as rabbit, NswThread("TH") as nsw:
+        node = rabbit.nodes[0]
+        begun = time.monotonic()
         gateway = gateway_factory(
+            amqp_url=node.url,
             parties_config={"TH": http_push_party(nsw.documents_url, timeout_seconds=10)},
             lease_seconds=CRASH_LEASE_SECONDS,
             retry_schedule=CRASH_RETRY_SCHEDULE,
@@ -62,11 +64,12 @@ async def test_broker_stopped_mid_load_delivers_each_accepted_message_once(
         )
         at_stop = {"accepted_at_stop": len(load.accepted)}
         try:
-            await asyncio.to_thread(rabbitmqctl, "stop_app")
+            await asyncio.to_thread(node.ctl, "stop_app")
             await asyncio.sleep(DOWN_SECONDS)
         finally:
-            await asyncio.to_thread(rabbitmqctl, "start_app")
-            assert await asyncio.to_thread(wait_broker, 90), "RabbitMQ did not come back"
+            await asyncio.to_thread(node.ctl, "start_app", timeout=120)
+            came_back = await asyncio.to_thread(wait_broker, 90, node.amqp_port)
+            assert came_back, "RabbitMQ did not come back"
         refused_503 = load.refusals["503"]
         await sender
         assert not load.not_accepted, (load.refused_for_good, load.refusals)

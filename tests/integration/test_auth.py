@@ -317,6 +317,7 @@ def test_path_kinds() -> None:
     assert path_kind("/healthz") == path_kind("/console/x") == "open"
     assert path_kind("/v1/dead-letters/x/replay") == path_kind("/v1/dead-letters") == "operator"
     assert path_kind("/v1/queues") == path_kind("/v1/partners") == "operator"
+    assert path_kind("/v1/deadlines") == "operator"
     assert path_kind("/v1/messages") == path_kind("/v1/inbox/x") == "party"
     assert path_kind("/consoleX") == "party"
 

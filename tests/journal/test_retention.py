@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway import retention
+from gateway.core.registers import CERTIFIED_EXPORTERS
 from gateway.core.states import MessageState
 from gateway.errors import SettingsError
 from gateway.journal import Journal, MessageRecord, open_journal
@@ -22,6 +23,7 @@ from gateway.journal.contract import Refusal
 from gateway.retention import run_retention
 from gateway.settings import JournalSettings
 from tests.journal.conftest import make_record
+from tests.journal.test_register_contract import _entry
 
 OLD = datetime(2020, 3, 1, 8, 0, tzinfo=UTC)
 ONE_DAY = JournalSettings(retention_days=1, allow_short_retention=True)
@@ -184,3 +186,20 @@ async def test_cli_dry_run_then_purge_on_both_backends(journal_url: str, tmp_pat
     refused = _cli(config, "--dry-run")
     assert refused.returncode == 2
     assert "allow_short_retention" in refused.stderr
+
+
+async def test_a_register_update_stays_past_retention(journal: Journal, tmp_path: Path) -> None:
+    """A register update of 2020 is neither archived nor purged: the grant may still be in force."""
+    grant, plain = await seed(journal, 2, OLD)
+    await journal.register_add(_entry(grant.message_id, "SGCE-U1", "GRANT"), at=OLD)
+
+    report = await run_retention(
+        journal, ONE_DAY, now=datetime.now(UTC), archive_dir=tmp_path / "archive"
+    )
+
+    assert (report.messages, report.purged_messages) == (1, 1)
+    assert await journal.get(plain.message_id) is None
+    assert await journal.get(grant.message_id) is not None
+    history = await journal.register_history(CERTIFIED_EXPORTERS, "SG")
+    assert [e.entry_id for e in history] == ["SGCE-U1"]
+    assert await journal.purge_messages([grant.message_id], datetime.now(UTC)) == 0

@@ -126,7 +126,10 @@ def test_conformance_table_matches_and_agrees_with_the_journal(
     assert code == 0
     names = {c["name"] for c in report["checks"]}
     for scenario in ("same message id twice", "same document, new message id", "unsigned document",
-                     "tampered after signing", "TestIndicator=true"):  # fmt: skip
+                     "tampered after signing", "TestIndicator=true",
+                     "re-transmission request by the receiver",
+                     "re-transmission request by another party",
+                     "rejection by the receiver", "rejection by another party"):  # fmt: skip
         assert f"scenario: {scenario}" in names
     assert all(c["ok"] is not None for c in report["checks"])  # nothing skipped when signing
     journal = _journal(signed_gateway)

@@ -23,6 +23,7 @@ from asw_toolkit.simulator import (
     SimulatorConfig,
     build_customs_response,
     find_response_template,
+    resend_document,
 )
 from gateway.core.envelope import NS_COMMON, DocumentType, read_envelope
 from gateway.core.parsing import parse
@@ -93,12 +94,41 @@ async def test_duplicates_are_recorded_not_swallowed(
     for body in (body_first, body_second, body_first):
         assert await _post(http, nsw, body) == 200
     received = await _get(http, nsw, "/received")
-    assert received == {"message_ids": [first, second, first], "counts": {first: 2, second: 1}}
+    assert received == {
+        "message_ids": [first, second, first],
+        "counts": {first: 2, second: 1},
+        "retransmissions": [],
+    }
     stats = await _get(http, nsw, "/stats")
     assert stats["accepted"] == 3
     assert stats["unique"] == 2
     assert stats["duplicates"] == 1
     assert stats["duplicated_message_ids"] == [first]
+
+
+async def test_a_retransmission_is_recorded_with_its_request(
+    nsw: RunningSimulator, http: aiohttp.ClientSession
+) -> None:
+    """An e-Form D pushed with X-ASW-Retransmission-Request is listed with the request's id."""
+    message_id, body = _document()
+    request_id = str(uuid.uuid4())
+    assert await _post(http, nsw, body) == 200
+    headers = {"Content-Type": "application/xml", "X-ASW-Retransmission-Request": request_id}
+    async with http.post(nsw.documents_url, data=body, headers=headers) as answer:
+        assert answer.status == 200
+    received = await _get(http, nsw, "/received")
+    assert received["message_ids"] == [message_id, message_id]
+    assert received["retransmissions"] == [{"message_id": message_id, "request": request_id}]
+
+
+def test_resent_form_d_refers_to_the_request_and_keeps_its_id() -> None:
+    """resend_document: same message id and body, ReferencedMessageID names the request."""
+    message_id, body = _document()
+    request_id = str(uuid.uuid4())
+    resent = read_envelope(parse(resend_document(parse(body), request_id)))
+    assert resent.message_id == message_id
+    assert resent.referenced_message_id == request_id
+    assert resent.document_type is DocumentType.FORM_D
 
 
 async def test_behaviour_switch_at_run_time(

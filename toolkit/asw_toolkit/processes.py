@@ -156,7 +156,8 @@ class GatewayProcess(ServeProcess):
     its ``[parties.<CC>]`` table (see ``http_push_party``). ``retry_schedule``,
     ``lease_seconds``, ``delivery_limit``, ``poison_after``, ``prefetch`` and
     ``sweep_seconds`` go to the ``[amqp]`` and ``[journal]`` tables; ``None`` keeps the
-    gateway's default. ``journal_url`` replaces the SQLite file in the work directory (two
+    gateway's default. ``amqp_urls`` gives every node of a RabbitMQ cluster (``amqp.urls``).
+    ``journal_url`` replaces the SQLite file in the work directory (two
     gateways given the same PostgreSQL journal and ``prefix`` are two nodes of one hub).
     """
 
@@ -174,6 +175,8 @@ class GatewayProcess(ServeProcess):
     prefetch: int | None = None
     sweep_seconds: float | None = None
     journal_url: str | None = None
+    amqp_urls: tuple[str, ...] = ()
+    confirm_timeout_seconds: float | None = None
     journal_extra: str = ""  # more lines of the [journal] table, e.g. "op_timeout_seconds = 2"
     amqp_extra: str = ""  # more lines of the [amqp] table
     node_extra: str = ""  # more lines of the [node] table
@@ -215,6 +218,10 @@ class GatewayProcess(ServeProcess):
         parties = "\n".join(self._party(cc) for cc in MEMBER_STATES)
         schedule = ", ".join(f"{d:g}" for d in self.retry_schedule)
         amqp = f"reconnect_seconds = 0.5\nretry_schedule_seconds = [{schedule}]\n"
+        if self.amqp_urls:
+            amqp += "urls = [" + ", ".join(f'"{u}"' for u in self.amqp_urls) + "]\n"
+        if self.confirm_timeout_seconds is not None:
+            amqp += f"confirm_timeout_seconds = {self.confirm_timeout_seconds:g}\n"
         if self.delivery_limit is not None:
             amqp += f"delivery_limit = {self.delivery_limit}\n"
         if self.poison_after is not None:

@@ -491,6 +491,120 @@ INVALID += [
 ]  # fmt: skip
 
 # Valid edge cases: each is a small edit of a valid sample and must pass without findings.
+# --- issue 18: re-transmission request (OCP Rule 29(3)) ---------------------------------------
+RETRANSMISSION = "retransmission/valid/th-sg-formd-lost.xml"
+INVALID += [
+    (
+        RETRANSMISSION,
+        "retransmission/invalid/reference-missing.xml",
+        _drop("//cm:ReferencedMessageID"),
+        ["reference-missing"],
+    ),
+    (
+        RETRANSMISSION,
+        "retransmission/invalid/datetime-in-future.xml",
+        _set("//rt:IssueDateTime", "2099-01-01T00:00:00Z"),
+        ["datetime-in-future"],
+    ),
+    (
+        RETRANSMISSION,
+        "retransmission/invalid/xsd-type-not-form-d.xml",
+        _set("//rt:Declaration/rt:TypeCode", "ACDD"),
+        ["xsd-not-in-code-list"],
+    ),
+]
+
+# --- issue 18: rejection, clarification, retroactive check, verification visit ----------------
+REJECTION = "rejection/valid/th-sg-formd-items-rejected.xml"
+CLARIFICATION = "clarification/valid/sg-th-hs-code-explained.xml"
+RETRO_REQUEST = "verification/valid/th-sg-retroactive-check-request.xml"
+RETRO_REPLY = "verification/valid/sg-th-retroactive-check-reply.xml"
+VISIT_CONSENT = "verification/valid/sg-th-visit-consent.xml"
+VISIT_RESULT = "verification/valid/th-sg-visit-result.xml"
+INVALID += [
+    (
+        REJECTION,
+        "rejection/invalid/rejection-without-reasons.xml",
+        _drop("//rj:GovernmentAgencyGoodsItem"),
+        ["rejection-without-reasons"],
+    ),
+    (
+        REJECTION,
+        "rejection/invalid/rejection-after-60-days.xml",
+        _set("//rj:ReceiptDate", "2026-09-01"),
+        ["rejection-after-60-days"],
+    ),
+    (
+        REJECTION,
+        "rejection/invalid/receipt-date-after-rejection.xml",
+        _set("//rj:ReceiptDate", "2026-11-27"),
+        ["receipt-date-after-rejection"],
+    ),
+    (
+        REJECTION,
+        "rejection/invalid/xsd-item-without-reason.xml",
+        _all(
+            _drop("//rj:GovernmentAgencyGoodsItem/rj:Reason"),
+            _drop("//rj:GovernmentAgencyGoodsItem/rj:Reason"),
+        ),
+        ["xsd-missing-element"],
+    ),
+    (
+        REJECTION,
+        "rejection/invalid/reference-missing.xml",
+        _drop("//cm:ReferencedMessageID"),
+        ["reference-missing"],
+    ),
+    (
+        CLARIFICATION,
+        "clarification/invalid/clarification-empty.xml",
+        _all(_drop("//rj:Explanation"), _drop("//rj:GovernmentAgencyGoodsItem")),
+        ["clarification-empty"],
+    ),
+    (
+        RETRO_REQUEST,
+        "verification/invalid/verification-reason-missing.xml",
+        _drop("//vf:Reason"),
+        ["verification-reason-missing"],
+    ),
+    (
+        RETRO_REQUEST,
+        "verification/invalid/xsd-no-items.xml",
+        _drop("//vf:GovernmentAgencyGoodsItem"),
+        ["xsd-missing-element"],
+    ),
+    (
+        RETRO_REPLY,
+        "verification/invalid/result-explanation-missing.xml",
+        _all(_set("//vf:ResultCode", "NOT_CONFIRMED"), _drop("//vf:Explanation")),
+        ["result-explanation-missing"],
+    ),
+    (
+        RETRO_REPLY,
+        "verification/invalid/xsd-result-not-in-list.xml",
+        _set("//vf:ResultCode", "MAYBE"),
+        ["xsd-not-in-code-list"],
+    ),
+    (
+        VISIT_CONSENT,
+        "verification/invalid/visit-date-missing.xml",
+        _drop("//vf:VisitDate"),
+        ["visit-date-missing"],
+    ),
+    (
+        VISIT_CONSENT,
+        "verification/warning/refusal-explanation-missing.xml",
+        _all(_set("//vf:ConsentIndicator", "false"), _drop("//vf:VisitDate")),
+        ["refusal-explanation-missing"],
+    ),
+    (
+        VISIT_RESULT,
+        "verification/invalid/visit-date-in-future.xml",
+        _set("//vf:VisitDate", "2099-01-01"),
+        ["visit-date-in-future"],
+    ),
+]
+
 EDGES: list[tuple[str, str, Edit]] = [
     # Rule 10(1): issued exactly three days after shipment needs no tick.
     (BASIC, "formd/valid/edge-issued-3-days-after-shipment.xml",

@@ -22,7 +22,17 @@ delay}``), and ``GET /documents/{message_id}`` returns a stored document.
 
 With ``respond_to`` set, every accepted Form D, ACDD or Origin Declaration is answered a moment
 later by a Customs Response POSTed to ``{respond_to}/v1/messages``, built from a Customs
-Response template (by default the first of ``samples/response/valid/*.xml``).
+Response template (by default the first of ``samples/response/valid/*.xml``); a rejection
+notice by a clarification, a retroactive check request by a reply and a verification visit
+request by a consent (``asw_toolkit.conversation_answers``).
+
+Re-transmission (OCP Rule 29(3)): an e-Form D the gateway re-delivers itself arrives with
+``X-ASW-Retransmission-Request`` naming the request; it is recorded in ``retransmissions`` (and
+in ``received``, where it shows as a second arrival). Playing the issuing side, a simulator
+with ``respond_to`` that receives a re-transmission request sends the e-Form D again, if it is
+among the documents it issued (``issued``, by message id) and the request comes from that
+e-Form D's receiver: the same message id and body, its header's ReferencedMessageID naming the
+request (re-signed with ``response_key`` when set). Other requests are only recorded.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ import structlog
 from aiohttp import web
 from lxml import etree
 
+from asw_toolkit.conversation_answers import ANSWERS, build_answer
 from gateway.core.envelope import NS_COMMON, NS_DSIG, DocumentType, Envelope, read_envelope
 from gateway.core.parsing import parse
 from gateway.core.signatures import SigningKey, sign, verify
@@ -97,6 +108,8 @@ class SimulatorConfig:
     hold_seconds: float = 3600.0
     trust: Callable[[], TrustStore] | None = None  # verify every document it receives
     response_key: SigningKey | None = None  # sign its Customs Responses with this key
+    # e-Form Ds this NSW issued, by message id: what it sends again on a re-transmission request
+    issued: Mapping[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.respond_to is not None and self.response_template is None:
@@ -244,6 +257,11 @@ class NswSimulator:
         self.requests = 0
         self.answers: Counter[int] = Counter()
         self.responses: list[SentResponse] = []
+        # (e-Form D message id, request message id) for every re-transmission received
+        self.retransmissions: list[tuple[str, str]] = []
+        self.issued: dict[str, bytes] = dict(config.issued)
+        self.resent: list[SentResponse] = []
+        self.answered: list[SentResponse] = []  # clarifications, replies, consents sent back
         self._failures_served = 0
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -322,8 +340,19 @@ class NswSimulator:
         if behaviour.name == "slow" and await self._pause(behaviour.delay_seconds):
             return _json(503, {"status": "unavailable", "reason": "Shutting down."})
         await self._store(envelope, body)
-        if self.config.respond_to is not None and envelope.document_type in _ANSWERED_TYPES:
+        asked = request_header(request.headers)
+        if asked is not None:
+            self.retransmissions.append((envelope.message_id, asked))
+            log.info("nsw_retransmission_received", message_id=envelope.message_id, request=asked)
+        elif self.config.respond_to is not None and envelope.document_type in _ANSWERED_TYPES:
             self._spawn(self._respond(envelope, _declaration_id(root)))
+        elif (
+            self.config.respond_to is not None
+            and envelope.document_type is DocumentType.RETRANSMISSION_REQUEST
+        ):
+            self._spawn(self._resend(envelope))
+        elif self.config.respond_to is not None and envelope.document_type in ANSWERS:
+            self._spawn(self._answer_step(envelope, root))
         return self._accepted(envelope, behaviour)
 
     def _accepted(self, envelope: Envelope, behaviour: Behaviour) -> web.Response:
@@ -429,9 +458,99 @@ class NswSimulator:
         self.responses.append(sent)
         log.info("nsw_response_sent", country=config.country, **sent.to_json())
 
+    async def _answer_step(self, request: Envelope, root: etree._Element) -> None:
+        """Play the issuing side of a conversation step (``asw_toolkit.conversation_answers``)."""
+        config = self.config
+        if await self._pause(config.respond_delay_seconds):
+            return
+        built = build_answer(root, request, now=datetime.now(UTC))
+        if built is None:
+            return
+        message_id, document = built
+        if config.response_key is not None:
+            signed = sign(parse(document), config.response_key)
+            document = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+        sent = await self._post_back(document, message_id, request.message_id)
+        self.answered.append(sent)
+        log.info("nsw_step_answered", country=config.country, **sent.to_json())
+
+    async def _post_back(self, document: bytes, message_id: str, refers_to: str) -> SentResponse:
+        """POST ``document`` to the gateway; how it answered."""
+        config = self.config
+        assert config.respond_to is not None  # noqa: S101  (only called when set)
+        headers = {"Content-Type": "application/xml", "Accept": "application/json"}
+        if config.respond_api_key:
+            headers["X-API-Key"] = config.respond_api_key
+        url = config.respond_to.rstrip("/") + "/v1/messages"
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        try:
+            async with self._session.post(url, data=document, headers=headers) as answer:
+                await answer.read()
+                return SentResponse(
+                    message_id=message_id, referenced_message_id=refers_to, status=answer.status
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SentResponse(
+                message_id=message_id,
+                referenced_message_id=refers_to,
+                status=None,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+    async def _resend(self, request: Envelope) -> None:
+        """Play the issuing side of a re-transmission request: send the e-Form D again."""
+        config = self.config
+        assert config.respond_to is not None  # noqa: S101  (only spawned when set)
+        wanted = request.referenced_message_id
+        original = self.issued.get(wanted) if wanted is not None else None
+        if original is None:
+            log.info("nsw_retransmission_unknown", request=request.message_id, wanted=wanted)
+            return
+        root = parse(original)
+        if read_envelope(root).receiver.country != request.sender.country:
+            log.info("nsw_retransmission_refused", request=request.message_id, wanted=wanted)
+            return
+        if await self._pause(config.respond_delay_seconds):
+            return
+        document = resend_document(root, request.message_id, config.response_key)
+        headers = {"Content-Type": "application/xml", "Accept": "application/json"}
+        if config.respond_api_key:
+            headers["X-API-Key"] = config.respond_api_key
+        url = config.respond_to.rstrip("/") + "/v1/messages"
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        assert wanted is not None  # noqa: S101  (found in issued)
+        try:
+            async with self._session.post(url, data=document, headers=headers) as answer:
+                await answer.read()
+                sent = SentResponse(
+                    message_id=wanted,
+                    referenced_message_id=request.message_id,
+                    status=answer.status,
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            sent = SentResponse(
+                message_id=wanted,
+                referenced_message_id=request.message_id,
+                status=None,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        self.resent.append(sent)
+        log.info("nsw_form_d_resent", country=config.country, **sent.to_json())
+
     async def handle_received(self, _: web.Request) -> web.Response:
-        """``GET /received``: accepted message ids in arrival order, with duplicates."""
-        return web.json_response({"message_ids": self.received, "counts": self.counts()})
+        """``GET /received``: accepted message ids in arrival order, with duplicates, and the
+        re-transmissions among them."""
+        return web.json_response(
+            {
+                "message_ids": self.received,
+                "counts": self.counts(),
+                "retransmissions": [
+                    {"message_id": m, "request": r} for m, r in self.retransmissions
+                ],
+            }
+        )
 
     async def handle_stats(self, _: web.Request) -> web.Response:
         """``GET /stats``: request and answer counters."""
@@ -470,6 +589,37 @@ def _behaviour_from_json(raw: object, current: Behaviour) -> Behaviour:
     if isinstance(delay, bool) or not isinstance(delay, int | float):
         raise TypeError("delay must be a number of seconds")
     return replace(current, name=name, fail_count=fail_count, delay_seconds=float(delay))
+
+
+def request_header(headers: Mapping[str, str]) -> str | None:
+    """The re-transmission request a pushed document answers, from its HTTP headers."""
+    value = headers.get("X-ASW-Retransmission-Request")
+    return value.strip().lower() if value else None
+
+
+def resend_document(root: etree._Element, request_id: str, key: SigningKey | None = None) -> bytes:
+    """The issued e-Form D ``root`` sent again in answer to ``request_id`` (Rule 29(3)).
+
+    Same message id and body; the header's ReferencedMessageID names the request (placed
+    after CreationDateTime, where the XSD wants it); an old signature is dropped and, with
+    ``key``, the document is signed again.
+    """
+    header = root.find(_common_tag("MessageHeader"))
+    if header is None:
+        raise ValueError("the document has no MessageHeader")
+    for old in root.findall(f"{{{NS_DSIG}}}Signature"):
+        root.remove(old)
+    reference = header.find(_common_tag("ReferencedMessageID"))
+    if reference is None:
+        reference = etree.Element(_common_tag("ReferencedMessageID"))
+        created = header.find(_common_tag("CreationDateTime"))
+        assert created is not None  # noqa: S101  (read_envelope requires it)
+        created.addnext(reference)
+        reference.tail = created.tail
+    reference.text = request_id
+    if key is not None:
+        root = sign(root, key)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
 def _write_once(directory: Path, message_id: str, body: bytes) -> None:

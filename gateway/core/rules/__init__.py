@@ -6,7 +6,9 @@ read the clock: ``now`` is passed in. Findings carry the element's XPath and sou
 message a trade officer understands and a hint on how to fix it.
 
 Modules: ``common`` (reading the tree, the message header, exporting/importing countries),
-``formd`` (Form D), ``acdd`` (ACDD), ``replies`` (Customs Response, Delivery receipt).
+``formd`` (Form D), ``acdd`` (ACDD), ``replies`` (Customs Response, Delivery receipt),
+``retransmission`` (re-transmission request), ``conversations`` (rejection, clarification,
+retroactive check, verification visit).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from gateway.core.envelope import DocumentType as Doc
 from gateway.core.rules.acdd import acdd_rules
 from gateway.core.rules.aeo_status import acdd_aeo_rules, aeo_status_rules
 from gateway.core.rules.common import header_rules, read_header
+from gateway.core.rules.conversations import conversation_rules
 from gateway.core.rules.formd import form_d_rules
 from gateway.core.rules.replies import receipt_rules, response_rules
+from gateway.core.rules.retransmission import retransmission_rules
 from gateway.core.rules.self_certification import origin_declaration_rules, register_update_rules
 from gateway.errors import Finding
 
@@ -46,6 +50,10 @@ def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Findi
         findings.extend(origin_declaration_rules(root, header, now))
     elif doc is Doc.CUSTOMS_RESPONSE:
         findings.extend(response_rules(root, now))
+    elif doc is Doc.RETRANSMISSION_REQUEST:
+        findings.extend(retransmission_rules(root, now))
+    elif doc is not Doc.DELIVERY_RECEIPT:
+        findings.extend(conversation_rules(root, doc, now))
     else:
         findings.extend(receipt_rules(root, header, now))
     return tuple(findings)

@@ -140,12 +140,28 @@ def future_datetime(el: etree._Element | None, what: str, now: datetime) -> Iter
     )
 
 
+# Document types that always refer to an earlier message, and how a finding names them.
+_ANSWERING_TYPES: Final = {
+    Doc.CUSTOMS_RESPONSE: "A customs response",
+    Doc.RETRANSMISSION_REQUEST: "A re-transmission request",
+    Doc.REJECTION_NOTICE: "A rejection notice",
+    Doc.CLARIFICATION: "A clarification",
+    Doc.RETRO_CHECK_REQUEST: "A retroactive check request",
+    Doc.RETRO_CHECK_REPLY: "A retroactive check reply",
+    Doc.VISIT_REQUEST: "A verification visit request",
+    Doc.VISIT_CONSENT: "A verification visit consent",
+    Doc.VISIT_RESULT: "A verification visit result",
+}
+
+
 def header_rules(doc: Doc, h: Header, now: datetime) -> Iterator[Finding]:
     """Creation time, the reference to an earlier message, and sender against receiver."""
     yield from future_datetime(h.created, "creation date-time", now)
-    needs_reference = h.function in FUNCTIONS_NEEDING_REFERENCE or doc is Doc.CUSTOMS_RESPONSE
+    needs_reference = h.function in FUNCTIONS_NEEDING_REFERENCE or doc in _ANSWERING_TYPES
     if h.referenced is None and needs_reference:
-        what = {"1": "A cancellation", "5": "A replacement"}.get(h.function, "A customs response")
+        what = {"1": "A cancellation", "5": "A replacement"}.get(
+            h.function, _ANSWERING_TYPES.get(doc, "A customs response")
+        )
         yield REFERENCE_MISSING.finding(
             h.el,
             f"{what} must name the message it refers to, but the header has no "

@@ -3,8 +3,10 @@
 Every sample in ``manifest.json`` is sent as a fresh message (valid ones must be accepted and
 delivered, invalid ones refused with exactly their finding codes), then the scenarios: the same
 message id twice, the same document under a new message id, a replacement and a cancellation,
-an unsigned and a tampered document, and a test message. It prints expected against actual for
-each check and exits 0 only when all match.
+an unsigned and a tampered document, a test message, and a re-transmission request (OCP Rule
+29(3)) by the e-Form D's receiver (re-delivered) and by another party (refused), and a
+rejection (Rule 13(3)) by the receiver (delivered) and by another party (refused). It prints
+expected against actual for each check and exits 0 only when all match.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,6 +50,8 @@ from gateway.errors import GatewayError
 BASE = "formd/valid/sg-th-basic.xml"
 REPLACEMENT = "formd/valid/sg-th-replacement.xml"
 CANCELLATION = "formd/valid/sg-th-cancellation.xml"
+RETRANSMISSION = "retransmission/valid/th-sg-formd-lost.xml"
+REJECTION = "rejection/valid/th-sg-formd-items-rejected.xml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -320,6 +325,57 @@ class _Player:
             ))  # fmt: skip
         rows += await self._signature_scenarios(base, enabled=signatures)
         rows.append(await self._test_indicator(base))
+        rows += await self._retransmission(first.message_id)
+        rows += await self._rejection(first.message_id)
+        return rows
+
+    async def _rejection(self, first: str | None) -> list[_Row]:
+        """OCP Rules 13(3), 30: TH rejects the e-Form D sent to it (``first``); MY may not."""
+        notice = _referring_to(self.read(REJECTION), first)
+        doc = self.restamper.prepare(notice)
+        answer = await self.send("rejection by the receiver", doc)
+        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
+        if follow is not None:
+            self.tracker.track(follow)
+        rows = [_Row(check=Check(
+            name="scenario: rejection by the receiver", expected="202 accepted, delivered",
+            actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
+        ), follow=follow)]  # fmt: skip
+        other = notice.replace(
+            b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>MY<"
+        )
+        doc = self.restamper.prepare(other)
+        answer = await self.send("rejection by another party", doc)
+        rows.append(_scenario(
+            "scenario: rejection by another party", "403 reply-not-allowed", answer.describe(),
+            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
+        ))  # fmt: skip
+        return rows
+
+    async def _retransmission(self, first: str | None) -> list[_Row]:
+        """OCP Rule 29(3): TH asks again for the e-Form D sent to it (``first``), then MY."""
+        request = _referring_to(self.read(RETRANSMISSION), first)
+        doc = self.restamper.prepare(request)
+        answer = await self.send("re-transmission request by the receiver", doc)
+        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
+        if follow is not None:
+            self.tracker.track(follow)
+        rows = [_Row(check=Check(
+            name="scenario: re-transmission request by the receiver",
+            expected="202 accepted, delivered", actual=answer.describe(),
+            ok=answer.accepted, message_id=doc.message_id,
+        ), follow=follow)]  # fmt: skip
+        other = request.replace(
+            b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>MY<"
+        )
+        doc = self.restamper.prepare(other)
+        answer = await self.send("re-transmission request by another party", doc)
+        rows.append(_scenario(
+            "scenario: re-transmission request by another party",
+            "403 retransmission-not-allowed", answer.describe(),
+            answer.status == 403 and answer.code == "retransmission-not-allowed",
+            doc.message_id,
+        ))  # fmt: skip
         return rows
 
     async def _signature_scenarios(self, base: bytes, *, enabled: bool) -> list[_Row]:
@@ -374,6 +430,17 @@ class _Player:
             name=check.name, expected=check.expected, actual=f"{check.actual} -> {state}",
             ok=ok, message_id=check.message_id,
         )  # fmt: skip
+
+
+def _referring_to(document: bytes, message_id: str | None) -> bytes:
+    """``document`` with its header's ReferencedMessageID set to ``message_id`` (if given)."""
+    if message_id is None:
+        return document
+    return re.sub(
+        rb"<cm:ReferencedMessageID>[^<]*</cm:ReferencedMessageID>",
+        f"<cm:ReferencedMessageID>{message_id}</cm:ReferencedMessageID>".encode(),
+        document,
+    )
 
 
 def _scenario(

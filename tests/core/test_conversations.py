@@ -1,0 +1,76 @@
+"""Who may send each step of an origin conversation (OCP Rules 13, 18, 19)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.core.conversations import STEPS, authorise_step
+from gateway.core.envelope import DocumentType, Envelope, FunctionCode, Party
+from gateway.core.receipts import Original
+from gateway.errors import ReplyNotAllowed
+
+FORM_D = Original(message_id="f-1", sender="SG", receiver="TH", document_type="EFD")
+VISIT = Original(message_id="v-1", sender="TH", receiver="SG", document_type="VVQ")
+
+
+def _step(doc: DocumentType, sender: str, receiver: str) -> Envelope:
+    return Envelope(
+        message_id="s-1",
+        sender=Party(country=sender),
+        receiver=Party(country=receiver),
+        document_type=doc,
+        function=FunctionCode.ORIGINAL,
+        created=datetime(2026, 11, 24, tzinfo=UTC),
+        referenced_message_id="x",
+        test=False,
+    )
+
+
+def test_the_importing_side_rejects_and_asks() -> None:
+    """TH, which received SG's e-Form D, may reject it or ask for a check or a visit."""
+    for doc in (
+        DocumentType.REJECTION_NOTICE,
+        DocumentType.RETRO_CHECK_REQUEST,
+        DocumentType.VISIT_REQUEST,
+    ):
+        assert authorise_step(_step(doc, "TH", "SG"), FORM_D) is STEPS[doc]
+
+
+def test_consent_from_the_party_asked_result_from_the_party_asking() -> None:
+    """SG consents to TH's visit request; TH, which asked, sends the result."""
+    assert authorise_step(_step(DocumentType.VISIT_CONSENT, "SG", "TH"), VISIT) is not None
+    assert authorise_step(_step(DocumentType.VISIT_RESULT, "TH", "SG"), VISIT) is not None
+    with pytest.raises(ReplyNotAllowed, match="Only TH"):
+        authorise_step(_step(DocumentType.VISIT_RESULT, "SG", "TH"), VISIT)
+
+
+@pytest.mark.parametrize(
+    ("doc", "sender", "receiver", "followed", "says"),
+    [
+        (DocumentType.REJECTION_NOTICE, "MY", "SG", FORM_D, "Only TH"),
+        (DocumentType.REJECTION_NOTICE, "TH", "MY", FORM_D, "goes to SG, not MY"),
+        (DocumentType.VISIT_CONSENT, "MY", "TH", VISIT, "Only SG"),
+        (DocumentType.CLARIFICATION, "SG", "TH", FORM_D, "follows a rejection notice"),
+        (DocumentType.RETRO_CHECK_REPLY, "TH", "SG", FORM_D, "follows a retroactive check"),
+    ],
+)
+def test_anyone_else_is_refused(
+    doc: DocumentType, sender: str, receiver: str, followed: Original, says: str
+) -> None:
+    """Not the party asked, not addressed to the other party, or not after its request: 403."""
+    with pytest.raises(ReplyNotAllowed, match=says) as caught:
+        authorise_step(_step(doc, sender, receiver), followed)
+    assert caught.value.code == "reply-not-allowed"
+    assert caught.value.http_status == 403
+
+
+def test_an_unknown_followed_message_passes_unlinked() -> None:
+    """A step naming a message this journal does not hold is accepted (and not linked)."""
+    assert authorise_step(_step(DocumentType.CLARIFICATION, "SG", "TH"), None) is not None
+
+
+def test_other_documents_are_no_steps() -> None:
+    """A Form D or a Customs Response is not a conversation step."""
+    assert authorise_step(_step(DocumentType.FORM_D, "SG", "TH"), None) is None

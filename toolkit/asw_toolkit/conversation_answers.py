@@ -1,0 +1,100 @@
+"""What a simulated issuing NSW answers to the steps of an origin conversation.
+
+    RejectionNotice          -> Clarification (one explanation per rejected goods item)
+    RetroactiveCheckRequest  -> RetroactiveCheckReply (CONFIRMED for every item asked about)
+    VerificationVisitRequest -> VerificationVisitConsent (consent, visit in 14 days)
+
+The answer goes back to the requester, refers to the request in its header and repeats the
+e-Form D's number; it is unsigned (the gateway signs it on the NSW's behalf where configured,
+or the simulator signs it with its response key).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Final
+
+from lxml import etree
+
+from gateway.core.envelope import (
+    NS_COMMON,
+    NS_REJECTION,
+    NS_VERIFICATION,
+    DocumentType,
+    Envelope,
+)
+
+ANSWERS: Final = {
+    DocumentType.REJECTION_NOTICE: DocumentType.CLARIFICATION,
+    DocumentType.RETRO_CHECK_REQUEST: DocumentType.RETRO_CHECK_REPLY,
+    DocumentType.VISIT_REQUEST: DocumentType.VISIT_CONSENT,
+}
+"""The requests a simulated issuing NSW answers, and with what."""
+
+
+def _el(parent: etree._Element, ns: str, name: str, text: str | None = None) -> etree._Element:
+    node = etree.SubElement(parent, f"{{{ns}}}{name}")
+    if text is not None:
+        node.text = text
+    return node
+
+
+def build_answer(
+    request: etree._Element, envelope: Envelope, *, now: datetime
+) -> tuple[str, bytes] | None:
+    """The answer (message id, bytes) to ``request``, or None for a type not answered."""
+    answer_type = ANSWERS.get(envelope.document_type)
+    if answer_type is None:
+        return None
+    ns = NS_REJECTION if answer_type is DocumentType.CLARIFICATION else NS_VERIFICATION
+    message_id = str(uuid.uuid4())
+    root = etree.Element(answer_type.root_tag, nsmap={"cm": NS_COMMON, "x": ns})
+    header = _el(root, NS_COMMON, "MessageHeader")
+    _el(header, NS_COMMON, "MessageID", message_id)
+    sender = _el(header, NS_COMMON, "SenderParty")
+    _el(sender, NS_COMMON, "CountryCode", envelope.receiver.country)
+    receiver = _el(header, NS_COMMON, "ReceiverParty")
+    _el(receiver, NS_COMMON, "CountryCode", envelope.sender.country)
+    _el(header, NS_COMMON, "DocumentTypeCode", answer_type.value)
+    _el(header, NS_COMMON, "FunctionCode", "9")
+    stamp = now.isoformat(timespec="seconds")
+    _el(header, NS_COMMON, "CreationDateTime", stamp)
+    _el(header, NS_COMMON, "ReferencedMessageID", envelope.message_id)
+    body = _el(root, ns, "Response")
+    _el(body, ns, "IssueDateTime", stamp)
+    asked = next(iter(request.iterfind(f".//{{{_ns_of(request)}}}Declaration")), None)
+    declaration = _el(body, ns, "Declaration")
+    _el(declaration, ns, "ID", _child_text(asked, "ID") or "UNKNOWN")
+    _el(declaration, ns, "TypeCode", "EFD")
+    items = [
+        _child_text(item, "SequenceNumeric") or "1"
+        for item in request.iterfind(f".//{{{_ns_of(request)}}}GovernmentAgencyGoodsItem")
+    ]
+    if answer_type is DocumentType.CLARIFICATION:
+        _el(body, ns, "Explanation", "The issuing authority has reviewed the e-Form D.")
+        for seq in items:
+            item = _el(body, ns, "GovernmentAgencyGoodsItem")
+            _el(item, ns, "SequenceNumeric", seq)
+            _el(item, ns, "Explanation", "Confirmed with the exporter's records.")
+    elif answer_type is DocumentType.RETRO_CHECK_REPLY:
+        for seq in items or ["1"]:
+            item = _el(body, ns, "GovernmentAgencyGoodsItem")
+            _el(item, ns, "SequenceNumeric", seq)
+            _el(item, ns, "ResultCode", "CONFIRMED")
+            _el(item, ns, "Explanation", "The exporter's cost statement supports the claim.")
+    else:
+        _el(body, ns, "ConsentIndicator", "true")
+        _el(body, ns, "VisitDate", (now + timedelta(days=14)).date().isoformat())
+    return message_id, etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _ns_of(root: etree._Element) -> str:
+    return etree.QName(root).namespace or ""
+
+
+def _child_text(parent: etree._Element | None, name: str) -> str | None:
+    if parent is None:
+        return None
+    node = parent.find(f"{{*}}{name}")
+    return (node.text or "").strip() or None if node is not None else None
