@@ -24,18 +24,21 @@ from adapters.pull_inbox import PullInboxOptions
 from gateway import metrics
 from gateway.app_keys import (
     ADAPTERS,
+    AUDIT,
     BROKER,
     CLOCK,
     INBOX_OPTIONS,
     INBOX_RECEIPTS,
     JOURNAL,
     OPERATIONS,
+    OWN_KEYS,
     READINESS,
     SETTINGS,
     SUBMISSIONS,
     TRUST,
     TRUST_RELOADS,
 )
+from gateway.audit import AuditTrail
 from gateway.auth import auth_middleware, check_auth_exposure, server_ssl_context
 from gateway.broker import Broker
 from gateway.connections import ConnectionGuard, raise_open_file_limit
@@ -52,8 +55,9 @@ from gateway.core.validation import Validator
 from gateway.delivery import DeliveryWorker
 from gateway.errors import GatewayError, SettingsError
 from gateway.inbox import add_inbox_routes, escalate_all
-from gateway.journal import Journal, inbox_of, open_journal
+from gateway.journal import Journal, audit_of, inbox_of, open_journal
 from gateway.offload import RequestPool
+from gateway.openapi import add_openapi_routes
 from gateway.pki_files import read_signing_key
 from gateway.readiness import REPORT_SECONDS, ReadinessBoard, WorkerReport
 from gateway.receipt_issuer import ReceiptIssuer
@@ -243,6 +247,7 @@ def create_app(
     add_routes(app)
     add_inbox_routes(app)
     add_console_routes(app)
+    add_openapi_routes(app)
     return app
 
 
@@ -321,6 +326,7 @@ class Gateway:
             await open_journal(url, op_timeout=self.settings.journal.op_timeout_seconds)
         )
         app[JOURNAL] = journal
+        app[AUDIT] = AuditTrail(audit_of(journal), utc_now)
         yield
         await journal.close()
 
@@ -364,6 +370,7 @@ class Gateway:
             receipts=receipts,
         ).register()
         app[SUBMISSIONS] = submissions
+        app[OWN_KEYS] = {"signer": submissions.ingest.signers, "gateway": self.receipt_keys}
         app[OPERATIONS] = DeadLetterReplay(journal, self.broker, submissions, self.clock)
         if receipts is not None:
             app[INBOX_RECEIPTS] = receipts

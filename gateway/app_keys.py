@@ -14,8 +14,10 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from adapters.pull_inbox import PullInboxOptions
+    from gateway.audit import AuditTrail
     from gateway.broker import Broker
     from gateway.core.handover import Adapter
+    from gateway.core.signatures import SigningKey
     from gateway.core.trust import TrustStore
     from gateway.journal import Journal
     from gateway.metrics import Sources
@@ -45,3 +47,8 @@ READINESS: web.AppKey[Callable[[], Awaitable[tuple[int, dict[str, Any]]]]] = web
 """What ``/readyz`` answers: under a supervisor, its one verdict over every worker."""
 SOURCES: web.AppKey[Sources] = web.AppKey("metrics_sources")
 """Where the metrics endpoint reads the gateway's state from."""
+AUDIT: web.AppKey[AuditTrail] = web.AppKey("audit")
+"""The audit trail (operator actions, document views), over the journal's audit log."""
+OWN_KEYS: web.AppKey[Mapping[str, Mapping[str, SigningKey]]] = web.AppKey("own_keys")
+"""The gateway's own keys by kind (``signer``: signs for parties; ``gateway``: signs receipts)
+and country, for the certificate report."""

@@ -19,11 +19,15 @@ whose sender is another country with ``sender-not-allowed`` (403).
 
 Paths:
 
-- open to everyone: ``/healthz``, ``/readyz``, ``/console`` and below;
+- open to everyone: ``/healthz``, ``/readyz``, ``/docs``, ``/v1/openapi.json``, ``/console``
+  and below;
 - operator endpoints (``/v1/dead-letters*``, ``/v1/queues``, ``/v1/stats``, ``/v1/deadlines``,
-  ``/metrics``, ``/v1/certificates``, ``/v1/partners``): the operator key
-  (``http.operator_api_key_sha256``) unless ``http.auth`` is ``none``;
-- everything else: a party. The operator key is also accepted there for reading (GET, HEAD),
+  ``/metrics``, ``/v1/certificates``, ``/v1/partners``, ``/v1/audit``, ``/v1/operators``): an
+  operator key,
+  unless ``http.auth`` is ``none``: a named key from ``http.operator_keys_file`` (its role must
+  allow the route, see ``gateway.operators.ROUTE_PERMISSIONS``; else ``403 role-forbidden``), or
+  the one shared key of ``http.operator_api_key_sha256`` (role admin, name "operator");
+- everything else: a party. An operator key is also accepted there for reading (GET, HEAD),
   with no party as caller.
 
 A refusal is ``401 unauthenticated`` with a ``WWW-Authenticate`` header. API keys are never
@@ -47,13 +51,14 @@ from aiohttp.typedefs import Handler, Middleware
 from cryptography import x509
 
 from gateway.core.trust import TrustStore, country_of, fingerprint
-from gateway.errors import SettingsError, SignatureProblem, Unauthenticated
+from gateway.errors import RoleForbidden, SettingsError, SignatureProblem, Unauthenticated
+from gateway.operators import OPEN, PARTY, VIEW, OperatorKeys, allows, permission_of
 from gateway.problems import problem_response
 from gateway.settings import AUTH_MODES, HttpSettings, Settings
 
 log = structlog.get_logger("gateway.auth")
 
-OPEN_PATHS = ("/healthz", "/readyz")
+OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/v1/openapi.json")
 OPEN_PREFIXES = ("/console",)
 OPERATOR_PATHS = (
     "/v1/queues",
@@ -62,6 +67,8 @@ OPERATOR_PATHS = (
     "/v1/partners",
     "/v1/deadlines",
     "/metrics",
+    "/v1/audit",
+    "/v1/operators",
 )
 OPERATOR_PREFIXES = ("/v1/dead-letters",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -81,6 +88,19 @@ class Principal:
     operator: bool
     method: str
     key_id: str | None = None
+    name: str | None = None
+    """The operator's name (from the keys file; "operator" for the shared key)."""
+    role: str | None = None
+    """The operator's role (``gateway.operators.ROLES``); None for parties and ``none`` mode."""
+
+    @property
+    def who(self) -> str:
+        """How the audit log names this caller."""
+        if self.name is not None:
+            return self.name
+        if self.party is not None:
+            return f"party {self.party}"
+        return "anonymous (auth none)" if self.method == "none" else "unknown"
 
 
 CALLER = web.RequestKey("caller", str)
@@ -157,23 +177,60 @@ class Authenticator:
             for digest in party.api_key_sha256
         )
         self._operator_digest = settings.http.operator_api_key_sha256.lower()
+        self.operator_keys = OperatorKeys(settings.http.operator_keys_file)
         self._parties = frozenset(settings.parties)
         self._trust = trust
         self._clock = clock
         self.accepts_keys = self.mode in ("api-key", "api-key-or-tls")
         self.accepts_tls = self.mode in ("tls", "api-key-or-tls")
 
-    def _match_key(self, key: str) -> tuple[str | None, bool, str]:
-        """(party, is_operator, key id) for a presented key; every digest is compared."""
+    def _match_key(self, key: str) -> tuple[str | None, Principal | None, str]:
+        """(party, operator principal, key id) for a presented key; every digest is compared."""
         digest = key_digest(key)
         party: str | None = None
         for stored, country in self._keys:
             if hmac.compare_digest(digest, stored):
                 party = country
-        operator = bool(self._operator_digest) and hmac.compare_digest(
-            digest, self._operator_digest
-        )
+        operator: Principal | None = None
+        if self._operator_digest and hmac.compare_digest(digest, self._operator_digest):
+            operator = Principal(
+                party=None,
+                operator=True,
+                method="operator-key",
+                key_id=digest[:FINGERPRINT_CHARS],
+                name="operator",
+                role="admin",
+            )
+        named = self.operator_keys.match(key)
+        if named is not None:
+            operator = Principal(
+                party=None,
+                operator=True,
+                method="operator-key",
+                key_id=named.key_id,
+                name=named.name,
+                role=named.role,
+            )
         return party, operator, digest[:FINGERPRINT_CHARS]
+
+    def authorize(self, principal: Principal, *, method: str, template: str | None) -> None:
+        """Raise ``RoleForbidden`` when an operator's role does not allow the route.
+
+        ``template`` is the matched route's template (None when nothing matched: the router
+        answers 404 itself). Parties are judged by the handlers; ``none`` mode allows all.
+        """
+        if template is None or principal.method != "operator-key":
+            return
+        permission = permission_of(method, template)
+        if permission is None or permission == OPEN:
+            return
+        if permission == PARTY:
+            permission = VIEW
+        if not allows(principal.role, permission):
+            raise RoleForbidden(
+                f"{principal.name} has the role {principal.role}, which may not "
+                f"{method} {template} (it needs the permission {permission!r})."
+            )
 
     def _certificate_party(self, cert: x509.Certificate) -> str:
         """The party a client certificate proves, or raise ``Unauthenticated``."""
@@ -205,29 +262,33 @@ class Authenticator:
         if kind == "open":
             return Principal(party=None, operator=False, method="none")
         key_party: str | None = None
-        operator = False
+        operator: Principal | None = None
         key_id: str | None = None
         if key is not None:
             key_party, operator, key_id = self._match_key(key)
-            if key_party is None and not operator:
+            if key_party is None and operator is None:
                 raise Unauthenticated("The API key is not known to this gateway.")
-        if kind == "operator" or (operator and key_party is None):
-            return self._operator(path, method, kind, operator=operator, key_id=key_id)
+        if kind == "operator" or (operator is not None and key_party is None):
+            return self._operator(path, method, kind, operator=operator)
         return self._party(key_party, key_id, cert)
 
     def _operator(
-        self, path: str, method: str, kind: str, *, operator: bool, key_id: str | None
+        self, path: str, method: str, kind: str, *, operator: Principal | None
     ) -> Principal:
-        if not operator:
-            configured = "" if self._operator_digest else " (none is configured on this gateway)"
+        if operator is None:
+            configured = (
+                ""
+                if self._operator_digest or self.operator_keys.configured
+                else " (none is configured on this gateway)"
+            )
             raise Unauthenticated(
-                f"{path} is an operator endpoint: send the operator's API key{configured}."
+                f"{path} is an operator endpoint: send an operator's API key{configured}."
             )
         if kind != "operator" and method not in SAFE_METHODS:
             raise Unauthenticated(
                 "The operator key can only read here; send documents with a party's key."
             )
-        return Principal(party=None, operator=True, method="operator-key", key_id=key_id)
+        return operator
 
     def _party(
         self, key_party: str | None, key_id: str | None, cert: x509.Certificate | None
@@ -337,6 +398,22 @@ def auth_middleware(
         except ValueError as exc:  # a certificate the TLS layer passed but cryptography cannot read
             error = Unauthenticated(f"The client certificate cannot be read: {exc}")
             return _refusal(error, request, settings)
+        try:
+            authenticator.authorize(
+                principal, method=request.method, template=route_template(request)
+            )
+        except RoleForbidden as exc:
+            log.warning(
+                "operator_forbidden",
+                path=request.path,
+                method=request.method,
+                operator=principal.name,
+                role=principal.role,
+                key_id=principal.key_id,
+            )
+            return problem_response(
+                exc, base_uri=settings.http.problem_base_uri, instance=request.path
+            )
         request[PRINCIPAL] = principal
         if principal.party is not None:
             request[CALLER] = principal.party
@@ -345,11 +422,24 @@ def auth_middleware(
             )
         elif principal.operator and principal.method == "operator-key":
             structlog.contextvars.bind_contextvars(
-                caller="operator", auth=principal.method, key_id=principal.key_id
+                caller="operator",
+                operator=principal.name,
+                role=principal.role,
+                auth=principal.method,
+                key_id=principal.key_id,
             )
         return await handler(request)
 
     return authenticate
+
+
+def route_template(request: web.Request) -> str | None:
+    """The template of the route that matched (``/v1/messages/{message_id}``), or None."""
+    info = request.match_info
+    if info.http_exception is not None:
+        return None
+    resource = info.route.resource
+    return None if resource is None else resource.canonical
 
 
 def _refusal(error: Unauthenticated, request: web.Request, settings: Settings) -> web.Response:

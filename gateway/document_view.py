@@ -21,7 +21,7 @@ from gateway.web import DOCUMENT_HEADERS, message_id_of, visible_payload
 async def get_document_json(request: web.Request) -> web.Response:
     """GET /v1/messages/{id}/document.json: the stored document, decoded by its schema."""
     message_id = message_id_of(request)
-    payload = await visible_payload(request, message_id)
+    payload = await visible_payload(request, message_id, form="json")
     ingest = request.app[SUBMISSIONS].ingest
     threshold = request.app[SETTINGS].http.offload_bytes
     document = await offload(

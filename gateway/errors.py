@@ -25,6 +25,7 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── RetransmissionNotAllowed 403 retransmission-not-allowed
     │   ├── ReplyNotAllowed        403 reply-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
+    │   ├── RoleForbidden          403 role-forbidden (the operator's role may not do this)
     │   ├── DuplicateMessage       409 duplicate-business-key
     │   ├── MessageIdReused        409 message-id-reused
     │   ├── UnknownMessage         422 not-in-journal
@@ -322,6 +323,14 @@ class Unauthenticated(RejectedMessage):
     code = "unauthenticated"
     http_status = 401
     title = "Authentication is required"
+
+
+class RoleForbidden(RejectedMessage):
+    """The caller is a known operator whose role does not allow this route."""
+
+    code = "role-forbidden"
+    http_status = 403
+    title = "The operator's role does not allow this"
 
 
 class SenderNotAllowed(RejectedMessage):

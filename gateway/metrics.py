@@ -427,21 +427,7 @@ class Sources:
 
     async def _oldest(self, receiver: str) -> datetime | None:
         """When the oldest waiting message to ``receiver`` arrived (paged, newest first)."""
-        found: datetime | None = None
-        for state in WAITING_STATES:
-            before: datetime | None = None
-            for _ in range(OLDEST_MAX_PAGES):
-                page = await self.journal.list_messages(
-                    state=state, receiver=receiver, test=False, limit=OLDEST_PAGE, before=before
-                )
-                if not page:
-                    break
-                last = page[-1].record.received_at
-                found = last if found is None else min(found, last)
-                if len(page) < OLDEST_PAGE:
-                    break
-                before = last
-        return found
+        return await oldest_waiting(self.journal, receiver)
 
     def _expiry(self, now: datetime) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
@@ -474,6 +460,25 @@ class Sources:
         for (country, kind), expires in sorted(soonest.items()):
             family.add_metric([country, kind], (expires - now).total_seconds())
         return family
+
+
+async def oldest_waiting(journal: Journal, receiver: str) -> datetime | None:
+    """When the oldest live message waiting for ``receiver`` arrived (paged, newest first)."""
+    found: datetime | None = None
+    for state in WAITING_STATES:
+        before: datetime | None = None
+        for _ in range(OLDEST_MAX_PAGES):
+            page = await journal.list_messages(
+                state=state, receiver=receiver, test=False, limit=OLDEST_PAGE, before=before
+            )
+            if not page:
+                break
+            last = page[-1].record.received_at
+            found = last if found is None else min(found, last)
+            if len(page) < OLDEST_PAGE:
+                break
+            before = last
+    return found
 
 
 def _tls_expiry(path: str) -> datetime | None:

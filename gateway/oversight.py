@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
-from gateway.app_keys import JOURNAL, OPERATIONS, SETTINGS
+from gateway.app_keys import CLOCK, JOURNAL, OPERATIONS, SETTINGS
 from gateway.auth import PRINCIPAL, caller_of
 from gateway.core.envelope import DocumentType
 from gateway.core.states import MessageState
@@ -475,9 +475,17 @@ def _credential(request: web.Request) -> str | None:
     return f"{principal.method}:{principal.key_id}" if principal.key_id else principal.method
 
 
-def _who_and_why(body: Mapping[str, Any]) -> tuple[str, str]:
+def _role(request: web.Request) -> str | None:
+    principal = request.get(PRINCIPAL)
+    return principal.role if principal is not None else None
+
+
+def _who_and_why(body: Mapping[str, Any], request: web.Request) -> tuple[str, str]:
+    """The operator (a named key's name; the body's ``operator`` only without one) and why."""
     reason = str(body.get("reason") or "").strip()
-    operator = str(body.get("operator") or "").strip()
+    principal = request.get(PRINCIPAL)
+    named = principal.name if principal is not None else None
+    operator = named if named is not None else str(body.get("operator") or "").strip()
     if not reason or not operator:
         raise ReplayReasonMissing("This action needs the operator's name and a reason.")
     return operator[:200], reason[:500]
@@ -486,10 +494,14 @@ def _who_and_why(body: Mapping[str, Any]) -> tuple[str, str]:
 async def discard_dead_letter(request: web.Request) -> web.Response:
     """POST /v1/dead-letters/{id}/discard {reason, operator}: give up on a dead letter."""
     body = await _json_body(request)
-    operator, reason = _who_and_why(body)
+    operator, reason = _who_and_why(body, request)
     message_id = message_id_of(request)
     removed = await request.app[OPERATIONS].discard(
-        message_id, reason=reason, operator=operator, credential=_credential(request)
+        message_id,
+        reason=reason,
+        operator=operator,
+        credential=_credential(request),
+        role=_role(request),
     )
     return web.json_response(
         {"message_id": message_id, "state": "DISCARDED", "parked_copy_removed": removed}
@@ -504,7 +516,7 @@ async def replay_many(request: web.Request) -> web.Response:
     how many would go and where, and changes nothing. At most 500 per call.
     """
     body = await _json_body(request)
-    operator, reason = _who_and_why(body)
+    operator, reason = _who_and_why(body, request)
     journal = request.app[JOURNAL]
     ids = body.get("message_ids")
     selection: list[MessageSummary] = []
@@ -563,7 +575,7 @@ async def replay_many(request: web.Request) -> web.Response:
     }
     credential = _credential(request)
     if body.get("dry_run") is True:
-        record_operator_action(
+        await record_operator_action(
             OperatorAction(
                 action="replay-preview",
                 operator=operator,
@@ -571,7 +583,10 @@ async def replay_many(request: web.Request) -> web.Response:
                 target=f"{len(dead)} dead letters",
                 reason=reason,
                 outcome="previewed",
-            )
+                role=_role(request),
+            ),
+            journal=request.app[JOURNAL],
+            at=request.app[CLOCK](),
         )
         return web.json_response({"dry_run": True, **preview})
     results = []
@@ -579,7 +594,11 @@ async def replay_many(request: web.Request) -> web.Response:
         message_id = summary.record.message_id
         try:
             replayed = await request.app[OPERATIONS].replay(
-                message_id, reason=reason, operator=operator, credential=credential
+                message_id,
+                reason=reason,
+                operator=operator,
+                credential=credential,
+                role=_role(request),
             )
             results.append({"message_id": message_id, "state": replayed.state.value})
         except GatewayError as exc:

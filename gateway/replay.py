@@ -1,7 +1,8 @@
 """Operator actions on messages: replaying and discarding dead letters, with who and why.
 
 Every action goes through ``record_operator_action``, the one call site where an operator's
-act is recorded (today a structured log line; the audit log hooks in here).
+act is recorded: a structured log line, and a row of the journal's append-only audit log
+(``audit_log``, issue 16 §7) when given the journal.
 
 A discard moves DEAD -> DISCARDED (the entry, timeline and payload stay for audit until
 retention) and takes the parked copy out of the dead-letter queue.
@@ -31,7 +32,7 @@ from gateway.errors import (
     ReplayReasonMissing,
     ReplayRefused,
 )
-from gateway.journal import Journal
+from gateway.journal import AuditEntry, Journal, audit_of
 from gateway.submission import Submissions, outgoing
 
 log = structlog.get_logger("gateway.replay")
@@ -54,13 +55,15 @@ class OperatorAction:
     """A message id, or a description of the set acted on."""
     reason: str
     outcome: str
+    role: str | None = None
+    """The operator key's role (``gateway.operators.ROLES``), when a named key was used."""
 
 
-def record_operator_action(act: OperatorAction) -> None:
-    """Record an operator's act: the single call site the audit log (issue 16 §7) hooks into.
-
-    Today it writes one structured log line (``operator_action``); never the payload.
-    """
+async def record_operator_action(
+    act: OperatorAction, *, journal: object | None = None, at: datetime | None = None
+) -> None:
+    """Record an operator's act: one log line (``operator_action``, never the payload) and,
+    with ``journal`` and ``at``, a row of its audit log (who, role, credential, what, why)."""
     log.info(
         "operator_action",
         action=act.action,
@@ -69,6 +72,20 @@ def record_operator_action(act: OperatorAction) -> None:
         target=act.target,
         reason=act.reason,
         outcome=act.outcome,
+    )
+    if journal is None or at is None:
+        return
+    await audit_of(journal).audit_append(
+        AuditEntry(
+            at=at,
+            actor=act.operator,
+            role=act.role,
+            key_id=act.credential,
+            action=act.action,
+            target=act.target[:500],
+            reason=act.reason[:1000] or None,
+            detail=act.outcome,
+        )
     )
 
 
@@ -98,7 +115,13 @@ class DeadLetterReplay:
         self._clock = clock
 
     async def discard(
-        self, message_id: str, *, reason: str, operator: str, credential: str | None = None
+        self,
+        message_id: str,
+        *,
+        reason: str,
+        operator: str,
+        credential: str | None = None,
+        role: str | None = None,
     ) -> bool:
         """Give up on a dead letter: DEAD -> DISCARDED, parked copy removed; raises otherwise.
 
@@ -126,7 +149,7 @@ class DeadLetterReplay:
         except GatewayError as exc:
             log.warning("parked_copy_not_removed", message_id=message_id, error=exc.code)
             removed = False
-        record_operator_action(
+        await record_operator_action(
             OperatorAction(
                 action="discard",
                 operator=operator,
@@ -134,12 +157,21 @@ class DeadLetterReplay:
                 target=message_id,
                 reason=reason,
                 outcome="discarded",
-            )
+                role=role,
+            ),
+            journal=self._journal,
+            at=self._clock(),
         )
         return removed
 
     async def replay(
-        self, message_id: str, *, reason: str, operator: str, credential: str | None = None
+        self,
+        message_id: str,
+        *,
+        reason: str,
+        operator: str,
+        credential: str | None = None,
+        role: str | None = None,
     ) -> Replayed:
         """Send a dead letter on its way again; raises if it is unknown or not DEAD."""
         reason, operator = reason.strip(), operator.strip()
@@ -187,15 +219,18 @@ class DeadLetterReplay:
             replays=replays,
             outcome="queued",
         )
-        record_operator_action(
+        await record_operator_action(
             OperatorAction(
                 action="replay",
                 operator=operator,
                 credential=credential,
                 target=message_id,
                 reason=reason,
-                outcome="queued",
-            )
+                outcome=f"queued (replay {replays})",
+                role=role,
+            ),
+            journal=self._journal,
+            at=self._clock(),
         )
         return Replayed(
             message_id=message_id,

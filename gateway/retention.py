@@ -241,7 +241,7 @@ async def run_retention(
         )
     log.info("retention_done", **report.to_json())
     if not dry_run and (report.messages or report.refusals):
-        record_operator_action(
+        await record_operator_action(
             OperatorAction(
                 action="retention-purge",
                 operator=actor,
@@ -250,7 +250,9 @@ async def run_retention(
                 f"older than {cutoff.isoformat()}",
                 reason=f"journal.retention_days = {settings.retention_days}",
                 outcome="archived-and-purged",
-            )
+            ),
+            journal=journal,
+            at=now,
         )
     return report
 

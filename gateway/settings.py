@@ -65,7 +65,8 @@ class HttpSettings:
     tls_cert: str = ""  # serve HTTPS with this certificate (PEM) and key
     tls_key: str = ""
     tls_client_ca: str = ""  # CA bundle that client certificates must chain to (mTLS)
-    operator_api_key_sha256: str = ""  # SHA-256 hex of the operators' key (operator endpoints)
+    operator_api_key_sha256: str = ""  # SHA-256 hex of one shared operators' key (role admin)
+    operator_keys_file: str = ""  # named operator keys with roles (asw-gateway keys add)
     max_connections: int = 512  # open connections per worker; more get 503 (/healthz still answers)
     header_timeout_seconds: float = 15.0  # a connection that sends no complete request is closed
     body_timeout_seconds: float = 60.0  # a body that has not fully arrived gets 408

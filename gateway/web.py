@@ -12,20 +12,25 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from cryptography import x509
 from multidict import MultiMapping
 
 from gateway import metrics, problems
 from gateway.app_keys import (
     ADAPTERS,
+    AUDIT,
     BROKER,
     CLOCK,
     JOURNAL,
     OPERATIONS,
+    OWN_KEYS,
     READINESS,
     SETTINGS,
     SUBMISSIONS,
@@ -34,9 +39,12 @@ from gateway.app_keys import (
 )
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
+from gateway.core.breaker import BreakerPhase
 from gateway.core.deadlines import LIMITS, deadlines
 from gateway.core.envelope import MEMBER_STATES
-from gateway.core.states import MessageState
+from gateway.core.partner_health import PartnerFacts, judge
+from gateway.core.states import WAITING_STATES, MessageState
+from gateway.core.topology import Topology
 from gateway.errors import (
     Busy,
     GatewayError,
@@ -48,8 +56,10 @@ from gateway.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from gateway.journal import Journal, MessageSummary, MessageView
+from gateway.journal import Journal, MessageSummary, MessageView, Outcomes, outcomes_of
+from gateway.metrics import oldest_waiting
 from gateway.offload import RequestPool, offload, using
+from gateway.operators import OperatorKeys
 from gateway.readiness import worker_readiness
 from gateway.register_api import add_register_routes
 from gateway.settings import Settings
@@ -429,8 +439,17 @@ async def list_deadlines(request: web.Request) -> web.Response:
     return web.json_response({"messages": [body for _, body in entries], "scanned": limit})
 
 
-async def visible_payload(request: web.Request, message_id: str) -> bytes:
-    """The stored document of ``message_id`` when the caller may see it; ``NotFound`` otherwise."""
+def audit_reason(request: web.Request) -> str | None:
+    """Why the caller looks: the ``X-Audit-Reason`` header or the ``reason`` query parameter."""
+    reason = request.headers.get("X-Audit-Reason") or request.query.get("reason")
+    return reason.strip()[:500] or None if reason else None
+
+
+async def visible_payload(request: web.Request, message_id: str, *, form: str = "xml") -> bytes:
+    """The stored document of ``message_id`` when the caller may see it; ``NotFound`` otherwise.
+
+    Every document served is a view the audit log records (who, when, which, why, ``form``).
+    """
     journal = request.app[JOURNAL]
     view = await journal.get(message_id)
     payload = (
@@ -440,6 +459,9 @@ async def visible_payload(request: web.Request, message_id: str) -> bytes:
     )
     if payload is None:
         raise NotFound(f"No document is stored for message {message_id}.")
+    await request.app[AUDIT].record_document_view(
+        request.get(PRINCIPAL), message_id, reason=audit_reason(request), form=form
+    )
     return payload
 
 
@@ -496,10 +518,22 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
         raise RejectedMessage('The body must be JSON: {"reason": ..., "operator": ...}.') from exc
     if not isinstance(body, dict):
         raise RejectedMessage("The body must be a JSON object with reason and operator.")
+    principal = request.get(PRINCIPAL)
+    # A named operator key says who acts; the body's "operator" only counts without one
+    # (http.auth = "none", for development).
+    named = principal.name if principal is not None else None
+    operator = named if named is not None else str(body.get("operator") or "")
+    reason = str(body.get("reason") or "")
+    message_id = message_id_of(request)
+    credential = None
+    if principal is not None and principal.key_id is not None:
+        credential = f"{principal.method}:{principal.key_id}"
     replayed = await request.app[OPERATIONS].replay(
-        message_id_of(request),
-        reason=str(body.get("reason") or ""),
-        operator=str(body.get("operator") or ""),
+        message_id,
+        reason=reason,
+        operator=operator,
+        credential=credential,
+        role=principal.role if principal is not None else None,
     )
     return web.json_response(
         {
@@ -507,8 +541,54 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
             "state": replayed.state.value,
             "replays": replayed.replays,
             "parked_copy_removed": replayed.parked_copy_removed,
+            "operator": operator,
         },
         status=202,
+    )
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    """GET /v1/audit?actor=&action=&target=&before=&limit=: the audit log, newest first."""
+    query = request.query
+    limit = int_param(query, "limit", 100, 1, 1000, clamp=True)
+    before = int_param(query, "before", 0, 1, 2**62) if "before" in query else None
+    filters = {name: query.get(name, "").strip() or None for name in ("actor", "action", "target")}
+    entries = await request.app[AUDIT].journal.audit_list(
+        actor=filters["actor"],
+        action=filters["action"],
+        target=filters["target"],
+        before_seq=before,
+        limit=limit,
+    )
+    body: dict[str, Any] = {
+        "entries": [
+            {
+                "seq": e.seq,
+                "at": e.at.isoformat(),
+                "actor": e.actor,
+                "role": e.role,
+                "key_id": e.key_id,
+                "action": e.action,
+                "target": e.target,
+                "reason": e.reason,
+                "detail": e.detail,
+            }
+            for e in entries
+        ]
+    }
+    if len(entries) == limit and entries:
+        given = {name: value for name, value in filters.items() if value}
+        body["next"] = "/v1/audit?" + urlencode(
+            {**given, "before": entries[-1].seq, "limit": limit}
+        )
+    return web.json_response(body)
+
+
+async def operator_keys(request: web.Request) -> web.Response:
+    """GET /v1/operators: the named operator keys (never their digests), for admins."""
+    keys = OperatorKeys(request.app[SETTINGS].http.operator_keys_file)
+    return web.json_response(
+        {"configured": keys.configured, "operators": [e.public() for e in keys.entries()]}
     )
 
 
@@ -534,26 +614,111 @@ async def certificates(request: web.Request) -> web.Response:
                 }
                 for e in expiring
             ],
+            "own": own_certificates(request, now),
         }
     )
 
 
+def own_certificates(request: web.Request, now: datetime) -> list[dict[str, Any]]:
+    """The gateway's own certificates, whatever their expiry: the keys it signs documents and
+    receipts with (per country) and its HTTPS certificate."""
+    found: list[tuple[str, str, x509.Certificate]] = [
+        (country, kind, key.certificate)
+        for kind, keys in request.app.get(OWN_KEYS, {}).items()
+        for country, key in sorted(keys.items())
+    ]
+    tls = request.app[SETTINGS].http.tls_cert
+    if tls:
+        try:
+            found.append(("", "tls", x509.load_pem_x509_certificate(Path(tls).read_bytes())))
+        except (OSError, ValueError) as exc:
+            log.warning("tls_certificate_unreadable", error=str(exc))
+    return [
+        {
+            "country": country,
+            "kind": kind,
+            "name": certificate.subject.rfc4514_string(),
+            "expires": certificate.not_valid_after_utc.isoformat(),
+            "days_left": (certificate.not_valid_after_utc - now).days,
+        }
+        for country, kind, certificate in found
+    ]
+
+
 async def partners(request: web.Request) -> web.Response:
-    """GET /v1/partners: whether each receiving party's adapter looks healthy."""
+    """GET /v1/partners?window_minutes=60: each receiving partner's health, from outcomes.
+
+    Per partner: the judgement (``gateway.core.partner_health``), the success rate and counts
+    of delivery attempts in the window, the last success, the last error and since when
+    deliveries have failed, the breaker, the delivery queue's depth and the oldest waiting
+    document's age.
+    """
+    window = int_param(request.query, "window_minutes", 60, 1, 10_080)
     settings = request.app[SETTINGS]
     adapters = request.app[ADAPTERS]
+    journal = request.app[JOURNAL]
+    broker = request.app[BROKER]
+    now = request.app[CLOCK]()
+    outcomes = await outcomes_of(journal).delivery_outcomes(since=now - timedelta(minutes=window))
+    try:
+        depths: dict[str, int] | None = await asyncio.wait_for(broker.queue_depths(), 5.0)
+    except (GatewayError, TimeoutError):
+        depths = None
+    waiting = {
+        row.receiver
+        for row in (await journal.counts()).rows
+        if row.state in WAITING_STATES and row.count
+    }
+    topology = Topology(settings.amqp.prefix)
     rows = []
     for country, adapter in sorted(adapters.items()):
-        healthy = await adapter.healthy()
+        seen = outcomes.get(country, Outcomes(receiver=country))
+        breaker = getattr(getattr(adapter, "breaker_state", None), "phase", None)
+        oldest = await oldest_waiting(journal, country) if country in waiting else None
+        depth = None if depths is None else depths.get(topology.delivery_queue(country))
+        facts = PartnerFacts(
+            delivered=seen.delivered,
+            failed=seen.failed,
+            breaker=breaker.value if isinstance(breaker, BreakerPhase) else None,
+            broker_up=depths is not None,
+            queue_depth=depth,
+            oldest_waiting=oldest,
+            adapter_reachable=await adapter.healthy(),
+        )
+        health = judge(facts, now=now)
+        failure = seen.last_failure
         rows.append(
             {
                 "country": country,
                 "adapter": settings.parties[country].adapter,
-                "healthy": healthy,
-                "detail": None if healthy else "the adapter reports the partner unreachable",
+                "healthy": health.healthy,
+                "status": health.status,
+                "detail": health.reason,
+                "window_minutes": window,
+                "success_rate": health.success_rate,
+                "delivered": seen.delivered,
+                "failed": seen.failed,
+                "last_success": _iso(seen.last_success),
+                "last_error": None
+                if failure is None
+                else {
+                    "at": failure.at.isoformat(),
+                    "code": failure.error_code,
+                    "detail": failure.detail,
+                },
+                "failing_since": _iso(seen.failing_since),
+                "breaker": facts.breaker,
+                "queue_depth": depth,
+                "oldest_waiting_seconds": None
+                if oldest is None
+                else max(0.0, (now - oldest).total_seconds()),
             }
         )
-    return web.json_response({"partners": rows})
+    return web.json_response({"as_of": now.isoformat(), "partners": rows})
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def health_body(broker: Broker, node: str) -> dict[str, object]:
@@ -692,6 +857,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/partners", partners)
     app.router.add_post("/v1/validate", validate_document)
     app.router.add_get("/v1/queues", queues)
+    app.router.add_get("/v1/audit", audit_log)
+    app.router.add_get("/v1/operators", operator_keys)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_register_routes(app)

@@ -17,6 +17,22 @@ from gateway.errors import Finding, GatewayError
 from gateway.schema_files import shipped_xsd_dir
 
 DEFAULT_XSD_DIR = shipped_xsd_dir()
+EX_NOINPUT = 66
+"""A file or folder named on the command line does not exist (sysexits EX_NOINPUT)."""
+
+
+def expand(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(files to check, paths that do not exist): folders give their *.xml files, sorted."""
+    files: list[Path] = []
+    missing: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.xml") if p.is_file()))
+        elif path.exists():
+            files.append(path)
+        else:
+            missing.append(path)
+    return files, missing
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,9 +40,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "validate",
         help="validate documents (XSD, then business rules) and list the findings",
-        description="Exit 0 when every file is valid (warnings allowed), 1 otherwise.",
+        description="Exit 0 when every file is valid (warnings allowed), 1 when one is not, "
+        f"{EX_NOINPUT} when a file or folder named does not exist (nothing is checked then), "
+        "2 when the schemas cannot be loaded. A folder means every *.xml file under it.",
     )
-    parser.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    parser.add_argument("files", type=Path, nargs="+", metavar="FILE_OR_FOLDER")
     parser.add_argument("--json", action="store_true", help="one JSON array on stdout")
     parser.add_argument(
         "--xsd-dir",
@@ -86,7 +104,16 @@ def format_text(result: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when every file is valid (warnings allowed), 1 otherwise, 2 on a bad schema dir."""
+    """Exit 0 when every file is valid (warnings allowed), 1 otherwise, 2 on a bad schema dir,
+    66 when a path does not exist."""
+    files, missing = expand(list(args.files))
+    if missing:
+        for path in missing:
+            print(f"asw-gateway validate: no such file or folder: {path}", file=sys.stderr)
+        return EX_NOINPUT
+    if not files:
+        print("asw-gateway validate: no *.xml files in the folders named", file=sys.stderr)
+        return EX_NOINPUT
     try:
         validator = Validator.load(args.xsd_dir)
     except (OSError, etree.LxmlError) as exc:
@@ -95,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     now: datetime = args.at or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    results = [check_file(path, validator, now) for path in args.files]
+    results = [check_file(path, validator, now) for path in files]
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -1,12 +1,13 @@
 // ASW gateway operator console: one ES module, no dependencies, no build step.
 //
 // Views are chosen by the URL fragment (#/overview, #/messages?state=DEAD, #/messages/<id>,
-// #/dead-letters, #/dead-letters/<id>, #/certificates?within_days=30, #/partners), so every
+// #/dead-letters, #/dead-letters/<id>, #/certificates?within_days=30, #/partners, #/audit), so every
 // view can be bookmarked and the back button works. Everything the console shows comes from
 // the gateway's JSON API under /v1/. The DOM is built with createElement and text nodes only,
 // never by parsing HTML strings, so nothing a message carries can become markup or script.
 
 const REFRESH_MS = 5000;
+const STALE_MS = 3 * REFRESH_MS;
 const REPLAY_WATCH_MS = 30000;
 
 const STATES = [
@@ -273,15 +274,60 @@ function parseHash() {
 }
 
 const VIEWS = {
-  overview: { title: "Overview", render: renderOverview },
+  overview: { title: "Overview", render: renderOverview, ownRefresh: true },
   messages: { title: "Messages", render: renderMessages, detail: renderMessage },
   "dead-letters": { title: "Dead letters", render: renderDeadLetters, detail: renderDeadLetter },
   certificates: { title: "Certificates", render: renderCertificates },
   partners: { title: "Partners", render: renderPartners },
+  audit: { title: "Audit log", render: renderAudit },
 };
 
-async function route({ focus }) {
+// --- freshness: every view says when its data was read, and warns when that grows old -----------
+
+let lastFresh = null;
+
+/** The data on screen was just read from the gateway. */
+function markFresh() {
+  lastFresh = new Date();
+  showFreshness();
+}
+
+function showFreshness() {
+  const el = document.getElementById("as-of");
+  if (!el) return;
+  if (!lastFresh) {
+    el.textContent = "";
+    return;
+  }
+  const age = Date.now() - lastFresh.getTime();
+  const stale = age > STALE_MS;
+  el.classList.toggle("stale", stale);
+  el.dataset.stale = String(stale);
+  el.setAttribute("datetime", lastFresh.toISOString());
+  el.textContent = `As of ${formatUtc(lastFresh.toISOString())}` +
+    (stale ? ` — stale: not refreshed for ${Math.round(age / 1000)} s` : "") +
+    (paused ? " (auto-refresh paused)" : "");
+}
+
+/** True while the operator is typing in, or has changed, a form of the view. */
+function busyEditing(ctx) {
+  const active = document.activeElement;
+  const typing = active && active.closest && active.closest("form") &&
+    ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName);
+  return ctx.dirty || Boolean(typing);
+}
+
+/** Read the view again every REFRESH_MS, unless paused, hidden or being edited. */
+function autoRefresh(ctx) {
+  ctx.later(() => {
+    if (paused || document.hidden || busyEditing(ctx)) autoRefresh(ctx);
+    else route({ focus: false, refreshing: true });
+  }, REFRESH_MS);
+}
+
+async function route({ focus, refreshing = false }) {
   if (current) current.stop();
+  const scroll = refreshing ? window.scrollY : 0;
   const { parts, params } = parseHash();
   const view = VIEWS[parts[0]];
   const controller = new AbortController();
@@ -320,6 +366,7 @@ async function route({ focus }) {
     } else {
       await view.render(root, ctx);
     }
+    if (ctx.active && view) markFresh();
   } catch (error) {
     if (error && error.name === "AbortError") return;
     if (error instanceof ApiProblem && error.status === 401) {
@@ -329,6 +376,11 @@ async function route({ focus }) {
     if (ctx.active) replace(root, viewHead(title), problemBox(error));
   }
   if (!ctx.active) return;
+  if (view && !view.ownRefresh) autoRefresh(ctx);
+  if (refreshing) {
+    window.scrollTo(0, scroll);
+    return;
+  }
   if (focus) {
     const heading = root.querySelector("h1");
     (heading || root).focus();
@@ -436,6 +488,7 @@ async function renderOverview(root, ctx) {
         replace(body);
       }
       if (failures.length === 0) {
+        markFresh();
         lastGood = new Date();
         updated.setAttribute("datetime", lastGood.toISOString());
         updated.textContent = formatUtc(lastGood.toISOString());
@@ -461,6 +514,7 @@ async function renderOverview(root, ctx) {
     pause.setAttribute("aria-pressed", String(paused));
     pause.textContent = paused ? "Resume auto-refresh" : "Pause auto-refresh";
     announce(paused ? "Auto-refresh paused" : "Auto-refresh resumed");
+    showFreshness();
     if (!paused) refresh();
   });
   refreshNow.addEventListener("click", () => refresh());
@@ -940,7 +994,9 @@ function replayPanel(m, ctx) {
       reason, reasonError),
     h("div", { class: "field" },
       h("label", { for: "replay-operator" }, "Your name (required)"),
-      h("span", { class: "hint", id: "replay-operator-hint" }, "Recorded as the operator."),
+      h("span", { class: "hint", id: "replay-operator-hint" },
+        "With a named operator key, the key's name is recorded; this name only counts on a " +
+        "gateway without authentication."),
       operator, operatorError),
     h("div", { class: "actions" }, review),
     stage);
@@ -1068,6 +1124,10 @@ function urgency(daysLeft) {
   return { key: "later", label: "Later", tone: "info" };
 }
 
+const OWN_KINDS = {
+  signer: "Signs documents for", gateway: "Signs delivery receipts", tls: "HTTPS (TLS)",
+};
+
 async function renderCertificates(root, ctx) {
   const requested = Number(ctx.params.get("within_days"));
   const within = Number.isInteger(requested) && requested > 0 && requested <= 3650
@@ -1084,7 +1144,8 @@ async function renderCertificates(root, ctx) {
   });
   const result = h("div", {}, h("p", { class: "loading" }, "Loading…"));
   replace(root, viewHead("Certificates",
-    "CA certificates and revocation lists (CRLs) of the trusted countries that expire soon."),
+    "CA certificates and revocation lists (CRLs) of the trusted countries that expire soon, " +
+    "and the gateway's own signing and TLS certificates."),
     form, result);
   const body = await api(`/v1/certificates${query({ within_days: within })}`,
     { signal: ctx.signal });
@@ -1118,17 +1179,51 @@ async function renderCertificates(root, ctx) {
       empty: `Nothing expires within ${within} days.`,
     }),
     h("p", { class: "lede" }, "Trust material is loaded for: ",
-      (body.countries || []).length ? (body.countries || []).join(", ") : "no country", "."));
+      (body.countries || []).length ? (body.countries || []).join(", ") : "no country", "."),
+    panel("The gateway's own certificates",
+      table({
+        label: "The gateway's own certificates",
+        head: ["Kind", "Country", "Subject", "Expires", h("th", { scope: "col", class: "num" },
+          "Days left")],
+        rows: [...(body.own || [])].sort((a, b) => a.days_left - b.days_left).map((item) => {
+          const u = urgency(item.days_left);
+          return h("tr", { class: `urgency-${u.key}`, dataset: { own: item.kind,
+            country: item.country } },
+          h("td", {}, OWN_KINDS[item.kind] || item.kind),
+          h("th", { scope: "row" }, dash(item.country)),
+          h("td", { class: "detail-text" }, item.name),
+          h("td", {}, timeEl(item.expires)),
+          h("td", { class: "num" }, h("span", { class: `badge ${u.tone}` },
+            String(item.days_left))));
+        }),
+        empty: "This gateway holds no signing key and serves no HTTPS certificate.",
+      })));
 }
 
 // --- partners --------------------------------------------------------------------------------
 
+const PARTNER_STATUS = {
+  "broker-down": ["Broker down", "bad"], "breaker-open": ["Breaker open", "bad"],
+  failing: ["Failing", "bad"], stalled: ["Stalled", "bad"], degraded: ["Degraded", "warn"],
+  unreachable: ["Unreachable", "bad"], healthy: ["Healthy", "ok"], idle: ["Idle", "ok"],
+};
+
+function percent(rate) {
+  return rate === null || rate === undefined ? h("span", { class: "empty" }, "—")
+    : `${Math.round(rate * 1000) / 10}%`;
+}
+
+function seconds(value) {
+  if (value === null || value === undefined) return h("span", { class: "empty" }, "—");
+  const s = Math.round(value);
+  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+}
+
 async function renderPartners(root, ctx) {
-  const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
-  refresh.addEventListener("click", () => route({ focus: false }));
   const result = h("div", {}, h("p", { class: "loading" }, "Loading…"));
   replace(root, viewHead("Partners",
-    "Health of the adapter that reaches each receiving country's single window.", refresh),
+    "Health of each receiving country judged from what its deliveries did in the last " +
+    `hour: healthy means deliveries are succeeding. Refreshes every ${REFRESH_MS / 1000} s.`),
   result);
   const body = await api("/v1/partners", { signal: ctx.signal });
   const partners = [...(body.partners || [])].sort((a, b) =>
@@ -1139,23 +1234,95 @@ async function renderPartners(root, ctx) {
       card("Healthy", partners.length - unhealthy, "ok"),
       card("Unhealthy", unhealthy, unhealthy ? "bad" : "ok")),
     table({
-      caption: unhealthy ? "Unhealthy partners first" : "All partners",
-      head: ["Country", "Adapter", "Health", "Detail"],
-      rows: partners.map((p) => h("tr", { dataset: { country: p.country } },
-        h("th", { scope: "row" }, h("a", { href: `#/messages${query({ receiver: p.country })}`,
-          "aria-label": `Messages to ${p.country}` }, p.country)),
-        h("td", {}, h("code", {}, p.adapter)),
-        h("td", {}, h("span", { class: `badge ${p.healthy ? "ok" : "bad"}` },
-          p.healthy ? "Healthy" : "Unhealthy")),
-        h("td", { class: "detail-text" }, dash(p.detail)))),
+      caption: (unhealthy ? "Unhealthy partners first" : "All partners") +
+        (body.as_of ? `, as of ${formatUtc(body.as_of)}` : ""),
+      head: ["Country", "Adapter", "Health", "Success", "Delivered / failed", "Last success",
+        "Last error", "Failing since", "Breaker", "Queue", "Oldest waiting"],
+      rows: partners.map((p) => {
+        const [label, tone] = PARTNER_STATUS[p.status] || [p.healthy ? "Healthy" : "Unhealthy",
+          p.healthy ? "ok" : "bad"];
+        const error = p.last_error;
+        return h("tr", { dataset: { country: p.country, status: p.status || "" } },
+          h("th", { scope: "row" }, h("a", { href: `#/messages${query({ receiver: p.country })}`,
+            "aria-label": `Messages to ${p.country}` }, p.country)),
+          h("td", {}, h("code", {}, p.adapter)),
+          h("td", { class: "health" }, h("span", { class: `badge ${tone}` }, label),
+            p.detail ? h("div", { class: "hint" }, p.detail) : null),
+          h("td", { class: "num" }, percent(p.success_rate)),
+          h("td", { class: "num" }, `${p.delivered ?? 0} / ${p.failed ?? 0}`),
+          h("td", {}, timeEl(p.last_success)),
+          h("td", {}, error ? [codeEl(error.code), " ", timeEl(error.at)] : dash(null)),
+          h("td", {}, timeEl(p.failing_since)),
+          h("td", {}, dash(p.breaker)),
+          h("td", { class: "num" }, dash(p.queue_depth)),
+          h("td", { class: "num" }, seconds(p.oldest_waiting_seconds)));
+      }),
       empty: "No partners are configured.",
     }));
+}
+
+// --- audit log -------------------------------------------------------------------------------
+
+async function renderAudit(root, ctx) {
+  const filters = { actor: ctx.params.get("actor") || "", action: ctx.params.get("action") || "",
+    target: ctx.params.get("target") || "" };
+  const before = ctx.params.get("before") || "";
+  const inputs = Object.fromEntries(Object.entries(filters).map(([name, value]) =>
+    [name, h("input", { id: `audit-${name}`, name, type: "text", value, autocomplete: "off" })]));
+  const form = h("form", { class: "filters", "aria-label": "Audit filters" },
+    field("audit-actor", "Who", inputs.actor),
+    field("audit-action", "Action", inputs.action, "e.g. replay, document-viewed, key-added"),
+    field("audit-target", "Message or key id", inputs.target),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Show")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    navigate(`#/audit${query(Object.fromEntries(Object.entries(inputs).map(([n, el]) =>
+      [n, el.value.trim()])))}`);
+  });
+  const result = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+  replace(root, viewHead("Audit log",
+    "Every operator action and every view of a stored document: who, when, what and why. " +
+    "Append-only; readable with an auditor's key."), form, result);
+  let body;
+  try {
+    body = await api(`/v1/audit${query({ ...filters, before, limit: 100 })}`,
+      { signal: ctx.signal });
+  } catch (error) {
+    if (error instanceof ApiProblem && error.status === 403) {
+      replace(result, problemBox(error, "The audit log needs an auditor's key"));
+      return;
+    }
+    throw error;
+  }
+  const entries = body.entries || [];
+  const older = body.next ? new URLSearchParams(body.next.split("?")[1] || "").get("before")
+    : null;
+  replace(result,
+    table({
+      caption: `${entries.length} entr${entries.length === 1 ? "y" : "ies"}, newest first`,
+      head: ["#", "When", "Who", "Role", "Action", "Target", "Reason", "Detail"],
+      rows: entries.map((e) => h("tr", { dataset: { action: e.action } },
+        h("td", { class: "num" }, String(e.seq)),
+        h("td", {}, timeEl(e.at)),
+        h("th", { scope: "row" }, e.actor),
+        h("td", {}, dash(e.role)),
+        h("td", {}, h("code", {}, e.action)),
+        h("td", {}, e.target && /^[0-9a-f-]{36}$/.test(e.target) ? idLink(e.target)
+          : dash(e.target)),
+        h("td", { class: "detail-text" }, dash(e.reason)),
+        h("td", { class: "detail-text" }, dash(e.detail)))),
+      empty: "Nothing in the audit log matches.",
+    }),
+    older ? h("p", {}, h("a", { href: `#/audit${query({ ...filters, before: older })}` },
+      "Older entries")) : null);
 }
 
 // --- start -----------------------------------------------------------------------------------
 
 function start() {
   window.addEventListener("hashchange", () => route({ focus: true }));
+  main().addEventListener("input", () => { if (current) current.dirty = true; });
+  window.setInterval(showFreshness, 1000);
   const forget = document.getElementById("forget-key");
   if (forget) {
     forget.hidden = !operatorKey();

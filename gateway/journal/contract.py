@@ -658,6 +658,168 @@ def inbox_of(journal: object) -> InboxJournal:
     return journal  # type: ignore[return-value]
 
 
+# --- the audit log -------------------------------------------------------------------------------
+#
+# Every operator action (replay, discard, key change, ...) and every view of a stored document
+# is appended here: who (the operator's name or the party), with which role and key, when, what,
+# on which target and why. Nothing ever updates or deletes a row.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One row of the audit log; ``seq`` is given by the journal (0 before it is written)."""
+
+    at: datetime
+    actor: str
+    role: str | None
+    key_id: str | None
+    action: str
+    target: str | None
+    reason: str | None
+    detail: str | None
+    seq: int = 0
+
+
+class AuditJournal(Protocol):
+    """The audit part of the journal; both backends implement it beside ``Journal``."""
+
+    async def audit_append(self, entry: AuditEntry) -> int:
+        """Append ``entry`` (its ``seq`` is ignored); return the ``seq`` it was given."""
+        ...
+
+    async def audit_list(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Rows newest first (by ``seq``), filtered; ``before_seq`` pages backwards."""
+        ...
+
+
+def audit_filters(
+    *, actor: str | None, action: str | None, target: str | None, before_seq: int | None
+) -> dict[str, Any]:
+    """The filters given to ``audit_list`` (``tables.AUDIT_FILTERS``), by name, None left out."""
+    given = {"actor": actor, "action": action, "target": target, "before_seq": before_seq}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def audit_params(entry: AuditEntry, stamp: Callable[[datetime], Any]) -> dict[str, Any]:
+    """The ``audit_append`` parameters of an entry; ``stamp`` encodes its time."""
+    return {
+        "at": stamp(entry.at),
+        "actor": entry.actor,
+        "role": entry.role,
+        "key_id": entry.key_id,
+        "action": entry.action,
+        "target": entry.target,
+        "reason": entry.reason,
+        "detail": entry.detail,
+    }
+
+
+def audit_entry(row: tuple[Any, ...], when: Callable[[Any], datetime]) -> AuditEntry:
+    """Decode a row selected with ``tables.audit_statement``."""
+    return AuditEntry(
+        seq=int(row[0]),
+        at=when(row[1]),
+        actor=str(row[2]),
+        role=row[3],
+        key_id=row[4],
+        action=str(row[5]),
+        target=row[6],
+        reason=row[7],
+        detail=row[8],
+    )
+
+
+def audit_of(journal: object) -> AuditJournal:
+    """The audit side of a journal; both backends have one. Raises ``TypeError`` otherwise."""
+    for name in ("audit_append", "audit_list"):
+        if not callable(getattr(journal, name, None)):
+            raise TypeError(f"{type(journal).__name__} has no audit log ({name} is missing)")
+    return journal  # type: ignore[return-value]
+
+
+# --- delivery outcomes per partner ----------------------------------------------------------------
+#
+# Partner health is judged from what happened to deliveries, not from the breaker alone: how
+# many attempts to each receiver succeeded and failed in a window, the last success, the last
+# failure and since when the failures have run (``gateway.core.partner_health`` judges).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """One failed delivery attempt: when, the error code and the detail."""
+
+    at: datetime
+    error_code: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcomes:
+    """What deliveries to one receiver did since the start of the window."""
+
+    receiver: str
+    delivered: int = 0
+    failed: int = 0
+    last_success: datetime | None = None
+    last_failure: Failure | None = None
+    failing_since: datetime | None = None
+    """The first failure after the last success (when failures are the latest outcome)."""
+
+
+class OutcomeJournal(Protocol):
+    """The delivery-outcome part of the journal; both backends implement it."""
+
+    async def delivery_outcomes(
+        self, *, since: datetime, failures: int = 500
+    ) -> dict[str, Outcomes]:
+        """Per receiver, the delivery attempts that ended since ``since``.
+
+        ``failures`` bounds how many of the newest failures are read to find the last one
+        and since when they have run.
+        """
+        ...
+
+
+def outcomes_from_rows(
+    counts: list[tuple[Any, ...]],
+    failures: list[tuple[Any, ...]],
+    when: Callable[[Any], datetime],
+) -> dict[str, Outcomes]:
+    """Decode the ``outcome_counts`` and ``outcome_failures`` rows (failures newest first)."""
+    found: dict[str, dict[str, Any]] = {}
+    for receiver, state, count, latest in counts:
+        row = found.setdefault(str(receiver), {"delivered": 0, "failed": 0})
+        if state == MessageState.DELIVERED.value:
+            row["delivered"] += int(count)
+            row["last_success"] = when(latest)
+        else:
+            row["failed"] += int(count)
+    for receiver, at, error_code, detail in failures:
+        row = found.setdefault(str(receiver), {"delivered": 0, "failed": 0})
+        moment = when(at)
+        if "last_failure" not in row:
+            row["last_failure"] = Failure(at=moment, error_code=error_code, detail=detail)
+        success = row.get("last_success")
+        if success is None or moment > success:
+            row["failing_since"] = moment  # rows come newest first: the last one kept is oldest
+    return {receiver: Outcomes(receiver=receiver, **row) for receiver, row in found.items()}
+
+
+def outcomes_of(journal: object) -> OutcomeJournal:
+    """The outcome side of a journal; both backends have one. Raises ``TypeError`` otherwise."""
+    if not callable(getattr(journal, "delivery_outcomes", None)):
+        raise TypeError(f"{type(journal).__name__} has no delivery outcomes")
+    return journal  # type: ignore[return-value]
+
+
 def register_params(entry: RegisterEntry, at: Any) -> dict[str, Any]:
     """The ``register_entries`` row of ``entry``, ``recorded_at`` given as the backend stores it."""
     return {

@@ -64,6 +64,7 @@ from gateway.journal.contract import (
     PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
+    AuditEntry,
     CountRow,
     Counts,
     InboxAck,
@@ -74,10 +75,15 @@ from gateway.journal.contract import (
     MessageRecord,
     MessageSummary,
     MessageView,
+    Outcomes,
     StateChange,
     as_utc,
+    audit_entry,
+    audit_filters,
+    audit_params,
     check_payload,
     inbox_item,
+    outcomes_from_rows,
     pickup_detail,
     register_entry_from_row,
     register_params,
@@ -981,6 +987,45 @@ class PostgresJournal(OperatorQueries):
                 )
                 escalated.append(str(message_id))
         return escalated
+
+    async def audit_append(self, entry: AuditEntry) -> int:
+        """See ``AuditJournal.audit_append``."""
+        async with self._connection() as cur:  # one statement, one round trip
+            await _execute(cur, _SQL["audit_append"], **audit_params(entry, as_utc))
+            row = await cur.fetchone()
+        if row is None:  # an INSERT ... RETURNING always returns its row
+            raise JournalUnavailable("The audit log did not confirm the entry.")
+        return int(row[0])
+
+    async def audit_list(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """See ``AuditJournal.audit_list``."""
+        given = audit_filters(actor=actor, action=action, target=target, before_seq=before_seq)
+        query = tables.audit_sql("postgresql", frozenset(given))
+        async with self._transaction() as cur:
+            await _execute(cur, query, **given, limit=max(0, limit))
+            rows = await cur.fetchall()
+        return [audit_entry(tuple(row), _when) for row in rows]
+
+    async def delivery_outcomes(
+        self, *, since: datetime, failures: int = 500
+    ) -> dict[str, Outcomes]:
+        """See ``OutcomeJournal.delivery_outcomes``."""
+        async with self._transaction() as cur:
+            await _execute(cur, _SQL["outcome_counts"], since=as_utc(since))
+            counts = await cur.fetchall()
+            await _execute(
+                cur, _SQL["outcome_failures"], since=as_utc(since), limit=max(0, failures)
+            )
+            rows = await cur.fetchall()
+        return outcomes_from_rows(list(counts), list(rows), _when)
 
     async def status(self) -> JournalStatus:
         """Whether the journal can write now: ok, read-only or unavailable, with the reason.

@@ -39,9 +39,7 @@ MESSAGE_ORDERS = {"received": messages.c.received_at, "changed": messages.c.stat
 _EXACT = ("message_id", "document_id", "document_type", "sender", "receiver")
 # A register update (certified exporters, AEO status) stays past retention: the register is read
 # as it stood on a declaration's date, and a grant of years ago may still be in force.
-_REGISTER_UPDATE = sa.exists().where(
-    tables.register_entries.c.message_id == messages.c.message_id
-)
+_REGISTER_UPDATE = sa.exists().where(tables.register_entries.c.message_id == messages.c.message_id)
 
 REFUSAL_COLUMNS = (
     *(c for c in refusals.c if c.name != "body"),

@@ -71,6 +71,7 @@ from gateway.journal.contract import (
     PICKUP_NOT_ACKNOWLEDGED,
     AcceptOutcome,
     AcceptResult,
+    AuditEntry,
     CountRow,
     Counts,
     InboxAck,
@@ -81,10 +82,15 @@ from gateway.journal.contract import (
     MessageRecord,
     MessageSummary,
     MessageView,
+    Outcomes,
     StateChange,
     as_utc,
+    audit_entry,
+    audit_filters,
+    audit_params,
     check_payload,
     inbox_item,
+    outcomes_from_rows,
     pickup_detail,
     register_entry_from_row,
     register_params,
@@ -604,6 +610,30 @@ class SqliteJournal(OperatorQueries):
     async def inbox_ack(self, receiver: str, message_id: str, *, at: datetime) -> InboxAck:
         """See ``InboxJournal.inbox_ack``."""
         return await self._run(_inbox_ack, receiver, message_id, _stamp(at))
+
+    async def audit_append(self, entry: AuditEntry) -> int:
+        """See ``AuditJournal.audit_append``."""
+        return await self._run(_audit_append, audit_params(entry, _stamp))
+
+    async def audit_list(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """See ``AuditJournal.audit_list``."""
+        given = audit_filters(actor=actor, action=action, target=target, before_seq=before_seq)
+        query = tables.audit_sql("sqlite", frozenset(given))
+        return await self._read(_audit_list, query, query.params(**given, limit=max(0, limit)))
+
+    async def delivery_outcomes(
+        self, *, since: datetime, failures: int = 500
+    ) -> dict[str, Outcomes]:
+        """See ``OutcomeJournal.delivery_outcomes``."""
+        return await self._read(_outcomes, _stamp(since), max(0, failures))
 
     async def close(self) -> None:
         """See ``Journal.close``."""
@@ -1128,6 +1158,23 @@ def _inbox_escalate(db: sqlite3.Connection, receiver: str, at: str, cutoff: str)
             )
             escalated.append(str(message_id))
     return escalated
+
+
+def _audit_append(db: sqlite3.Connection, params: dict[str, Any]) -> int:
+    with _write(db):
+        return int(_one(db, "audit_append", **params)[0])
+
+
+def _audit_list(
+    db: sqlite3.Connection, query: tables.Sql, params: dict[str, Any]
+) -> list[AuditEntry]:
+    return [audit_entry(tuple(row), _when) for row in db.execute(query.text, params)]
+
+
+def _outcomes(db: sqlite3.Connection, since: str, limit: int) -> dict[str, Outcomes]:
+    counts = _exec(db, "outcome_counts", since=since).fetchall()
+    failures = _exec(db, "outcome_failures", since=since, limit=limit).fetchall()
+    return outcomes_from_rows(counts, failures, _when)
 
 
 def _register_add(db: sqlite3.Connection, params: dict[str, Any]) -> bool:

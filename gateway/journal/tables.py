@@ -24,6 +24,9 @@ Tables (see docs/journal.md):
 - ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits
   for, ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and
   ``acked_at``. The row goes with its message when the message is purged (ON DELETE CASCADE).
+- ``audit_log``: append-only, one row per operator action and per view of a stored document
+  (who, role, key id, when, what, on which target, why). No statement of the gateway updates or
+  deletes it; it is not tied to ``messages``, so purging a message keeps its audit rows.
 - ``refusals``: one row per refused submission (state REJECTED or DUPLICATE), apart from
   ``messages`` so that a refused message id never blocks a later valid submission of it: who
   called (``caller``, ``channel``), what could be read of the header (claimed ``message_id``,
@@ -57,7 +60,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version these tables describe. Changing a table means a new revision in
 ``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
 sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
@@ -137,6 +140,7 @@ message_states = sa.Table(
     sqlite_autoincrement=True,
 )
 sa.Index("message_states_message", message_states.c.message_id, message_states.c.seq)
+sa.Index("message_states_at", message_states.c.at)
 
 payloads = sa.Table(
     "payloads",
@@ -175,6 +179,24 @@ sa.Index(
 )
 
 
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", _Big, sa.Identity(always=True), primary_key=True),
+    sa.Column("at", _Stamp, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("role", sa.Text),
+    sa.Column("key_id", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("target", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("detail", sa.Text),
+    sqlite_autoincrement=True,
+)
+sa.Index("audit_log_at", audit_log.c.at)
+
+AUDIT_COLUMNS = ("at", "actor", "role", "key_id", "action", "target", "reason", "detail")
+"""The ``audit_log`` columns an ``AuditEntry`` fills, in its field order (``seq`` is given)."""
 refusals = sa.Table(
     "refusals",
     metadata,
@@ -453,6 +475,7 @@ def claim_update() -> sa.Update:
 def shared_statements() -> dict[str, sa.sql.ClauseElement]:
     """The statements whose text differs between the dialects only as the compiler writes it."""
     return {
+        **outcome_statements(),
         "known": sa.select(
             messages.c.message_id, messages.c.state, messages.c.accepted_at, messages.c.digest
         ).where(
@@ -507,6 +530,9 @@ def shared_statements() -> dict[str, sa.sql.ClauseElement]:
         )
         .order_by(inbox.c.stored_at, inbox.c.message_id)
         .limit(param("limit")),
+        "audit_append": sa.insert(audit_log)
+        .values(values_of(audit_log, AUDIT_COLUMNS))
+        .returning(audit_log.c.seq),
         "register_history": register_history_statement(by_key=False),
         "register_record": register_history_statement(by_key=True),
         "inbox_ack_look": sa.select(inbox.c.acked_at).where(
@@ -539,3 +565,66 @@ def list_statement(filters: frozenset[str]) -> sa.Select[Any]:
 def list_sql(dialect: str, filters: frozenset[str]) -> Sql:
     """The listing for one combination of filters, compiled the first time it is asked for."""
     return compile_for(dialect, list_statement(filters))
+
+
+AUDIT_FILTERS = ("actor", "action", "target", "before_seq")
+
+
+def audit_statement(filters: frozenset[str]) -> sa.Select[Any]:
+    """Audit rows newest first, with a condition for each filter named (``AUDIT_FILTERS``)."""
+    conditions = [
+        audit_log.c[name] == param(name)
+        for name in ("actor", "action", "target")
+        if name in filters
+    ]
+    if "before_seq" in filters:
+        conditions.append(audit_log.c.seq < param("before_seq", audit_log.c.seq))
+    return (
+        sa.select(audit_log.c.seq, *(audit_log.c[name] for name in AUDIT_COLUMNS))
+        .where(*conditions)
+        .order_by(audit_log.c.seq.desc())
+        .limit(param("limit"))
+    )
+
+
+@functools.cache
+def audit_sql(dialect: str, filters: frozenset[str]) -> Sql:
+    """The audit listing for one combination of filters, compiled when first asked for."""
+    return compile_for(dialect, audit_statement(filters))
+
+
+OUTCOME_STATES = (MessageState.DELIVERED, MessageState.RETRYING, MessageState.DEAD)
+"""Timeline rows that end a delivery attempt: one success, two kinds of failure."""
+
+OUTCOMES_JOIN = message_states.join(messages, messages.c.message_id == message_states.c.message_id)
+
+
+def outcome_statements() -> dict[str, sa.sql.ClauseElement]:
+    """Per receiver since ``:since``: attempts by outcome, and the newest failures."""
+    return {
+        "outcome_counts": sa.select(
+            messages.c.receiver,
+            message_states.c.state,
+            sa.func.count(),
+            sa.func.max(message_states.c.at),
+        )
+        .select_from(OUTCOMES_JOIN)
+        .where(
+            message_states.c.at >= param("since", message_states.c.at),
+            states_in(message_states.c.state, OUTCOME_STATES),
+        )
+        .group_by(messages.c.receiver, message_states.c.state),
+        "outcome_failures": sa.select(
+            messages.c.receiver,
+            message_states.c.at,
+            message_states.c.error_code,
+            message_states.c.detail,
+        )
+        .select_from(OUTCOMES_JOIN)
+        .where(
+            message_states.c.at >= param("since", message_states.c.at),
+            states_in(message_states.c.state, (MessageState.RETRYING, MessageState.DEAD)),
+        )
+        .order_by(message_states.c.at.desc())
+        .limit(param("limit")),
+    }

@@ -58,13 +58,14 @@ def test_json_output_has_the_agreed_shape(capsys: pytest.CaptureFixture[str]) ->
 def test_unreadable_and_malformed_files_are_findings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A missing file or broken XML is reported as a finding, exit 1."""
+    """Broken XML is a finding, exit 1; a missing file exits 66 and checks nothing (issue 16)."""
     broken = tmp_path / "broken.xml"
     broken.write_bytes(b"<fd:EFormD")
-    assert _run("--json", str(tmp_path / "missing.xml"), str(broken)) == 1
-    missing, malformed = json.loads(capsys.readouterr().out)
-    assert missing["findings"][0]["code"] == "unreadable"
+    assert _run("--json", str(broken)) == 1
+    [malformed] = json.loads(capsys.readouterr().out)
     assert malformed["findings"][0]["code"] == "malformed-xml"
+    assert _run("--json", str(tmp_path / "missing.xml"), str(broken)) == validate.EX_NOINPUT
+    assert capsys.readouterr().out == ""
 
 
 def test_bad_schema_dir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

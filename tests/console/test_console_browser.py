@@ -415,6 +415,9 @@ async def test_certificates_view_lists_crls_expiring_within_the_chosen_window(
     await expect(crls.first.locator(".badge")).to_have_text("Soon")
     await expect(page.locator("tr[data-kind='crl'].urgency-soon")).to_have_count(10)
     await expect(page.get_by_text("Trust material is loaded for")).to_contain_text("TH")
+    own = page.locator("tr[data-own='signer']")
+    await expect(own).to_have_count(len(running_gateway.settings.parties))
+    await expect(page.locator("tr[data-own='gateway']").first).to_contain_text("receipts")
     await console.shot("certificates")
     await page.get_by_label("Expiring within").select_option("7")
     await page.get_by_role("button", name="Show").click()
@@ -424,7 +427,7 @@ async def test_certificates_view_lists_crls_expiring_within_the_chosen_window(
 async def test_partners_view_puts_unhealthy_adapters_first_and_refreshes(
     running_gateway: Gateway, console: Console
 ) -> None:
-    """Every receiver is listed with its adapter; a blocked TH shows Unhealthy first, then heals."""
+    """Every receiver is listed; a blocked TH shows Unreachable first, then heals by itself."""
     block(running_gateway, "TH")
     await console.open("#/partners")
     page = console.page
@@ -433,14 +436,75 @@ async def test_partners_view_puts_unhealthy_adapters_first_and_refreshes(
     await expect(rows.first).to_have_attribute("data-country", "TH")
     th = page.locator("tr[data-country='TH']")
     await expect(th).to_contain_text("drop-folder")
-    await expect(th.locator(".badge")).to_have_text("Unhealthy")
+    await expect(th.locator(".badge")).to_have_text("Unreachable")
     await expect(page.locator(".card", has_text="Unhealthy").locator("dd")).to_have_text("1")
-    await expect(page.locator("tr[data-country='SG'] .badge")).to_have_text("Healthy")
-    await console.shot("partners")
+    await expect(page.locator("tr[data-country='SG'] .badge")).to_have_text("Idle")
     unblock(running_gateway, "TH")
-    await page.get_by_role("button", name="Refresh").click()
-    await expect(th.locator(".badge")).to_have_text("Healthy")
+    # Auto-refresh, no click: within two refresh periods even on a busy machine.
+    await expect(th.locator(".badge")).to_have_text("Idle", timeout=15_000)
     await expect(page.locator(".card", has_text="Unhealthy").locator("dd")).to_have_text("0")
+
+
+async def test_partners_view_shows_outcomes_of_a_refusing_partner(
+    running_gateway: Gateway, console: Console, sample_formd: bytes
+) -> None:
+    """A partner whose deliveries all failed is Failing, with its last error and success rate."""
+    block(running_gateway, "TH")
+    [message_id] = await send(running_gateway, sample_formd)
+    await wait_for_state(running_gateway, message_id, "DEAD")
+    await console.open("#/partners")
+    page = console.page
+    th = page.locator("tr[data-country='TH']")
+    await expect(th).to_have_attribute("data-status", "failing")
+    await expect(th.locator(".badge")).to_have_text("Failing")
+    await expect(th).to_contain_text("0%")
+    await expect(th.locator("code").nth(1)).not_to_be_empty()  # the last error's code
+    await console.shot("partners")
+
+
+async def test_audit_log_view_lists_document_views_with_who_and_why(
+    running_gateway: Gateway, console: Console, sample_formd: bytes
+) -> None:
+    """Viewing a stored document in the console appears in the audit log view, newest first."""
+    ids = await send(running_gateway, sample_formd)
+    await delivered(running_gateway, ids)
+    await console.open(f"#/messages/{ids[0]}")
+    page = console.page
+    await page.get_by_role("button", name="View document").click()
+    await expect(page.get_by_label("Stored XML document")).to_contain_text("Ball bearings")
+    await console.go("#/audit")
+    row = page.locator("tbody tr[data-action='document-viewed']").first
+    await expect(row).to_contain_text(ids[0])
+    await expect(row).to_contain_text("anonymous")
+    await page.get_by_label("Action").fill("replay")
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.get_by_text("Nothing in the audit log matches.")).to_be_visible()
+    await console.go("#/audit")
+    await expect(page.locator("tbody tr[data-action]").first).to_be_visible()
+    await console.shot("audit-log")
+
+
+async def test_every_view_says_as_of_and_warns_when_its_data_goes_stale(
+    running_gateway: Gateway, console: Console
+) -> None:
+    """Each view shows when its data was read; when refreshes fail, a stale warning appears."""
+    page = console.page
+    for fragment in (
+        "#/overview",
+        "#/messages",
+        "#/dead-letters",
+        "#/certificates",
+        "#/partners",
+        "#/audit",
+    ):
+        await console.open(fragment)
+        await expect(page.locator("#as-of")).to_contain_text("As of")
+        await expect(page.locator("#as-of")).to_have_attribute("data-stale", "false")
+    await page.route("**/v1/**", lambda route: route.abort())
+    await expect(page.locator("#as-of")).to_have_attribute("data-stale", "true", timeout=25_000)
+    await expect(page.locator("#as-of")).to_contain_text("stale")
+    await page.unroute("**/v1/**")
+    await expect(page.locator("#as-of")).to_have_attribute("data-stale", "false", timeout=15_000)
 
 
 # --- operator key ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from gateway.errors import JournalSchemaMismatch
-from gateway.journal import migrate, open_journal, schema_status
+from gateway.journal import AuditEntry, audit_of, migrate, open_journal, outcomes_of, schema_status
 from gateway.journal.migrations import REVISIONS, revision_of
 from gateway.journal.tables import SCHEMA_VERSION
 from tests.journal.conftest import POSTGRES_URL, T0, make_record
@@ -141,6 +141,22 @@ async def _upgrade_and_check(url: str, snapshot: Snapshot) -> None:
         )
         assert claim.granted
         assert await journal.mark_delivered("v1-message-001", at=T0 + timedelta(hours=1))
+        # Version 3: the audit log and the delivery outcomes work on the migrated journal.
+        seq = await audit_of(journal).audit_append(
+            AuditEntry(
+                at=T0,
+                actor="Alice",
+                role="operator",
+                key_id=None,
+                action="replay",
+                target="v1-message-001",
+                reason="after migration",
+                detail=None,
+            )
+        )
+        assert [e.seq for e in await audit_of(journal).audit_list()] == [seq]
+        outcomes = await outcomes_of(journal).delivery_outcomes(since=T0)
+        assert sum(o.delivered for o in outcomes.values()) >= 1
     finally:
         await journal.close()
 

@@ -365,12 +365,19 @@ class GatewayClient:
     """An HTTP client for one gateway; use as ``async with GatewayClient(url) as client``."""
 
     def __init__(
-        self, url: str, *, api_key: str | None = None, connections: int = 8, timeout: float = 60
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        api_keys: Mapping[str, str] | None = None,
+        connections: int = 8,
+        timeout: float = 60,
     ) -> None:
         self.url = url.rstrip("/")
         self._headers = {"Accept": "application/json"}
         if api_key:
             self._headers["X-API-Key"] = api_key
+        self._keys = {country.upper(): key for country, key in (api_keys or {}).items()}
         self._connections = connections
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
@@ -394,14 +401,22 @@ class GatewayClient:
             raise RuntimeError("use GatewayClient in an async with block")
         return self._session
 
-    async def submit(self, body: bytes) -> Answer:
-        """POST the document to /v1/messages; never raises for an HTTP or network failure."""
+    async def submit(self, body: bytes, *, sender: str | None = None) -> Answer:
+        """POST the document to /v1/messages; never raises for an HTTP or network failure.
+
+        With a key for ``sender`` (``api_keys``), the document is sent with that party's key:
+        a hub refuses a document sent with another party's key.
+        """
         started = time.perf_counter()
+        headers = {"Content-Type": "application/xml"}
+        key = self._keys.get(sender.upper()) if sender else None
+        if key:
+            headers["X-API-Key"] = key
         try:
             async with self.session.post(
                 self.url + "/v1/messages",
                 data=body,
-                headers={"Content-Type": "application/xml"},
+                headers=headers,
             ) as response:
                 payload = await response.read()
                 status = response.status

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import uuid
@@ -23,6 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asw_toolkit.cli.send import (
+    ApiKeyError,
+    add_api_key_options,
+    add_api_keys_option,
+    api_key_from,
+    api_keys_from,
+)
 from asw_toolkit.testkit import (
     SUCCESS_STATES,
     Answer,
@@ -51,11 +59,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "conformance",
         help="play the samples manifest and protocol scenarios; table of expected vs actual",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
-    parser.add_argument("--api-key", help="API key of the sending party, if the gateway asks")
+    add_api_key_options(parser)
+    add_api_keys_option(parser)
     parser.add_argument(
         "--samples", type=Path, default=Path("samples"), metavar="DIR",
         help="samples folder with manifest.json (default: samples)",
@@ -154,12 +163,19 @@ def run(args: argparse.Namespace) -> int:
     if not manifest.is_file():
         print(f"conformance: {manifest} not found (give --samples DIR)", file=sys.stderr)
         return 2
+    try:
+        api_key = api_key_from(args, os.environ)
+        api_keys = api_keys_from(args, os.environ)
+    except ApiKeyError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return 2
     result = asyncio.run(
         conformance(
             url=args.url,
             samples=args.samples,
             sign_with=args.sign_with,
-            api_key=args.api_key,
+            api_key=api_key,
+            api_keys=api_keys,
             delivery_timeout=args.delivery_timeout,
         )
     )
@@ -177,6 +193,7 @@ async def conformance(
     samples: Path,
     sign_with: Path | None,
     api_key: str | None = None,
+    api_keys: dict[str, str] | None = None,
     delivery_timeout: float = 30.0,
 ) -> ConformanceResult:
     """Play the manifest and the scenarios against the gateway at ``url``."""
@@ -186,7 +203,7 @@ async def conformance(
         for e in json.loads((samples / "manifest.json").read_text(encoding="utf-8"))
     ]
     player = _Player(Restamper(sign_with=sign_with), samples)
-    async with GatewayClient(url, api_key=api_key, connections=6) as client:
+    async with GatewayClient(url, api_key=api_key, api_keys=api_keys, connections=6) as client:
         player.client = client
         rows = await player.manifest(entries)
         rows += await player.scenarios(signatures=sign_with is not None)
@@ -224,7 +241,8 @@ class _Player:
 
     async def send(self, check: str, prepared: Prepared | bytes) -> Answer:
         body = prepared.body if isinstance(prepared, Prepared) else prepared
-        answer = await self.client.submit(body)
+        sender = prepared.sender if isinstance(prepared, Prepared) else None
+        answer = await self.client.submit(body, sender=sender)
         message_id = answer.message_id or (
             prepared.message_id if isinstance(prepared, Prepared) else None
         )

@@ -21,12 +21,18 @@ import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asw_toolkit.cli.send import ApiKeyError, add_api_key_options, api_key_from
+from asw_toolkit.cli.send import (
+    ApiKeyError,
+    add_api_key_options,
+    add_api_keys_option,
+    api_key_from,
+    api_keys_from,
+)
 from asw_toolkit.testkit import (
     SUCCESS_STATES,
     DeliveryTracker,
@@ -44,6 +50,8 @@ from asw_toolkit.testkit import (
 
 EX_USAGE = 2
 EX_TEMPFAIL = 75
+UNREACHABLE_STOP = 3
+"""Consecutive submissions the gateway never answered, with no answer before, that stop a run."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "replay",
         help="replay sample documents against a gateway and report every outcome",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -59,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's base URL")
     add_api_key_options(parser)
+    add_api_keys_option(parser)
     parser.add_argument(
         "--rate", type=float, default=0.0, metavar="N", help="messages per second (0: no limit)"
     )
@@ -101,6 +110,7 @@ class ReplayOptions:
     url: str
     files: tuple[Path, ...]
     api_key: str | None = None
+    api_keys: dict[str, str] = field(default_factory=dict)
     rate: float = 0.0
     concurrency: int = 4
     count: int | None = None
@@ -120,6 +130,7 @@ class ReplayResult:
     outcomes: tuple[Outcome, ...]
     summary: Summary
     started_at: datetime
+    stopped_unreachable: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -168,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         return EX_USAGE
     try:
         api_key = api_key_from(args, os.environ)
+        api_keys = api_keys_from(args, os.environ)
     except ApiKeyError as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return EX_USAGE
@@ -175,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         url=args.url,
         files=tuple(files),
         api_key=api_key,
+        api_keys=api_keys,
         rate=args.rate,
         concurrency=args.concurrency,
         count=args.count,
@@ -186,6 +199,12 @@ def run(args: argparse.Namespace) -> int:
         delivery_timeout=args.delivery_timeout,
     )
     result = asyncio.run(replay(options))
+    if result.stopped_unreachable:
+        print(
+            f"replay: stopped early: the gateway at {options.url} did not answer "
+            f"{UNREACHABLE_STOP} submissions in a row",
+            file=sys.stderr,
+        )
     for line in result.summary.lines():
         print(line)
     for outcome in (o for o in result.outcomes if o.as_expected is False):
@@ -250,6 +269,9 @@ class _Run:
             total = len(options.files)
         self.progress = Progress(total) if options.show_progress else None
         self.t0 = time.monotonic()
+        self.unanswered = 0
+        self.answered = False
+        self.stopped_unreachable = False
 
     def counts(self) -> dict[str, int]:
         """Running counts for the progress bar."""
@@ -284,7 +306,8 @@ class _Run:
         """Submit what the producer prepared and note the answers."""
         while (item := await self.queue.get()) is not None:
             index, path, prepared = item
-            answer = await client.submit(prepared.body)
+            answer = await client.submit(prepared.body, sender=prepared.sender)
+            self._note_reachability(answer.status is not None)
             expectation = self.expectations.get(path)
             self.outcomes.append(
                 Outcome(
@@ -311,6 +334,17 @@ class _Run:
             if self.progress is not None:
                 self.progress.update(len(self.outcomes), self.counts())
 
+    def _note_reachability(self, answered: bool) -> None:
+        """Stop sending when the gateway has never answered and N submissions in a row failed."""
+        if answered:
+            self.answered = True
+            self.unanswered = 0
+            return
+        self.unanswered += 1
+        if not self.answered and self.unanswered >= UNREACHABLE_STOP and not self.stop.is_set():
+            self.stopped_unreachable = True
+            self.stop.set()
+
     async def follow(self, client: GatewayClient) -> None:
         """Poll deliveries once a second while sending."""
         while not self.sending_done.is_set():
@@ -334,11 +368,14 @@ class _Run:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, self.stop.set)
         async with GatewayClient(
-            options.url, api_key=options.api_key, connections=options.concurrency + 2
+            options.url,
+            api_key=options.api_key,
+            api_keys=options.api_keys,
+            connections=options.concurrency + 2,
         ) as client:
             await asyncio.gather(self.send_all(client), self.follow(client))
             seconds = time.monotonic() - self.t0
-            if options.delivery_timeout > 0:
+            if options.delivery_timeout > 0 and not self.stopped_unreachable:
                 await self.tracker.wait(client, timeout=options.delivery_timeout)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
@@ -352,6 +389,7 @@ class _Run:
             outcomes=final,
             summary=Summary.of(final, seconds=seconds, followed=options.delivery_timeout > 0),
             started_at=started_at,
+            stopped_unreachable=self.stopped_unreachable,
         )
 
 

@@ -6,6 +6,11 @@ With ``--wait`` it then follows ``GET /v1/messages/{id}`` until the message is d
 
 The API key is read from ``--api-key-file FILE`` or the ``ASW_API_KEY`` environment variable;
 ``--api-key KEY`` still works but puts the key where ``ps`` and shell history can see it.
+``replay`` and ``conformance`` also take ``--api-keys FILE`` (or ``ASW_API_KEYS_FILE``): one
+key per sending country, ``CC=key`` per line, for a hub that checks who sends.
+
+With ``--new-id`` the fresh message id is printed first, even when the gateway refuses the
+document, so that the refusal can be looked up.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from pathlib import Path
 from asw_toolkit.testkit import SUCCESS_STATES, Restamper, timeline_lines
 
 EX_TEMPFAIL = 75
+EX_NOINPUT = 66
 WAIT_FAILED = frozenset({"DEAD", "DISCARDED", "REJECTED", "DUPLICATE"})
 API_KEY_ENV = "ASW_API_KEY"
+API_KEYS_ENV = "ASW_API_KEYS_FILE"
 
 
 class ApiKeyError(ValueError):
@@ -44,6 +51,42 @@ def add_api_key_options(parser: argparse.ArgumentParser) -> None:
         help=f"the API key itself (visible to other users in ps; prefer ${API_KEY_ENV} or "
         "--api-key-file)",
     )
+
+
+def add_api_keys_option(parser: argparse.ArgumentParser) -> None:
+    """``--api-keys FILE``: one key per sending country (``$ASW_API_KEYS_FILE`` otherwise)."""
+    parser.add_argument(
+        "--api-keys",
+        type=Path,
+        metavar="FILE",
+        help="one API key per sending country, CC=key per line (# comments); each document "
+        f"goes with its sender's key (else ${API_KEYS_ENV} names the file)",
+    )
+
+
+def api_keys_from(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """The per-sender keys of ``--api-keys FILE`` or ``$ASW_API_KEYS_FILE`` (empty: none)."""
+    path: Path | None = getattr(args, "api_keys", None)
+    if path is None and environ.get(API_KEYS_ENV, "").strip():
+        path = Path(environ[API_KEYS_ENV].strip())
+    if path is None:
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ApiKeyError(f"cannot read the API keys file {path}: {exc}") from exc
+    keys: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        country, sep, key = (part.strip() for part in line.partition("="))
+        if not sep or len(country) != 2 or not country.isalpha() or not key:
+            raise ApiKeyError(f"{path} line {number}: expected CC=key, e.g. SG=asw_sg_...")
+        keys[country.upper()] = key
+    if not keys:
+        raise ApiKeyError(f"the API keys file {path} names no key")
+    return keys
 
 
 def api_key_from(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
@@ -98,10 +141,17 @@ def run(args: argparse.Namespace) -> int:
     except ApiKeyError as exc:
         print(f"send: {exc}", file=sys.stderr)
         return 2
-    document = args.file.read_bytes()
+    try:
+        document = args.file.read_bytes()
+    except OSError as exc:
+        print(f"send: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EX_NOINPUT
     if args.new_id or args.sign_with:
         restamper = Restamper(keep_ids=not args.new_id, sign_with=args.sign_with)
-        document = restamper.prepare(document).body
+        prepared = restamper.prepare(document)
+        document = prepared.body
+        if args.new_id and prepared.message_id:
+            print(prepared.message_id, flush=True)  # before sending: known even if refused
     headers = {"Content-Type": "application/xml", "Accept": "application/json"}
     if api_key:
         headers["X-API-Key"] = api_key
@@ -124,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     except urllib.error.URLError as exc:
         print(f"cannot reach the gateway at {args.url}: {exc.reason}", file=sys.stderr)
         return EX_TEMPFAIL
-    print(body["message_id"])
+    if not args.new_id:
+        print(body["message_id"])
     if args.wait:
         return wait_for(args.url, body["message_id"], headers, timeout=args.timeout)
     return 0
