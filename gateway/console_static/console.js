@@ -1344,4 +1344,13 @@ function start() {
   route({ focus: false });
 }
 
-start();
+// Other modules (oversight.js) register or extend views before the first route: module scripts
+// run before DOMContentLoaded, so start then.
+if (document.readyState === "complete") start();
+else window.addEventListener("DOMContentLoaded", start, { once: true });
+
+export {
+  ApiProblem, DOCUMENT_TYPES, OPERATOR_NAME, PAGE_SIZES, STATES, VIEWS, announce, api, codeEl,
+  dash, deadLetterHref, docType, fact, field, formatUtc, h, idLink, navigate, num, pageSize,
+  panel, problemBox, query, replace, append, route, stateBadge, table, timeEl, viewHead,
+};
