@@ -1351,6 +1351,7 @@ else window.addEventListener("DOMContentLoaded", start, { once: true });
 
 export {
   ApiProblem, DOCUMENT_TYPES, OPERATOR_NAME, PAGE_SIZES, STATES, VIEWS, announce, api, codeEl,
-  dash, deadLetterHref, docType, fact, field, formatUtc, h, idLink, navigate, num, pageSize,
+  dash, deadLetterHref, docType, fact, field, formatUtc, h, idLink, navigate, num, operatorKey,
+  pageSize,
   panel, problemBox, query, replace, append, route, stateBadge, table, timeEl, viewHead,
 };

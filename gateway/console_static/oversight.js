@@ -5,7 +5,7 @@
 
 import {
   ApiProblem, OPERATOR_NAME, PAGE_SIZES, STATES, VIEWS, announce, api, codeEl, dash, deadLetterHref, docType,
-  fact, field, h, idLink, navigate, num, pageSize, panel, problemBox, query, replace, route, stateBadge,
+  fact, field, h, idLink, navigate, num, operatorKey, pageSize, panel, problemBox, query, replace, route, stateBadge,
   table, timeEl, viewHead,
 } from "./console.js";
 
@@ -68,7 +68,32 @@ function pager(view, filters, next, csvPath, noun) {
       { ...filters, cursor: "" })}` }, "Newest") : null,
     cursor ? h("a", { class: "button secondary", rel: "next",
       href: `#/${view}${query({ ...filters, cursor })}` }, `Older ${noun}`) : null,
-    h("a", { class: "button secondary csv-link", href: csvPath, download: "" }, "Export CSV"));
+    csvLink(csvPath));
+}
+
+/** A link to the CSV of a list; with an operator key it is fetched (the key cannot ride on a
+ *  plain link) and handed to the browser as a download. */
+function csvLink(path) {
+  const link = h("a", { class: "button secondary csv-link", href: path, download: "" },
+    "Export CSV");
+  link.addEventListener("click", async (event) => {
+    const key = operatorKey();
+    if (!key) return;
+    event.preventDefault();
+    const response = await fetch(path, { headers: { Accept: "text/csv",
+      Authorization: `Bearer ${key}` }, cache: "no-store", credentials: "same-origin" });
+    if (!response.ok) {
+      announce(`The CSV export failed: HTTP ${response.status}.`);
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const save = h("a", { href: url, download: `${path.split("?")[0].split("/").pop()}.csv` });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    window.setTimeout(() => URL.revokeObjectURL(url), 10000);
+  });
+  return link;
 }
 
 function apiFilters(filters) {
