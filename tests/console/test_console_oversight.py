@@ -8,15 +8,20 @@ Screenshots go to the test's directory and to ASW_CONSOLE_SHOTS when set (docs/i
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from gateway.app import Gateway
 from tests.conftest import with_message_id
-from tests.console.harness import MISSING_PLAYWRIGHT, Console
+from tests.console.harness import MISSING_PLAYWRIGHT, VIEWPORT, Console
+from tests.console.test_console_browser import (
+    OPERATOR_KEY as KEY,
+)
 from tests.console.test_console_browser import (
     block,
+    keyed_gateway,
     message,
     send,
     unblock,
@@ -25,11 +30,12 @@ from tests.console.test_console_browser import (
 from tests.integration.helpers import base_url, submit, without_element
 
 try:
-    from playwright.async_api import expect
+    from playwright.async_api import Browser, expect
 except ImportError as exc:  # a clear failure, never a skip
     raise ImportError(MISSING_PLAYWRIGHT) from exc
 
 pytestmark = pytest.mark.rabbitmq
+__all__ = ["keyed_gateway"]  # the api-key gateway fixture, shared with the browser tests
 
 
 async def refuse(gateway: Gateway, sample: bytes) -> str:
@@ -154,3 +160,30 @@ async def test_dead_letters_are_replayed_in_bulk_after_a_preview_and_one_is_disc
     ):
         assert response.status == 200
         assert (await response.json())["entries"], "the preview is audited"
+
+
+async def test_refusals_csv_is_exported_with_the_operator_key(
+    keyed_gateway: Gateway, browser: Browser, tmp_path: Path
+) -> None:
+    """With api-key auth, Export CSV downloads the refusals through the key, never showing it."""
+    context = await browser.new_context(viewport=VIEWPORT, timezone_id="UTC", accept_downloads=True)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    tab = Console(page=page, base_url=base_url(keyed_gateway), shots=tmp_path)
+    tab.watch()
+    try:
+        await tab.open("#/refusals")
+        await page.get_by_label("Operator key").fill(KEY)
+        await page.get_by_role("button", name="Use this key").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Refusals")
+        async with page.expect_download() as info:
+            await page.get_by_role("link", name="Export CSV").click()
+        download = await info.value
+        saved = tmp_path / "refusals.csv"
+        await download.save_as(saved)
+        header = saved.read_text().splitlines()[0]
+        assert header.startswith("refusal_id,state,at,channel"), header
+        assert KEY not in await page.content()
+    finally:
+        await context.close()
+    assert tab.page_errors == [] and tab.csp_violations == []
