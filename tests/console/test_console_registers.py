@@ -88,9 +88,7 @@ async def test_registers_show_exporters_and_aeos_on_a_day_and_an_entry_history(
 
     await console.go("#/registers?country=SG&on=2026-11-23")
     await page.get_by_role("link", name="SGCE000123").click()
-    await expect(page.get_by_role("heading", level=1)).to_have_text(
-        "Certified exporter SGCE000123"
-    )
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Certified exporter SGCE000123")
     history = page.get_by_role("table", name="History")
     rows = history.locator("tbody tr")
     assert await rows.evaluate_all("(r) => r.map((x) => x.dataset.action)") == ["GRANT", "AMEND"]
