@@ -1,27 +1,29 @@
 """``scripts/topology``: the topology of ``deploy/compose.yaml`` as processes on this machine.
 
 No container engine is needed: a private PostgreSQL cluster (``tests/faults/private_postgres``)
-holds the one journal, RabbitMQ is a private three-node cluster (``tests/faults/
-private_rabbitmq``, when present and ``--rabbit-nodes 3``) or the local broker under a queue
-prefix of its own (``--rabbit-nodes 0``), two simulated NSWs (SG and TH, ``simulate-nsw``) take
+holds the one journal, RabbitMQ is a private three-node cluster of its own
+(``tests/faults/private_rabbitmq``: own node names, ports, data folders, cookie and epmd; the
+shared broker on 5672 is never used), two simulated NSWs (SG and TH, ``simulate-nsw``) take
 deliveries over HTTP, and two gateway nodes (``asw-gateway serve``, each its own supervisor
-and port) share the journal and the queue prefix, as the compose file's ``gateway-1`` and
-``gateway-2`` do.
+and port) share the journal and the queue prefix and are given every RabbitMQ node's address
+(``amqp.urls``), as the compose file's ``gateway-1`` and ``gateway-2`` are.
 
     scripts/topology                       # start it, print the addresses, run until Ctrl-C
     scripts/topology --messages 20 --hold 0  # start, send 20 Form Ds through both nodes, stop
 
 With ``--messages N`` it sends N fresh Form Ds SG -> TH, alternating between the two nodes,
-waits until the TH simulator has them, and prints one line:
-``topology: nodes=2 rabbit=<kind> sent= accepted= delivered= duplicates= lost=``; the exit
-status is 0 only when every accepted message arrived exactly once. Everything it started is
-stopped by process id at the end (and the shared broker's queues of its prefix deleted).
+waits until the TH simulator has them, asks the cluster where the gateway's queues are, and
+prints one line:
+``scenario=topology-compose nodes=2 rabbit=cluster-3 sent= accepted= delivered= duplicates=
+lost= accepted_per_node=a,b queues=N quorum=N replicas=R leaders=K seconds=S``; the exit status
+is 0 only when both nodes accepted, every accepted message arrived exactly once and every queue
+of the gateway is a quorum queue with a member on every node of the private cluster. Everything
+it started is stopped by process id at the end and its folders deleted.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -39,10 +41,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from asw_toolkit.processes import free_port
-from gateway.core.envelope import MEMBER_STATES
-from gateway.core.topology import Topology
-from tests.conftest import AMQP_URL, SAMPLE_FORMD, delete_topology, with_message_id
+from tests.conftest import SAMPLE_FORMD, with_message_id
 from tests.faults.private_postgres import PrivatePostgres
+from tests.faults.private_rabbitmq import PrivateRabbit
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -71,27 +72,42 @@ class LocalTopology:
         self.prefix = f"topology-{uuid.uuid4().hex[:8]}"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.postgres: PrivatePostgres | None = None
-        self.rabbit: object | None = None
-        self.amqp_urls: list[str] = [AMQP_URL]
+        self.rabbit: PrivateRabbit | None = None
+        self.amqp_urls: list[str] = []
         self.gateways: list[str] = []
         self.nsw: dict[str, str] = {}
 
     # --- parts ---
 
+    @property
+    def rabbit_kind(self) -> str:
+        """``cluster-3`` (or ``node-1``): what carries the gateway's queues."""
+        if self.rabbit_nodes == 1:
+            return "node-1"
+        return f"cluster-{self.rabbit_nodes}"
+
     def start_rabbit(self) -> str:
-        if self.rabbit_nodes == 0:
-            return "shared-broker"
-        try:
-            from tests.faults.private_rabbitmq import PrivateRabbit  # type: ignore[import-untyped,unused-ignore]
-        except ImportError:
-            _say("tests/faults/private_rabbitmq.py is not here: using the local broker instead")
-            self.rabbit_nodes = 0
-            return "shared-broker"
+        """The private RabbitMQ (never the shared broker): started, clustered, addresses kept."""
         rabbit = PrivateRabbit(self.rabbit_nodes)
         self.rabbit = rabbit
         rabbit.start()
         self.amqp_urls = list(rabbit.urls)
-        return f"private-cluster-{self.rabbit_nodes}"
+        return self.rabbit_kind
+
+    def gateway_queues(self) -> list[tuple[str, str, str, int]]:
+        """(name, type, leader, members) of each queue of this topology's prefix, asked of the
+        cluster (``rabbitmqctl list_queues``)."""
+        assert self.rabbit is not None
+        out = self.rabbit.alive().ctl(
+            "list_queues", "name", "type", "leader", "members", "--no-table-headers", "--quiet"
+        )
+        queues = []
+        for line in out.splitlines():
+            fields = [f.strip() for f in line.split("\t")]
+            if len(fields) == 4 and fields[0].startswith(self.prefix + "."):
+                members = len([m for m in fields[3].strip("[]").split(",") if m.strip()])
+                queues.append((fields[0], fields[1], fields[2], members))
+        return queues
 
     def start_postgres(self) -> str:
         self.postgres = PrivatePostgres()
@@ -164,7 +180,8 @@ class LocalTopology:
             self.start_gateway(index, config)
             self.wait_ready(self.gateways[index - 1], f"gateway-{index}")
         _say(
-            f"up: rabbit={kind} ({', '.join(self.amqp_urls)}), journal={journal}, "
+            f"up: rabbit={kind} ({', '.join(self.amqp_urls)}), prefix={self.prefix}, "
+            f"journal={journal}, "
             f"gateways={' '.join(self.gateways)}, nsw={json.dumps(self.nsw)}, logs={self.base}"
         )
 
@@ -186,6 +203,9 @@ class LocalTopology:
         raise RuntimeError(f"{name} not ready in {READY_SECONDS:g} s; see {self.base / name}.log")
 
     def stop(self) -> None:
+        """Stop, by pid, everything started here (newest first), then delete the folders; say
+        which process groups (``pgid=``) and servers (``pid=``) were stopped."""
+        stopped: list[str] = []
         for process in reversed(self.processes):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -197,26 +217,31 @@ class LocalTopology:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+            stopped.append(f"pgid={process.pid}")
         if self.postgres is not None:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                pid_file = self.postgres.data / "postmaster.pid"
+                stopped.append(f"pid={int(pid_file.read_text().split()[0])}")
             self.postgres.remove()
         if self.rabbit is not None:
-            self.rabbit.remove()  # type: ignore[attr-defined]
-        elif self.rabbit_nodes == 0:
-            asyncio.run(
-                delete_topology(AMQP_URL, Topology(self.prefix), MEMBER_STATES, (500, 1000, 2000))
-            )
+            stopped += [f"pgid={n.process.pid}" for n in self.rabbit.nodes if n.process]
+            if self.rabbit.epmd is not None:
+                stopped.append(f"pgid={self.rabbit.epmd.pid}")
+            self.rabbit.remove()
+        _say(f"stopped: {' '.join(stopped)}")
 
 
-def send(gateways: list[str], count: int) -> tuple[list[str], list[str]]:
-    """Send ``count`` fresh Form Ds, alternating nodes; (sent ids, accepted ids)."""
+def send(gateways: list[str], count: int) -> tuple[list[str], list[list[str]]]:
+    """Send ``count`` fresh Form Ds, alternating nodes; (sent ids, accepted ids per node)."""
     sample = SAMPLE_FORMD.read_bytes()
     sent: list[str] = []
-    accepted: list[str] = []
+    accepted: list[list[str]] = [[] for _ in gateways]
     for number in range(count):
         message_id = str(uuid.uuid4())
         sent.append(message_id)
+        node = number % len(gateways)
         request = urllib.request.Request(  # noqa: S310
-            gateways[number % len(gateways)] + "/v1/messages",
+            gateways[node] + "/v1/messages",
             data=with_message_id(sample, message_id),
             headers={"Content-Type": "application/xml"},
             method="POST",
@@ -226,7 +251,7 @@ def send(gateways: list[str], count: int) -> tuple[list[str], list[str]]:
             urllib.request.urlopen(request, timeout=30) as answer,  # noqa: S310
         ):
             if answer.status == 202:
-                accepted.append(message_id)
+                accepted[node].append(message_id)
     return sent, accepted
 
 
@@ -249,14 +274,57 @@ def running(rabbit_nodes: int, workers: int) -> Iterator[LocalTopology]:
             shutil.rmtree(base, ignore_errors=True)
 
 
+def run_messages(topology: LocalTopology, count: int) -> int:
+    """Send ``count`` Form Ds through both nodes, count them at the TH NSW, print the summary
+    line; 0 when every accepted one arrived once, both nodes took some, queues are quorum."""
+    started = time.monotonic()
+    sent, per_node = send(topology.gateways, count)
+    accepted = [m for ids in per_node for m in ids]
+    deadline = time.monotonic() + 60
+    got = received(topology.nsw["TH"])
+    while not set(accepted) <= set(got) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        got = received(topology.nsw["TH"])
+    seconds = time.monotonic() - started
+    # a late duplicate would show up a moment after the last first arrival
+    time.sleep(1.0)
+    got = received(topology.nsw["TH"])
+    delivered = [m for m in accepted if m in got]
+    duplicates = sum(n - 1 for n in got.values() if n > 1)
+    lost = len(accepted) - len(delivered)
+    queues = topology.gateway_queues()
+    quorum = sum(1 for _, kind, _, _ in queues if kind == "quorum")
+    leaders = len({leader for _, _, leader, _ in queues})
+    replicas = min((members for *_, members in queues), default=0)
+    print(
+        f"scenario=topology-compose nodes={len(topology.gateways)} "
+        f"rabbit={topology.rabbit_kind} sent={len(sent)} accepted={len(accepted)} "
+        f"delivered={len(delivered)} duplicates={duplicates} lost={lost} "
+        f"accepted_per_node={','.join(str(len(ids)) for ids in per_node)} "
+        f"queues={len(queues)} quorum={quorum} replicas={replicas} leaders={leaders} "
+        f"seconds={seconds:.1f}",
+        flush=True,
+    )
+    healthy = (
+        len(accepted) == len(sent)
+        and all(per_node)
+        and not lost
+        and not duplicates
+        and queues
+        and quorum == len(queues)
+        and replicas == topology.rabbit_nodes
+    )
+    return 0 if healthy else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/topology", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--rabbit-nodes",
         type=int,
         default=3,
-        choices=(0, 1, 3),
-        help="private RabbitMQ nodes (0: the local broker, own prefix)",
+        choices=(1, 3),
+        help="private RabbitMQ nodes (3: a cluster, as in compose)",
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes per node")
     parser.add_argument("--messages", type=int, default=0, help="Form Ds to send through it")
@@ -270,25 +338,7 @@ def main() -> int:
     status = 0
     with running(args.rabbit_nodes, args.workers) as topology:
         if args.messages:
-            sent, accepted = send(topology.gateways, args.messages)
-            deadline = time.monotonic() + 60
-            got = received(topology.nsw["TH"])
-            while not set(accepted) <= set(got) and time.monotonic() < deadline:
-                time.sleep(0.5)
-                got = received(topology.nsw["TH"])
-            delivered = [m for m in accepted if m in got]
-            duplicates = sum(got[m] - 1 for m in accepted if got[m] > 1)
-            lost = len(accepted) - len(delivered)
-            kind = (
-                f"private-cluster-{topology.rabbit_nodes}"
-                if topology.rabbit_nodes
-                else "shared-broker"
-            )
-            _say(
-                f"nodes=2 rabbit={kind} sent={len(sent)} accepted={len(accepted)} "
-                f"delivered={len(delivered)} duplicates={duplicates} lost={lost}"
-            )
-            status = 0 if accepted and not lost and not duplicates else 1
+            status = run_messages(topology, args.messages)
         if args.hold < 0:
             _say("running; Ctrl-C stops everything")
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
