@@ -27,6 +27,7 @@ const DOCUMENT_TYPES = {
   RCQ: "Retroactive check request", RCP: "Retroactive check reply",
   VVQ: "Verification visit request", VVC: "Verification visit consent",
   VVR: "Verification visit result",
+  OD: "Origin Declaration", CER: "Certified-exporter register update", AEO: "AEO status",
 };
 const DEADLINE_TONE = {
   due: "warn", overdue: "bad", met: "ok", late: "bad", open: "warn", closed: "neutral",
@@ -1344,4 +1345,9 @@ function start() {
   route({ focus: false });
 }
 
-start();
+// Views in their own files (registers.js) add themselves to VIEWS from these; the router starts
+// once the document and every module are loaded.
+export { VIEWS, DEADLINE_TONE, h, api, query, table, panel, viewHead, field, card, timeEl, dash,
+  docType, idLink, messageHref, navigate, replace, formatUtc };
+
+document.addEventListener("DOMContentLoaded", start);
