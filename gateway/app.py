@@ -43,6 +43,7 @@ from gateway.auth import auth_middleware, check_auth_exposure, server_ssl_contex
 from gateway.broker import Broker
 from gateway.connections import ConnectionGuard, raise_open_file_limit
 from gateway.console import add_console_routes
+from gateway.core.aeo import load_mra
 from gateway.core.handover import Adapter, InboxStore
 from gateway.core.parsing import ParseLimits
 from gateway.core.parties import load_parties
@@ -151,7 +152,9 @@ def build_ingest(settings: Settings) -> Ingest:
     topology = Topology(settings.amqp.prefix)
     return Ingest(
         limits=parse_limits(settings),
-        validator=Validator.load(xsd_dir(settings.documents.xsd_dir)),
+        validator=Validator.load(
+            xsd_dir(settings.documents.xsd_dir), mra=load_mra(settings.documents.mra_file)
+        ),
         routes=RoutingTable(
             topology=topology,
             receivers=frozenset(settings.parties),

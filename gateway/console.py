@@ -38,6 +38,7 @@ CONTENT_TYPES: dict[str, str] = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "oversight.js": "text/javascript; charset=utf-8",
+    "registers.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 """Every file the console serves, with its media type; anything else is a 404."""

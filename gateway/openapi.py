@@ -731,6 +731,18 @@ def _paths() -> Json:
                 },
             )
         },
+        "/v1/registers/aeo/{country}": {
+            "get": _operation(
+                "GET",
+                "/v1/registers/aeo/{country}",
+                "A member state's authorised economic operators",
+                _answers({"200": _json("The register.", {"type": "object"})}, 401, 403, 404),
+                parameters=[
+                    _path("country"),
+                    _query("on", {"type": "string", "format": "date"}, "As of this day."),
+                ],
+            )
+        },
         "/v1/registers/aeo/{country}/{aeo_id}": {
             "get": _operation(
                 "GET",

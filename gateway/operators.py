@@ -73,6 +73,7 @@ ROUTE_PERMISSIONS: Mapping[tuple[str, str], str] = {
     ("GET", "/v1/refusals"): PARTY,
     ("GET", "/v1/refusals/{refusal_id}"): PARTY,
     ("GET", "/v1/refusals/{refusal_id}/document"): PARTY,
+    ("GET", "/v1/registers/aeo/{country}"): PARTY,
     ("GET", "/v1/registers/aeo/{country}/{aeo_id}"): PARTY,
     ("GET", "/v1/registers/certified-exporters/{country}"): PARTY,
     ("GET", "/v1/registers/certified-exporters/{country}/{authorisation_id}"): PARTY,

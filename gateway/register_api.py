@@ -5,6 +5,9 @@
 - ``GET /v1/registers/certified-exporters/{country}/{authorisation_id}[?on=...]``: one
   authorisation's standing on ``on`` and its whole history (each update: action, effective
   date, the record after it, the reason, the message that brought it and when it was recorded).
+- ``GET /v1/registers/aeo/{country}[?on=...]``: every AEO of ``country``'s register as it
+  stood on ``on`` (the last notification per id decides; a later snapshot without it removes
+  it), with whether it is valid that day.
 - ``GET /v1/registers/aeo/{country}/{aeo_id}[?on=...]``: one AEO's record on ``on`` (None when
   not in the register that day) and the notifications that concern it (snapshots and deltas).
 
@@ -77,6 +80,19 @@ async def certified_exporter(request: web.Request) -> web.Response:
     )
 
 
+async def aeo_register(request: web.Request) -> web.Response:
+    """GET /v1/registers/aeo/{country}: every AEO in the register on a day."""
+    country, day = _country(request), _day(request)
+    history = await request.app[JOURNAL].register_history(AEO_REGISTER, country)
+    ids = sorted({e.record_key for e in history if e.record_key != SNAPSHOT_MARKER})
+    operators: list[dict[str, object]] = []
+    for aeo_id in ids:
+        record = aeo_on(history, aeo_id, day)
+        if record is not None:
+            operators.append({**record.to_json(), "valid": record.valid_on(day)})
+    return web.json_response({"country": country, "on": day.isoformat(), "operators": operators})
+
+
 async def aeo_record(request: web.Request) -> web.Response:
     """GET /v1/registers/aeo/{country}/{aeo_id}: the AEO on a day and what was notified."""
     country, day = _country(request), _day(request)
@@ -105,6 +121,7 @@ def _notified(entry: RegisterEntry) -> tuple[date, str]:
 
 def add_register_routes(app: web.Application) -> None:
     """Mount the register routes."""
+    app.router.add_get("/v1/registers/aeo/{country}", aeo_register)
     app.router.add_get("/v1/registers/aeo/{country}/{aeo_id}", aeo_record)
     app.router.add_get(PREFIX + "/{country}", certified_exporters)
     app.router.add_get(PREFIX + "/{country}/{authorisation_id}", certified_exporter)

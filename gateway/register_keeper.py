@@ -17,10 +17,10 @@ from lxml import etree
 
 from gateway.core.aeo import (
     AEO_REGISTER,
+    MraPlan,
     acdd_aeo_findings,
     aeo_with_entry,
     declared_aeos,
-    default_mra,
     read_notification,
 )
 from gateway.core.envelope import NS_ORIGIN_DECLARATION, DocumentType
@@ -47,9 +47,10 @@ REGISTER_ENTRY = "register-entry"
 class RegisterKeeper:
     """Checks documents against the registers the journal keeps, and keeps register updates."""
 
-    def __init__(self, journal: Journal, limits: ParseLimits) -> None:
+    def __init__(self, journal: Journal, limits: ParseLimits, mra: MraPlan) -> None:
         self._journal = journal
         self._limits = limits
+        self._mra = mra
 
     async def check(self, accepted: Accepted, *, now: datetime) -> Accepted:
         """``accepted`` with the register findings added, or raise the refusal they make."""
@@ -74,7 +75,7 @@ class RegisterKeeper:
                 country: await self._journal.register_history(AEO_REGISTER, country)
                 for country in sorted({aeo.country for aeo in declared})
             }
-            found = acdd_aeo_findings(root, registers, default_mra())
+            found = acdd_aeo_findings(root, registers, self._mra)
         elif doc is DocumentType.ORIGIN_DECLARATION:
             root = self._root(accepted)
             facts = declaration_facts(root)

@@ -100,6 +100,7 @@ class DocumentSettings:
     xsd_dir: str = ""  # "" = the schemas shipped with the gateway (gateway.schema_files)
     max_depth: int = 64
     parties_file: str = ""  # the parties plan (TOML); "" = gateway/data/parties.toml
+    mra_file: str = ""  # the ASEAN AEO MRA plan (TOML); "" = gateway/data/aeo.toml
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -236,7 +236,7 @@ class Submissions:
         self._clock = clock
         self._offload_bytes = offload_bytes
         self._refusal_payload_max_bytes = refusal_payload_max_bytes
-        self._registers = RegisterKeeper(journal, ingest.limits)
+        self._registers = RegisterKeeper(journal, ingest.limits, ingest.validator.mra)
         self._published: OrderedDict[str, float] = OrderedDict()
         """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
         self._draining = False

@@ -27,6 +27,7 @@ const DOCUMENT_TYPES = {
   RCQ: "Retroactive check request", RCP: "Retroactive check reply",
   VVQ: "Verification visit request", VVC: "Verification visit consent",
   VVR: "Verification visit result",
+  OD: "Origin Declaration", CER: "Certified-exporter register update", AEO: "AEO status",
 };
 const DEADLINE_TONE = {
   due: "warn", overdue: "bad", met: "ok", late: "bad", open: "warn", closed: "neutral",
@@ -1344,14 +1345,13 @@ function start() {
   route({ focus: false });
 }
 
-// Other modules (oversight.js) register or extend views before the first route: module scripts
-// run before DOMContentLoaded, so start then.
-if (document.readyState === "complete") start();
-else window.addEventListener("DOMContentLoaded", start, { once: true });
-
+// Views in their own files (registers.js, oversight.js) add themselves to VIEWS from these; the
+// router starts once the document and every module are loaded.
 export {
-  ApiProblem, DOCUMENT_TYPES, OPERATOR_NAME, PAGE_SIZES, STATES, VIEWS, announce, api, codeEl,
-  dash, deadLetterHref, docType, fact, field, formatUtc, h, idLink, navigate, num, operatorKey,
-  pageSize,
-  panel, problemBox, query, replace, append, route, stateBadge, table, timeEl, viewHead,
+  ApiProblem, DEADLINE_TONE, DOCUMENT_TYPES, OPERATOR_NAME, PAGE_SIZES, STATES, VIEWS, announce,
+  api, append, card, codeEl, dash, deadLetterHref, docType, fact, field, formatUtc, h, idLink,
+  messageHref, navigate, num, operatorKey, pageSize, panel, problemBox, query, replace, route,
+  stateBadge, table, timeEl, viewHead,
 };
+
+document.addEventListener("DOMContentLoaded", start);

@@ -107,13 +107,14 @@ def default_mra() -> MraPlan:
 
 
 def load_mra(path: str) -> MraPlan:
-    """The plan in the TOML file at ``path``, or the shipped one for ``""``."""
+    """The plan in the TOML file at ``path`` (setting ``documents.mra_file``), or the shipped
+    one for ``""``."""
     if not path:
         return default_mra()
     try:
         return parse_mra(Path(path).read_text("utf-8"))
     except (OSError, ValueError, TypeError, KeyError, re.error) as exc:
-        raise SettingsError([f"documents.aeo_file: {path}: {exc}"]) from None
+        raise SettingsError([f"documents.mra_file: {path}: {exc}"]) from None
 
 
 # --- reading notifications and the history ------------------------------------------------------

@@ -3,7 +3,7 @@
 Each step is a document type whose header's ReferencedMessageID names the message it follows
 (OCP Rules 13, 18, 19, 30):
 
-    e-Form D --rejection--> RejectionNotice --clarification--> Clarification
+    e-Form D or Origin Declaration --rejection--> RejectionNotice --clarification--> Clarification
     e-Form D --retroactive-check-request--> RetroactiveCheckRequest
              RetroactiveCheckRequest --retroactive-check-reply--> RetroactiveCheckReply
     e-Form D --verification-visit-request--> VerificationVisitRequest
@@ -31,7 +31,8 @@ Doc = DocumentType
 
 # The OCP's time limits, in days.
 REJECTION_DAYS: Final = 60
-"""Rule 13(3): a rejected e-Form D is returned within 60 days of its receipt."""
+"""Rules 13(3), 30: a rejected e-Form D or Origin Declaration is returned within 60 days
+of its receipt."""
 RETRO_REPLY_DAYS: Final = 90
 """Rule 18: the issuing side replies to a retroactive check within 90 days of the request."""
 RETRO_WHOLE_DAYS: Final = 180
@@ -54,7 +55,9 @@ class Step:
 
 
 STEPS: Final[dict[DocumentType, Step]] = {
-    Doc.REJECTION_NOTICE: Step(follows=frozenset({Doc.FORM_D}), relation="rejection"),
+    Doc.REJECTION_NOTICE: Step(
+        follows=frozenset({Doc.FORM_D, Doc.ORIGIN_DECLARATION}), relation="rejection"
+    ),
     Doc.CLARIFICATION: Step(follows=frozenset({Doc.REJECTION_NOTICE}), relation="clarification"),
     Doc.RETRO_CHECK_REQUEST: Step(
         follows=frozenset({Doc.FORM_D}), relation="retroactive-check-request"
@@ -73,6 +76,7 @@ STEPS: Final[dict[DocumentType, Step]] = {
 
 _NAMES: Final = {
     Doc.FORM_D: "an e-Form D",
+    Doc.ORIGIN_DECLARATION: "an Origin Declaration",
     Doc.REJECTION_NOTICE: "a rejection notice",
     Doc.CLARIFICATION: "a clarification",
     Doc.RETRO_CHECK_REQUEST: "a retroactive check request",

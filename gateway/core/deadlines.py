@@ -6,7 +6,7 @@ side (its DELIVERED row: "receipt" in the OCP's sense) or, for the visit itself,
 consent was linked; it is met by the first link of the expected relation. The clock is passed
 in (``now``), never read.
 
-    e-Form D                  rejection window   60 days   Rule 13(3)  (a window: open/closed)
+    e-Form D, Origin Decl.    rejection window   60 days   Rule 13(3)  (a window: open/closed)
     retroactive check request reply              90 days   Rule 18
                               whole check       180 days   Rule 18     (met by the reply)
     verification visit req.   consent            30 days   Rule 19
@@ -69,16 +69,17 @@ _REPLY = STEPS[Doc.RETRO_CHECK_REPLY].relation
 _CONSENT = STEPS[Doc.VISIT_CONSENT].relation
 _RESULT = STEPS[Doc.VISIT_RESULT].relation
 
+_REJECTION_WINDOW: Final = Limit(
+    name="rejection window",
+    rule="OCP Rule 13(3)",
+    days=REJECTION_DAYS,
+    relation=STEPS[Doc.REJECTION_NOTICE].relation,
+    kind="window",
+)
+
 LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
-    Doc.FORM_D.value: (
-        Limit(
-            name="rejection window",
-            rule="OCP Rule 13(3)",
-            days=REJECTION_DAYS,
-            relation=STEPS[Doc.REJECTION_NOTICE].relation,
-            kind="window",
-        ),
-    ),
+    Doc.FORM_D.value: (_REJECTION_WINDOW,),
+    Doc.ORIGIN_DECLARATION.value: (_REJECTION_WINDOW,),
     Doc.RETRO_CHECK_REQUEST.value: (
         Limit(name="reply", rule="OCP Rule 18", days=RETRO_REPLY_DAYS, relation=_REPLY),
         Limit(name="whole check", rule="OCP Rule 18", days=RETRO_WHOLE_DAYS, relation=_REPLY),

@@ -13,13 +13,14 @@ themselves: the package ``gateway.core.rules``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from gateway.core.aeo import MraPlan, default_mra
 from gateway.core.envelope import DocumentType, document_type_of
 from gateway.core.rendering import render_document
 from gateway.core.rules import check_rules
@@ -87,15 +88,20 @@ class Validator:
 
     schemas: dict[DocumentType, etree.XMLSchema]
     explainer: SchemaExplainer
+    mra: MraPlan = field(default_factory=default_mra)
+    """The ASEAN AEO MRA plan the AEO rules read (setting ``documents.mra_file``)."""
 
     @classmethod
-    def load(cls, xsd_dir: Path, limits: ExplainLimits | None = None) -> Validator:
+    def load(
+        cls, xsd_dir: Path, limits: ExplainLimits | None = None, mra: MraPlan | None = None
+    ) -> Validator:
         """Compile the schema of each document type found under ``xsd_dir``.
 
         libxml2 compiles them now (the accept path); xmlschema loads each lazily, the first
         time a document of that type is refused, to explain the refusal (``limits``).
         """
-        return cls(load_schemas(xsd_dir), SchemaExplainer(xsd_dir, limits))
+        plan = default_mra() if mra is None else mra
+        return cls(load_schemas(xsd_dir), SchemaExplainer(xsd_dir, limits), plan)
 
     def render(self, root: etree._Element) -> dict[str, Any] | None:
         """The document as JSON shaped by its schema (``gateway.core.rendering``); None when
@@ -123,5 +129,5 @@ class Validator:
             findings = self.explainer.findings(root, doc_type, schema.error_log)
             return ValidationReport(document_type=doc_type, schema_findings=findings)
         return ValidationReport(
-            document_type=doc_type, rule_findings=check_rules(root, doc_type, now=now)
+            document_type=doc_type, rule_findings=check_rules(root, doc_type, now=now, mra=self.mra)
         )

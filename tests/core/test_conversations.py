@@ -12,6 +12,7 @@ from gateway.core.receipts import Original
 from gateway.errors import ReplyNotAllowed
 
 FORM_D = Original(message_id="f-1", sender="SG", receiver="TH", document_type="EFD")
+DECLARATION = Original(message_id="o-1", sender="SG", receiver="MY", document_type="OD")
 VISIT = Original(message_id="v-1", sender="TH", receiver="SG", document_type="VVQ")
 
 
@@ -36,6 +37,19 @@ def test_the_importing_side_rejects_and_asks() -> None:
         DocumentType.VISIT_REQUEST,
     ):
         assert authorise_step(_step(doc, "TH", "SG"), FORM_D) is STEPS[doc]
+
+
+def test_the_importing_side_rejects_an_origin_declaration() -> None:
+    """MY, which received SG's Origin Declaration, may reject it (Rules 13(3), 30); TH may not,
+    nor may MY address the rejection elsewhere, nor ask a retroactive check about it here."""
+    rejection = DocumentType.REJECTION_NOTICE
+    assert authorise_step(_step(rejection, "MY", "SG"), DECLARATION) is STEPS[rejection]
+    with pytest.raises(ReplyNotAllowed, match="Only MY"):
+        authorise_step(_step(rejection, "TH", "SG"), DECLARATION)
+    with pytest.raises(ReplyNotAllowed, match="goes to SG, not TH"):
+        authorise_step(_step(rejection, "MY", "TH"), DECLARATION)
+    with pytest.raises(ReplyNotAllowed, match="follows an e-Form D"):
+        authorise_step(_step(DocumentType.RETRO_CHECK_REQUEST, "MY", "SG"), DECLARATION)
 
 
 def test_consent_from_the_party_asked_result_from_the_party_asking() -> None:

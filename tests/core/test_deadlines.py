@@ -63,6 +63,16 @@ def test_rejection_window_opens_closes_and_is_used() -> None:
     assert _status(late) == {"rejection window": "late"}
 
 
+def test_an_origin_declaration_has_the_same_rejection_window() -> None:
+    """An Origin Declaration's rejection window is 60 days from delivery, like the e-Form D's."""
+    assert _status(deadlines("OD", T0, [], T0 + timedelta(days=60))) == {"rejection window": "open"}
+    assert _status(deadlines("OD", T0, [], T0 + timedelta(days=61))) == {
+        "rejection window": "closed"
+    }
+    used = deadlines("OD", T0, [("rejection", T0 + timedelta(days=3))], T0 + timedelta(days=90))
+    assert _status(used) == {"rejection window": "used"}
+
+
 def test_other_types_have_no_limits() -> None:
     """An ACDD or a receipt carries no OCP time limit here."""
     assert deadlines("ACDD", T0, [], T0) == ()

@@ -466,3 +466,17 @@ def test_boxed_if_keeps_the_box_only_for_a_boxed_document() -> None:
     assert HS_UNKNOWN.boxed_if(True) is HS_UNKNOWN
     assert HS_UNKNOWN.boxed_if(False) == HS_UNKNOWN.without_box()
     assert HS_UNKNOWN.boxed_if(False).box is None
+
+
+def test_a_rejection_of_an_origin_declaration_is_checked_like_one_of_a_form_d(
+    validator: Validator,
+) -> None:
+    """MY's rejection of SG's Origin Declaration (TypeCode OD) passes; past 60 days it is
+    refused with rejection-after-60-days, and the message names the Origin Declaration."""
+    sample = "rejection/valid/my-sg-origin-declaration-rejected.xml"
+    assert _codes(validator, sample=sample) == []
+    data = (SAMPLES / sample).read_bytes().replace(b"2026-11-20<", b"2026-09-01<", 1)
+    report = validator.check(parse(data), now=NOW)
+    (late,) = report.errors
+    assert late.code == "rejection-after-60-days"
+    assert "after the Origin Declaration was received (2026-09-01)" in late.message

@@ -99,3 +99,13 @@ async def test_aeo_ids_are_read_against_the_register_on_the_declaration_date(
         assert [e["action"] for e in record["history"]] == ["SNAPSHOT", "SNAPSHOT", "DELTA"]
         async with session.get(url, params={"on": "2026-09-02"}) as response:
             assert (await response.json())["valid"] is True
+        register_url = f"{base_url(gateway)}/v1/registers/aeo/SG"
+        async with session.get(register_url, params={"on": "2026-10-14"}) as response:
+            register = await response.json()
+        listed = {op["aeo_id"]: op for op in register["operators"]}
+        assert listed[SG_AEO]["status"] == "SUSPENDED" and listed[SG_AEO]["valid"] is False
+        async with session.get(register_url, params={"on": "2026-09-02"}) as response:
+            before = {op["aeo_id"]: op["valid"] for op in (await response.json())["operators"]}
+        assert before[SG_AEO] is True
+        async with session.get(register_url, params={"on": "2020-01-01"}) as response:
+            assert (await response.json())["operators"] == []

@@ -30,6 +30,8 @@ GRANT = SAMPLES / "ce-register" / "valid" / "sg-1-grant-orchid-foods.xml"
 AMEND = ROOT / "tests" / "data" / "ce-register" / "sg-2-amend-orchid-foods.xml"
 DECLARATION = SAMPLES / "origin-declaration" / "valid" / "sg-my-orchid-foods.xml"
 REGISTER = "/v1/registers/certified-exporters/SG"
+OD_REJECTION = SAMPLES / "rejection" / "valid" / "my-sg-origin-declaration-rejected.xml"
+CLARIFICATION = SAMPLES / "clarification" / "valid" / "sg-th-hs-code-explained.xml"
 
 
 def _fresh(path: Path, *edits: tuple[str, str]) -> tuple[str, bytes]:
@@ -204,3 +206,57 @@ async def test_declarations_are_checked_against_the_register_on_their_date(
 
         for mid in (before_id, late_id):
             await _state(session, gateway, mid, "ANSWERED")
+
+
+async def test_an_origin_declaration_is_rejected_and_clarified(
+    gateway: Gateway, nsw_my: RunningSimulator
+) -> None:
+    """MY rejects SG's Origin Declaration with reasons (Rules 13(3), 30): the rejection is
+    linked to it and its 60-day window shows 'used'; TH may not reject it; SG's clarification
+    is linked to the rejection and reaches MY's NSW."""
+    async with aiohttp.ClientSession() as session:
+        grant_id, grant = _fresh(GRANT)
+        assert (await submit(session, gateway, grant))[0] == 202
+        await _state(session, gateway, grant_id, "RECEIPTED")
+        od_id, declaration = _declaration("2026-11-21", "INV-R1")
+        status, body, _ = await submit(session, gateway, declaration)
+        assert status == 202, body
+        view = await _state(session, gateway, od_id, "ANSWERED")
+        assert [(d["name"], d["status"]) for d in view["deadlines"]] == [
+            ("rejection window", "open")
+        ]
+        original_id = "7c2e9f30-4d51-4b62-8a73-9e0f1a2b3c44"
+        _, stray = _fresh(
+            OD_REJECTION, (original_id, od_id), ("<cm:CountryCode>MY", "<cm:CountryCode>TH")
+        )
+        status, body, _ = await submit(session, gateway, stray)
+        assert status == 403, body
+        assert body["code"] == "reply-not-allowed"
+        rejection_id, rejection = _fresh(OD_REJECTION, (original_id, od_id))
+        status, body, _ = await submit(session, gateway, rejection)
+        assert status == 202, body
+        clarification_id, clarification = _fresh(
+            CLARIFICATION,
+            ("5a2b7c9d-1e3f-4a6b-8c0d-2e4f6a8b0c11", rejection_id),
+            ("<cm:CountryCode>TH", "<cm:CountryCode>MY"),
+            ("<rj:TypeCode>EFD", "<rj:TypeCode>OD"),
+        )
+        status, body, _ = await submit(session, gateway, clarification)
+        assert status == 202, body
+        for _ in range(150):
+            if clarification_id in nsw_my.simulator.received:
+                break
+            await asyncio.sleep(0.1)
+        _, declared = await _get(session, gateway, f"/v1/messages/{od_id}")
+        _, rejected = await _get(session, gateway, f"/v1/messages/{rejection_id}")
+    assert clarification_id in nsw_my.simulator.received
+    assert {"message_id": rejection_id, "relation": "rejection"} in [
+        {k: r[k] for k in ("message_id", "relation")} for r in declared["related"]
+    ]
+    assert [(d["name"], d["status"]) for d in declared["deadlines"]] == [
+        ("rejection window", "used")
+    ]
+    assert rejected["document_type"] == "REJ"
+    assert clarification_id in [
+        r["message_id"] for r in rejected["related"] if r["relation"] == "clarification"
+    ]

@@ -5,8 +5,9 @@
     VerificationVisitRequest -> VerificationVisitConsent (consent, visit in 14 days)
 
 The answer goes back to the requester, refers to the request in its header and repeats the
-e-Form D's number; it is unsigned (the gateway signs it on the NSW's behalf where configured,
-or the simulator signs it with its response key).
+number of the e-Form D (or, for a rejection, of the Origin Declaration); it is unsigned (the
+gateway signs it on the NSW's behalf where configured, or the simulator signs it with its
+response key).
 """
 
 from __future__ import annotations
@@ -66,13 +67,18 @@ def build_answer(
     asked = next(iter(request.iterfind(f".//{{{_ns_of(request)}}}Declaration")), None)
     declaration = _el(body, ns, "Declaration")
     _el(declaration, ns, "ID", _child_text(asked, "ID") or "UNKNOWN")
-    _el(declaration, ns, "TypeCode", "EFD")
+    # A rejection may concern an e-Form D or an Origin Declaration: the clarification repeats
+    # which; the checks and visits concern an e-Form D.
+    asked_type = _child_text(asked, "TypeCode")
+    concerned = "OD" if answer_type is DocumentType.CLARIFICATION and asked_type == "OD" else "EFD"
+    _el(declaration, ns, "TypeCode", concerned)
     items = [
         _child_text(item, "SequenceNumeric") or "1"
         for item in request.iterfind(f".//{{{_ns_of(request)}}}GovernmentAgencyGoodsItem")
     ]
     if answer_type is DocumentType.CLARIFICATION:
-        _el(body, ns, "Explanation", "The issuing authority has reviewed the e-Form D.")
+        what = "Origin Declaration" if concerned == "OD" else "e-Form D"
+        _el(body, ns, "Explanation", f"The issuing authority has reviewed the {what}.")
         for seq in items:
             item = _el(body, ns, "GovernmentAgencyGoodsItem")
             _el(item, ns, "SequenceNumeric", seq)

@@ -516,6 +516,7 @@ INVALID += [
 
 # --- issue 18: rejection, clarification, retroactive check, verification visit ----------------
 REJECTION = "rejection/valid/th-sg-formd-items-rejected.xml"
+OD_REJECTION = "rejection/valid/my-sg-origin-declaration-rejected.xml"
 CLARIFICATION = "clarification/valid/sg-th-hs-code-explained.xml"
 RETRO_REQUEST = "verification/valid/th-sg-retroactive-check-request.xml"
 RETRO_REPLY = "verification/valid/sg-th-retroactive-check-reply.xml"
@@ -554,6 +555,24 @@ INVALID += [
         "rejection/invalid/reference-missing.xml",
         _drop("//cm:ReferencedMessageID"),
         ["reference-missing"],
+    ),
+    (
+        OD_REJECTION,
+        "rejection/invalid/od-rejection-after-60-days.xml",
+        _set("//rj:ReceiptDate", "2026-09-01"),
+        ["rejection-after-60-days"],
+    ),
+    (
+        OD_REJECTION,
+        "rejection/invalid/od-rejection-without-reasons.xml",
+        _all(_drop("//rj:Rejection/rj:Reason"), _drop("//rj:GovernmentAgencyGoodsItem")),
+        ["rejection-without-reasons"],
+    ),
+    (
+        OD_REJECTION,
+        "rejection/invalid/xsd-type-not-form-d-or-od.xml",
+        _set("//rj:Declaration/rj:TypeCode", "ACDD"),
+        ["xsd-not-in-code-list"],
     ),
     (
         CLARIFICATION,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
+from gateway.core.aeo import MraPlan, default_mra
 from gateway.core.envelope import DocumentType as Doc
 from gateway.core.rules.acdd import acdd_rules
 from gateway.core.rules.aeo_status import acdd_aeo_rules, aeo_status_rules
@@ -31,21 +32,25 @@ from gateway.errors import Finding
 __all__ = ["check_rules"]
 
 
-def check_rules(root: etree._Element, doc: Doc, *, now: datetime) -> tuple[Finding, ...]:
-    """Run every business rule for ``doc`` over an XSD-valid ``root``, as of ``now``."""
+def check_rules(
+    root: etree._Element, doc: Doc, *, now: datetime, mra: MraPlan | None = None
+) -> tuple[Finding, ...]:
+    """Run every business rule for ``doc`` over an XSD-valid ``root``, as of ``now``; the AEO
+    rules read the MRA plan ``mra`` (None: the shipped one)."""
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
+    plan = default_mra() if mra is None else mra
     header = read_header(root)
     findings = list(header_rules(doc, header, now))
     if doc is Doc.FORM_D:
         findings.extend(form_d_rules(root, header, now))
     elif doc is Doc.ACDD:
         findings.extend(acdd_rules(root, header, now))
-        findings.extend(acdd_aeo_rules(root))
+        findings.extend(acdd_aeo_rules(root, plan))
     elif doc is Doc.CE_REGISTER_UPDATE:
         findings.extend(register_update_rules(root, header, now))
     elif doc is Doc.AEO_STATUS:
-        findings.extend(aeo_status_rules(root, header, now))
+        findings.extend(aeo_status_rules(root, header, now, plan))
     elif doc is Doc.ORIGIN_DECLARATION:
         findings.extend(origin_declaration_rules(root, header, now))
     elif doc is Doc.CUSTOMS_RESPONSE:

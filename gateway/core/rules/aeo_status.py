@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from gateway.core.aeo import acdd_aeo_findings, default_mra
+from gateway.core.aeo import MraPlan, acdd_aeo_findings
 from gateway.core.envelope import NS_AEO_STATUS
 from gateway.core.envelope import first_child as child
 from gateway.core.registers import required
@@ -24,7 +24,9 @@ from gateway.errors import Finding
 _AE = NS_AEO_STATUS
 
 
-def aeo_status_rules(root: etree._Element, h: Header, now: datetime) -> Iterator[Finding]:
+def aeo_status_rules(
+    root: etree._Element, h: Header, now: datetime, plan: MraPlan
+) -> Iterator[Finding]:
     """Issuer is the sender; both ends are MRA partners on the notification date; each id has
     the issuer's format; validity in order."""
     note = required(child(root, clark_path(_AE, "Notification")), "Notification")
@@ -36,7 +38,6 @@ def aeo_status_rules(root: etree._Element, h: Header, now: datetime) -> Iterator
             f"IssuingCountryCode {issuer} differs from the sender {h.sender.upper()}.",
             "Each customs administration notifies only its own AEOs.",
         )
-    plan = default_mra()
     day = date.fromisoformat(text(child(note, clark_path(_AE, "IssueDate"))))
     for end in (h.sender.upper(), h.receiver.upper()):
         if not plan.takes_part(end, day):
@@ -45,7 +46,7 @@ def aeo_status_rules(root: etree._Element, h: Header, now: datetime) -> Iterator
                 f"{end} does not take part in the ASEAN AEO MRA on {day.isoformat()}; AEO "
                 "records go only between MRA partners.",
                 "Send the notification only to partners operational under the MRA "
-                "(gateway/data/aeo.toml).",
+                "(setting documents.mra_file; shipped: gateway/data/aeo.toml).",
             )
     for op in note.iterchildren(clark_path(_AE, "Operator")):
         id_el = child(op, clark_path(_AE, "ID"))
@@ -65,6 +66,6 @@ def aeo_status_rules(root: etree._Element, h: Header, now: datetime) -> Iterator
             )
 
 
-def acdd_aeo_rules(root: etree._Element) -> Iterator[Finding]:
+def acdd_aeo_rules(root: etree._Element, plan: MraPlan) -> Iterator[Finding]:
     """The ACDD's AEO ids against the MRA plan only (no register): issuer and id format."""
-    yield from acdd_aeo_findings(root, None, default_mra())
+    yield from acdd_aeo_findings(root, None, plan)

@@ -84,6 +84,8 @@ def _rejection(body: etree._Element, issued: etree._Element | None) -> Iterator[
             "(Rule 13(3): the rejection states its reasons).",
         )
     received_el = body.find(_tag(NS_REJECTION, "ReceiptDate"))
+    type_code = text(body.find(clark_path(NS_REJECTION, "Declaration/TypeCode")))
+    what = "Origin Declaration" if type_code == Doc.ORIGIN_DECLARATION.value else "e-Form D"
     issued_at = parse_datetime(text(issued))
     try:
         received = date.fromisoformat(text(received_el))
@@ -95,15 +97,15 @@ def _rejection(body: etree._Element, issued: etree._Element | None) -> Iterator[
     if received > issued_on:
         yield RECEIPT_AFTER_REJECTION.finding(
             received_el,
-            f"the e-Form D is said to be received on {received.isoformat()}, after the "
+            f"the {what} is said to be received on {received.isoformat()}, after the "
             f"rejection was issued ({issued_on.isoformat()}).",
-            "Give the date the importing customs received the e-Form D.",
+            f"Give the date the importing customs received the {what}.",
         )
     elif issued_on > received + timedelta(days=REJECTION_DAYS):
         days = (issued_on - received).days
         yield REJECTION_AFTER_60_DAYS.finding(
             issued,
-            f"the rejection is issued {days} days after the e-Form D was received "
+            f"the rejection is issued {days} days after the {what} was received "
             f"({received.isoformat()}); Rule 13(3) allows {REJECTION_DAYS}.",
             "A rejection must be returned to the issuing authority within 60 days of receipt.",
         )

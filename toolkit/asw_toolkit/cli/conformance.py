@@ -5,7 +5,8 @@ delivered, invalid ones refused with exactly their finding codes), then the scen
 message id twice, the same document under a new message id, a replacement and a cancellation,
 an unsigned and a tampered document, a test message, and a re-transmission request (OCP Rule
 29(3)) by the e-Form D's receiver (re-delivered) and by another party (refused), and a
-rejection (Rule 13(3)) by the receiver (delivered) and by another party (refused). It prints
+rejection (Rule 13(3)) by the receiver (delivered) and by another party (refused), of an e-Form D
+and of an Origin Declaration (Rule 30). It prints
 expected against actual for each check and exits 0 only when all match.
 """
 
@@ -52,6 +53,8 @@ REPLACEMENT = "formd/valid/sg-th-replacement.xml"
 CANCELLATION = "formd/valid/sg-th-cancellation.xml"
 RETRANSMISSION = "retransmission/valid/th-sg-formd-lost.xml"
 REJECTION = "rejection/valid/th-sg-formd-items-rejected.xml"
+DECLARATION = "origin-declaration/valid/sg-my-orchid-foods.xml"
+OD_REJECTION = "rejection/valid/my-sg-origin-declaration-rejected.xml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -327,30 +330,58 @@ class _Player:
         rows.append(await self._test_indicator(base))
         rows += await self._retransmission(first.message_id)
         rows += await self._rejection(first.message_id)
+        rows += await self._origin_declaration_rejection()
         return rows
 
-    async def _rejection(self, first: str | None) -> list[_Row]:
-        """OCP Rules 13(3), 30: TH rejects the e-Form D sent to it (``first``); MY may not."""
-        notice = _referring_to(self.read(REJECTION), first)
+    async def _rejection(
+        self,
+        first: str | None,
+        *,
+        sample: str = REJECTION,
+        of: str = "",
+        receiver: bytes = b"TH",
+        stranger: bytes = b"MY",
+    ) -> list[_Row]:
+        """OCP Rules 13(3), 30: the receiver of ``first`` (TH for the e-Form D) rejects it; a
+        ``stranger`` may not."""
+        notice = _referring_to(self.read(sample), first)
         doc = self.restamper.prepare(notice)
-        answer = await self.send("rejection by the receiver", doc)
+        name = f"rejection{of} by the receiver"
+        answer = await self.send(name, doc)
         follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
         if follow is not None:
             self.tracker.track(follow)
         rows = [_Row(check=Check(
-            name="scenario: rejection by the receiver", expected="202 accepted, delivered",
+            name=f"scenario: {name}", expected="202 accepted, delivered",
             actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
         ), follow=follow)]  # fmt: skip
         other = notice.replace(
-            b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>MY<"
+            b"<cm:SenderParty><cm:CountryCode>" + receiver + b"<",
+            b"<cm:SenderParty><cm:CountryCode>" + stranger + b"<",
         )
         doc = self.restamper.prepare(other)
-        answer = await self.send("rejection by another party", doc)
+        name = f"rejection{of} by another party"
+        answer = await self.send(name, doc)
         rows.append(_scenario(
-            "scenario: rejection by another party", "403 reply-not-allowed", answer.describe(),
+            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
             answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
         ))  # fmt: skip
         return rows
+
+    async def _origin_declaration_rejection(self) -> list[_Row]:
+        """OCP Rule 30: MY rejects an Origin Declaration SG sent it (read against the register
+        the manifest's updates built); TH may not."""
+        declaration = self.restamper.prepare(self.read(DECLARATION))
+        sent = await self.send("Origin Declaration to be rejected", declaration)
+        first = sent.message_id.lower() if sent.accepted and sent.message_id else None
+        rows = [_scenario(
+            "scenario: Origin Declaration to be rejected", "202 accepted", sent.describe(),
+            sent.accepted, declaration.message_id,
+        )]  # fmt: skip
+        return rows + await self._rejection(
+            first, sample=OD_REJECTION, of=" of an Origin Declaration", receiver=b"MY",
+            stranger=b"TH",
+        )  # fmt: skip
 
     async def _retransmission(self, first: str | None) -> list[_Row]:
         """OCP Rule 29(3): TH asks again for the e-Form D sent to it (``first``), then MY."""
