@@ -37,6 +37,7 @@ CONTENT_TYPES: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "oversight.js": "text/javascript; charset=utf-8",
     "registers.js": "text/javascript; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

@@ -1345,9 +1345,13 @@ function start() {
   route({ focus: false });
 }
 
-// Views in their own files (registers.js) add themselves to VIEWS from these; the router starts
-// once the document and every module are loaded.
-export { VIEWS, DEADLINE_TONE, h, api, query, table, panel, viewHead, field, card, timeEl, dash,
-  docType, idLink, messageHref, navigate, replace, formatUtc };
+// Views in their own files (registers.js, oversight.js) add themselves to VIEWS from these; the
+// router starts once the document and every module are loaded.
+export {
+  ApiProblem, DEADLINE_TONE, DOCUMENT_TYPES, OPERATOR_NAME, PAGE_SIZES, STATES, VIEWS, announce,
+  api, append, card, codeEl, dash, deadLetterHref, docType, fact, field, formatUtc, h, idLink,
+  messageHref, navigate, num, operatorKey, pageSize, panel, problemBox, query, replace, route,
+  stateBadge, table, timeEl, viewHead,
+};
 
 document.addEventListener("DOMContentLoaded", start);

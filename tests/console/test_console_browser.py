@@ -493,6 +493,7 @@ async def test_every_view_says_as_of_and_warns_when_its_data_goes_stale(
         "#/overview",
         "#/messages",
         "#/dead-letters",
+        "#/refusals",
         "#/certificates",
         "#/partners",
         "#/audit",
