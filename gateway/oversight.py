@@ -44,6 +44,7 @@ from gateway.web import (
     message_id_of,
     party_param,
     state_param,
+    summary_json,
 )
 
 MAX_PAGE = 1000
@@ -171,29 +172,6 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
         return "'" + value  # never a formula when opened in a spreadsheet
     return value
-
-
-def summary_json(summary: MessageSummary) -> dict[str, Any]:
-    """A message as lists show it."""
-    record = summary.record
-    return {
-        "message_id": record.message_id,
-        "state": summary.state.value,
-        "state_at": summary.state_at.isoformat(),
-        "sender": record.sender,
-        "receiver": record.receiver,
-        "document_type": record.document_type,
-        "document_id": record.document_id,
-        "function_code": record.function_code,
-        "referenced_message_id": record.referenced_message_id,
-        "test": record.test,
-        "size": record.size,
-        "digest_sha256": record.digest,
-        "received_at": record.received_at.isoformat(),
-        "accepted_at": summary.accepted_at.isoformat(),
-        "attempts": summary.attempts,
-        "last_error": summary.last_error_code,
-    }
 
 
 MESSAGE_COLUMNS = (

@@ -324,7 +324,8 @@ async def validate_document(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def _summary_json(summary: MessageSummary) -> dict[str, Any]:
+def summary_json(summary: MessageSummary) -> dict[str, Any]:
+    """A message as lists and the message view show it."""
     record = summary.record
     return {
         "message_id": record.message_id,
@@ -358,7 +359,7 @@ async def get_message(request: web.Request) -> web.Response:
     view = await request.app[JOURNAL].get(message_id)
     if view is None or _hidden_from(request, view.summary):
         raise NotFound(f"No message {message_id} is known to this gateway.")
-    body = _summary_json(view.summary)
+    body = summary_json(view.summary)
     body["timeline"] = [
         {
             "state": change.state.value,
@@ -432,7 +433,7 @@ async def list_deadlines(request: web.Request) -> web.Response:
         chosen = [d for d in found if status is None or d["status"] == status]
         if not chosen:
             continue
-        body = _summary_json(view.summary)
+        body = summary_json(view.summary)
         body["deadlines"] = found
         entries.append((min(str(d["due_at"]) for d in chosen), body))
     entries.sort(key=lambda entry: entry[0])
