@@ -46,6 +46,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
+import psycopg_pool.base
 import sqlalchemy as sa
 import structlog
 from psycopg.pq import TransactionStatus
@@ -112,6 +113,12 @@ from gateway.journal.tables import (
     param,
     payloads,
 )
+
+# psycopg_pool doubles its wait between reconnection attempts (1, 2, 4, 8 s, ...), so after an
+# outage of 15 s the journal could stay unavailable for as long again once PostgreSQL is back. A
+# journal tries again every second instead: an attempt against a server that is down costs one
+# refused connection.
+psycopg_pool.base.AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 log = structlog.get_logger("gateway.journal.postgres")
 
