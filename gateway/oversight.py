@@ -34,6 +34,7 @@ from gateway.errors import (
 )
 from gateway.journal import MessageSummary
 from gateway.journal.contract import Cursor, MessageQuery, Refusal, RefusalQuery
+from gateway.journal.export import refusal_json, summary_json
 from gateway.replay import OperatorAction, record_operator_action
 from gateway.web import (
     DOCUMENT_HEADERS,
@@ -44,7 +45,6 @@ from gateway.web import (
     message_id_of,
     party_param,
     state_param,
-    summary_json,
 )
 
 MAX_PAGE = 1000
@@ -194,30 +194,6 @@ MESSAGE_COLUMNS = (
 )
 
 
-def refusal_json(refusal: Refusal) -> dict[str, Any]:
-    """A refusal as the API shows it."""
-    return {
-        "refusal_id": refusal.refusal_id,
-        "state": refusal.state.value,
-        "at": refusal.at.isoformat(),
-        "channel": refusal.channel,
-        "caller": refusal.caller,
-        "message_id": refusal.message_id,
-        "sender": refusal.sender,
-        "receiver": refusal.receiver,
-        "document_type": refusal.document_type,
-        "document_id": refusal.document_id,
-        "test": refusal.test,
-        "size": refusal.size,
-        "digest_sha256": refusal.digest,
-        "code": refusal.error_code,
-        "status": refusal.status,
-        "detail": refusal.detail,
-        "findings": list(refusal.findings),
-        "payload_kept": refusal.payload_kept,
-    }
-
-
 REFUSAL_COLUMNS = (
     "refusal_id",
     "state",
@@ -340,7 +316,7 @@ async def list_refusals(request: web.Request) -> web.Response:
     )
     as_csv = wants_csv(request)
     found = await request.app[JOURNAL].list_refusals(search)
-    rows = [refusal_json(r) for r in found]
+    rows = [_refusal_answer(r) for r in found]
     if as_csv:
         return csv_response("refusals", rows, REFUSAL_COLUMNS)
     link = (
@@ -364,7 +340,7 @@ async def get_refusal(request: web.Request) -> web.Response:
     refusal = await request.app[JOURNAL].get_refusal(refusal_id)
     if refusal is None or not _refusal_visible(request, refusal):
         raise NotFound(f"No refusal {refusal_id} is known to this gateway.")
-    return web.json_response(refusal_json(refusal))
+    return web.json_response(_refusal_answer(refusal))
 
 
 async def get_refusal_document(request: web.Request) -> web.Response:
@@ -609,3 +585,8 @@ def add_oversight_routes(app: web.Application) -> None:
     app.router.add_get("/v1/dead-letters", dead_letters)
     app.router.add_post("/v1/dead-letters/replay", replay_many)
     app.router.add_post("/v1/dead-letters/{message_id}/discard", discard_dead_letter)
+
+
+def _refusal_answer(refusal: Refusal) -> dict[str, Any]:
+    """A refusal as the API shows it: its journalled facts and whether its bytes were kept."""
+    return refusal_json(refusal) | {"payload_kept": refusal.payload_kept}

@@ -32,6 +32,7 @@ import structlog
 from gateway.errors import SettingsError
 from gateway.journal import Journal, MessageSummary
 from gateway.journal.contract import Refusal
+from gateway.journal.export import refusal_json, summary_json
 from gateway.replay import OperatorAction, record_operator_action
 from gateway.settings import MIN_RETENTION_DAYS, JournalSettings
 
@@ -84,25 +85,9 @@ def check_retention(settings: JournalSettings) -> None:
 
 
 def _message_line(summary: MessageSummary, view: Any, payload: bytes | None) -> dict[str, Any]:
-    record = summary.record
     return {
         "kind": "message",
-        "message_id": record.message_id,
-        "sender": record.sender,
-        "receiver": record.receiver,
-        "document_type": record.document_type,
-        "document_id": record.document_id,
-        "function_code": record.function_code,
-        "referenced_message_id": record.referenced_message_id,
-        "test": record.test,
-        "size": record.size,
-        "digest_sha256": record.digest,
-        "received_at": record.received_at.isoformat(),
-        "accepted_at": summary.accepted_at.isoformat(),
-        "state": summary.state.value,
-        "state_at": summary.state_at.isoformat(),
-        "attempts": summary.attempts,
-        "last_error": summary.last_error_code,
+        **summary_json(summary),
         "timeline": [
             {
                 "state": c.state.value,
@@ -129,23 +114,7 @@ def _message_line(summary: MessageSummary, view: Any, payload: bytes | None) -> 
 def _refusal_line(refusal: Refusal, body: bytes | None) -> dict[str, Any]:
     return {
         "kind": "refusal",
-        "refusal_id": refusal.refusal_id,
-        "state": refusal.state.value,
-        "at": refusal.at.isoformat(),
-        "channel": refusal.channel,
-        "caller": refusal.caller,
-        "message_id": refusal.message_id,
-        "sender": refusal.sender,
-        "receiver": refusal.receiver,
-        "document_type": refusal.document_type,
-        "document_id": refusal.document_id,
-        "test": refusal.test,
-        "size": refusal.size,
-        "digest_sha256": refusal.digest,
-        "code": refusal.error_code,
-        "status": refusal.status,
-        "detail": refusal.detail,
-        "findings": list(refusal.findings),
+        **refusal_json(refusal),
         "payload_base64": base64.b64encode(body).decode("ascii") if body else None,
     }
 

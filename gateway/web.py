@@ -57,6 +57,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary, MessageView, Outcomes, outcomes_of
+from gateway.journal.export import summary_json
 from gateway.metrics import oldest_waiting
 from gateway.offload import RequestPool, offload, using
 from gateway.operators import OperatorKeys
@@ -322,29 +323,6 @@ async def validate_document(request: web.Request) -> web.Response:
         "findings": [f.to_json() for f in report.findings],
     }
     return web.json_response(body)
-
-
-def summary_json(summary: MessageSummary) -> dict[str, Any]:
-    """A message as lists and the message view show it."""
-    record = summary.record
-    return {
-        "message_id": record.message_id,
-        "state": summary.state.value,
-        "state_at": summary.state_at.isoformat(),
-        "sender": record.sender,
-        "receiver": record.receiver,
-        "document_type": record.document_type,
-        "document_id": record.document_id,
-        "function_code": record.function_code,
-        "referenced_message_id": record.referenced_message_id,
-        "test": record.test,
-        "size": record.size,
-        "digest_sha256": record.digest,
-        "received_at": record.received_at.isoformat(),
-        "accepted_at": summary.accepted_at.isoformat(),
-        "attempts": summary.attempts,
-        "last_error": summary.last_error_code,
-    }
 
 
 def _hidden_from(request: web.Request, summary: MessageSummary) -> bool:
