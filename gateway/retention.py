@@ -32,7 +32,7 @@ import structlog
 from gateway.errors import SettingsError
 from gateway.journal import Journal, MessageSummary
 from gateway.journal.contract import Refusal
-from gateway.journal.export import refusal_json, summary_json
+from gateway.journal.export import refusal_json, summary_json, timeline_json
 from gateway.replay import OperatorAction, record_operator_action
 from gateway.settings import MIN_RETENTION_DAYS, JournalSettings
 
@@ -88,16 +88,7 @@ def _message_line(summary: MessageSummary, view: Any, payload: bytes | None) -> 
     return {
         "kind": "message",
         **summary_json(summary),
-        "timeline": [
-            {
-                "state": c.state.value,
-                "at": c.at.isoformat(),
-                "error": c.error_code,
-                "detail": c.detail,
-                "attempt": c.attempt,
-            }
-            for c in (view.timeline if view else ())
-        ],
+        "timeline": timeline_json(view),
         "links": [
             {
                 "message_id": link.message_id,

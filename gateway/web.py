@@ -57,7 +57,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.journal import Journal, MessageSummary, MessageView, Outcomes, outcomes_of
-from gateway.journal.export import summary_json
+from gateway.journal.export import summary_json, timeline_json
 from gateway.metrics import oldest_waiting
 from gateway.offload import RequestPool, offload, using
 from gateway.operators import OperatorKeys
@@ -338,16 +338,7 @@ async def get_message(request: web.Request) -> web.Response:
     if view is None or _hidden_from(request, view.summary):
         raise NotFound(f"No message {message_id} is known to this gateway.")
     body = summary_json(view.summary)
-    body["timeline"] = [
-        {
-            "state": change.state.value,
-            "at": change.at.isoformat(),
-            "error": change.error_code,
-            "detail": change.detail,
-            "attempt": change.attempt,
-        }
-        for change in view.timeline
-    ]
+    body["timeline"] = timeline_json(view)
     body["related"] = [
         {
             "message_id": link.related_message_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.journal.contract import MessageSummary, Refusal
+from gateway.journal.contract import MessageSummary, MessageView, Refusal
 
 
 def summary_json(summary: MessageSummary) -> dict[str, Any]:
@@ -51,3 +51,17 @@ def refusal_json(refusal: Refusal) -> dict[str, Any]:
         "detail": refusal.detail,
         "findings": list(refusal.findings),
     }
+
+
+def timeline_json(view: MessageView | None) -> list[dict[str, Any]]:
+    """A message's state changes, oldest first (none for a message no longer there)."""
+    return [
+        {
+            "state": change.state.value,
+            "at": change.at.isoformat(),
+            "error": change.error_code,
+            "detail": change.detail,
+            "attempt": change.attempt,
+        }
+        for change in (view.timeline if view else ())
+    ]
