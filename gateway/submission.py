@@ -236,7 +236,7 @@ class Submissions:
         self._clock = clock
         self._offload_bytes = offload_bytes
         self._refusal_payload_max_bytes = refusal_payload_max_bytes
-        self._registers = RegisterKeeper(journal, ingest.limits, ingest.validator.mra)
+        self._registers = RegisterKeeper(journal, ingest.validator.mra)
         self._published: OrderedDict[str, float] = OrderedDict()
         """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
         self._draining = False
@@ -255,6 +255,11 @@ class Submissions:
     def published_unrecorded(self) -> int:
         """How many confirmed publishes still wait for their QUEUED note."""
         return len(self._published)
+
+    @property
+    def registers(self) -> RegisterKeeper:
+        """The register checks (shared with ``POST /v1/validate``)."""
+        return self._registers
 
     @property
     def journal(self) -> Journal:
