@@ -45,6 +45,7 @@ from gateway.core.conversations import authorise_step
 from gateway.core.documents import document_id_of
 from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
+from gateway.core.lease import ClaimResult
 from gateway.core.parsing import parse
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.receipts import Original, authorise_reference
@@ -610,7 +611,9 @@ class Submissions:
         now = self._clock()
         register = query.query.register.replace("-", " ")
         day = query.query.day.isoformat()
-        await self._journal.transition(envelope.message_id, MessageState.DELIVERING, at=now)
+        claim = await self._journal.claim_delivery(envelope.message_id, at=now)
+        if claim is not ClaimResult.GRANTED:
+            return  # taken over already (a concurrent resubmission or sweep)
         await self._journal.transition(
             envelope.message_id,
             MessageState.DELIVERED,

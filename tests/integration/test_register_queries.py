@@ -1,0 +1,203 @@
+"""Register lookups end to end (issue 18 §4-5): a certified-exporter lookup and an AEO status
+query go through a real gateway and RabbitMQ. Where the gateway keeps the register asked it
+answers itself (a signed, journalled response delivered to the asker's NSW over HTTP and linked
+to the query); where it does not, the query goes to the issuing side and its answer is linked.
+Only the party asked may answer."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from lxml import etree
+
+from asw_toolkit.simulator import RunningSimulator
+from gateway.app import Gateway
+from gateway.core.envelope import NS_AEO_QUERY, NS_CE_LOOKUP, NS_DSIG
+from gateway.core.register_queries import answer_message_id
+from tests.conftest import SAMPLES
+from tests.integration.helpers import base_url, submit
+from tests.integration.test_self_certification import _state, gateway, nsw_my
+
+__all__ = ["gateway", "nsw_my"]  # the fixtures this module uses
+
+pytestmark = pytest.mark.rabbitmq
+
+GRANT = SAMPLES / "ce-register" / "valid" / "sg-1-grant-orchid-foods.xml"
+SNAPSHOT = SAMPLES / "aeo-status" / "valid" / "sg-my-snapshot.xml"
+DELTA = SAMPLES / "aeo-status" / "valid" / "sg-my-delta-suspension.xml"
+CE_REQUEST = SAMPLES / "ce-lookup" / "valid" / "my-sg-orchid-foods-request.xml"
+CE_RESPONSE = SAMPLES / "ce-lookup" / "valid" / "sg-my-orchid-foods-response.xml"
+AEO_QUERY = SAMPLES / "aeo-query" / "valid" / "my-sg-merlion-query.xml"
+NOT_PARTNER = SAMPLES / "aeo-query" / "invalid" / "aeo-query-not-mra-partner.xml"
+SAMPLE_QUERY_ID = "4e8a1c72-5b3d-4f19-a6e0-8d2c7b9f1a35"
+
+
+def _fresh(path: Path, *edits: tuple[str, str]) -> tuple[str, bytes]:
+    """The sample under a new message id, with literal ``(old, new)`` edits (every match)."""
+    message_id = str(uuid.uuid4())
+    text = re.sub(
+        r"<cm:MessageID>[^<]+</cm:MessageID>",
+        f"<cm:MessageID>{message_id}</cm:MessageID>",
+        path.read_text(encoding="utf-8"),
+        count=1,
+    )
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    return message_id, text.encode()
+
+
+async def _document(session: aiohttp.ClientSession, gw: Gateway, mid: str) -> etree._Element:
+    async with session.get(f"{base_url(gw)}/v1/messages/{mid}/document") as response:
+        assert response.status == 200, await response.text()
+        return etree.fromstring(await response.read())
+
+
+def _related(view: Any) -> dict[str, str]:
+    return {r["relation"]: r["message_id"] for r in view["related"]}
+
+
+def _matches(root: etree._Element) -> list[tuple[str, str, str]]:
+    ns = {"cl": NS_CE_LOOKUP}
+    return [
+        (
+            m.findtext("cl:ElementCode", namespaces=ns) or "",
+            m.findtext("cl:Value", namespaces=ns) or "",
+            m.findtext("cl:MatchCode", namespaces=ns) or "",
+        )
+        for m in root.iterfind(".//cl:Match", ns)
+    ]
+
+
+async def test_the_gateway_answers_a_ce_lookup_from_the_register_it_keeps(
+    gateway: Gateway, nsw_my: RunningSimulator
+) -> None:
+    """MY asks about SG's exporter: the gateway answers from SG's register, signed, linked."""
+    async with aiohttp.ClientSession() as session:
+        _, grant = _fresh(GRANT)
+        status, body, _ = await submit(session, gateway, grant)
+        assert status == 202, body
+
+        query_id, query = _fresh(
+            CE_REQUEST, ("Tan Mei Ling", "Rajesh Kumar"), ("19053110", "20098999")
+        )
+        status, body, _ = await submit(session, gateway, query)
+        assert status == 202, body
+        view = await _state(session, gateway, query_id, "ANSWERED")
+        answer_id = _related(view)["ce-lookup-response"]
+        assert answer_id == answer_message_id(query_id)
+        assert any("answered by the gateway" in (t.get("detail") or "") for t in view["timeline"])
+        assert query_id not in nsw_my.simulator.received  # SG's NSW is not asked
+
+        # The answer is a real document: journalled, signed, delivered to MY and receipted.
+        await _state(session, gateway, answer_id, "RECEIPTED")
+        assert answer_id in nsw_my.simulator.received
+        answer = await _document(session, gateway, answer_id)
+        assert answer.find(f"{{{NS_DSIG}}}Signature") is not None
+        assert _matches(answer) == [
+            ("EXPORTER", "", "MATCH"),
+            ("AUTHORISATION", "", "MATCH"),
+            ("PRODUCT", "18069010", "MATCH"),
+            ("PRODUCT", "20098999", "NO_MATCH"),
+            ("SIGNATORY", "Rajesh Kumar", "MATCH"),
+        ]
+
+        # Asked about a day before the grant, the register did not know the exporter.
+        early_id, early = _fresh(CE_REQUEST, ("2026-11-19", "2026-02-01"))
+        status, body, _ = await submit(session, gateway, early)
+        assert status == 202, body
+        view = await _state(session, gateway, early_id, "ANSWERED")
+        early_answer = await _document(session, gateway, _related(view)["ce-lookup-response"])
+        assert {code for _, _, code in _matches(early_answer)} == {"NO_MATCH"}
+
+        # Only SG, the party asked, may answer; VN may not.
+        _, intruder = _fresh(
+            CE_RESPONSE,
+            (SAMPLE_QUERY_ID, query_id),
+            (
+                "<cm:SenderParty><cm:CountryCode>SG</cm:CountryCode>",
+                "<cm:SenderParty><cm:CountryCode>VN</cm:CountryCode>",
+            ),
+            ("<cl:ExportCountryCode>SG", "<cl:ExportCountryCode>VN"),
+        )
+        status, body, _ = await submit(session, gateway, intruder)
+        assert status == 403 and body["code"] == "reply-not-allowed", body
+
+        # The dry run of a query reports its rule findings too.
+        _, wrong = _fresh(CE_REQUEST, ("<cl:ExportCountryCode>SG", "<cl:ExportCountryCode>TH"))
+        status, body, _ = await submit(session, gateway, wrong, "/v1/validate")
+        assert status == 200 and body["valid"] is False
+        assert [f["code"] for f in body["findings"]] == ["register-query-wrong-country"]
+
+
+async def test_a_ce_lookup_is_forwarded_where_no_register_is_kept(gateway: Gateway) -> None:
+    """MY asks TH, whose register is not kept here: TH's NSW gets the query and its answer
+    is linked; the query is ANSWERED."""
+    async with aiohttp.ClientSession() as session:
+        to_th = (
+            (
+                "<cm:ReceiverParty><cm:CountryCode>SG</cm:CountryCode><cm:PartyID>SG-CUSTOMS"
+                "</cm:PartyID>",
+                "<cm:ReceiverParty><cm:CountryCode>TH</cm:CountryCode>",
+            ),
+            ("<cl:ExportCountryCode>SG", "<cl:ExportCountryCode>TH"),
+        )
+        query_id, query = _fresh(CE_REQUEST, *to_th)
+        status, body, _ = await submit(session, gateway, query)
+        assert status == 202, body
+        await _state(session, gateway, query_id, "RECEIPTED")  # delivered to TH's NSW
+        answer_id, answer = _fresh(
+            CE_RESPONSE,
+            (SAMPLE_QUERY_ID, query_id),
+            (
+                "<cm:SenderParty><cm:CountryCode>SG</cm:CountryCode><cm:PartyID>SG-CUSTOMS"
+                "</cm:PartyID>",
+                "<cm:SenderParty><cm:CountryCode>TH</cm:CountryCode>",
+            ),
+            ("<cl:ExportCountryCode>SG", "<cl:ExportCountryCode>TH"),
+        )
+        status, body, _ = await submit(session, gateway, answer)
+        assert status == 202, body
+        view = await _state(session, gateway, query_id, "ANSWERED")
+        assert _related(view)["ce-lookup-response"] == answer_id
+
+
+async def test_the_gateway_answers_an_aeo_status_query_between_mra_partners(
+    gateway: Gateway, nsw_my: RunningSimulator
+) -> None:
+    """MY asks SG about an AEO suspended by a delta: the answer says so; VN may not ask."""
+    async with aiohttp.ClientSession() as session:
+        for sample in (SNAPSHOT, DELTA):
+            status, body, _ = await submit(session, gateway, _fresh(sample)[1])
+            assert status == 202, body
+        query_id, query = _fresh(AEO_QUERY)
+        status, body, _ = await submit(session, gateway, query)
+        assert status == 202, body
+        view = await _state(session, gateway, query_id, "ANSWERED")
+        answer_id = _related(view)["aeo-status-response"]
+        await _state(session, gateway, answer_id, "RECEIPTED")
+        answer = await _document(session, gateway, answer_id)
+        ns = {"aq": NS_AEO_QUERY}
+        result = {etree.QName(el).localname: el.text for el in answer.iterfind("aq:Result/*", ns)}
+        assert result["FoundIndicator"] == "true" and result["ValidIndicator"] == "false"
+        assert result["StatusCode"] == "SUSPENDED"
+        assert result["StatusReason"] == "Security review after a seal incident."
+
+        # Before the delta the same AEO was valid.
+        earlier_id, earlier = _fresh(
+            AEO_QUERY, ("2026-10-14</aq:QueryDate>", "2026-09-15</aq:QueryDate>")
+        )
+        status, body, _ = await submit(session, gateway, earlier)
+        assert status == 202, body
+        view = await _state(session, gateway, earlier_id, "ANSWERED")
+        again = await _document(session, gateway, _related(view)["aeo-status-response"])
+        assert again.findtext("aq:Result/aq:ValidIndicator", namespaces=ns) == "true"
+
+        status, body, _ = await submit(session, gateway, _fresh(NOT_PARTNER)[1])
+        assert status == 422
+        assert [f["code"] for f in body["findings"]] == ["aeo-query-not-mra-partner"]
