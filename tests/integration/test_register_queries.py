@@ -6,8 +6,10 @@ Only the party asked may answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +17,16 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from asw_toolkit.simulator import RunningSimulator
+from asw_toolkit.processes import delete_topology
+from asw_toolkit.simulator import RunningSimulator, SimulatorConfig, find_response_template
 from gateway.app import Gateway
-from gateway.core.envelope import NS_AEO_QUERY, NS_CE_LOOKUP, NS_DSIG
+from gateway.core.envelope import MEMBER_STATES, NS_AEO_QUERY, NS_CE_LOOKUP, NS_DSIG
 from gateway.core.register_queries import answer_message_id
-from tests.conftest import SAMPLES
+from gateway.core.topology import Topology
+from tests.conftest import ROOT, SAMPLES, make_settings
 from tests.integration.helpers import base_url, submit
 from tests.integration.test_self_certification import _state, gateway, nsw_my
+from tests.pki_fixtures import PkiBundle
 
 __all__ = ["gateway", "nsw_my"]  # the fixtures this module uses
 
@@ -201,3 +206,59 @@ async def test_the_gateway_answers_an_aeo_status_query_between_mra_partners(
         status, body, _ = await submit(session, gateway, _fresh(NOT_PARTNER)[1])
         assert status == 422
         assert [f["code"] for f in body["findings"]] == ["aeo-query-not-mra-partner"]
+
+
+@pytest.fixture
+async def forwarding_gateway(
+    tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle
+) -> AsyncIterator[tuple[Gateway, RunningSimulator]]:
+    """A gateway configured to forward register queries, SG's simulated NSW behind it over
+    HTTP answering from SG's register update (the GRANT sample)."""
+    prefix = f"test-regq-{uuid.uuid4().hex[:8]}"
+    base = make_settings(tmp_path, amqp_url, prefix, rsa_pki.directory)
+    template = find_response_template((ROOT,))
+    assert template is not None
+    config = SimulatorConfig(
+        country="SG",
+        response_template=template.read_bytes(),
+        respond_delay_seconds=0.1,
+        registers=(GRANT.read_bytes(),),
+    )
+    async with RunningSimulator(config) as nsw_sg:
+        parties = dict(base.parties)
+        parties["SG"] = dataclasses.replace(
+            parties["SG"], adapter="http-push", options={"url": nsw_sg.documents_url}
+        )
+        documents = dataclasses.replace(base.documents, answer_register_queries=False)
+        gw = Gateway(dataclasses.replace(base, parties=parties, documents=documents))
+        await gw.start(port=0)
+        assert await gw.broker.wait_connected(15), "gateway did not connect to RabbitMQ"
+        simulator = nsw_sg.simulator
+        simulator.config = dataclasses.replace(simulator.config, respond_to=base_url(gw))
+        try:
+            yield gw, nsw_sg
+        finally:
+            await gw.stop()
+            await delete_topology(
+                amqp_url, Topology(prefix), MEMBER_STATES, gw.broker.retry_delays_ms
+            )
+
+
+async def test_a_forwarded_lookup_is_answered_by_the_simulated_nsw(
+    forwarding_gateway: tuple[Gateway, RunningSimulator],
+) -> None:
+    """With documents.answer_register_queries off, the gateway forwards even though it keeps
+    SG's register; SG's NSW answers from its own register and the answer is linked."""
+    gateway, nsw_sg = forwarding_gateway
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await submit(session, gateway, _fresh(GRANT)[1])
+        assert status == 202, body
+        query_id, query = _fresh(CE_REQUEST)
+        status, body, _ = await submit(session, gateway, query)
+        assert status == 202, body
+        view = await _state(session, gateway, query_id, "ANSWERED")
+        assert query_id in nsw_sg.simulator.received
+        answer_id = _related(view)["ce-lookup-response"]
+        assert answer_id != answer_message_id(query_id)  # the NSW's, not the gateway's
+        answer = await _document(session, gateway, answer_id)
+        assert {code for _, _, code in _matches(answer)} == {"MATCH"}
