@@ -12,6 +12,10 @@ HTTP, the drop-folder intake and other channels all call ``Submissions.submit``:
    message it refers to. The link is always written; the original's state moves to RECEIPTED
    or ANSWERED only once it is delivered (``gateway.core.states``), so an answer never stops
    a delivery still under way; ``settle_links`` catches up when the delivery comes later.
+5. a re-transmission request the journal can serve is re-delivered from it instead of being
+   published (``gateway.core.retransmission``); a certified-exporter lookup or AEO status query
+   for a register kept here is answered by the gateway with a signed response submitted through
+   this same path, instead of being published (``gateway.core.register_queries``).
 
 A document is accepted (202) only once both the journal row and RabbitMQ's confirm exist. If the
 publish fails (503) the row stays ACCEPTED, unconfirmed: the sender's resubmission under the same
