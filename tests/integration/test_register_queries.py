@@ -7,9 +7,11 @@ Only the party asked may answer."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from gateway.app import Gateway
 from gateway.core.envelope import MEMBER_STATES, NS_AEO_QUERY, NS_CE_LOOKUP, NS_DSIG
 from gateway.core.register_queries import answer_message_id
 from gateway.core.topology import Topology
+from gateway.journal import MessageRecord
 from tests.conftest import ROOT, SAMPLES, make_settings
 from tests.integration.helpers import base_url, submit
 from tests.integration.test_self_certification import _state, gateway, nsw_my
@@ -262,3 +265,38 @@ async def test_a_forwarded_lookup_is_answered_by_the_simulated_nsw(
         assert answer_id != answer_message_id(query_id)  # the NSW's, not the gateway's
         answer = await _document(session, gateway, answer_id)
         assert {code for _, _, code in _matches(answer)} == {"MATCH"}
+
+
+async def test_a_query_journalled_but_never_answered_is_answered_by_the_sweep(
+    gateway: Gateway,
+) -> None:
+    """A query left ACCEPTED (the node stopped before answering) is answered by the sweep,
+    once: a second sweep finds nothing, and the answer keeps its stable id."""
+    assert gateway.journal is not None and gateway.submissions is not None
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await submit(session, gateway, _fresh(GRANT)[1])
+        assert status == 202, body
+        query_id, query = _fresh(CE_REQUEST)
+        received = datetime.now(UTC) - timedelta(minutes=5)
+        await gateway.journal.record_accepted(
+            MessageRecord(
+                message_id=query_id,
+                sender="MY",
+                receiver="SG",
+                document_type="CEQ",
+                document_id=None,
+                function_code="9",
+                referenced_message_id=None,
+                test=False,
+                size=len(query),
+                digest=hashlib.sha256(query).hexdigest(),
+                received_at=received,
+            ),
+            query,
+            at=received,
+        )
+        swept = await gateway.submissions.sweep_unconfirmed(older_than=timedelta(minutes=1))
+        assert swept >= 1
+        view = await _state(session, gateway, query_id, "ANSWERED")
+        assert _related(view)["ce-lookup-response"] == answer_message_id(query_id)
+        assert await gateway.submissions.sweep_unconfirmed(older_than=timedelta(0)) == 0
