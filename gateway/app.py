@@ -354,6 +354,8 @@ class Gateway:
                 cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
             ),
             refusal_payload_max_bytes=self.settings.journal.refusal_payload_max_bytes,
+            answer_keys=self.receipt_keys,
+            answer_register_queries=self.settings.documents.answer_register_queries,
         )
         self.submissions = submissions
         receipts = (

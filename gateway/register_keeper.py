@@ -5,7 +5,9 @@ journalled, kept as a register entry; an Origin Declaration is checked against t
 country's register as it stood on the declaration date (Rule 2(6)). Both run after the pure
 ingest checks and before anything is journalled or queued, on the same path as every other
 document: errors refuse the document (422 ``business-rule-violation`` with the findings),
-warnings travel with it in the report.
+warnings travel with it in the report. ``POST /v1/validate`` reports the same findings from the
+same code (``add_findings``), against the registers as they stand now. Each check reads the
+tree ingest parsed once (``Accepted.root``): the payload is never parsed a second time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from gateway.core.aeo import (
 )
 from gateway.core.envelope import NS_ORIGIN_DECLARATION, DocumentType
 from gateway.core.envelope import first_child as child
-from gateway.core.parsing import ParseLimits, parse
 from gateway.core.pipeline import Accepted
 from gateway.core.registers import (
     CERTIFIED_EXPORTERS,
@@ -36,10 +37,11 @@ from gateway.core.registers import (
     standing_with_entry,
     update_findings,
 )
+from gateway.core.validation import ValidationReport
+from gateway.errors import Finding
 from gateway.journal import Journal
 
 _OD = NS_ORIGIN_DECLARATION
-_AEO_PARTY = b"AEOMutualRecognitionParty"
 REGISTER_ENTRY = "register-entry"
 """The link from a declaration to the register update it was read against."""
 
@@ -47,51 +49,65 @@ REGISTER_ENTRY = "register-entry"
 class RegisterKeeper:
     """Checks documents against the registers the journal keeps, and keeps register updates."""
 
-    def __init__(self, journal: Journal, limits: ParseLimits, mra: MraPlan) -> None:
+    def __init__(self, journal: Journal, mra: MraPlan) -> None:
         self._journal = journal
-        self._limits = limits
         self._mra = mra
 
     async def check(self, accepted: Accepted, *, now: datetime) -> Accepted:
         """``accepted`` with the register findings added, or raise the refusal they make."""
-        doc = accepted.envelope.document_type
-        if doc is DocumentType.CE_REGISTER_UPDATE:
-            root = self._root(accepted)
-            entry = read_update(root, message_id=accepted.envelope.message_id)
-            history = await self._journal.register_history(
-                CERTIFIED_EXPORTERS, entry.country, entry.record_key
-            )
-            found = update_findings(root, entry, history)
-        elif doc is DocumentType.AEO_STATUS:
-            return accepted  # nothing in its history can refuse a notification
-        elif doc is DocumentType.ACDD:
-            if _AEO_PARTY not in accepted.payload:  # most ACDDs: no second parse
-                return accepted
-            root = self._root(accepted)
-            _, declared = declared_aeos(root)
-            if not declared:
-                return accepted
-            registers = {
-                country: await self._journal.register_history(AEO_REGISTER, country)
-                for country in sorted({aeo.country for aeo in declared})
-            }
-            found = acdd_aeo_findings(root, registers, self._mra)
-        elif doc is DocumentType.ORIGIN_DECLARATION:
-            root = self._root(accepted)
-            facts = declaration_facts(root)
-            history = await self._journal.register_history(
-                CERTIFIED_EXPORTERS, facts.exporting_country, _authorisation_of(root)
-            )
-            found = declaration_findings(root, history, today=now.date())
-        else:
+        report = await self.add_findings(
+            accepted.report, accepted.root, accepted.envelope.message_id, now=now
+        )
+        if report is accepted.report:
             return accepted
-        if not found:
-            return accepted
-        report = replace(accepted.report, rule_findings=accepted.report.rule_findings + found)
         refusal = report.refusal()
         if refusal is not None:
             raise refusal
         return replace(accepted, report=report)
+
+    async def add_findings(
+        self, report: ValidationReport, root: etree._Element, message_id: str, *, now: datetime
+    ) -> ValidationReport:
+        """``report`` with the register findings of ``root`` (the document parsed once, by
+        ingest) added, read against the registers as they stand now.
+
+        The one code path of the register checks: submission (``check``) and ``POST
+        /v1/validate`` both call it. A document that failed its XSD is not read (the rules
+        trust the structure the XSD guarantees); neither is one without register checks.
+        """
+        if not report.schema_valid:
+            return report
+        found = await self._findings(report.document_type, root, message_id, now=now)
+        if not found:
+            return report
+        return replace(report, rule_findings=report.rule_findings + found)
+
+    async def _findings(
+        self, doc: DocumentType, root: etree._Element, message_id: str, *, now: datetime
+    ) -> tuple[Finding, ...]:
+        if doc is DocumentType.CE_REGISTER_UPDATE:
+            entry = read_update(root, message_id=message_id)
+            history = await self._journal.register_history(
+                CERTIFIED_EXPORTERS, entry.country, entry.record_key
+            )
+            return update_findings(root, entry, history)
+        if doc is DocumentType.ACDD:
+            _, declared = declared_aeos(root)
+            if not declared:
+                return ()
+            registers = {
+                country: await self._journal.register_history(AEO_REGISTER, country)
+                for country in sorted({aeo.country for aeo in declared})
+            }
+            return acdd_aeo_findings(root, registers, self._mra)
+        if doc is DocumentType.ORIGIN_DECLARATION:
+            facts = declaration_facts(root)
+            history = await self._journal.register_history(
+                CERTIFIED_EXPORTERS, facts.exporting_country, _authorisation_of(root)
+            )
+            return declaration_findings(root, history, today=now.date())
+        # An AEO status notification: nothing in its history can refuse it.
+        return ()
 
     async def keep(self, accepted: Accepted, *, at: datetime) -> None:
         """Keep a journalled register update or AEO notification as register entries (again
@@ -100,9 +116,9 @@ class RegisterKeeper:
         doc = accepted.envelope.document_type
         message_id = accepted.envelope.message_id
         if doc is DocumentType.CE_REGISTER_UPDATE:
-            entries = [read_update(self._root(accepted), message_id=message_id)]
+            entries = [read_update(accepted.root, message_id=message_id)]
         elif doc is DocumentType.AEO_STATUS:
-            entries = read_notification(self._root(accepted), message_id=message_id)
+            entries = read_notification(accepted.root, message_id=message_id)
         else:
             for related in await self._relied_on(accepted):
                 await self._journal.link(message_id, related, REGISTER_ENTRY, at=at)
@@ -115,25 +131,21 @@ class RegisterKeeper:
         doc = accepted.envelope.document_type
         found: list[str] = []
         if doc is DocumentType.ORIGIN_DECLARATION:
-            root = self._root(accepted)
-            facts = declaration_facts(root)
-            key = _authorisation_of(root)
+            facts = declaration_facts(accepted.root)
+            key = _authorisation_of(accepted.root)
             history = await self._journal.register_history(
                 CERTIFIED_EXPORTERS, facts.exporting_country, key
             )
             _, entry = standing_with_entry(history, key, facts.declared_on)
             found = [] if entry is None else [entry.message_id]
-        elif doc is DocumentType.ACDD and _AEO_PARTY in accepted.payload:
-            day, declared = declared_aeos(self._root(accepted))
+        elif doc is DocumentType.ACDD:
+            day, declared = declared_aeos(accepted.root)
             for aeo in declared:
                 history = await self._journal.register_history(AEO_REGISTER, aeo.country)
                 _, entry = aeo_with_entry(history, aeo.aeo_id, day)
                 if entry is not None:
                     found.append(entry.message_id)
         return sorted(set(found))
-
-    def _root(self, accepted: Accepted) -> etree._Element:
-        return parse(accepted.payload, self._limits)
 
 
 def _authorisation_of(root: etree._Element) -> str:

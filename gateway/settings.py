@@ -101,6 +101,9 @@ class DocumentSettings:
     max_depth: int = 64
     parties_file: str = ""  # the parties plan (TOML); "" = gateway/data/parties.toml
     mra_file: str = ""  # the ASEAN AEO MRA plan (TOML); "" = gateway/data/aeo.toml
+    # Answer a CE lookup / AEO status query from the register kept here (where one is kept and
+    # the asked country's gateway key is held); false: always forward it to the asked side.
+    answer_register_queries: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,6 +12,10 @@ HTTP, the drop-folder intake and other channels all call ``Submissions.submit``:
    message it refers to. The link is always written; the original's state moves to RECEIPTED
    or ANSWERED only once it is delivered (``gateway.core.states``), so an answer never stops
    a delivery still under way; ``settle_links`` catches up when the delivery comes later.
+5. a re-transmission request the journal can serve is re-delivered from it instead of being
+   published (``gateway.core.retransmission``); a certified-exporter lookup or AEO status query
+   for a register kept here is answered by the gateway with a signed response submitted through
+   this same path, instead of being published (``gateway.core.register_queries``).
 
 A document is accepted (202) only once both the journal row and RabbitMQ's confirm exist. If the
 publish fails (503) the row stays ACCEPTED, unconfirmed: the sender's resubmission under the same
@@ -28,11 +32,12 @@ second copy while the first is in the broker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,9 +49,16 @@ from gateway.core.conversations import authorise_step
 from gateway.core.documents import document_id_of
 from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
+from gateway.core.lease import ClaimResult
 from gateway.core.parsing import parse
 from gateway.core.pipeline import Accepted, Ingest
 from gateway.core.receipts import Original, authorise_reference
+from gateway.core.register_queries import (
+    RELATION_AEO_QUERY,
+    RELATION_CE_LOOKUP,
+    AnswerHere,
+)
+from gateway.core.register_queries import Forward as RegisterForward
 from gateway.core.retransmission import (
     RELATION_REQUEST,
     RELATION_RESENT,
@@ -70,6 +82,7 @@ from gateway.errors import (
 from gateway.journal import AcceptResult, Journal, MessageRecord, MessageView
 from gateway.journal.contract import Refusal
 from gateway.offload import offload
+from gateway.register_answers import QueryPlan, RegisterAnswers
 from gateway.register_keeper import RegisterKeeper
 
 log = structlog.get_logger("gateway.submission")
@@ -85,6 +98,12 @@ _RELATIONS = {
     DocumentType.DELIVERY_RECEIPT: ("receipt", MessageState.RECEIPTED),
     DocumentType.CUSTOMS_RESPONSE: ("response", MessageState.ANSWERED),
 }
+_QUERY_ANSWERS = frozenset({RELATION_CE_LOOKUP, RELATION_AEO_QUERY})
+"""Relations that answer a register query: the query is ANSWERED once delivered."""
+_SETTLED = (
+    *_RELATIONS.values(),
+    *((relation, MessageState.ANSWERED) for relation in sorted(_QUERY_ANSWERS)),
+)
 
 
 async def settle_links(journal: Journal, message_id: str, *, at: datetime) -> None:
@@ -98,7 +117,7 @@ async def settle_links(journal: Journal, message_id: str, *, at: datetime) -> No
         if view is None:
             return
         relations = _linked_relations(view, message_id)
-        for relation_name, state in _RELATIONS.values():  # receipt first, then answer
+        for relation_name, state in _SETTLED:  # receipt first, then answers
             if relation_name in relations:
                 await journal.transition(message_id, state, at=at)
     except GatewayError as exc:
@@ -106,7 +125,7 @@ async def settle_links(journal: Journal, message_id: str, *, at: datetime) -> No
 
 
 def _linked_relations(view: MessageView, message_id: str) -> set[str]:
-    """The relations (``receipt``, ``response``) linked to ``message_id`` in ``view``."""
+    """The relations (``receipt``, ``response``, ...) linked to ``message_id`` in ``view``."""
     return {link.relation for link in view.links if link.message_id == message_id}
 
 
@@ -226,6 +245,8 @@ class Submissions:
         offload_bytes: int,
         remote_parties: frozenset[str] = frozenset(),
         refusal_payload_max_bytes: int = REFUSAL_PAYLOAD_MAX_BYTES,
+        answer_keys: Mapping[str, SigningKey] | None = None,
+        answer_register_queries: bool = True,
     ) -> None:
         self.ingest = ingest
         # Parties reached through another gateway: only their gateway's receipts come in here.
@@ -236,7 +257,10 @@ class Submissions:
         self._clock = clock
         self._offload_bytes = offload_bytes
         self._refusal_payload_max_bytes = refusal_payload_max_bytes
-        self._registers = RegisterKeeper(journal, ingest.limits, ingest.validator.mra)
+        self._registers = RegisterKeeper(journal, ingest.validator.mra)
+        # Register queries are answered here with the asked country's gateway key (the one that
+        # signs its receipts), where the register is kept here (gateway.core.register_queries).
+        self._answers = RegisterAnswers(journal, answer_keys or {}, enabled=answer_register_queries)
         self._published: OrderedDict[str, float] = OrderedDict()
         """Confirmed by RabbitMQ, QUEUED not noted yet: message id -> when (monotonic)."""
         self._draining = False
@@ -255,6 +279,11 @@ class Submissions:
     def published_unrecorded(self) -> int:
         """How many confirmed publishes still wait for their QUEUED note."""
         return len(self._published)
+
+    @property
+    def registers(self) -> RegisterKeeper:
+        """The register checks (shared with ``POST /v1/validate``)."""
+        return self._registers
 
     @property
     def journal(self) -> Journal:
@@ -311,8 +340,15 @@ class Submissions:
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 retransmission = await self._retransmission(envelope)
                 await self._authorise_step(envelope)
+                query = await self._answers.plan(accepted)
                 submitted = await self._record_and_publish(
-                    accepted, channel, correlation_id, now, original, retransmission=retransmission
+                    accepted,
+                    channel,
+                    correlation_id,
+                    now,
+                    original,
+                    retransmission=retransmission,
+                    query=query,
                 )
             except GatewayError as exc:
                 _log_not_accepted(exc, channel, started)
@@ -492,6 +528,7 @@ class Submissions:
         original: MessageView | None,
         *,
         retransmission: Redeliver | Forward | None = None,
+        query: QueryPlan | None = None,
     ) -> Submitted:
         envelope = accepted.envelope
         # Broker down or blocked: refuse before journalling, so nothing is left to be swept
@@ -535,14 +572,63 @@ class Submissions:
             # Confirmed by the broker before; only the QUEUED note was missing.
             log.info("message_publish_not_repeated", reason="already-confirmed")
             await self._note_queued(envelope.message_id)
-        elif isinstance(retransmission, Redeliver):
-            await self._publish_retransmission(accepted, retransmission, channel, correlation_id)
         else:
             # New, or known but never confirmed by the broker: publish (again) now.
-            await self._publish(accepted, channel, correlation_id)
+            await self._dispatch(accepted, channel, correlation_id, retransmission, query)
         await self._link_to_original(envelope, original)
         await self._link_conversation(envelope)
         return Submitted(accepted=accepted, state=MessageState.QUEUED, resubmitted=resubmitted)
+
+    async def _dispatch(
+        self,
+        accepted: Accepted,
+        channel: str,
+        correlation_id: str | None,
+        retransmission: Redeliver | Forward | None,
+        query: QueryPlan | None,
+    ) -> None:
+        """Publish a journalled message, re-deliver what a re-transmission request names, or
+        answer a register query here."""
+        if isinstance(retransmission, Redeliver):
+            await self._publish_retransmission(accepted, retransmission, channel, correlation_id)
+        elif query is not None and isinstance(query.decision, AnswerHere):
+            await self._answer_query(accepted, query)
+        else:
+            if query is not None and isinstance(query.decision, RegisterForward):
+                log.info("register_query_forwarded", reason=query.decision.reason)
+            await self._publish(accepted, channel, correlation_id)
+
+    async def _answer_query(self, accepted: Accepted, query: QueryPlan) -> None:
+        """Answer a CE lookup or AEO status query from the register kept here.
+
+        The response is submitted through this same path (journalled, queued, delivered by the
+        asker's adapter, linked to the query), signed with the asked country's gateway key; its
+        message id is stable, so answering again (a resubmission, the sweep) finds the first.
+        The query is not forwarded: the gateway took it for the register's keeper, so it goes
+        DELIVERING, DELIVERED (saying so) and ANSWERED.
+        """
+        envelope = accepted.envelope
+        answer_id, data, key = self._answers.response(accepted, query, created=self._clock())
+        # Answered before (signatures differ each time): the first answer stands.
+        with contextlib.suppress(MessageIdReused):
+            await self.submit(data, channel="register", sign_with=key)
+        now = self._clock()
+        register = query.query.register.replace("-", " ")
+        day = query.query.day.isoformat()
+        claim = await self._journal.claim_delivery(envelope.message_id, at=now)
+        if claim is not ClaimResult.GRANTED:
+            return  # taken over already (a concurrent resubmission or sweep)
+        await self._journal.transition(
+            envelope.message_id,
+            MessageState.DELIVERED,
+            at=now,
+            detail=(
+                f"answered by the gateway from {query.query.country}'s {register} register as "
+                f"it stood on {day} (response {answer_id}); not forwarded"
+            ),
+        )
+        await settle_links(self._journal, envelope.message_id, at=now)
+        log.info("register_query_answered", answer=answer_id, register=query.query.register)
 
     async def _link_to_original(self, envelope: Envelope, view: MessageView | None) -> None:
         """A receipt or answer joins the timeline of the message it refers to, if known here.
@@ -586,7 +672,12 @@ class Submissions:
             if step is not None:
                 # Authorised before it was journalled; linked when the followed message is here.
                 if await self._journal.get(reference) is not None:
-                    await self._journal.link(reference, envelope.message_id, step.relation, at=now)
+                    linked = await self._journal.link(
+                        reference, envelope.message_id, step.relation, at=now
+                    )
+                    if linked and step.relation in _QUERY_ANSWERS:
+                        # Absorbed until the query is delivered; settle_links catches up then.
+                        await self._journal.transition(reference, MessageState.ANSWERED, at=now)
             elif envelope.document_type is DocumentType.RETRANSMISSION_REQUEST:
                 if await self._journal.get(reference) is not None:
                     await self._journal.link(
@@ -713,10 +804,8 @@ class Submissions:
                     )
                     await self._registers.keep(accepted, at=summary.record.received_at)
                     retransmission = await self._retransmission(accepted.envelope)
-                    if isinstance(retransmission, Redeliver):
-                        await self._publish_retransmission(accepted, retransmission, "sweep", None)
-                    else:
-                        await self._publish(accepted, "sweep", None)
+                    query = await self._answers.plan(accepted)
+                    await self._dispatch(accepted, "sweep", None, retransmission, query)
                     # Authorised when first accepted; the link was never made if the publish
                     # failed then.
                     original = await self._referenced(accepted.envelope)

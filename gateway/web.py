@@ -311,11 +311,16 @@ async def submit_message(request: web.Request) -> web.Response:
 
 async def validate_document(request: web.Request) -> web.Response:
     """POST /v1/validate: the findings for a document, never routed or stored."""
-    ingest = request.app[SUBMISSIONS].ingest
+    submissions = request.app[SUBMISSIONS]
     now = request.app[CLOCK]()
     data = await _read_xml_body(request)
     threshold = request.app[SETTINGS].http.offload_bytes
-    envelope, report = await offload(len(data), threshold, lambda: ingest.check(data, now=now))
+    checked = await offload(len(data), threshold, lambda: submissions.ingest.check(data, now=now))
+    envelope = checked.envelope
+    # The register checks of submission, from the same code, on the tree parsed above.
+    report = await submissions.registers.add_findings(
+        checked.report, checked.root, envelope.message_id, now=now
+    )
     body: dict[str, Any] = {
         "message_id": envelope.message_id,
         "document_type": report.document_type.value,

@@ -28,6 +28,8 @@ const DOCUMENT_TYPES = {
   VVQ: "Verification visit request", VVC: "Verification visit consent",
   VVR: "Verification visit result",
   OD: "Origin Declaration", CER: "Certified-exporter register update", AEO: "AEO status",
+  CEQ: "Certified-exporter lookup", CEP: "Certified-exporter lookup response",
+  AEQ: "AEO status query", AEP: "AEO status response",
 };
 const DEADLINE_TONE = {
   due: "warn", overdue: "bad", met: "ok", late: "bad", open: "warn", closed: "neutral",

@@ -9,6 +9,8 @@ Each step is a document type whose header's ReferencedMessageID names the messag
     e-Form D --verification-visit-request--> VerificationVisitRequest
              VerificationVisitRequest --verification-visit-consent--> Consent
              VerificationVisitRequest --verification-visit-result--> Result
+    CE lookup request --ce-lookup-response--> CE lookup response
+    AEO status query --aeo-status-response--> AEO status response
 
 A step goes between the two Member States of the message it follows: sent by the party that
 received it (``by="receiver"``: a rejection, a request, a reply) or by the party that sent it
@@ -25,6 +27,7 @@ from typing import Final, Literal
 
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.receipts import Original
+from gateway.core.register_queries import RELATION_AEO_QUERY, RELATION_CE_LOOKUP
 from gateway.errors import ReplyNotAllowed
 
 Doc = DocumentType
@@ -72,6 +75,13 @@ STEPS: Final[dict[DocumentType, Step]] = {
     Doc.VISIT_RESULT: Step(
         follows=frozenset({Doc.VISIT_REQUEST}), relation="verification-visit-result", by="sender"
     ),
+    # Register lookups (gateway.core.register_queries): the register's keeper answers.
+    Doc.CE_LOOKUP_RESPONSE: Step(
+        follows=frozenset({Doc.CE_LOOKUP_REQUEST}), relation=RELATION_CE_LOOKUP
+    ),
+    Doc.AEO_STATUS_RESPONSE: Step(
+        follows=frozenset({Doc.AEO_STATUS_QUERY}), relation=RELATION_AEO_QUERY
+    ),
 }
 
 _NAMES: Final = {
@@ -84,6 +94,10 @@ _NAMES: Final = {
     Doc.VISIT_REQUEST: "a verification visit request",
     Doc.VISIT_CONSENT: "a verification visit consent",
     Doc.VISIT_RESULT: "a verification visit result",
+    Doc.CE_LOOKUP_REQUEST: "a certified-exporter lookup request",
+    Doc.CE_LOOKUP_RESPONSE: "a certified-exporter lookup response",
+    Doc.AEO_STATUS_QUERY: "an AEO status query",
+    Doc.AEO_STATUS_RESPONSE: "an AEO status response",
 }
 
 

@@ -37,6 +37,8 @@ NS_VERIFICATION = "urn:asw-gw:datamodel:VER-DMS:1"
 NS_CE_REGISTER = "urn:asw-gw:datamodel:CEREG-DMS:1"
 NS_ORIGIN_DECLARATION = "urn:asw-gw:datamodel:ODECL-DMS:1"
 NS_AEO_STATUS = "urn:asw-gw:datamodel:AEOSTAT-DMS:1"
+NS_CE_LOOKUP = "urn:asw-gw:datamodel:CELOOKUP-DMS:1"
+NS_AEO_QUERY = "urn:asw-gw:datamodel:AEOQUERY-DMS:1"
 NS_DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
 MEMBER_STATES = ("BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN")
@@ -60,6 +62,10 @@ class DocumentType(enum.Enum):
     CE_REGISTER_UPDATE = "CER"
     ORIGIN_DECLARATION = "OD"
     AEO_STATUS = "AEO"
+    CE_LOOKUP_REQUEST = "CEQ"
+    CE_LOOKUP_RESPONSE = "CEP"
+    AEO_STATUS_QUERY = "AEQ"
+    AEO_STATUS_RESPONSE = "AEP"
 
     @property
     def root_tag(self) -> str:
@@ -88,6 +94,10 @@ _ROOT_TAGS = {
     DocumentType.CE_REGISTER_UPDATE: f"{{{NS_CE_REGISTER}}}CertifiedExporterRegisterUpdate",
     DocumentType.ORIGIN_DECLARATION: f"{{{NS_ORIGIN_DECLARATION}}}OriginDeclaration",
     DocumentType.AEO_STATUS: f"{{{NS_AEO_STATUS}}}AEOStatusNotification",
+    DocumentType.CE_LOOKUP_REQUEST: f"{{{NS_CE_LOOKUP}}}CertifiedExporterLookupRequest",
+    DocumentType.CE_LOOKUP_RESPONSE: f"{{{NS_CE_LOOKUP}}}CertifiedExporterLookupResponse",
+    DocumentType.AEO_STATUS_QUERY: f"{{{NS_AEO_QUERY}}}AEOStatusQuery",
+    DocumentType.AEO_STATUS_RESPONSE: f"{{{NS_AEO_QUERY}}}AEOStatusResponse",
 }
 _SLUGS = {
     DocumentType.FORM_D: "formd",
@@ -105,6 +115,10 @@ _SLUGS = {
     DocumentType.CE_REGISTER_UPDATE: "ce-register",
     DocumentType.ORIGIN_DECLARATION: "origin-declaration",
     DocumentType.AEO_STATUS: "aeo-status",
+    DocumentType.CE_LOOKUP_REQUEST: "ce-lookup-request",
+    DocumentType.CE_LOOKUP_RESPONSE: "ce-lookup-response",
+    DocumentType.AEO_STATUS_QUERY: "aeo-status-query",
+    DocumentType.AEO_STATUS_RESPONSE: "aeo-status-response",
 }
 _BY_ROOT_TAG = {tag: doc_type for doc_type, tag in _ROOT_TAGS.items()}
 

@@ -38,6 +38,10 @@ DOCUMENT_NAMES: Final = {
     DocumentType.CE_REGISTER_UPDATE: "certified-exporter register update",
     DocumentType.ORIGIN_DECLARATION: "Origin Declaration",
     DocumentType.AEO_STATUS: "AEO status notification",
+    DocumentType.CE_LOOKUP_REQUEST: "certified-exporter lookup request",
+    DocumentType.CE_LOOKUP_RESPONSE: "certified-exporter lookup response",
+    DocumentType.AEO_STATUS_QUERY: "AEO status query",
+    DocumentType.AEO_STATUS_RESPONSE: "AEO status response",
 }
 
 

@@ -39,6 +39,18 @@ class Accepted:
     signer: Signer | None
     signed_by_gateway: bool
     warnings: tuple[str, ...]
+    root: etree._Element = field(compare=False, repr=False)
+    """The document as parsed once and validated (the signed content): later checks (the
+    registers) read it instead of parsing the payload again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checked:
+    """A document parsed and validated for ``POST /v1/validate``: never routed or stored."""
+
+    envelope: Envelope
+    report: ValidationReport
+    root: etree._Element = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,11 +68,11 @@ class Ingest:
     signers: Mapping[str, SigningKey] = field(default_factory=dict)
     require_signature: bool = True
 
-    def check(self, data: bytes, *, now: datetime) -> tuple[Envelope, ValidationReport]:
+    def check(self, data: bytes, *, now: datetime) -> Checked:
         """Parse, read the header and validate, without routing (``POST /v1/validate``)."""
         root = parse(data, self.limits)
         envelope = read_envelope(root)
-        return envelope, self.validator.check(root, now=now)
+        return Checked(envelope=envelope, report=self.validator.check(root, now=now), root=root)
 
     def accept(
         self,
@@ -123,4 +135,5 @@ class Ingest:
             signer=signer,
             signed_by_gateway=signing_key is not None,
             warnings=warnings,
+            root=root,
         )

@@ -100,6 +100,10 @@ _NOT_ANSWERABLE = (
     DocumentType.VISIT_REQUEST,
     DocumentType.VISIT_CONSENT,
     DocumentType.VISIT_RESULT,
+    DocumentType.CE_LOOKUP_REQUEST,
+    DocumentType.CE_LOOKUP_RESPONSE,
+    DocumentType.AEO_STATUS_QUERY,
+    DocumentType.AEO_STATUS_RESPONSE,
 )
 _ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
 

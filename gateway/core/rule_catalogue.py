@@ -589,7 +589,8 @@ REGISTER_RULES: Final[dict[str, Rule]] = {
     )
 }
 """The rules that read a register's history (``gateway.core.registers``): the submission path
-runs them after ``CATALOGUE``'s, with the history from the journal; ``/v1/validate`` does not."""
+and ``/v1/validate`` run them after ``CATALOGUE``'s, with the history from the journal
+(``gateway.register_keeper.RegisterKeeper.add_findings``)."""
 
 
 # --- issue 18 §5: AEO status under the ASEAN AEO MRA (k-registers) ---------------------------
@@ -727,5 +728,70 @@ CATALOGUE.update(
         VISIT_DATE_MISSING,
         VISIT_DATE_IN_FUTURE,
         REFUSAL_EXPLANATION_MISSING,
+    )
+)
+
+
+# --- issue 18 §4-5: register lookups (CE lookup, AEO status query) -----------------------------
+# Kept in one block, registered below, so that other additions to CATALOGUE merge cleanly.
+
+QUERY_NOT_TO_REGISTER_KEEPER = _rule(
+    "register-query-wrong-country",
+    "error",
+    None,
+    "A certified-exporter lookup or AEO status query is not addressed to the Member State whose "
+    "register it asks about.",
+)
+ANSWER_NOT_FROM_REGISTER_KEEPER = _rule(
+    "register-answer-wrong-country",
+    "error",
+    None,
+    "A certified-exporter lookup or AEO status response comes from a Member State other than "
+    "the one whose register it reports.",
+)
+QUERY_DATE_IN_FUTURE = _rule(
+    "register-query-date-in-future",
+    "error",
+    None,
+    "A register query asks about a day after today: the register cannot say how it will stand.",
+)
+CE_LOOKUP_EXPORTER_MISSING = _rule(
+    "ce-lookup-exporter-result-missing",
+    "error",
+    None,
+    "A certified-exporter lookup response gives no EXPORTER match result.",
+)
+CE_LOOKUP_INCONSISTENT = _rule(
+    "ce-lookup-result-inconsistent",
+    "error",
+    None,
+    "A certified-exporter lookup response matches a product, signatory or validity of an "
+    "exporter it reports as not registered.",
+)
+AEO_QUERY_NOT_PARTNER = _rule(
+    "aeo-query-not-mra-partner",
+    "error",
+    None,
+    "An AEO status query or response goes between countries not both in the ASEAN AEO MRA on "
+    "the day asked: AEO records go only between MRA partners.",
+)
+AEO_RESPONSE_INCONSISTENT = _rule(
+    "aeo-response-inconsistent",
+    "error",
+    None,
+    "An AEO status response says the id was found but gives no status or validity, or says it "
+    "is valid while not found or not VALID.",
+)
+
+CATALOGUE.update(
+    (rule.code, rule)
+    for rule in (
+        QUERY_NOT_TO_REGISTER_KEEPER,
+        ANSWER_NOT_FROM_REGISTER_KEEPER,
+        QUERY_DATE_IN_FUTURE,
+        CE_LOOKUP_EXPORTER_MISSING,
+        CE_LOOKUP_INCONSISTENT,
+        AEO_QUERY_NOT_PARTNER,
+        AEO_RESPONSE_INCONSISTENT,
     )
 )

@@ -72,6 +72,10 @@ SCHEMA_FILES: Final[dict[DocumentType, str]] = {
     DocumentType.CE_REGISTER_UPDATE: "register/ce-register-1.xsd",
     DocumentType.ORIGIN_DECLARATION: "origin/origin-declaration-1.xsd",
     DocumentType.AEO_STATUS: "register/aeo-status-1.xsd",
+    DocumentType.CE_LOOKUP_REQUEST: "register/ce-lookup-1.xsd",
+    DocumentType.CE_LOOKUP_RESPONSE: "register/ce-lookup-1.xsd",
+    DocumentType.AEO_STATUS_QUERY: "register/aeo-query-1.xsd",
+    DocumentType.AEO_STATUS_RESPONSE: "register/aeo-query-1.xsd",
 }
 
 XSD_CODES: Final = (

@@ -88,3 +88,19 @@ def test_an_unknown_followed_message_passes_unlinked() -> None:
 def test_other_documents_are_no_steps() -> None:
     """A Form D or a Customs Response is not a conversation step."""
     assert authorise_step(_step(DocumentType.FORM_D, "SG", "TH"), None) is None
+
+
+def test_only_the_register_asked_answers_a_lookup() -> None:
+    """A CE lookup or AEO status response comes from the party asked, to the asker, and
+    follows only its own kind of query."""
+    lookup = Original(message_id="q-1", sender="MY", receiver="SG", document_type="CEQ")
+    aeo = Original(message_id="q-2", sender="MY", receiver="SG", document_type="AEQ")
+    ce_answer, aeo_answer = DocumentType.CE_LOOKUP_RESPONSE, DocumentType.AEO_STATUS_RESPONSE
+    assert authorise_step(_step(ce_answer, "SG", "MY"), lookup) is STEPS[ce_answer]
+    assert authorise_step(_step(aeo_answer, "SG", "MY"), aeo) is STEPS[aeo_answer]
+    with pytest.raises(ReplyNotAllowed, match="Only SG"):
+        authorise_step(_step(ce_answer, "VN", "MY"), lookup)
+    with pytest.raises(ReplyNotAllowed, match="goes to MY"):
+        authorise_step(_step(ce_answer, "SG", "TH"), lookup)
+    with pytest.raises(ReplyNotAllowed, match="follows a certified-exporter lookup request"):
+        authorise_step(_step(ce_answer, "SG", "MY"), aeo)

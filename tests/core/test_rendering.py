@@ -39,6 +39,10 @@ ROOT_NAMES = {
     DocumentType.CE_REGISTER_UPDATE: "CertifiedExporterRegisterUpdate",
     DocumentType.ORIGIN_DECLARATION: "OriginDeclaration",
     DocumentType.AEO_STATUS: "AEOStatusNotification",
+    DocumentType.CE_LOOKUP_REQUEST: "CertifiedExporterLookupRequest",
+    DocumentType.CE_LOOKUP_RESPONSE: "CertifiedExporterLookupResponse",
+    DocumentType.AEO_STATUS_QUERY: "AEOStatusQuery",
+    DocumentType.AEO_STATUS_RESPONSE: "AEOStatusResponse",
 }
 VALID = sorted(
     p.relative_to(SAMPLES).as_posix()

@@ -85,6 +85,10 @@ async def test_aeo_ids_are_read_against_the_register_on_the_declaration_date(
         ]
         warnings = _warnings(body)
         assert [code for code, _ in warnings] == ["aeo-not-found", "aeo-not-valid"]
+        # The dry run reports the same register warnings (valid: warnings only).
+        status, checked, _ = await submit(session, gateway, acdd, "/v1/validate")
+        assert status == 200 and checked["valid"] is True
+        assert sorted((f["code"], f["message"]) for f in checked["findings"]) == warnings
         assert "suspended (Security review after a seal incident.)" in warnings[1][1]
 
         # Before the delta's date the same AEO was valid.

@@ -124,6 +124,10 @@ async def test_declarations_are_checked_against_the_register_on_their_date(
         status, body, _ = await submit(session, gateway, early)
         assert status == 422
         assert _codes(body) == ["od-exporter-not-registered"]
+        # The dry run reports the same register finding, and stores nothing.
+        status, body, _ = await submit(session, gateway, early, "/v1/validate")
+        assert status == 200 and body["valid"] is False
+        assert _codes(body) == ["od-exporter-not-registered"]
 
         grant_id, grant = _fresh(GRANT)
         status, body, _ = await submit(session, gateway, grant)
@@ -148,6 +152,9 @@ async def test_declarations_are_checked_against_the_register_on_their_date(
         _, after = _declaration("2026-11-23", "INV-2", ("Tan Mei Ling", "Rajesh Kumar"))
         status, body, _ = await submit(session, gateway, after)
         assert status == 422
+        assert _codes(body) == ["od-signatory-not-registered"]
+        status, body, _ = await submit(session, gateway, after, "/v1/validate")
+        assert status == 200 and body["valid"] is False
         assert _codes(body) == ["od-signatory-not-registered"]
         assert body["findings"][0]["message"].startswith("Signatory/Name 'Rajesh Kumar'")
 

@@ -3,6 +3,12 @@
     RejectionNotice          -> Clarification (one explanation per rejected goods item)
     RetroactiveCheckRequest  -> RetroactiveCheckReply (CONFIRMED for every item asked about)
     VerificationVisitRequest -> VerificationVisitConsent (consent, visit in 14 days)
+    CertifiedExporterLookupRequest -> CertifiedExporterLookupResponse } from the register
+    AEOStatusQuery                 -> AEOStatusResponse              } documents it was given
+
+A register query is answered from the register updates and AEO notifications the simulated NSW
+was started with (``register_entries``; none: everything asked is "not in the register"), read
+as the gateway reads them (``gateway.core.register_queries``: the same answer either way).
 
 The answer goes back to the requester, refers to the request in its header and repeats the
 number of the e-Form D (or, for a rejection, of the Origin Declaration); it is unsigned (the
@@ -13,23 +19,31 @@ response key).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
 from lxml import etree
 
+from gateway.core.aeo import read_notification
 from gateway.core.envelope import (
     NS_COMMON,
     NS_REJECTION,
     NS_VERIFICATION,
     DocumentType,
     Envelope,
+    document_type_of,
 )
+from gateway.core.parsing import parse
+from gateway.core.register_queries import ANSWERS as QUERY_ANSWERS
+from gateway.core.register_queries import build_response, read_query
+from gateway.core.registers import RegisterEntry, read_update
 
 ANSWERS: Final = {
     DocumentType.REJECTION_NOTICE: DocumentType.CLARIFICATION,
     DocumentType.RETRO_CHECK_REQUEST: DocumentType.RETRO_CHECK_REPLY,
     DocumentType.VISIT_REQUEST: DocumentType.VISIT_CONSENT,
+    **QUERY_ANSWERS,
 }
 """The requests a simulated issuing NSW answers, and with what."""
 
@@ -41,13 +55,41 @@ def _el(parent: etree._Element, ns: str, name: str, text: str | None = None) -> 
     return node
 
 
+def register_entries(documents: Sequence[bytes]) -> tuple[RegisterEntry, ...]:
+    """The register entries of certified-exporter register updates and AEO notifications."""
+    entries: list[RegisterEntry] = []
+    for n, data in enumerate(documents):
+        root = parse(data)
+        message_id = f"register-{n}"
+        if document_type_of(root) is DocumentType.CE_REGISTER_UPDATE:
+            entries.append(read_update(root, message_id=message_id))
+        elif document_type_of(root) is DocumentType.AEO_STATUS:
+            entries.extend(read_notification(root, message_id=message_id))
+        else:
+            raise ValueError(f"register document {n} is neither a CER nor an AEO notification")
+    return tuple(entries)
+
+
 def build_answer(
-    request: etree._Element, envelope: Envelope, *, now: datetime
+    request: etree._Element,
+    envelope: Envelope,
+    *,
+    now: datetime,
+    registers: Sequence[RegisterEntry] = (),
 ) -> tuple[str, bytes] | None:
-    """The answer (message id, bytes) to ``request``, or None for a type not answered."""
+    """The answer (message id, bytes) to ``request``, or None for a type not answered;
+    ``registers`` are what this NSW knows of its own registers (for register queries)."""
     answer_type = ANSWERS.get(envelope.document_type)
     if answer_type is None:
         return None
+    if envelope.document_type in QUERY_ANSWERS:
+        query = read_query(request)
+        history = [
+            e for e in registers if (e.register, e.country) == (query.register, query.country)
+        ]
+        message_id = str(uuid.uuid4())
+        answer = build_response(envelope, query, history, message_id=message_id, created=now)
+        return message_id, etree.tostring(answer, xml_declaration=True, encoding="UTF-8")
     ns = NS_REJECTION if answer_type is DocumentType.CLARIFICATION else NS_VERIFICATION
     message_id = str(uuid.uuid4())
     root = etree.Element(answer_type.root_tag, nsmap={"cm": NS_COMMON, "x": ns})

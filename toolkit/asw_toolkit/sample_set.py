@@ -18,6 +18,7 @@ from pathlib import Path
 from lxml import etree
 
 from asw_toolkit import xml_edits
+from asw_toolkit.sample_queries import QUERY_INVALID
 from asw_toolkit.sample_registers import REGISTER_INVALID
 from asw_toolkit.sample_variants import FORM_D_VARIANTS, LARGE_BASE, PRODUCTS
 from asw_toolkit.samplegen import FormD, Item, build, manifest_entry, serialise, write_manifest
@@ -715,7 +716,7 @@ def regenerate(samples: Path) -> tuple[int, int]:
     large.write_bytes(serialise(build(_large())))
     for source, target, edit in EDGES:
         _derive(samples, source, target, edit)
-    for source, target, edit, codes in (*INVALID, *REGISTER_INVALID):
+    for source, target, edit, codes in (*INVALID, *REGISTER_INVALID, *QUERY_INVALID):
         _derive(samples, source, target, edit)
         valid = "/warning/" in target  # warnings only: valid, but with findings
         manifest.append(manifest_entry(target, valid=valid, codes=sorted(codes)))

@@ -24,7 +24,9 @@ With ``respond_to`` set, every accepted Form D, ACDD or Origin Declaration is an
 later by a Customs Response POSTed to ``{respond_to}/v1/messages``, built from a Customs
 Response template (by default the first of ``samples/response/valid/*.xml``); a rejection
 notice by a clarification, a retroactive check request by a reply and a verification visit
-request by a consent (``asw_toolkit.conversation_answers``).
+request by a consent, a certified-exporter lookup or AEO status query (one the gateway forwarded:
+it keeps no register of this country) by a response read from the register documents in
+``registers`` (``asw_toolkit.conversation_answers``).
 
 Re-transmission (OCP Rule 29(3)): an e-Form D the gateway re-delivers itself arrives with
 ``X-ASW-Retransmission-Request`` naming the request; it is recorded in ``retransmissions`` (and
@@ -54,7 +56,7 @@ import structlog
 from aiohttp import web
 from lxml import etree
 
-from asw_toolkit.conversation_answers import ANSWERS, build_answer
+from asw_toolkit.conversation_answers import ANSWERS, build_answer, register_entries
 from gateway.core.envelope import NS_COMMON, NS_DSIG, DocumentType, Envelope, read_envelope
 from gateway.core.parsing import parse
 from gateway.core.signatures import SigningKey, sign, verify
@@ -110,6 +112,8 @@ class SimulatorConfig:
     response_key: SigningKey | None = None  # sign its Customs Responses with this key
     # e-Form Ds this NSW issued, by message id: what it sends again on a re-transmission request
     issued: Mapping[str, bytes] = field(default_factory=dict)
+    # Its own register updates and AEO notifications: what it answers register queries from
+    registers: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if self.respond_to is not None and self.response_template is None:
@@ -463,7 +467,9 @@ class NswSimulator:
         config = self.config
         if await self._pause(config.respond_delay_seconds):
             return
-        built = build_answer(root, request, now=datetime.now(UTC))
+        built = build_answer(
+            root, request, now=datetime.now(UTC), registers=register_entries(config.registers)
+        )
         if built is None:
             return
         message_id, document = built

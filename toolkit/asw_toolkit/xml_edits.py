@@ -26,6 +26,8 @@ NAMESPACES = {
     "cr": "urn:asw-gw:datamodel:CEREG-DMS:1",
     "od": "urn:asw-gw:datamodel:ODECL-DMS:1",
     "ae": "urn:asw-gw:datamodel:AEOSTAT-DMS:1",
+    "cl": "urn:asw-gw:datamodel:CELOOKUP-DMS:1",
+    "aq": "urn:asw-gw:datamodel:AEOQUERY-DMS:1",
 }
 _DECLARATIONS = " ".join(f'xmlns:{p}="{ns}"' for p, ns in NAMESPACES.items())
 

@@ -8,7 +8,8 @@ message a trade officer understands and a hint on how to fix it.
 Modules: ``common`` (reading the tree, the message header, exporting/importing countries),
 ``formd`` (Form D), ``acdd`` (ACDD), ``replies`` (Customs Response, Delivery receipt),
 ``retransmission`` (re-transmission request), ``conversations`` (rejection, clarification,
-retroactive check, verification visit).
+retroactive check, verification visit), ``register_queries`` (certified-exporter lookup, AEO status
+query).
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from gateway.core.rules.aeo_status import acdd_aeo_rules, aeo_status_rules
 from gateway.core.rules.common import header_rules, read_header
 from gateway.core.rules.conversations import conversation_rules
 from gateway.core.rules.formd import form_d_rules
+from gateway.core.rules.register_queries import register_query_rules
 from gateway.core.rules.replies import receipt_rules, response_rules
 from gateway.core.rules.retransmission import retransmission_rules
 from gateway.core.rules.self_certification import origin_declaration_rules, register_update_rules
 from gateway.errors import Finding
 
 __all__ = ["check_rules"]
+
+_REGISTER_QUERIES = frozenset(
+    {Doc.CE_LOOKUP_REQUEST, Doc.CE_LOOKUP_RESPONSE, Doc.AEO_STATUS_QUERY, Doc.AEO_STATUS_RESPONSE}
+)
 
 
 def check_rules(
@@ -53,6 +59,8 @@ def check_rules(
         findings.extend(aeo_status_rules(root, header, now, plan))
     elif doc is Doc.ORIGIN_DECLARATION:
         findings.extend(origin_declaration_rules(root, header, now))
+    elif doc in _REGISTER_QUERIES:
+        findings.extend(register_query_rules(root, doc, header, now, plan))
     elif doc is Doc.CUSTOMS_RESPONSE:
         findings.extend(response_rules(root, now))
     elif doc is Doc.RETRANSMISSION_REQUEST:

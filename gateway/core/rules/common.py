@@ -151,6 +151,8 @@ _ANSWERING_TYPES: Final = {
     Doc.VISIT_REQUEST: "A verification visit request",
     Doc.VISIT_CONSENT: "A verification visit consent",
     Doc.VISIT_RESULT: "A verification visit result",
+    Doc.CE_LOOKUP_RESPONSE: "A certified-exporter lookup response",
+    Doc.AEO_STATUS_RESPONSE: "An AEO status response",
 }
 
 

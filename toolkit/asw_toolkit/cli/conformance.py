@@ -6,7 +6,8 @@ message id twice, the same document under a new message id, a replacement and a 
 an unsigned and a tampered document, a test message, and a re-transmission request (OCP Rule
 29(3)) by the e-Form D's receiver (re-delivered) and by another party (refused), and a
 rejection (Rule 13(3)) by the receiver (delivered) and by another party (refused), of an e-Form D
-and of an Origin Declaration (Rule 30). It prints
+and of an Origin Declaration (Rule 30), and a certified-exporter lookup (answered and delivered)
+whose answer from a party not asked is refused. It prints
 expected against actual for each check and exits 0 only when all match.
 """
 
@@ -55,6 +56,8 @@ RETRANSMISSION = "retransmission/valid/th-sg-formd-lost.xml"
 REJECTION = "rejection/valid/th-sg-formd-items-rejected.xml"
 DECLARATION = "origin-declaration/valid/sg-my-orchid-foods.xml"
 OD_REJECTION = "rejection/valid/my-sg-origin-declaration-rejected.xml"
+CE_LOOKUP = "ce-lookup/valid/my-sg-orchid-foods-request.xml"
+CE_LOOKUP_ANSWER = "ce-lookup/valid/sg-my-orchid-foods-response.xml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -331,6 +334,34 @@ class _Player:
         rows += await self._retransmission(first.message_id)
         rows += await self._rejection(first.message_id)
         rows += await self._origin_declaration_rejection()
+        rows += await self._register_lookup()
+        return rows
+
+    async def _register_lookup(self) -> list[_Row]:
+        """Issue 18 §4: MY asks SG's certified-exporter register (the gateway answers from the
+        register the manifest's updates built, or SG's NSW does); VN may not answer it."""
+        query = self.restamper.prepare(self.read(CE_LOOKUP))
+        name = "certified-exporter lookup"
+        sent = await self.send(name, query)
+        first = sent.message_id.lower() if sent.accepted and sent.message_id else None
+        if first is not None:
+            self.tracker.track(first)
+        rows = [_Row(check=Check(
+            name=f"scenario: {name}", expected="202 accepted, delivered",
+            actual=sent.describe(), ok=sent.accepted, message_id=query.message_id,
+        ), follow=first)]  # fmt: skip
+        other = (
+            _referring_to(self.read(CE_LOOKUP_ANSWER), first)
+            .replace(b"<cm:SenderParty><cm:CountryCode>SG<", b"<cm:SenderParty><cm:CountryCode>VN<")
+            .replace(b"<cl:ExportCountryCode>SG<", b"<cl:ExportCountryCode>VN<")
+        )
+        doc = self.restamper.prepare(other)
+        name = "certified-exporter lookup answered by another party"
+        answer = await self.send(name, doc)
+        rows.append(_scenario(
+            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
+            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
+        ))  # fmt: skip
         return rows
 
     async def _rejection(

@@ -63,6 +63,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--api-key", help="API key sent with each Customs Response")
     parser.add_argument(
+        "--register",
+        type=Path,
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a register update or AEO notification of this country: register queries are "
+        "answered from these (repeat; none: nothing is in the register)",
+    )
+    parser.add_argument(
         "--trust",
         type=Path,
         metavar="DIR",
@@ -108,6 +117,12 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
                 template = path.read_bytes()
             except OSError as exc:
                 problems.append(f"--response-template {path}: {exc.strerror}")
+    registers: list[bytes] = []
+    for path in args.register:
+        try:
+            registers.append(path.read_bytes())
+        except OSError as exc:
+            problems.append(f"--register {path}: {exc.strerror}")
     if (args.tls_cert is None) != (args.tls_key is None):
         problems.append("--tls-cert and --tls-key go together")
     if args.client_ca is not None and args.tls_cert is None:
@@ -125,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         respond_api_key=args.api_key,
         trust=trust,
         response_key=response_key,
+        registers=tuple(registers),
     )
 
 
