@@ -10,7 +10,6 @@ warnings travel with it in the report.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from lxml import etree
@@ -26,7 +25,7 @@ from gateway.core.aeo import (
 from gateway.core.envelope import NS_ORIGIN_DECLARATION, DocumentType
 from gateway.core.envelope import first_child as child
 from gateway.core.parsing import ParseLimits, parse
-from gateway.core.pipeline import Accepted
+from gateway.core.pipeline import Accepted, with_findings
 from gateway.core.registers import (
     CERTIFIED_EXPORTERS,
     declaration_facts,
@@ -85,13 +84,7 @@ class RegisterKeeper:
             found = declaration_findings(root, history, today=now.date())
         else:
             return accepted
-        if not found:
-            return accepted
-        report = replace(accepted.report, rule_findings=accepted.report.rule_findings + found)
-        refusal = report.refusal()
-        if refusal is not None:
-            raise refusal
-        return replace(accepted, report=report)
+        return with_findings(accepted, found)
 
     async def keep(self, accepted: Accepted, *, at: datetime) -> None:
         """Keep a journalled register update or AEO notification as register entries (again

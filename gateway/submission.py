@@ -45,7 +45,7 @@ from gateway.core.documents import document_id_of
 from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
 from gateway.core.parsing import parse
-from gateway.core.pipeline import Accepted, Ingest
+from gateway.core.pipeline import Accepted, Ingest, with_findings
 from gateway.core.receipts import Original, authorise_reference
 from gateway.core.retransmission import (
     RELATION_REQUEST,
@@ -55,6 +55,7 @@ from gateway.core.retransmission import (
     decide_retransmission,
 )
 from gateway.core.routing import Route
+from gateway.core.rules.conversations import FOLLOWED_STEPS, followed_rules
 from gateway.core.signatures import SigningKey
 from gateway.core.states import MessageState
 from gateway.core.topology import Topology
@@ -310,7 +311,7 @@ class Submissions:
                 accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 retransmission = await self._retransmission(envelope)
-                await self._authorise_step(envelope)
+                accepted = await self._authorise_step(accepted)
                 submitted = await self._record_and_publish(
                     accepted, channel, correlation_id, now, original, retransmission=retransmission
                 )
@@ -431,18 +432,18 @@ class Submissions:
         )
         return view
 
-    async def _authorise_step(self, envelope: Envelope) -> None:
+    async def _authorise_step(self, accepted: Accepted) -> Accepted:
         """For a step of an origin conversation (rejection, clarification, retroactive check,
-        verification visit): refuse it unless its sender is the party asked
-        (``reply-not-allowed``), before anything is journalled."""
+        verification visit, origin determination): refuse it unless its sender is the party
+        asked (``reply-not-allowed``), then check it against the message it follows
+        (``FOLLOWED_RULES``: errors refuse it, 422), before anything is journalled."""
+        envelope = accepted.envelope
         reference = envelope.referenced_message_id
-        if reference is None:
-            return
-        if authorise_step(envelope, None) is None:
-            return  # not a conversation step
+        if reference is None or authorise_step(envelope, None) is None:
+            return accepted  # not a conversation step
         view = await self._journal.get(reference)
         if view is None:
-            return
+            return accepted
         record = view.summary.record
         authorise_step(
             envelope,
@@ -452,6 +453,17 @@ class Submissions:
                 receiver=record.receiver,
                 document_type=record.document_type,
             ),
+        )
+        doc = envelope.document_type
+        if doc not in FOLLOWED_STEPS:
+            return accepted
+        followed = None
+        if doc is DocumentType.ORIGIN_DETERMINATION:
+            held = await self._journal.payload(reference)
+            followed = parse(held, self.ingest.limits) if held is not None else None
+        root = parse(accepted.payload, self.ingest.limits)
+        return with_findings(
+            accepted, tuple(followed_rules(root, doc, record.document_type, followed))
         )
 
     async def _retransmission(self, envelope: Envelope) -> Redeliver | Forward | None:

@@ -9,13 +9,17 @@ Each step is a document type whose header's ReferencedMessageID names the messag
     e-Form D --verification-visit-request--> VerificationVisitRequest
              VerificationVisitRequest --verification-visit-consent--> Consent
              VerificationVisitRequest --verification-visit-result--> Result
+    RetroactiveCheckRequest or VerificationVisitRequest --origin-determination--> Determination
 
 A step goes between the two Member States of the message it follows: sent by the party that
 received it (``by="receiver"``: a rejection, a request, a reply) or by the party that sent it
-(``by="sender"``: the visit's result comes from the Member State that asked for the visit), and
-addressed to the other. Anything else is refused with ``reply-not-allowed`` before it is
-journalled. A step that names a message this journal does not know is accepted unlinked (the
-conversation may have started before this gateway's retention window).
+(``by="sender"``: the visit's result and the origin determination come from the Member State
+that asked for the check or visit), and addressed to the other. The origin determination ends
+the check or visit (Rules 18, 19: the importing customs decides, per item, whether preference is
+granted), so it is what meets the whole-check and whole-visit limits. Anything else is refused
+with ``reply-not-allowed`` before it is journalled. A step that names a message this journal
+does not know is accepted unlinked (the conversation may have started before this gateway's
+retention window).
 """
 
 from __future__ import annotations
@@ -36,13 +40,15 @@ of its receipt."""
 RETRO_REPLY_DAYS: Final = 90
 """Rule 18: the issuing side replies to a retroactive check within 90 days of the request."""
 RETRO_WHOLE_DAYS: Final = 180
-"""Rule 18: the whole retroactive check takes at most 180 days."""
+"""Rule 18: the whole retroactive check, up to the importing side's determination, takes at most
+180 days."""
 VISIT_CONSENT_DAYS: Final = 30
 """Rule 19: the exporter's consent to a verification visit within 30 days of the request."""
 VISIT_DAYS: Final = 60
 """Rule 19: the visit within 60 days of the consent."""
 VISIT_WHOLE_DAYS: Final = 180
-"""Rule 19: the whole visit process takes at most 180 days."""
+"""Rule 19: the whole visit process, up to the importing side's determination, takes at most
+180 days."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +78,11 @@ STEPS: Final[dict[DocumentType, Step]] = {
     Doc.VISIT_RESULT: Step(
         follows=frozenset({Doc.VISIT_REQUEST}), relation="verification-visit-result", by="sender"
     ),
+    Doc.ORIGIN_DETERMINATION: Step(
+        follows=frozenset({Doc.RETRO_CHECK_REQUEST, Doc.VISIT_REQUEST}),
+        relation="origin-determination",
+        by="sender",
+    ),
 }
 
 _NAMES: Final = {
@@ -84,6 +95,7 @@ _NAMES: Final = {
     Doc.VISIT_REQUEST: "a verification visit request",
     Doc.VISIT_CONSENT: "a verification visit consent",
     Doc.VISIT_RESULT: "a verification visit result",
+    Doc.ORIGIN_DETERMINATION: "an origin determination",
 }
 
 

@@ -8,10 +8,10 @@ in (``now``), never read.
 
     e-Form D, Origin Decl.    rejection window   60 days   Rule 13(3)  (a window: open/closed)
     retroactive check request reply              90 days   Rule 18
-                              whole check       180 days   Rule 18     (met by the reply)
+                              whole check       180 days   Rule 18     (met by the determination)
     verification visit req.   consent            30 days   Rule 19
                               visit              60 days   Rule 19     (from the consent)
-                              whole visit       180 days   Rule 19     (met by the result)
+                              whole visit       180 days   Rule 19     (met by the determination)
 
 Statuses: an obligation is ``due`` (open, in time), ``overdue`` (open, past due), ``met`` or
 ``late`` (met after it was due); a window is ``open``, ``closed``, ``used`` or ``late``.
@@ -68,6 +68,7 @@ class Deadline:
 _REPLY = STEPS[Doc.RETRO_CHECK_REPLY].relation
 _CONSENT = STEPS[Doc.VISIT_CONSENT].relation
 _RESULT = STEPS[Doc.VISIT_RESULT].relation
+_DETERMINATION = STEPS[Doc.ORIGIN_DETERMINATION].relation
 
 _REJECTION_WINDOW: Final = Limit(
     name="rejection window",
@@ -82,7 +83,9 @@ LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
     Doc.ORIGIN_DECLARATION.value: (_REJECTION_WINDOW,),
     Doc.RETRO_CHECK_REQUEST.value: (
         Limit(name="reply", rule="OCP Rule 18", days=RETRO_REPLY_DAYS, relation=_REPLY),
-        Limit(name="whole check", rule="OCP Rule 18", days=RETRO_WHOLE_DAYS, relation=_REPLY),
+        Limit(
+            name="whole check", rule="OCP Rule 18", days=RETRO_WHOLE_DAYS, relation=_DETERMINATION
+        ),
     ),
     Doc.VISIT_REQUEST.value: (
         Limit(name="consent", rule="OCP Rule 19", days=VISIT_CONSENT_DAYS, relation=_CONSENT),
@@ -93,7 +96,9 @@ LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
             relation=_RESULT,
             starts_with=_CONSENT,
         ),
-        Limit(name="whole visit", rule="OCP Rule 19", days=VISIT_WHOLE_DAYS, relation=_RESULT),
+        Limit(
+            name="whole visit", rule="OCP Rule 19", days=VISIT_WHOLE_DAYS, relation=_DETERMINATION
+        ),
     ),
 }
 

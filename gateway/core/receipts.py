@@ -100,6 +100,7 @@ _NOT_ANSWERABLE = (
     DocumentType.VISIT_REQUEST,
     DocumentType.VISIT_CONSENT,
     DocumentType.VISIT_RESULT,
+    DocumentType.ORIGIN_DETERMINATION,
 )
 _ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
 

@@ -151,6 +151,7 @@ _ANSWERING_TYPES: Final = {
     Doc.VISIT_REQUEST: "A verification visit request",
     Doc.VISIT_CONSENT: "A verification visit consent",
     Doc.VISIT_RESULT: "A verification visit result",
+    Doc.ORIGIN_DETERMINATION: "An origin determination",
 }
 
 
