@@ -15,6 +15,10 @@ in (``now``), never read.
 
 Statuses: an obligation is ``due`` (open, in time), ``overdue`` (open, past due), ``met`` or
 ``late`` (met after it was due); a window is ``open``, ``closed``, ``used`` or ``late``.
+
+``selection`` says which messages can have a limit in a given status, so that the operators'
+list (``GET /v1/deadlines``) reads only those from the journal, however old, and derives the
+limits of each as here: the journal narrows, this module decides.
 """
 
 from __future__ import annotations
@@ -151,3 +155,56 @@ def _status(kind: Kind, due: datetime, done: datetime | None, now: datetime) -> 
 def overdue(found: Sequence[Deadline]) -> bool:
     """Whether any obligation among ``found`` is past due and unmet."""
     return any(d.status == "overdue" for d in found)
+
+
+STATUSES: Final = {
+    "obligation": frozenset({"due", "overdue", "met", "late"}),
+    "window": frozenset({"open", "closed", "used", "late"}),
+}
+"""The statuses a limit of each kind can be in."""
+_UNMET: Final = frozenset({"due", "overdue", "open", "closed"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """Which journalled messages can carry a limit in one status: a superset, never less.
+
+    ``relations``: the document types, each with the relations that start or meet its limits
+    (the links to read). ``open_only``: only messages lacking a link of one of them (an unmet
+    limit). ``min_days``: the fewest days after receipt at which a limit can be in the status
+    (overdue, closed), or None.
+    """
+
+    relations: dict[str, tuple[str, ...]]
+    open_only: bool
+    min_days: int | None
+
+
+def selection(status: str | None) -> Selection:
+    """The ``Selection`` for limits in ``status`` (None: every limit of every message)."""
+    chosen = {
+        doc_type: limits
+        for doc_type, limits in LIMITS.items()
+        if status is None or any(status in STATUSES[limit.kind] for limit in limits)
+    }
+    relations = {
+        doc_type: tuple(
+            sorted(
+                {limit.relation for limit in limits}
+                | {limit.starts_with for limit in limits if limit.starts_with}
+            )
+        )
+        for doc_type, limits in chosen.items()
+    }
+    late = status in ("overdue", "closed")
+    days = [
+        limit.days
+        for limits in chosen.values()
+        for limit in limits
+        if status is not None and status in STATUSES[limit.kind]
+    ]
+    return Selection(
+        relations=relations,
+        open_only=status in _UNMET,
+        min_days=min(days) if late and days else None,
+    )
