@@ -6,7 +6,8 @@ message id twice, the same document under a new message id, a replacement and a 
 an unsigned and a tampered document, a test message, and a re-transmission request (OCP Rule
 29(3)) by the e-Form D's receiver (re-delivered) and by another party (refused), and a
 rejection (Rule 13(3)) by the receiver (delivered) and by another party (refused), of an e-Form D
-and of an Origin Declaration (Rule 30). It prints
+and of an Origin Declaration (Rule 30), and a retroactive check (Rule 18) ended by the
+requester's origin determination (delivered; from another party refused). It prints
 expected against actual for each check and exits 0 only when all match.
 """
 
@@ -55,6 +56,8 @@ RETRANSMISSION = "retransmission/valid/th-sg-formd-lost.xml"
 REJECTION = "rejection/valid/th-sg-formd-items-rejected.xml"
 DECLARATION = "origin-declaration/valid/sg-my-orchid-foods.xml"
 OD_REJECTION = "rejection/valid/my-sg-origin-declaration-rejected.xml"
+RETRO_REQUEST = "verification/valid/th-sg-retroactive-check-request.xml"
+DETERMINATION = "determination/valid/th-sg-retroactive-check-determination.xml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -331,6 +334,42 @@ class _Player:
         rows += await self._retransmission(first.message_id)
         rows += await self._rejection(first.message_id)
         rows += await self._origin_declaration_rejection()
+        rows += await self._determination(first.message_id)
+        return rows
+
+    async def _determination(self, first: str | None) -> list[_Row]:
+        """OCP Rule 18: TH asks SG to check the e-Form D ``first``; TH's origin determination
+        ends the check (delivered); SG, which was asked, may not send one."""
+        request = self.restamper.prepare(_referring_to(self.read(RETRO_REQUEST), first))
+        asked = await self.send("retroactive check request", request)
+        rows = [_scenario(
+            "scenario: retroactive check request by the receiver", "202 accepted",
+            asked.describe(), asked.accepted, request.message_id,
+        )]  # fmt: skip
+        check = asked.message_id.lower() if asked.accepted and asked.message_id else None
+        determination = _referring_to(self.read(DETERMINATION), check)
+        doc = self.restamper.prepare(determination)
+        name = "origin determination by the requester"
+        answer = await self.send(name, doc)
+        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
+        if follow is not None:
+            self.tracker.track(follow)
+        rows.append(_Row(check=Check(
+            name=f"scenario: {name}", expected="202 accepted, delivered",
+            actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
+        ), follow=follow))  # fmt: skip
+        swapped = determination.replace(
+            b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>SG<"
+        ).replace(
+            b"<cm:ReceiverParty><cm:CountryCode>SG<", b"<cm:ReceiverParty><cm:CountryCode>TH<"
+        )
+        doc = self.restamper.prepare(swapped)
+        name = "origin determination by the party asked"
+        answer = await self.send(name, doc)
+        rows.append(_scenario(
+            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
+            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
+        ))  # fmt: skip
         return rows
 
     async def _rejection(
