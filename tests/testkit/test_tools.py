@@ -133,6 +133,8 @@ def test_conformance_table_matches_and_agrees_with_the_journal(
                      "Origin Declaration to be rejected",
                      "rejection of an Origin Declaration by the receiver",
                      "rejection of an Origin Declaration by another party",
+                     "rejection naming another document type",
+                     "rejection of an Origin Declaration naming another document type",
                      "retroactive check request by the receiver",
                      "origin determination by the requester",
                      "origin determination by the party asked"):  # fmt: skip

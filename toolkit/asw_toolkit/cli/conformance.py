@@ -5,8 +5,9 @@ delivered, invalid ones refused with exactly their finding codes), then the scen
 message id twice, the same document under a new message id, a replacement and a cancellation,
 an unsigned and a tampered document, a test message, and a re-transmission request (OCP Rule
 29(3)) by the e-Form D's receiver (re-delivered) and by another party (refused), and a
-rejection (Rule 13(3)) by the receiver (delivered) and by another party (refused), of an e-Form D
-and of an Origin Declaration (Rule 30), and a retroactive check (Rule 18) ended by the
+rejection (Rule 13(3)) by the receiver (delivered), by another party (refused) and naming another
+document type than the rejected message's (refused), of an e-Form D and of an Origin Declaration
+(Rule 30), and a retroactive check (Rule 18) ended by the
 requester's origin determination (delivered; from another party refused). It prints
 expected against actual for each check and exits 0 only when all match.
 """
@@ -404,6 +405,18 @@ class _Player:
         rows.append(_scenario(
             f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
             answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
+        ))  # fmt: skip
+        # The TypeCode must name the type of the message rejected (rejection-type-mismatch).
+        named = b"<rj:TypeCode>EFD<" if b"<rj:TypeCode>OD<" in notice else b"<rj:TypeCode>OD<"
+        wrong = re.sub(rb"<rj:TypeCode>[A-Z]+<", named, notice)
+        doc = self.restamper.prepare(wrong)
+        name = f"rejection{of} naming another document type"
+        answer = await self.send(name, doc)
+        rows.append(_scenario(
+            f"scenario: {name}", "422 business-rule-violation [rejection-type-mismatch]",
+            answer.describe(),
+            answer.status == 422 and answer.findings == ("rejection-type-mismatch",),
+            doc.message_id,
         ))  # fmt: skip
         return rows
 
