@@ -338,6 +338,17 @@ class _Player:
         rows += await self._determination(first.message_id)
         return rows
 
+    async def _delivered(self, name: str, doc: Prepared) -> _Row:
+        """Send ``doc``: the scenario ``name`` expects it accepted, then delivered (followed)."""
+        answer = await self.send(name, doc)
+        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
+        if follow is not None:
+            self.tracker.track(follow)
+        return _Row(check=Check(
+            name=f"scenario: {name}", expected="202 accepted, delivered",
+            actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
+        ), follow=follow)  # fmt: skip
+
     async def _determination(self, first: str | None) -> list[_Row]:
         """OCP Rule 18: TH asks SG to check the e-Form D ``first``; TH's origin determination
         ends the check (delivered); SG, which was asked, may not send one."""
@@ -350,15 +361,7 @@ class _Player:
         check = asked.message_id.lower() if asked.accepted and asked.message_id else None
         determination = _referring_to(self.read(DETERMINATION), check)
         doc = self.restamper.prepare(determination)
-        name = "origin determination by the requester"
-        answer = await self.send(name, doc)
-        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
-        if follow is not None:
-            self.tracker.track(follow)
-        rows.append(_Row(check=Check(
-            name=f"scenario: {name}", expected="202 accepted, delivered",
-            actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
-        ), follow=follow))  # fmt: skip
+        rows.append(await self._delivered("origin determination by the requester", doc))
         swapped = determination.replace(
             b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>SG<"
         ).replace(
@@ -386,15 +389,7 @@ class _Player:
         ``stranger`` may not."""
         notice = _referring_to(self.read(sample), first)
         doc = self.restamper.prepare(notice)
-        name = f"rejection{of} by the receiver"
-        answer = await self.send(name, doc)
-        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
-        if follow is not None:
-            self.tracker.track(follow)
-        rows = [_Row(check=Check(
-            name=f"scenario: {name}", expected="202 accepted, delivered",
-            actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
-        ), follow=follow)]  # fmt: skip
+        rows = [await self._delivered(f"rejection{of} by the receiver", doc)]
         other = notice.replace(
             b"<cm:SenderParty><cm:CountryCode>" + receiver + b"<",
             b"<cm:SenderParty><cm:CountryCode>" + stranger + b"<",
@@ -439,15 +434,7 @@ class _Player:
         """OCP Rule 29(3): TH asks again for the e-Form D sent to it (``first``), then MY."""
         request = _referring_to(self.read(RETRANSMISSION), first)
         doc = self.restamper.prepare(request)
-        answer = await self.send("re-transmission request by the receiver", doc)
-        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
-        if follow is not None:
-            self.tracker.track(follow)
-        rows = [_Row(check=Check(
-            name="scenario: re-transmission request by the receiver",
-            expected="202 accepted, delivered", actual=answer.describe(),
-            ok=answer.accepted, message_id=doc.message_id,
-        ), follow=follow)]  # fmt: skip
+        rows = [await self._delivered("re-transmission request by the receiver", doc)]
         other = request.replace(
             b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>MY<"
         )
