@@ -847,8 +847,14 @@ def _paths() -> Json:
             "get": _operation(
                 "GET",
                 "/v1/deadlines",
-                "OCP time limits running on recent messages, earliest due first",
-                _answers({"200": _json("The time limits.", {"type": "object"})}, 401, 403),
+                "OCP time limits of every message that carries one, however old, oldest first; "
+                "a page at a time (next)",
+                _answers(
+                    {"200": _json("The time limits and the next page.", {"type": "object"})},
+                    400,
+                    401,
+                    403,
+                ),
                 parameters=[
                     _query(
                         "status",
@@ -856,9 +862,20 @@ def _paths() -> Json:
                             "type": "string",
                             "enum": ["closed", "due", "late", "met", "open", "overdue", "used"],
                         },
-                        "Only limits in this status.",
+                        "Only messages with a limit in this status.",
                     ),
-                    _query("limit", LIMIT, "Of the newest this many messages (default 200)."),
+                    _query(
+                        "type",
+                        {"type": "string", "enum": ["EFD", "OD", "RCQ", "VVQ"]},
+                        "Only messages of this document type.",
+                    ),
+                    _query(
+                        "country",
+                        {"type": "string", "enum": sorted(MEMBER_STATES)},
+                        "Only messages this country sent or receives.",
+                    ),
+                    _query("limit", {**LIMIT, "maximum": 1000}, "Messages per page (200)."),
+                    _query("cursor", {"type": "string"}, "Where the previous page ended (next)."),
                 ],
             )
         },

@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from multidict import MultiDict, MultiMapping
 
 from gateway.app_keys import CLOCK, JOURNAL, OPERATIONS, SETTINGS
 from gateway.auth import PRINCIPAL, caller_of
+from gateway.core.deadlines import LIMITS, STATUSES, deadlines, selection
 from gateway.core.envelope import DocumentType
 from gateway.core.states import MessageState
 from gateway.errors import (
@@ -33,7 +34,7 @@ from gateway.errors import (
     ReplayReasonMissing,
 )
 from gateway.journal import MessageSummary
-from gateway.journal.contract import Cursor, MessageQuery, Refusal, RefusalQuery
+from gateway.journal.contract import Cursor, DeadlineQuery, MessageQuery, Refusal, RefusalQuery
 from gateway.journal.export import refusal_json, summary_json
 from gateway.replay import OperatorAction, record_operator_action
 from gateway.web import (
@@ -41,6 +42,7 @@ from gateway.web import (
     MESSAGE_ID,
     bool_param,
     datetime_param,
+    deadline_list_json,
     int_param,
     message_id_of,
     party_param,
@@ -576,8 +578,56 @@ def _filter_mapping(raw: Mapping[str, Any]) -> MultiMapping[str]:
     return MultiDict({k: str(v) for k, v in raw.items() if v is not None})
 
 
+async def list_deadlines(request: web.Request) -> web.Response:
+    """GET /v1/deadlines?status=&type=&country=&limit=&cursor=: the OCP time limits of every
+    message that carries any (e-Form D, Origin Declaration, retroactive check and visit
+    requests), however old, oldest first, a page at a time; with ``status``, only messages with
+    a limit in that status. The journal selects the messages that can have one
+    (``gateway.core.deadlines.selection``) in one read per page; the limits are derived here."""
+    query = request.query
+    status = query.get("status")
+    if status is not None and not any(status in s for s in STATUSES.values()):
+        every = sorted(set().union(*STATUSES.values()))
+        raise _bad("status", f"one of {', '.join(every)}")
+    doc_type = document_type_param(query, "type")
+    if doc_type is not None and doc_type not in LIMITS:
+        raise _bad("type", f"a type that carries time limits: {', '.join(sorted(LIMITS))}")
+    limit = int_param(query, "limit", 200, 1, MAX_PAGE, clamp=True)
+    now = request.app[CLOCK]()
+    chosen = selection(status)
+    facts = await request.app[JOURNAL].deadline_facts(
+        DeadlineQuery(
+            relations=chosen.relations,
+            open_only=chosen.open_only,
+            document_type=doc_type,
+            party=party_param(query, "country"),
+            received_before=(
+                None if chosen.min_days is None else now - timedelta(days=chosen.min_days)
+            ),
+            after=cursor_param(query),
+            limit=limit,
+        )
+    )
+    rows = []
+    for fact in facts:
+        record = fact.summary.record
+        found = deadline_list_json(
+            deadlines(record.document_type, fact.delivered_at, fact.links, now)
+        )
+        if (status is None and found) or any(d["status"] == status for d in found):
+            rows.append(summary_json(fact.summary) | {"deadlines": found})
+    last = facts[-1].summary.record if facts else None
+    link = (
+        next_link(request, facts, limit, Cursor(last.received_at, last.message_id))
+        if last
+        else None
+    )
+    return web.json_response({"messages": rows, "next": link, "scanned": len(facts)})
+
+
 def add_oversight_routes(app: web.Application) -> None:
-    """Mount the search, refusal and dead-letter routes."""
+    """Mount the search, refusal, dead-letter and deadline routes."""
+    app.router.add_get("/v1/deadlines", list_deadlines)
     app.router.add_get("/v1/messages", search_messages)
     app.router.add_get("/v1/refusals", list_refusals)
     app.router.add_get("/v1/refusals/{refusal_id}", get_refusal)

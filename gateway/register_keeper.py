@@ -27,7 +27,7 @@ from gateway.core.aeo import (
 )
 from gateway.core.envelope import NS_ORIGIN_DECLARATION, DocumentType
 from gateway.core.envelope import first_child as child
-from gateway.core.pipeline import Accepted
+from gateway.core.pipeline import Accepted, with_findings
 from gateway.core.registers import (
     CERTIFIED_EXPORTERS,
     declaration_facts,
@@ -55,32 +55,32 @@ class RegisterKeeper:
 
     async def check(self, accepted: Accepted, *, now: datetime) -> Accepted:
         """``accepted`` with the register findings added, or raise the refusal they make."""
-        report = await self.add_findings(
+        found = await self.findings(
             accepted.report, accepted.root, accepted.envelope.message_id, now=now
         )
-        if report is accepted.report:
-            return accepted
-        refusal = report.refusal()
-        if refusal is not None:
-            raise refusal
-        return replace(accepted, report=report)
+        return with_findings(accepted, found)
 
     async def add_findings(
         self, report: ValidationReport, root: etree._Element, message_id: str, *, now: datetime
     ) -> ValidationReport:
-        """``report`` with the register findings of ``root`` (the document parsed once, by
-        ingest) added, read against the registers as they stand now.
+        """``report`` with the register findings of ``root`` added (``POST /v1/validate``)."""
+        found = await self.findings(report, root, message_id, now=now)
+        return replace(report, rule_findings=report.rule_findings + found) if found else report
+
+    async def findings(
+        self, report: ValidationReport, root: etree._Element, message_id: str, *, now: datetime
+    ) -> tuple[Finding, ...]:
+        """The register findings of ``root`` (the document parsed once, by ingest), read
+        against the registers as they stand now.
 
         The one code path of the register checks: submission (``check``) and ``POST
-        /v1/validate`` both call it. A document that failed its XSD is not read (the rules
-        trust the structure the XSD guarantees); neither is one without register checks.
+        /v1/validate`` (``add_findings``) both call it. A document that failed its XSD is not
+        read (the rules trust the structure the XSD guarantees); neither is one without
+        register checks.
         """
         if not report.schema_valid:
-            return report
-        found = await self._findings(report.document_type, root, message_id, now=now)
-        if not found:
-            return report
-        return replace(report, rule_findings=report.rule_findings + found)
+            return ()
+        return await self._findings(report.document_type, root, message_id, now=now)
 
     async def _findings(
         self, doc: DocumentType, root: etree._Element, message_id: str, *, now: datetime

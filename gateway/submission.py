@@ -51,7 +51,7 @@ from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
 from gateway.core.lease import ClaimResult
 from gateway.core.parsing import parse
-from gateway.core.pipeline import Accepted, Ingest
+from gateway.core.pipeline import Accepted, Ingest, with_findings
 from gateway.core.receipts import Original, authorise_reference
 from gateway.core.register_queries import (
     RELATION_AEO_QUERY,
@@ -67,6 +67,7 @@ from gateway.core.retransmission import (
     decide_retransmission,
 )
 from gateway.core.routing import Route
+from gateway.core.rules.conversations import FOLLOWED_STEPS, followed_rules
 from gateway.core.signatures import SigningKey
 from gateway.core.states import MessageState
 from gateway.core.topology import Topology
@@ -339,7 +340,7 @@ class Submissions:
                 accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 retransmission = await self._retransmission(envelope)
-                await self._authorise_step(envelope)
+                accepted = await self._authorise_step(accepted)
                 query = await self._answers.plan(accepted)
                 submitted = await self._record_and_publish(
                     accepted,
@@ -467,18 +468,18 @@ class Submissions:
         )
         return view
 
-    async def _authorise_step(self, envelope: Envelope) -> None:
+    async def _authorise_step(self, accepted: Accepted) -> Accepted:
         """For a step of an origin conversation (rejection, clarification, retroactive check,
-        verification visit): refuse it unless its sender is the party asked
-        (``reply-not-allowed``), before anything is journalled."""
+        verification visit, origin determination): refuse it unless its sender is the party
+        asked (``reply-not-allowed``), then check it against the message it follows
+        (``FOLLOWED_RULES``: errors refuse it, 422), before anything is journalled."""
+        envelope = accepted.envelope
         reference = envelope.referenced_message_id
-        if reference is None:
-            return
-        if authorise_step(envelope, None) is None:
-            return  # not a conversation step
+        if reference is None or authorise_step(envelope, None) is None:
+            return accepted  # not a conversation step
         view = await self._journal.get(reference)
         if view is None:
-            return
+            return accepted
         record = view.summary.record
         authorise_step(
             envelope,
@@ -488,6 +489,16 @@ class Submissions:
                 receiver=record.receiver,
                 document_type=record.document_type,
             ),
+        )
+        doc = envelope.document_type
+        if doc not in FOLLOWED_STEPS:
+            return accepted
+        followed = None
+        if doc is DocumentType.ORIGIN_DETERMINATION:
+            held = await self._journal.payload(reference)
+            followed = parse(held, self.ingest.limits) if held is not None else None
+        return with_findings(
+            accepted, tuple(followed_rules(accepted.root, doc, record.document_type, followed))
         )
 
     async def _retransmission(self, envelope: Envelope) -> Redeliver | Forward | None:

@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from gateway.app_keys import (
 from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
 from gateway.core.breaker import BreakerPhase
-from gateway.core.deadlines import LIMITS, deadlines
+from gateway.core.deadlines import Deadline, deadlines
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.partner_health import PartnerFacts, judge
 from gateway.core.states import WAITING_STATES, MessageState
@@ -360,12 +360,22 @@ def deadlines_json(view: MessageView, now: datetime) -> list[dict[str, object]]:
     """The OCP time limits running on the message (``gateway.core.deadlines``), as JSON."""
     record = view.summary.record
     delivered = [c.at for c in view.timeline if c.state is MessageState.DELIVERED]
-    found = deadlines(
-        record.document_type,
-        delivered[0] if delivered else None,
-        [(link.relation, link.at) for link in view.links if link.message_id == record.message_id],
-        now,
+    return deadline_list_json(
+        deadlines(
+            record.document_type,
+            delivered[0] if delivered else None,
+            [
+                (link.relation, link.at)
+                for link in view.links
+                if link.message_id == record.message_id
+            ],
+            now,
+        )
     )
+
+
+def deadline_list_json(found: Iterable[Deadline]) -> list[dict[str, object]]:
+    """Derived limits (``gateway.core.deadlines.Deadline``) as JSON."""
     return [
         {
             "name": d.name,
@@ -379,39 +389,6 @@ def deadlines_json(view: MessageView, now: datetime) -> list[dict[str, object]]:
         }
         for d in found
     ]
-
-
-_DEADLINE_STATUSES = frozenset({"due", "overdue", "met", "late", "open", "closed", "used"})
-
-
-async def list_deadlines(request: web.Request) -> web.Response:
-    """GET /v1/deadlines?status=&limit=: the OCP time limits of the newest ``limit`` messages
-    (200 by default, at most 1000) that carry any (e-Form D, retroactive check and visit
-    requests), those with a limit in ``status`` only if given, the earliest due first."""
-    query = request.query
-    status = query.get("status")
-    if status is not None and status not in _DEADLINE_STATUSES:
-        raise ParameterInvalid(
-            f"status must be one of {', '.join(sorted(_DEADLINE_STATUSES))}, not {status!r}."
-        )
-    limit = int_param(query, "limit", 200, 1, 1000, clamp=True)
-    journal, now = request.app[JOURNAL], request.app[CLOCK]()
-    entries: list[tuple[str, dict[str, object]]] = []
-    for summary in await journal.list_messages(limit=limit):
-        if summary.record.document_type not in LIMITS:
-            continue
-        view = await journal.get(summary.record.message_id)
-        if view is None:
-            continue
-        found = deadlines_json(view, now)
-        chosen = [d for d in found if status is None or d["status"] == status]
-        if not chosen:
-            continue
-        body = summary_json(view.summary)
-        body["deadlines"] = found
-        entries.append((min(str(d["due_at"]) for d in chosen), body))
-    entries.sort(key=lambda entry: entry[0])
-    return web.json_response({"messages": [body for _, body in entries], "scanned": limit})
 
 
 def audit_reason(request: web.Request) -> str | None:
@@ -826,7 +803,6 @@ def add_routes(app: web.Application) -> None:
     from gateway.oversight import add_oversight_routes  # noqa: PLC0415 - it imports this module
 
     add_oversight_routes(app)
-    app.router.add_get("/v1/deadlines", list_deadlines)
     app.router.add_post("/v1/dead-letters/{message_id}/replay", replay_dead_letter)
     app.router.add_get("/v1/certificates", certificates)
     app.router.add_get("/v1/partners", partners)

@@ -26,7 +26,7 @@ const DOCUMENT_TYPES = {
   RTR: "Re-transmission request", REJ: "Rejection notice", CLR: "Clarification",
   RCQ: "Retroactive check request", RCP: "Retroactive check reply",
   VVQ: "Verification visit request", VVC: "Verification visit consent",
-  VVR: "Verification visit result",
+  VVR: "Verification visit result", ODT: "Origin determination",
   OD: "Origin Declaration", CER: "Certified-exporter register update", AEO: "AEO status",
   CEQ: "Certified-exporter lookup", CEP: "Certified-exporter lookup response",
   AEQ: "AEO status query", AEP: "AEO status response",

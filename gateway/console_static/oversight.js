@@ -23,7 +23,7 @@ function since(within) {
 }
 
 /** The cursor of the API's `next` link (the following page), or null. */
-function cursorOf(next) {
+export function cursorOf(next) {
   if (!next) return null;
   return new URLSearchParams(next.split("?")[1] || "").get("cursor");
 }

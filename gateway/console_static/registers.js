@@ -5,11 +5,13 @@
 
 import { VIEWS, DEADLINE_TONE, h, api, query, table, panel, viewHead, field, card, timeEl, dash,
   docType, idLink, navigate, replace } from "./console.js";
+import { cursorOf } from "./oversight.js";
 
 const COUNTRIES = ["BN", "KH", "ID", "LA", "MY", "MM", "PH", "SG", "TH", "VN"];
 const CE = "certified-exporters";
 const AEO = "aeo";
 const DEADLINE_STATUSES = ["due", "overdue", "open", "closed", "met", "late", "used"];
+const DEADLINE_TYPES = ["EFD", "OD", "RCQ", "VVQ"];
 const STANDING_TONE = { active: "ok", ACTIVE: "ok", suspended: "warn", SUSPENDED: "warn",
   withdrawn: "bad", WITHDRAWN: "bad", REVOKED: "bad", expired: "neutral" };
 
@@ -193,27 +195,41 @@ async function renderRegisterEntry(root, ctx, rest) {
 
 // --- deadlines -------------------------------------------------------------------------------------
 
+function choice(id, name, values, chosen, labelOf = (v) => v) {
+  return h("select", { id, name },
+    h("option", { value: "", selected: chosen === "" }, "any"),
+    values.map((v) => h("option", { value: v, selected: v === chosen }, labelOf(v))));
+}
+
 async function renderDeadlines(root, ctx) {
-  const wanted = ctx.params.get("status") || "";
-  const status = DEADLINE_STATUSES.includes(wanted) ? wanted : "";
-  const select = h("select", { id: "deadline-status", name: "status" },
-    h("option", { value: "", selected: status === "" }, "any"),
-    DEADLINE_STATUSES.map((s) => h("option", { value: s, selected: s === status }, s)));
+  const pick = (name, allowed) => (allowed.includes(ctx.params.get(name)) ?
+    ctx.params.get(name) : "");
+  const status = pick("status", DEADLINE_STATUSES);
+  const type = pick("type", DEADLINE_TYPES);
+  const country = pick("country", COUNTRIES);
+  const cursor = ctx.params.get("cursor") || null;
+  const select = choice("deadline-status", "status", DEADLINE_STATUSES, status);
+  const types = choice("deadline-type", "type", DEADLINE_TYPES, type, docType);
+  const countries = choice("deadline-country", "country", COUNTRIES, country);
+  const filters = () => ({ status: select.value || null, type: types.value || null,
+    country: countries.value || null });
   const form = h("form", { class: "filters", "aria-label": "Deadline filter" },
     field("deadline-status", "Status", select,
       "due / overdue: an answer is owed; open / closed: a rejection window."),
+    field("deadline-type", "Document", types, "the message the limit runs on"),
+    field("deadline-country", "Country", countries, "sender or receiver"),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Show deadlines")));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    navigate(`#/deadlines${query({ status: select.value || null })}`);
+    navigate(`#/deadlines${query(filters())}`);
   });
   const result = h("div", {}, h("p", { class: "loading" }, "Loading…"));
   replace(root, viewHead("Deadlines",
-    "The OCP time limits running on recent messages (rejection window, Rule 13(3); retroactive " +
-    "check, Rule 18; verification visit, Rule 19), earliest due first."),
+    "The OCP time limits of every message that carries one, however old (rejection window, " +
+    "Rule 13(3); retroactive check, Rule 18; verification visit, Rule 19), oldest first."),
   form, result);
-  const body = await api(`/v1/deadlines${query({ status: status || null })}`,
-    { signal: ctx.signal });
+  const body = await api(`/v1/deadlines${query({ status: status || null, type: type || null,
+    country: country || null, cursor })}`, { signal: ctx.signal });
   const rows = [];
   let overdue = 0;
   let due = 0;
@@ -233,17 +249,24 @@ async function renderDeadlines(root, ctx) {
         h("td", {}, d.done_at ? timeEl(d.done_at) : dash(null))));
     }
   }
+  const later = cursorOf(body.next);
+  const chosen = { status: status || null, type: type || null, country: country || null };
   replace(result,
     h("dl", { class: "cards", "aria-label": "Owed answers" },
       card("Overdue", overdue, overdue ? "bad" : "ok"),
       card("Due", due, due ? "warn" : "ok")),
     table({
       caption: `${rows.length} time limit${rows.length === 1 ? "" : "s"}` +
-        (status ? ` with status ${status}` : "") + ` among the newest ${body.scanned} messages`,
+        (status ? ` with status ${status}` : "") + (cursor ? " (a later page)" : ""),
       head: ["Message", "Document", "Sender → receiver", "Limit", "Rule", "Status", "Due", "Done"],
       rows,
-      empty: status ? `No time limit is ${status}.` : "No time limit runs on recent messages.",
-    }));
+      empty: status ? `No time limit is ${status}.` : "No time limit runs on any message.",
+    }),
+    h("div", { class: "pager" },
+      cursor ? h("a", { class: "button secondary", href: `#/deadlines${query(chosen)}` },
+        "Oldest") : null,
+      later ? h("a", { class: "button secondary", rel: "next",
+        href: `#/deadlines${query({ ...chosen, cursor: later })}` }, "Later messages") : null));
 }
 
 VIEWS.registers = { title: "Registers", render: renderRegisters, detail: renderRegisterEntry };

@@ -11,13 +11,17 @@ Each step is a document type whose header's ReferencedMessageID names the messag
              VerificationVisitRequest --verification-visit-result--> Result
     CE lookup request --ce-lookup-response--> CE lookup response
     AEO status query --aeo-status-response--> AEO status response
+    RetroactiveCheckRequest or VerificationVisitRequest --origin-determination--> Determination
 
 A step goes between the two Member States of the message it follows: sent by the party that
 received it (``by="receiver"``: a rejection, a request, a reply) or by the party that sent it
-(``by="sender"``: the visit's result comes from the Member State that asked for the visit), and
-addressed to the other. Anything else is refused with ``reply-not-allowed`` before it is
-journalled. A step that names a message this journal does not know is accepted unlinked (the
-conversation may have started before this gateway's retention window).
+(``by="sender"``: the visit's result and the origin determination come from the Member State
+that asked for the check or visit), and addressed to the other. The origin determination ends
+the check or visit (Rules 18, 19: the importing customs decides, per item, whether preference is
+granted), so it is what meets the whole-check and whole-visit limits. Anything else is refused
+with ``reply-not-allowed`` before it is journalled. A step that names a message this journal
+does not know is accepted unlinked (the conversation may have started before this gateway's
+retention window).
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ of its receipt."""
 RETRO_REPLY_DAYS: Final = 90
 """Rule 18: the issuing side replies to a retroactive check within 90 days of the request."""
 RETRO_WHOLE_DAYS: Final = 180
-"""Rule 18: the whole retroactive check takes at most 180 days."""
+"""Rule 18: the whole retroactive check, up to the importing side's determination, takes at most
+180 days."""
 VISIT_CONSENT_DAYS: Final = 30
 """Rule 19: the exporter's consent to a verification visit within 30 days of the request."""
 VISIT_DAYS: Final = 60
 """Rule 19: the visit within 60 days of the consent."""
 VISIT_WHOLE_DAYS: Final = 180
-"""Rule 19: the whole visit process takes at most 180 days."""
+"""Rule 19: the whole visit process, up to the importing side's determination, takes at most
+180 days."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +88,11 @@ STEPS: Final[dict[DocumentType, Step]] = {
     Doc.AEO_STATUS_RESPONSE: Step(
         follows=frozenset({Doc.AEO_STATUS_QUERY}), relation=RELATION_AEO_QUERY
     ),
+    Doc.ORIGIN_DETERMINATION: Step(
+        follows=frozenset({Doc.RETRO_CHECK_REQUEST, Doc.VISIT_REQUEST}),
+        relation="origin-determination",
+        by="sender",
+    ),
 }
 
 _NAMES: Final = {
@@ -98,6 +109,7 @@ _NAMES: Final = {
     Doc.CE_LOOKUP_RESPONSE: "a certified-exporter lookup response",
     Doc.AEO_STATUS_QUERY: "an AEO status query",
     Doc.AEO_STATUS_RESPONSE: "an AEO status response",
+    Doc.ORIGIN_DETERMINATION: "an origin determination",
 }
 
 

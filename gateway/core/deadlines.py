@@ -8,13 +8,17 @@ in (``now``), never read.
 
     e-Form D, Origin Decl.    rejection window   60 days   Rule 13(3)  (a window: open/closed)
     retroactive check request reply              90 days   Rule 18
-                              whole check       180 days   Rule 18     (met by the reply)
+                              whole check       180 days   Rule 18     (met by the determination)
     verification visit req.   consent            30 days   Rule 19
                               visit              60 days   Rule 19     (from the consent)
-                              whole visit       180 days   Rule 19     (met by the result)
+                              whole visit       180 days   Rule 19     (met by the determination)
 
 Statuses: an obligation is ``due`` (open, in time), ``overdue`` (open, past due), ``met`` or
 ``late`` (met after it was due); a window is ``open``, ``closed``, ``used`` or ``late``.
+
+``selection`` says which messages can have a limit in a given status, so that the operators'
+list (``GET /v1/deadlines``) reads only those from the journal, however old, and derives the
+limits of each as here: the journal narrows, this module decides.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class Deadline:
 _REPLY = STEPS[Doc.RETRO_CHECK_REPLY].relation
 _CONSENT = STEPS[Doc.VISIT_CONSENT].relation
 _RESULT = STEPS[Doc.VISIT_RESULT].relation
+_DETERMINATION = STEPS[Doc.ORIGIN_DETERMINATION].relation
 
 _REJECTION_WINDOW: Final = Limit(
     name="rejection window",
@@ -82,7 +87,9 @@ LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
     Doc.ORIGIN_DECLARATION.value: (_REJECTION_WINDOW,),
     Doc.RETRO_CHECK_REQUEST.value: (
         Limit(name="reply", rule="OCP Rule 18", days=RETRO_REPLY_DAYS, relation=_REPLY),
-        Limit(name="whole check", rule="OCP Rule 18", days=RETRO_WHOLE_DAYS, relation=_REPLY),
+        Limit(
+            name="whole check", rule="OCP Rule 18", days=RETRO_WHOLE_DAYS, relation=_DETERMINATION
+        ),
     ),
     Doc.VISIT_REQUEST.value: (
         Limit(name="consent", rule="OCP Rule 19", days=VISIT_CONSENT_DAYS, relation=_CONSENT),
@@ -93,7 +100,9 @@ LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
             relation=_RESULT,
             starts_with=_CONSENT,
         ),
-        Limit(name="whole visit", rule="OCP Rule 19", days=VISIT_WHOLE_DAYS, relation=_RESULT),
+        Limit(
+            name="whole visit", rule="OCP Rule 19", days=VISIT_WHOLE_DAYS, relation=_DETERMINATION
+        ),
     ),
 }
 
@@ -146,3 +155,56 @@ def _status(kind: Kind, due: datetime, done: datetime | None, now: datetime) -> 
 def overdue(found: Sequence[Deadline]) -> bool:
     """Whether any obligation among ``found`` is past due and unmet."""
     return any(d.status == "overdue" for d in found)
+
+
+STATUSES: Final = {
+    "obligation": frozenset({"due", "overdue", "met", "late"}),
+    "window": frozenset({"open", "closed", "used", "late"}),
+}
+"""The statuses a limit of each kind can be in."""
+_UNMET: Final = frozenset({"due", "overdue", "open", "closed"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """Which journalled messages can carry a limit in one status: a superset, never less.
+
+    ``relations``: the document types, each with the relations that start or meet its limits
+    (the links to read). ``open_only``: only messages lacking a link of one of them (an unmet
+    limit). ``min_days``: the fewest days after receipt at which a limit can be in the status
+    (overdue, closed), or None.
+    """
+
+    relations: dict[str, tuple[str, ...]]
+    open_only: bool
+    min_days: int | None
+
+
+def selection(status: str | None) -> Selection:
+    """The ``Selection`` for limits in ``status`` (None: every limit of every message)."""
+    chosen = {
+        doc_type: limits
+        for doc_type, limits in LIMITS.items()
+        if status is None or any(status in STATUSES[limit.kind] for limit in limits)
+    }
+    relations = {
+        doc_type: tuple(
+            sorted(
+                {limit.relation for limit in limits}
+                | {limit.starts_with for limit in limits if limit.starts_with}
+            )
+        )
+        for doc_type, limits in chosen.items()
+    }
+    late = status in ("overdue", "closed")
+    days = [
+        limit.days
+        for limits in chosen.values()
+        for limit in limits
+        if status is not None and status in STATUSES[limit.kind]
+    ]
+    return Selection(
+        relations=relations,
+        open_only=status in _UNMET,
+        min_days=min(days) if late and days else None,
+    )

@@ -34,6 +34,7 @@ NS_RECEIPT = "urn:asw-gw:datamodel:RCT-DMS:1"
 NS_RETRANSMISSION = "urn:asw-gw:datamodel:RTR-DMS:1"
 NS_REJECTION = "urn:asw-gw:datamodel:REJ-DMS:1"
 NS_VERIFICATION = "urn:asw-gw:datamodel:VER-DMS:1"
+NS_DETERMINATION = "urn:asw-gw:datamodel:ODT-DMS:1"
 NS_CE_REGISTER = "urn:asw-gw:datamodel:CEREG-DMS:1"
 NS_ORIGIN_DECLARATION = "urn:asw-gw:datamodel:ODECL-DMS:1"
 NS_AEO_STATUS = "urn:asw-gw:datamodel:AEOSTAT-DMS:1"
@@ -59,6 +60,7 @@ class DocumentType(enum.Enum):
     VISIT_REQUEST = "VVQ"
     VISIT_CONSENT = "VVC"
     VISIT_RESULT = "VVR"
+    ORIGIN_DETERMINATION = "ODT"
     CE_REGISTER_UPDATE = "CER"
     ORIGIN_DECLARATION = "OD"
     AEO_STATUS = "AEO"
@@ -91,6 +93,7 @@ _ROOT_TAGS = {
     DocumentType.VISIT_REQUEST: f"{{{NS_VERIFICATION}}}VerificationVisitRequest",
     DocumentType.VISIT_CONSENT: f"{{{NS_VERIFICATION}}}VerificationVisitConsent",
     DocumentType.VISIT_RESULT: f"{{{NS_VERIFICATION}}}VerificationVisitResult",
+    DocumentType.ORIGIN_DETERMINATION: f"{{{NS_DETERMINATION}}}OriginDetermination",
     DocumentType.CE_REGISTER_UPDATE: f"{{{NS_CE_REGISTER}}}CertifiedExporterRegisterUpdate",
     DocumentType.ORIGIN_DECLARATION: f"{{{NS_ORIGIN_DECLARATION}}}OriginDeclaration",
     DocumentType.AEO_STATUS: f"{{{NS_AEO_STATUS}}}AEOStatusNotification",
@@ -112,6 +115,7 @@ _SLUGS = {
     DocumentType.VISIT_REQUEST: "visit-request",
     DocumentType.VISIT_CONSENT: "visit-consent",
     DocumentType.VISIT_RESULT: "visit-result",
+    DocumentType.ORIGIN_DETERMINATION: "origin-determination",
     DocumentType.CE_REGISTER_UPDATE: "ce-register",
     DocumentType.ORIGIN_DECLARATION: "origin-declaration",
     DocumentType.AEO_STATUS: "aeo-status",

@@ -35,6 +35,7 @@ DOCUMENT_NAMES: Final = {
     DocumentType.VISIT_REQUEST: "verification visit request",
     DocumentType.VISIT_CONSENT: "verification visit consent",
     DocumentType.VISIT_RESULT: "verification visit result",
+    DocumentType.ORIGIN_DETERMINATION: "origin determination",
     DocumentType.CE_REGISTER_UPDATE: "certified-exporter register update",
     DocumentType.ORIGIN_DECLARATION: "Origin Declaration",
     DocumentType.AEO_STATUS: "AEO status notification",

@@ -8,8 +8,8 @@ decide the route -> sign on behalf of the sender where configured.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from lxml import etree
@@ -21,7 +21,7 @@ from gateway.core.routing import Route, RoutingTable
 from gateway.core.signatures import SigningKey, sign, verify
 from gateway.core.trust import Signer, TrustStore
 from gateway.core.validation import ValidationReport, Validator
-from gateway.errors import CertificateUntrusted, SenderNotAllowed, Unsigned
+from gateway.errors import CertificateUntrusted, Finding, SenderNotAllowed, Unsigned
 
 _SIGNATURE = f"{{{NS_DSIG}}}Signature"
 
@@ -51,6 +51,18 @@ class Checked:
     envelope: Envelope
     report: ValidationReport
     root: etree._Element = field(compare=False, repr=False)
+
+
+def with_findings(accepted: Accepted, found: Sequence[Finding]) -> Accepted:
+    """``accepted`` with the findings of a journal-reading check added (registers, the message
+    a conversation step follows), or raise the refusal they make."""
+    if not found:
+        return accepted
+    report = replace(accepted.report, rule_findings=accepted.report.rule_findings + tuple(found))
+    refusal = report.refusal()
+    if refusal is not None:
+        raise refusal
+    return replace(accepted, report=report)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

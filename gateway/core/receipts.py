@@ -104,6 +104,7 @@ _NOT_ANSWERABLE = (
     DocumentType.CE_LOOKUP_RESPONSE,
     DocumentType.AEO_STATUS_QUERY,
     DocumentType.AEO_STATUS_RESPONSE,
+    DocumentType.ORIGIN_DETERMINATION,
 )
 _ANSWERABLE = frozenset(t.value for t in DocumentType if t not in _NOT_ANSWERABLE)
 

@@ -795,3 +795,66 @@ CATALOGUE.update(
         AEO_RESPONSE_INCONSISTENT,
     )
 )
+# --- issue 18: the origin determination that ends a check or visit (Rules 18, 19) ----------
+# Kept in one block, registered below, so that other additions to CATALOGUE merge cleanly.
+
+DETERMINATION_REASON_MISSING = _rule(
+    "determination-reason-missing",
+    "error",
+    None,
+    "An origin determination denies preference for a goods item without a reason.",
+)
+DETERMINATION_ITEM_REPEATED = _rule(
+    "determination-item-repeated",
+    "error",
+    None,
+    "An origin determination decides the same goods item twice.",
+)
+CATALOGUE.update(
+    (rule.code, rule) for rule in (DETERMINATION_REASON_MISSING, DETERMINATION_ITEM_REPEATED)
+)
+
+REJECTION_TYPE_MISMATCH = _rule(
+    "rejection-type-mismatch",
+    "error",
+    None,
+    "A rejection notice's TypeCode names another document type than the message it refers to.",
+)
+DETERMINATION_PROCEDURE_MISMATCH = _rule(
+    "determination-procedure-mismatch",
+    "error",
+    None,
+    "An origin determination's ProcedureCode is not the procedure of the request it refers to.",
+)
+DETERMINATION_DECLARATION_MISMATCH = _rule(
+    "determination-declaration-mismatch",
+    "error",
+    None,
+    "An origin determination names another e-Form D than the request it refers to.",
+)
+DETERMINATION_ITEM_NOT_REQUESTED = _rule(
+    "determination-item-not-requested",
+    "error",
+    None,
+    "An origin determination decides a goods item the check or visit request did not concern.",
+)
+DETERMINATION_ITEM_UNDECIDED = _rule(
+    "determination-item-undecided",
+    "warning",
+    None,
+    "A goods item of the check or visit request has no decision in the origin determination.",
+)
+
+FOLLOWED_RULES: Final[dict[str, Rule]] = {
+    rule.code: rule
+    for rule in (
+        REJECTION_TYPE_MISMATCH,
+        DETERMINATION_PROCEDURE_MISMATCH,
+        DETERMINATION_DECLARATION_MISMATCH,
+        DETERMINATION_ITEM_NOT_REQUESTED,
+        DETERMINATION_ITEM_UNDECIDED,
+    )
+}
+"""The rules that read the journalled message a conversation step follows
+(``gateway.core.rules.conversations.followed_rules``): the submission path runs them after
+``CATALOGUE``'s when that message is in the journal; ``/v1/validate`` does not."""

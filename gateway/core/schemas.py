@@ -69,6 +69,7 @@ SCHEMA_FILES: Final[dict[DocumentType, str]] = {
     DocumentType.VISIT_REQUEST: "conversation/verification-1.xsd",
     DocumentType.VISIT_CONSENT: "conversation/verification-1.xsd",
     DocumentType.VISIT_RESULT: "conversation/verification-1.xsd",
+    DocumentType.ORIGIN_DETERMINATION: "conversation/determination-1.xsd",
     DocumentType.CE_REGISTER_UPDATE: "register/ce-register-1.xsd",
     DocumentType.ORIGIN_DECLARATION: "origin/origin-declaration-1.xsd",
     DocumentType.AEO_STATUS: "register/aeo-status-1.xsd",

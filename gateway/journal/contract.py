@@ -277,8 +277,43 @@ class RefusalQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadlineQuery:
+    """The messages whose OCP time limits an operator lists: oldest first by ``received_at``
+    (ties by message id), after the cursor ``after``, at most ``limit``.
+
+    ``relations`` maps each document type wanted to the relations that meet or start its
+    limits: only links of those are read. With ``open_only`` a message is listed only while it
+    lacks a link of one of them (some limit is unmet). ``document_type`` and ``party`` (sender
+    or receiver) narrow it; ``received_before`` keeps messages received before that time (a
+    limit of N days cannot be overdue sooner).
+    """
+
+    relations: Mapping[str, tuple[str, ...]]
+    open_only: bool = False
+    document_type: str | None = None
+    party: str | None = None
+    received_before: datetime | None = None
+    after: Cursor | None = None
+    limit: int = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadlineFacts:
+    """What a message's deadlines are derived from: the message, the time of its first
+    DELIVERED row (None: not delivered yet) and its own links as (relation, at), oldest first."""
+
+    summary: MessageSummary
+    delivered_at: datetime | None
+    links: tuple[tuple[str, datetime], ...]
+
+
 class OperatorJournal(Protocol):
     """What operators read and retention deletes; both backends implement it (``queries``)."""
+
+    async def deadline_facts(self, query: DeadlineQuery) -> list[DeadlineFacts]:
+        """One page of the messages ``query`` selects with their deadline facts, in one read."""
+        ...
 
     async def record_refusal(self, refusal: Refusal, payload: bytes | None) -> None:
         """Journal one refused submission; ``payload`` None keeps the digest alone."""

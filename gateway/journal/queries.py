@@ -24,6 +24,8 @@ from gateway.core.states import MessageState
 from gateway.journal import tables
 from gateway.journal.contract import (
     Cursor,
+    DeadlineFacts,
+    DeadlineQuery,
     MessageQuery,
     MessageSummary,
     Refusal,
@@ -31,7 +33,7 @@ from gateway.journal.contract import (
     RefusalQuery,
 )
 from gateway.journal.schema import summary_from_row
-from gateway.journal.tables import Sql, messages, param, refusals
+from gateway.journal.tables import Sql, links, message_states, messages, param, refusals
 
 MESSAGE_ORDERS = {"received": messages.c.received_at, "changed": messages.c.state_at}
 """The orderings ``MessageQuery.order`` names, by their time column."""
@@ -115,6 +117,74 @@ def refusal_search_sql(dialect: str, names: frozenset[str]) -> Sql:
         .where(*conditions)
         .order_by(refusals.c.at.desc(), refusals.c.refusal_id.desc())
         .limit(param("limit"))
+    )
+    return tables.compile_for(dialect, statement)
+
+
+@functools.cache
+def deadline_page_sql(
+    dialect: str,
+    names: frozenset[str],
+    wanted: tuple[tuple[str, tuple[str, ...]], ...],
+    open_only: bool,
+) -> Sql:
+    """One page of ``deadline_facts``: the messages of the ``wanted`` types (with
+    ``open_only``, those lacking a link of one of their relations), oldest first, each with its
+    first delivery time, joined to its own links of those relations (one row per link, or one
+    with no link): a single read per page."""
+    of_types = []
+    for doc_type, relations in wanted:
+        of_type = messages.c.document_type == tables.const(doc_type)
+        missing = [
+            ~sa.exists().where(
+                links.c.message_id == messages.c.message_id, links.c.relation == tables.const(r)
+            )
+            for r in relations
+        ]
+        of_types.append(sa.and_(of_type, sa.or_(*missing)) if open_only and missing else of_type)
+    conditions: list[ColumnElement[bool]] = [sa.or_(*of_types)]
+    if "document_type" in names:
+        conditions.append(messages.c.document_type == param("document_type"))
+    if "party" in names:
+        conditions.append(
+            sa.or_(messages.c.sender == param("party"), messages.c.receiver == param("party"))
+        )
+    received = messages.c.received_at
+    if "received_before" in names:
+        conditions.append(received < param("received_before", received))
+    if "after_at" in names:
+        after_at = param("after_at", received)
+        conditions.append(
+            sa.or_(
+                received > after_at,
+                sa.and_(received == after_at, messages.c.message_id > param("after_key")),
+            )
+        )
+    delivered = (
+        sa.select(sa.func.min(message_states.c.at))
+        .where(
+            message_states.c.message_id == messages.c.message_id,
+            message_states.c.state == tables.const(MessageState.DELIVERED.value),
+        )
+        .scalar_subquery()
+        .label("delivered_at")
+    )
+    page = (
+        sa.select(*tables.SUMMARY, delivered)
+        .where(*conditions)
+        .order_by(received, messages.c.message_id)
+        .limit(param("limit"))
+        .subquery("page")
+    )
+    read = sorted({r for _, relations in wanted for r in relations})
+    joined = sa.and_(
+        links.c.message_id == page.c.message_id,
+        links.c.relation.in_(sa.bindparam(None, read, expanding=True, literal_execute=True)),
+    )
+    statement = (
+        sa.select(*page.c, links.c.relation, links.c.at)
+        .select_from(page.outerjoin(links, joined))
+        .order_by(page.c.received_at, page.c.message_id, links.c.at)
     )
     return tables.compile_for(dialect, statement)
 
@@ -299,6 +369,45 @@ class OperatorQueries:
         sql = message_search_sql(self._dialect, frozenset(given), query.order)
         rows = await self._select(sql, sql.params(**given, limit=max(0, query.limit)))
         return [summary_from_row(row, self._decode) for row in rows]
+
+    async def deadline_facts(self, query: DeadlineQuery) -> list[DeadlineFacts]:
+        """See ``OperatorJournal.deadline_facts``."""
+        given = _filters(
+            {
+                "document_type": query.document_type,
+                "party": query.party,
+                "received_before": query.received_before,
+                "after": query.after,
+            },
+            self._encode,
+        )
+        wanted = tuple(sorted((t, tuple(sorted(r))) for t, r in query.relations.items()))
+        if not wanted:
+            return []
+        sql = deadline_page_sql(self._dialect, frozenset(given), wanted, query.open_only)
+        rows = await self._select(sql, sql.params(**given, limit=max(0, query.limit)))
+        width = len(tables.SUMMARY)
+        found: list[DeadlineFacts] = []
+        for row in rows:
+            if not found or found[-1].summary.record.message_id != row[0]:
+                delivered = row[width]
+                found.append(
+                    DeadlineFacts(
+                        summary=summary_from_row(row[:width], self._decode),
+                        delivered_at=None if delivered is None else self._decode(delivered),
+                        links=(),
+                    )
+                )
+            relation, at = row[width + 1], row[width + 2]
+            if relation is not None:
+                last = found[-1]
+                link = (relation, self._decode(at))
+                found[-1] = DeadlineFacts(
+                    summary=last.summary,
+                    delivered_at=last.delivered_at,
+                    links=(*last.links, link),
+                )
+        return found
 
     async def expired_messages(
         self, cutoff: datetime, *, after: str | None, limit: int

@@ -60,7 +60,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The version these tables describe. Changing a table means a new revision in
 ``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
 sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
@@ -121,6 +121,8 @@ sa.Index(
 sa.Index("messages_received_at", messages.c.received_at)
 sa.Index("messages_state_at", messages.c.state_at)
 sa.Index("messages_document_id", messages.c.document_id)
+# version 6: the deadline list reads the few types that carry OCP limits, oldest first
+sa.Index("messages_type_received", messages.c.document_type, messages.c.received_at)
 
 
 def _message_ref() -> sa.ForeignKey:

@@ -115,7 +115,8 @@ async def test_deadlines_list_what_is_due_and_the_open_rejection_windows(
     running_gateway: Gateway, console: Console, sample_formd: bytes
 ) -> None:
     """TH asks SG for a retroactive check on a delivered e-Form D: the Deadlines view lists the
-    request's reply and whole-check limits as due, and (status open) the e-Form D's window."""
+    request's reply and whole-check limits as due, (status open) the e-Form D's window, and
+    (document RCQ, country TH) the request alone."""
     (formd_id,) = await send(running_gateway, sample_formd)
     await delivered(running_gateway, [formd_id])
     request_id = str(uuid.uuid4())
@@ -142,5 +143,15 @@ async def test_deadlines_list_what_is_due_and_the_open_rejection_windows(
     await expect(window).to_have_attribute("data-status", "open")
     await expect(window).to_contain_text("rejection window")
     assert "status=open" in page.url
+
+    await page.get_by_label("Status").select_option("")
+    await page.get_by_label("Document").select_option("RCQ")
+    await page.get_by_label("Country").select_option("TH")
+    await page.get_by_role("button", name="Show deadlines").click()
+    await expect(page.locator(f"tr[data-message-id='{request_id}']")).to_have_count(2)
+    await expect(page.locator(f"tr[data-message-id='{formd_id}']")).to_have_count(0)
+    assert "type=RCQ" in page.url and "country=TH" in page.url
+    await console.go("#/deadlines?status=open")
+    window = page.locator(f"tr[data-message-id='{formd_id}']")
     await window.get_by_role("link", name=formd_id).click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text(formd_id)

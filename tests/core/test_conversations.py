@@ -104,3 +104,20 @@ def test_only_the_register_asked_answers_a_lookup() -> None:
         authorise_step(_step(ce_answer, "SG", "TH"), lookup)
     with pytest.raises(ReplyNotAllowed, match="follows a certified-exporter lookup request"):
         authorise_step(_step(ce_answer, "SG", "MY"), aeo)
+
+
+CHECK = Original(message_id="c-1", sender="TH", receiver="SG", document_type="RCQ")
+
+
+def test_only_the_party_that_asked_sends_the_determination() -> None:
+    """TH, which asked for the check or visit, determines origin and tells SG; nobody else."""
+    doc = DocumentType.ORIGIN_DETERMINATION
+    assert authorise_step(_step(doc, "TH", "SG"), CHECK) is STEPS[doc]
+    assert authorise_step(_step(doc, "TH", "SG"), VISIT) is STEPS[doc]
+    with pytest.raises(ReplyNotAllowed, match="Only TH") as caught:
+        authorise_step(_step(doc, "SG", "TH"), CHECK)
+    assert caught.value.http_status == 403
+    with pytest.raises(ReplyNotAllowed, match="goes to SG, not MY"):
+        authorise_step(_step(doc, "TH", "MY"), VISIT)
+    with pytest.raises(ReplyNotAllowed, match="follows a retroactive check request or a verif"):
+        authorise_step(_step(doc, "TH", "SG"), FORM_D)

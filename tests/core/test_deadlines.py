@@ -29,12 +29,41 @@ def test_retroactive_check_reply_due_then_overdue() -> None:
     assert day91[1].due_at == T0 + timedelta(days=180)
 
 
-def test_a_late_reply_is_late_not_met() -> None:
-    """A reply linked on day 100 is late for the reply and met for the whole check."""
+def test_a_late_reply_is_late_and_the_check_still_runs() -> None:
+    """A reply linked on day 100 is late; the whole check runs on until the determination."""
     found = deadlines(
-        "RCQ", T0, [("retroactive-check-reply", T0 + timedelta(days=100))], T0 + timedelta(days=200)
+        "RCQ", T0, [("retroactive-check-reply", T0 + timedelta(days=100))], T0 + timedelta(days=120)
     )
-    assert _status(found) == {"reply": "late", "whole check": "met"}
+    assert _status(found) == {"reply": "late", "whole check": "due"}
+
+
+def test_the_whole_check_is_met_by_the_determination_not_the_reply() -> None:
+    """Rule 18: the check ends with the importing side's determination, not the reply."""
+    reply = ("retroactive-check-reply", T0 + timedelta(days=30))
+    replied = deadlines("RCQ", T0, [reply], T0 + timedelta(days=181))
+    assert _status(replied) == {"reply": "met", "whole check": "overdue"}
+    decided = ("origin-determination", T0 + timedelta(days=60))
+    assert _status(deadlines("RCQ", T0, [reply, decided], T0 + timedelta(days=181))) == {
+        "reply": "met",
+        "whole check": "met",
+    }
+    late = ("origin-determination", T0 + timedelta(days=190))
+    assert (
+        _status(deadlines("RCQ", T0, [reply, late], T0 + timedelta(days=200)))["whole check"]
+        == "late"
+    )
+
+
+def test_the_whole_visit_is_met_by_the_determination_not_the_result() -> None:
+    """Rule 19: the visit process ends with the determination; the result meets the visit."""
+    links = [
+        ("verification-visit-consent", T0 + timedelta(days=10)),
+        ("verification-visit-result", T0 + timedelta(days=40)),
+    ]
+    found = deadlines("VVQ", T0, links, T0 + timedelta(days=181))
+    assert _status(found) == {"consent": "met", "visit": "met", "whole visit": "overdue"}
+    links.append(("origin-determination", T0 + timedelta(days=50)))
+    assert _status(deadlines("VVQ", T0, links, T0 + timedelta(days=181)))["whole visit"] == "met"
 
 
 def test_visit_runs_from_the_consent() -> None:

@@ -33,6 +33,7 @@ ROOT_NAMES = {
     DocumentType.CLARIFICATION: "Clarification",
     DocumentType.RETRO_CHECK_REQUEST: "RetroactiveCheckRequest",
     DocumentType.RETRO_CHECK_REPLY: "RetroactiveCheckReply",
+    DocumentType.ORIGIN_DETERMINATION: "OriginDetermination",
     DocumentType.VISIT_REQUEST: "VerificationVisitRequest",
     DocumentType.VISIT_CONSENT: "VerificationVisitConsent",
     DocumentType.VISIT_RESULT: "VerificationVisitResult",

@@ -1,6 +1,7 @@
 """Rejection and clarification (OCP Rules 13, 30), retroactive check (Rule 18) and verification
-visit (Rule 19) end to end: a real gateway with an injected clock, RabbitMQ, and simulated NSWs
-(real HTTP servers) for the importing side (TH) and the issuing side (SG, which answers)."""
+visit (Rule 19), each ended by the importing side's origin determination, end to end: a real
+gateway with an injected clock, RabbitMQ, and simulated NSWs (real HTTP servers) for the
+importing side (TH, which determines) and the issuing side (SG, which answers)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ RETRO_REQUEST = SAMPLES / "verification" / "valid" / "th-sg-retroactive-check-re
 VISIT_REQUEST = SAMPLES / "verification" / "valid" / "th-sg-visit-request.xml"
 VISIT_RESULT = SAMPLES / "verification" / "valid" / "th-sg-visit-result.xml"
 CLARIFICATION = SAMPLES / "clarification" / "valid" / "sg-th-hs-code-explained.xml"
+VISIT_DETERMINATION = SAMPLES / "determination" / "valid" / "th-sg-visit-determination.xml"
+CHECK_DETERMINATION = (
+    SAMPLES / "determination" / "valid" / "th-sg-retroactive-check-determination.xml"
+)
 
 
 def _step(
@@ -150,20 +155,28 @@ async def test_clarification_from_anyone_but_the_issuing_side_is_refused(
 async def test_retroactive_check_reply_in_time_and_an_overdue_one(
     nsw_pair: Setup, sample_formd: bytes
 ) -> None:
-    """TH asks SG for a retroactive check; SG's NSW replies: the reply is linked and 'met'.
+    """TH asks SG for a retroactive check; SG's NSW replies: the reply is linked and 'met';
+    TH's NSW then sends its origin determination, which meets the whole check (Rule 18).
     A second request SG's NSW does not answer (told to reject it) is 'due', then, 91 days
     later on the gateway's clock, 'overdue' while the whole check is still 'due'."""
     gateway = nsw_pair.gateway
+    importing = nsw_pair.nsw_th.simulator
+    importing.config = dataclasses.replace(importing.config, determine_to=base_url(gateway))
     async with aiohttp.ClientSession() as session:
         formd_id = await _form_d(session, nsw_pair, sample_formd)
         request_id, request = _step(RETRO_REQUEST, formd_id)
         assert (await submit(session, gateway, request))[0] == 202
         replied = await _until(
             session, gateway, request_id,
-            lambda v: _deadlines(v).get("reply") == "met", "replied",
+            lambda v: _deadlines(v).get("whole check") == "met", "determined",
         )  # fmt: skip
         (reply_id,) = _related(replied, "retroactive-check-reply")
+        (determination_id,) = _related(replied, "origin-determination")
         reply = await _until(session, gateway, reply_id, _delivered, "delivered to TH")
+        determination = await _until(
+            session, gateway, determination_id, _delivered, "delivered to SG"
+        )
+        importing.config = dataclasses.replace(importing.config, determine_to=None)
         # The second request reaches SG's NSW, which does not answer it.
         simulator = nsw_pair.nsw_sg.simulator
         simulator.config = dataclasses.replace(simulator.config, respond_to=None)
@@ -177,6 +190,10 @@ async def test_retroactive_check_reply_in_time_and_an_overdue_one(
     assert _deadlines(replied) == {"reply": "met", "whole check": "met"}
     assert reply["document_type"] == "RCP"
     assert reply["sender"] == "SG"
+    assert determination["document_type"] == "ODT"
+    assert (determination["sender"], determination["receiver"]) == ("TH", "SG")
+    relations = [s["relation"] for s in replied["related"]]
+    assert relations.index("retroactive-check-reply") < relations.index("origin-determination")
     assert _deadlines(waiting) == {"reply": "due", "whole check": "due"}
     assert _deadlines(overdue) == {"reply": "overdue", "whole check": "due"}
     overdue_ids = [m["message_id"] for m in operators["messages"]]
@@ -188,7 +205,8 @@ async def test_retroactive_check_reply_in_time_and_an_overdue_one(
 
 async def test_verification_visit_consent_then_result(nsw_pair: Setup, sample_formd: bytes) -> None:
     """TH asks for a visit; SG's NSW consents (linked, 'met'); the visit's 60 days start at
-    the consent; TH's result closes the visit; a result from SG is refused."""
+    the consent; TH's result meets the visit, TH's determination the whole visit; a result or a
+    determination from SG is refused."""
     gateway = nsw_pair.gateway
     async with aiohttp.ClientSession() as session:
         formd_id = await _form_d(session, nsw_pair, sample_formd)
@@ -202,12 +220,56 @@ async def test_verification_visit_consent_then_result(nsw_pair: Setup, sample_fo
         wrong_status, wrong_body, _ = await submit(session, gateway, wrong)
         result_id, result = _step(VISIT_RESULT, request_id)
         assert (await submit(session, gateway, result))[0] == 202
-        done = await _until(
+        visited = await _until(
             session, gateway, request_id,
             lambda v: _deadlines(v).get("visit") == "met", "visited",
+        )  # fmt: skip
+        _, not_theirs = _step(VISIT_DETERMINATION, request_id, sender="SG", receiver="TH")
+        not_theirs_status, not_theirs_body, _ = await submit(session, gateway, not_theirs)
+        determination_id, determination = _step(VISIT_DETERMINATION, request_id)
+        assert (await submit(session, gateway, determination))[0] == 202
+        done = await _until(
+            session, gateway, request_id,
+            lambda v: _deadlines(v).get("whole visit") == "met", "determined",
         )  # fmt: skip
     assert _deadlines(consented) == {"consent": "met", "visit": "due", "whole visit": "due"}
     assert wrong_status == 403
     assert wrong_body["code"] == "reply-not-allowed"
     assert _related(done, "verification-visit-result") == [result_id]
+    assert _deadlines(visited) == {"consent": "met", "visit": "met", "whole visit": "due"}
+    assert (not_theirs_status, not_theirs_body["code"]) == (403, "reply-not-allowed")
+    assert _related(done, "origin-determination") == [determination_id]
     assert _deadlines(done) == {"consent": "met", "visit": "met", "whole visit": "met"}
+
+
+async def test_a_determination_or_rejection_that_does_not_match_what_it_follows(
+    nsw_pair: Setup, sample_formd: bytes
+) -> None:
+    """A determination deciding an item the check did not ask about, or one of the wrong
+    procedure, and a rejection whose TypeCode is not the rejected message's type are refused
+    (422) with the finding's stable code; nothing is linked."""
+    gateway = nsw_pair.gateway
+    simulator = nsw_pair.nsw_sg.simulator
+    simulator.config = dataclasses.replace(simulator.config, respond_to=None)
+    async with aiohttp.ClientSession() as session:
+        formd_id = await _form_d(session, nsw_pair, sample_formd)
+        request_id, request = _step(RETRO_REQUEST, formd_id)
+        assert (await submit(session, gateway, request))[0] == 202
+        _, extra_item = _step(CHECK_DETERMINATION, request_id)
+        extra_item = extra_item.replace(b"<dt:SequenceNumeric>1<", b"<dt:SequenceNumeric>2<")
+        extra = await submit(session, gateway, extra_item)
+        _, visit_typed = _step(VISIT_DETERMINATION, request_id)
+        procedure = await submit(session, gateway, visit_typed)
+        _, mistyped = _step(REJECTION, formd_id)
+        mistyped = mistyped.replace(b"<rj:TypeCode>EFD<", b"<rj:TypeCode>OD<")
+        rejection = await submit(session, gateway, mistyped)
+        view = await _view(session, gateway, request_id)
+    codes = [sorted(f["code"] for f in body["findings"]) for _, body, _ in (extra, procedure)]
+    assert [extra[0], procedure[0], rejection[0]] == [422, 422, 422]
+    assert codes == [
+        ["determination-item-not-requested", "determination-item-undecided"],
+        ["determination-procedure-mismatch"],
+    ]
+    assert [f["code"] for f in rejection[1]["findings"]] == ["rejection-type-mismatch"]
+    assert rejection[1]["code"] == "business-rule-violation"
+    assert _related(view, "origin-determination") == []

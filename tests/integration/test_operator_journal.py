@@ -208,6 +208,62 @@ async def test_search_by_number_type_parties_with_cursor_and_csv(
             ), bad
 
 
+async def test_deadlines_list_every_open_check_however_old_a_page_at_a_time(
+    running_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """GET /v1/deadlines finds a retroactive check of 2020 never replied to behind newer
+    messages, pages oldest first with ``next``, narrows by type and country, refuses bad
+    parameters (issue 18: every open or overdue limit, however old the message)."""
+    gateway = running_gateway
+    journal = gateway.journal
+    assert journal is not None
+    old = replace(
+        make_record(b"<old/>"),
+        sender="TH",
+        receiver="SG",
+        document_type="RCQ",
+        document_id=None,
+        received_at=OLD,
+    )
+    await journal.record_accepted(old, b"<old/>", at=OLD)
+    await journal.transition(old.message_id, MessageState.QUEUED, at=OLD)
+    await journal.claim_delivery(old.message_id, at=OLD)
+    await journal.mark_delivered(old.message_id, at=OLD)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    async with aiohttp.ClientSession() as session:
+        for message_id in ids:
+            sent = await submit(session, gateway, with_message_id(sample_formd, message_id))
+            assert sent[0] == 202
+        for message_id in ids:
+            await _wait_state(session, gateway, message_id, {"DELIVERED", "RECEIPTED"})
+        overdue = await _ok(session, gateway, "/v1/deadlines?status=overdue")
+        rcq = await _ok(session, gateway, "/v1/deadlines?type=RCQ&country=TH")
+        other = await _ok(session, gateway, "/v1/deadlines?type=RCQ&country=MY")
+        seen: list[str] = []
+        path: str | None = "/v1/deadlines?limit=2"
+        while path is not None:
+            page = await _ok(session, gateway, path)
+            seen += [m["message_id"] for m in page["messages"]]
+            path = page["next"]
+        bad = [
+            await _get(session, gateway, f"/v1/deadlines?{query}")
+            for query in ("status=soon", "type=ACDD", "country=XX", "cursor=%21")
+        ]
+    assert [m["message_id"] for m in overdue["messages"]] == [old.message_id]
+    statuses = {d["name"]: d["status"] for d in overdue["messages"][0]["deadlines"]}
+    assert statuses == {"reply": "overdue", "whole check": "overdue"}
+    assert [m["message_id"] for m in rcq["messages"]] == [old.message_id]
+    assert other["messages"] == []
+    assert seen[0] == old.message_id and set(ids) <= set(seen)
+    assert len(seen) == len(set(seen))
+    assert [(status, body["parameter"]) for status, body in bad] == [
+        (400, "status"),
+        (400, "type"),
+        (400, "country"),
+        (400, "cursor"),
+    ]
+
+
 # --- §8 dead letters ----------------------------------------------------------------------------
 
 

@@ -10,6 +10,12 @@ A register query is answered from the register updates and AEO notifications the
 was started with (``register_entries``; none: everything asked is "not in the register"), read
 as the gateway reads them (``gateway.core.register_queries``: the same answer either way).
 
+and what a simulated importing NSW decides once a retroactive check is replied to:
+
+    RetroactiveCheckReply    -> OriginDetermination about the request (Rules 18, 19): GRANTED
+                                for an item CONFIRMED, DENIED (with the reply's explanation as
+                                the reason) for one NOT_CONFIRMED
+
 The answer goes back to the requester, refers to the request in its header and repeats the
 number of the e-Form D (or, for a rejection, of the Origin Declaration); it is unsigned (the
 gateway signs it on the NSW's behalf where configured, or the simulator signs it with its
@@ -28,6 +34,7 @@ from lxml import etree
 from gateway.core.aeo import read_notification
 from gateway.core.envelope import (
     NS_COMMON,
+    NS_DETERMINATION,
     NS_REJECTION,
     NS_VERIFICATION,
     DocumentType,
@@ -46,6 +53,9 @@ ANSWERS: Final = {
     **QUERY_ANSWERS,
 }
 """The requests a simulated issuing NSW answers, and with what."""
+
+DETERMINED: Final = frozenset({DocumentType.RETRO_CHECK_REPLY})
+"""The replies after which a simulated importing NSW sends its origin determination."""
 
 
 def _el(parent: etree._Element, ns: str, name: str, text: str | None = None) -> etree._Element:
@@ -92,18 +102,10 @@ def build_answer(
         return message_id, etree.tostring(answer, xml_declaration=True, encoding="UTF-8")
     ns = NS_REJECTION if answer_type is DocumentType.CLARIFICATION else NS_VERIFICATION
     message_id = str(uuid.uuid4())
-    root = etree.Element(answer_type.root_tag, nsmap={"cm": NS_COMMON, "x": ns})
-    header = _el(root, NS_COMMON, "MessageHeader")
-    _el(header, NS_COMMON, "MessageID", message_id)
-    sender = _el(header, NS_COMMON, "SenderParty")
-    _el(sender, NS_COMMON, "CountryCode", envelope.receiver.country)
-    receiver = _el(header, NS_COMMON, "ReceiverParty")
-    _el(receiver, NS_COMMON, "CountryCode", envelope.sender.country)
-    _el(header, NS_COMMON, "DocumentTypeCode", answer_type.value)
-    _el(header, NS_COMMON, "FunctionCode", "9")
     stamp = now.isoformat(timespec="seconds")
-    _el(header, NS_COMMON, "CreationDateTime", stamp)
-    _el(header, NS_COMMON, "ReferencedMessageID", envelope.message_id)
+    root = _document(
+        answer_type, ns, message_id, envelope, refers_to=envelope.message_id, stamp=stamp
+    )
     body = _el(root, ns, "Response")
     _el(body, ns, "IssueDateTime", stamp)
     asked = next(iter(request.iterfind(f".//{{{_ns_of(request)}}}Declaration")), None)
@@ -135,6 +137,64 @@ def build_answer(
         _el(body, ns, "ConsentIndicator", "true")
         _el(body, ns, "VisitDate", (now + timedelta(days=14)).date().isoformat())
     return message_id, etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def build_determination(
+    reply: etree._Element, envelope: Envelope, *, now: datetime
+) -> tuple[str, bytes] | None:
+    """The origin determination (message id, bytes) the receiver of the retroactive check reply
+    ``reply`` sends about the request it answers, or None for another type or no reference."""
+    request_id = envelope.referenced_message_id
+    if envelope.document_type not in DETERMINED or request_id is None:
+        return None
+    ns = NS_DETERMINATION
+    message_id = str(uuid.uuid4())
+    stamp = now.isoformat(timespec="seconds")
+    root = _document(
+        DocumentType.ORIGIN_DETERMINATION,
+        ns,
+        message_id,
+        envelope,
+        refers_to=request_id,
+        stamp=stamp,
+    )
+    body = _el(root, ns, "Determination")
+    _el(body, ns, "IssueDateTime", stamp)
+    replied = next(iter(reply.iterfind(f".//{{{NS_VERIFICATION}}}Declaration")), None)
+    declaration = _el(body, ns, "Declaration")
+    _el(declaration, ns, "ID", _child_text(replied, "ID") or "UNKNOWN")
+    _el(declaration, ns, "TypeCode", "EFD")
+    _el(body, ns, "ProcedureCode", "RETROACTIVE_CHECK")
+    for result in reply.iterfind(f".//{{{NS_VERIFICATION}}}GovernmentAgencyGoodsItem"):
+        item = _el(body, ns, "GovernmentAgencyGoodsItem")
+        _el(item, ns, "SequenceNumeric", _child_text(result, "SequenceNumeric") or "1")
+        if _child_text(result, "ResultCode") == "CONFIRMED":
+            _el(item, ns, "DecisionCode", "GRANTED")
+            continue
+        _el(item, ns, "DecisionCode", "DENIED")
+        reason = _el(item, ns, "Reason")
+        _el(reason, ns, "ValidationCode", "NOTCONF")
+        explained = _child_text(result, "Explanation") or "The origin was not confirmed."
+        _el(reason, ns, "Description", explained[:512])
+    return message_id, etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _document(
+    doc: DocumentType, ns: str, message_id: str, answered: Envelope, *, refers_to: str, stamp: str
+) -> etree._Element:
+    """A new ``doc`` with its header: from ``answered``'s receiver back to its sender."""
+    root = etree.Element(doc.root_tag, nsmap={"cm": NS_COMMON, "x": ns})
+    header = _el(root, NS_COMMON, "MessageHeader")
+    _el(header, NS_COMMON, "MessageID", message_id)
+    sender = _el(header, NS_COMMON, "SenderParty")
+    _el(sender, NS_COMMON, "CountryCode", answered.receiver.country)
+    receiver = _el(header, NS_COMMON, "ReceiverParty")
+    _el(receiver, NS_COMMON, "CountryCode", answered.sender.country)
+    _el(header, NS_COMMON, "DocumentTypeCode", doc.value)
+    _el(header, NS_COMMON, "FunctionCode", "9")
+    _el(header, NS_COMMON, "CreationDateTime", stamp)
+    _el(header, NS_COMMON, "ReferencedMessageID", refers_to)
+    return root
 
 
 def _ns_of(root: etree._Element) -> str:

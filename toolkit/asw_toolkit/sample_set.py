@@ -625,6 +625,52 @@ INVALID += [
     ),
 ]
 
+# --- issue 18: the origin determination that ends a check or visit ---------------------------
+CHECK_DETERMINATION = "determination/valid/th-sg-retroactive-check-determination.xml"
+VISIT_DETERMINATION = "determination/valid/th-sg-visit-determination.xml"
+INVALID += [
+    (
+        VISIT_DETERMINATION,
+        "determination/invalid/determination-reason-missing.xml",
+        _drop("//dt:Reason"),
+        ["determination-reason-missing"],
+    ),
+    (
+        CHECK_DETERMINATION,
+        "determination/invalid/determination-item-repeated.xml",
+        _after(
+            "//dt:GovernmentAgencyGoodsItem",
+            "<dt:GovernmentAgencyGoodsItem><dt:SequenceNumeric>1</dt:SequenceNumeric>"
+            "<dt:DecisionCode>GRANTED</dt:DecisionCode></dt:GovernmentAgencyGoodsItem>",
+        ),
+        ["determination-item-repeated"],
+    ),
+    (
+        CHECK_DETERMINATION,
+        "determination/invalid/xsd-decision-not-in-list.xml",
+        _set("//dt:DecisionCode", "PARTIAL"),
+        ["xsd-not-in-code-list"],
+    ),
+    (
+        CHECK_DETERMINATION,
+        "determination/invalid/xsd-no-items.xml",
+        _drop("//dt:GovernmentAgencyGoodsItem"),
+        ["xsd-missing-element"],
+    ),
+    (
+        CHECK_DETERMINATION,
+        "determination/invalid/reference-missing.xml",
+        _drop("//cm:ReferencedMessageID"),
+        ["reference-missing"],
+    ),
+    (
+        CHECK_DETERMINATION,
+        "determination/invalid/datetime-in-future.xml",
+        _set("//dt:IssueDateTime", "2099-01-01T00:00:00Z"),
+        ["datetime-in-future"],
+    ),
+]
+
 EDGES: list[tuple[str, str, Edit]] = [
     # Rule 10(1): issued exactly three days after shipment needs no tick.
     (BASIC, "formd/valid/edge-issued-3-days-after-shipment.xml",

@@ -26,7 +26,10 @@ Response template (by default the first of ``samples/response/valid/*.xml``); a 
 notice by a clarification, a retroactive check request by a reply and a verification visit
 request by a consent, a certified-exporter lookup or AEO status query (one the gateway forwarded:
 it keeps no register of this country) by a response read from the register documents in
-``registers`` (``asw_toolkit.conversation_answers``).
+``registers`` (``asw_toolkit.conversation_answers``). Playing the importing side, a
+simulator with ``determine_to`` (a gateway URL) that receives a retroactive check reply sends
+the origin determination that ends the check (OCP Rule 18) there a moment later: GRANTED for
+each item confirmed, DENIED with the reply's explanation for each item not confirmed.
 
 Re-transmission (OCP Rule 29(3)): an e-Form D the gateway re-delivers itself arrives with
 ``X-ASW-Retransmission-Request`` naming the request; it is recorded in ``retransmissions`` (and
@@ -48,6 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +60,13 @@ import structlog
 from aiohttp import web
 from lxml import etree
 
-from asw_toolkit.conversation_answers import ANSWERS, build_answer, register_entries
+from asw_toolkit.conversation_answers import (
+    ANSWERS,
+    DETERMINED,
+    build_answer,
+    build_determination,
+    register_entries,
+)
 from gateway.core.envelope import NS_COMMON, NS_DSIG, DocumentType, Envelope, read_envelope
 from gateway.core.parsing import parse
 from gateway.core.signatures import SigningKey, sign, verify
@@ -64,6 +74,7 @@ from gateway.core.trust import TrustStore
 from gateway.errors import GatewayError, SettingsError
 
 log = structlog.get_logger("asw_toolkit.simulator")
+_Builder = Callable[..., tuple[str, bytes] | None]
 
 BEHAVIOURS = ("accept", "slow", "timeout", "fail-then-recover", "garbage", "reject", "down")
 RESPONSE_SAMPLES = Path("samples") / "response" / "valid"
@@ -114,6 +125,8 @@ class SimulatorConfig:
     issued: Mapping[str, bytes] = field(default_factory=dict)
     # Its own register updates and AEO notifications: what it answers register queries from
     registers: tuple[bytes, ...] = ()
+    # the gateway to send origin determinations to, after each retroactive check reply
+    determine_to: str | None = None
 
     def __post_init__(self) -> None:
         if self.respond_to is not None and self.response_template is None:
@@ -356,7 +369,12 @@ class NswSimulator:
         ):
             self._spawn(self._resend(envelope))
         elif self.config.respond_to is not None and envelope.document_type in ANSWERS:
-            self._spawn(self._answer_step(envelope, root))
+            answer = partial(build_answer, registers=register_entries(self.config.registers))
+            self._spawn(self._answer_step(envelope, root, answer, self.config.respond_to))
+        elif self.config.determine_to is not None and envelope.document_type in DETERMINED:
+            self._spawn(
+                self._answer_step(envelope, root, build_determination, self.config.determine_to)
+            )
         return self._accepted(envelope, behaviour)
 
     def _accepted(self, envelope: Envelope, behaviour: Behaviour) -> web.Response:
@@ -462,32 +480,36 @@ class NswSimulator:
         self.responses.append(sent)
         log.info("nsw_response_sent", country=config.country, **sent.to_json())
 
-    async def _answer_step(self, request: Envelope, root: etree._Element) -> None:
-        """Play the issuing side of a conversation step (``asw_toolkit.conversation_answers``)."""
+    async def _answer_step(
+        self, request: Envelope, root: etree._Element, build: _Builder, to: str
+    ) -> None:
+        """Play the other side of a conversation step (``asw_toolkit.conversation_answers``):
+        send what ``build`` makes of ``request`` to the gateway at ``to``."""
         config = self.config
         if await self._pause(config.respond_delay_seconds):
             return
-        built = build_answer(
-            root, request, now=datetime.now(UTC), registers=register_entries(config.registers)
-        )
+        built = build(root, request, now=datetime.now(UTC))
         if built is None:
             return
         message_id, document = built
         if config.response_key is not None:
             signed = sign(parse(document), config.response_key)
             document = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
-        sent = await self._post_back(document, message_id, request.message_id)
+        sent = await self._post_back(document, message_id, request.message_id, to=to)
         self.answered.append(sent)
         log.info("nsw_step_answered", country=config.country, **sent.to_json())
 
-    async def _post_back(self, document: bytes, message_id: str, refers_to: str) -> SentResponse:
-        """POST ``document`` to the gateway; how it answered."""
+    async def _post_back(
+        self, document: bytes, message_id: str, refers_to: str, *, to: str | None = None
+    ) -> SentResponse:
+        """POST ``document`` to the gateway (at ``to``, else ``respond_to``); how it answered."""
         config = self.config
-        assert config.respond_to is not None  # noqa: S101  (only called when set)
+        base = to or config.respond_to
+        assert base is not None  # noqa: S101  (only called when set)
         headers = {"Content-Type": "application/xml", "Accept": "application/json"}
         if config.respond_api_key:
             headers["X-API-Key"] = config.respond_api_key
-        url = config.respond_to.rstrip("/") + "/v1/messages"
+        url = base.rstrip("/") + "/v1/messages"
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         try:

@@ -23,6 +23,7 @@ NAMESPACES = {
     "rt": "urn:asw-gw:datamodel:RTR-DMS:1",
     "rj": "urn:asw-gw:datamodel:REJ-DMS:1",
     "vf": "urn:asw-gw:datamodel:VER-DMS:1",
+    "dt": "urn:asw-gw:datamodel:ODT-DMS:1",
     "cr": "urn:asw-gw:datamodel:CEREG-DMS:1",
     "od": "urn:asw-gw:datamodel:ODECL-DMS:1",
     "ae": "urn:asw-gw:datamodel:AEOSTAT-DMS:1",

@@ -153,6 +153,7 @@ _ANSWERING_TYPES: Final = {
     Doc.VISIT_RESULT: "A verification visit result",
     Doc.CE_LOOKUP_RESPONSE: "A certified-exporter lookup response",
     Doc.AEO_STATUS_RESPONSE: "An AEO status response",
+    Doc.ORIGIN_DETERMINATION: "An origin determination",
 }
 
 

@@ -1,9 +1,13 @@
 """Rules for the steps of the origin conversations: rejection and clarification (OCP Rules
-13(3)-(4), 30), retroactive check (Rule 18) and verification visit (Rule 19).
+13(3)-(4), 30), retroactive check (Rule 18), verification visit (Rule 19) and the origin
+determination that ends either.
 
-What these rules check is the document itself. Who may send it (the party asked) needs the
-journal and is decided at submission (``gateway.core.conversations``); whether the answer came
-in time is tracked from the journal (``gateway.core.deadlines``), not refused.
+``conversation_rules`` check the document itself. ``followed_rules`` check it against the
+message it follows, as journalled (a rejection's TypeCode against the rejected message's type;
+a determination's procedure, e-Form D and items against its request): the submission path runs
+them when that message is known here. Who may send a step (the party asked) is decided at
+submission (``gateway.core.conversations``); whether it came in time is tracked from the journal
+(``gateway.core.deadlines``), not refused.
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ from typing import Final
 from lxml import etree
 
 from gateway.core.conversations import REJECTION_DAYS
-from gateway.core.envelope import NS_REJECTION, NS_VERIFICATION
+from gateway.core.envelope import NS_DETERMINATION, NS_REJECTION, NS_VERIFICATION
 from gateway.core.envelope import DocumentType as Doc
 from gateway.core.rule_catalogue import (
     CLARIFICATION_EMPTY,
+    DETERMINATION_DECLARATION_MISMATCH,
+    DETERMINATION_ITEM_NOT_REQUESTED,
+    DETERMINATION_ITEM_REPEATED,
+    DETERMINATION_ITEM_UNDECIDED,
+    DETERMINATION_PROCEDURE_MISMATCH,
+    DETERMINATION_REASON_MISSING,
     RECEIPT_AFTER_REJECTION,
     REFUSAL_EXPLANATION_MISSING,
     REJECTION_AFTER_60_DAYS,
+    REJECTION_TYPE_MISMATCH,
     REJECTION_WITHOUT_REASONS,
     RESULT_EXPLANATION_MISSING,
     VERIFICATION_REASON_MISSING,
@@ -39,7 +50,20 @@ _BODY: Final = {
     Doc.VISIT_REQUEST: clark_path(NS_VERIFICATION, "Request"),
     Doc.VISIT_CONSENT: clark_path(NS_VERIFICATION, "Response"),
     Doc.VISIT_RESULT: clark_path(NS_VERIFICATION, "Response"),
+    Doc.ORIGIN_DETERMINATION: clark_path(NS_DETERMINATION, "Determination"),
 }
+_NS: Final = {
+    Doc.REJECTION_NOTICE: NS_REJECTION,
+    Doc.CLARIFICATION: NS_REJECTION,
+    Doc.ORIGIN_DETERMINATION: NS_DETERMINATION,
+}
+FOLLOWED_STEPS: Final = frozenset({Doc.REJECTION_NOTICE, Doc.ORIGIN_DETERMINATION})
+"""The steps ``followed_rules`` has rules for."""
+_PROCEDURES: Final = {
+    Doc.RETRO_CHECK_REQUEST.value: "RETROACTIVE_CHECK",
+    Doc.VISIT_REQUEST.value: "VERIFICATION_VISIT",
+}
+"""The ProcedureCode of a determination that follows a request of each type."""
 
 
 def _tag(ns: str, name: str) -> str:
@@ -50,7 +74,7 @@ def conversation_rules(root: etree._Element, doc: Doc, now: datetime) -> Iterato
     """Every rule of the conversation step ``doc`` over an XSD-valid ``root``."""
     body = root.find(_BODY[doc])
     assert body is not None  # noqa: S101
-    ns = NS_REJECTION if doc in (Doc.REJECTION_NOTICE, Doc.CLARIFICATION) else NS_VERIFICATION
+    ns = _NS.get(doc, NS_VERIFICATION)
     issued = body.find(_tag(ns, "IssueDateTime"))
     yield from future_datetime(issued, "issue date-time", now)
     if doc is Doc.REJECTION_NOTICE:
@@ -61,6 +85,8 @@ def conversation_rules(root: etree._Element, doc: Doc, now: datetime) -> Iterato
         yield from _request(body)
     elif doc is Doc.VISIT_CONSENT:
         yield from _consent(body)
+    elif doc is Doc.ORIGIN_DETERMINATION:
+        yield from _determination(body)
     else:
         yield from _results(body)
         if doc is Doc.VISIT_RESULT:
@@ -157,4 +183,104 @@ def _results(body: etree._Element) -> Iterator[Finding]:
                 "the origin is NOT_CONFIRMED but no explanation is given.",
                 "Explain why the goods item does not qualify as originating.",
                 item=text(item.find(_tag(NS_VERIFICATION, "SequenceNumeric"))),
+            )
+
+
+def _determination(body: etree._Element) -> Iterator[Finding]:
+    seen: set[str] = set()
+    for item in body.findall(_tag(NS_DETERMINATION, "GovernmentAgencyGoodsItem")):
+        seq = text(item.find(_tag(NS_DETERMINATION, "SequenceNumeric")))
+        if seq in seen:
+            yield DETERMINATION_ITEM_REPEATED.finding(
+                item,
+                f"goods item {seq} is decided more than once.",
+                "Give one decision per goods item.",
+                item=seq,
+            )
+        seen.add(seq)
+        denied = text(item.find(_tag(NS_DETERMINATION, "DecisionCode"))) == "DENIED"
+        if denied and item.find(_tag(NS_DETERMINATION, "Reason")) is None:
+            yield DETERMINATION_REASON_MISSING.finding(
+                item,
+                "preferential tariff treatment is DENIED without a reason.",
+                "Give the reason code and text for the denial (Rules 18, 19).",
+                item=seq,
+            )
+
+
+def followed_rules(
+    root: etree._Element,
+    doc: Doc,
+    followed_type: str,
+    followed: etree._Element | None,
+) -> Iterator[Finding]:
+    """The rules of step ``doc`` (XSD-valid ``root``) against the message it follows: its
+    journalled type ``followed_type`` and, for a determination, its parsed document
+    ``followed`` (None: not held, so only the type is checked)."""
+    body = root.find(_BODY[doc]) if doc in _BODY else None
+    if body is None:
+        return
+    if doc is Doc.REJECTION_NOTICE:
+        code_el = body.find(clark_path(NS_REJECTION, "Declaration/TypeCode"))
+        named = text(code_el)
+        if followed_type in (Doc.FORM_D.value, Doc.ORIGIN_DECLARATION.value) and (
+            named != followed_type
+        ):
+            yield REJECTION_TYPE_MISMATCH.finding(
+                code_el,
+                f"the rejection's TypeCode is {named}, but the message it refers to is a "
+                f"{followed_type} document.",
+                f"Set TypeCode to {followed_type}, or refer to the {named} document rejected.",
+            )
+    elif doc is Doc.ORIGIN_DETERMINATION:
+        yield from _against_request(body, followed_type, followed)
+
+
+def _against_request(
+    body: etree._Element, request_type: str, request: etree._Element | None
+) -> Iterator[Finding]:
+    procedure_el = body.find(_tag(NS_DETERMINATION, "ProcedureCode"))
+    expected = _PROCEDURES.get(request_type)
+    if expected is not None and text(procedure_el) != expected:
+        yield DETERMINATION_PROCEDURE_MISMATCH.finding(
+            procedure_el,
+            f"the ProcedureCode is {text(procedure_el)}, but the message it refers to is a "
+            f"{request_type} request ({expected}).",
+            f"Set ProcedureCode to {expected}.",
+        )
+    asked = request.find(clark_path(NS_VERIFICATION, "Request")) if request is not None else None
+    if asked is None:
+        return
+    id_el = body.find(clark_path(NS_DETERMINATION, "Declaration/ID"))
+    asked_id = text(asked.find(clark_path(NS_VERIFICATION, "Declaration/ID")))
+    if text(id_el) != asked_id:
+        yield DETERMINATION_DECLARATION_MISMATCH.finding(
+            id_el,
+            f"the determination is about e-Form D {text(id_el)}, but the request was about "
+            f"{asked_id}.",
+            "Refer to the request about this e-Form D, or give the request's e-Form D number.",
+        )
+    requested = [
+        text(item.find(_tag(NS_VERIFICATION, "SequenceNumeric")))
+        for item in asked.findall(_tag(NS_VERIFICATION, "GovernmentAgencyGoodsItem"))
+    ]
+    decided: set[str] = set()
+    for item in body.findall(_tag(NS_DETERMINATION, "GovernmentAgencyGoodsItem")):
+        seq = text(item.find(_tag(NS_DETERMINATION, "SequenceNumeric")))
+        decided.add(seq)
+        if seq not in requested:
+            yield DETERMINATION_ITEM_NOT_REQUESTED.finding(
+                item,
+                f"goods item {seq} was not among the items of the request "
+                f"({', '.join(requested)}).",
+                "Decide only the goods items the check or visit concerned.",
+                item=seq,
+            )
+    for seq in requested:
+        if seq not in decided:
+            yield DETERMINATION_ITEM_UNDECIDED.finding(
+                body,
+                f"goods item {seq} of the request has no decision.",
+                "Give a decision (GRANTED or DENIED) for every goods item the request concerned.",
+                item=seq,
             )

@@ -5,9 +5,11 @@ delivered, invalid ones refused with exactly their finding codes), then the scen
 message id twice, the same document under a new message id, a replacement and a cancellation,
 an unsigned and a tampered document, a test message, and a re-transmission request (OCP Rule
 29(3)) by the e-Form D's receiver (re-delivered) and by another party (refused), and a
-rejection (Rule 13(3)) by the receiver (delivered) and by another party (refused), of an e-Form D
-and of an Origin Declaration (Rule 30), and a certified-exporter lookup (answered and delivered)
-whose answer from a party not asked is refused. It prints
+rejection (Rule 13(3)) by the receiver (delivered), by another party (refused) and naming another
+document type than the rejected message's (refused), of an e-Form D and of an Origin Declaration
+(Rule 30), a retroactive check (Rule 18) ended by the requester's origin determination
+(delivered; from another party refused), and a certified-exporter lookup (answered and
+delivered) whose answer from a party not asked is refused. It prints
 expected against actual for each check and exits 0 only when all match.
 """
 
@@ -58,6 +60,8 @@ DECLARATION = "origin-declaration/valid/sg-my-orchid-foods.xml"
 OD_REJECTION = "rejection/valid/my-sg-origin-declaration-rejected.xml"
 CE_LOOKUP = "ce-lookup/valid/my-sg-orchid-foods-request.xml"
 CE_LOOKUP_ANSWER = "ce-lookup/valid/sg-my-orchid-foods-response.xml"
+RETRO_REQUEST = "verification/valid/th-sg-retroactive-check-request.xml"
+DETERMINATION = "determination/valid/th-sg-retroactive-check-determination.xml"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -335,6 +339,7 @@ class _Player:
         rows += await self._rejection(first.message_id)
         rows += await self._origin_declaration_rejection()
         rows += await self._register_lookup()
+        rows += await self._determination(first.message_id)
         return rows
 
     async def _register_lookup(self) -> list[_Row]:
@@ -364,6 +369,44 @@ class _Player:
         ))  # fmt: skip
         return rows
 
+    async def _delivered(self, name: str, doc: Prepared) -> _Row:
+        """Send ``doc``: the scenario ``name`` expects it accepted, then delivered (followed)."""
+        answer = await self.send(name, doc)
+        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
+        if follow is not None:
+            self.tracker.track(follow)
+        return _Row(check=Check(
+            name=f"scenario: {name}", expected="202 accepted, delivered",
+            actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
+        ), follow=follow)  # fmt: skip
+
+    async def _determination(self, first: str | None) -> list[_Row]:
+        """OCP Rule 18: TH asks SG to check the e-Form D ``first``; TH's origin determination
+        ends the check (delivered); SG, which was asked, may not send one."""
+        request = self.restamper.prepare(_referring_to(self.read(RETRO_REQUEST), first))
+        asked = await self.send("retroactive check request", request)
+        rows = [_scenario(
+            "scenario: retroactive check request by the receiver", "202 accepted",
+            asked.describe(), asked.accepted, request.message_id,
+        )]  # fmt: skip
+        check = asked.message_id.lower() if asked.accepted and asked.message_id else None
+        determination = _referring_to(self.read(DETERMINATION), check)
+        doc = self.restamper.prepare(determination)
+        rows.append(await self._delivered("origin determination by the requester", doc))
+        swapped = determination.replace(
+            b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>SG<"
+        ).replace(
+            b"<cm:ReceiverParty><cm:CountryCode>SG<", b"<cm:ReceiverParty><cm:CountryCode>TH<"
+        )
+        doc = self.restamper.prepare(swapped)
+        name = "origin determination by the party asked"
+        answer = await self.send(name, doc)
+        rows.append(_scenario(
+            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
+            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
+        ))  # fmt: skip
+        return rows
+
     async def _rejection(
         self,
         first: str | None,
@@ -377,15 +420,7 @@ class _Player:
         ``stranger`` may not."""
         notice = _referring_to(self.read(sample), first)
         doc = self.restamper.prepare(notice)
-        name = f"rejection{of} by the receiver"
-        answer = await self.send(name, doc)
-        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
-        if follow is not None:
-            self.tracker.track(follow)
-        rows = [_Row(check=Check(
-            name=f"scenario: {name}", expected="202 accepted, delivered",
-            actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
-        ), follow=follow)]  # fmt: skip
+        rows = [await self._delivered(f"rejection{of} by the receiver", doc)]
         other = notice.replace(
             b"<cm:SenderParty><cm:CountryCode>" + receiver + b"<",
             b"<cm:SenderParty><cm:CountryCode>" + stranger + b"<",
@@ -396,6 +431,18 @@ class _Player:
         rows.append(_scenario(
             f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
             answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
+        ))  # fmt: skip
+        # The TypeCode must name the type of the message rejected (rejection-type-mismatch).
+        named = b"<rj:TypeCode>EFD<" if b"<rj:TypeCode>OD<" in notice else b"<rj:TypeCode>OD<"
+        wrong = re.sub(rb"<rj:TypeCode>[A-Z]+<", named, notice)
+        doc = self.restamper.prepare(wrong)
+        name = f"rejection{of} naming another document type"
+        answer = await self.send(name, doc)
+        rows.append(_scenario(
+            f"scenario: {name}", "422 business-rule-violation [rejection-type-mismatch]",
+            answer.describe(),
+            answer.status == 422 and answer.findings == ("rejection-type-mismatch",),
+            doc.message_id,
         ))  # fmt: skip
         return rows
 
@@ -418,15 +465,7 @@ class _Player:
         """OCP Rule 29(3): TH asks again for the e-Form D sent to it (``first``), then MY."""
         request = _referring_to(self.read(RETRANSMISSION), first)
         doc = self.restamper.prepare(request)
-        answer = await self.send("re-transmission request by the receiver", doc)
-        follow = answer.message_id.lower() if answer.accepted and answer.message_id else None
-        if follow is not None:
-            self.tracker.track(follow)
-        rows = [_Row(check=Check(
-            name="scenario: re-transmission request by the receiver",
-            expected="202 accepted, delivered", actual=answer.describe(),
-            ok=answer.accepted, message_id=doc.message_id,
-        ), follow=follow)]  # fmt: skip
+        rows = [await self._delivered("re-transmission request by the receiver", doc)]
         other = request.replace(
             b"<cm:SenderParty><cm:CountryCode>TH<", b"<cm:SenderParty><cm:CountryCode>MY<"
         )

@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="Customs Response to answer with (default: samples/response/valid/*.xml)",
     )
+    parser.add_argument(
+        "--determine-to",
+        metavar="URL",
+        help="as the importing side, send an origin determination (ODT) after each retroactive "
+        "check reply to URL/v1/messages (OCP Rule 18)",
+    )
     parser.add_argument("--api-key", help="API key sent with each Customs Response")
     parser.add_argument(
         "--register",
@@ -138,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         respond_to=args.respond_to,
         response_template=template,
         respond_api_key=args.api_key,
+        determine_to=args.determine_to,
         trust=trust,
         response_key=response_key,
         registers=tuple(registers),
