@@ -13,7 +13,7 @@ import pytest
 
 from gateway.app import Gateway
 from tests.conftest import SAMPLES, with_message_id
-from tests.integration.helpers import base_url, submit
+from tests.integration.helpers import base_url, inbox, submit, wait_for_file
 from tests.integration.nsw_pair import Setup
 
 pytestmark = pytest.mark.rabbitmq
@@ -142,3 +142,29 @@ async def test_request_for_an_unknown_form_d_goes_to_the_issuing_nsw(setup: Setu
     assert formd_id in setup.nsw_th.simulator.received
     assert ("retransmitted", formd_id) in _relations(answered)
     assert formd["document_type"] == "EFD"
+
+
+async def test_drop_folder_gets_a_marked_copy_beside_the_original(
+    running_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """TH's drop folder still holds the e-Form D: the re-transmission is written beside it as
+    <id>.retransmission-<request>.xml with the same bytes; no row is added for the e-Form D."""
+    gateway = running_gateway
+    formd_id = str(uuid.uuid4())
+    folder = inbox(gateway, "TH")
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await submit(session, gateway, with_message_id(sample_formd, formd_id))
+        assert status == 202, body
+        assert await wait_for_file(folder / f"{formd_id}.xml")
+        await _wait_for_state(session, gateway, formd_id, "RECEIPTED")
+        before = await _stats(session, gateway)
+        request_id, request = _request(formd_id)
+        status, body, _ = await submit(session, gateway, request)
+        assert status == 202, body
+        await _wait_for_state(session, gateway, request_id, "DELIVERED")
+        after = await _stats(session, gateway)
+        formd = await _view(session, gateway, formd_id)
+    copy = folder / f"{formd_id}.retransmission-{request_id}.xml"
+    assert copy.read_bytes() == (folder / f"{formd_id}.xml").read_bytes()
+    assert [row["state"] for row in formd["timeline"]].count("DELIVERED") == 1
+    assert after["by_receiver"]["TH"] == before["by_receiver"]["TH"]
