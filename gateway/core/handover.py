@@ -103,5 +103,15 @@ class RefusalLog(Protocol):
 class InboxStore(Protocol):
     """Where a pull-inbox adapter puts a document for its partner to fetch (the journal)."""
 
-    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
-        """Put a journalled message in ``receiver``'s inbox; False if it was there already."""
+    async def inbox_store(
+        self,
+        message_id: str,
+        *,
+        receiver: str,
+        at: datetime,
+        retransmission_of: str | None = None,
+    ) -> bool:
+        """Put a journalled message in ``receiver``'s inbox; False if it was there already.
+
+        With ``retransmission_of``, ``message_id`` is a re-transmission request and the entry
+        hands over the e-Form D of that id (OCP Rule 29(3))."""
