@@ -38,7 +38,7 @@ from adapters.pull_inbox import PullInboxOptions
 from gateway.app_keys import CLOCK, INBOX_OPTIONS, INBOX_RECEIPTS, JOURNAL, SETTINGS
 from gateway.auth import CALLER
 from gateway.core.envelope import MEMBER_STATES
-from gateway.core.handover import Handover
+from gateway.core.handover import RETRANSMISSION_REQUEST_HEADER, Handover
 from gateway.core.states import InvalidTransition
 from gateway.errors import (
     GatewayError,
@@ -188,7 +188,7 @@ async def fetch_document(request: web.Request) -> web.Response:
         "X-ASW-Fetches": str(item.fetches),
     }
     if item.retransmission_of is not None:
-        headers["X-ASW-Retransmission-Request"] = item.message_id
+        headers[RETRANSMISSION_REQUEST_HEADER] = item.message_id
     return web.Response(body=document.payload, content_type="application/xml", headers=headers)
 
 

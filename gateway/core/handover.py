@@ -15,6 +15,11 @@ from typing import Protocol, runtime_checkable
 
 from gateway.errors import GatewayError
 
+RETRANSMISSION_REQUEST_HEADER = "X-ASW-Retransmission-Request"
+"""The HTTP header marking an e-Form D sent again (OCP Rule 29(3)) with the request's message id:
+written by the ``http-push`` and ``remote-gateway`` adapters, read by ``POST /v1/messages`` (a
+copy forwarded by the issuing country's gateway) and on a pull-inbox fetch."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Handover:
