@@ -5,6 +5,12 @@ Files are written atomically: into a temporary name in the same folder, fsynced,
 crash never leaves one under the final name. A message handed over twice (after a crash between
 rename and ack) finds its file already there and is not written again.
 
+A re-transmission of an e-Form D (OCP Rule 29(3), ``Handover.retransmission_request`` set) is
+written as ``<message-id>.retransmission-<request-id>.xml``: the same bytes as the original, under
+a name of its own, so it lands even while ``<message-id>.xml`` is still in the folder and the NSW
+can tell it from the original (``retransmission_name`` parses it back). A repeat of the same copy
+finds its file and is not written again; a second request gets a second file.
+
 A party controls its own folder tree and may plant links in it, so nothing here follows one.
 Every folder is opened as a directory descriptor whose last component must not be a link
 (``O_NOFOLLOW | O_DIRECTORY``) and must belong to the gateway's user or to the party's configured
@@ -221,6 +227,28 @@ def write_new(folder: int, name: str, data: bytes) -> None:
     os.fsync(folder)
 
 
+RETRANSMISSION_MARK = ".retransmission-"
+"""Between the e-Form D's message id and the request's in a re-transmitted copy's file name."""
+_RETRANSMISSION_NAME = re.compile(
+    rf"^(?P<message_id>{_SAFE_NAME.pattern[1:-1]}){re.escape(RETRANSMISSION_MARK)}"
+    rf"(?P<request>{_SAFE_NAME.pattern[1:-1]})\.xml$"
+)
+
+
+def file_name(message_id: str, retransmission_request: str | None = None) -> str:
+    """``<message-id>.xml``, or ``<message-id>.retransmission-<request-id>.xml`` for the copy
+    of an e-Form D sent again on request (OCP Rule 29(3))."""
+    if retransmission_request is None:
+        return f"{message_id}.xml"
+    return f"{message_id}{RETRANSMISSION_MARK}{retransmission_request}.xml"
+
+
+def retransmission_name(name: str) -> tuple[str, str] | None:
+    """(e-Form D id, request id) when ``name`` is a re-transmitted copy's file name."""
+    found = _RETRANSMISSION_NAME.match(name)
+    return None if found is None else (found["message_id"], found["request"])
+
+
 _OPTIONS_POLL_DEFAULT = 1.0
 
 
@@ -283,9 +311,10 @@ class DropFolderAdapter:
         checked = DropFolderOptions.parse(options)
         return cls(checked.directory, checked.access)
 
-    def path_for(self, message_id: str) -> Path:
-        """Where the document of ``message_id`` lands."""
-        return self.directory / f"{message_id}.xml"
+    def path_for(self, message_id: str, retransmission_request: str | None = None) -> Path:
+        """Where the document of ``message_id`` lands (its copy sent again on request
+        ``retransmission_request``, if given)."""
+        return self.directory / file_name(message_id, retransmission_request)
 
     def folders(self) -> list[Path]:
         """The folders this adapter writes into, for the start-up permission check."""
@@ -293,14 +322,15 @@ class DropFolderAdapter:
 
     async def deliver(self, handover: Handover) -> None:
         """Write the document atomically; a repeat of the same message is a no-op."""
-        if not _SAFE_NAME.match(handover.message_id):
-            raise PermanentDeliveryFailure(
-                f"Message id {handover.message_id!r} cannot be used as a file name."
-            )
+        for identifier in (handover.message_id, handover.retransmission_request):
+            if identifier is not None and not _SAFE_NAME.match(identifier):
+                raise PermanentDeliveryFailure(
+                    f"Message id {identifier!r} cannot be used as a file name."
+                )
         await asyncio.to_thread(self._write, handover)
 
     def _write(self, handover: Handover) -> None:
-        name = f"{handover.message_id}.xml"
+        name = file_name(handover.message_id, handover.retransmission_request)
         try:
             folder = open_folder(self.directory, self.access, create=True)
             try:
@@ -324,7 +354,7 @@ class DropFolderAdapter:
         """The document is already in the folder under its final name, as a plain file."""
         if not _SAFE_NAME.match(message_id):
             return None
-        return await asyncio.to_thread(self._has, f"{message_id}.xml")
+        return await asyncio.to_thread(self._has, file_name(message_id))
 
     def _has(self, name: str) -> bool:
         try:

@@ -35,7 +35,7 @@ import aiohttp
 import structlog
 
 from gateway.core.breaker import Admission, BreakerPhase, BreakerPolicy, BreakerState
-from gateway.core.handover import Handover
+from gateway.core.handover import RETRANSMISSION_REQUEST_HEADER, Handover
 from gateway.errors import (
     GatewayError,
     PeerTimeout,
@@ -363,7 +363,7 @@ def _headers(handover: Handover) -> dict[str, str]:
     }
     if handover.retransmission_request is not None:
         # OCP Rule 29(3): the same e-Form D again, on request; a new hand-over, not a repeat.
-        headers["X-ASW-Retransmission-Request"] = handover.retransmission_request
+        headers[RETRANSMISSION_REQUEST_HEADER] = handover.retransmission_request
         headers["Idempotency-Key"] = f"{handover.message_id}/{handover.retransmission_request}"
     if any("\r" in value or "\n" in value for value in headers.values()):
         raise PermanentDeliveryFailure(

@@ -11,7 +11,8 @@ pollers never both fetch one document). A document fetched but still not acknowl
 ``escalate_after_seconds`` (one day by default) after it was stored is dead-lettered with
 ``pickup-not-acknowledged`` (``gateway.inbox.escalate_unacknowledged``), for an operator.
 A hand-over repeated after a crash finds the message already stored (or acknowledged) and does
-not show it twice.
+not show it twice. A re-transmitted e-Form D (OCP Rule 29(3)) waits as an entry of its own, keyed
+by the request's message id and marked ``retransmission_of`` the e-Form D (``gateway.inbox``).
 
 The adapter receives the inbox (an ``InboxStore``, which the journal is) through its
 constructor; the gateway builds it once the journal is open.
@@ -100,9 +101,18 @@ class PullInboxAdapter:
         return cls(inbox, lease_seconds=PullInboxOptions.parse(options).lease_seconds)
 
     async def deliver(self, handover: Handover) -> None:
-        """Store the message in the receiver's inbox; a repeat is a no-op."""
+        """Store the message in the receiver's inbox; a repeat is a no-op.
+
+        A re-transmitted e-Form D is stored as an entry of its own, under the request's id and
+        marked with the e-Form D's (``retransmission_of``): the receiver lists, fetches and
+        acknowledges it apart from the e-Form D's first entry, which stays acknowledged.
+        """
+        resent = handover.message_id if handover.retransmission_request is not None else None
         added = await self._inbox.inbox_store(
-            handover.message_id, receiver=handover.receiver, at=self._clock()
+            handover.journal_id,
+            receiver=handover.receiver,
+            at=self._clock(),
+            retransmission_of=resent,
         )
         log.info("inbox_stored" if added else "inbox_store_repeated", receiver=handover.receiver)
 

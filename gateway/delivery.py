@@ -191,7 +191,13 @@ class DeliveryWorker:
             if isinstance(decision, Record) and handed_over_at is not None:
                 decision = await self._record(arrival, handover, handed_over_at)
             if isinstance(decision, Claim):
-                decision = await self._claimed(arrival, adapter, handover, message)
+                decision = await self._claimed(
+                    arrival,
+                    adapter,
+                    handover,
+                    message,
+                    relayed=headers.retransmission_relayed_by is not None,
+                )
             if isinstance(decision, Retry):
                 await self._retry(message, headers, decision)
             elif isinstance(decision, DeadLetter):
@@ -254,12 +260,15 @@ class DeliveryWorker:
         adapter: Adapter,
         handover: Handover,
         message: AbstractIncomingMessage,
+        *,
+        relayed: bool = False,
     ) -> Decision:
         """Claim the message and perform what the claim decides, up to the hand-over.
 
         Returns what is left to do: ack a delivered message (``Deliver``), retry or
         dead-letter it, or nothing (``Ack``: already acked). An error raised on the way is
-        decided on in its turn.
+        decided on in its turn. ``relayed``: a re-transmission the issuing country's gateway
+        forwarded; the request's row is that gateway's, so nothing is claimed or recorded here.
         """
         try:
             # Claimed only for the very bytes whose signature ingest verified: their SHA-256
@@ -270,7 +279,7 @@ class DeliveryWorker:
                     handover.message_id, at=self._clock(), lease=self._lease, digest=digest
                 )
             else:
-                claim = await self._claim_retransmission(handover, digest)
+                claim = await self._claim_retransmission(handover, digest, relayed=relayed)
             decision = self._decide(arrival, claim=claim)
             if isinstance(decision, Ack):
                 if decision.receipt_again:
@@ -280,23 +289,29 @@ class DeliveryWorker:
                     "message_redelivery_ignored", outcome="ignored", claim=decision.reason.value
                 )
             elif isinstance(decision, Deliver):
-                await self._hand_over(adapter, handover, decision)
+                await self._hand_over(adapter, handover, decision, record=not relayed)
         except HandedOver as exc:
             return self._unrecorded_hand_over(arrival, handover.journal_id, exc)
         except GatewayError as exc:
             return self._decide(arrival, failure=exc)
         return decision
 
-    async def _claim_retransmission(self, handover: Handover, digest: str) -> ClaimResult:
+    async def _claim_retransmission(
+        self, handover: Handover, digest: str, *, relayed: bool
+    ) -> ClaimResult:
         """Claim the request's row for a re-transmission, once the bytes are the e-Form D's.
 
         The request's own digest is the request's; the e-Form D's bytes must match the
         journal's digest of the e-Form D (``OTHER_BYTES`` otherwise, also when it was purged
-        meanwhile and cannot be compared).
+        meanwhile and cannot be compared). A relayed copy has no row of its own here: granted
+        on the bytes alone (handed over again after a crash, under the same marks, which the
+        receiver recognises).
         """
         original = await self._journal.get(handover.message_id)
         if original is None or original.summary.record.digest != digest:
             return ClaimResult.OTHER_BYTES
+        if relayed:
+            return ClaimResult.GRANTED
         return await self._journal.claim_delivery(
             handover.journal_id, at=self._clock(), lease=self._lease
         )
@@ -323,8 +338,11 @@ class DeliveryWorker:
         )
         return decision
 
-    async def _hand_over(self, adapter: Adapter, handover: Handover, deliver: Deliver) -> None:
-        """Check the signer again and hand the document over (unless the receiver has it)."""
+    async def _hand_over(
+        self, adapter: Adapter, handover: Handover, deliver: Deliver, *, record: bool = True
+    ) -> None:
+        """Check the signer again and hand the document over (unless the receiver has it);
+        then record it, unless ``record`` is False (a relayed re-transmission)."""
         await self._check_signer_again(handover.payload)
         # The receiver of a re-transmission has had the e-Form D before: never ask it.
         if (
@@ -337,7 +355,7 @@ class DeliveryWorker:
             await adapter.deliver(handover)
         # A pull inbox only stores the document; it counts as delivered (and the receipt
         # goes) when the NSW acknowledges its pickup.
-        if not adapter.confirms_on_pickup:
+        if record and not adapter.confirms_on_pickup:
             await self._delivered_patiently(handover, self._clock())
 
     async def _delivered_patiently(self, handover: Handover, delivered_at: datetime) -> None:

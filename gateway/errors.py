@@ -23,6 +23,7 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── AnswerNotAllowed       403 answer-not-allowed
     │   ├── ReceiptNotAllowed      403 receipt-not-allowed
     │   ├── RetransmissionNotAllowed 403 retransmission-not-allowed
+    │   ├── RetransmissionMismatch 409 retransmission-mismatch (a marked copy, other bytes)
     │   ├── ReplyNotAllowed        403 reply-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
     │   ├── RoleForbidden          403 role-forbidden (the operator's role may not do this)
@@ -363,6 +364,18 @@ class RetransmissionNotAllowed(RejectedMessage):
     code = "retransmission-not-allowed"
     http_status = 403
     title = "This party may not ask for that document again"
+
+
+class RetransmissionMismatch(RejectedMessage):
+    """A copy marked as a re-transmission whose bytes are not the e-Form D journalled here.
+
+    409: the message id is this gateway's e-Form D, but the copy forwarded again differs from
+    the bytes it accepted the first time (a re-transmission is the same document, unchanged).
+    """
+
+    code = "retransmission-mismatch"
+    http_status = 409
+    title = "This copy is not the document this gateway holds under that message id"
 
 
 class ReplyNotAllowed(RejectedMessage):

@@ -1,9 +1,17 @@
 """The pull inbox over HTTP: a party lists, fetches and acknowledges its own waiting documents.
 
     GET  /v1/inbox                 200 {"party", "lease_seconds", "documents": [{message_id,
-                                   sender, document_type, size, available_since, fetches}]}
+                                   sender, document_type, size, available_since, fetches,
+                                   retransmission_of, url}]}
     GET  /v1/inbox/{id}            200 the document (application/xml); starts a lease
     POST /v1/inbox/{id}/ack        200 {"message_id", "status": "acknowledged", "repeated"}
+
+A re-transmitted e-Form D (OCP Rule 29(3)) is an entry of its own: its ``message_id`` (the key
+in the URLs) is the re-transmission request's and ``retransmission_of`` names the e-Form D
+(null on every other entry). Fetching it returns the e-Form D's bytes with ``X-ASW-Message-ID``
+the e-Form D's id and ``X-ASW-Retransmission-Request`` the request's; acknowledging it marks the
+request delivered and issues no receipt (the e-Form D was receipted on its first pickup), and
+the e-Form D's own entry stays acknowledged.
 
 The party is the authenticated caller (``gateway.auth.CALLER``). With ``http.auth = "none"``
 (development) nobody is authenticated, so the party is named in the query: ``?party=TH``.
@@ -30,7 +38,7 @@ from adapters.pull_inbox import PullInboxOptions
 from gateway.app_keys import CLOCK, INBOX_OPTIONS, INBOX_RECEIPTS, JOURNAL, SETTINGS
 from gateway.auth import CALLER
 from gateway.core.envelope import MEMBER_STATES
-from gateway.core.handover import Handover
+from gateway.core.handover import RETRANSMISSION_REQUEST_HEADER, Handover
 from gateway.core.states import InvalidTransition
 from gateway.errors import (
     GatewayError,
@@ -127,6 +135,7 @@ def _item_json(item: InboxItem) -> dict[str, object]:
         "size": item.size,
         "available_since": item.available_since.isoformat(),
         "fetches": item.fetches,
+        "retransmission_of": item.retransmission_of,
         "url": f"/v1/inbox/{item.message_id}",
     }
 
@@ -171,17 +180,16 @@ async def fetch_document(request: web.Request) -> web.Response:
     item = document.item
     lease_until = item.lease_until.isoformat() if item.lease_until is not None else ""
     log.info("inbox_fetched", message_id=message_id, party=party, fetches=item.fetches)
-    return web.Response(
-        body=document.payload,
-        content_type="application/xml",
-        headers={
-            "X-ASW-Message-ID": item.message_id,
-            "X-ASW-Sender": item.sender,
-            "X-ASW-Document-Type": item.document_type,
-            "X-ASW-Lease-Until": lease_until,
-            "X-ASW-Fetches": str(item.fetches),
-        },
-    )
+    headers = {
+        "X-ASW-Message-ID": item.retransmission_of or item.message_id,
+        "X-ASW-Sender": item.sender,
+        "X-ASW-Document-Type": item.document_type,
+        "X-ASW-Lease-Until": lease_until,
+        "X-ASW-Fetches": str(item.fetches),
+    }
+    if item.retransmission_of is not None:
+        headers[RETRANSMISSION_REQUEST_HEADER] = item.message_id
+    return web.Response(body=document.payload, content_type="application/xml", headers=headers)
 
 
 async def ack_document(request: web.Request) -> web.Response:
@@ -225,6 +233,10 @@ async def _issue_receipt(
     if view is None or payload is None:
         return
     record = view.summary.record
+    if record.sender == party:
+        # The party's own document in its own inbox is the re-transmission request whose entry
+        # carried an e-Form D sent again: that e-Form D was receipted on its first pickup.
+        return
     await receipts.issue(
         Handover(
             message_id=message_id,

@@ -34,10 +34,10 @@ PROBLEM_CODES: dict[int, str] = {
     "xml-limit-exceeded, file-unsafe",
     401: "unauthenticated (no key, an unknown key, or an operator key sending)",
     403: "role-forbidden (the operator's role), sender-not-allowed, answer-not-allowed, "
-    "receipt-not-allowed",
+    "receipt-not-allowed, retransmission-not-allowed, reply-not-allowed",
     404: "not-found",
     408: "request-timeout (the body arrived too slowly)",
-    409: "duplicate-business-key, message-id-reused, not-a-dead-letter",
+    409: "duplicate-business-key, message-id-reused, retransmission-mismatch, not-a-dead-letter",
     413: "payload-too-large",
     415: "unsupported-media-type",
     422: "header-invalid, schema-violation, business-rule-violation, unknown-document-type, "
@@ -404,8 +404,20 @@ def _paths() -> Json:
                     422,
                 ),
                 description="Check a signed ASW document, journal it and queue it for its "
-                "receiver. A party may only send as itself.",
+                "receiver. A party may only send as itself. A copy marked with "
+                "X-ASW-Retransmission-Request by the issuing country's gateway re-delivers the "
+                "e-Form D held here under that id (OCP Rule 29(3)), with no new row.",
                 requestBody=XML_BODY,
+                parameters=[
+                    {
+                        "name": "X-ASW-Retransmission-Request",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": UUID_PATTERN},
+                        "description": "The re-transmission request's message id: this e-Form "
+                        "D is sent again on it (only from the issuing country's gateway).",
+                    }
+                ],
             ),
             "get": _operation(
                 "GET",

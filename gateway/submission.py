@@ -63,7 +63,9 @@ from gateway.core.retransmission import (
     RELATION_REQUEST,
     RELATION_RESENT,
     Forward,
+    MarkedCopy,
     Redeliver,
+    decide_marked_copy,
     decide_retransmission,
 )
 from gateway.core.routing import Route
@@ -137,6 +139,16 @@ class Submitted:
     accepted: Accepted
     state: MessageState
     resubmitted: bool
+
+
+def _original_of(record: MessageRecord) -> Original:
+    """What the core's decisions need to know of a journalled message."""
+    return Original(
+        message_id=record.message_id,
+        sender=record.sender,
+        receiver=record.receiver,
+        document_type=record.document_type,
+    )
 
 
 def outgoing(
@@ -299,11 +311,15 @@ class Submissions:
         caller: str | None = None,
         correlation_id: str | None = None,
         sign_with: SigningKey | None = None,
+        retransmission_request: str | None = None,
     ) -> Submitted:
         """Accept ``data`` durably or raise the reason; logs the outcome either way.
 
         ``sign_with`` is for documents this gateway issues itself (its delivery receipts, signed
         with the receiving side's gateway key); no outside channel ever passes it.
+        ``retransmission_request`` is set when the document came marked as the re-transmission
+        of an e-Form D on that request (``X-ASW-Retransmission-Request``, from the issuing
+        country's gateway): an e-Form D journalled here is re-delivered, not accepted again.
         """
         started = time.perf_counter()
         now = self._clock()
@@ -337,6 +353,19 @@ class Submissions:
             doc_type=envelope.document_type.value,
         ):
             try:
+                if retransmission_request is not None:
+                    relayed = await self._marked_copy(
+                        accepted, caller, retransmission_request, channel, correlation_id
+                    )
+                    if relayed is not None:
+                        log.info(
+                            "retransmission_relayed",
+                            outcome="relayed",
+                            channel=channel,
+                            retransmission_request=retransmission_request,
+                            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        )
+                        return relayed
                 accepted = await self._registers.check(accepted, now=now)
                 original = await self._authorise(accepted, issued_here=sign_with is not None)
                 retransmission = await self._retransmission(envelope)
@@ -450,15 +479,7 @@ class Submissions:
         if envelope.document_type not in _RELATIONS:
             return None
         view = await self._referenced(envelope)
-        original = None
-        if view is not None:
-            record = view.summary.record
-            original = Original(
-                message_id=record.message_id,
-                sender=record.sender,
-                receiver=record.receiver,
-                document_type=record.document_type,
-            )
+        original = _original_of(view.summary.record) if view is not None else None
         authorise_reference(
             envelope,
             original,
@@ -483,12 +504,7 @@ class Submissions:
         record = view.summary.record
         authorise_step(
             envelope,
-            Original(
-                message_id=record.message_id,
-                sender=record.sender,
-                receiver=record.receiver,
-                document_type=record.document_type,
-            ),
+            _original_of(record),
         )
         doc = envelope.document_type
         if doc not in FOLLOWED_STEPS:
@@ -515,13 +531,7 @@ class Submissions:
             return Forward()
         record = view.summary.record
         held = await self._journal.payload(record.message_id) is not None
-        original = Original(
-            message_id=record.message_id,
-            sender=record.sender,
-            receiver=record.receiver,
-            document_type=record.document_type,
-        )
-        return decide_retransmission(envelope, original, payload_held=held)
+        return decide_retransmission(envelope, _original_of(record), payload_held=held)
 
     async def _referenced(self, envelope: Envelope) -> MessageView | None:
         """The journalled message a receipt or answer refers to, or None."""
@@ -695,15 +705,7 @@ class Submissions:
                         reference, envelope.message_id, RELATION_REQUEST, at=now
                     )
             elif envelope.document_type is DocumentType.FORM_D:
-                request = await self._journal.get(reference)
-                if request is None or request.summary.record.document_type != (
-                    DocumentType.RETRANSMISSION_REQUEST.value
-                ):
-                    return
-                if await self._journal.link(
-                    reference, envelope.message_id, RELATION_RESENT, at=now
-                ):
-                    await self._journal.transition(reference, MessageState.ANSWERED, at=now)
+                await self._link_resent(reference, envelope.message_id)
         except GatewayError as exc:  # purged meanwhile, or in a state that refuses it
             log.info("link_not_recorded", original=reference, error=exc.code)
 
@@ -726,26 +728,13 @@ class Submissions:
         if payload is None or view is None:  # purged between the decision and now
             await self._publish(accepted, channel, correlation_id)
             return
-        record = view.summary.record
-        routes = self.ingest.routes
-        await self._broker.publish(
-            Outgoing(
-                exchange=routes.topology.route_exchange,
-                routing_key=Topology.routing_key(decision.requester, DocumentType.FORM_D),
-                body=payload,
-                message_id=accepted.envelope.message_id,
-                correlation_id=correlation_id,
-                headers=MessageHeaders(
-                    sender=record.sender,
-                    receiver=decision.requester,
-                    document_type=record.document_type,
-                    function=record.function_code,
-                    test=record.test,
-                    digest=record.digest,
-                    channel=channel,
-                    retransmission_of=original_id,
-                ).to_amqp(),
-            )
+        await self._publish_copy(
+            view.summary.record,
+            payload,
+            receiver=decision.requester,
+            request_id=accepted.envelope.message_id,
+            channel=channel,
+            correlation_id=correlation_id,
         )
         await self._journal.transition(
             accepted.envelope.message_id,
@@ -754,6 +743,97 @@ class Submissions:
             detail=f"re-delivering e-Form D {original_id} from the journal (OCP Rule 29(3))",
         )
         log.info("retransmission_queued", original=original_id, requester=decision.requester)
+
+    async def _publish_copy(
+        self,
+        record: MessageRecord,
+        payload: bytes,
+        *,
+        receiver: str,
+        request_id: str,
+        channel: str,
+        correlation_id: str | None,
+        relayed_by: str | None = None,
+    ) -> None:
+        """Publish the journalled e-Form D ``record`` again for ``receiver``, as the
+        re-transmission asked for by ``request_id`` (the AMQP message id)."""
+        await self._broker.publish(
+            Outgoing(
+                exchange=self.ingest.routes.topology.route_exchange,
+                routing_key=Topology.routing_key(receiver, DocumentType.FORM_D),
+                body=payload,
+                message_id=request_id,
+                correlation_id=correlation_id,
+                headers=MessageHeaders(
+                    sender=record.sender,
+                    receiver=receiver,
+                    document_type=record.document_type,
+                    function=record.function_code,
+                    test=record.test,
+                    digest=record.digest,
+                    channel=channel,
+                    retransmission_of=record.message_id,
+                    retransmission_relayed_by=relayed_by,
+                ).to_amqp(),
+            )
+        )
+
+    async def _marked_copy(
+        self,
+        accepted: Accepted,
+        caller: str | None,
+        request_id: str,
+        channel: str,
+        correlation_id: str | None,
+    ) -> Submitted | None:
+        """A copy the issuing country's gateway forwarded again as a re-transmission.
+
+        When this journal holds the e-Form D (``decide_marked_copy``: same bytes, from that
+        gateway) it is re-delivered to its receiver here, marked, with no new row; a request
+        journalled here (it went out through this gateway) gets it linked as its answer.
+        None: not held here, to be accepted like any first arrival.
+        """
+        envelope = accepted.envelope
+        view = await self._journal.get(envelope.message_id)
+        record = view.summary.record if view is not None else None
+        held = _original_of(record) if record is not None else None
+        copy = MarkedCopy(
+            request_id=request_id,
+            caller=caller,
+            caller_is_gateway=caller in self._remote_parties,
+            digest=accepted.digest,
+        )
+        decision = decide_marked_copy(
+            envelope, copy, held, held_digest=record.digest if record else None
+        )
+        if decision is None or view is None or record is None:
+            return None
+        self._broker.check_publishable()
+        await self._publish_copy(
+            record,
+            accepted.payload,
+            receiver=decision.receiver,
+            request_id=request_id,
+            channel=channel,
+            correlation_id=correlation_id,
+            relayed_by=caller,
+        )
+        await self._link_resent(request_id, envelope.message_id)
+        return Submitted(accepted=accepted, state=view.summary.state, resubmitted=True)
+
+    async def _link_resent(self, request_id: str, formd_id: str) -> None:
+        """The e-Form D sent again is the answer of the request, if journalled here (ANSWERED)."""
+        request = await self._journal.get(request_id)
+        if request is None or request.summary.record.document_type != (
+            DocumentType.RETRANSMISSION_REQUEST.value
+        ):
+            return
+        now = self._clock()
+        try:
+            if await self._journal.link(request_id, formd_id, RELATION_RESENT, at=now):
+                await self._journal.transition(request_id, MessageState.ANSWERED, at=now)
+        except GatewayError as exc:  # purged meanwhile, or in a state that refuses it
+            log.info("link_not_recorded", original=request_id, error=exc.code)
 
     async def _publish(self, accepted: Accepted, channel: str, correlation_id: str | None) -> None:
         envelope = accepted.envelope

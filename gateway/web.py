@@ -42,6 +42,7 @@ from gateway.broker import Broker
 from gateway.core.breaker import BreakerPhase
 from gateway.core.deadlines import Deadline, deadlines
 from gateway.core.envelope import MEMBER_STATES
+from gateway.core.handover import RETRANSMISSION_REQUEST_HEADER
 from gateway.core.partner_health import PartnerFacts, judge
 from gateway.core.states import WAITING_STATES, MessageState
 from gateway.core.topology import Topology
@@ -270,6 +271,20 @@ async def _read_xml_body(request: web.Request) -> bytes:
     return b"".join(chunks)
 
 
+def _retransmission_request(request: web.Request) -> str | None:
+    """The request id of a copy forwarded again as a re-transmission (OCP Rule 29(3)) by the
+    issuing country's gateway: ``X-ASW-Retransmission-Request``, a message id (UUID)."""
+    value = request.headers.get(RETRANSMISSION_REQUEST_HEADER)
+    if value is None:
+        return None
+    if not MESSAGE_ID.fullmatch(value.strip().lower()):
+        raise ParameterInvalid(
+            f"{RETRANSMISSION_REQUEST_HEADER} must be the re-transmission request's message id "
+            "(a UUID)."
+        )
+    return value.strip().lower()
+
+
 async def submit_message(request: web.Request) -> web.Response:
     """POST /v1/messages: check a document, publish it durably, answer 202 with its id.
 
@@ -290,6 +305,7 @@ async def submit_message(request: web.Request) -> web.Response:
         channel="http",
         caller=caller_of(request),
         correlation_id=structlog.contextvars.get_contextvars().get("correlation_id"),
+        retransmission_request=_retransmission_request(request),
     )
     accepted = submitted.accepted
     envelope = accepted.envelope

@@ -15,6 +15,11 @@ from typing import Protocol, runtime_checkable
 
 from gateway.errors import GatewayError
 
+RETRANSMISSION_REQUEST_HEADER = "X-ASW-Retransmission-Request"
+"""The HTTP header marking an e-Form D sent again (OCP Rule 29(3)) with the request's message id:
+written by the ``http-push`` and ``remote-gateway`` adapters, read by ``POST /v1/messages`` (a
+copy forwarded by the issuing country's gateway) and on a pull-inbox fetch."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Handover:
@@ -103,5 +108,15 @@ class RefusalLog(Protocol):
 class InboxStore(Protocol):
     """Where a pull-inbox adapter puts a document for its partner to fetch (the journal)."""
 
-    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
-        """Put a journalled message in ``receiver``'s inbox; False if it was there already."""
+    async def inbox_store(
+        self,
+        message_id: str,
+        *,
+        receiver: str,
+        at: datetime,
+        retransmission_of: str | None = None,
+    ) -> bool:
+        """Put a journalled message in ``receiver``'s inbox; False if it was there already.
+
+        With ``retransmission_of``, ``message_id`` is a re-transmission request and the entry
+        hands over the e-Form D of that id (OCP Rule 29(3))."""

@@ -44,6 +44,10 @@ ORIGINAL_ROUTING_KEY: Final = "x-asw-original-routing-key"
 RETRANSMISSION_OF: Final = "x-asw-retransmission-of"
 """On a re-transmission (OCP Rule 29(3)): the e-Form D's message id; the AMQP message id is
 the request's, whose journal row the delivery claims."""
+RETRANSMISSION_RELAYED_BY: Final = "x-asw-retransmission-relayed-by"
+"""On a re-transmission forwarded here by the issuing country's gateway (federation): that
+country. The request's journal row is that gateway's, not this one's: the delivery hands the
+e-Form D over (its bytes checked against this journal's) and records no state."""
 HANDED_OVER: Final = "x-asw-handed-over"
 """When (ISO 8601) the receiver got this document; set on a retry copy whose DELIVERED could not
 be recorded, so that the copy is only recorded, never handed over again."""
@@ -73,6 +77,7 @@ class MessageHeaders:
     detail: str | None = None
     original_routing_key: str | None = None
     retransmission_of: str | None = None
+    retransmission_relayed_by: str | None = None
     handed_over: str | None = None
     delivery_count: int | None = None
     others: Mapping[str, HeaderValue] = field(default_factory=lambda: _EMPTY)
@@ -163,6 +168,7 @@ _ATTRIBUTES: Final[Mapping[str, str]] = MappingProxyType(
         DETAIL: "detail",
         ORIGINAL_ROUTING_KEY: "original_routing_key",
         RETRANSMISSION_OF: "retransmission_of",
+        RETRANSMISSION_RELAYED_BY: "retransmission_relayed_by",
         HANDED_OVER: "handed_over",
         DELIVERY_COUNT: "delivery_count",
     }

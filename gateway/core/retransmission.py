@@ -10,6 +10,11 @@ request names the message in its header's ReferencedMessageID. The decision here
   journal row for the e-Form D; the request's own journal row records that it was served;
 - where it does not (unknown here, or purged), the request is routed to the issuing NSW like any
   other document (``Forward``), and the e-Form D it sends again is linked to the request.
+
+Between gateways (federation) the issuing side's gateway forwards its re-delivered copy marked
+with the request's id (``X-ASW-Retransmission-Request``). The receiving gateway decides on it
+with ``decide_marked_copy``: only the issuing country's gateway may send one, and only the very
+bytes journalled here under that message id are re-delivered (``Relay``), again with no new row.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 
 from gateway.core.envelope import DocumentType, Envelope
 from gateway.core.receipts import Original
-from gateway.errors import RetransmissionNotAllowed
+from gateway.errors import RetransmissionMismatch, RetransmissionNotAllowed
 
 RELATION_REQUEST = "retransmission-request"
 """Link relation: the request is the ``retransmission-request`` of the e-Form D it names."""
@@ -69,3 +74,59 @@ def decide_retransmission(
     if not payload_held:
         return Forward()
     return Redeliver(original_message_id=ref, requester=requester)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Relay:
+    """A marked copy of an e-Form D held here: re-deliver the journalled bytes to ``receiver``."""
+
+    original_message_id: str
+    receiver: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkedCopy:
+    """A document that arrived marked as the re-transmission of ``request_id``."""
+
+    request_id: str
+    caller: str | None
+    """The authenticated party that sent it (None: nobody authenticated)."""
+    caller_is_gateway: bool
+    """Whether that party is reached through its own gateway here (``remote-gateway``)."""
+    digest: str
+    """SHA-256 of the bytes that arrived."""
+
+
+def decide_marked_copy(
+    envelope: Envelope, copy: MarkedCopy, held: Original | None, *, held_digest: str | None
+) -> Relay | None:
+    """What to do with a copy marked as a re-transmission, or raise why it is refused.
+
+    ``held`` is the journalled message of the copy's message id (None when unknown here: the
+    copy is then an ordinary first arrival, None is returned). Raises
+    ``RetransmissionNotAllowed`` for anything but an e-Form D, or a copy not sent by the
+    issuing country's gateway (authenticated as the e-Form D's sender, reached here through
+    ``remote-gateway``), and ``RetransmissionMismatch`` when its bytes differ from the journal's.
+    """
+    ref = envelope.message_id
+    if envelope.document_type is not DocumentType.FORM_D:
+        raise RetransmissionNotAllowed(
+            f"Only an e-Form D is re-transmitted (Rule 29(3)); message {ref} is a "
+            f"{envelope.document_type.value}."
+        )
+    if held is None:
+        return None
+    if copy.caller is None or copy.caller != held.sender or not copy.caller_is_gateway:
+        who = copy.caller or "an unauthenticated caller"
+        raise RetransmissionNotAllowed(
+            f"Message {ref} was issued by {held.sender}; only {held.sender}'s gateway may forward "
+            f"it again as a re-transmission, not {who}."
+        )
+    if held_digest != copy.digest:
+        raise RetransmissionMismatch(
+            f"The copy of message {ref} marked as re-transmitted on request {copy.request_id} "
+            "differs from the e-Form D this gateway accepted under that id; a re-transmission "
+            "is the same document, unchanged."
+        )
+    return Relay(original_message_id=ref, receiver=held.receiver, request_id=copy.request_id)

@@ -579,6 +579,9 @@ class InboxItem:
     fetches: int
     lease_until: datetime | None
     acked_at: datetime | None
+    retransmission_of: str | None = None
+    """Set on a re-transmitted e-Form D (OCP Rule 29(3)): its message id. ``message_id`` is then
+    the request's, the entry's own key; sender, type, size and bytes are the e-Form D's."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -603,11 +606,21 @@ class InboxAck(enum.Enum):
 class InboxJournal(Protocol):
     """The inbox part of the journal; both backends implement it beside ``Journal``."""
 
-    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
+    async def inbox_store(
+        self,
+        message_id: str,
+        *,
+        receiver: str,
+        at: datetime,
+        retransmission_of: str | None = None,
+    ) -> bool:
         """Put a journalled message in ``receiver``'s inbox; False if it was there already.
 
-        Idempotent: a message stored before (waiting, leased or acknowledged) is left as it is,
-        so a hand-over repeated after a crash never shows the receiver a second copy. Raises
+        With ``retransmission_of`` the entry is the e-Form D of that id sent again on request
+        ``message_id`` (OCP Rule 29(3)): its own entry, fetched and acknowledged on its own, the
+        e-Form D's first entry untouched. Idempotent: a message stored before (waiting, leased
+        or acknowledged) is left as it is, so a hand-over repeated after a crash never shows the
+        receiver a second copy. Raises
         ``NotFound`` if the journal has no such message.
         """
         ...
@@ -667,6 +680,7 @@ def inbox_item(
         fetches=int(str(row[6])),
         lease_until=lease_until,
         acked_at=when(row[8]) if row[8] is not None else None,
+        retransmission_of=str(row[9]) if row[9] is not None else None,
     )
 
 

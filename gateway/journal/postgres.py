@@ -338,9 +338,11 @@ def _inbox_fetch_statement() -> ClauseElement:
             inbox.c.fetches,
             inbox.c.lease_until,
             inbox.c.acked_at,
+            inbox.c.retransmission_of,
         )
         .cte("i")
     )
+    document = sa.func.coalesce(i.c.retransmission_of, i.c.message_id)
     return sa.select(
         i.c.message_id,
         i.c.receiver,
@@ -351,10 +353,11 @@ def _inbox_fetch_statement() -> ClauseElement:
         i.c.fetches,
         i.c.lease_until,
         i.c.acked_at,
+        i.c.retransmission_of,
         payloads.c.body,
     ).select_from(
-        i.join(messages, messages.c.message_id == i.c.message_id).join(
-            payloads, payloads.c.message_id == i.c.message_id
+        i.join(messages, messages.c.message_id == document).join(
+            payloads, payloads.c.message_id == document
         )
     )
 
@@ -372,11 +375,12 @@ _SQL = tables.compile_all(
         .on_conflict_do_nothing(),
         "inbox_store": postgresql.insert(inbox)
         .from_select(
-            ["message_id", "receiver", "stored_at"],
+            ["message_id", "receiver", "stored_at", "retransmission_of"],
             sa.select(
                 messages.c.message_id,
                 param("receiver", inbox.c.receiver),
                 param("stored_at", inbox.c.stored_at),
+                param("retransmission_of", inbox.c.retransmission_of),
             ).where(tables.by_id(messages)),
         )
         .on_conflict_do_nothing()
@@ -905,10 +909,22 @@ class PostgresJournal(OperatorQueries):
             if batch < PURGE_BATCH:
                 return purged
 
-    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
+    async def inbox_store(
+        self,
+        message_id: str,
+        *,
+        receiver: str,
+        at: datetime,
+        retransmission_of: str | None = None,
+    ) -> bool:
         """See ``InboxJournal.inbox_store``."""
         store = _SQL["inbox_store"]
-        given = store.params(message_id=message_id, receiver=receiver, stored_at=as_utc(at))
+        given = store.params(
+            message_id=message_id,
+            receiver=receiver,
+            stored_at=as_utc(at),
+            retransmission_of=retransmission_of,
+        )
         if await self._grouped(message_id, store, given) is not None:
             return True
         async with self._connection() as cur:

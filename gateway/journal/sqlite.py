@@ -163,7 +163,9 @@ _SQL = tables.compile_all(
         .values(tables.values_of(tables.register_entries, tables.REGISTER_COLUMNS))
         .on_conflict_do_nothing(),
         "inbox_store": sqlite.insert(inbox)
-        .values(tables.values_of(inbox, ("message_id", "receiver", "stored_at")))
+        .values(
+            tables.values_of(inbox, ("message_id", "receiver", "stored_at", "retransmission_of"))
+        )
         .on_conflict_do_nothing(),
         "inbox_fetch": sa.update(inbox)
         .where(
@@ -174,7 +176,9 @@ _SQL = tables.compile_all(
         )
         .values(lease_until=param("lease_until", inbox.c.lease_until), fetches=inbox.c.fetches + 1),
         "inbox_fetched": sa.select(*tables.INBOX_ITEM, payloads.c.body)
-        .select_from(tables.INBOX_JOIN.join(payloads, payloads.c.message_id == inbox.c.message_id))
+        .select_from(
+            tables.INBOX_JOIN.join(payloads, payloads.c.message_id == tables.INBOX_DOCUMENT)
+        )
         .where(tables.by_id(inbox)),
         "inbox_ack": sa.update(inbox)
         .where(tables.by_id(inbox))
@@ -581,9 +585,16 @@ class SqliteJournal(OperatorQueries):
             if batch < PURGE_BATCH:
                 return purged
 
-    async def inbox_store(self, message_id: str, *, receiver: str, at: datetime) -> bool:
+    async def inbox_store(
+        self,
+        message_id: str,
+        *,
+        receiver: str,
+        at: datetime,
+        retransmission_of: str | None = None,
+    ) -> bool:
         """See ``InboxJournal.inbox_store``."""
-        return await self._run(_inbox_store, message_id, receiver, _stamp(at))
+        return await self._run(_inbox_store, message_id, receiver, _stamp(at), retransmission_of)
 
     async def inbox_waiting(
         self, receiver: str, *, at: datetime, limit: int = 100
@@ -1085,11 +1096,20 @@ def _purge_batch(db: sqlite3.Connection, cutoff: str) -> int:
         return int(_exec(db, "purge", cutoff=cutoff).rowcount)
 
 
-def _inbox_store(db: sqlite3.Connection, message_id: str, receiver: str, at: str) -> bool:
+def _inbox_store(
+    db: sqlite3.Connection, message_id: str, receiver: str, at: str, retransmission_of: str | None
+) -> bool:
     with _write(db):
         if _one(db, "exists", message_id=message_id) is None:
             raise NotFound(f"The journal has no message {message_id}.")
-        cursor = _exec(db, "inbox_store", message_id=message_id, receiver=receiver, stored_at=at)
+        cursor = _exec(
+            db,
+            "inbox_store",
+            message_id=message_id,
+            receiver=receiver,
+            stored_at=at,
+            retransmission_of=retransmission_of,
+        )
         return cursor.rowcount == 1
 
 

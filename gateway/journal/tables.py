@@ -24,6 +24,8 @@ Tables (see docs/journal.md):
 - ``inbox``: one row per message handed to a pull-inbox receiver: the ``receiver`` it waits
   for, ``stored_at``, the current fetch ``lease_until``, the number of ``fetches`` and
   ``acked_at``. The row goes with its message when the message is purged (ON DELETE CASCADE).
+  A re-transmitted e-Form D (OCP Rule 29(3)) waits under the request's id with
+  ``retransmission_of`` naming the e-Form D, whose bytes and header it hands over.
 - ``audit_log``: append-only, one row per operator action and per view of a stored document
   (who, role, key id, when, what, on which target, why). No statement of the gateway updates or
   deletes it; it is not tied to ``messages``, so purging a message keeps its audit rows.
@@ -60,7 +62,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.lease import grant_states
 from gateway.core.states import MessageState
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The version these tables describe. Changing a table means a new revision in
 ``gateway/journal/revisions/`` that brings a journal from the previous version to this one and
 sets ``journal_schema.version`` (see docs/journal.md, "Schema migrations")."""
@@ -171,6 +173,7 @@ inbox = sa.Table(
     sa.Column("lease_until", _Stamp),
     sa.Column("fetches", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("acked_at", _Stamp),
+    sa.Column("retransmission_of", sa.Text),
 )
 sa.Index(
     "inbox_waiting",
@@ -420,10 +423,15 @@ INBOX_ITEM = (
     inbox.c.fetches,
     inbox.c.lease_until,
     inbox.c.acked_at,
+    inbox.c.retransmission_of,
 )
 """What ``contract.inbox_item`` decodes."""
 
-INBOX_JOIN = inbox.join(messages, messages.c.message_id == inbox.c.message_id)
+INBOX_DOCUMENT = sa.func.coalesce(inbox.c.retransmission_of, inbox.c.message_id)
+"""The message whose bytes an inbox entry hands over: the e-Form D of a re-transmitted copy
+(whose entry is the request's), otherwise the entry's own."""
+
+INBOX_JOIN = inbox.join(messages, messages.c.message_id == INBOX_DOCUMENT)
 
 CLAIM_OUTRIGHT, CLAIM_AFTER_LEASE = grant_states()
 """Where ``gateway.core.lease.claim`` grants: at once, or once no lease holds the message."""

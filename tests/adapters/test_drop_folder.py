@@ -16,6 +16,7 @@ from adapters.drop_folder import (
     DropFolderAdapter,
     FolderAccess,
     FolderIntake,
+    retransmission_name,
     warn_unsafe_permissions,
     write_new,
 )
@@ -48,6 +49,52 @@ async def test_second_handover_of_the_same_message_is_not_written_again(tmp_path
     await adapter.deliver(_handover(b"<doc>first</doc>"))
     await adapter.deliver(_handover(b"<doc>second</doc>"))
     assert (tmp_path / f"{MESSAGE_ID}.xml").read_bytes() == b"<doc>first</doc>"
+
+
+REQUEST_ID = "5f4e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"
+
+
+async def test_retransmission_is_written_beside_the_original_under_a_marked_name(
+    tmp_path: Path,
+) -> None:
+    """A copy sent again on request lands as <id>.retransmission-<request>.xml while the original
+    is still there; a repeat of the copy is not written again."""
+    adapter = DropFolderAdapter(tmp_path)
+    await adapter.deliver(_handover(b"<doc>1</doc>"))
+    copy = Handover(
+        message_id=MESSAGE_ID,
+        sender="SG",
+        receiver="TH",
+        document_type="EFD",
+        payload=b"<doc>1</doc>",
+        retransmission_request=REQUEST_ID,
+    )
+    await adapter.deliver(copy)
+    await adapter.deliver(copy)
+    marked = f"{MESSAGE_ID}.retransmission-{REQUEST_ID}.xml"
+    assert sorted(os.listdir(tmp_path)) == sorted([f"{MESSAGE_ID}.xml", marked])
+    assert (tmp_path / marked).read_bytes() == b"<doc>1</doc>"
+    assert adapter.path_for(MESSAGE_ID, REQUEST_ID) == tmp_path / marked
+    assert retransmission_name(marked) == (MESSAGE_ID, REQUEST_ID)
+    assert retransmission_name(f"{MESSAGE_ID}.xml") is None
+
+
+async def test_retransmission_with_an_unusable_request_id_is_refused_for_good(
+    tmp_path: Path,
+) -> None:
+    """A request id that could escape the folder is a permanent failure, nothing written."""
+    adapter = DropFolderAdapter(tmp_path)
+    copy = Handover(
+        message_id=MESSAGE_ID,
+        sender="SG",
+        receiver="TH",
+        document_type="EFD",
+        payload=b"<doc/>",
+        retransmission_request="../x",
+    )
+    with pytest.raises(PermanentDeliveryFailure):
+        await adapter.deliver(copy)
+    assert os.listdir(tmp_path) == []
 
 
 async def test_unusable_message_id_is_refused_for_good(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from gateway.errors import SettingsError
 from gateway.settings import PartySettings
 from tests.conftest import with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
+from tests.integration.helpers import retransmission_request
 from tests.pki_fixtures import PkiBundle
 
 LEASE_SECONDS = 1.0
@@ -83,6 +84,13 @@ class Client:
         ) as response:
             return response.status, await response.json()
 
+    async def listing(self) -> list[dict[str, Any]]:
+        """The entries of GET /v1/inbox."""
+        async with self.session.get(self.base + "/v1/inbox", headers=self.headers) as response:
+            assert response.status == 200
+            documents: list[dict[str, Any]] = (await response.json())["documents"]
+            return documents
+
     async def state(self, message_id: str) -> str:
         """The message's state in the journal."""
         async with self.session.get(
@@ -100,6 +108,45 @@ async def wait_listed(client: Client, message_id: str, timeout: float = 15.0) ->
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{message_id} never reached the inbox")
+
+
+async def test_retransmitted_copy_waits_again_as_its_own_entry(
+    inbox_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """TH asks again for an e-Form D it fetched and acknowledged: the copy is listed again under
+    the request's id marked retransmission_of the e-Form D, fetched with both ids in its headers
+    and acknowledged on its own (request DELIVERED, no receipt); the e-Form D's entry stays
+    acknowledged and the journal gains no row for it."""
+    formd_id = str(uuid.uuid4())
+    async with aiohttp.ClientSession() as session:
+        sg, th = Client(session, inbox_gateway, "SG"), Client(session, inbox_gateway, "TH")
+        await sg.submit(with_message_id(sample_formd, formd_id))
+        await wait_listed(th, formd_id)
+        status, original, _ = await th.fetch(formd_id)
+        assert status == 200
+        assert (await th.ack(formd_id))[0] == 200
+        request_id, request = retransmission_request(formd_id)
+        await th.submit(request)
+        await wait_listed(th, request_id)
+        [entry] = [e for e in await th.listing() if e["message_id"] == request_id]
+        assert entry["retransmission_of"] == formd_id
+        assert (entry["sender"], entry["document_type"]) == ("SG", "EFD")
+        assert formd_id not in await th.waiting()
+
+        status, copy, headers = await th.fetch(request_id)
+        assert status == 200
+        assert copy == original
+        assert headers["X-ASW-Message-ID"] == formd_id
+        assert headers["X-ASW-Retransmission-Request"] == request_id
+        status, answer = await th.ack(request_id)
+        assert status == 200
+        assert answer["repeated"] is False
+        assert await th.state(request_id) == "DELIVERED"
+        assert (await th.fetch(formd_id))[0] == 404
+        assert (await th.ack(formd_id))[1]["repeated"] is True
+        async with session.get(f"{th.base}/v1/messages/{formd_id}", headers=sg.headers) as response:
+            formd = await response.json()
+    assert [row["state"] for row in formd["timeline"]].count("DELIVERED") == 1
 
 
 async def test_fetch_lease_and_ack(inbox_gateway: Gateway, sample_formd: bytes) -> None:

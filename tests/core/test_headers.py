@@ -26,6 +26,7 @@ WIRE_NAMES = {
     "detail": "x-asw-detail",
     "original_routing_key": "x-asw-original-routing-key",
     "retransmission_of": "x-asw-retransmission-of",
+    "retransmission_relayed_by": "x-asw-retransmission-relayed-by",
     "handed_over": "x-asw-handed-over",
     "delivery_count": "x-delivery-count",
 }
@@ -47,6 +48,7 @@ FULL = MessageHeaders(
     detail="Delivery failed 2 times",
     original_routing_key="TH.formd",
     retransmission_of="6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f",
+    retransmission_relayed_by="SG",
     handed_over="2026-12-02T00:30:00+00:00",
     delivery_count=1,
 )

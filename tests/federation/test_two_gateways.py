@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -22,6 +23,7 @@ from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.parsing import parse
 from gateway.core.topology import Topology
 from tests.conftest import SAMPLE_FORMD, delete_topology, with_message_id
+from tests.integration.helpers import retransmission_request
 from tests.pki_fixtures import PkiBundle
 
 CONFIG = ROOT / "config" / "federation"
@@ -37,6 +39,8 @@ class Federation:
     sg_outbox: Path
     sg_inbox: Path
     sg_nsw_key: str
+    keys: dict[str, str]
+    """Every API key of the run: ``th-at-sg`` (TH's gateway at SG's), ``sg-at-th``, ``th-nsw``."""
 
 
 def _keys(workdir: Path) -> dict[str, str]:
@@ -111,6 +115,7 @@ async def federation(
                 sg_outbox=nsw_dir / "outbox",
                 sg_inbox=nsw_dir / "inbox",
                 sg_nsw_key=keys["sg-nsw"],
+                keys=keys,
             )
 
         try:
@@ -227,3 +232,73 @@ async def test_forwarding_gateway_leaves_the_receipt_to_the_remote(
     )
     assert _receipts_issued_for(fed.sg.log_path, "TH") == []
     assert len(_receipts_issued_for(fed.th.log_path, "TH")) == 1
+
+
+async def _post(
+    url: str, document: bytes, key: str, request_id: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """POST ``document`` to a gateway's /v1/messages as the key's party, marked as the
+    re-transmission of ``request_id`` if given."""
+    headers = {"X-API-Key": key, "Content-Type": "application/xml"}
+    if request_id is not None:
+        headers["X-ASW-Retransmission-Request"] = request_id
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/v1/messages", data=document, headers=headers) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def _view(url: str, message_id: str, key: str) -> tuple[int, dict[str, Any]]:
+    """GET /v1/messages/{id} on a gateway as the key's party."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/v1/messages/{message_id}", headers={"X-API-Key": key}) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def test_retransmission_from_sg_gateway_reaches_th_nsw_marked(
+    federation: Callable[[bool], object], rsa_pki: PkiBundle
+) -> None:
+    """SG's gateway re-delivers a journalled e-Form D on TH's request through TH's gateway: it
+    forwards the copy marked with the request, TH's gateway checks it is the very e-Form D it
+    holds and re-delivers it to TH's NSW marked, with no new journal row. A copy with other
+    bytes is refused (409 retransmission-mismatch), and so is one sent by TH's own NSW."""
+    fed = await federation(False)  # type: ignore[misc]
+    assert isinstance(fed, Federation)
+    formd_id = str(uuid.uuid4())
+    drop(fed.sg_outbox, with_message_id(SAMPLE_FORMD.read_bytes(), formd_id))
+    th_nsw = fed.nsw_th.simulator
+    await eventually(lambda: formd_id in th_nsw.counts(), f"{formd_id} at TH's NSW")
+    sg_key, th_key = fed.keys["sg-at-th"], fed.keys["th-at-sg"]
+
+    async def delivered_at_sg() -> bool:
+        status, body = await _view(fed.sg.url, formd_id, fed.sg_nsw_key)
+        return status == 200 and body["state"] in ("DELIVERED", "RECEIPTED")
+
+    deadline = time.monotonic() + 30
+    while not await delivered_at_sg():
+        assert time.monotonic() < deadline, "the e-Form D never delivered at SG's gateway"
+        await asyncio.sleep(0.2)
+    # TH's request as TH's gateway forwards it (signed for TH), asked of SG's gateway.
+    request_id, request = retransmission_request(formd_id)
+    status, body = await _post(fed.sg.url, rsa_pki.signed("TH", request), th_key)
+    assert status == 202, body
+    await eventually(
+        lambda: th_nsw.retransmissions == [(formd_id, request_id)],
+        f"the marked copy at TH's NSW\nSG log:\n{fed.sg.log_tail()}\nTH log:\n{fed.th.log_tail()}",
+    )
+    assert th_nsw.counts()[formd_id] == 2
+    status, at_th = await _view(fed.th.url, formd_id, sg_key)
+    assert status == 200
+    assert [row["state"] for row in at_th["timeline"]].count("DELIVERED") == 1
+    assert (await _view(fed.th.url, request_id, sg_key))[0] == 404  # no row for the copy
+
+    original = th_nsw.documents[formd_id]
+    status, body = await _post(fed.th.url, original + b"\n", sg_key, str(uuid.uuid4()))
+    assert (status, body["code"]) == (409, "retransmission-mismatch"), body
+    status, body = await _post(fed.th.url, original, fed.keys["th-nsw"], str(uuid.uuid4()))
+    assert status == 403, body
+    await asyncio.sleep(0.5)
+    assert th_nsw.counts()[formd_id] == 2

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,9 @@ import aiohttp
 from lxml import etree
 
 from gateway.app import Gateway
+from tests.conftest import SAMPLES
+
+REQUEST_SAMPLE = SAMPLES / "retransmission" / "valid" / "th-sg-formd-lost.xml"
 
 
 def base_url(gateway: Gateway) -> str:
@@ -63,3 +68,21 @@ def without_element(document: bytes, local_name: str) -> bytes:
             parent.remove(node)
             return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
     raise AssertionError(f"no element {local_name} in the document")
+
+
+def retransmission_request(
+    formd_id: str, *, sender: str = "TH", receiver: str = "SG"
+) -> tuple[str, bytes]:
+    """A new re-transmission request (OCP Rule 29(3)) for ``formd_id``: its id and bytes."""
+    request_id = str(uuid.uuid4())
+    text = REQUEST_SAMPLE.read_text(encoding="utf-8")
+    text = re.sub(r"<cm:MessageID>[^<]+<", f"<cm:MessageID>{request_id}<", text)
+    text = re.sub(r"<cm:ReferencedMessageID>[^<]+<", f"<cm:ReferencedMessageID>{formd_id}<", text)
+    text = text.replace(
+        "<cm:SenderParty><cm:CountryCode>TH<",
+        f"<cm:SenderParty><cm:CountryCode>{sender}<",
+    ).replace(
+        "<cm:ReceiverParty><cm:CountryCode>SG<",
+        f"<cm:ReceiverParty><cm:CountryCode>{receiver}<",
+    )
+    return request_id, text.encode()

@@ -4,7 +4,6 @@ simulated NSWs (real HTTP servers) for the receiving (TH) and the issuing (SG) s
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from typing import Any
 
@@ -13,33 +12,22 @@ import pytest
 
 from gateway.app import Gateway
 from tests.conftest import SAMPLES, with_message_id
-from tests.integration.helpers import base_url, submit
+from tests.integration.helpers import (
+    base_url,
+    inbox,
+    retransmission_request,
+    submit,
+    wait_for_file,
+)
 from tests.integration.nsw_pair import Setup
 
 pytestmark = pytest.mark.rabbitmq
-
-REQUEST_SAMPLE = SAMPLES / "retransmission" / "valid" / "th-sg-formd-lost.xml"
 
 
 @pytest.fixture
 async def setup(nsw_pair: Setup) -> Setup:
     """The gateway and the two simulated NSWs (``tests.integration.nsw_pair``)."""
     return nsw_pair
-
-
-def _request(formd_id: str, *, sender: str = "TH", receiver: str = "SG") -> tuple[str, bytes]:
-    request_id = str(uuid.uuid4())
-    text = REQUEST_SAMPLE.read_text(encoding="utf-8")
-    text = re.sub(r"<cm:MessageID>[^<]+<", f"<cm:MessageID>{request_id}<", text)
-    text = re.sub(r"<cm:ReferencedMessageID>[^<]+<", f"<cm:ReferencedMessageID>{formd_id}<", text)
-    text = text.replace(
-        "<cm:SenderParty><cm:CountryCode>TH<",
-        f"<cm:SenderParty><cm:CountryCode>{sender}<",
-    ).replace(
-        "<cm:ReceiverParty><cm:CountryCode>SG<",
-        f"<cm:ReceiverParty><cm:CountryCode>{receiver}<",
-    )
-    return request_id, text.encode()
 
 
 async def _view(session: aiohttp.ClientSession, gateway: Gateway, message_id: str) -> Any:
@@ -81,7 +69,7 @@ async def test_gateway_redelivers_a_journalled_form_d_itself(
         assert status == 202, body
         await _wait_for_state(session, gateway, formd_id, "RECEIPTED")
         before = await _stats(session, gateway)
-        request_id, request = _request(formd_id)
+        request_id, request = retransmission_request(formd_id)
         status, body, _ = await submit(session, gateway, request)
         assert status == 202, body
         # Served: DELIVERED when the e-Form D reached TH again (no receipt: it was receipted
@@ -111,7 +99,7 @@ async def test_request_from_anyone_but_the_receiver_is_refused(
     async with aiohttp.ClientSession() as session:
         status, _, _ = await submit(session, gateway, with_message_id(sample_formd, formd_id))
         assert status == 202
-        request_id, request = _request(formd_id, sender="MY")
+        request_id, request = retransmission_request(formd_id, sender="MY")
         status, body, content_type = await submit(session, gateway, request)
         async with session.get(f"{base_url(gateway)}/v1/messages/{request_id}") as response:
             unknown = response.status
@@ -132,7 +120,7 @@ async def test_request_for_an_unknown_form_d_goes_to_the_issuing_nsw(setup: Setu
     setup.nsw_sg.simulator.issued[formd_id] = issued
     gateway = setup.gateway
     async with aiohttp.ClientSession() as session:
-        request_id, request = _request(formd_id)
+        request_id, request = retransmission_request(formd_id)
         status, body, _ = await submit(session, gateway, request)
         assert status == 202, body
         answered = await _wait_for_state(session, gateway, request_id, "ANSWERED")
@@ -142,3 +130,29 @@ async def test_request_for_an_unknown_form_d_goes_to_the_issuing_nsw(setup: Setu
     assert formd_id in setup.nsw_th.simulator.received
     assert ("retransmitted", formd_id) in _relations(answered)
     assert formd["document_type"] == "EFD"
+
+
+async def test_drop_folder_gets_a_marked_copy_beside_the_original(
+    running_gateway: Gateway, sample_formd: bytes
+) -> None:
+    """TH's drop folder still holds the e-Form D: the re-transmission is written beside it as
+    <id>.retransmission-<request>.xml with the same bytes; no row is added for the e-Form D."""
+    gateway = running_gateway
+    formd_id = str(uuid.uuid4())
+    folder = inbox(gateway, "TH")
+    async with aiohttp.ClientSession() as session:
+        status, body, _ = await submit(session, gateway, with_message_id(sample_formd, formd_id))
+        assert status == 202, body
+        assert await wait_for_file(folder / f"{formd_id}.xml")
+        await _wait_for_state(session, gateway, formd_id, "RECEIPTED")
+        before = await _stats(session, gateway)
+        request_id, request = retransmission_request(formd_id)
+        status, body, _ = await submit(session, gateway, request)
+        assert status == 202, body
+        await _wait_for_state(session, gateway, request_id, "DELIVERED")
+        after = await _stats(session, gateway)
+        formd = await _view(session, gateway, formd_id)
+    copy = folder / f"{formd_id}.retransmission-{request_id}.xml"
+    assert copy.read_bytes() == (folder / f"{formd_id}.xml").read_bytes()
+    assert [row["state"] for row in formd["timeline"]].count("DELIVERED") == 1
+    assert after["by_receiver"]["TH"] == before["by_receiver"]["TH"]

@@ -239,3 +239,30 @@ async def test_concurrent_acks_ack_once(journal: Journal, open_more: OpenJournal
         inbox_of(other).inbox_ack("TH", record.message_id, at=at(20)),
     )
     assert sorted(r.value for r in results) == ["acked", "already-acked"]
+
+
+async def test_retransmitted_copy_is_an_entry_of_its_own(journal: Journal) -> None:
+    """An e-Form D sent again waits under the request's id, marked with the e-Form D's, with the
+    e-Form D's facts and bytes; fetched and acked on its own, the first entry stays acked."""
+    formd = await stored(journal)
+    inbox = inbox_of(journal)
+    assert await inbox.inbox_ack("TH", formd.message_id, at=at(12)) is InboxAck.ACKED
+    request_payload = b"<RTR/>"
+    request = make_record(request_payload, sender="TH", receiver="SG", document_type="RTR")
+    await journal.record_accepted(request, request_payload, at=at(20))
+    assert await inbox.inbox_store(
+        request.message_id, receiver="TH", at=at(21), retransmission_of=formd.message_id
+    )
+    assert not await inbox.inbox_store(
+        request.message_id, receiver="TH", at=at(22), retransmission_of=formd.message_id
+    )
+    [item] = await inbox.inbox_waiting("TH", at=at(23))
+    assert (item.message_id, item.retransmission_of) == (request.message_id, formd.message_id)
+    assert (item.sender, item.document_type, item.size) == ("SG", "EFD", len(PAYLOAD))
+    document = await inbox.inbox_fetch("TH", request.message_id, at=at(24), lease=LEASE)
+    assert document is not None
+    assert document.payload == PAYLOAD
+    assert document.item.retransmission_of == formd.message_id
+    assert await inbox.inbox_ack("TH", request.message_id, at=at(25)) is InboxAck.ACKED
+    assert await inbox.inbox_ack("TH", formd.message_id, at=at(26)) is InboxAck.ALREADY_ACKED
+    assert await inbox.inbox_fetch("TH", formd.message_id, at=at(27), lease=LEASE) is None

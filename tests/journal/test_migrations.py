@@ -40,11 +40,14 @@ ORDER = {
     "links": "message_id, related_message_id, relation",
     "inbox": "message_id",
 }
+COLUMNS = {"inbox": "message_id, receiver, stored_at, lease_until, fetches, acked_at"}
+"""The version-1 columns of a table that gained columns later (the rest: every column)."""
 
 
 def _rows(conn: Any, table: str) -> list[tuple[Any, ...]]:
     """Every row of ``table`` in a fixed order (bytes as bytes on both drivers)."""
-    cursor = conn.execute(f"SELECT * FROM {table} ORDER BY {ORDER[table]}")  # noqa: S608
+    columns = COLUMNS.get(table, "*")
+    cursor = conn.execute(f"SELECT {columns} FROM {table} ORDER BY {ORDER[table]}")  # noqa: S608
     return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in cursor]
 
 

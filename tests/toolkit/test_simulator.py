@@ -109,7 +109,8 @@ async def test_duplicates_are_recorded_not_swallowed(
 async def test_a_retransmission_is_recorded_with_its_request(
     nsw: RunningSimulator, http: aiohttp.ClientSession
 ) -> None:
-    """An e-Form D pushed with X-ASW-Retransmission-Request is listed with the request's id."""
+    """An e-Form D pushed with X-ASW-Retransmission-Request is listed with the request's id and
+    counted as a re-transmission, not a duplicate; the same copy pushed again is a duplicate."""
     message_id, body = _document()
     request_id = str(uuid.uuid4())
     assert await _post(http, nsw, body) == 200
@@ -119,6 +120,13 @@ async def test_a_retransmission_is_recorded_with_its_request(
     received = await _get(http, nsw, "/received")
     assert received["message_ids"] == [message_id, message_id]
     assert received["retransmissions"] == [{"message_id": message_id, "request": request_id}]
+    stats = nsw.simulator.stats()
+    assert (stats["retransmissions"], stats["duplicates"]) == (1, 0)
+    async with http.post(nsw.documents_url, data=body, headers=headers) as answer:
+        assert answer.status == 200
+    stats = nsw.simulator.stats()
+    assert (stats["retransmissions"], stats["duplicates"]) == (1, 1)
+    assert stats["duplicated_message_ids"] == [message_id]
 
 
 def test_resent_form_d_refers_to_the_request_and_keeps_its_id() -> None:

@@ -32,12 +32,14 @@ the origin determination that ends the check (OCP Rule 18) there a moment later:
 each item confirmed, DENIED with the reply's explanation for each item not confirmed.
 
 Re-transmission (OCP Rule 29(3)): an e-Form D the gateway re-delivers itself arrives with
-``X-ASW-Retransmission-Request`` naming the request; it is recorded in ``retransmissions`` (and
-in ``received``, where it shows as a second arrival). Playing the issuing side, a simulator
-with ``respond_to`` that receives a re-transmission request sends the e-Form D again, if it is
-among the documents it issued (``issued``, by message id) and the request comes from that
-e-Form D's receiver: the same message id and body, its header's ReferencedMessageID naming the
-request (re-signed with ``response_key`` when set). Other requests are only recorded.
+``X-ASW-Retransmission-Request`` naming the request; it is recorded in ``retransmissions`` once
+per request (and in ``received``, where it shows as a second arrival). ``stats`` counts it under
+``retransmissions``, not ``duplicates``: only a repeat of the same copy (same request) is one.
+Playing the issuing side, a simulator with ``respond_to`` that receives a re-transmission
+request sends the e-Form D again, if it is among the documents it issued (``issued``, by message
+id) and the request comes from that e-Form D's receiver: the same message id and body, its
+header's ReferencedMessageID naming the request (re-signed with ``response_key`` when set).
+Other requests are only recorded.
 """
 
 from __future__ import annotations
@@ -297,6 +299,8 @@ class NswSimulator:
     def stats(self) -> dict[str, Any]:
         """Counters for tests and fault-injection runs."""
         counts = Counter(self.received)
+        # A copy asked for again (one per request) is no duplicate; a repeat of it is.
+        asked = Counter(message_id for message_id, _ in self.retransmissions)
         return {
             "country": self.config.country,
             **self.behaviour.to_json(),
@@ -304,8 +308,11 @@ class NswSimulator:
             "answers": {str(status): n for status, n in sorted(self.answers.items())},
             "accepted": len(self.received),
             "unique": len(counts),
-            "duplicates": len(self.received) - len(counts),
-            "duplicated_message_ids": sorted(m for m, n in counts.items() if n > 1),
+            "retransmissions": len(self.retransmissions),
+            "duplicates": len(self.received) - len(counts) - len(self.retransmissions),
+            "duplicated_message_ids": sorted(
+                m for m, n in counts.items() if n > 1 + asked.get(m, 0)
+            ),
             "held": self.requests - sum(self.answers.values()),
             "responses": [r.to_json() for r in self.responses],
         }
@@ -359,8 +366,12 @@ class NswSimulator:
         await self._store(envelope, body)
         asked = request_header(request.headers)
         if asked is not None:
-            self.retransmissions.append((envelope.message_id, asked))
-            log.info("nsw_retransmission_received", message_id=envelope.message_id, request=asked)
+            resent = (envelope.message_id, asked)
+            if resent in self.retransmissions:  # the same copy again: a duplicate in stats
+                log.info("nsw_retransmission_repeated", message_id=resent[0], request=asked)
+            else:
+                self.retransmissions.append(resent)
+                log.info("nsw_retransmission_received", message_id=resent[0], request=asked)
         elif self.config.respond_to is not None and envelope.document_type in _ANSWERED_TYPES:
             self._spawn(self._respond(envelope, _declaration_id(root)))
         elif (
