@@ -58,7 +58,7 @@ from gateway.core.lease import ClaimResult
 from gateway.core.registers import RegisterEntry
 from gateway.core.states import INITIAL_STATES, InvalidTransition, MessageState, next_state
 from gateway.errors import JournalFull, JournalReadOnly, JournalUnavailable, NotFound
-from gateway.journal import tables
+from gateway.journal import pipeline, tables
 from gateway.journal.contract import (
     DEFAULT_LEASE,
     ESCALATABLE,
@@ -1086,18 +1086,13 @@ class _Batches:
         self._journal = journal
 
     async def commit(self, writes: list[Write]) -> list[Row]:
-        """BEGIN, every statement, COMMIT, sent together (one round trip); the first rows."""
+        """BEGIN, every statement, COMMIT, sent together (one round trip); the first rows
+        (``gateway.journal.pipeline``)."""
         journal = self._journal
         async with _deadline(journal._op_timeout):  # a frozen server cannot hold the batch
             conn = await journal._lender.lend()
             try:
-                cursors: list[psycopg.AsyncCursor[Any]] = []
-                async with conn.pipeline(), conn.transaction():
-                    for write in writes:
-                        cur = conn.cursor()
-                        await cur.execute(write.text, write.params)
-                        cursors.append(cur)
-                return [await cur.fetchone() for cur in cursors]
+                return await pipeline.run(conn, [(write.text, write.params) for write in writes])
             except psycopg.errors.ReadOnlySqlTransaction:
                 await _drop(conn)
                 raise
