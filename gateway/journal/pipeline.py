@@ -122,6 +122,12 @@ class _Batch:
         if not sync or sync[0].status != pq.ExecStatus.PIPELINE_SYNC:
             raise psycopg.OperationalError("the journal's batch lost its pipeline sync")
         if self.error is not None:
+            # The COMMIT was skipped: the transaction is aborted until it is rolled back.
+            self._pgconn.send_query_params(b"ROLLBACK", None)
+            self._pgconn.pipeline_sync()
+            yield from send(self._pgconn)
+            yield from fetch_many(self._pgconn)
+            yield from fetch_many(self._pgconn)
             raise self.error
         return rows
 
