@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import aio_pika
 import pytest
@@ -68,7 +69,7 @@ async def test_quorum_queues_are_declared_with_balanced_leaders(amqp_url: str) -
     await broker.start()
     try:
         assert await broker.wait_connected(15)
-        arguments = {
+        arguments: dict[str, Any] = {
             "x-queue-type": "quorum",
             "x-dead-letter-exchange": topology.dead_exchange,
             "x-delivery-limit": settings.delivery_limit,
