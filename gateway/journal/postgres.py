@@ -1106,7 +1106,7 @@ _GROUP_DEFAULTS = GroupSettings()
 
 
 class _Batches:
-    """How ``GroupCommit`` runs a batch on this journal's connections (pipeline mode)."""
+    """How ``GroupCommit`` runs a batch on this journal's connections (one libpq pipeline)."""
 
     def __init__(self, journal: PostgresJournal) -> None:
         self._journal = journal
