@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import structlog
@@ -54,6 +55,8 @@ MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 CONNECT_TIMEOUT_SECONDS = 5.0
 BLOCKED_POLL_SECONDS = 0.2
 PROBE_SECONDS = 0.5
+LEADER_LOCATOR = {"x-queue-leader-locator": "balanced"}
+"""Quorum queues' leaders spread over a cluster's nodes (RabbitMQ 3.10 and later)."""
 
 
 def _unblocked_event(connection: AbstractConnection) -> asyncio.Event | None:
@@ -345,9 +348,8 @@ class Broker:
         dead = await channel.declare_exchange(
             topo.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        dead_queue = await channel.declare_queue(
-            topo.dead_queue, durable=True, arguments={"x-queue-type": "quorum"}
-        )
+        await self._declare_quorum(connection, topo.dead_queue, {"x-queue-type": "quorum"})
+        dead_queue = await channel.get_queue(topo.dead_queue, ensure=False)
         await dead_queue.bind(dead, routing_key="#")
         retry = await channel.declare_exchange(
             topo.retry_exchange, aio_pika.ExchangeType.HEADERS, durable=True
@@ -358,15 +360,17 @@ class Broker:
             retry_queue = await channel.get_queue(name, ensure=False)
             await retry_queue.bind(retry, arguments={"x-match": "all", RETRY_DELAY: delay_ms})
         for country in sorted(self._receivers):
-            queue = await channel.declare_queue(
-                topo.delivery_queue(country),
-                durable=True,
-                arguments={
+            name = topo.delivery_queue(country)
+            await self._declare_quorum(
+                connection,
+                name,
+                {
                     "x-queue-type": "quorum",
                     "x-dead-letter-exchange": topo.dead_exchange,
                     "x-delivery-limit": self._settings.delivery_limit,
                 },
             )
+            queue = await channel.get_queue(name, ensure=False)
             await queue.bind(route, routing_key=topo.binding_key(country))
         self._exchanges = {
             topo.route_exchange: route,
@@ -380,21 +384,16 @@ class Broker:
         """Declare a retry queue as a quorum queue; keep one declared earlier as classic.
 
         Earlier gateways declared the retry queues as classic queues, and RabbitMQ refuses
-        to redeclare a queue with another type (406, which closes the channel, hence a channel
-        of its own). Such a queue keeps working on a single node; the warning says how to move
-        it to a quorum queue for a cluster.
+        to redeclare a queue with another type. Such a queue keeps working on a single node;
+        the warning says how to move it to a quorum queue for a cluster.
         """
-        probe = await connection.channel()
+        arguments = {
+            "x-queue-type": "quorum",
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": self._topology.route_exchange,
+        }
         try:
-            await probe.declare_queue(
-                name,
-                durable=True,
-                arguments={
-                    "x-queue-type": "quorum",
-                    "x-message-ttl": delay_ms,
-                    "x-dead-letter-exchange": self._topology.route_exchange,
-                },
-            )
+            await self._declare_quorum(connection, name, arguments)
         except ChannelPreconditionFailed:
             log.warning(
                 "broker_retry_queue_classic",
@@ -402,10 +401,34 @@ class Broker:
                 detail="declared earlier as a classic queue, which is lost while its node is "
                 "down; delete it when empty to have it declared again as a quorum queue",
             )
-        finally:
-            if not probe.is_closed:
-                with contextlib.suppress(*CONNECTION_EXCEPTIONS):
-                    await probe.close()
+
+    async def _declare_quorum(
+        self, connection: AbstractConnection, name: str, arguments: dict[str, Any]
+    ) -> None:
+        """Declare a quorum queue whose leader goes to the node leading the fewest queues.
+
+        Without ``x-queue-leader-locator: balanced`` every queue a gateway declares is led by
+        the node it is connected to, so one node of a cluster does all the leaders' work.
+        RabbitMQ refuses (406, which closes the channel, hence a channel of its own per try)
+        to redeclare a queue with an argument it was not declared with: a queue declared by an
+        earlier gateway keeps its arguments and its leader. Raises ``ChannelPreconditionFailed``
+        if neither form matches the existing queue.
+        """
+        for given in ({**arguments, **LEADER_LOCATOR}, arguments):
+            probe = await connection.channel()
+            try:
+                await probe.declare_queue(name, durable=True, arguments=given)
+            except ChannelPreconditionFailed:
+                if given is arguments:
+                    raise
+                continue
+            finally:
+                if not probe.is_closed:
+                    with contextlib.suppress(*CONNECTION_EXCEPTIONS):
+                        await probe.close()
+            if given is arguments:
+                log.info("broker_queue_leader_kept", queue=name)
+            return
 
     async def publish(self, outgoing: Outgoing) -> None:
         """Publish persistently and wait for RabbitMQ's confirm, or raise BrokerUnavailable.

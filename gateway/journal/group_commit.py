@@ -6,10 +6,10 @@ view (``get``: summary, timeline and links in one statement), which ride along i
 Run alone in autocommit each costs a round trip and a commit (a WAL flush) of its own; under
 load that, not the statements, is what the journal spends its time on. Here callers queue their
 statement and await its first row; a flusher takes whatever is queued (after a short window,
-``window`` seconds, so that writes arriving together travel together), sends the whole batch in
-psycopg's pipeline mode inside one transaction (``BEGIN``, the statements, ``COMMIT``: one
-round trip, one flush) and hands each caller its own row. A caller hears back only after the
-COMMIT returned, so a 202 still means the row is durable.
+``window`` seconds, so that writes arriving together travel together), sends the whole batch
+as one libpq pipeline (``gateway.journal.pipeline``) inside one transaction (``BEGIN``, the
+statements, ``COMMIT``: one round trip, one flush) and hands each caller its own row. A caller
+hears back only after the COMMIT returned, so a 202 still means the row is durable.
 
 Several flushers (``flushers``) may be in flight at once on different connections, so one
 batch is collected while the previous commits. Within a batch the statements run in message-id

@@ -93,6 +93,18 @@ async def test_cluster_node_leading_the_busiest_queue_killed_mid_load_loses_noth
         )
         await asyncio.to_thread(gateway.start, 60)
         leaders = await asyncio.to_thread(queue_leaders, rabbit, gateway.prefix)
+        # Declared with x-queue-leader-locator: balanced, the leaders spread over the nodes.
+        leader_nodes = len(set(leaders.values()))
+        assert leader_nodes >= 2, leaders
+        busy = rabbit.node_of(leaders[f"{gateway.prefix}.deliver.TH"])
+        if busy.url != gateway.amqp_url:
+            # Have the gateway on the node that leads the queue under load, so that killing
+            # that node also makes the gateway move (it keeps its queues, leaders and journal).
+            await asyncio.to_thread(gateway.stop)
+            gateway.amqp_url = busy.url
+            gateway.amqp_urls = (busy.url, *(u for u in rabbit.urls if u != busy.url))
+            await asyncio.to_thread(gateway.write_config)
+            await asyncio.to_thread(gateway.start, 60)
         load = Load()
         sender = asyncio.create_task(
             send_until_accepted(
@@ -111,6 +123,7 @@ async def test_cluster_node_leading_the_busiest_queue_killed_mid_load_loses_noth
         assert victim.amqp_port in connected_ports(gateway), "the gateway was not on that node"
         at_kill = {
             "killed": victim.name.rsplit("-", 1)[1],
+            "leader_nodes": leader_nodes,
             "busiest_queue": queue.removeprefix(gateway.prefix + "."),
             "held_at_kill": held,
             "accepted_at_kill": len(load.accepted),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import aio_pika
 import pytest
@@ -54,6 +55,66 @@ async def test_retry_queue_declared_earlier_as_classic_is_kept(amqp_url: str) ->
         with structlog.testing.capture_logs() as logs:
             assert await broker.wait_connected(15), "the classic retry queue stopped the start"
         assert any(e["event"] == "broker_retry_queue_classic" for e in logs), logs
+    finally:
+        await broker.stop(1)
+        await delete_topology(amqp_url, topology, MEMBER_STATES, broker.retry_delays_ms)
+
+
+async def test_quorum_queues_are_declared_with_balanced_leaders(amqp_url: str) -> None:
+    """A fresh delivery queue carries ``x-queue-leader-locator: balanced`` (RabbitMQ compares
+    it on redeclaration: the same arguments with it are accepted, without it refused)."""
+    topology = Topology(f"test-{uuid.uuid4().hex[:8]}")
+    settings = AmqpSettings(url=amqp_url)
+    broker = Broker(settings, topology, frozenset({"TH"}))
+    await broker.start()
+    try:
+        assert await broker.wait_connected(15)
+        arguments: dict[str, Any] = {
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": topology.dead_exchange,
+            "x-delivery-limit": settings.delivery_limit,
+        }
+        connection = await aio_pika.connect(amqp_url, timeout=5)
+        async with connection:
+            channel = await connection.channel()
+            await channel.declare_queue(
+                topology.delivery_queue("TH"),
+                durable=True,
+                arguments={**arguments, "x-queue-leader-locator": "balanced"},
+            )
+            with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+                await channel.declare_queue(
+                    topology.delivery_queue("TH"), durable=True, arguments=arguments
+                )
+    finally:
+        await broker.stop(1)
+        await delete_topology(amqp_url, topology, MEMBER_STATES, broker.retry_delays_ms)
+
+
+async def test_queue_declared_earlier_without_a_leader_locator_is_kept(amqp_url: str) -> None:
+    """A delivery queue an older gateway declared without the leader locator is kept as it is
+    (logged), not a failed start."""
+    topology = Topology(f"test-{uuid.uuid4().hex[:8]}")
+    settings = AmqpSettings(url=amqp_url)
+    broker = Broker(settings, topology, frozenset({"TH"}))
+    connection = await aio_pika.connect(amqp_url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(
+            topology.delivery_queue("TH"),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": topology.dead_exchange,
+                "x-delivery-limit": settings.delivery_limit,
+            },
+        )
+    await broker.start()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert await broker.wait_connected(15), "the older queue stopped the start"
+        kept = [e for e in logs if e["event"] == "broker_queue_leader_kept"]
+        assert [e["queue"] for e in kept] == [topology.delivery_queue("TH")], logs
     finally:
         await broker.stop(1)
         await delete_topology(amqp_url, topology, MEMBER_STATES, broker.retry_delays_ms)

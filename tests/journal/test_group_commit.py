@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 
 from gateway.core.states import MessageState
@@ -129,3 +130,23 @@ def test_group_parameters_are_read_from_the_url_and_not_passed_to_libpq() -> Non
     assert (group.enabled, group.window_ms, group.flushers) == (True, 2.0, 4)
     with pytest.raises(ValueError, match="group_commit"):
         split_url("postgresql://gw@db/asw?group_commit=maybe")
+
+
+async def test_payloads_are_compressed_with_lz4(postgres_url: str) -> None:
+    """A journal opened on PostgreSQL stores new payloads lz4-compressed, and reads them back
+    byte for byte."""
+    journal = await _open(postgres_url)
+    try:
+        payload = b"<EFormD>" + b"<Item>rice</Item>" * 400 + b"</EFormD>"
+        entry = make_record(payload)
+        outcome = await journal.record_accepted(entry, payload, at=T0)
+        assert outcome.result is AcceptResult.ACCEPTED
+        assert await journal.payload(entry.message_id) == payload
+        async with await psycopg.AsyncConnection.connect(postgres_url) as conn:
+            cur = await conn.execute(
+                "SELECT pg_column_compression(body) FROM payloads WHERE message_id = %s",
+                (entry.message_id,),
+            )
+            assert await cur.fetchone() == ("lz4",)
+    finally:
+        await journal.close()
