@@ -27,6 +27,7 @@ RabbitMQ, and logs. The message's headers are read and written through
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections import OrderedDict
@@ -46,6 +47,7 @@ from gateway.core.dispatch import (
     DeadLetter,
     Decision,
     Deliver,
+    ParkRecorded,
     Record,
     Retry,
     decide,
@@ -176,6 +178,9 @@ class DeliveryWorker:
             crashes=headers.delivery_count or 0,
             redelivered=bool(message.redelivered),
             handed_over=handed_over_at is not None,
+            # Only a postponed parking carries a dead-letter reason back to a delivery queue
+            # (a replay publishes fresh headers).
+            parking=headers.reason is not None,
         )
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(
@@ -202,6 +207,8 @@ class DeliveryWorker:
                 await self._retry(message, headers, decision)
             elif isinstance(decision, DeadLetter):
                 await self._dead_letter(message, headers, decision)
+            elif isinstance(decision, ParkRecorded):
+                await self._park(message, headers)
             elif isinstance(decision, Deliver):
                 await _settle(message.ack())
                 log.info(
@@ -482,14 +489,20 @@ class DeliveryWorker:
         try:
             await self._note(message, MessageState.DEAD, error=error, attempt=dead.attempt)
         except TemporaryFailure as exc:
-            # Parked only once the journal says DEAD too (a replay needs it): come back later.
-            await self._postpone(message, headers, exc)
+            # Parked only once the journal says DEAD too (a replay needs it): come back later,
+            # carrying the reason, in case the DEAD write lands after all (``ParkRecorded``).
+            await self._postpone(message, parked, exc)
             return
+        await self._park(message, parked)
+
+    async def _park(self, message: AbstractIncomingMessage, parked: MessageHeaders) -> None:
+        """Publish the copy to the dead letters with the reason ``parked`` carries (the journal
+        says DEAD), confirmed, then ack the original."""
+        reason = parked.reason or ""
+        parked = dataclasses.replace(parked, retry_delay_ms=None)
         if await self._republish(message, self._topology.dead_exchange, parked):
-            log.error(
-                "message_dead_lettered", outcome="dead", error=error.code, detail=error.detail
-            )
-            metrics.dead_lettered(message, error.code)
+            log.error("message_dead_lettered", outcome="dead", error=reason, detail=parked.detail)
+            metrics.dead_lettered(message, reason)
 
     async def _postpone(
         self, message: AbstractIncomingMessage, headers: MessageHeaders, error: GatewayError

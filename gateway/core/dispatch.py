@@ -56,6 +56,9 @@ class Arrival:
     """RabbitMQ delivered this copy before (the worker's connection dropped before its ack)."""
     handed_over: bool = False
     """The receiver has the document already; only recording it is left to do."""
+    parking: bool = False
+    """A copy whose parking was postponed (the journal could not say DEAD then): it carries its
+    dead-letter reason. Should the DEAD write have landed after all, it is parked, not dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,13 @@ class DeadLetter:
     last_error: GatewayError
 
 
-Decision = Claim | Deliver | Record | Ack | Retry | DeadLetter
+@dataclass(frozen=True, slots=True)
+class ParkRecorded:
+    """The journal says DEAD already (a postponed parking whose DEAD write landed late):
+    publish the copy to the dead letters with the reason it carries, then ack the original."""
+
+
+Decision = Claim | Deliver | Record | Ack | Retry | DeadLetter | ParkRecorded
 
 
 def decide(
@@ -169,6 +178,8 @@ def _after_claim(arrival: Arrival, claim: ClaimResult, schedule: RetrySchedule) 
     """Hand over on the granted claim, ack a copy, retry a busy one, park a refused one."""
     if claim is ClaimResult.GRANTED:
         return Deliver(ask_receiver_first=arrival.redelivered or arrival.attempt > 1)
+    if claim is ClaimResult.NOT_DELIVERABLE and arrival.parking:
+        return ParkRecorded()
     acked = _ACKED.get(claim)
     if acked is not None:
         return Ack(reason=acked)

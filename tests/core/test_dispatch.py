@@ -15,6 +15,7 @@ from gateway.core.dispatch import (
     DeadLetter,
     Decision,
     Deliver,
+    ParkRecorded,
     Record,
     Retry,
     decide,
@@ -116,6 +117,13 @@ class TestPinnedCases:
         assert isinstance(decision, Ack)
         assert not decision.receipt_again
         assert decision.reason.value == "not-deliverable"
+
+    def test_postponed_parking_found_dead_is_parked(self) -> None:
+        """A postponed parking whose DEAD write landed late is parked, not dropped."""
+        came = dataclasses.replace(arrival(attempt=2), parking=True)
+        assert run(came, claim=ClaimResult.NOT_DELIVERABLE) == ParkRecorded()
+        assert isinstance(run(came, claim=ClaimResult.GRANTED), Deliver)
+        assert isinstance(run(came, claim=ClaimResult.DELIVERED), Ack)
 
     def test_unknown_message_is_dead_lettered(self) -> None:
         """A message the journal never saw is parked as not-in-journal, naming its id."""
