@@ -537,7 +537,16 @@ class Gateway:
         while True:
             await asyncio.sleep(period)
             try:
-                await run_retention(journal, self.settings.journal, now=utc_now())
+                node = self.settings.node.name
+                report = await run_retention(
+                    journal, self.settings.journal, now=utc_now(), node=node
+                )
+                metrics.retention_pass(
+                    node,
+                    skipped=report.skipped,
+                    messages=report.purged_messages,
+                    refusals=report.purged_refusals,
+                )
             except (GatewayError, OSError) as exc:
                 log.warning("retention_failed", error=getattr(exc, "code", type(exc).__name__))
 
