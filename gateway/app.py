@@ -21,6 +21,7 @@ from adapters.drop_folder import (
     warn_unsafe_permissions,
 )
 from adapters.pull_inbox import PullInboxOptions
+from adapters.remote_gateway import RemoteGatewayOptions
 from gateway import metrics
 from gateway.app_keys import (
     ADAPTERS,
@@ -350,9 +351,11 @@ class Gateway:
             self.clock,
             trust=trust.current if trust else lambda: None,
             offload_bytes=self.settings.http.offload_bytes,
-            remote_parties=frozenset(
-                cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
-            ),
+            remote_gateways={
+                cc: options.receipt_signer
+                for cc, options in self.adapter_options.items()
+                if isinstance(options, RemoteGatewayOptions)
+            },
             refusal_payload_max_bytes=self.settings.journal.refusal_payload_max_bytes,
         )
         self.submissions = submissions

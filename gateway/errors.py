@@ -22,6 +22,7 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── SenderNotAllowed       403 sender-not-allowed
     │   ├── AnswerNotAllowed       403 answer-not-allowed
     │   ├── ReceiptNotAllowed      403 receipt-not-allowed
+    │   │   └── ReceiptSignerMismatch 403 receipt-signer-mismatch (not the pinned signer)
     │   ├── RetransmissionNotAllowed 403 retransmission-not-allowed
     │   ├── ReplyNotAllowed        403 reply-not-allowed
     │   ├── Unauthenticated        401 unauthenticated
@@ -381,6 +382,16 @@ class ReceiptNotAllowed(RejectedMessage):
     code = "receipt-not-allowed"
     http_status = 403
     title = "This party may not send a receipt for that message"
+
+
+class ReceiptSignerMismatch(ReceiptNotAllowed):
+    """A partner gateway's receipt signed by a certificate its CA vouches for that is not the
+    gateway's own, pinned receipt signer (``receipt_signer_sha256`` / ``receipt_signer_subject``
+    of a ``remote-gateway`` party): not proof that the partner gateway delivered anything."""
+
+    code = "receipt-signer-mismatch"
+    http_status = 403
+    title = "This receipt is not signed by the partner gateway's own receipt signer"
 
 
 class DuplicateMessage(RejectedMessage):

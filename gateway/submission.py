@@ -32,7 +32,7 @@ import hashlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,7 +46,7 @@ from gateway.core.envelope import DocumentType, Envelope, read_envelope
 from gateway.core.headers import MessageHeaders
 from gateway.core.parsing import parse
 from gateway.core.pipeline import Accepted, Ingest
-from gateway.core.receipts import Original, authorise_reference
+from gateway.core.receipts import Original, ReceiptSignerPin, authorise_reference
 from gateway.core.retransmission import (
     RELATION_REQUEST,
     RELATION_RESENT,
@@ -224,12 +224,12 @@ class Submissions:
         *,
         trust: Callable[[], TrustStore | None],
         offload_bytes: int,
-        remote_parties: frozenset[str] = frozenset(),
+        remote_gateways: Mapping[str, ReceiptSignerPin] | None = None,
         refusal_payload_max_bytes: int = REFUSAL_PAYLOAD_MAX_BYTES,
     ) -> None:
         self.ingest = ingest
         # Parties reached through another gateway: only their gateway's receipts come in here.
-        self._remote_parties = remote_parties
+        self._remote_gateways = dict(remote_gateways or {})
         self._trust = trust
         self._broker = broker
         self._journal = journal
@@ -426,8 +426,8 @@ class Submissions:
             envelope,
             original,
             issued_here=issued_here,
-            own_signature=accepted.signer is not None,
-            remote_parties=self._remote_parties,
+            signer=accepted.signer,
+            remote_gateways=self._remote_gateways,
         )
         return view
 

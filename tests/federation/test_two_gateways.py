@@ -20,6 +20,7 @@ from asw_toolkit.simulator import RunningSimulator, SimulatorConfig, find_respon
 from gateway.auth import key_digest
 from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.parsing import parse
+from gateway.core.receipts import receipt_message_id
 from gateway.core.topology import Topology
 from tests.conftest import SAMPLE_FORMD, delete_topology, with_message_id
 from tests.pki_fixtures import PkiBundle
@@ -37,6 +38,7 @@ class Federation:
     sg_outbox: Path
     sg_inbox: Path
     sg_nsw_key: str
+    th_nsw_key: str
 
 
 def _keys(workdir: Path) -> dict[str, str]:
@@ -58,7 +60,7 @@ async def federation(
     async with AsyncExitStack() as stack:
         gateways: list[ConfiguredGateway] = []
 
-        async def start(respond: bool) -> Federation:
+        async def start(respond: bool, sg_env: dict[str, str] | None = None) -> Federation:
             keys = _keys(tmp_path)
             th = ConfiguredGateway(
                 name="th",
@@ -90,6 +92,7 @@ async def federation(
                     "ASW_PARTIES__TH__OPTIONS__URL": th.url,
                     "ASW_PARTIES__TH__API_KEY_SHA256": key_digest(keys["th-at-sg"]),
                     "ASW_PARTIES__SG__API_KEY_SHA256": key_digest(keys["sg-nsw"]),
+                    **(sg_env or {}),
                 }
             )
             th.env.update(
@@ -111,6 +114,7 @@ async def federation(
                 sg_outbox=nsw_dir / "outbox",
                 sg_inbox=nsw_dir / "inbox",
                 sg_nsw_key=keys["sg-nsw"],
+                th_nsw_key=keys["th-nsw"],
             )
 
         try:
@@ -227,3 +231,61 @@ async def test_forwarding_gateway_leaves_the_receipt_to_the_remote(
     )
     assert _receipts_issued_for(fed.sg.log_path, "TH") == []
     assert len(_receipts_issued_for(fed.th.log_path, "TH")) == 1
+
+
+async def _state(url: str, key: str, message_id: str) -> dict[str, object]:
+    """A message's view on one gateway, as the given party sees it."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/v1/messages/{message_id}", headers={"X-API-Key": key}) as response,
+    ):
+        body: dict[str, object] = await response.json()
+    assert response.status == 200, body
+    return body
+
+
+async def test_a_receipt_from_another_signer_than_the_pinned_one_proves_nothing(
+    federation: Callable[..., object],
+) -> None:
+    """SG pins TH's gateway to another certificate than the one TH's gateway signs with: TH's
+    receipt is refused (receipt-signer-mismatch), dead-lettered at TH, never reaches SG's NSW,
+    and SG's Form D stays DELIVERED (by TH's 202), not RECEIPTED."""
+    pinned = "CN=TH Document Signer (DEV),O=TH Issuing Authority (DEV),C=TH"  # TH-trusted, not it
+    fed = await federation(False, {"ASW_PARTIES__TH__OPTIONS__RECEIPT_SIGNER_SUBJECT": pinned})  # type: ignore[misc]
+    assert isinstance(fed, Federation)
+    message_id = str(uuid.uuid4())
+    drop(fed.sg_outbox, with_message_id(SAMPLE_FORMD.read_bytes(), message_id))
+    receipt_id = receipt_message_id(message_id)
+    await eventually(
+        lambda: any(
+            line.get("event") == "message_dead_lettered"
+            for line in _log_lines(fed.th.log_path, receipt_id)
+        ),
+        f"TH's receipt dead-lettered\nSG log:\n{fed.sg.log_tail()}\nTH log:\n{fed.th.log_tail()}",
+    )
+    dead = [
+        line
+        for line in _log_lines(fed.th.log_path, receipt_id)
+        if line.get("event") == "message_dead_lettered"
+    ]
+    assert "HTTP 403" in json.dumps(dead), dead
+    refused = _log_lines(fed.sg.log_path, receipt_id)
+    assert "receipt-signer-mismatch" in json.dumps(refused), refused
+    receipt = await _state(fed.th.url, fed.th_nsw_key, receipt_id)
+    assert receipt["state"] == "DEAD", receipt
+    original = await _state(fed.sg.url, fed.sg_nsw_key, message_id)
+    assert original["state"] == "DELIVERED", original
+    assert _documents_about(fed.sg_inbox, message_id).get(DocumentType.DELIVERY_RECEIPT) is None
+
+
+def _log_lines(log: Path, message_id: str) -> list[dict[str, object]]:
+    """The JSON log lines of a gateway about ``message_id``."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("message_id") == message_id:
+            found.append(entry)
+    return found
