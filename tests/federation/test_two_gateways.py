@@ -204,17 +204,26 @@ async def test_receipt_and_response_come_back_to_sg(
     assert fed.nsw_th.simulator.counts()[message_id] == 1  # (SG's receipt of the answer too)
 
 
-def _receipts_issued_for(log: Path, country: str) -> list[str]:
-    """Message ids of receipts a gateway issued itself on behalf of ``country``."""
-    issued = []
+def _log_entries(log: Path) -> list[dict[str, object]]:
+    """Every JSON line of a gateway's log (other lines skipped)."""
+    entries = []
     for line in log.read_text(errors="replace").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("channel") == "receipt" and entry.get("sender") == country:
-            issued.append(str(entry.get("message_id")))
-    return issued
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _receipts_issued_for(log: Path, country: str) -> list[str]:
+    """Message ids of receipts a gateway issued itself on behalf of ``country``."""
+    return [
+        str(entry.get("message_id"))
+        for entry in _log_entries(log)
+        if entry.get("channel") == "receipt" and entry.get("sender") == country
+    ]
 
 
 async def test_forwarding_gateway_leaves_the_receipt_to_the_remote(
@@ -280,12 +289,4 @@ async def test_a_receipt_from_another_signer_than_the_pinned_one_proves_nothing(
 
 def _log_lines(log: Path, message_id: str) -> list[dict[str, object]]:
     """The JSON log lines of a gateway about ``message_id``."""
-    found = []
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("message_id") == message_id:
-            found.append(entry)
-    return found
+    return [entry for entry in _log_entries(log) if entry.get("message_id") == message_id]
