@@ -636,3 +636,15 @@ def all_error_classes() -> list[type[GatewayError]]:
         seen.append(cls)
         pending.extend(cls.__subclasses__())
     return seen
+
+
+def codes_by_status() -> dict[int, list[str]]:
+    """Every code of the error tree, by HTTP status, sorted: what a problem answer of a status
+    can carry (the OpenAPI document lists them from here, so the two cannot drift)."""
+    found: dict[int, set[str]] = {}
+    pending: list[type[GatewayError]] = [GatewayError]
+    while pending:
+        kind = pending.pop()
+        found.setdefault(kind.http_status, set()).add(kind.code)
+        pending.extend(kind.__subclasses__())
+    return {status: sorted(codes) for status, codes in sorted(found.items())}
