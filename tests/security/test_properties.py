@@ -11,7 +11,6 @@ runs in well under a minute.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -28,14 +27,13 @@ from lxml import etree
 
 from asw_toolkit.processes import GatewayProcess
 from gateway.app import build_ingest
-from gateway.core.envelope import MEMBER_STATES, read_envelope
+from gateway.core.envelope import read_envelope
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.pipeline import Ingest
-from gateway.core.topology import Topology
 from gateway.core.trust import TrustStore
 from gateway.errors import GatewayError
 from gateway.trust_loader import open_trust
-from tests.conftest import SAMPLES, delete_topology, make_settings
+from tests.conftest import SAMPLES, make_settings, started
 from tests.pki_fixtures import PkiBundle
 
 HTTP_EXAMPLES = 250
@@ -179,17 +177,10 @@ def gateway_process(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Iterat
     """
     workdir = tmp_path / "gateway"
     workdir.mkdir()
-    gateway = GatewayProcess(workdir=workdir, amqp_url=amqp_url, pki_dir=rsa_pki.directory)
-    try:
-        gateway.start()
+    with started(
+        GatewayProcess(workdir=workdir, amqp_url=amqp_url, pki_dir=rsa_pki.directory)
+    ) as gateway:
         yield gateway
-    finally:
-        gateway.stop()
-        asyncio.run(
-            delete_topology(
-                amqp_url, Topology(gateway.prefix), MEMBER_STATES, gateway.retry_delays_ms
-            )
-        )
 
 
 def test_no_http_request_gets_a_5xx(gateway_process: GatewayProcess) -> None:
