@@ -493,7 +493,7 @@ async def _drop(conn: psycopg.AsyncConnection[Any]) -> None:
 
 _JOB_LOCK = (
     "SELECT pg_try_advisory_lock(hashtextextended("
-    "%(job)s || (SELECT max(journal_id) FROM journal_schema), 0))"
+    "%(job)s || coalesce((SELECT max(journal_id) FROM journal_schema), ''), 0))"
 )
 """Take a job's lock if free; the key is a job's name with the journal's identity."""
 
