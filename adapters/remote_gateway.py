@@ -15,13 +15,23 @@ a crash, or a 409 naming this message as the original), it counts as delivered; 
 (the business key belongs to another message, or the id was used for another document) the
 409 stands as a permanent refusal.
 
+The remote gateway's 202 is proof of delivery; its signed delivery receipt, which comes back
+through this gateway's ingest, must be signed by the remote gateway's *own* receipt signer, not
+by just any certificate its country's CA vouches for. That signer is pinned per partner:
+``receipt_signer_sha256`` (the SHA-256 fingerprints of its certificates, comma-separated, for a
+roll-over) and/or ``receipt_signer_subject`` (its subject, RFC 4514, e.g.
+``CN=TH ASW Gateway Receipts,O=TH ASW Gateway,C=TH``); one of them is required. A receipt
+signed otherwise is refused with ``receipt-signer-mismatch`` (``gateway.core.receipts``).
+
 Options: ``url`` (the remote gateway's base URL), ``api_key`` or ``api_key_file``,
-``timeout_seconds``, ``client_cert``, ``client_key``, ``ca_file``, ``breaker_failures``,
-``breaker_reset_seconds`` (the last six as for ``http-push``).
+``receipt_signer_sha256`` and/or ``receipt_signer_subject``, ``timeout_seconds``,
+``client_cert``, ``client_key``, ``ca_file``, ``breaker_failures``, ``breaker_reset_seconds``
+(the last six as for ``http-push``).
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,11 +43,15 @@ import structlog
 from adapters.http_push import HttpPushAdapter, HttpPushOptions
 from gateway.core.breaker import BreakerPolicy
 from gateway.core.handover import Handover
+from gateway.core.receipts import ReceiptSignerPin
 from gateway.errors import PeerUnavailable, PermanentDeliveryFailure, SettingsError
 
 log = structlog.get_logger("adapters.remote_gateway")
 
-_OWN_OPTIONS = frozenset({"api_key", "api_key_file"})
+_OWN_OPTIONS = frozenset(
+    {"api_key", "api_key_file", "receipt_signer_sha256", "receipt_signer_subject"}
+)
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 CONFLICT = 409
 
 
@@ -48,6 +62,7 @@ class RemoteGatewayOptions:
     base_url: str
     api_key: str | None
     push: HttpPushOptions
+    receipt_signer: ReceiptSignerPin
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> RemoteGatewayOptions:
@@ -70,6 +85,7 @@ class RemoteGatewayOptions:
                 problems.append(f"api_key_file: cannot read {key_file}: {exc.strerror}")
         if api_key is not None and any(c in api_key for c in "\r\n"):
             problems.append("api_key: must be one line")
+        pin = _receipt_signer(options, problems)
         push_options = {k: v for k, v in options.items() if k not in _OWN_OPTIONS}
         push_options["url"] = base + "/v1/messages"
         try:
@@ -81,7 +97,31 @@ class RemoteGatewayOptions:
             problems.append("give api_key, api_key_file or client_cert: the remote must know us")
         if problems or push is None:
             raise SettingsError([f"remote-gateway {p}" for p in problems])
-        return cls(base_url=base, api_key=api_key, push=push)
+        return cls(base_url=base, api_key=api_key, push=push, receipt_signer=pin)
+
+
+def _receipt_signer(options: Mapping[str, str], problems: list[str]) -> ReceiptSignerPin:
+    """The pinned receipt signer of the remote gateway; its problems go to ``problems``."""
+    fingerprints: set[str] = set()
+    malformed = False
+    for given in re.split(r"[,\s]+", options.get("receipt_signer_sha256", "").strip()):
+        if not given:
+            continue
+        value = given.replace(":", "").lower()
+        if _FINGERPRINT.match(value):
+            fingerprints.add(value)
+        else:
+            malformed = True
+            problems.append(
+                f"receipt_signer_sha256: {given!r} is not a SHA-256 fingerprint (64 hex digits)"
+            )
+    subject = options.get("receipt_signer_subject", "").strip() or None
+    if not fingerprints and subject is None and not malformed:
+        problems.append(
+            "give receipt_signer_sha256 or receipt_signer_subject: the remote gateway's own "
+            "receipt signer, the only signer whose receipts count"
+        )
+    return ReceiptSignerPin(fingerprints=frozenset(fingerprints), subject=subject)
 
 
 class RemoteGatewayAdapter(HttpPushAdapter):

@@ -21,6 +21,7 @@ from adapters.drop_folder import (
     warn_unsafe_permissions,
 )
 from adapters.pull_inbox import PullInboxOptions
+from adapters.remote_gateway import RemoteGatewayOptions
 from gateway import metrics
 from gateway.app_keys import (
     ADAPTERS,
@@ -350,9 +351,11 @@ class Gateway:
             self.clock,
             trust=trust.current if trust else lambda: None,
             offload_bytes=self.settings.http.offload_bytes,
-            remote_parties=frozenset(
-                cc for cc, p in self.settings.parties.items() if p.adapter == "remote-gateway"
-            ),
+            remote_gateways={
+                cc: options.receipt_signer
+                for cc, options in self.adapter_options.items()
+                if isinstance(options, RemoteGatewayOptions)
+            },
             refusal_payload_max_bytes=self.settings.journal.refusal_payload_max_bytes,
             answer_keys=self.receipt_keys,
             answer_register_queries=self.settings.documents.answer_register_queries,
@@ -539,7 +542,16 @@ class Gateway:
         while True:
             await asyncio.sleep(period)
             try:
-                await run_retention(journal, self.settings.journal, now=utc_now())
+                node = self.settings.node.name
+                report = await run_retention(
+                    journal, self.settings.journal, now=utc_now(), node=node
+                )
+                metrics.retention_pass(
+                    node,
+                    skipped=report.skipped,
+                    messages=report.purged_messages,
+                    refusals=report.purged_refusals,
+                )
             except (GatewayError, OSError) as exc:
                 log.warning("retention_failed", error=getattr(exc, "code", type(exc).__name__))
 

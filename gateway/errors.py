@@ -22,6 +22,7 @@ status a server answers with, and whether trying again later may succeed.
     │   ├── SenderNotAllowed       403 sender-not-allowed
     │   ├── AnswerNotAllowed       403 answer-not-allowed
     │   ├── ReceiptNotAllowed      403 receipt-not-allowed
+    │   │   └── ReceiptSignerMismatch 403 receipt-signer-mismatch (not the pinned signer)
     │   ├── RetransmissionNotAllowed 403 retransmission-not-allowed
     │   ├── RetransmissionMismatch 409 retransmission-mismatch (a marked copy, other bytes)
     │   ├── ReplyNotAllowed        403 reply-not-allowed
@@ -396,6 +397,16 @@ class ReceiptNotAllowed(RejectedMessage):
     title = "This party may not send a receipt for that message"
 
 
+class ReceiptSignerMismatch(ReceiptNotAllowed):
+    """A partner gateway's receipt signed by a certificate its CA vouches for that is not the
+    gateway's own, pinned receipt signer (``receipt_signer_sha256`` / ``receipt_signer_subject``
+    of a ``remote-gateway`` party): not proof that the partner gateway delivered anything."""
+
+    code = "receipt-signer-mismatch"
+    http_status = 403
+    title = "This receipt is not signed by the partner gateway's own receipt signer"
+
+
 class DuplicateMessage(RejectedMessage):
     """Another message already carries the same business key."""
 
@@ -638,3 +649,15 @@ def all_error_classes() -> list[type[GatewayError]]:
         seen.append(cls)
         pending.extend(cls.__subclasses__())
     return seen
+
+
+def codes_by_status() -> dict[int, list[str]]:
+    """Every code of the error tree, by HTTP status, sorted: what a problem answer of a status
+    can carry (the OpenAPI document lists them from here, so the two cannot drift)."""
+    found: dict[int, set[str]] = {}
+    pending: list[type[GatewayError]] = [GatewayError]
+    while pending:
+        kind = pending.pop()
+        found.setdefault(kind.http_status, set()).add(kind.code)
+        pending.extend(kind.__subclasses__())
+    return {status: sorted(codes) for status, codes in sorted(found.items())}

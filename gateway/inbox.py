@@ -47,6 +47,7 @@ from gateway.errors import (
     Unauthenticated,
 )
 from gateway.journal import InboxAck, InboxItem, InboxJournal, Journal, inbox_of
+from gateway.query import int_param
 from gateway.settings import Settings
 
 log = structlog.get_logger("gateway.inbox")
@@ -143,10 +144,7 @@ def _item_json(item: InboxItem) -> dict[str, object]:
 async def list_inbox(request: web.Request) -> web.Response:
     """GET /v1/inbox: the caller's documents waiting now, oldest first."""
     party = _party(request)
-    try:
-        limit = max(1, min(int(request.query.get("limit", "100")), MAX_LIST))
-    except ValueError:
-        limit = 100
+    limit = int_param(request.query, "limit", 100, 1, MAX_LIST, clamp=True)
     now = request.app[CLOCK]()
     try:
         await escalate_unacknowledged(

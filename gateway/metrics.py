@@ -150,6 +150,32 @@ TRUST_RELOAD_PROBLEMS = Gauge(
     "Trust files (CA certificates, CRLs) the last reload could not read; previous trust kept.",
     multiprocess_mode="livemax",
 )
+RETENTION_RUNS = Counter(
+    "asw_retention_runs",
+    "Retention passes, by the node (node.name) and outcome: ran (this node held the journal's "
+    "retention lock and archived/purged) or skipped (another node or worker held it).",
+    ["node", "outcome"],
+)
+RETENTION_PURGED = Counter(
+    "asw_retention_purged",
+    "Journal entries archived then purged by retention on this node, by kind.",
+    ["node", "kind"],
+)
+RETENTION_LAST_RUN = Gauge(
+    "asw_retention_last_run_timestamp_seconds",
+    "When this node last ran (not skipped) a retention pass, Unix time.",
+    ["node"],
+    multiprocess_mode="max",
+)
+
+
+def retention_pass(node: str, *, skipped: bool, messages: int, refusals: int) -> None:
+    """Count one retention pass of ``node`` (which ran it, or skipped it, and what it purged)."""
+    RETENTION_RUNS.labels(node, "skipped" if skipped else "ran").inc()
+    if not skipped:
+        RETENTION_PURGED.labels(node, "message").inc(messages)
+        RETENTION_PURGED.labels(node, "refusal").inc(refusals)
+        RETENTION_LAST_RUN.labels(node).set(time.time())
 
 
 def country_label(value: object) -> str:

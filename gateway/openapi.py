@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.states import MessageState
+from gateway.errors import codes_by_status
 from gateway.operators import ROLE_PERMISSIONS, ROLES, ROUTE_PERMISSIONS
 
 OPENAPI_PATH = "/v1/openapi.json"
@@ -29,32 +30,24 @@ Json = dict[str, Any]
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
-PROBLEM_CODES: dict[int, str] = {
-    400: "parameter-invalid, message-rejected, malformed-xml, xml-forbidden, "
-    "xml-limit-exceeded, file-unsafe",
-    401: "unauthenticated (no key, an unknown key, or an operator key sending)",
-    403: "role-forbidden (the operator's role), sender-not-allowed, answer-not-allowed, "
-    "receipt-not-allowed, retransmission-not-allowed, reply-not-allowed",
-    404: "not-found",
-    408: "request-timeout (the body arrived too slowly)",
-    409: "duplicate-business-key, message-id-reused, retransmission-mismatch, not-a-dead-letter",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "header-invalid, schema-violation, business-rule-violation, unknown-document-type, "
-    "no-route, receiver-not-enabled, signature codes, not-in-journal, replay-reason-required",
-    503: "busy (Retry-After), broker-unavailable, journal-unavailable, journal-read-only, "
-    "journal-full, journal-replaced",
-}
 
 OPERATOR_ONLY: Json = {"security": [{"apiKey": []}, {"bearer": []}]}
 OPEN: Json = {"security": [{}]}
 
 
+AUTH_STATUSES = (401, 403)
+"""What every route that needs a key can answer: no or an unknown key, or not allowed."""
+
+
 def _problem(status: int) -> Json:
+    """The problem answer of ``status``, its codes read from the error tree (gateway.errors)."""
+    codes = codes_by_status()[status]
     return {
-        "description": f"Problem: {PROBLEM_CODES[status]}",
+        "description": f"Problem: {', '.join(codes)}",
         "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            "application/problem+json": {
+                "schema": {"allOf": [_ref("Problem"), {"properties": {"code": {"enum": codes}}}]}
+            }
         },
     }
 
@@ -153,6 +146,8 @@ def _permission(method: str, path: str) -> str:
 
 def _operation(method: str, path: str, summary: str, answers: Json, **more: Any) -> Json:
     kind = _permission(method, path)
+    if kind != "open":
+        answers = {**answers, **{str(s): _problem(s) for s in AUTH_STATUSES}}
     operation: Json = {
         "operationId": f"{method}{path}".replace("/", "_").replace("{", "").replace("}", ""),
         "summary": summary,
@@ -395,8 +390,6 @@ def _paths() -> Json:
                             {"Location": {"schema": {"type": "string"}}, **CORRELATION},
                         )
                     },
-                    401,
-                    403,
                     408,
                     409,
                     413,
@@ -441,8 +434,6 @@ def _paths() -> Json:
                             )
                         )
                     },
-                    401,
-                    403,
                 ),
                 parameters=[
                     _query("state", {"type": "string", "enum": STATES}, "Only this state."),
@@ -464,7 +455,7 @@ def _paths() -> Json:
                 "GET",
                 "/v1/messages/{message_id}",
                 "A message with its timeline and related messages",
-                _answers({"200": _json("The message.", _ref("MessageView"))}, 401, 403, 404),
+                _answers({"200": _json("The message.", _ref("MessageView"))}, 404),
                 parameters=by_id,
             )
         },
@@ -480,8 +471,6 @@ def _paths() -> Json:
                             "content": {"application/xml": {"schema": {"type": "string"}}},
                         }
                     },
-                    401,
-                    403,
                     404,
                 ),
                 parameters=view_params,
@@ -506,8 +495,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                     404,
                 ),
                 parameters=view_params,
@@ -520,8 +507,6 @@ def _paths() -> Json:
                 "Check a document without sending it",
                 _answers(
                     {"200": _json("The findings.", _ref("Validation"))},
-                    401,
-                    403,
                     408,
                     413,
                     415,
@@ -553,8 +538,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                 ),
                 parameters=[_query("test", {"type": "boolean"}, "Count test messages too.")],
             )
@@ -582,8 +565,6 @@ def _paths() -> Json:
                             )
                         )
                     },
-                    401,
-                    403,
                 ),
                 parameters=[
                     _query("limit", LIMIT, "At most this many."),
@@ -619,8 +600,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                     404,
                     409,
                     422,
@@ -660,8 +639,6 @@ def _paths() -> Json:
                             },
                         }
                     },
-                    401,
-                    403,
                 ),
                 parameters=[
                     _query("sender", PARTY_CODE, "Only from this member state."),
@@ -680,7 +657,7 @@ def _paths() -> Json:
                 "GET",
                 "/v1/refusals/{refusal_id}",
                 "One refusal with its findings",
-                _answers({"200": _json("The refusal.", {"type": "object"})}, 401, 403, 404),
+                _answers({"200": _json("The refusal.", {"type": "object"})}, 404),
                 parameters=[_path("refusal_id")],
             )
         },
@@ -696,8 +673,6 @@ def _paths() -> Json:
                             "content": {"application/xml": {"schema": {"type": "string"}}},
                         }
                     },
-                    401,
-                    403,
                     404,
                 ),
                 parameters=[_path("refusal_id")],
@@ -710,8 +685,6 @@ def _paths() -> Json:
                 "Replay many dead letters, or preview how many and where (dry run)",
                 _answers(
                     {"200": _json("The preview or the results.", {"type": "object"})},
-                    401,
-                    403,
                     404,
                     409,
                     422,
@@ -727,7 +700,7 @@ def _paths() -> Json:
                 "POST",
                 "/v1/dead-letters/{message_id}/discard",
                 "Give up on a dead letter (kept as DISCARDED; audited)",
-                _answers({"200": _json("Discarded.", {"type": "object"})}, 401, 403, 404, 409, 422),
+                _answers({"200": _json("Discarded.", {"type": "object"})}, 404, 409, 422),
                 parameters=[_path_id()],
                 requestBody={
                     "required": True,
@@ -748,7 +721,7 @@ def _paths() -> Json:
                 "GET",
                 "/v1/registers/aeo/{country}",
                 "A member state's authorised economic operators",
-                _answers({"200": _json("The register.", {"type": "object"})}, 401, 403, 404),
+                _answers({"200": _json("The register.", {"type": "object"})}, 404),
                 parameters=[
                     _path("country"),
                     _query("on", {"type": "string", "format": "date"}, "As of this day."),
@@ -760,7 +733,7 @@ def _paths() -> Json:
                 "GET",
                 "/v1/registers/aeo/{country}/{aeo_id}",
                 "An authorised economic operator of a member state",
-                _answers({"200": _json("The record.", {"type": "object"})}, 401, 403, 404),
+                _answers({"200": _json("The record.", {"type": "object"})}, 404),
                 parameters=[_path("country"), _path("aeo_id")],
             )
         },
@@ -769,7 +742,7 @@ def _paths() -> Json:
                 "GET",
                 "/v1/registers/certified-exporters/{country}",
                 "A member state's certified exporters",
-                _answers({"200": _json("The register.", {"type": "object"})}, 401, 403, 404),
+                _answers({"200": _json("The register.", {"type": "object"})}, 404),
                 parameters=[
                     _path("country"),
                     _query("on", {"type": "string", "format": "date"}, "As of this day."),
@@ -781,7 +754,7 @@ def _paths() -> Json:
                 "GET",
                 "/v1/registers/certified-exporters/{country}/{authorisation_id}",
                 "One certified exporter",
-                _answers({"200": _json("The record.", {"type": "object"})}, 401, 403, 404),
+                _answers({"200": _json("The record.", {"type": "object"})}, 404),
                 parameters=[
                     _path("country"),
                     _path("authorisation_id"),
@@ -812,8 +785,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                 ),
                 parameters=[
                     _query(
@@ -843,8 +814,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                 ),
                 parameters=[
                     _query(
@@ -864,8 +833,6 @@ def _paths() -> Json:
                 _answers(
                     {"200": _json("The time limits and the next page.", {"type": "object"})},
                     400,
-                    401,
-                    403,
                 ),
                 parameters=[
                     _query(
@@ -907,8 +874,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                 ),
             )
         },
@@ -931,8 +896,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                 ),
                 parameters=[
                     _query("actor", {"type": "string"}, "Only this operator (or party CC)."),
@@ -962,8 +925,6 @@ def _paths() -> Json:
                             },
                         )
                     },
-                    401,
-                    403,
                 ),
             )
         },
@@ -972,7 +933,7 @@ def _paths() -> Json:
                 "GET",
                 "/v1/inbox",
                 "The calling party's pull inbox: documents waiting, oldest first",
-                _answers({"200": _json("The waiting documents.", {"type": "object"})}, 401, 403),
+                _answers({"200": _json("The waiting documents.", {"type": "object"})}),
                 parameters=[
                     _query("limit", LIMIT, "At most this many."),
                     _query("party", PARTY_CODE, "Whose inbox (only without authentication)."),
@@ -991,8 +952,6 @@ def _paths() -> Json:
                             "content": {"application/xml": {"schema": {"type": "string"}}},
                         }
                     },
-                    401,
-                    403,
                     404,
                 ),
                 parameters=[*by_id, _query("party", PARTY_CODE, "Whose inbox (no auth only).")],
@@ -1003,7 +962,7 @@ def _paths() -> Json:
                 "POST",
                 "/v1/inbox/{message_id}/ack",
                 "Acknowledge a fetched document: it counts as delivered",
-                _answers({"200": _json("Acknowledged.", {"type": "object"})}, 401, 403, 404),
+                _answers({"200": _json("Acknowledged.", {"type": "object"})}, 404),
                 parameters=[*by_id, _query("party", PARTY_CODE, "Whose inbox (no auth only).")],
             )
         },
@@ -1019,8 +978,6 @@ def _paths() -> Json:
                             "content": {"text/plain": {"schema": {"type": "string"}}},
                         }
                     },
-                    401,
-                    403,
                 ),
             )
         },

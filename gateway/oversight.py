@@ -9,12 +9,11 @@ parameter-forbidden``: never silently replaced.
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +22,6 @@ from multidict import MultiDict, MultiMapping
 from gateway.app_keys import CLOCK, JOURNAL, OPERATIONS, SETTINGS
 from gateway.auth import PRINCIPAL, caller_of
 from gateway.core.deadlines import LIMITS, STATUSES, deadlines, selection
-from gateway.core.envelope import DocumentType
 from gateway.core.states import MessageState
 from gateway.errors import (
     GatewayError,
@@ -36,109 +34,35 @@ from gateway.errors import (
 from gateway.journal import MessageSummary
 from gateway.journal.contract import Cursor, DeadlineQuery, MessageQuery, Refusal, RefusalQuery
 from gateway.journal.export import refusal_json, summary_json
-from gateway.replay import OperatorAction, record_operator_action
-from gateway.web import (
-    DOCUMENT_HEADERS,
+from gateway.query import (
     MESSAGE_ID,
+    bad_parameter,
     bool_param,
+    choice_param,
+    code_param,
+    cursor_param,
     datetime_param,
-    deadline_list_json,
+    document_type_param,
+    encode_cursor,
     int_param,
-    message_id_of,
+    message_id_param,
     party_param,
     state_param,
+    text_param,
+    window,
 )
+from gateway.replay import OperatorAction, record_operator_action
+from gateway.web import DOCUMENT_HEADERS, deadline_list_json, message_id_of
 
 MAX_PAGE = 1000
 MAX_BULK = 500
 """Most dead letters one bulk replay acts on (a larger set: page through it)."""
-_TEXT_PARAM_MAX = 200
-_CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-
-
-def _bad(name: str, expected: str) -> ParameterInvalid:
-    return ParameterInvalid(
-        f"The query parameter {name!r} must be {expected}.", extensions={"parameter": name}
-    )
-
-
-def text_param(query: MultiMapping[str], name: str) -> str | None:
-    """A free text value (a document number, an id), 1 to 200 characters, or None."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if not 0 < len(raw) <= _TEXT_PARAM_MAX or not raw.isprintable():
-        raise _bad(name, "1 to 200 printable characters")
-    return raw
-
-
-def code_param(query: MultiMapping[str], name: str) -> str | None:
-    """An error code (kebab-case, as in problem+json ``code``), or None."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if not 0 < len(raw) <= 64 or not set(raw) <= _CODE_CHARS:
-        raise _bad(name, "an error code such as schema-violation (lower case, hyphens)")
-    return raw
-
-
-def message_id_param(query: MultiMapping[str], name: str) -> str | None:
-    """A message id (a UUID in lower case), or None."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if not MESSAGE_ID.fullmatch(raw):
-        raise _bad(name, "a message id (a UUID in lower case)")
-    return raw
-
-
-def document_type_param(query: MultiMapping[str], name: str) -> str | None:
-    """A document type code the gateway knows (e.g. EFD), or None."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    known = {t.value for t in DocumentType}
-    if raw not in known:
-        raise _bad(name, f"one of {', '.join(sorted(known))}")
-    return raw
-
-
-def cursor_param(query: MultiMapping[str]) -> Cursor | None:
-    """The ``cursor`` a previous page's ``next`` link carried, or None."""
-    raw = query.get("cursor")
-    if raw is None:
-        return None
-    bad = _bad("cursor", "the cursor of a previous page's next link")
-    try:
-        at, key = json.loads(base64.urlsafe_b64decode(raw.encode("ascii") + b"=="))
-        moment = datetime.fromisoformat(at)
-    except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
-        raise bad from exc
-    if moment.tzinfo is None or not isinstance(key, str) or len(key) > _TEXT_PARAM_MAX:
-        raise bad  # not a cursor this gateway made
-    return Cursor(moment.astimezone(UTC), key)
-
-
-def encode_cursor(at: datetime, key: str) -> str:
-    """The opaque cursor for the page after the row (``at``, ``key``)."""
-    raw = json.dumps([at.isoformat(), key]).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def window(query: MultiMapping[str]) -> tuple[datetime | None, datetime | None]:
-    """``since`` (inclusive) and ``until`` (exclusive); ``until`` must come after ``since``."""
-    since, until = datetime_param(query, "since"), datetime_param(query, "until")
-    if since is not None and until is not None and until <= since:
-        raise _bad("until", "later than since")
-    return since, until
 
 
 def wants_csv(request: web.Request) -> bool:
     """``format=csv`` or an Accept header that asks for text/csv (``format=json`` wins)."""
-    chosen = request.query.get("format")
+    chosen = choice_param(request.query, "format", ("csv", "json"))
     if chosen is not None:
-        if chosen not in ("csv", "json"):
-            raise _bad("format", "csv or json")
         return chosen == "csv"
     return "text/csv" in request.headers.get("Accept", "")
 
@@ -300,7 +224,7 @@ async def list_refusals(request: web.Request) -> web.Response:
     since, until = window(query)
     state = state_param(query, "state")
     if state is not None and state not in (MessageState.REJECTED, MessageState.DUPLICATE):
-        raise _bad("state", "rejected or duplicate")
+        raise bad_parameter("state", "rejected or duplicate")
     search = RefusalQuery(
         message_id=text_param(query, "message_id"),
         document_id=text_param(query, "document_id"),
@@ -585,13 +509,10 @@ async def list_deadlines(request: web.Request) -> web.Response:
     a limit in that status. The journal selects the messages that can have one
     (``gateway.core.deadlines.selection``) in one read per page; the limits are derived here."""
     query = request.query
-    status = query.get("status")
-    if status is not None and not any(status in s for s in STATUSES.values()):
-        every = sorted(set().union(*STATUSES.values()))
-        raise _bad("status", f"one of {', '.join(every)}")
+    status = choice_param(query, "status", set().union(*STATUSES.values()))
     doc_type = document_type_param(query, "type")
     if doc_type is not None and doc_type not in LIMITS:
-        raise _bad("type", f"a type that carries time limits: {', '.join(sorted(LIMITS))}")
+        raise bad_parameter("type", f"a type that carries time limits: {', '.join(sorted(LIMITS))}")
     limit = int_param(query, "limit", 200, 1, MAX_PAGE, clamp=True)
     now = request.app[CLOCK]()
     chosen = selection(status)

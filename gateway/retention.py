@@ -13,7 +13,13 @@ The ATIGA Operational Certification Procedures keep records at least three years
 retention shorter than ``MIN_RETENTION_DAYS`` is refused unless
 ``journal.allow_short_retention`` is set (tests, or a jurisdiction that archives elsewhere).
 
-``--dry-run`` counts what would go and writes nothing.
+One pass runs at a time per journal, whatever the number of nodes and workers: a pass first
+takes the journal's ``retention`` job lock (``JobLocks``: a PostgreSQL advisory lock, or a file
+lock beside a SQLite journal), holds it to the end and skips, logging ``retention_skipped``, when
+another node or worker holds it. The report, the logs and the audit entry name the node
+(``node.name``) that ran the pass.
+
+``--dry-run`` counts what would go and writes nothing (and takes no lock).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import structlog
 
 from gateway.errors import SettingsError
 from gateway.journal import Journal, MessageSummary
-from gateway.journal.contract import Refusal
+from gateway.journal.contract import Refusal, job_locks_of
 from gateway.journal.export import refusal_json, summary_json, timeline_json
 from gateway.replay import OperatorAction, record_operator_action
 from gateway.settings import MIN_RETENTION_DAYS, JournalSettings
@@ -43,6 +49,8 @@ BUNDLE_SIZE = 10_000
 PAGE = 500
 """Entries read per journal query."""
 FILE_MODE = 0o600
+JOB = "retention"
+"""The journal job lock a pass holds."""
 
 
 @dataclass(slots=True)
@@ -51,6 +59,8 @@ class RetentionReport:
 
     cutoff: datetime
     dry_run: bool
+    node: str = ""
+    skipped: bool = False  # another node or worker held the lock: this one did nothing
     messages: int = 0
     refusals: int = 0
     purged_messages: int = 0
@@ -62,6 +72,8 @@ class RetentionReport:
         return {
             "cutoff": self.cutoff.isoformat(),
             "dry_run": self.dry_run,
+            "node": self.node,
+            "skipped": self.skipped,
             "messages": self.messages,
             "refusals": self.refusals,
             "purged_messages": self.purged_messages,
@@ -151,13 +163,35 @@ async def run_retention(
     dry_run: bool = False,
     archive_dir: Path | None = None,
     actor: str = "retention-job",
+    node: str = "",
 ) -> RetentionReport:
-    """Archive then purge everything older than ``settings.retention_days`` before ``now``."""
+    """Archive then purge everything older than ``settings.retention_days`` before ``now``,
+    unless another node or worker is at it (the report says ``skipped``)."""
     check_retention(settings)
     cutoff = now - timedelta(days=settings.retention_days)
+    report = RetentionReport(cutoff=cutoff, dry_run=dry_run, node=node)
+    if dry_run:
+        return await _pass(journal, settings, report, now=now, archive_dir=archive_dir, actor=actor)
+    async with job_locks_of(journal).job_lock(JOB) as held:
+        if not held:
+            report.skipped = True
+            log.info("retention_skipped", node=node, reason="running-elsewhere")
+            return report
+        return await _pass(journal, settings, report, now=now, archive_dir=archive_dir, actor=actor)
+
+
+async def _pass(
+    journal: Journal,
+    settings: JournalSettings,
+    report: RetentionReport,
+    *,
+    now: datetime,
+    archive_dir: Path | None,
+    actor: str,
+) -> RetentionReport:
+    cutoff, dry_run = report.cutoff, report.dry_run
     directory = archive_dir if archive_dir is not None else Path(settings.archive_dir)
-    report = RetentionReport(cutoff=cutoff, dry_run=dry_run)
-    log.info("retention_started", cutoff=cutoff.isoformat(), dry_run=dry_run)
+    log.info("retention_started", cutoff=cutoff.isoformat(), dry_run=dry_run, node=report.node)
     after_message: str | None = None
     after_refusal: str | None = None
     number = 0
@@ -204,7 +238,7 @@ async def run_retention(
         await record_operator_action(
             OperatorAction(
                 action="retention-purge",
-                operator=actor,
+                operator=f"{actor}@{report.node}" if report.node else actor,
                 credential=None,
                 target=f"{report.purged_messages} messages, {report.purged_refusals} refusals "
                 f"older than {cutoff.isoformat()}",

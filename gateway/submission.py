@@ -52,7 +52,7 @@ from gateway.core.headers import MessageHeaders
 from gateway.core.lease import ClaimResult
 from gateway.core.parsing import parse
 from gateway.core.pipeline import Accepted, Ingest, with_findings
-from gateway.core.receipts import Original, authorise_reference
+from gateway.core.receipts import Original, ReceiptSignerPin, authorise_reference
 from gateway.core.register_queries import (
     RELATION_AEO_QUERY,
     RELATION_CE_LOOKUP,
@@ -256,14 +256,14 @@ class Submissions:
         *,
         trust: Callable[[], TrustStore | None],
         offload_bytes: int,
-        remote_parties: frozenset[str] = frozenset(),
+        remote_gateways: Mapping[str, ReceiptSignerPin] | None = None,
         refusal_payload_max_bytes: int = REFUSAL_PAYLOAD_MAX_BYTES,
         answer_keys: Mapping[str, SigningKey] | None = None,
         answer_register_queries: bool = True,
     ) -> None:
         self.ingest = ingest
         # Parties reached through another gateway: only their gateway's receipts come in here.
-        self._remote_parties = remote_parties
+        self._remote_gateways = dict(remote_gateways or {})
         self._trust = trust
         self._broker = broker
         self._journal = journal
@@ -484,8 +484,8 @@ class Submissions:
             envelope,
             original,
             issued_here=issued_here,
-            own_signature=accepted.signer is not None,
-            remote_parties=self._remote_parties,
+            signer=accepted.signer,
+            remote_gateways=self._remote_gateways,
         )
         return view
 
@@ -800,7 +800,7 @@ class Submissions:
         copy = MarkedCopy(
             request_id=request_id,
             caller=caller,
-            caller_is_gateway=caller in self._remote_parties,
+            caller_is_gateway=caller in self._remote_gateways,
             digest=accepted.digest,
         )
         decision = decide_marked_copy(

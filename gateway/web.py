@@ -20,7 +20,6 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from cryptography import x509
-from multidict import MultiMapping
 
 from gateway import metrics, problems
 from gateway.app_keys import (
@@ -41,7 +40,6 @@ from gateway.auth import PRINCIPAL, caller_of, path_kind
 from gateway.broker import Broker
 from gateway.core.breaker import BreakerPhase
 from gateway.core.deadlines import Deadline, deadlines
-from gateway.core.envelope import MEMBER_STATES
 from gateway.core.handover import RETRANSMISSION_REQUEST_HEADER
 from gateway.core.partner_health import PartnerFacts, judge
 from gateway.core.states import WAITING_STATES, MessageState
@@ -62,6 +60,7 @@ from gateway.journal.export import summary_json, timeline_json
 from gateway.metrics import oldest_waiting
 from gateway.offload import RequestPool, offload, using
 from gateway.operators import OperatorKeys
+from gateway.query import MESSAGE_ID, bool_param, int_param
 from gateway.readiness import worker_readiness
 from gateway.register_api import add_register_routes
 from gateway.settings import Settings
@@ -72,8 +71,6 @@ log = structlog.get_logger("gateway.web")
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 # A correlation id is echoed in headers and logs: printable ASCII without spaces, at most 255.
 CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,255}")
-MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
 MAX_WITHIN_DAYS = 36_500
 # A stored document is data to save, never a page to render on the gateway's origin.
 DOCUMENT_HEADERS = {
@@ -109,83 +106,6 @@ def _correlation_id(request: web.Request) -> tuple[str, GatewayError | None]:
         "The X-Correlation-ID header must be 1 to 255 printable ASCII characters without "
         "spaces (a UUID is a good choice)."
     )
-
-
-# --- query parameters: every value checked, a bad one is 400 parameter-invalid ---------------
-
-
-def _bad(name: str, expected: str) -> ParameterInvalid:
-    return ParameterInvalid(
-        f"The query parameter {name!r} must be {expected}.", extensions={"parameter": name}
-    )
-
-
-def int_param(
-    query: MultiMapping[str], name: str, default: int, low: int, high: int, *, clamp: bool = False
-) -> int:
-    """An integer parameter from ``low`` to ``high`` (with ``clamp``, larger means ``high``)."""
-    raw = query.get(name)
-    if raw is None:
-        return default
-    expected = f"a whole number from {low}" + (" up" if clamp else f" to {high}")
-    if not INTEGER.fullmatch(raw):
-        raise _bad(name, expected)
-    value = int(raw)
-    if clamp:
-        value = min(value, high)
-    if not low <= value <= high:
-        raise _bad(name, expected)
-    return value
-
-
-def bool_param(query: MultiMapping[str], name: str) -> bool | None:
-    """``true`` or ``false`` (any case), or None when absent or empty."""
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    value = {"true": True, "false": False}.get(raw.lower())
-    if value is None:
-        raise _bad(name, "true or false")
-    return value
-
-
-def datetime_param(query: MultiMapping[str], name: str) -> datetime | None:
-    """An ISO 8601 date-time (a time zone offset, or UTC when none), as UTC."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    expected = "an ISO 8601 date-time such as 2026-03-01T12:00:00+07:00"
-    if len(raw) > 64:
-        raise _bad(name, expected)
-    try:
-        value = datetime.fromisoformat(raw)
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise _bad(name, expected) from exc
-
-
-def party_param(query: MultiMapping[str], name: str) -> str | None:
-    """A member state code (two letters), or None when absent."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if raw not in MEMBER_STATES:  # exactly as written: "th" is refused, not guessed at
-        raise _bad(
-            name, f"one of the member state codes {', '.join(sorted(MEMBER_STATES))} (upper case)"
-        )
-    return raw
-
-
-def state_param(query: MultiMapping[str], name: str) -> MessageState | None:
-    """A message state name (any case), or None when absent."""
-    raw = query.get(name)
-    if raw is None:
-        return None
-    try:
-        return MessageState(raw.upper())
-    except ValueError as exc:
-        names = ", ".join(s.value.lower() for s in MessageState)
-        raise _bad(name, f"one of {names}") from exc
 
 
 def message_id_of(request: web.Request) -> str:

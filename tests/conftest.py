@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import types
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from asw_toolkit.processes import delete_topology
+from asw_toolkit.processes import GatewayProcess, delete_topology
 from asw_toolkit.testkit import SAMPLE_DOCUMENT_ID, SAMPLE_MESSAGE_ID, with_message_id
 from gateway.app import Gateway
 from gateway.core.envelope import MEMBER_STATES
@@ -251,4 +253,19 @@ async def running_gateway(
         await gateway.stop()
         await delete_topology(
             amqp_url, Topology(prefix), MEMBER_STATES, gateway.broker.retry_delays_ms
+        )
+
+
+@contextlib.contextmanager
+def started(gateway: GatewayProcess) -> Iterator[GatewayProcess]:
+    """``gateway`` (a process) started; stopped and its broker topology deleted afterwards."""
+    try:
+        gateway.start()
+        yield gateway
+    finally:
+        gateway.stop()
+        asyncio.run(
+            delete_topology(
+                gateway.amqp_url, Topology(gateway.prefix), MEMBER_STATES, gateway.retry_delays_ms
+            )
         )

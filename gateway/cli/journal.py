@@ -150,6 +150,7 @@ async def _purge(args: argparse.Namespace) -> RetentionReport:
             dry_run=args.dry_run,
             archive_dir=args.archive_dir,
             actor="cli",
+            node=settings.node.name,
         )
     finally:
         await journal.close()

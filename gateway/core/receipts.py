@@ -13,8 +13,12 @@ message it names (issue 12, section 2), before anything is journalled:
   For a party connected to this gateway, that is this gateway itself (``issued_here``); any
   receipt submitted from outside in that party's name is refused. For a party reached through
   a remote gateway, the receipt must come in from there carrying its own verified signature
-  (a certificate of the receiver's country; the trust check ties the two). Either way it
-  names a message sent *to* its sender, and goes back to that message's sender.
+  (a certificate of the receiver's country; the trust check ties the two), and that signer
+  must be the partner gateway's own receipt signer, pinned per partner (``ReceiptSignerPin``:
+  its certificate's SHA-256 fingerprints and/or subject). Another certificate the country's CA
+  vouches for (a document signer, say) is refused (``receipt-signer-mismatch``): it proves
+  nothing about a delivery by the partner gateway. Either way it names a message sent *to* its
+  sender, and goes back to that message's sender.
 - A reference to a message this journal does not know (purged after retention, or one that
   never passed through this node in a federation) is accepted unlinked: nothing of ours
   changes, and the answer still carries its sender's verified identity.
@@ -25,13 +29,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from lxml import etree
 
 from gateway.core.envelope import NS_COMMON, NS_RECEIPT, DocumentType, Envelope, FunctionCode
-from gateway.errors import AnswerNotAllowed, ReceiptNotAllowed
+from gateway.core.trust import Signer
+from gateway.errors import AnswerNotAllowed, ReceiptNotAllowed, ReceiptSignerMismatch
 
 _RECEIPT_NAMESPACE = uuid.UUID("5b0d3f1e-6c2a-4e8b-9f47-1d2c3b4a5e6f")
 SHA256_URI = "http://www.w3.org/2001/04/xmlenc#sha256"
@@ -78,6 +84,29 @@ def build_receipt(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiptSignerPin:
+    """A partner gateway's own receipt signer: the SHA-256 fingerprints (lower-case hex) of its
+    certificates (more than one across a key roll-over) and/or its subject (RFC 4514, as
+    ``Signer.subject`` gives it). A signer matching either is the partner gateway."""
+
+    fingerprints: frozenset[str] = frozenset()
+    subject: str | None = None
+
+    def admits(self, signer: Signer) -> bool:
+        """Whether ``signer`` (already trusted for the partner's country) is the gateway's own."""
+        return signer.fingerprint in self.fingerprints or (
+            self.subject is not None and signer.subject == self.subject
+        )
+
+    def describe(self) -> str:
+        """The pin, for a refusal's detail."""
+        named = [f"SHA-256 {f}" for f in sorted(self.fingerprints)]
+        if self.subject is not None:
+            named.append(f"subject {self.subject}")
+        return " or ".join(named) or "nothing pinned"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Original:
     """What the journal knows of the message a receipt or answer refers to."""
 
@@ -114,16 +143,16 @@ def authorise_reference(
     original: Original | None,
     *,
     issued_here: bool,
-    own_signature: bool,
-    remote_parties: frozenset[str],
+    signer: Signer | None,
+    remote_gateways: Mapping[str, ReceiptSignerPin],
 ) -> None:
     """Refuse a receipt or Customs Response that its sender may not send; else return.
 
     ``original`` is the referenced message as journalled here (None when unknown);
-    ``issued_here`` tells a receipt this gateway built and signed itself; ``own_signature``
-    that the document carried its sender's verified signature (not one the gateway added on
-    its behalf); ``remote_parties`` are the parties reached through another gateway. Other
-    document types pass untouched.
+    ``issued_here`` tells a receipt this gateway built and signed itself; ``signer`` is who
+    signed the document as its sender verified it (None when unsigned, or signed by the
+    gateway on its behalf); ``remote_gateways`` are the parties reached through another
+    gateway, each with its gateway's pinned receipt signer. Other document types pass untouched.
     """
     doc_type = envelope.document_type
     if doc_type is DocumentType.CUSTOMS_RESPONSE:
@@ -131,7 +160,7 @@ def authorise_reference(
             _check_answer(envelope, original)
     elif doc_type is DocumentType.DELIVERY_RECEIPT:
         if not issued_here:
-            _check_outside_receipt(envelope, own_signature, remote_parties)
+            _check_outside_receipt(envelope, signer, remote_gateways)
         if original is not None:
             _check_receipt(envelope, original)
 
@@ -159,18 +188,26 @@ def _check_answer(envelope: Envelope, original: Original) -> None:
 
 
 def _check_outside_receipt(
-    envelope: Envelope, own_signature: bool, remote_parties: frozenset[str]
+    envelope: Envelope, signer: Signer | None, remote_gateways: Mapping[str, ReceiptSignerPin]
 ) -> None:
     sender = envelope.sender.country
-    if sender not in remote_parties:
+    pin = remote_gateways.get(sender)
+    if pin is None:
         raise ReceiptNotAllowed(
             f"Delivery receipts for {sender} are issued by this gateway itself when it hands a "
             f"document over to {sender}; a receipt submitted in {sender}'s name is not accepted."
         )
-    if not own_signature:
+    if signer is None:
         raise ReceiptNotAllowed(
             f"A delivery receipt from {sender}'s gateway must carry that gateway's own "
             "signature; this one is unsigned."
+        )
+    if not pin.admits(signer):
+        raise ReceiptSignerMismatch(
+            f"A delivery receipt from {sender}'s gateway must be signed by that gateway's own "
+            f"receipt signer ({pin.describe()}); this one is signed by {signer.subject} "
+            f"(SHA-256 {signer.fingerprint}), which {sender}'s CA vouches for but which is not "
+            "the gateway's pinned signer. It is not taken as proof of delivery."
         )
 
 

@@ -201,13 +201,38 @@ class _Signer(XMLSigner):
     signxml re-serialises and re-parses its input (twice per signature) because ``deepcopy``
     of an element *inside* a document may lose namespace declarations of its ancestors; the
     gateway always signs a document's root element, which carries its own declarations.
+
+    The copy loses the namespace declarations nothing in the document uses
+    (``drop_unused_namespaces``): exclusive C14N leaves them out of what the signature covers
+    anyway, so the digest is the same, and the signed document no longer carries them.
     """
 
     def get_root(self, data: object) -> etree._Element:
         if isinstance(data, etree._Element) and data.getparent() is None:
-            return copy.deepcopy(data)
-        root: etree._Element = super().get_root(data)  # type: ignore[no-untyped-call]
-        return root
+            root = copy.deepcopy(data)
+            drop_unused_namespaces(root)
+            return root
+        parsed: etree._Element = super().get_root(data)  # type: ignore[no-untyped-call]
+        return parsed
+
+
+_PREFIX_IN_VALUE = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*):")
+
+
+def drop_unused_namespaces(root: etree._Element) -> None:
+    """Remove, in place, the namespace declarations no element or attribute name uses.
+
+    Safe only where the prefix is nowhere else: a prefix that appears in an attribute value or
+    in text (a QName such as ``xsi:type="cm:Party"``, an XPath) is kept, whether or not a name
+    uses it. Exclusive C14N outputs a declaration only where a name visibly uses it, so the
+    canonical form, and with it every digest, is the same before and after.
+    """
+    named: set[str] = set()
+    for node in root.iter(etree.Element):  # elements only: no comments, no PIs
+        for value in (node.text, *node.attrib.values()):
+            if value and ":" in value:
+                named.update(_PREFIX_IN_VALUE.findall(value))
+    etree.cleanup_namespaces(root, keep_ns_prefixes=sorted(named))
 
 
 class _Verifier(XMLVerifier):

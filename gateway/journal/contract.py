@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
@@ -792,6 +794,40 @@ def audit_of(journal: object) -> AuditJournal:
         if not callable(getattr(journal, name, None)):
             raise TypeError(f"{type(journal).__name__} has no audit log ({name} is missing)")
     return journal  # type: ignore[return-value]
+
+
+# --- jobs one node runs at a time ---------------------------------------------------------------
+#
+# Housekeeping (retention) runs on every node and in every worker that keeps house; on a shared
+# journal exactly one pass may run at a time. The journal itself hands out the right to run: a
+# PostgreSQL advisory lock held for the pass, or, for SQLite (one node, several workers), an
+# exclusive lock on a file beside the database. Both go when their holder dies.
+
+JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+"""What a job's name may be (it becomes part of a lock key or a file name)."""
+
+
+class JobLocks(Protocol):
+    """The right to run a job alone on this journal; both backends implement it."""
+
+    def job_lock(self, job: str) -> AbstractAsyncContextManager[bool]:
+        """Enter to try for ``job``'s lock without waiting: True (held until the exit) when it
+        was free, False when another process or node holds it."""
+        ...
+
+
+def job_locks_of(journal: object) -> JobLocks:
+    """The job-lock side of a journal; both backends have one. Raises ``TypeError`` otherwise."""
+    if not callable(getattr(journal, "job_lock", None)):
+        raise TypeError(f"{type(journal).__name__} has no job locks (job_lock is missing)")
+    return journal  # type: ignore[return-value]
+
+
+def check_job_name(job: str) -> str:
+    """``job`` when it is a valid job name; ``ValueError`` otherwise."""
+    if not JOB_NAME.match(job):
+        raise ValueError(f"not a job name: {job!r}")
+    return job
 
 
 # --- delivery outcomes per partner ----------------------------------------------------------------

@@ -41,7 +41,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -82,6 +82,7 @@ from gateway.journal.contract import (
     audit_entry,
     audit_filters,
     audit_params,
+    check_job_name,
     check_payload,
     inbox_item,
     outcomes_from_rows,
@@ -518,6 +519,12 @@ async def _compress_payloads(cur: psycopg.AsyncCursor[Any]) -> None:
     except psycopg.errors.FeatureNotSupported:
         log.info("journal_payloads_pglz", reason="the server has no lz4")
 
+
+_JOB_LOCK = (
+    "SELECT pg_try_advisory_lock(hashtextextended("
+    "%(job)s || coalesce((SELECT max(journal_id) FROM journal_schema), ''), 0))"
+)
+"""Take a job's lock if free; the key is a job's name with the journal's identity."""
 
 _ESCALATE_LOOK = (
     "SELECT message_id, fetches FROM inbox WHERE receiver = %(receiver)s AND acked_at IS NULL "
@@ -1075,6 +1082,34 @@ class PostgresJournal(OperatorQueries):
             )
             rows = await cur.fetchall()
         return outcomes_from_rows(list(counts), list(rows), _when)
+
+    @asynccontextmanager
+    async def job_lock(self, job: str) -> AsyncIterator[bool]:
+        """Try for ``job``'s lock: a session advisory lock, keyed by the job and this journal's
+        identity (so journals in other schemas of the database do not collide), taken on a
+        connection of its own outside the pool and closed at the exit; when the holder dies, its
+        connection goes and PostgreSQL releases the lock."""
+        check_job_name(job)
+        try:
+            async with _deadline(self._op_timeout):
+                conn = await psycopg.AsyncConnection.connect(
+                    cast(str, self._pool.conninfo),  # open() gives the pool a string
+                    autocommit=True,
+                    connect_timeout=max(2, round(self._op_timeout)),
+                )
+        except _FAILURES as exc:
+            raise _translated(exc, self._op_timeout) from exc
+        try:
+            try:
+                async with _deadline(self._op_timeout):
+                    cur = await conn.execute(_JOB_LOCK, {"job": f"asw-job:{job}:"})
+                    row = await cur.fetchone()
+            except _FAILURES as exc:
+                raise _translated(exc, self._op_timeout) from exc
+            yield bool(row and row[0])
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()  # ends the session, and with it the lock
 
     async def status(self) -> JournalStatus:
         """Whether the journal can write now: ok, read-only or unavailable, with the reason.

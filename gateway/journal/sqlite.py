@@ -36,14 +36,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,6 +89,7 @@ from gateway.journal.contract import (
     audit_entry,
     audit_filters,
     audit_params,
+    check_job_name,
     check_payload,
     inbox_item,
     outcomes_from_rows,
@@ -241,6 +243,7 @@ class SqliteJournal(OperatorQueries):
         self._suspect = False
         self._replaced: JournalReplaced | None = None
         self._status = JournalStatus(state="ok")
+        self._jobs: set[str] = set()  # jobs this object runs (all a memory journal knows)
 
     @classmethod
     async def open(
@@ -457,6 +460,33 @@ class SqliteJournal(OperatorQueries):
         self._checked = float("-inf")
         self._inspect()
         return self._status
+
+    @asynccontextmanager
+    async def job_lock(self, job: str) -> AsyncIterator[bool]:
+        """Try for ``job``'s lock: an exclusive ``flock`` on ``<database>.<job>.lock`` beside
+        the file, which every worker (process) on this node sees, and which goes when the
+        holder exits or dies. A memory journal belongs to one object: the lock is its own."""
+        check_job_name(job)
+        if job in self._jobs:
+            yield False
+            return
+        fd: int | None = None
+        if self._path != ":memory:":
+            fd = os.open(f"{self._path}.{job}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                fd = None
+                yield False
+                return
+        self._jobs.add(job)
+        try:
+            yield True
+        finally:
+            self._jobs.discard(job)
+            if fd is not None:
+                os.close(fd)  # releases the flock
 
     async def status(self) -> JournalStatus:
         """Whether the journal can write now: ok, read-only, replaced or unavailable (+ reason).

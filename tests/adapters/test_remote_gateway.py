@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from adapters.remote_gateway import RemoteGatewayAdapter
+from adapters.remote_gateway import RemoteGatewayAdapter, RemoteGatewayOptions
 from asw_toolkit.processes import free_port
 from gateway.app import Gateway
 from gateway.core.handover import Handover
@@ -19,6 +19,9 @@ from gateway.errors import PeerUnavailable, PermanentDeliveryFailure, SettingsEr
 from tests.conftest import SAMPLE_DOCUMENT_ID, SAMPLE_MESSAGE_ID, with_message_id
 from tests.federation.harness import KEYS, hub_settings, running
 from tests.pki_fixtures import PkiBundle
+
+PIN = {"receipt_signer_subject": "CN=TH ASW Gateway Receipts (DEV),O=TH ASW Gateway (DEV),C=TH"}
+"""The remote gateway's receipt signer (these tests send no receipt through the adapter)."""
 
 
 @pytest.fixture
@@ -40,7 +43,12 @@ async def remote(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Any:
 async def adapter(remote: Gateway) -> Any:
     """SG's side: a remote-gateway adapter pointing at TH's gateway with SG's key."""
     built = RemoteGatewayAdapter.from_options(
-        {"url": f"http://127.0.0.1:{remote.port}", "api_key": KEYS["SG"], "timeout_seconds": "5"}
+        {
+            "url": f"http://127.0.0.1:{remote.port}",
+            "api_key": KEYS["SG"],
+            "timeout_seconds": "5",
+            **PIN,
+        }
     )
     yield built
     await built.close()
@@ -125,7 +133,7 @@ async def test_wrong_key_is_permanent(
 ) -> None:
     """The remote refuses an unknown key (401): a permanent failure, dead-lettered."""
     wrong = RemoteGatewayAdapter.from_options(
-        {"url": f"http://127.0.0.1:{remote.port}", "api_key": "wrong"}
+        {"url": f"http://127.0.0.1:{remote.port}", "api_key": "wrong", **PIN}
     )
     message_id = str(uuid.uuid4())
     try:
@@ -142,7 +150,7 @@ async def test_other_partys_key_is_refused(
 ) -> None:
     """MY's key forwarding SG's document: 403 sender-not-allowed, permanent."""
     as_my = RemoteGatewayAdapter.from_options(
-        {"url": f"http://127.0.0.1:{remote.port}", "api_key": KEYS["MY"]}
+        {"url": f"http://127.0.0.1:{remote.port}", "api_key": KEYS["MY"], **PIN}
     )
     message_id = str(uuid.uuid4())
     try:
@@ -157,7 +165,7 @@ async def test_other_partys_key_is_refused(
 async def test_remote_down_is_transient(rsa_pki: PkiBundle, sample_formd: bytes) -> None:
     """Nobody listening: peer-unavailable, retried later."""
     down = RemoteGatewayAdapter.from_options(
-        {"url": f"http://127.0.0.1:{free_port()}", "api_key": "k", "timeout_seconds": "2"}
+        {"url": f"http://127.0.0.1:{free_port()}", "api_key": "k", "timeout_seconds": "2", **PIN}
     )
     message_id = str(uuid.uuid4())
     try:
@@ -177,9 +185,28 @@ def test_options_are_checked(tmp_path: Path) -> None:
     assert "base URL" in problems
     assert "colour: unknown option" in problems
     assert "api_key" in problems
+    assert "receipt_signer_sha256 or receipt_signer_subject" in problems
     key_file = tmp_path / "key"
     key_file.write_text("secret\n")
     built = RemoteGatewayAdapter.from_options(
-        {"url": "https://th.example:8443/", "api_key_file": str(key_file)}
+        {"url": "https://th.example:8443/", "api_key_file": str(key_file), **PIN}
     )
     assert built.url == "https://th.example:8443/v1/messages"
+
+
+def test_the_receipt_signer_pin_is_read_and_checked() -> None:
+    """Fingerprints are normalised (colons, case, several); a malformed one is reported."""
+    upper = ":".join(["AB"] * 32)
+    checked = RemoteGatewayOptions.parse(
+        {
+            "url": "https://th.example",
+            "api_key": "k",
+            "receipt_signer_sha256": f"{upper}, {'c' * 64}",
+        }
+    )
+    assert checked.receipt_signer.fingerprints == {"ab" * 32, "c" * 64}
+    assert checked.receipt_signer.subject is None
+    with pytest.raises(SettingsError, match="not a SHA-256 fingerprint"):
+        RemoteGatewayOptions.parse(
+            {"url": "https://th.example", "api_key": "k", "receipt_signer_sha256": "abc"}
+        )

@@ -21,6 +21,7 @@ from asw_toolkit.simulator import RunningSimulator, SimulatorConfig, find_respon
 from gateway.auth import key_digest
 from gateway.core.envelope import DocumentType, read_envelope
 from gateway.core.parsing import parse
+from gateway.core.receipts import receipt_message_id
 from gateway.core.topology import Topology
 from tests.conftest import SAMPLE_FORMD, delete_topology, with_message_id
 from tests.integration.helpers import retransmission_request
@@ -41,6 +42,7 @@ class Federation:
     sg_nsw_key: str
     keys: dict[str, str]
     """Every API key of the run: ``th-at-sg`` (TH's gateway at SG's), ``sg-at-th``, ``th-nsw``."""
+    th_nsw_key: str
 
 
 def _keys(workdir: Path) -> dict[str, str]:
@@ -62,7 +64,7 @@ async def federation(
     async with AsyncExitStack() as stack:
         gateways: list[ConfiguredGateway] = []
 
-        async def start(respond: bool) -> Federation:
+        async def start(respond: bool, sg_env: dict[str, str] | None = None) -> Federation:
             keys = _keys(tmp_path)
             th = ConfiguredGateway(
                 name="th",
@@ -94,6 +96,7 @@ async def federation(
                     "ASW_PARTIES__TH__OPTIONS__URL": th.url,
                     "ASW_PARTIES__TH__API_KEY_SHA256": key_digest(keys["th-at-sg"]),
                     "ASW_PARTIES__SG__API_KEY_SHA256": key_digest(keys["sg-nsw"]),
+                    **(sg_env or {}),
                 }
             )
             th.env.update(
@@ -116,6 +119,7 @@ async def federation(
                 sg_inbox=nsw_dir / "inbox",
                 sg_nsw_key=keys["sg-nsw"],
                 keys=keys,
+                th_nsw_key=keys["th-nsw"],
             )
 
         try:
@@ -205,17 +209,26 @@ async def test_receipt_and_response_come_back_to_sg(
     assert fed.nsw_th.simulator.counts()[message_id] == 1  # (SG's receipt of the answer too)
 
 
-def _receipts_issued_for(log: Path, country: str) -> list[str]:
-    """Message ids of receipts a gateway issued itself on behalf of ``country``."""
-    issued = []
+def _log_entries(log: Path) -> list[dict[str, object]]:
+    """Every JSON line of a gateway's log (other lines skipped)."""
+    entries = []
     for line in log.read_text(errors="replace").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("channel") == "receipt" and entry.get("sender") == country:
-            issued.append(str(entry.get("message_id")))
-    return issued
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _receipts_issued_for(log: Path, country: str) -> list[str]:
+    """Message ids of receipts a gateway issued itself on behalf of ``country``."""
+    return [
+        str(entry.get("message_id"))
+        for entry in _log_entries(log)
+        if entry.get("channel") == "receipt" and entry.get("sender") == country
+    ]
 
 
 async def test_forwarding_gateway_leaves_the_receipt_to_the_remote(
@@ -302,3 +315,53 @@ async def test_retransmission_from_sg_gateway_reaches_th_nsw_marked(
     assert status == 403, body
     await asyncio.sleep(0.5)
     assert th_nsw.counts()[formd_id] == 2
+
+
+async def _state(url: str, key: str, message_id: str) -> dict[str, object]:
+    """A message's view on one gateway, as the given party sees it."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/v1/messages/{message_id}", headers={"X-API-Key": key}) as response,
+    ):
+        body: dict[str, object] = await response.json()
+    assert response.status == 200, body
+    return body
+
+
+async def test_a_receipt_from_another_signer_than_the_pinned_one_proves_nothing(
+    federation: Callable[..., object],
+) -> None:
+    """SG pins TH's gateway to another certificate than the one TH's gateway signs with: TH's
+    receipt is refused (receipt-signer-mismatch), dead-lettered at TH, never reaches SG's NSW,
+    and SG's Form D stays DELIVERED (by TH's 202), not RECEIPTED."""
+    pinned = "CN=TH Document Signer (DEV),O=TH Issuing Authority (DEV),C=TH"  # TH-trusted, not it
+    fed = await federation(False, {"ASW_PARTIES__TH__OPTIONS__RECEIPT_SIGNER_SUBJECT": pinned})  # type: ignore[misc]
+    assert isinstance(fed, Federation)
+    message_id = str(uuid.uuid4())
+    drop(fed.sg_outbox, with_message_id(SAMPLE_FORMD.read_bytes(), message_id))
+    receipt_id = receipt_message_id(message_id)
+    await eventually(
+        lambda: any(
+            line.get("event") == "message_dead_lettered"
+            for line in _log_lines(fed.th.log_path, receipt_id)
+        ),
+        f"TH's receipt dead-lettered\nSG log:\n{fed.sg.log_tail()}\nTH log:\n{fed.th.log_tail()}",
+    )
+    dead = [
+        line
+        for line in _log_lines(fed.th.log_path, receipt_id)
+        if line.get("event") == "message_dead_lettered"
+    ]
+    assert "HTTP 403" in json.dumps(dead), dead
+    refused = _log_lines(fed.sg.log_path, receipt_id)
+    assert "receipt-signer-mismatch" in json.dumps(refused), refused
+    receipt = await _state(fed.th.url, fed.th_nsw_key, receipt_id)
+    assert receipt["state"] == "DEAD", receipt
+    original = await _state(fed.sg.url, fed.sg_nsw_key, message_id)
+    assert original["state"] == "DELIVERED", original
+    assert _documents_about(fed.sg_inbox, message_id).get(DocumentType.DELIVERY_RECEIPT) is None
+
+
+def _log_lines(log: Path, message_id: str) -> list[dict[str, object]]:
+    """The JSON log lines of a gateway about ``message_id``."""
+    return [entry for entry in _log_entries(log) if entry.get("message_id") == message_id]

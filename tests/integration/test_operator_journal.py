@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -431,6 +432,16 @@ async def test_running_gateway_archives_and_purges_2020_rows_and_keeps_new_ones(
         assert sum(1 for line in lines if line["kind"] == "message") == 30
         assert sum(1 for line in lines if line["kind"] == "refusal") == 1
         assert (await _ok(session, gateway, f"/v1/messages/{message_id}"))["state"]
+        async with session.get(base_url(gateway) + "/metrics") as response:
+            exposition = await response.text()
+    node = gateway.settings.node.name
+    ran = re.search(
+        rf'^asw_retention_runs_total{{node="{re.escape(node)}",outcome="ran"}} (\S+)$',
+        exposition,
+        re.MULTILINE,
+    )
+    assert ran and float(ran.group(1)) >= 1, "the node that ran retention is not in /metrics"
+    assert f'asw_retention_last_run_timestamp_seconds{{node="{node}"}}' in exposition
 
 
 async def test_folder_refusals_are_journalled_with_the_folder_owner_as_caller(

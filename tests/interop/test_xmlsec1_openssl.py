@@ -7,6 +7,8 @@ InclusiveNamespaces prefix list), and both refuse the same tampering.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -91,6 +93,40 @@ def test_our_signature_verifies_with_xmlsec1(
     document.write_bytes(etree.tostring(signed, xml_declaration=True, encoding="UTF-8"))
     result = _xmlsec_verify(document, any_pki.directory / "SG" / "ca.pem")
     assert result.returncode == 0, result.stderr
+
+
+UNUSED_DECLARATIONS = (
+    b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    b'xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+)
+
+
+@needs_xmlsec1
+def test_unused_namespace_declarations_are_dropped_at_signing(
+    rsa_pki: PkiBundle, tmp_path: Path
+) -> None:
+    """Declarations nothing uses go at signing (a prefix in a value stays); the digest is the
+    one of the document as given, and xmlsec1 and the gateway both accept the signature."""
+    sample = rsa_pki.sample()
+    root_tag = sample[sample.index(b"<fd:EFormD ") :].split(b" ", 1)[0] + b" "
+    given = sample.replace(
+        root_tag, root_tag + UNUSED_DECLARATIONS + b'xmlns:q="urn:q" note="q:kept" ', 1
+    ).replace(b"<cm:MessageHeader>", b'<cm:MessageHeader xmlns:z="urn:z">', 1)
+    signed = etree.tostring(
+        sign(parse(given), rsa_pki.key("SG")), xml_declaration=True, encoding="UTF-8"
+    )
+
+    for gone in (b"xmlns:xsi=", b"xmlns:xsd=", b"xmlns:z="):
+        assert gone not in signed
+    assert b'xmlns:q="urn:q"' in signed  # q is named in an attribute value
+    digest = parse(signed).findtext(".//{http://www.w3.org/2000/09/xmldsig#}DigestValue")
+    canonical = etree.tostring(parse(given), method="c14n", exclusive=True)
+    assert digest == base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+    document = tmp_path / "signed.xml"
+    document.write_bytes(signed)
+    result = _xmlsec_verify(document, rsa_pki.directory / "SG" / "ca.pem")
+    assert result.returncode == 0, result.stderr
+    assert verify(parse(signed), rsa_pki.trust(), now=rsa_pki.created).signer.country == "SG"
 
 
 @needs_xmlsec1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import json
@@ -19,10 +20,10 @@ from gateway.core.registers import CERTIFIED_EXPORTERS
 from gateway.core.states import MessageState
 from gateway.errors import SettingsError
 from gateway.journal import Journal, MessageRecord, open_journal
-from gateway.journal.contract import Refusal
+from gateway.journal.contract import Refusal, audit_of, job_locks_of
 from gateway.retention import run_retention
 from gateway.settings import JournalSettings
-from tests.journal.conftest import make_record
+from tests.journal.conftest import OpenJournal, make_record
 from tests.journal.test_register_contract import _entry
 
 OLD = datetime(2020, 3, 1, 8, 0, tzinfo=UTC)
@@ -203,3 +204,48 @@ async def test_a_register_update_stays_past_retention(journal: Journal, tmp_path
     history = await journal.register_history(CERTIFIED_EXPORTERS, "SG")
     assert [e.entry_id for e in history] == ["SGCE-U1"]
     assert await journal.purge_messages([grant.message_id], datetime.now(UTC)) == 0
+
+
+async def test_two_nodes_on_one_journal_run_one_pass(
+    open_more: OpenJournal, tmp_path: Path
+) -> None:
+    """Two nodes' retention at once on one journal: one runs, one skips; each entry goes once."""
+    node_a, node_b = await open_more(), await open_more()
+    old = await seed(node_a, 600, OLD)
+    refusal = old_refusal(OLD)
+    await node_a.record_refusal(refusal, b"<x/>")
+    now = datetime.now(UTC)
+
+    reports = await asyncio.gather(
+        run_retention(node_a, ONE_DAY, now=now, archive_dir=tmp_path / "a", node="node-a"),
+        run_retention(node_b, ONE_DAY, now=now, archive_dir=tmp_path / "b", node="node-b"),
+    )
+
+    assert sorted(r.skipped for r in reports) == [False, True]
+    (ran,) = [r for r in reports if not r.skipped]
+    (skipped,) = [r for r in reports if r.skipped]
+    assert (ran.purged_messages, ran.purged_refusals) == (600, 1)
+    assert (skipped.messages, skipped.purged_messages, skipped.bundles) == (0, 0, [])
+    lines = read_bundles(
+        [p for d in ("a", "b") if (tmp_path / d).exists() for p in sorted((tmp_path / d).iterdir())]
+    )
+    ids = [line.get("message_id") or line["refusal_id"] for line in lines]
+    assert len(ids) == len(set(ids)) == 601  # nothing archived twice
+    assert set(ids) == {r.message_id for r in old} | {refusal.refusal_id}
+    purges = await audit_of(node_b).audit_list(action="retention-purge")
+    assert [entry.actor for entry in purges] == [f"retention-job@{ran.node}"]
+
+
+async def test_the_retention_lock_is_one_holder_at_a_time(open_more: OpenJournal) -> None:
+    """While one journal object holds the retention lock, another is refused; then it is free."""
+    first, second = job_locks_of(await open_more()), job_locks_of(await open_more())
+    async with first.job_lock("retention") as held:
+        assert held
+        async with second.job_lock("retention") as also:
+            assert not also
+        async with first.job_lock("retention") as again:
+            assert not again  # not re-entrant: one pass per holder too
+        async with second.job_lock("other-job") as other:
+            assert other
+    async with second.job_lock("retention") as now_free:
+        assert now_free

@@ -20,6 +20,7 @@ from gateway.app import Gateway
 from gateway.auth import key_digest
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
+from gateway.errors import codes_by_status
 from gateway.openapi import DOCS_HEADERS, DOCS_PAGE, openapi_document
 from gateway.operators import add_key
 from tests.conftest import delete_topology, make_settings
@@ -65,6 +66,22 @@ def test_the_document_is_openapi_3_1_with_problem_answers() -> None:
             for status, answer in operation["responses"].items():
                 if path.startswith("/v1/") and status[0] in "45":
                     assert "application/problem+json" in answer["content"], (method, path, status)
+
+
+def test_problem_answers_list_the_codes_of_the_error_tree() -> None:
+    """Each problem answer's codes are exactly the error tree's codes of that status."""
+    document = openapi_document()
+    by_status = codes_by_status()
+    for item in document["paths"].values():
+        for operation in item.values():
+            for status, answer in operation["responses"].items():
+                problem = answer.get("content", {}).get("application/problem+json")
+                if problem is None:  # /readyz and the like answer JSON of their own
+                    continue
+                schema = problem["schema"]
+                assert schema["allOf"][1]["properties"]["code"]["enum"] == by_status[int(status)]
+    post = document["paths"]["/v1/messages"]["post"]["responses"]["403"]
+    assert "receipt-signer-mismatch" in post["description"]
 
 
 PARTY_PATHS = "^/v1/(messages|validate|inbox)"

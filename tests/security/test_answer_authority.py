@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.hashes import SHA256
 from lxml import etree
 
 from gateway.app import Gateway
@@ -32,9 +34,16 @@ from gateway.core.envelope import (
     FunctionCode,
     Party,
 )
-from gateway.core.receipts import Original, authorise_reference, build_receipt, receipt_message_id
+from gateway.core.receipts import (
+    Original,
+    ReceiptSignerPin,
+    authorise_reference,
+    build_receipt,
+    receipt_message_id,
+)
 from gateway.core.signatures import load_signing_key, sign
 from gateway.core.topology import Topology
+from gateway.core.trust import Signer
 from gateway.errors import RejectedMessage
 from gateway.settings import PartySettings
 from tests.conftest import SAMPLES, delete_topology, make_settings, with_message_id
@@ -114,7 +123,15 @@ async def gateway(
     parties["MY"] = PartySettings(
         country="MY",
         adapter="remote-gateway",
-        options={"url": peers.url, "api_key": "key-at-my", "breaker_failures": "1000"},
+        options={
+            "url": peers.url,
+            "api_key": "key-at-my",
+            "breaker_failures": "1000",
+            # MY's gateway's own receipt signer, by fingerprint (colons and case as printed).
+            "receipt_signer_sha256": ":".join(
+                f"{b:02X}" for b in _certificate(rsa_pki, "MY", "gateway").fingerprint(SHA256())
+            ),
+        },
         api_key_sha256=(key_digest(KEYS["MY"]),),
     )
     settings = dataclasses.replace(
@@ -231,6 +248,17 @@ def _receipt(
 def _gateway_key(pki: PkiBundle, country: str) -> Any:
     issued = pki.pki.countries[country].gateway
     return load_signing_key(issued.key_pem, issued.cert_pem)
+
+
+def _signer_key(pki: PkiBundle, country: str) -> Any:
+    """The country's document signer: trusted for the country, but not its gateway."""
+    issued = pki.pki.countries[country].signer
+    return load_signing_key(issued.key_pem, issued.cert_pem)
+
+
+def _certificate(pki: PkiBundle, country: str, role: str) -> x509.Certificate:
+    issued = getattr(pki.pki.countries[country], role)
+    return x509.load_pem_x509_certificate(issued.cert_pem)
 
 
 async def _nothing_arrives(folder: Path, name: str, seconds: float = 1.5) -> bool:
@@ -369,6 +397,24 @@ async def test_remote_gateway_receipts_what_it_delivered(
     assert "receipt" in _relations(view)
 
 
+async def test_a_receipt_not_signed_by_the_remote_gateways_own_signer_is_refused(
+    gateway: Gateway, rsa_pki: PkiBundle, peers: Peers
+) -> None:
+    """A receipt from MY signed by MY's document signer (MY's CA vouches for it, but it is not
+    the pinned gateway signer) is refused 403 receipt-signer-mismatch and proves nothing."""
+    async with aiohttp.ClientSession() as session:
+        original = await _send_formd(session, gateway, receiver="MY")
+        await _wait_state(session, gateway, original, "DELIVERED")
+        forged = _receipt("MY", "SG", original, _signer_key(rsa_pki, "MY"))
+        status, problem = await _post(session, gateway, "MY", forged)
+        assert (status, problem["code"]) == (403, "receipt-signer-mismatch"), problem
+        assert "MY Document Signer" in problem["detail"]
+        await asyncio.sleep(0.5)
+        _, view = await _view(session, gateway, "SG", original)
+        assert view["state"] == "DELIVERED", view  # not RECEIPTED: no proof taken
+        assert "receipt" not in _relations(view)
+
+
 # --- the rule itself, without a server ---------------------------------------------------
 
 
@@ -387,6 +433,24 @@ def _envelope(doc_type: DocumentType, sender: str, receiver: str) -> Envelope:
 
 FORM_D_SG_TH = Original(message_id="ref", sender="SG", receiver="TH", document_type="EFD")
 RES, RCT = DocumentType.CUSTOMS_RESPONSE, DocumentType.DELIVERY_RECEIPT
+
+
+def _signer(country: str, name: str) -> Signer:
+    return Signer(
+        subject=f"CN={country} {name},C={country}",
+        country=country,
+        fingerprint=f"{name}-{country}".encode().hex().ljust(64, "0")[:64],
+        chain=(),
+    )
+
+
+def _pins(*countries: str) -> dict[str, ReceiptSignerPin]:
+    """Each country's gateway pinned by its fingerprint."""
+    return {
+        cc: ReceiptSignerPin(fingerprints=frozenset({_signer(cc, "Gateway").fingerprint}))
+        for cc in countries
+        if cc
+    }
 
 
 Case = tuple[DocumentType, str, str, bool, bool, str, str | None]
@@ -424,15 +488,14 @@ def test_reference_rule(case: Case) -> None:
     """Who may answer or receipt SG's Form D to TH, case by case."""
     doc_type, sender, receiver, issued_here, signed, remote, code = case
     envelope = _envelope(doc_type, sender, receiver)
-    remote_parties = frozenset({remote} - {""})
 
     def check() -> None:
         authorise_reference(
             envelope,
             FORM_D_SG_TH,
             issued_here=issued_here,
-            own_signature=signed,
-            remote_parties=remote_parties,
+            signer=_signer(sender, "Gateway") if signed else None,
+            remote_gateways=_pins(remote),
         )
 
     if code is None:
@@ -443,12 +506,45 @@ def test_reference_rule(case: Case) -> None:
     assert (caught.value.code, caught.value.http_status) == (code, 403)
 
 
+@pytest.mark.parametrize(
+    ("pin", "accepted"),
+    [
+        (ReceiptSignerPin(fingerprints=frozenset({_signer("TH", "Gateway").fingerprint})), True),
+        (ReceiptSignerPin(subject="CN=TH Gateway,C=TH"), True),
+        (ReceiptSignerPin(fingerprints=frozenset({_signer("TH", "Other").fingerprint})), False),
+        (ReceiptSignerPin(subject="CN=TH Document Signer,C=TH"), False),
+    ],
+    ids=["fingerprint", "subject", "other-fingerprint", "other-subject"],
+)
+def test_a_remote_receipt_counts_only_from_the_pinned_signer(
+    pin: ReceiptSignerPin, accepted: bool
+) -> None:
+    """TH's gateway's receipt passes only when its signer matches TH's pin (either way)."""
+    envelope = _envelope(RCT, "TH", "SG")
+
+    def check() -> None:
+        authorise_reference(
+            envelope,
+            FORM_D_SG_TH,
+            issued_here=False,
+            signer=_signer("TH", "Gateway"),
+            remote_gateways={"TH": pin},
+        )
+
+    if accepted:
+        check()
+        return
+    with pytest.raises(RejectedMessage) as caught:
+        check()
+    assert (caught.value.code, caught.value.http_status) == ("receipt-signer-mismatch", 403)
+
+
 def test_unknown_original_is_accepted_unlinked_but_outside_receipts_still_refused() -> None:
     """An answer to an unknown message passes; a local party's receipt is refused regardless."""
     kwargs: dict[str, Any] = {
         "issued_here": False,
-        "own_signature": True,
-        "remote_parties": frozenset(),
+        "signer": _signer("TH", "Gateway"),
+        "remote_gateways": {},
     }
     authorise_reference(_envelope(RES, "VN", "SG"), None, **kwargs)
     with pytest.raises(RejectedMessage, match="issued by this gateway"):

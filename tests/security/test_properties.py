@@ -1,22 +1,21 @@
 """Property tests: no input to an HTTP route or a parser entry point gives 5xx or a crash.
 
-The HTTP properties run against a real gateway (``running_gateway``): hypothesis builds raw
-requests (any route, any query parameter names and values, header values with bytes that are
-not UTF-8) and sends them over a socket from a thread, while the gateway serves on the test's
-event loop. The parser properties feed mutated sample documents to ``parse``,
-``read_envelope``, ``Ingest.check`` and ``Ingest.accept``: each either answers or raises the
-gateway's own ``GatewayError``, never anything else. Examples are bounded so that the whole file
+The HTTP properties run against a real gateway in a process of its own (``asw-gateway
+serve``): hypothesis builds raw requests (any route, any query parameter names and values,
+header values with bytes that are not UTF-8) and sends them over a socket. The parser
+properties feed mutated sample documents to ``parse``, ``read_envelope``, ``Ingest.check`` and
+``Ingest.accept``: each either answers or raises the gateway's own ``GatewayError``, never
+anything else. Examples are bounded so that the whole file
 runs in well under a minute.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -26,14 +25,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.app import Gateway, build_ingest
+from asw_toolkit.processes import GatewayProcess
+from gateway.app import build_ingest
 from gateway.core.envelope import read_envelope
 from gateway.core.parsing import ParseLimits, parse
 from gateway.core.pipeline import Ingest
 from gateway.core.trust import TrustStore
 from gateway.errors import GatewayError
 from gateway.trust_loader import open_trust
-from tests.conftest import SAMPLES, make_settings
+from tests.conftest import SAMPLES, make_settings, started
 from tests.pki_fixtures import PkiBundle
 
 HTTP_EXAMPLES = 250
@@ -166,13 +166,26 @@ def status_of(port: int, request: bytes) -> tuple[int, bytes]:
     return int(answer.split(b" ", 2)[1]), answer[:2000]
 
 
-# The gateway runs in this process: aiormq draws from the global ``random`` for every publish
-# (the broker-alarm probe publishes twice a second), which Hypothesis, drawing in another thread,
-# would take for its own strategy touching ``random``.
-@pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
-async def test_no_http_request_gets_a_5xx(running_gateway: Gateway) -> None:
+@pytest.fixture
+def gateway_process(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Iterator[GatewayProcess]:
+    """A real gateway (HTTP + RabbitMQ + drop folders) in a process of its own.
+
+    Not in this process: aiormq draws from the global ``random`` for every publish (the
+    broker-alarm probe publishes twice a second), and Hypothesis, drawing here, would see its
+    strategies' randomness touched by someone else (HypothesisDeprecationWarning). Out of
+    process, the gateway's use of ``random`` is its own business.
+    """
+    workdir = tmp_path / "gateway"
+    workdir.mkdir()
+    with started(
+        GatewayProcess(workdir=workdir, amqp_url=amqp_url, pki_dir=rsa_pki.directory)
+    ) as gateway:
+        yield gateway
+
+
+def test_no_http_request_gets_a_5xx(gateway_process: GatewayProcess) -> None:
     """Any route, parameter, header or body: the gateway answers below 500 (never crashes)."""
-    port = running_gateway.port or 0
+    port = gateway_process.port
 
     @settings(
         max_examples=HTTP_EXAMPLES,
@@ -188,10 +201,10 @@ async def test_no_http_request_gets_a_5xx(running_gateway: Gateway) -> None:
         status, answer = status_of(port, request)
         assert status < 500, (request[:500], answer)
 
-    await asyncio.to_thread(answered)
+    answered()
     health = b"GET /healthz HTTP/1.1\r\nHost: g\r\n\r\n"
-    status, _ = await asyncio.to_thread(status_of, port, health)
-    assert status == 200
+    status, _ = status_of(port, health)
+    assert status == 200, gateway_process.log_tail()
 
 
 # --- the parser entry points ----------------------------------------------------------------

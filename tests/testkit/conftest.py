@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from asw_toolkit.processes import GatewayProcess
-from gateway.core.envelope import MEMBER_STATES
-from gateway.core.topology import Topology
-from tests.conftest import delete_topology
+from tests.conftest import started
 from tests.pki_fixtures import PkiBundle
 
 TESTER_COMMANDS = (
@@ -47,16 +44,8 @@ def signed_gateway(
         workers=1,
         sign_on_behalf=False,
     )
-    gateway.start()
-    try:
+    with started(gateway):
         yield gateway
-    finally:
-        gateway.stop()
-        asyncio.run(
-            delete_topology(
-                amqp_url, Topology(gateway.prefix), MEMBER_STATES, gateway.retry_delays_ms
-            )
-        )
 
 
 @pytest.fixture(name="pki_dir")
