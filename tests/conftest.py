@@ -166,6 +166,36 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(service)
 
 
+SUMMARY_LINE = "summary-line"
+"""The ``user_properties`` name under which a scenario keeps its one-line summary."""
+
+
+def show_summary(item: pytest.Item, capsys: pytest.CaptureFixture[str], line: str) -> None:
+    """Print a scenario's summary line past pytest's capture (it shows with ``-q``) and keep it
+    for the end of the run: a pytest-xdist worker's own output is never shown, but the
+    ``user_properties`` of its reports reach the terminal summary below."""
+    item.user_properties.append((SUMMARY_LINE, line))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        with capsys.disabled():
+            print(f"\n{line}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List every scenario summary line of the run (passed or failed), by test id."""
+    lines = sorted(
+        (report.nodeid, value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == SUMMARY_LINE
+    )
+    if lines:
+        terminalreporter.section("scenario summaries")
+        for _, line in lines:
+            terminalreporter.write_line(str(line))
+
+
 def broker_reachable(host: str = AMQP_HOST, port: int = AMQP_PORT) -> bool:
     """True when an AMQP 0-9-1 broker answers the protocol header on ``host:port``
     (by default the broker of ``ASW_TEST_AMQP_URL``)."""
