@@ -104,6 +104,10 @@ SERVICE_NAMES = {
 # name (``XMLSEC1 = shutil.which("xmlsec1")``) in the test or a helper it calls.
 TOOLS = ("xmllint", "xmlsec1", "openssl")
 SERVICE_MARKERS = ("rabbitmq", "postgresql", "browser", *TOOLS)
+CPU_HEAVY = pytest.mark.xdist_group("cpu")
+"""Tests that keep both cores busy (a browser, a fuzzer, a RabbitMQ cluster booting, 1,000
+messages through a gateway): ``make test`` (``--dist loadgroup``) runs them one after another
+on one worker, so that they never compete with each other; the other worker takes the rest."""
 
 
 def services_in_code(function: Callable[..., Any]) -> set[str]:
@@ -164,6 +168,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for service in sorted(services_needed(item)):
             item.add_marker(service)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Under pytest-xdist the long tests go first, so that no worker is left with one of them
+        # at the end while the other idles (every worker sorts alike: the collections agree).
+        items.sort(
+            key=lambda item: (
+                not any(item.iter_markers("slow"))
+                and item.get_closest_marker("xdist_group") is None
+            )
+        )
 
 
 SUMMARY_LINE = "summary-line"

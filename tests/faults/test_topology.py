@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import show_summary
+from tests.conftest import CPU_HEAVY, show_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgresql, pytest.mark.slow]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgresql, pytest.mark.slow, CPU_HEAVY]
 
 SUMMARY = re.compile(
     r"^scenario=topology-compose nodes=(\d+) rabbit=(\S+) sent=(\d+) accepted=(\d+) "

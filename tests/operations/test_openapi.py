@@ -22,7 +22,7 @@ from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
 from gateway.openapi import DOCS_HEADERS, DOCS_PAGE, openapi_document
 from gateway.operators import add_key
-from tests.conftest import delete_topology, make_settings
+from tests.conftest import CPU_HEAVY, delete_topology, make_settings
 from tests.pki_fixtures import PkiBundle
 
 ST = Path(shutil.which("st") or Path(__file__).parents[2] / ".venv" / "bin" / "st")
@@ -145,6 +145,7 @@ def _schemathesis(url: str, key: str, selection: str, seconds: int, cwd: Path) -
 
 
 @pytest.mark.rabbitmq
+@CPU_HEAVY
 def test_schemathesis_finds_no_5xx_and_no_answer_against_the_document(
     fuzzed_gateway: Fuzzed, tmp_path: Path
 ) -> None:
