@@ -6,6 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --quiet \
               --custom-compile-command "make lock"
+# `make test` runs pytest in this many worker processes (pytest-xdist): most of the slow tests
+# wait on outages, restarts and timeouts rather than compute (docs/performance.md, "Test suite
+# time"). The tests marked xdist_group("cpu") run one after another on one worker.
+TEST_WORKERS ?= 2
 # Services and tools that `make unit` does without.
 UNIT := not rabbitmq and not postgresql and not browser
 
@@ -39,7 +43,7 @@ test: setup
 	@scripts/ensure-services rabbitmq postgresql tools
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check .

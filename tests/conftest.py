@@ -106,6 +106,10 @@ SERVICE_NAMES = {
 # name (``XMLSEC1 = shutil.which("xmlsec1")``) in the test or a helper it calls.
 TOOLS = ("xmllint", "xmlsec1", "openssl")
 SERVICE_MARKERS = ("rabbitmq", "postgresql", "browser", *TOOLS)
+CPU_HEAVY = pytest.mark.xdist_group("cpu")
+"""Tests that keep both cores busy (a browser, a fuzzer, a RabbitMQ cluster booting, 1,000
+messages through a gateway): ``make test`` (``--dist loadgroup``) runs them one after another
+on one worker, so that they never compete with each other; the other worker takes the rest."""
 
 
 def services_in_code(function: Callable[..., Any]) -> set[str]:
@@ -166,6 +170,45 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for service in sorted(services_needed(item)):
             item.add_marker(service)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Under pytest-xdist the long tests go first, so that no worker is left with one of them
+        # at the end while the other idles (every worker sorts alike: the collections agree).
+        items.sort(
+            key=lambda item: (
+                not any(item.iter_markers("slow"))
+                and item.get_closest_marker("xdist_group") is None
+            )
+        )
+
+
+SUMMARY_LINE = "summary-line"
+"""The ``user_properties`` name under which a scenario keeps its one-line summary."""
+
+
+def show_summary(item: pytest.Item, capsys: pytest.CaptureFixture[str], line: str) -> None:
+    """Print a scenario's summary line past pytest's capture (it shows with ``-q``) and keep it
+    for the end of the run: a pytest-xdist worker's own output is never shown, but the
+    ``user_properties`` of its reports reach the terminal summary below."""
+    item.user_properties.append((SUMMARY_LINE, line))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        with capsys.disabled():
+            print(f"\n{line}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List every scenario summary line of the run (passed or failed), by test id."""
+    lines = sorted(
+        (report.nodeid, value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == SUMMARY_LINE
+    )
+    if lines:
+        terminalreporter.section("scenario summaries")
+        for _, line in lines:
+            terminalreporter.write_line(str(line))
 
 
 def broker_reachable(host: str = AMQP_HOST, port: int = AMQP_PORT) -> bool:

@@ -24,7 +24,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
-from tests.conftest import delete_topology, make_settings, with_message_id
+from tests.conftest import CPU_HEAVY, delete_topology, make_settings, with_message_id
 from tests.console.harness import MISSING_PLAYWRIGHT, VIEWPORT, Console
 from tests.integration.helpers import base_url, inbox, submit, wait_for_file
 from tests.pki_fixtures import PkiBundle
@@ -34,7 +34,7 @@ try:
 except ImportError as exc:  # a clear failure, never a skip
     raise ImportError(MISSING_PLAYWRIGHT) from exc
 
-pytestmark = pytest.mark.rabbitmq
+pytestmark = [pytest.mark.rabbitmq, CPU_HEAVY]
 
 DELIVERED_OR_LATER = ("DELIVERED", "RECEIPTED", "ANSWERED")
 """The receiver has it; a delivery receipt may already have moved it on to RECEIPTED."""

@@ -14,7 +14,7 @@ import structlog
 from asw_toolkit.processes import GatewayProcess
 from gateway.core.envelope import MEMBER_STATES
 from gateway.core.topology import Topology
-from tests.conftest import delete_topology
+from tests.conftest import delete_topology, show_summary
 from tests.faults.harness import Summary
 from tests.pki_fixtures import PkiBundle
 
@@ -59,11 +59,12 @@ def gateway_factory(tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle) -> Iterat
 
 
 @pytest.fixture
-def report(capsys: pytest.CaptureFixture[str]) -> Callable[[Summary], None]:
-    """Print a scenario's summary line past pytest's capture (it shows with ``-q``)."""
+def report(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> Callable[[Summary], None]:
+    """Show a scenario's summary line, also at the end of the run (``show_summary``)."""
 
     def emit(summary: Summary) -> None:
-        with capsys.disabled():
-            print(f"\n{summary.line()}")
+        show_summary(request.node, capsys, summary.line())
 
     return emit

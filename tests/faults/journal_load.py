@@ -1,7 +1,7 @@
 """A separate process that writes to a journal (or polls its pull inbox) for the fault scenarios.
 
     python -m tests.faults.journal_load write <journal-url> <seconds> [<workers>] [<op-timeout>]
-    python -m tests.faults.journal_load poll <journal-url> <receiver> <idle-seconds>
+    python -m tests.faults.journal_load poll <journal-url> <receiver> <idle-seconds> [<start-file>]
 
 ``write`` records new messages from ``workers`` concurrent senders for ``seconds``; a sender
 whose message is refused sends the same message again (as a client would after a 503) until it
@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import structlog
 
@@ -104,11 +105,20 @@ async def write(url: str, seconds: float, workers: int, op_timeout: float) -> No
         await journal.close()
 
 
-async def poll(url: str, receiver: str, idle_seconds: float) -> None:
-    """Fetch and acknowledge every document this poller can get."""
+def _wait_for_file(path: Path) -> None:
+    """Block until ``path`` exists."""
+    while not path.exists():
+        time.sleep(0.01)
+
+
+async def poll(url: str, receiver: str, idle_seconds: float, start_file: str | None) -> None:
+    """Fetch and acknowledge every document this poller can get; with ``start_file``, only
+    once that file exists (so that pollers started one after another begin together)."""
     journal = await open_journal(url)
     inbox = inbox_of(journal)
     emit(ready=True)
+    if start_file is not None:
+        await asyncio.to_thread(_wait_for_file, Path(start_file))
     idle_since = time.monotonic()
     try:
         while time.monotonic() - idle_since < idle_seconds:
@@ -140,7 +150,7 @@ def main(argv: list[str]) -> None:
         op_timeout = float(argv[4]) if len(argv) > 4 else 5.0
         asyncio.run(write(url, float(argv[2]), workers, op_timeout))
     elif mode == "poll":
-        asyncio.run(poll(url, argv[2], float(argv[3])))
+        asyncio.run(poll(url, argv[2], float(argv[3]), argv[4] if len(argv) > 4 else None))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

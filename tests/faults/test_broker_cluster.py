@@ -19,6 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from asw_toolkit.processes import GatewayProcess, http_push_party
+from tests.conftest import CPU_HEAVY
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_LEASE_SECONDS,
@@ -36,7 +37,7 @@ from tests.faults.harness import (
 )
 from tests.faults.private_rabbitmq import PrivateRabbit, private_rabbit
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow, CPU_HEAVY]
 
 MESSAGES = 800
 KILL_AFTER_ACCEPTED = 250

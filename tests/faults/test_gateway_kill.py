@@ -25,6 +25,7 @@ import pytest
 
 from asw_toolkit.processes import http_push_party
 from gateway.settings import AmqpSettings
+from tests.conftest import CPU_HEAVY
 from tests.faults.conftest import GatewayFactory
 from tests.faults.harness import (
     CRASH_LEASE_SECONDS,
@@ -39,7 +40,7 @@ from tests.faults.harness import (
     wait_arrivals,
 )
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow, CPU_HEAVY]
 
 MESSAGES = 1000
 KILL_AFTER_DELIVERED = 300

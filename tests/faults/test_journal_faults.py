@@ -298,10 +298,20 @@ async def test_postgres_read_only_then_writable_heals(report: Callable[[Summary]
     assert not _twice(answers)
 
 
-def _poller(url: str) -> subprocess.Popen[str]:
-    """``journal_load poll`` of TH's inbox in its own process."""
+def _poller(url: str, start_file: Path) -> subprocess.Popen[str]:
+    """``journal_load poll`` of TH's inbox in its own process, polling once ``start_file``
+    exists."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.journal_load", "poll", url, "TH", "1.5"],
+        [
+            sys.executable,
+            "-m",
+            "tests.faults.journal_load",
+            "poll",
+            url,
+            "TH",
+            "1.5",
+            str(start_file),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -325,7 +335,14 @@ async def test_two_pollers_never_get_the_same_document(
             stored.add(record.message_id)
     finally:
         await journal.close()
-    pollers = [_poller(url) for _ in range(2)]
+    # Both start together: under load the second interpreter may take seconds to come up, and
+    # the first would fetch everything before it.
+    start = journal_dir / "start-polling"
+    pollers = [_poller(url, start) for _ in range(2)]
+    for poller in pollers:
+        assert poller.stdout is not None
+        assert '"ready"' in await asyncio.to_thread(poller.stdout.readline)
+    start.touch()
     outputs = [await asyncio.to_thread(p.communicate, None, 60) for p in pollers]
     fetched: Counter[str] = Counter()
     per_poller = []

@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import CPU_HEAVY, show_summary
+
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgresql, pytest.mark.slow]
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgresql, pytest.mark.slow, CPU_HEAVY]
 
 SUMMARY = re.compile(
     r"^scenario=topology-compose nodes=(\d+) rabbit=(\S+) sent=(\d+) accepted=(\d+) "
@@ -41,7 +43,7 @@ def _alive(kind: str, number: int) -> bool:
 
 
 def test_topology_script_runs_two_nodes_on_a_private_cluster_and_delivers_once(
-    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """scripts/topology: 3-node private cluster, both nodes accept, every message arrives once."""
     done = subprocess.run(
@@ -50,8 +52,8 @@ def test_topology_script_runs_two_nodes_on_a_private_cluster_and_delivers_once(
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     summary = [line for line in done.stdout.splitlines() if line.startswith("scenario=")]
-    with capsys.disabled():
-        print("\n" + "\n".join(summary))
+    for line in summary:
+        show_summary(request.node, capsys, line)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert len(summary) == 1, done.stdout
     found = SUMMARY.match(summary[0])

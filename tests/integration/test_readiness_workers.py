@@ -184,6 +184,12 @@ def test_every_worker_gives_the_same_answer_and_the_real_reason(
 
     for name in ("journal.db", "journal.db-wal", "journal.db-shm"):
         (tmp_path / name).unlink(missing_ok=True)
-    _settle(url, lambda a: a[0] == 503 and "journal: replaced" in _reasons(a))
+    # Settled once every worker has seen it (under load the second one reports a moment later).
+    _settle(
+        url,
+        lambda a: (
+            a[0] == 503 and "journal: replaced" in _reasons(a) and a[1]["workers"]["ready"] == 0
+        ),
+    )
     status, body = _same_fifty(url)
     assert (status, body["journal"]) == (503, "replaced")

@@ -23,7 +23,7 @@ from gateway.core.topology import Topology
 from gateway.errors import codes_by_status
 from gateway.openapi import DOCS_HEADERS, DOCS_PAGE, openapi_document
 from gateway.operators import add_key
-from tests.conftest import delete_topology, make_settings
+from tests.conftest import CPU_HEAVY, delete_topology, make_settings
 from tests.pki_fixtures import PkiBundle
 
 ST = Path(shutil.which("st") or Path(__file__).parents[2] / ".venv" / "bin" / "st")
@@ -162,6 +162,7 @@ def _schemathesis(url: str, key: str, selection: str, seconds: int, cwd: Path) -
 
 
 @pytest.mark.rabbitmq
+@CPU_HEAVY
 def test_schemathesis_finds_no_5xx_and_no_answer_against_the_document(
     fuzzed_gateway: Fuzzed, tmp_path: Path
 ) -> None:
