@@ -346,15 +346,8 @@ class _Player:
         """Issue 18 §4: MY asks SG's certified-exporter register (the gateway answers from the
         register the manifest's updates built, or SG's NSW does); VN may not answer it."""
         query = self.restamper.prepare(self.read(CE_LOOKUP))
-        name = "certified-exporter lookup"
-        sent = await self.send(name, query)
-        first = sent.message_id.lower() if sent.accepted and sent.message_id else None
-        if first is not None:
-            self.tracker.track(first)
-        rows = [_Row(check=Check(
-            name=f"scenario: {name}", expected="202 accepted, delivered",
-            actual=sent.describe(), ok=sent.accepted, message_id=query.message_id,
-        ), follow=first)]  # fmt: skip
+        rows = [await self._delivered("certified-exporter lookup", query)]
+        first = rows[0].follow
         other = (
             _referring_to(self.read(CE_LOOKUP_ANSWER), first)
             .replace(b"<cm:SenderParty><cm:CountryCode>SG<", b"<cm:SenderParty><cm:CountryCode>VN<")
@@ -362,11 +355,7 @@ class _Player:
         )
         doc = self.restamper.prepare(other)
         name = "certified-exporter lookup answered by another party"
-        answer = await self.send(name, doc)
-        rows.append(_scenario(
-            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
-            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
-        ))  # fmt: skip
+        rows.append(await self._not_allowed(name, doc))
         return rows
 
     async def _delivered(self, name: str, doc: Prepared) -> _Row:
@@ -379,6 +368,14 @@ class _Player:
             name=f"scenario: {name}", expected="202 accepted, delivered",
             actual=answer.describe(), ok=answer.accepted, message_id=doc.message_id,
         ), follow=follow)  # fmt: skip
+
+    async def _not_allowed(self, name: str, doc: Prepared) -> _Row:
+        """Send ``doc``: the scenario ``name`` expects it refused, 403 reply-not-allowed."""
+        answer = await self.send(name, doc)
+        return _scenario(
+            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
+            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
+        )  # fmt: skip
 
     async def _determination(self, first: str | None) -> list[_Row]:
         """OCP Rule 18: TH asks SG to check the e-Form D ``first``; TH's origin determination
@@ -400,11 +397,7 @@ class _Player:
         )
         doc = self.restamper.prepare(swapped)
         name = "origin determination by the party asked"
-        answer = await self.send(name, doc)
-        rows.append(_scenario(
-            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
-            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
-        ))  # fmt: skip
+        rows.append(await self._not_allowed(name, doc))
         return rows
 
     async def _rejection(
@@ -427,11 +420,7 @@ class _Player:
         )
         doc = self.restamper.prepare(other)
         name = f"rejection{of} by another party"
-        answer = await self.send(name, doc)
-        rows.append(_scenario(
-            f"scenario: {name}", "403 reply-not-allowed", answer.describe(),
-            answer.status == 403 and answer.code == "reply-not-allowed", doc.message_id,
-        ))  # fmt: skip
+        rows.append(await self._not_allowed(name, doc))
         # The TypeCode must name the type of the message rejected (rejection-type-mismatch).
         named = b"<rj:TypeCode>EFD<" if b"<rj:TypeCode>OD<" in notice else b"<rj:TypeCode>OD<"
         wrong = re.sub(rb"<rj:TypeCode>[A-Z]+<", named, notice)
