@@ -30,7 +30,11 @@ each node ``--node-workers`` workers: by default half of ``--workers``, so that 
 the two nodes run as many processes as the one node they are compared with). It prints a line
 starting ``JOURNALS`` with both delivered/s and ``postgresql/sqlite = R`` (issue 15 asks
 R >= 0.85 with receipts on), and a line starting ``NODES`` with one and two PostgreSQL nodes'
-delivered/s. ``--no-reference`` skips the aio-pika baseline and the reference loop (and the
+delivered/s. ``--node-cpus own`` confines each of the two nodes to a CPU of its own (as a
+cpuset each would); by default the kernel places them. Each run also prints a ``cpu`` line:
+CPU ms per delivered Form D of each gateway process, the journal database's PostgreSQL
+backends, RabbitMQ and the client, from /proc before and after the timed submissions.
+``--no-reference`` skips the aio-pika baseline and the reference loop (and the
 VERDICT). ``--rounds N`` repeats the journal scenarios N times, alternating which backend goes
 first, and reports the medians.
 
@@ -73,7 +77,7 @@ sys.path.insert(0, str(ROOT))
 
 from consumers import CountingConsumer  # noqa: E402  (beside this file)
 from tight_loop import LoopInput, tight_loop_rate  # noqa: E402  (beside this file)
-from timing import CpuMeter, CpuUse  # noqa: E402  (beside this file)
+from timing import CpuBreakdown, CpuMeter, CpuUse  # noqa: E402  (beside this file)
 
 from asw_toolkit.dev_pki import DevPki, KeyType, build_dev_pki, write_dev_pki  # noqa: E402
 from asw_toolkit.processes import GatewayProcess, delete_topology  # noqa: E402
@@ -307,6 +311,10 @@ class Measured:
     cpu: CpuUse
     half: float
     latencies: list[float]
+    processes: dict[str, float]
+    """CPU seconds of each process (or group: the journal's backends, RabbitMQ, the client)."""
+    machine: float
+    """Busy CPU seconds of the whole machine over the same interval."""
 
 
 @contextlib.asynccontextmanager
@@ -334,9 +342,14 @@ async def measure(
     concurrency: int,
     journal_url: str | None,
     nodes: int = 1,
+    node_cpus: bool = False,
 ) -> Measured:
     """Start ``nodes`` gateways on one journal (and one set of queues), submit ``count``
-    documents spread over them, and time acceptance and delivery."""
+    documents spread over them, and time acceptance and delivery.
+
+    ``node_cpus``: confine each node to CPUs of its own (``node_cpu_sets``), as two machines
+    or two containers with a cpuset each would have them."""
+    cpu_sets = node_cpu_sets(nodes, sorted(os.sched_getaffinity(0))) if node_cpus else []
     run_dir = workdir / f"{label}-{uuid.uuid4().hex[:6]}"
     run_dir.mkdir()
     first = GatewayProcess(
@@ -346,6 +359,7 @@ async def measure(
         workers=workers,
         sign_on_behalf=False,
         journal_url=journal_url,
+        cpus=cpu_sets[0] if cpu_sets else (),
     )
     gateways = [first]
     for n in range(2, nodes + 1):
@@ -359,6 +373,7 @@ async def measure(
                 sign_on_behalf=False,
                 journal_url=journal_url,
                 prefix=first.prefix,
+                cpus=cpu_sets[n - 1] if cpu_sets else (),
                 parties_config={
                     cc: (
                         f'adapter = "drop-folder"\nsign_on_behalf = false\n'
@@ -384,13 +399,20 @@ async def measure(
             for gateway in gateways:
                 assert gateway.process is not None
                 meters.append(CpuMeter(gateway.process.pid))
+            database = urlsplit(journal_url).path.lstrip("/") if journal_url else None
+            breakdown = CpuBreakdown(
+                {f"node-{n}": g.process.pid for n, g in enumerate(gateways, 1) if g.process},
+                database,
+            )
             for meter in meters:
                 meter.start()
+            breakdown.start()
             started = time.perf_counter()
             submitted = await submit_all(urls, documents, concurrency, None)
             accepted_at = time.perf_counter()
             ok = watcher.wait_for(list(submitted), 120)
             cpu = [meter.stop() for meter in meters]
+            processes, machine, _ = breakdown.stop()
             delivered_at = max(watcher.seen[i] for i in submitted if i in watcher.seen)
             accepted_rate = len(submitted) / (accepted_at - started)
             delivered_rate = len(submitted) / (delivered_at - started)
@@ -421,11 +443,35 @@ async def measure(
         cpu=total,
         half=half,
         latencies=latencies,
+        processes=processes,
+        machine=machine,
+    )
+
+
+def node_cpu_sets(nodes: int, cpus: list[int]) -> list[tuple[int, ...]]:
+    """The CPUs of each of ``nodes`` nodes sharing this machine: the CPUs dealt out in equal
+    shares (one each with as many nodes as CPUs), or none (the kernel places them) when they
+    do not divide evenly."""
+    if nodes < 2 or len(cpus) % nodes:
+        return []
+    share = len(cpus) // nodes
+    return [tuple(cpus[n * share : (n + 1) * share]) for n in range(nodes)]
+
+
+def print_processes(m: Measured) -> None:
+    """Where one run's CPU went, process by process, per delivered Form D."""
+    parts = ", ".join(
+        f"{name} {seconds / m.submitted * 1000:.2f}" for name, seconds in m.processes.items()
+    )
+    print(
+        f"cpu       [{m.label}] ms per delivered Form D: {parts}; whole machine "
+        f"{m.machine / m.submitted * 1000:.2f} (busy "
+        f"{m.machine / m.cpu.wall / (os.cpu_count() or 1):.0%})"
     )
 
 
 def print_journals(
-    runs: list[Measured], rounds: int, receipts: str, shape: tuple[int, int]
+    runs: list[Measured], rounds: int, receipts: str, shape: tuple[int, int], placement: str
 ) -> None:
     """The JOURNALS line (PostgreSQL against SQLite) and the NODES line (two PostgreSQL nodes
     against one), from the median of each scenario's readings."""
@@ -447,7 +493,7 @@ def print_journals(
         print(
             f"NODES delivered/s on one PostgreSQL journal: 1 node x {shape[0]} workers "
             f"{rates['postgresql']:.0f}, 2 nodes x {shape[1]} workers "
-            f"{rates['postgresql-2-nodes']:.0f}; two/one = {nodes:.2f} "
+            f"{rates['postgresql-2-nodes']:.0f} ({placement}); two/one = {nodes:.2f} "
             f"(target >= 1: {'OK' if nodes >= 1 else 'MISSED'})"
         )
 
@@ -462,6 +508,7 @@ async def run(
     reference: bool,
     rounds: int = 1,
     node_workers: int = 1,
+    node_cpus: bool = False,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="asw-bench-") as workdir:
         pki_dir = Path(workdir) / "pki"
@@ -493,6 +540,7 @@ async def run(
                     concurrency=concurrency,
                     journal_url=url,
                     nodes=nodes,
+                    node_cpus=node_cpus,
                 )
             )
 
@@ -547,6 +595,7 @@ async def run(
             f"({len(m.latencies)} messages): p50 {statistics.median(m.latencies):.1f} ms, "
             f"p99 {percentile(m.latencies, 0.99):.1f} ms"
         )
+        print_processes(m)
     if reference:
         print(
             f"reference tight loop (validate, verify, sign, publish, consume; bare libraries): "
@@ -555,7 +604,12 @@ async def run(
         )
         print_cpu(runs[0].cpu, runs[0].submitted, min(loop_cpu, loop_cpu_after))
         print_verdict(runs[0].delivered_rate, max(loop_two, loop_two_after))
-    print_journals(runs, rounds, receipts, (workers, node_workers))
+    placement = (
+        "each node on CPUs of its own"
+        if node_cpus and node_cpu_sets(2, sorted(os.sched_getaffinity(0)))
+        else "nodes placed by the kernel"
+    )
+    print_journals(runs, rounds, receipts, (workers, node_workers), placement)
 
 
 def main() -> None:
@@ -587,6 +641,13 @@ def main() -> None:
         help="workers per node in the two-node PostgreSQL scenario (default: half of --workers)",
     )
     parser.add_argument(
+        "--node-cpus",
+        choices=("own", "shared"),
+        default="shared",
+        help="two-node scenario: both nodes left to the kernel (the default) or each confined "
+        "to CPUs of its own, as a cpuset each would (measured slower: docs/performance.md)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -610,6 +671,7 @@ def main() -> None:
             reference=not args.no_reference,
             rounds=args.rounds,
             node_workers=args.node_workers or max(1, args.workers // 2),
+            node_cpus=args.node_cpus == "own",
         )
     )
 

@@ -150,3 +150,69 @@ class CpuMeter:
         end = self._read()
         tree, rabbit, machine, wall = (b - a for a, b in zip(self._start, end, strict=True))
         return CpuUse(tree / _TICK, rabbit / _TICK, machine / _TICK, wall)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class CpuBreakdown:
+    """CPU seconds, process by process, between two readings: each gateway process by name,
+    the PostgreSQL backends serving one database, RabbitMQ, this (client) process, the machine.
+
+    Where the CPU of one scenario goes that another does not spend: a supervisor, a second
+    node's housekeeping, more or fewer journal backends. Processes that appear between the
+    readings count from zero; one that ends before the second reading is not counted.
+    """
+
+    def __init__(self, roots: dict[str, int], database: str | None) -> None:
+        self._roots = roots
+        self._database = database
+        self._start: dict[str, int] = {}
+        self._machine = 0
+        self._wall = 0.0
+
+    def _processes(self) -> dict[str, set[int]]:
+        groups: dict[str, set[int]] = {}
+        for name, root in self._roots.items():
+            groups[f"{name} main"] = {root}
+            children = sorted(_descendants(root) - {root})
+            spawned = [pid for pid in children if "resource_tracker" not in _cmdline(pid)]
+            for index, pid in enumerate(spawned):
+                groups[f"{name} child {index}"] = {pid}
+        if self._database:
+            marker = f" {self._database} "
+            groups["PostgreSQL backends"] = {
+                pid for pid in _pids_named("postgres") if marker in _cmdline(pid)
+            }
+        groups["RabbitMQ"] = _pids_named("beam.smp")
+        groups["client"] = {os.getpid()}
+        return groups
+
+    def _read(self) -> dict[str, int]:
+        return {
+            f"{name}\t{pid}": _process_ticks(pid)
+            for name, pids in self._processes().items()
+            for pid in pids
+        }
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._start = self._read()
+        self._machine = _machine_busy_ticks()
+        self._wall = time.perf_counter()
+
+    def stop(self) -> tuple[dict[str, float], float, float]:
+        """CPU seconds per group since :meth:`start`, the machine's busy CPU seconds, the wall
+        seconds."""
+        end = self._read()
+        used: dict[str, float] = {}
+        for key, ticks in end.items():
+            name = key.split("\t", 1)[0]
+            used[name] = used.get(name, 0.0) + (ticks - self._start.get(key, 0)) / _TICK
+        machine = (_machine_busy_ticks() - self._machine) / _TICK
+        return used, machine, time.perf_counter() - self._wall

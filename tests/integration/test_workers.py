@@ -190,3 +190,32 @@ def test_a_refused_placement_is_logged_and_the_worker_runs_on(
     assert [entry["event"] for entry in logs] == ["worker_not_placed"]
     assert logs[0]["error"] == "Operation not permitted"
     assert os.sched_getscheduler(0) == policy  # nothing half-applied to this process
+
+
+def test_a_node_given_one_cpu_keeps_every_thread_on_it(
+    tmp_path: Path, amqp_url: str, rsa_pki: PkiBundle
+) -> None:
+    """A one-worker node started on one CPU (two nodes sharing a machine, a cpuset each) runs
+    every thread there: the node does not widen or move the CPUs it was given."""
+    cpu = max(os.sched_getaffinity(0))
+    gateway = GatewayProcess(
+        workdir=tmp_path, amqp_url=amqp_url, pki_dir=rsa_pki.directory, cpus=(cpu,)
+    )
+    gateway.start()
+    try:
+        assert gateway.process is not None
+        threads = [int(tid) for tid in os.listdir(f"/proc/{gateway.process.pid}/task")]
+        affinities = {a for a in (_affinity(tid) for tid in threads) if a is not None}
+        assert len(threads) > 1  # the event loop thread and at least the journal's
+        assert affinities == {frozenset({cpu})}
+    finally:
+        gateway.stop()
+        asyncio.run(delete_topology(amqp_url, Topology(gateway.prefix), MEMBER_STATES, (500, 1000)))
+
+
+def _affinity(tid: int) -> frozenset[int] | None:
+    """A thread's CPUs, or None if it ended between listing and asking."""
+    try:
+        return frozenset(os.sched_getaffinity(tid))
+    except ProcessLookupError:
+        return None

@@ -82,9 +82,16 @@ class ServeProcess:
         timeout: float,
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
+        cpus: Sequence[int] = (),
     ) -> None:
-        """Start ``serve --config config`` and wait until it is ready to accept."""
+        """Start ``serve --config config`` and wait until it is ready to accept.
+
+        ``cpus``: confine the whole gateway (every process and thread) to these CPUs from its
+        first instruction, as a container's cpuset or ``taskset -c`` would (util-linux).
+        """
         command: Sequence[str] = [*SERVE, "--config", str(config)]
+        if cpus:
+            command = ["taskset", "--cpu-list", ",".join(map(str, cpus)), *command]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
                 command,
@@ -180,6 +187,7 @@ class GatewayProcess(ServeProcess):
     journal_extra: str = ""  # more lines of the [journal] table, e.g. "op_timeout_seconds = 2"
     amqp_extra: str = ""  # more lines of the [amqp] table
     node_extra: str = ""  # more lines of the [node] table
+    cpus: tuple[int, ...] = ()  # confine the gateway to these CPUs (ServeProcess.launch)
     prefix: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -251,7 +259,7 @@ class GatewayProcess(ServeProcess):
         """Start the gateway and wait until it is ready to accept."""
         if not self.config_path.exists():
             self.write_config()
-        self.launch(self.config_path, timeout=timeout)
+        self.launch(self.config_path, timeout=timeout, cpus=self.cpus)
 
 
 @dataclass
