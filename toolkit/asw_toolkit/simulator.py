@@ -466,28 +466,7 @@ class NswSimulator:
         if config.response_key is not None:
             signed = sign(parse(document), config.response_key)
             document = etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
-        headers = {"Content-Type": "application/xml", "Accept": "application/json"}
-        if config.respond_api_key:
-            headers["X-API-Key"] = config.respond_api_key
-        url = config.respond_to.rstrip("/") + "/v1/messages"
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        sent: SentResponse
-        try:
-            async with self._session.post(url, data=document, headers=headers) as answer:
-                await answer.read()
-                sent = SentResponse(
-                    message_id=message_id,
-                    referenced_message_id=answered.message_id,
-                    status=answer.status,
-                )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            sent = SentResponse(
-                message_id=message_id,
-                referenced_message_id=answered.message_id,
-                status=None,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+        sent = await self._post_back(document, message_id, answered.message_id)
         self.responses.append(sent)
         log.info("nsw_response_sent", country=config.country, **sent.to_json())
 
@@ -553,28 +532,8 @@ class NswSimulator:
         if await self._pause(config.respond_delay_seconds):
             return
         document = resend_document(root, request.message_id, config.response_key)
-        headers = {"Content-Type": "application/xml", "Accept": "application/json"}
-        if config.respond_api_key:
-            headers["X-API-Key"] = config.respond_api_key
-        url = config.respond_to.rstrip("/") + "/v1/messages"
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         assert wanted is not None  # noqa: S101  (found in issued)
-        try:
-            async with self._session.post(url, data=document, headers=headers) as answer:
-                await answer.read()
-                sent = SentResponse(
-                    message_id=wanted,
-                    referenced_message_id=request.message_id,
-                    status=answer.status,
-                )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            sent = SentResponse(
-                message_id=wanted,
-                referenced_message_id=request.message_id,
-                status=None,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+        sent = await self._post_back(document, wanted, request.message_id)
         self.resent.append(sent)
         log.info("nsw_form_d_resent", country=config.country, **sent.to_json())
 
