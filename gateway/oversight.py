@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
@@ -54,6 +54,8 @@ from gateway.query import (
 from gateway.replay import OperatorAction, record_operator_action
 from gateway.web import DOCUMENT_HEADERS, deadline_list_json, message_id_of
 
+T = TypeVar("T")
+
 MAX_PAGE = 1000
 MAX_BULK = 500
 """Most dead letters one bulk replay acts on (a larger set: page through it)."""
@@ -67,10 +69,14 @@ def wants_csv(request: web.Request) -> bool:
     return "text/csv" in request.headers.get("Accept", "")
 
 
-def next_link(request: web.Request, rows: Sequence[Any], limit: int, last: Cursor) -> str | None:
-    """The URL of the next page when this one is full, else None."""
-    if len(rows) < limit:
+def next_link(
+    request: web.Request, rows: Sequence[T], limit: int, cursor_of: Callable[[T], Cursor]
+) -> str | None:
+    """The URL of the next page when this one is full (after ``cursor_of`` its last row),
+    else None."""
+    if not rows or len(rows) < limit:
         return None
+    last = cursor_of(rows[-1])
     query = {k: v for k, v in request.query.items() if k != "cursor"}
     query["cursor"] = encode_cursor(last.at, last.key)
     return str(request.rel_url.with_query(query))
@@ -193,11 +199,8 @@ async def search_messages(request: web.Request) -> web.Response:
     rows = [summary_json(s) for s in found]
     if as_csv:
         return csv_response("messages", rows, MESSAGE_COLUMNS)
-    last = found[-1] if found else None
-    link = (
-        next_link(request, found, limit, Cursor(last.record.received_at, last.record.message_id))
-        if last
-        else None
+    link = next_link(
+        request, found, limit, lambda s: Cursor(s.record.received_at, s.record.message_id)
     )
     return web.json_response({"messages": rows, "next": link})
 
@@ -245,11 +248,7 @@ async def list_refusals(request: web.Request) -> web.Response:
     rows = [_refusal_answer(r) for r in found]
     if as_csv:
         return csv_response("refusals", rows, REFUSAL_COLUMNS)
-    link = (
-        next_link(request, found, limit, Cursor(found[-1].at, found[-1].refusal_id))
-        if found
-        else None
-    )
+    link = next_link(request, found, limit, lambda r: Cursor(r.at, r.refusal_id))
     return web.json_response({"refusals": rows, "next": link})
 
 
@@ -327,12 +326,7 @@ async def dead_letters(request: web.Request) -> web.Response:
         return csv_response(
             "dead-letters", parked, (*MESSAGE_COLUMNS, "died_at", "reason", "detail")
         )
-    last_row = found[-1] if found else None
-    link = (
-        next_link(request, found, limit, Cursor(last_row.state_at, last_row.record.message_id))
-        if last_row
-        else None
-    )
+    link = next_link(request, found, limit, lambda s: Cursor(s.state_at, s.record.message_id))
     return web.json_response({"dead_letters": parked, "next": link})
 
 
@@ -537,11 +531,11 @@ async def list_deadlines(request: web.Request) -> web.Response:
         )
         if (status is None and found) or any(d["status"] == status for d in found):
             rows.append(summary_json(fact.summary) | {"deadlines": found})
-    last = facts[-1].summary.record if facts else None
-    link = (
-        next_link(request, facts, limit, Cursor(last.received_at, last.message_id))
-        if last
-        else None
+    link = next_link(
+        request,
+        facts,
+        limit,
+        lambda f: Cursor(f.summary.record.received_at, f.summary.record.message_id),
     )
     return web.json_response({"messages": rows, "next": link, "scanned": len(facts)})
 
