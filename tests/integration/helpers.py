@@ -86,3 +86,22 @@ def retransmission_request(
         f"<cm:ReceiverParty><cm:CountryCode>{receiver}<",
     )
     return request_id, text.encode()
+
+
+async def message_view(session: aiohttp.ClientSession, gateway: Gateway, message_id: str) -> Any:
+    """``GET /v1/messages/{message_id}`` on ``gateway``, as JSON (a problem too)."""
+    async with session.get(f"{base_url(gateway)}/v1/messages/{message_id}") as response:
+        return await response.json(content_type=None)
+
+
+async def wait_for_state(
+    session: aiohttp.ClientSession, gateway: Gateway, message_id: str, state: str
+) -> Any:
+    """The message's view once it is in ``state``; fails after about 20 s."""
+    view: Any = None
+    for _ in range(200):
+        view = await message_view(session, gateway, message_id)
+        if view.get("state") == state:
+            return view
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{message_id} never reached {state}: {view}")

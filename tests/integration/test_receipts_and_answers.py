@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,29 +19,17 @@ from gateway.core.states import MessageState
 from gateway.journal import MessageRecord, open_journal
 from gateway.submission import settle_links
 from tests.conftest import SAMPLES, with_message_id
-from tests.integration.helpers import base_url, inbox, submit, wait_for_file
+from tests.integration.helpers import (
+    inbox,
+    submit,
+    wait_for_file,
+    wait_for_state,
+)
 from tests.pki_fixtures import PkiBundle
 
 pytestmark = pytest.mark.rabbitmq
 
 RESPONSE_SAMPLE = SAMPLES / "response" / "valid" / "th-sg-formd-utilised.xml"
-
-
-async def _message(session: aiohttp.ClientSession, gateway: Gateway, message_id: str) -> Any:
-    async with session.get(f"{base_url(gateway)}/v1/messages/{message_id}") as response:
-        return await response.json(content_type=None)
-
-
-async def _wait_for_state(
-    session: aiohttp.ClientSession, gateway: Gateway, message_id: str, state: str
-) -> Any:
-    view: Any = None
-    for _ in range(150):
-        view = await _message(session, gateway, message_id)
-        if view.get("state") == state:
-            return view
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{message_id} never reached {state}: {view}")
 
 
 def _response_to(original_id: str) -> tuple[str, bytes]:
@@ -70,7 +56,7 @@ async def test_delivery_receipt_goes_back_signed_by_the_receiving_gateway(
             session, running_gateway, with_message_id(sample_formd, message_id)
         )
         assert status == 202
-        view = await _wait_for_state(session, running_gateway, message_id, "RECEIPTED")
+        view = await wait_for_state(session, running_gateway, message_id, "RECEIPTED")
     receipt_id = receipt_message_id(message_id)
     assert {"message_id": receipt_id, "relation": "receipt"}.items() <= view["related"][0].items()
     receipt_file = inbox(running_gateway, "SG") / f"{receipt_id}.xml"
@@ -90,11 +76,11 @@ async def test_customs_response_is_routed_back_and_linked(
         assert (await submit(session, running_gateway, with_message_id(sample_formd, message_id)))[
             0
         ] == 202
-        await _wait_for_state(session, running_gateway, message_id, "RECEIPTED")
+        await wait_for_state(session, running_gateway, message_id, "RECEIPTED")
         response_id, response = _response_to(message_id)
         status, body, _ = await submit(session, running_gateway, response)
         assert status == 202, body
-        view = await _wait_for_state(session, running_gateway, message_id, "ANSWERED")
+        view = await wait_for_state(session, running_gateway, message_id, "ANSWERED")
     assert await wait_for_file(inbox(running_gateway, "SG") / f"{response_id}.xml")
     relations = {(r["relation"], r["message_id"]) for r in view["related"]}
     assert ("response", response_id) in relations

@@ -3,7 +3,6 @@ simulated NSWs (real HTTP servers) for the receiving (TH) and the issuing (SG) s
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -15,9 +14,11 @@ from tests.conftest import SAMPLES, with_message_id
 from tests.integration.helpers import (
     base_url,
     inbox,
+    message_view,
     retransmission_request,
     submit,
     wait_for_file,
+    wait_for_state,
 )
 from tests.integration.nsw_pair import Setup
 
@@ -28,23 +29,6 @@ pytestmark = pytest.mark.rabbitmq
 async def setup(nsw_pair: Setup) -> Setup:
     """The gateway and the two simulated NSWs (``tests.integration.nsw_pair``)."""
     return nsw_pair
-
-
-async def _view(session: aiohttp.ClientSession, gateway: Gateway, message_id: str) -> Any:
-    async with session.get(f"{base_url(gateway)}/v1/messages/{message_id}") as response:
-        return await response.json(content_type=None)
-
-
-async def _wait_for_state(
-    session: aiohttp.ClientSession, gateway: Gateway, message_id: str, state: str
-) -> Any:
-    view: Any = None
-    for _ in range(200):
-        view = await _view(session, gateway, message_id)
-        if view.get("state") == state:
-            return view
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{message_id} never reached {state}: {view}")
 
 
 async def _stats(session: aiohttp.ClientSession, gateway: Gateway) -> Any:
@@ -67,15 +51,15 @@ async def test_gateway_redelivers_a_journalled_form_d_itself(
     async with aiohttp.ClientSession() as session:
         status, body, _ = await submit(session, gateway, with_message_id(sample_formd, formd_id))
         assert status == 202, body
-        await _wait_for_state(session, gateway, formd_id, "RECEIPTED")
+        await wait_for_state(session, gateway, formd_id, "RECEIPTED")
         before = await _stats(session, gateway)
         request_id, request = retransmission_request(formd_id)
         status, body, _ = await submit(session, gateway, request)
         assert status == 202, body
         # Served: DELIVERED when the e-Form D reached TH again (no receipt: it was receipted
         # on its first delivery).
-        served = await _wait_for_state(session, gateway, request_id, "DELIVERED")
-        formd = await _view(session, gateway, formd_id)
+        served = await wait_for_state(session, gateway, request_id, "DELIVERED")
+        formd = await message_view(session, gateway, formd_id)
         after = await _stats(session, gateway)
     th = setup.nsw_th.simulator
     assert th.received.count(formd_id) == 2
@@ -123,8 +107,8 @@ async def test_request_for_an_unknown_form_d_goes_to_the_issuing_nsw(setup: Setu
         request_id, request = retransmission_request(formd_id)
         status, body, _ = await submit(session, gateway, request)
         assert status == 202, body
-        answered = await _wait_for_state(session, gateway, request_id, "ANSWERED")
-        formd = await _wait_for_state(session, gateway, formd_id, "RECEIPTED")
+        answered = await wait_for_state(session, gateway, request_id, "ANSWERED")
+        formd = await wait_for_state(session, gateway, formd_id, "RECEIPTED")
     assert request_id in setup.nsw_sg.simulator.received
     assert [(s.message_id, s.status) for s in setup.nsw_sg.simulator.resent] == [(formd_id, 202)]
     assert formd_id in setup.nsw_th.simulator.received
@@ -144,14 +128,14 @@ async def test_drop_folder_gets_a_marked_copy_beside_the_original(
         status, body, _ = await submit(session, gateway, with_message_id(sample_formd, formd_id))
         assert status == 202, body
         assert await wait_for_file(folder / f"{formd_id}.xml")
-        await _wait_for_state(session, gateway, formd_id, "RECEIPTED")
+        await wait_for_state(session, gateway, formd_id, "RECEIPTED")
         before = await _stats(session, gateway)
         request_id, request = retransmission_request(formd_id)
         status, body, _ = await submit(session, gateway, request)
         assert status == 202, body
-        await _wait_for_state(session, gateway, request_id, "DELIVERED")
+        await wait_for_state(session, gateway, request_id, "DELIVERED")
         after = await _stats(session, gateway)
-        formd = await _view(session, gateway, formd_id)
+        formd = await message_view(session, gateway, formd_id)
     copy = folder / f"{formd_id}.retransmission-{request_id}.xml"
     assert copy.read_bytes() == (folder / f"{formd_id}.xml").read_bytes()
     assert [row["state"] for row in formd["timeline"]].count("DELIVERED") == 1
